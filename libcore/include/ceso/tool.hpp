@@ -1,0 +1,93 @@
+// The shape every tool shares: parse → run → turn errors into exit codes.
+//
+//   int main(int argc, char** argv) { return ceso::run_tool(kSpec, argc, argv, run); }
+//
+// run_tool handles --help, --version, --dump-options, SIGPIPE/EPIPE, SIGINT and
+// SIGTERM (sets interrupted()), catches ceso::Error and prints it once as
+// "ceso-TOOL: message".
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ceso/cli.hpp"
+#include "ceso/error.hpp"
+#include "ceso/records.hpp"
+
+namespace ceso {
+
+// Output of result records: NDJSON when stdout is not a terminal or --json;
+// otherwise an aligned table (listings) or one short line per result.
+class Output {
+ public:
+  using LineFormatter = std::function<std::string(const ordered_json&)>;
+
+  // `columns`: default table columns (dotted paths); -o overrides. A tool
+  // that acts on VMs passes `line` to print one human line per result.
+  Output(const Args& args, std::vector<std::string> columns, LineFormatter line = nullptr);
+
+  // Emit one result. In record mode it is written and flushed at once.
+  void emit(const ordered_json& record);
+  // Print the buffered table, if any.
+  void finish();
+  bool records() const { return records_; }
+
+ private:
+  bool records_ = true;
+  std::vector<std::string> fields_;  // from -o; empty = whole records
+  std::vector<std::string> columns_;
+  LineFormatter line_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// Diagnostics on stderr, prefixed with the tool's name.
+void warn(std::string_view message);
+// Informational message, silenced by --quiet.
+void note(std::string_view message);
+bool quiet();
+std::string_view tool_name();
+
+// True once SIGINT or SIGTERM arrived. Long operations poll it and throw
+// Error(Exit::interrupted) after cleaning up.
+bool interrupted();
+void throw_if_interrupted();
+
+// Counts per-record results and derives the exit status (DESIGN.md):
+// all ok → 0; some failed → 4; all failed → their common code (or 1).
+class Outcome {
+ public:
+  void succeeded() { ++ok_; }
+  // Reports the error on stderr (prefixed with `what`, e.g. the VM name).
+  void failed(const Error& e, std::string_view what = {});
+  Exit exit_code() const;
+  size_t failures() const { return failed_; }
+
+ private:
+  size_t ok_ = 0;
+  size_t failed_ = 0;
+  Exit first_code_ = Exit::ok;
+  bool mixed_codes_ = false;
+};
+
+// What a VM tool acts on: names given as operands, or records on stdin.
+struct Target {
+  std::string name;        // from an operand, or the record's "name"
+  ordered_json record;     // the input record (object); {} for an operand
+  std::string origin;      // "<stdin>:3" or "argument 2", for messages
+};
+
+// Calls fn for every target. Operands win; with none and stdin not a
+// terminal, reads records from stdin (bad lines are reported with their line
+// and counted as failures with Exit::bad_input). fn's ceso::Error is
+// reported and counted; processing goes on with the next target.
+// `accept_types` lists record types taken from stdin (default "vm").
+Exit for_each_target(const Args& args, Outcome& outcome,
+                     const std::function<void(const Target&)>& fn,
+                     std::vector<std::string> accept_types = {"vm"});
+
+int run_tool(const ToolSpec& spec, int argc, char** argv,
+             const std::function<Exit(const Args&)>& run);
+
+}  // namespace ceso

@@ -1,0 +1,261 @@
+#include "ceso/tool.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstdio>
+#include <iostream>
+
+namespace ceso {
+
+namespace {
+
+std::string g_tool = "ceso";
+bool g_quiet = false;
+volatile sig_atomic_t g_interrupted = 0;
+
+void on_signal(int) { g_interrupted = 1; }
+
+// Display width of UTF-8 text: one column per code point (good enough for
+// names; East Asian wide characters would need wcwidth).
+size_t display_width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s)
+    if ((c & 0xC0) != 0x80) ++n;
+  return n;
+}
+
+std::vector<std::string> split_fields(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t comma = s.find(',', start);
+    std::string f = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!f.empty()) out.push_back(f);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string header_of(const std::string& column) {
+  std::string h = column;
+  for (auto& c : h) c = c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return h;
+}
+
+// Keep only the -o fields (dotted paths kept as nested objects).
+ordered_json select_fields(const ordered_json& record, const std::vector<std::string>& fields) {
+  ordered_json out = ordered_json::object();
+  for (const auto& f : fields) {
+    const ordered_json* v = field_at(record, f);
+    if (!v) continue;
+    ordered_json* dst = &out;
+    std::string_view path = f;
+    for (;;) {
+      size_t dot = path.find('.');
+      std::string key(path.substr(0, dot));
+      if (dot == std::string_view::npos) {
+        (*dst)[key] = *v;
+        break;
+      }
+      dst = &(*dst)[key];
+      path = path.substr(dot + 1);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Output::Output(const Args& args, std::vector<std::string> columns, LineFormatter line)
+    : columns_(std::move(columns)), line_(std::move(line)) {
+  records_ = args.has("json") || !isatty(STDOUT_FILENO);
+  if (auto o = args.maybe("output")) {
+    fields_ = split_fields(*o);
+    if (fields_.empty()) usage_error("--output: no field names given");
+    columns_ = fields_;
+    line_ = nullptr;  // explicit columns: a table even for actions
+  }
+}
+
+void Output::emit(const ordered_json& record) {
+  if (records_) {
+    if (!write_record(fields_.empty() ? record : select_fields(record, fields_))) {
+      // The reader went away (`| head -1`): stop quietly, like cat does.
+      std::fflush(stderr);
+      _exit(0);
+    }
+    return;
+  }
+  if (line_) {
+    std::string text = line_(record);
+    std::fputs((text + "\n").c_str(), stdout);
+    std::fflush(stdout);
+    return;
+  }
+  std::vector<std::string> row;
+  row.reserve(columns_.size());
+  for (const auto& c : columns_) row.push_back(cell_text(field_at(record, c)));
+  rows_.push_back(std::move(row));
+}
+
+void Output::finish() {
+  if (records_ || line_ || rows_.empty()) return;
+  std::vector<size_t> width(columns_.size());
+  for (size_t i = 0; i < columns_.size(); ++i) width[i] = display_width(header_of(columns_[i]));
+  for (const auto& r : rows_)
+    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], display_width(r[i]));
+  auto print_row = [&](const std::vector<std::string>& cells) {
+    std::string line;
+    for (size_t i = 0; i < cells.size(); ++i) {
+      line += cells[i];
+      if (i + 1 < cells.size()) line.append(width[i] - display_width(cells[i]) + 2, ' ');
+    }
+    line += '\n';
+    std::fputs(line.c_str(), stdout);
+  };
+  std::vector<std::string> headers;
+  for (const auto& c : columns_) headers.push_back(header_of(c));
+  print_row(headers);
+  for (const auto& r : rows_) print_row(r);
+  std::fflush(stdout);
+  rows_.clear();
+}
+
+void warn(std::string_view message) {
+  std::string line = g_tool + ": " + std::string(message) + "\n";
+  std::fputs(line.c_str(), stderr);
+}
+
+void note(std::string_view message) {
+  if (!g_quiet) warn(message);
+}
+
+bool quiet() { return g_quiet; }
+std::string_view tool_name() { return g_tool; }
+
+bool interrupted() { return g_interrupted != 0; }
+
+void throw_if_interrupted() {
+  if (interrupted()) throw Error("interrupted", Exit::interrupted);
+}
+
+void Outcome::failed(const Error& e, std::string_view what) {
+  warn(what.empty() ? std::string(e.what()) : std::string(what) + ": " + e.what());
+  if (failed_ == 0) first_code_ = e.code();
+  else if (e.code() != first_code_) mixed_codes_ = true;
+  ++failed_;
+}
+
+Exit Outcome::exit_code() const {
+  if (failed_ == 0) return Exit::ok;
+  if (ok_ > 0) return Exit::partial;
+  if (first_code_ == Exit::interrupted) return Exit::interrupted;
+  return mixed_codes_ ? Exit::failure : first_code_;
+}
+
+Exit for_each_target(const Args& args, Outcome& outcome,
+                     const std::function<void(const Target&)>& fn,
+                     std::vector<std::string> accept_types) {
+  auto run_one = [&](const Target& t, std::string_view label) {
+    try {
+      throw_if_interrupted();
+      fn(t);
+    } catch (const Error& e) {
+      outcome.failed(e, label);
+    }
+  };
+  if (!args.operands.empty()) {
+    for (size_t i = 0; i < args.operands.size(); ++i) {
+      Target t{args.operands[i], ordered_json::object(), "argument " + std::to_string(i + 1)};
+      run_one(t, quote(t.name));
+      if (interrupted()) break;
+    }
+    return outcome.exit_code();
+  }
+  if (isatty(STDIN_FILENO)) usage_error("no VM named and no records on standard input");
+  NdjsonReader reader(stdin, "<stdin>");
+  for (;;) {
+    if (interrupted()) break;
+    std::optional<InputRecord> rec;
+    try {
+      rec = reader.next();
+    } catch (const Error& e) {
+      outcome.failed(e);
+      continue;
+    }
+    if (!rec) break;
+    const auto& v = rec->value;
+    auto type = v.find("type");
+    if (type == v.end() || !type->is_string()) {
+      outcome.failed(Error("error (at " + rec->origin + "): record has no \"type\"", Exit::bad_input));
+      continue;
+    }
+    if (std::find(accept_types.begin(), accept_types.end(), type->get<std::string>()) ==
+        accept_types.end()) {
+      outcome.failed(Error("error (at " + rec->origin + "): cannot act on a record of type " +
+                               quote(type->get<std::string>()),
+                           Exit::bad_input));
+      continue;
+    }
+    auto name = v.find("name");
+    if (name == v.end() || !name->is_string() || name->get<std::string>().empty()) {
+      outcome.failed(Error("error (at " + rec->origin + "): field \"name\" missing or not a string",
+                           Exit::bad_input));
+      continue;
+    }
+    Target t{name->get<std::string>(), v, rec->origin};
+    run_one(t, quote(t.name));
+  }
+  if (interrupted() && outcome.failures() == 0) throw Error("interrupted", Exit::interrupted);
+  return outcome.exit_code();
+}
+
+int run_tool(const ToolSpec& spec, int argc, char** argv,
+             const std::function<Exit(const Args&)>& run) {
+  g_tool = std::string(spec.name);
+  // A closed pipe is an EPIPE we handle, not a signal that kills us.
+  signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  try {
+    Args args = parse_args(spec, argc - 1, argv + 1);
+    if (args.has("help")) {
+      std::fputs(help_text(spec).c_str(), stdout);
+      return 0;
+    }
+    if (args.has("version")) {
+      std::printf("%s %s\n", g_tool.c_str(), std::string(version()).c_str());
+      return 0;
+    }
+    if (args.has("dump-options")) {
+      std::fputs(dump_options(spec).c_str(), stdout);
+      return 0;
+    }
+    g_quiet = args.has("quiet");
+    Exit code = run(args);
+    std::fflush(stdout);
+    return static_cast<int>(code);
+  } catch (const Error& e) {
+    std::fflush(stdout);
+    warn(e.what());
+    if (e.code() == Exit::usage)
+      std::fprintf(stderr, "Try '%s --help' for more information.\n", g_tool.c_str());
+    return static_cast<int>(e.code());
+  } catch (const std::bad_alloc&) {
+    warn("out of memory");
+    return static_cast<int>(Exit::failure);
+  } catch (const std::exception& e) {
+    warn(std::string("internal error: ") + e.what());
+    return static_cast<int>(Exit::failure);
+  }
+}
+
+}  // namespace ceso
