@@ -1,0 +1,23 @@
+// Encodings used by guestinfo and backups: base64 (OpenSSL EVP) and gzip
+// (zlib). No hand-written codecs.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace ceso {
+
+std::string base64_encode(std::string_view data);
+// Throws Error(bad_input) on malformed base64. Whitespace is ignored.
+std::string base64_decode(std::string_view text);
+
+// gzip member (RFC 1952), as cloud-init's gzip+base64 expects.
+std::string gzip_compress(std::string_view data, int level = 9);
+// Accepts gzip or zlib streams. Throws Error(bad_input) when corrupt.
+std::string gzip_decompress(std::string_view data);
+
+// Decode a guestinfo value by its `.encoding` ("base64"/"b64",
+// "gzip+base64"/"gz+b64"; anything else is plain text, as cloud-init does).
+std::string decode_guestinfo_value(std::string_view value, std::string_view encoding);
+
+}  // namespace ceso

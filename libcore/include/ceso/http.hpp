@@ -1,0 +1,61 @@
+// HTTP(S) to one host with libcurl: SOAP posts and datastore file transfers.
+//
+// One Http object keeps one curl handle, so consecutive calls reuse the TLS
+// connection (a round trip, not a handshake, per SOAP call). TLS is verified
+// against the system CAs by default; a pinned SHA-256 thumbprint replaces CA
+// verification for self-signed hosts; insecure skips checks.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace ceso {
+
+struct TlsSettings {
+  bool insecure = false;
+  std::string thumbprint;       // SHA-256 "AB:CD:…" (normalized) or empty
+  std::string thumbprint_sha1;  // SHA-1 pin (govc's known_hosts) or empty
+  std::string ca_file;     // extra CA bundle or empty
+};
+
+struct HttpResponse {
+  long status = 0;
+  std::string body;
+};
+
+class Http {
+ public:
+  explicit Http(TlsSettings tls);
+  ~Http();
+  Http(const Http&) = delete;
+  Http& operator=(const Http&) = delete;
+
+  // POST a SOAP envelope. Throws Error(Exit::connection) for transport/TLS
+  // failures; HTTP errors (500 with a SOAP fault) are returned.
+  HttpResponse post_soap(const std::string& url, const std::string& body,
+                         const std::string& soap_action);
+
+  // GET with an optional byte offset (Range: bytes=N-); body chunks go to
+  // `sink` (return false to abort). Returns the HTTP status.
+  long get(const std::string& url, uint64_t offset,
+           const std::function<bool(const char*, size_t)>& sink);
+
+  // The session cookie ("vmware_soap_session=\"…\""), set by the server on
+  // Login or restored from the session cache.
+  const std::string& cookie() const { return cookie_; }
+  void set_cookie(std::string cookie) { cookie_ = std::move(cookie); }
+
+  // SHA-256 thumbprint of the server certificate seen on the last TLS
+  // handshake ("AB:CD:…"), empty for plain HTTP.
+  const std::string& peer_thumbprint() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string cookie_;
+  void prepare(const std::string& url);
+  void perform(const std::string& url);
+};
+
+}  // namespace ceso

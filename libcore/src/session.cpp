@@ -1,0 +1,112 @@
+#include "ceso/session.hpp"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "ceso/error.hpp"
+
+namespace ceso {
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1)
+    throw Error("SHA-256 failed");
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2);
+  for (unsigned i = 0; i < len; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 15];
+  }
+  return out;
+}
+
+void make_dirs(const std::string& path, unsigned mode) {
+  if (path.empty()) return;
+  std::string cur;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    cur = path.substr(0, pos);
+    if (cur.empty()) continue;
+    if (::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST)
+      throw Error("cannot create directory " + quote(cur) + ": " + std::strerror(errno));
+  }
+}
+
+SessionCache::SessionCache(std::string dir, const std::string& endpoint_id,
+                           const std::string& user)
+    : dir_(std::move(dir)) {
+  // Hash the key: endpoint ids and user names may contain anything.
+  path_ = dir_ + "/" + sha256_hex(endpoint_id + "\n" + user).substr(0, 32) + ".json";
+}
+
+std::optional<SessionCache::Entry> SessionCache::load() const {
+  std::ifstream in(path_);
+  if (!in) return std::nullopt;
+  struct stat st {};
+  // Someone else's or a world-readable file is not ours to trust.
+  if (::stat(path_.c_str(), &st) != 0 || st.st_uid != ::geteuid() || (st.st_mode & 077))
+    return std::nullopt;
+  std::stringstream buf;
+  buf << in.rdbuf();
+  try {
+    auto j = ordered_json::parse(buf.str());
+    Entry e;
+    e.cookie = j.value("cookie", "");
+    e.content = j.value("content", ordered_json::object());
+    e.vm_view = j.value("vm_view", "");
+    if (e.cookie.empty()) return std::nullopt;
+    return e;
+  } catch (const std::exception&) {
+    return std::nullopt;  // a damaged cache is just a cache miss
+  }
+}
+
+void SessionCache::save(const Entry& e) const {
+  make_dirs(dir_, 0700);
+  ordered_json j;
+  j["cookie"] = e.cookie;
+  j["content"] = e.content;
+  j["vm_view"] = e.vm_view;
+  std::string text = j.dump() + "\n";
+  std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) throw Error("cannot write session cache " + quote(tmp) + ": " + std::strerror(errno));
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ok = (::close(fd) == 0) && ok;
+  if (!ok || ::rename(tmp.c_str(), path_.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    throw Error("cannot write session cache " + quote(path_) + ": " + std::strerror(errno));
+  }
+}
+
+void SessionCache::remove() const { ::unlink(path_.c_str()); }
+
+SessionCache::Lock::Lock(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash != std::string::npos) make_dirs(path.substr(0, slash), 0700);
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd_ < 0) throw Error("cannot open lock file " + quote(path) + ": " + std::strerror(errno));
+  while (::flock(fd_, LOCK_EX) != 0) {
+    if (errno != EINTR) {
+      ::close(fd_);
+      throw Error("cannot lock " + quote(path) + ": " + std::strerror(errno));
+    }
+  }
+}
+
+SessionCache::Lock::~Lock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+}
+
+}  // namespace ceso

@@ -1,0 +1,351 @@
+#include "ceso/vm.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "ceso/codec.hpp"
+
+namespace ceso {
+
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+// GiB as a number: whole when exact, else two decimals.
+ordered_json gib(uint64_t bytes) {
+  if (bytes % (1ull << 30) == 0) return bytes >> 30;
+  return std::round(static_cast<double>(bytes) / kGiB * 100.0) / 100.0;
+}
+
+uint64_t disk_bytes(const xml::Node& dev) {
+  std::string b = dev.child_text("capacityInBytes");
+  if (!b.empty()) return std::stoull(b);
+  std::string kb = dev.child_text("capacityInKB");
+  return kb.empty() ? 0 : std::stoull(kb) * 1024;
+}
+
+long to_long(const std::string& s, long fallback = 0) {
+  if (s.empty()) return fallback;
+  try {
+    return std::stol(s);
+  } catch (const std::exception&) {
+    return fallback;
+  }
+}
+
+// "[datastore1] web01/web01.vmx" → "datastore1".
+std::string datastore_of(const std::string& ds_path) {
+  if (ds_path.size() > 2 && ds_path.front() == '[') {
+    size_t close = ds_path.find(']');
+    if (close != std::string::npos) return ds_path.substr(1, close - 1);
+  }
+  return {};
+}
+
+std::vector<const xml::Node*> devices(const vim::ObjectContent& vm) {
+  std::vector<const xml::Node*> out;
+  if (const xml::Node* val = vm.prop("config.hardware.device"))
+    for (const auto& d : val->children) out.push_back(&d);
+  return out;
+}
+
+// "VirtualVmxnet3" → "vmxnet3".
+std::string nic_type(const std::string& xsi_type) {
+  std::string t = xsi_type.rfind("Virtual", 0) == 0 ? xsi_type.substr(7) : xsi_type;
+  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
+  return t;
+}
+
+bool is_nic(const xml::Node& d) {
+  static const std::set<std::string> kNics = {
+      "VirtualVmxnet3",  "VirtualVmxnet3Vrdma", "VirtualVmxnet2", "VirtualVmxnet",
+      "VirtualE1000",    "VirtualE1000e",       "VirtualPCNet32", "VirtualSriovEthernetCard",
+      "VirtualEthernetCard"};
+  return kNics.count(d.type()) > 0;
+}
+
+ordered_json snapshot_tree(const xml::Node& node, const std::string& current) {
+  ordered_json s;
+  s["name"] = node.child_text("name");
+  s["id"] = to_long(node.child_text("id"));
+  const xml::Node* ref = node.child("snapshot");
+  s["moref"] = ref ? ref->text : "";
+  s["description"] = node.child_text("description");
+  s["created"] = node.child_text("createTime");
+  s["power"] = power_word(node.child_text("state"));
+  s["quiesced"] = node.child_text("quiesced") == "true";
+  s["current"] = ref && ref->text == current;
+  ordered_json children = ordered_json::array();
+  for (const xml::Node* c : node.all("childSnapshotList"))
+    children.push_back(snapshot_tree(*c, current));
+  s["children"] = std::move(children);
+  return s;
+}
+
+}  // namespace
+
+std::string power_word(std::string_view s) {
+  if (s == "poweredOn") return "on";
+  if (s == "poweredOff") return "off";
+  if (s == "suspended") return "suspended";
+  return std::string(s);
+}
+
+std::vector<std::string> parse_tags(std::string_view csv) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= csv.size()) {
+    size_t comma = csv.find(',', start);
+    std::string_view t = csv.substr(start, comma == std::string_view::npos ? std::string_view::npos
+                                                                           : comma - start);
+    while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front()))) t.remove_prefix(1);
+    while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.remove_suffix(1);
+    if (!t.empty() && std::find(out.begin(), out.end(), t) == out.end()) out.emplace_back(t);
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::map<std::string, std::string> extra_config_map(const xml::Node* val) {
+  std::map<std::string, std::string> out;
+  if (!val) return out;
+  for (const auto& ov : val->children) out[ov.child_text("key")] = ov.child_text("value");
+  return out;
+}
+
+const std::vector<std::string>& vm_record_paths() {
+  static const std::vector<std::string> kPaths = {
+      "name",          "config.uuid",       "runtime.powerState", "config.hardware.numCPU",
+      "config.hardware.memoryMB", "config.hardware.device", "guest.ipAddress",
+      "config.extraConfig", "config.guestId", "config.files.vmPathName", "config.template"};
+  return kPaths;
+}
+
+ordered_json vm_record(const vim::ObjectContent& vm, const Endpoint& ep) {
+  ordered_json r;
+  r["type"] = "vm";
+  r["endpoint"] = ep.id;
+  r["id"] = vm.obj.value;
+  r["name"] = vm.text("name");
+  r["uuid"] = vm.text("config.uuid");
+  r["power"] = power_word(vm.text("runtime.powerState"));
+  r["cpus"] = to_long(vm.text("config.hardware.numCPU"));
+  r["memory_mib"] = to_long(vm.text("config.hardware.memoryMB"));
+  ordered_json disks = ordered_json::array();
+  for (const xml::Node* d : devices(vm))
+    if (d->type() == "VirtualDisk") disks.push_back(gib(disk_bytes(*d)));
+  r["disks_gib"] = std::move(disks);
+  std::string ip = vm.text("guest.ipAddress");
+  r["ip"] = ip.empty() ? ordered_json(nullptr) : ordered_json(ip);
+  auto extra = extra_config_map(vm.prop("config.extraConfig"));
+  r["tags"] = parse_tags(extra["ceso.tags"]);
+  r["guest_id"] = vm.text("config.guestId");
+  std::string vmx = vm.text("config.files.vmPathName");
+  r["datastore"] = datastore_of(vmx);
+  r["vmx"] = vmx;
+  if (vm.text("config.template") == "true") r["template"] = true;
+  return r;
+}
+
+const std::vector<std::string>& vm_detail_paths() {
+  static const std::vector<std::string> kPaths = [] {
+    std::vector<std::string> p = vm_record_paths();
+    for (const char* extra :
+         {"config.instanceUuid", "config.annotation", "config.firmware", "config.version",
+          "config.guestFullName", "config.hardware.numCoresPerSocket", "config.changeTrackingEnabled",
+          "guest.toolsStatus", "guest.toolsRunningStatus", "guest.toolsVersion",
+          "guest.toolsVersionStatus2", "guest.hostName", "guest.net", "snapshot",
+          "runtime.bootTime", "summary.storage.committed", "summary.storage.uncommitted"})
+      p.emplace_back(extra);
+    return p;
+  }();
+  return kPaths;
+}
+
+ordered_json vm_details(const vim::ObjectContent& vm, const Endpoint& ep, bool decode) {
+  ordered_json r = vm_record(vm, ep);
+  r["instance_uuid"] = vm.text("config.instanceUuid");
+  r["annotation"] = vm.text("config.annotation");
+  r["guest_full_name"] = vm.text("config.guestFullName");
+  r["hardware"] = {{"cpus", to_long(vm.text("config.hardware.numCPU"))},
+                   {"cores_per_socket", to_long(vm.text("config.hardware.numCoresPerSocket"), 1)},
+                   {"memory_mib", to_long(vm.text("config.hardware.memoryMB"))},
+                   {"firmware", vm.text("config.firmware")},
+                   {"version", vm.text("config.version")},
+                   {"cbt", vm.text("config.changeTrackingEnabled") == "true"}};
+
+  ordered_json disks = ordered_json::array(), nics = ordered_json::array(),
+               cdroms = ordered_json::array(), controllers = ordered_json::array();
+  for (const xml::Node* d : devices(vm)) {
+    std::string type = d->type();
+    const xml::Node* backing = d->child("backing");
+    std::string label = d->find_text("deviceInfo/label");
+    if (type == "VirtualDisk") {
+      std::string file = backing ? backing->child_text("fileName") : "";
+      std::string provisioning = "thick";
+      if (backing && backing->child_text("thinProvisioned") == "true") provisioning = "thin";
+      else if (backing && backing->child_text("eagerlyScrub") == "true") provisioning = "eagerzeroedthick";
+      uint64_t bytes = disk_bytes(*d);
+      disks.push_back({{"label", label},
+                       {"file", file},
+                       {"datastore", datastore_of(file)},
+                       {"capacity_gib", gib(bytes)},
+                       {"capacity_bytes", bytes},
+                       {"provisioning", provisioning},
+                       {"mode", backing ? backing->child_text("diskMode") : ""},
+                       {"key", to_long(d->child_text("key"))},
+                       {"controller_key", to_long(d->child_text("controllerKey"))},
+                       {"unit", to_long(d->child_text("unitNumber"))}});
+    } else if (is_nic(*d)) {
+      std::string network = backing ? backing->child_text("deviceName") : "";
+      if (network.empty() && backing) network = backing->find_text("port/portgroupKey");
+      nics.push_back({{"label", label},
+                      {"type", nic_type(type)},
+                      {"mac", d->child_text("macAddress")},
+                      {"address_type", d->child_text("addressType")},
+                      {"network", network},
+                      {"connected", d->find_text("connectable/connected") == "true"},
+                      {"start_connected", d->find_text("connectable/startConnected") == "true"},
+                      {"key", to_long(d->child_text("key"))}});
+    } else if (type == "VirtualCdrom") {
+      std::string iso = backing && backing->type() == "VirtualCdromIsoBackingInfo"
+                            ? backing->child_text("fileName")
+                            : "";
+      cdroms.push_back({{"label", label},
+                        {"iso", iso.empty() ? ordered_json(nullptr) : ordered_json(iso)},
+                        {"connected", d->find_text("connectable/connected") == "true"},
+                        {"start_connected", d->find_text("connectable/startConnected") == "true"}});
+    } else if (type.find("Controller") != std::string::npos && type.find("SCSI") != std::string::npos) {
+      controllers.push_back({{"label", label}, {"type", type}, {"key", to_long(d->child_text("key"))}});
+    } else if (type == "ParaVirtualSCSIController" || type == "VirtualLsiLogicController" ||
+               type == "VirtualLsiLogicSASController" || type == "VirtualBusLogicController" ||
+               type == "VirtualNVMEController" || type == "VirtualAHCIController") {
+      controllers.push_back({{"label", label}, {"type", type}, {"key", to_long(d->child_text("key"))}});
+    }
+  }
+  r["disks"] = std::move(disks);
+  r["nics"] = std::move(nics);
+  r["cdroms"] = std::move(cdroms);
+  r["controllers"] = std::move(controllers);
+
+  std::string current;
+  ordered_json snaps = ordered_json::array();
+  if (const xml::Node* s = vm.prop("snapshot")) {
+    current = s->child_text("currentSnapshot");
+    for (const xml::Node* root : s->all("rootSnapshotList"))
+      snaps.push_back(snapshot_tree(*root, current));
+  }
+  r["snapshots"] = std::move(snaps);
+
+  r["tools"] = {{"status", vm.text("guest.toolsStatus")},
+                {"running", vm.text("guest.toolsRunningStatus")},
+                {"version", vm.text("guest.toolsVersion")},
+                {"version_status", vm.text("guest.toolsVersionStatus2")}};
+  ordered_json ips = ordered_json::array();
+  if (const xml::Node* net = vm.prop("guest.net"))
+    for (const auto& nic : net->children)
+      for (const xml::Node* ip : nic.all("ipAddress"))
+        if (std::find(ips.begin(), ips.end(), ip->text) == ips.end()) ips.push_back(ip->text);
+  std::string primary = vm.text("guest.ipAddress");
+  if (!primary.empty() && std::find(ips.begin(), ips.end(), primary) == ips.end())
+    ips.insert(ips.begin(), primary);
+  r["ips"] = std::move(ips);
+  std::string host = vm.text("guest.hostName");
+  r["guest_hostname"] = host.empty() ? ordered_json(nullptr) : ordered_json(host);
+  std::string committed = vm.text("summary.storage.committed");
+  std::string uncommitted = vm.text("summary.storage.uncommitted");
+  r["storage"] = {{"committed_bytes", committed.empty() ? 0 : std::stoull(committed)},
+                  {"uncommitted_bytes", uncommitted.empty() ? 0 : std::stoull(uncommitted)}};
+
+  auto extra = extra_config_map(vm.prop("config.extraConfig"));
+  ordered_json gi = ordered_json::object();
+  for (const auto& [k, v] : extra) {
+    if (k.rfind("guestinfo.", 0) != 0) continue;
+    gi[k] = v;
+  }
+  if (decode) {
+    // Replace encoded documents by their text, keeping the encoding key so
+    // the reader sees what was stored.
+    ordered_json decoded = ordered_json::object();
+    for (const auto& [k, v] : extra) {
+      if (k.rfind("guestinfo.", 0) != 0) continue;
+      auto enc = extra.find(k + ".encoding");
+      if (enc != extra.end()) {
+        try {
+          decoded[k] = decode_guestinfo_value(v, enc->second);
+        } catch (const Error& e) {
+          decoded[k] = v;
+          decoded[k + ".decode_error"] = e.what();
+        }
+      } else {
+        decoded[k] = v;
+      }
+    }
+    gi = std::move(decoded);
+  }
+  r["guestinfo"] = std::move(gi);
+  return r;
+}
+
+VmLocator::VmLocator(const Args& args) : args_(args) {}
+VmLocator::~VmLocator() = default;
+
+vim::Client& VmLocator::default_client() {
+  if (default_id_.empty()) {
+    Endpoint ep = resolve_endpoint(args_);
+    default_id_ = ep.id;
+    auto& slot = clients_[default_id_];
+    if (!slot) slot = std::make_unique<vim::Client>(std::move(ep));
+  }
+  return *clients_.at(default_id_);
+}
+
+vim::Client& VmLocator::client_for(const Target& target) {
+  auto ep_field = target.record.find("endpoint");
+  if (ep_field == target.record.end() || !ep_field->is_string()) return default_client();
+  std::string id = ep_field->get<std::string>();
+  if (auto it = clients_.find(id); it != clients_.end()) return *it->second;
+  vim::Client& def = default_client();
+  if (def.endpoint().id == id) return def;
+  Endpoint ep = endpoint_for_record(id, def.endpoint());
+  std::string key = ep.id;
+  auto& slot = clients_[key];
+  if (!slot) slot = std::make_unique<vim::Client>(std::move(ep));
+  return *slot;
+}
+
+const std::multimap<std::string, std::string>& VmLocator::names_on(vim::Client& client) {
+  auto& names = names_[client.endpoint().id];
+  if (names.empty()) {
+    for (const auto& o : client.retrieve_all_vms({"name"})) names.emplace(o.text("name"), o.obj.value);
+  }
+  return names;
+}
+
+LocatedVm VmLocator::locate(const Target& target) {
+  vim::Client& client = client_for(target);
+  auto id = target.record.find("id");
+  if (id != target.record.end() && id->is_string() && !id->get<std::string>().empty()) {
+    // Trust endpoint+id, but check the VM still exists and still has that
+    // name (ids are reused after deletion on ESXi).
+    vim::MoRef ref{"VirtualMachine", id->get<std::string>()};
+    auto found = client.retrieve({ref}, {"name"});
+    if (!found.empty() && found.front().text("name") == target.name)
+      return {&client, ref, target.name};
+  }
+  const auto& names = names_on(client);
+  auto [first, last] = names.equal_range(target.name);
+  if (first == last)
+    throw Error("no VM named " + quote(target.name) + " on " + client.endpoint().id);
+  if (std::next(first) != last) {
+    std::string ids;
+    for (auto it = first; it != last; ++it) ids += (ids.empty() ? "" : ", ") + it->second;
+    throw Error(std::to_string(std::distance(first, last)) + " VMs are named " + quote(target.name) +
+                " on " + client.endpoint().id + " (" + ids + "); pass the record with its id");
+  }
+  return {&client, {"VirtualMachine", first->second}, target.name};
+}
+
+}  // namespace ceso

@@ -1,0 +1,134 @@
+#include "ceso/xml.hpp"
+
+#include <expat.h>
+
+#include <cstdio>
+
+#include "ceso/error.hpp"
+
+namespace ceso::xml {
+
+namespace {
+
+std::string_view local_name(std::string_view qname) {
+  size_t colon = qname.rfind(':');
+  return colon == std::string_view::npos ? qname : qname.substr(colon + 1);
+}
+
+struct Builder {
+  Node root;
+  std::vector<Node*> stack;
+  // Keep whitespace-only text out of structural nodes but keep it in leaves
+  // (a VM annotation may be just spaces); decided when the element closes.
+  static void start(void* data, const XML_Char* name, const XML_Char** atts) {
+    auto* b = static_cast<Builder*>(data);
+    Node* parent = b->stack.back();
+    parent->children.emplace_back();
+    Node& n = parent->children.back();
+    n.name = std::string(local_name(name));
+    for (size_t i = 0; atts[i]; i += 2)
+      n.attrs.emplace_back(std::string(local_name(atts[i])), std::string(atts[i + 1]));
+    b->stack.push_back(&n);
+  }
+  static void end(void* data, const XML_Char*) {
+    auto* b = static_cast<Builder*>(data);
+    Node* n = b->stack.back();
+    if (!n->children.empty() && n->text.find_first_not_of(" \t\r\n") == std::string::npos)
+      n->text.clear();
+    b->stack.pop_back();
+  }
+  static void chars(void* data, const XML_Char* s, int len) {
+    auto* b = static_cast<Builder*>(data);
+    b->stack.back()->text.append(s, static_cast<size_t>(len));
+  }
+};
+
+}  // namespace
+
+const Node* Node::child(std::string_view n) const {
+  for (const auto& c : children)
+    if (c.name == n) return &c;
+  return nullptr;
+}
+
+std::vector<const Node*> Node::all(std::string_view n) const {
+  std::vector<const Node*> out;
+  for (const auto& c : children)
+    if (c.name == n) out.push_back(&c);
+  return out;
+}
+
+std::string Node::child_text(std::string_view n) const {
+  const Node* c = child(n);
+  return c ? c->text : std::string();
+}
+
+const Node* Node::find(std::string_view path) const {
+  const Node* cur = this;
+  while (cur && !path.empty()) {
+    size_t slash = path.find('/');
+    cur = cur->child(path.substr(0, slash));
+    path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
+  }
+  return cur;
+}
+
+std::string Node::find_text(std::string_view path) const {
+  const Node* n = find(path);
+  return n ? n->text : std::string();
+}
+
+std::string Node::attr(std::string_view n) const {
+  for (const auto& [k, v] : attrs)
+    if (k == n) return v;
+  return {};
+}
+
+std::string Node::type() const { return std::string(local_name(attr("type"))); }
+
+Node parse(std::string_view document) {
+  Builder b;
+  b.stack.push_back(&b.root);
+  std::unique_ptr<XML_ParserStruct, decltype(&XML_ParserFree)> parser(XML_ParserCreate("UTF-8"),
+                                                                     XML_ParserFree);
+  if (!parser) throw Error("out of memory creating the XML parser");
+  XML_SetUserData(parser.get(), &b);
+  XML_SetElementHandler(parser.get(), Builder::start, Builder::end);
+  XML_SetCharacterDataHandler(parser.get(), Builder::chars);
+  if (XML_Parse(parser.get(), document.data(), static_cast<int>(document.size()), 1) ==
+      XML_STATUS_ERROR) {
+    throw Error("malformed XML from the server (line " +
+                std::to_string(XML_GetCurrentLineNumber(parser.get())) + "): " +
+                XML_ErrorString(XML_GetErrorCode(parser.get())));
+  }
+  if (b.root.children.size() != 1) throw Error("malformed XML from the server: no root element");
+  Node doc = std::move(b.root.children.front());
+  return doc;
+}
+
+std::string escape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 16);
+  for (unsigned char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      case '\t': case '\n': out += static_cast<char>(c); break;
+      case '\r': out += "&#13;"; break;  // a raw CR would be normalized away
+      default:
+        if (c < 0x20) {
+          char hex[8];
+          std::snprintf(hex, sizeof hex, "0x%02x", c);
+          bad_input(std::string("text contains a control character (") + hex +
+                    ") that XML cannot carry");
+        }
+        out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace ceso::xml

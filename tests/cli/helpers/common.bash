@@ -1,0 +1,70 @@
+# Shared set-up for the bats tests of the tools.
+#
+#   load helpers/common
+#   setup_file() { sim_start -vms 3; }
+#   teardown_file() { sim_stop; }
+#
+# Binaries come from $CESO_BUILD/tools (make check sets it). Every test runs
+# with its own HOME/XDG dirs so the session cache, audit log and config of
+# the person running the tests are never touched.
+
+REPO_ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
+: "${CESO_BUILD:=$REPO_ROOT/build}"
+export CESO_BUILD
+export PATH="$CESO_BUILD/tools:$PATH"
+SIMCTL="$REPO_ROOT/tests/sim/simctl"
+export CESO_SIM_BUILD="$CESO_BUILD/sim"
+
+# Private XDG dirs per test file (setup_file) — tests that need a cold
+# session cache call fresh_cache.
+use_private_dirs() {
+  local base="${BATS_FILE_TMPDIR:-$BATS_TMPDIR}/home"
+  mkdir -p "$base"
+  export HOME="$base"
+  export XDG_CACHE_HOME="$base/cache" XDG_STATE_HOME="$base/state" XDG_CONFIG_HOME="$base/config"
+  unset CESO_URL CESO_USER CESO_PASSWORD CESO_PASSWORD_FILE CESO_INSECURE CESO_THUMBPRINT
+  unset GOVC_URL GOVC_USERNAME GOVC_PASSWORD GOVC_INSECURE GOVC_TLS_KNOWN_HOSTS CESO_MODE
+  unset CESO_CORRELATION_ID CESO_AUDIT_LOG
+}
+
+fresh_cache() { rm -rf "$XDG_CACHE_HOME/ceso"; }
+
+# Start the simulator with cesosim flags; exports CESO_URL/USER/PASSWORD and
+# CESO_SIM_STATE for this file's tests.
+sim_start() {
+  use_private_dirs
+  export CESO_SIM_STATE="$BATS_FILE_TMPDIR/sim"
+  mkdir -p "$CESO_SIM_STATE"
+  eval "$("$SIMCTL" start "$@")"
+  export CESO_URL CESO_USER CESO_PASSWORD CESO_SIM_STATE
+  [ -n "${CESO_SIM_THUMBPRINT:-}" ] && export CESO_SIM_THUMBPRINT
+  return 0
+}
+
+sim_stop() { [ -n "${CESO_SIM_STATE:-}" ] && "$SIMCTL" stop || true; }
+sim_stats() { "$SIMCTL" stats; }
+sim_reset() { "$SIMCTL" reset >/dev/null; }
+sim_fail() { "$SIMCTL" fail "$1" >/dev/null; }
+# Number of SOAP calls of one method since the last reset (0 if none).
+sim_count() { "$SIMCTL" stats | jq -r --arg m "$1" '.soap[$m] // 0'; }
+
+# Assertions with useful failure output.
+assert_status() {
+  if [ "$status" -ne "$1" ]; then
+    echo "expected exit status $1, got $status; output:" >&2
+    echo "$output" >&2
+    return 1
+  fi
+}
+assert_contains() {
+  if [[ "$1" != *"$2"* ]]; then
+    printf 'expected to find:\n  %s\nin:\n%s\n' "$2" "$1" >&2
+    return 1
+  fi
+}
+assert_eq() {
+  if [ "$1" != "$2" ]; then
+    printf 'expected: %s\n     got: %s\n' "$2" "$1" >&2
+    return 1
+  fi
+}
