@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <thread>
 #include <cctype>
 #include <cstdio>
 #include <iostream>
@@ -83,6 +86,7 @@ Output::Output(const Args& args, std::vector<std::string> columns, LineFormatter
 }
 
 void Output::emit(const ordered_json& record) {
+  std::lock_guard<std::mutex> lock(mutex_);
   if (records_) {
     if (!write_record(fields_.empty() ? record : select_fields(record, fields_))) {
       // The reader went away (`| head -1`): stop quietly, like cat does.
@@ -144,7 +148,18 @@ void throw_if_interrupted() {
   if (interrupted()) throw Error("interrupted", Exit::interrupted);
 }
 
+void Outcome::succeeded() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++ok_;
+}
+
+size_t Outcome::failures() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return failed_;
+}
+
 void Outcome::failed(const Error& e, std::string_view what) {
+  std::lock_guard<std::mutex> lock(mutex_);
   warn(what.empty() ? std::string(e.what()) : std::string(what) + ": " + e.what());
   if (failed_ == 0) first_code_ = e.code();
   else if (e.code() != first_code_) mixed_codes_ = true;
@@ -152,35 +167,27 @@ void Outcome::failed(const Error& e, std::string_view what) {
 }
 
 Exit Outcome::exit_code() const {
+  std::lock_guard<std::mutex> lock(mutex_);
   if (failed_ == 0) return Exit::ok;
   if (ok_ > 0) return Exit::partial;
   if (first_code_ == Exit::interrupted) return Exit::interrupted;
   return mixed_codes_ ? Exit::failure : first_code_;
 }
 
-Exit for_each_target(const Args& args, Outcome& outcome,
-                     const std::function<void(const Target&)>& fn,
-                     std::vector<std::string> accept_types) {
-  auto run_one = [&](const Target& t, std::string_view label) {
-    try {
-      throw_if_interrupted();
-      fn(t);
-    } catch (const Error& e) {
-      outcome.failed(e, label);
-    }
-  };
+namespace {
+
+// Reads the targets (operands, or records on stdin) and hands each to
+// `dispatch`; input errors are counted in `outcome`.
+void read_targets(const Args& args, Outcome& outcome, const std::vector<std::string>& accept_types,
+                  const std::function<void(Target)>& dispatch) {
   if (!args.operands.empty()) {
-    for (size_t i = 0; i < args.operands.size(); ++i) {
-      Target t{args.operands[i], ordered_json::object(), "argument " + std::to_string(i + 1)};
-      run_one(t, quote(t.name));
-      if (interrupted()) break;
-    }
-    return outcome.exit_code();
+    for (size_t i = 0; i < args.operands.size() && !interrupted(); ++i)
+      dispatch(Target{args.operands[i], ordered_json::object(), "argument " + std::to_string(i + 1)});
+    return;
   }
   if (isatty(STDIN_FILENO)) usage_error("no VM named and no records on standard input");
   NdjsonReader reader(stdin, "<stdin>");
-  for (;;) {
-    if (interrupted()) break;
+  while (!interrupted()) {
     std::optional<InputRecord> rec;
     try {
       rec = reader.next();
@@ -208,8 +215,80 @@ Exit for_each_target(const Args& args, Outcome& outcome,
                            Exit::bad_input));
       continue;
     }
-    Target t{name->get<std::string>(), v, rec->origin};
-    run_one(t, quote(t.name));
+    dispatch(Target{name->get<std::string>(), v, rec->origin});
+  }
+}
+
+void run_target(Outcome& outcome, const Target& t, const std::function<void()>& fn) {
+  try {
+    throw_if_interrupted();
+    fn();
+  } catch (const Error& e) {
+    outcome.failed(e, quote(t.name));
+  }
+}
+
+}  // namespace
+
+Exit for_each_target(const Args& args, Outcome& outcome,
+                     const std::function<void(const Target&)>& fn,
+                     std::vector<std::string> accept_types) {
+  return for_each_target_parallel(
+      args, outcome, 1, [&](const Target& t, size_t) { fn(t); }, std::move(accept_types));
+}
+
+Exit for_each_target_parallel(const Args& args, Outcome& outcome, size_t jobs,
+                              const std::function<void(const Target&, size_t worker)>& fn,
+                              std::vector<std::string> accept_types) {
+  if (jobs <= 1) {
+    read_targets(args, outcome, accept_types,
+                 [&](Target t) { run_target(outcome, t, [&] { fn(t, 0); }); });
+  } else {
+    // A bounded queue: reading stays at most `jobs` targets ahead.
+    std::mutex m;
+    std::condition_variable cv;
+    std::deque<Target> queue;
+    bool done = false;
+    std::vector<std::thread> workers;
+    for (size_t w = 0; w < jobs; ++w) {
+      workers.emplace_back([&, w] {
+        for (;;) {
+          Target t;
+          {
+            std::unique_lock<std::mutex> lock(m);
+            cv.wait(lock, [&] { return done || !queue.empty(); });
+            if (queue.empty()) return;
+            t = std::move(queue.front());
+            queue.pop_front();
+          }
+          cv.notify_all();
+          run_target(outcome, t, [&] { fn(t, w); });
+        }
+      });
+    }
+    try {
+      read_targets(args, outcome, accept_types, [&](Target t) {
+        std::unique_lock<std::mutex> lock(m);
+        cv.wait(lock, [&] { return queue.size() < jobs; });
+        queue.push_back(std::move(t));
+        cv.notify_all();
+      });
+    } catch (...) {
+      {
+        std::lock_guard<std::mutex> lock(m);
+        done = true;
+        queue.clear();
+      }
+      cv.notify_all();
+      for (auto& th : workers) th.join();
+      throw;
+    }
+    {
+      std::lock_guard<std::mutex> lock(m);
+      done = true;
+    }
+    cv.notify_all();
+    for (auto& th : workers) th.join();
   }
   if (interrupted() && outcome.failures() == 0) throw Error("interrupted", Exit::interrupted);
   return outcome.exit_code();

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +21,7 @@ namespace ceso {
 
 // Output of result records: NDJSON when stdout is not a terminal or --json;
 // otherwise an aligned table (listings) or one short line per result.
+// emit() may be called from several threads.
 class Output {
  public:
   using LineFormatter = std::function<std::string(const ordered_json&)>;
@@ -40,6 +42,7 @@ class Output {
   std::vector<std::string> columns_;
   LineFormatter line_;
   std::vector<std::vector<std::string>> rows_;
+  std::mutex mutex_;
 };
 
 // Diagnostics on stderr, prefixed with the tool's name.
@@ -56,15 +59,17 @@ void throw_if_interrupted();
 
 // Counts per-record results and derives the exit status (DESIGN.md):
 // all ok → 0; some failed → 4; all failed → their common code (or 1).
+// Thread-safe: workers of a -j N run report into one Outcome.
 class Outcome {
  public:
-  void succeeded() { ++ok_; }
+  void succeeded();
   // Reports the error on stderr (prefixed with `what`, e.g. the VM name).
   void failed(const Error& e, std::string_view what = {});
   Exit exit_code() const;
-  size_t failures() const { return failed_; }
+  size_t failures() const;
 
  private:
+  mutable std::mutex mutex_;
   size_t ok_ = 0;
   size_t failed_ = 0;
   Exit first_code_ = Exit::ok;
@@ -86,6 +91,15 @@ struct Target {
 Exit for_each_target(const Args& args, Outcome& outcome,
                      const std::function<void(const Target&)>& fn,
                      std::vector<std::string> accept_types = {"vm"});
+
+// The same with up to `jobs` targets in flight at once (-j N). fn runs on
+// worker threads and gets its worker number (0..jobs-1), so a tool can keep
+// per-worker state such as its own vim::Client (a Client is not shared
+// between threads). Results are emitted as they complete. jobs <= 1 runs
+// everything on the calling thread, in input order.
+Exit for_each_target_parallel(const Args& args, Outcome& outcome, size_t jobs,
+                              const std::function<void(const Target&, size_t worker)>& fn,
+                              std::vector<std::string> accept_types = {"vm"});
 
 int run_tool(const ToolSpec& spec, int argc, char** argv,
              const std::function<Exit(const Args&)>& run);

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+)
+
+// injection is one rule posted to /_ceso/fail. Either a SOAP rule:
+//
+//	{"method":"CopyVirtualDisk_Task","fault":"FileFault","message":"injected","count":1}
+//
+// (add "task":true to get a task that ends in that error instead of a SOAP fault, the
+// way most real failures of *_Task methods arrive; "file" fills FileFault.file), or an
+// HTTP rule for the datastore file server:
+//
+//	{"http":"GET /folder","after_bytes":1048576,"count":1}   cut the connection
+//	{"http":"PUT /folder","status":503}                       answer with a status
+//
+// optionally restricted to URL paths containing "path". count defaults to 1; -1 means
+// until cleared. Posting {} clears every rule.
+type injection struct {
+	Method     string `json:"method,omitempty"`
+	Fault      string `json:"fault,omitempty"`
+	Message    string `json:"message,omitempty"`
+	File       string `json:"file,omitempty"`
+	Task       bool   `json:"task,omitempty"`
+	HTTP       string `json:"http,omitempty"`
+	Path       string `json:"path,omitempty"`
+	AfterBytes int64  `json:"after_bytes,omitempty"`
+	Status     int    `json:"status,omitempty"`
+	Count      *int   `json:"count,omitempty"`
+}
+
+type injector struct {
+	mu    sync.Mutex
+	rules []*injection
+}
+
+// post applies a /_ceso/fail body: {} clears, anything else adds a rule.
+func (in *injector) post(body []byte) error {
+	var r injection
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields() // a typo must not silently inject nothing
+	if err := dec.Decode(&r); err != nil {
+		return fmt.Errorf("bad injection JSON: %v", err)
+	}
+	if r == (injection{}) {
+		in.mu.Lock()
+		in.rules = nil
+		in.mu.Unlock()
+		return nil
+	}
+	if r.Count == nil {
+		one := 1
+		r.Count = &one
+	}
+	if *r.Count == 0 || *r.Count < -1 {
+		return fmt.Errorf("count must be positive, or -1 for until cleared")
+	}
+	switch {
+	case r.Method != "" && r.HTTP != "":
+		return fmt.Errorf("give either method or http, not both")
+	case r.Method != "":
+		if r.Fault == "" {
+			return fmt.Errorf("a method rule needs a fault type name, e.g. \"fault\":\"FileFault\"")
+		}
+		if _, err := newFault(r.Fault, ""); err != nil {
+			return err
+		}
+		if r.Task && !strings.HasSuffix(r.Method, "_Task") {
+			return fmt.Errorf("\"task\":true needs a *_Task method, not %q", r.Method)
+		}
+	case r.HTTP != "":
+		if len(strings.Fields(r.HTTP)) != 2 {
+			return fmt.Errorf("http must look like \"GET /folder\", not %q", r.HTTP)
+		}
+		if (r.AfterBytes > 0) == (r.Status > 0) {
+			return fmt.Errorf("an http rule needs exactly one of after_bytes or status")
+		}
+	default:
+		return fmt.Errorf("give method or http (or {} to clear)")
+	}
+	in.mu.Lock()
+	in.rules = append(in.rules, &r)
+	in.mu.Unlock()
+	return nil
+}
+
+func (in *injector) list() []injection {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := make([]injection, 0, len(in.rules))
+	for _, r := range in.rules {
+		c := *r
+		n := *r.Count
+		c.Count = &n
+		out = append(out, c)
+	}
+	return out
+}
+
+// take consumes one use of the first rule that matches, oldest first.
+func (in *injector) take(match func(*injection) bool) *injection {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for i, r := range in.rules {
+		if !match(r) {
+			continue
+		}
+		c := *r
+		if *r.Count > 0 {
+			*r.Count--
+			if *r.Count == 0 {
+				in.rules = append(in.rules[:i], in.rules[i+1:]...)
+			}
+		}
+		return &c
+	}
+	return nil
+}
+
+func (in *injector) takeSOAP(method string) *injection {
+	return in.take(func(r *injection) bool { return r.Method == method })
+}
+
+// takeHTTP matches key "GET /folder" against the rule's http field and the path filter.
+func (in *injector) takeHTTP(key, urlPath string) *injection {
+	return in.take(func(r *injection) bool {
+		return r.HTTP != "" && strings.Join(strings.Fields(r.HTTP), " ") == key &&
+			(r.Path == "" || strings.Contains(urlPath, r.Path))
+	})
+}

@@ -1,0 +1,533 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/ioutil"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/soap"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+// front sits in front of vcsim's HTTP mux. It counts, delays and injects faults, answers
+// /_ceso/ control requests, and adds the real-ESXi behaviours vcsim lacks. Everything
+// it does not need to change it hands to vcsim untouched.
+type front struct {
+	o      *options
+	inner  http.Handler // vcsim's mux: /sdk, /folder/, /nfc/, /guestFile, /about
+	inv    *inventory
+	stats  *counters
+	faults *injector
+	pages  *pager
+}
+
+func newFront(o *options, inner http.Handler, inv *inventory) *front {
+	return &front{
+		o:      o,
+		inner:  inner,
+		inv:    inv,
+		stats:  newCounters(),
+		faults: &injector{},
+		pages:  newPager(o.pageSize),
+	}
+}
+
+func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch p := r.URL.Path; {
+	case strings.HasPrefix(p, "/_ceso/"):
+		f.serveControl(w, r)
+	case r.Method == http.MethodPost && (p == "/sdk" || p == "/sdk/vimService"):
+		f.serveSOAP(w, r)
+	default:
+		f.serveFiles(w, r)
+	}
+}
+
+// ---- /_ceso/: test control (no auth: the listener is loopback-only) ----
+
+func (f *front) serveControl(w http.ResponseWriter, r *http.Request) {
+	route := r.Method + " " + r.URL.Path
+	switch route {
+	case "GET /_ceso/stats":
+		f.stats.serveJSON(w)
+	case "POST /_ceso/reset":
+		f.stats.reset()
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	case "POST /_ceso/fail":
+		body, _ := ioutil.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err := f.faults.post(body); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]interface{}{"rules": f.faults.list()})
+	case "GET /_ceso/fail":
+		writeJSON(w, http.StatusOK, map[string]interface{}{"rules": f.faults.list()})
+	case "POST /_ceso/guest":
+		var u guestUpdate
+		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		err := dec.Decode(&u)
+		if err == nil {
+			err = f.inv.setGuest(r.Context(), u)
+		}
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	case "POST /_ceso/expire-sessions":
+		n, err := f.inv.expireSessions(r.Context())
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]int{"expired": n})
+	case "GET /_ceso/inventory":
+		inv, err := f.inv.inventoryJSON(r.Context())
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, inv)
+	case "GET /_ceso/datastore":
+		dirs, err := f.inv.datastoreDirs(r.Context())
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, dirs)
+	default:
+		writeJSON(w, http.StatusNotFound, map[string]string{
+			"error": "unknown control request " + strconv.Quote(route),
+			"known": "GET /_ceso/stats, POST /_ceso/reset, GET|POST /_ceso/fail, POST /_ceso/guest, POST /_ceso/expire-sessions, GET /_ceso/inventory, GET /_ceso/datastore",
+		})
+	}
+}
+
+// ---- sessions ----
+
+// currentTimeCall is the cheapest call vcsim refuses without a session.
+const currentTimeCall = `<?xml version="1.0" encoding="UTF-8"?>` +
+	`<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">` +
+	`<soapenv:Body><CurrentTime xmlns="urn:vim25"><_this type="ServiceInstance">ServiceInstance</_this>` +
+	`</CurrentTime></soapenv:Body></soapenv:Envelope>`
+
+// hasSession asks vcsim itself whether the request's vmware_soap_session cookie names a
+// live session, so that Logout, TerminateSession and idle expiry are all honoured without
+// us tracking sessions. The probe keeps the caller's address and agent because vcsim
+// records them in the session (SessionManager.sessionList).
+func (f *front) hasSession(r *http.Request) bool {
+	key := sessionKey(r)
+	if key == "" {
+		return false
+	}
+	probe := httptest.NewRequest(http.MethodPost, "/sdk", strings.NewReader(currentTimeCall))
+	probe.RemoteAddr = r.RemoteAddr
+	probe.Header.Set("User-Agent", r.UserAgent())
+	probe.AddCookie(&http.Cookie{Name: soap.SessionCookieName, Value: key})
+	rec := httptest.NewRecorder()
+	f.inner.ServeHTTP(rec, probe)
+	return rec.Code == http.StatusOK
+}
+
+// sessionKey is the request's session cookie value ("" without one).
+func sessionKey(r *http.Request) string {
+	if c, err := r.Cookie(soap.SessionCookieName); err == nil {
+		return c.Value
+	}
+	return ""
+}
+
+// ---- SOAP ----
+
+func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
+	body, err := ioutil.ReadAll(r.Body)
+	r.Body.Close()
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	call := parseSOAPCall(body)
+	name := call.Method
+	if name == "" {
+		name = "(unparsable)"
+	}
+	f.stats.countSOAP(name)
+
+	if f.o.delayMS > 0 {
+		time.Sleep(time.Duration(f.o.delayMS) * time.Millisecond)
+	}
+
+	if inj := f.faults.takeSOAP(call.Method); inj != nil {
+		f.inject(w, call, inj)
+		return
+	}
+
+	// Session lookups cost a round trip through vcsim; do at most one per request.
+	sessionKnown, session := false, false
+	hasSession := func() bool {
+		if !sessionKnown {
+			session, sessionKnown = f.hasSession(r), true
+		}
+		return session
+	}
+
+	// Without a session, vcsim gives its own NotAuthenticated for everything except a
+	// few calls, so the checks below only need to handle authenticated callers.
+	switch {
+	case sessionRequiredByUs[call.Method] && !hasSession():
+		writeFault(w, "The session is not authenticated.", &types.NotAuthenticated{
+			NoPermission: types.NoPermission{Object: call.This, PrivilegeId: "System.View"},
+		})
+		return
+	case f.inv.esx && vCenterOnly[call.Method] && hasSession():
+		writeFault(w, notSupportedMsg, &types.NotSupported{})
+		return
+	case f.o.free && !freeLicenseAllowed[call.Method] && hasSession():
+		writeFault(w, restrictedVersionMsg, &types.RestrictedVersion{})
+		return
+	}
+
+	ctx := r.Context()
+	if lockedDiskMethods[call.Method] && hasSession() && f.diskLocked(ctx, w, call, body) {
+		return
+	}
+	if guestOpMethods[call.Method] && hasSession() && f.guestOps(w, call) {
+		return
+	}
+	if f.o.pageSize > 0 && pagedMethods[call.Method] && hasSession() {
+		switch call.Method {
+		case "RetrievePropertiesEx":
+			f.retrievePaged(w, r, body)
+		case "ContinueRetrievePropertiesEx":
+			f.continueRetrieve(w, r, body)
+		case "CancelRetrievePropertiesEx":
+			token, _ := findElementText(body, "token")
+			f.pages.cancel(token, sessionKey(r))
+			writeResponse(w, &types.CancelRetrievePropertiesExResponse{})
+		}
+		return
+	}
+
+	// Everything vcsim answers is recorded first (vcsim buffers whole responses anyway),
+	// so that hooks can look at it and a vcsim panic can become a SOAP fault.
+	var pre preState
+	if needsAfterHook[call.Method] {
+		pre = f.beforeHook(ctx, call)
+	}
+	rec := f.record(r, body, call.Method)
+	if rec.Code == http.StatusOK && needsAfterHook[call.Method] {
+		if err := f.afterHook(ctx, call, pre, body, rec.Body.Bytes()); err != nil {
+			log.Printf("%s: fixing up after vcsim: %v", call.Method, err)
+		}
+	}
+	copyRecorded(w, rec)
+}
+
+// record runs vcsim on the request and keeps its answer. vcsim 0.24.2 panics on some
+// bad input (e.g. CloneVM_Task into a folder that does not exist), which would drop the
+// connection; a real host answers with a fault, so we turn the panic into a SystemError.
+func (f *front) record(r *http.Request, body []byte, method string) (rec *httptest.ResponseRecorder) {
+	r.Body = ioutil.NopCloser(bytes.NewReader(body))
+	rec = httptest.NewRecorder()
+	defer func() {
+		if p := recover(); p != nil {
+			log.Printf("vcsim panicked in %s: %v\n%s", method, p, debug.Stack())
+			rec = httptest.NewRecorder()
+			writeFault(rec, fmt.Sprintf("simulator error in %s: %v", method, p),
+				&types.SystemError{Reason: fmt.Sprint(p)})
+		}
+	}()
+	f.inner.ServeHTTP(rec, r)
+	return rec
+}
+
+func copyRecorded(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
+}
+
+// inject answers with the fault a test asked for, as a SOAP fault or as a failed task.
+func (f *front) inject(w http.ResponseWriter, call soapCall, inj *injection) {
+	fault, err := newFault(inj.Fault, inj.File)
+	if err != nil { // validated when posted; cannot happen
+		writeFault(w, err.Error(), &types.SystemError{})
+		return
+	}
+	msg := inj.Message
+	if msg == "" {
+		msg = "Injected fault " + inj.Fault
+	}
+	if inj.Task {
+		f.failedTask(w, call, fault, msg)
+		return
+	}
+	writeFault(w, msg, fault)
+}
+
+// failedTask creates a task (through vcsim, so clients can watch it like any other)
+// that has already failed with fault, and answers the *_Task call with it.
+func (f *front) failedTask(w http.ResponseWriter, call soapCall, fault types.BaseMethodFault, msg string) {
+	id := strings.TrimSuffix(call.Method, "_Task")
+	id = string(unicode.ToLower(rune(id[0]))) + id[1:]
+	task := simulator.CreateTask(call.This, id, func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
+		return nil, fault
+	})
+	ref := task.Run()
+	// vcsim's Task.Run sets the message to the Go type name; give it a human one.
+	simulator.Map.WithLock(task, func() {
+		simulator.Map.Update(task, []types.PropertyChange{{
+			Name: "info.error",
+			Val:  types.LocalizedMethodFault{Fault: fault, LocalizedMessage: msg},
+		}})
+	})
+	writeResponse(w, &taskResponse{name: call.Method + "Response", Returnval: ref})
+}
+
+// taskResponse is the body of any *_TaskResponse: just the task.
+type taskResponse struct {
+	name      string
+	Returnval types.ManagedObjectReference `xml:"returnval"`
+}
+
+func (t *taskResponse) responseName() string { return t.name }
+
+var pagedMethods = map[string]bool{
+	"RetrievePropertiesEx":         true,
+	"ContinueRetrievePropertiesEx": true,
+	"CancelRetrievePropertiesEx":   true,
+}
+
+var lockedDiskMethods = map[string]bool{
+	"CopyVirtualDisk_Task":   true,
+	"MoveVirtualDisk_Task":   true,
+	"DeleteVirtualDisk_Task": true,
+}
+
+// diskLocked refuses to copy, move or delete a disk a running VM holds, as a real host
+// does, with a task that fails with FileLocked. It reports whether it answered.
+func (f *front) diskLocked(ctx context.Context, w http.ResponseWriter, call soapCall, body []byte) bool {
+	var name string
+	readOnly := false
+	switch call.Method {
+	case "CopyVirtualDisk_Task":
+		name, _ = findElementText(body, "sourceName")
+		readOnly = true
+	case "MoveVirtualDisk_Task":
+		name, _ = findElementText(body, "sourceName")
+	case "DeleteVirtualDisk_Task":
+		name, _ = findElementText(body, "name")
+	default:
+		return false
+	}
+	holder, err := f.inv.diskLockHolder(ctx, name, readOnly)
+	if err != nil || holder == "" {
+		return false
+	}
+	f.failedTask(w, call, &types.FileLocked{FileFault: types.FileFault{File: name}},
+		fmt.Sprintf("Unable to access file %s since it is locked", name))
+	return true
+}
+
+// needsAfterHook lists calls after which files on the datastore or layoutEx must be
+// fixed up to look like a real host's (see disks.go and layout.go).
+var needsAfterHook = map[string]bool{
+	"CreateVM_Task":                true,
+	"RegisterVM_Task":              true,
+	"ReconfigVM_Task":              true,
+	"CloneVM_Task":                 true,
+	"CreateVirtualDisk_Task":       true,
+	"CopyVirtualDisk_Task":         true,
+	"MoveVirtualDisk_Task":         true,
+	"RefreshStorageInfo":           true,
+	"CreateSnapshot_Task":          true,
+	"RemoveSnapshot_Task":          true,
+	"RemoveAllSnapshots_Task":      true,
+	"RevertToSnapshot_Task":        true,
+	"RevertToCurrentSnapshot_Task": true,
+}
+
+// preState is what afterHook needs to know from before the call.
+type preState struct {
+	vm    types.ManagedObjectReference // the VM acted on (a removed snapshot forgets it)
+	disks []diskFile                   // vpx CloneVM_Task: the source's disks (clone.go)
+}
+
+func (f *front) beforeHook(ctx context.Context, call soapCall) preState {
+	var pre preState
+	pre.vm, _ = f.inv.vmOf(ctx, call.This)
+	if call.Method == "CloneVM_Task" && !f.inv.esx {
+		pre.disks, _ = f.inv.diskFiles(ctx, call.This)
+	}
+	return pre
+}
+
+// afterHook runs once vcsim has answered 200.
+func (f *front) afterHook(ctx context.Context, call soapCall, pre preState, req, res []byte) error {
+	if call.Method == "RefreshStorageInfo" {
+		fixLayoutEx(call.This)
+		return nil
+	}
+	info, err := f.inv.taskOutcome(ctx, res)
+	if err != nil {
+		return err
+	}
+	if info.State != types.TaskInfoStateSuccess {
+		return nil
+	}
+	switch call.Method {
+	case "CreateVM_Task", "RegisterVM_Task", "CloneVM_Task":
+		ref, ok := info.Result.(types.ManagedObjectReference)
+		if !ok {
+			return nil
+		}
+		if err := f.inv.syncVM(ctx, ref); err != nil {
+			return err
+		}
+		if call.Method == "CloneVM_Task" {
+			return f.inv.repairClone(ctx, call.This, ref, pre.disks)
+		}
+	case "ReconfigVM_Task":
+		return f.inv.syncVM(ctx, call.This)
+	case "CopyVirtualDisk_Task", "MoveVirtualDisk_Task":
+		dest, _ := findElementText(req, "destName")
+		return f.inv.fixCopiedDescriptor(ctx, dest)
+	case "CreateVirtualDisk_Task":
+		m, err := simulator.UnmarshalBody(types.TypeFunc(), req)
+		if err != nil {
+			return err
+		}
+		cvd := m.Body.(*types.CreateVirtualDisk_Task)
+		if spec, ok := cvd.Spec.(*types.FileBackedVirtualDiskSpec); ok {
+			thin := spec.DiskType == string(types.VirtualDiskTypeThin)
+			return f.inv.syncNewDisk(ctx, cvd.Name, spec.CapacityKb*1024, thin)
+		}
+	default: // snapshots
+		if pre.vm.Value != "" {
+			fixLayoutEx(pre.vm)
+		}
+	}
+	return nil
+}
+
+// retrievePaged passes RetrievePropertiesEx to vcsim and pages its answer (paging.go).
+func (f *front) retrievePaged(w http.ResponseWriter, r *http.Request, body []byte) {
+	rec := f.record(r, body, "RetrievePropertiesEx")
+	if rec.Code != http.StatusOK {
+		copyRecorded(w, rec)
+		return
+	}
+	maxObjects := 0
+	if s, ok := findElementText(body, "maxObjects"); ok {
+		maxObjects, _ = strconv.Atoi(s)
+	}
+	var res methods.RetrievePropertiesExBody
+	if err := decodeResponse(rec.Body.Bytes(), &res); err != nil || res.Res == nil {
+		copyRecorded(w, rec)
+		return
+	}
+	if !f.pages.firstPage(res.Res.Returnval, f.pages.limit(maxObjects), sessionKey(r)) {
+		copyRecorded(w, rec)
+		return
+	}
+	writeResponse(w, res.Res)
+}
+
+func (f *front) continueRetrieve(w http.ResponseWriter, r *http.Request, body []byte) {
+	token, _ := findElementText(body, "token")
+	page, err := f.pages.nextPage(token, sessionKey(r))
+	if err != nil {
+		writeFault(w, err.Error(), &types.InvalidArgument{InvalidProperty: "token"})
+		return
+	}
+	writeResponse(w, &types.ContinueRetrievePropertiesExResponse{Returnval: *page})
+}
+
+// ---- datastore files and other HTTP ----
+
+// serveFiles guards /folder with the authentication a real host requires (vcsim 0.24.2
+// serves it to anybody), counts requests and bytes, and applies HTTP fault injections.
+func (f *front) serveFiles(w http.ResponseWriter, r *http.Request) {
+	segment := "/" + strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 2)[0]
+	key := r.Method + " " + segment
+	f.stats.countHTTP(key)
+	cw := &countingWriter{ResponseWriter: w, limit: -1}
+	var in int64
+	if r.Body != nil {
+		r.Body = &countingReader{ReadCloser: r.Body, n: &in}
+	}
+	defer func() { f.stats.addHTTPBytes(cw.n, in) }()
+
+	if segment == "/folder" && !f.authorized(r) {
+		cw.Header().Set("WWW-Authenticate", `Basic realm="VMware HTTP server"`)
+		http.Error(cw, "401 Unauthorized", http.StatusUnauthorized)
+		return
+	}
+	if inj := f.faults.takeHTTP(key, r.URL.Path); inj != nil {
+		if inj.Status > 0 {
+			http.Error(cw, "injected "+strconv.Itoa(inj.Status), inj.Status)
+			return
+		}
+		cw.limit = inj.AfterBytes
+	}
+	f.inner.ServeHTTP(cw, r)
+}
+
+func (f *front) authorized(r *http.Request) bool {
+	if user, pass, ok := r.BasicAuth(); ok {
+		return subtle.ConstantTimeCompare([]byte(user), []byte(f.o.user)) == 1 &&
+			subtle.ConstantTimeCompare([]byte(pass), []byte(f.o.password)) == 1
+	}
+	return f.hasSession(r)
+}
+
+// countingWriter counts body bytes and, with limit >= 0, cuts the connection after
+// limit bytes: the client sees a short body, as when a transfer dies mid-way.
+type countingWriter struct {
+	http.ResponseWriter
+	n     int64
+	limit int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.limit >= 0 && c.n+int64(len(p)) > c.limit {
+		k, _ := c.ResponseWriter.Write(p[:c.limit-c.n])
+		c.n += int64(k)
+		if fl, ok := c.ResponseWriter.(http.Flusher); ok {
+			fl.Flush()
+		}
+		// net/http closes the connection without logging for this panic value.
+		panic(http.ErrAbortHandler)
+	}
+	k, err := c.ResponseWriter.Write(p)
+	c.n += int64(k)
+	return k, err
+}
+
+type countingReader struct {
+	io.ReadCloser
+	n *int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	k, err := c.ReadCloser.Read(p)
+	*c.n += int64(k)
+	return k, err
+}
