@@ -1,0 +1,79 @@
+#!/usr/bin/env bats
+# Documentation and completions stay in step with the option tables.
+
+load helpers/common
+
+tools() {
+  for t in "$CESO_BUILD"/tools/ceso "$CESO_BUILD"/tools/ceso-*; do
+    [[ -x "$t" && -f "$t" && "$(basename "$t")" != *.* ]] && basename "$t"
+  done
+}
+
+@test "committed completions equal the ones generated from the option tables" {
+  out="$BATS_TEST_TMPDIR/completions"
+  "$REPO_ROOT/scripts/gen-completions" "$CESO_BUILD" "$out"
+  run diff -ru "$REPO_ROOT/completions" "$out"
+  if [ "$status" -ne 0 ]; then
+    echo "$output" | head -40
+    echo "completions are stale: run 'make completions' and commit them" >&2
+    return 1
+  fi
+}
+
+@test "every tool has a man page listing every option of its table" {
+  for t in $(tools); do
+    page="$REPO_ROOT/man/$t.1.scd"
+    [ -f "$page" ] || { echo "missing man/$t.1.scd" >&2; return 1; }
+    while read -r name short; do
+      grep -q -- "--$name\b" "$page" || { echo "$t: --$name missing from $page" >&2; return 1; }
+      if [ -n "$short" ]; then
+        grep -q -- "\*-$short\*" "$page" || { echo "$t: -$short missing from $page" >&2; return 1; }
+      fi
+    done < <("$CESO_BUILD/tools/$t" --dump-options | jq -r '.options[] | "\(.name) \(.short)"')
+  done
+}
+
+@test "every man page documents the exit status and points to ceso(7)" {
+  for t in $(tools); do
+    page="$REPO_ROOT/man/$t.1.scd"
+    grep -q '^# EXIT STATUS' "$page" || { echo "$page: no EXIT STATUS" >&2; return 1; }
+    grep -q 'ceso\*(7)\|\*ceso\*(7)' "$page" || { echo "$page: no ceso(7)" >&2; return 1; }
+  done
+}
+
+@test "every tool has a bats test, --help and --version" {
+  for t in $(tools); do
+    [ "$t" = ceso ] && continue
+    ls "$REPO_ROOT/tests/cli/${t#ceso-}.bats" >/dev/null || return 1
+    run "$CESO_BUILD/tools/$t" --help
+    assert_status 0
+    assert_contains "$output" "Usage: $t"
+    run "$CESO_BUILD/tools/$t" --version
+    assert_status 0
+  done
+}
+
+@test "the man pages build with scdoc without warnings" {
+  for p in "$REPO_ROOT"/man/*.scd; do
+    scdoc <"$p" >/dev/null || { echo "scdoc failed on $p" >&2; return 1; }
+  done
+}
+
+@test "ceso(7) lists the exit codes of DESIGN.md" {
+  for c in 0 1 2 3 4 5 6 130; do
+    grep -q "^|  \*$c\*\|^|\[ \*$c\*" "$REPO_ROOT/man/ceso.7.scd" || { echo "exit $c missing" >&2; return 1; }
+  done
+}
+
+@test "the completions parse in bash and zsh" {
+  for f in "$REPO_ROOT"/completions/bash/*; do bash -n "$f" || return 1; done
+  for f in "$REPO_ROOT"/completions/zsh/_*; do zsh -n "$f" || return 1; done
+}
+
+@test "bash completion offers options and choices from the table" {
+  source "$REPO_ROOT/completions/bash/ceso-ls"
+  COMP_WORDS=(ceso-ls --pow); COMP_CWORD=1; _ceso_ls
+  assert_eq "${COMPREPLY[*]}" "--power"
+  COMP_WORDS=(ceso-ls --power s); COMP_CWORD=2; _ceso_ls
+  assert_eq "${COMPREPLY[*]}" "suspended"
+}
