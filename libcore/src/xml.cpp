@@ -18,6 +18,10 @@ std::string_view local_name(std::string_view qname) {
 struct Builder {
   Node root;
   std::vector<Node*> stack;
+  // Streaming: children named `split` of an element named `split_parent`
+  // go to on_split when they close.
+  std::string split_parent, split;
+  std::function<void(Node&&)> on_split;
   // Keep whitespace-only text out of structural nodes but keep it in leaves
   // (a VM annotation may be just spaces); decided when the element closes.
   static void start(void* data, const XML_Char* name, const XML_Char** atts) {
@@ -26,8 +30,15 @@ struct Builder {
     parent->children.emplace_back();
     Node& n = parent->children.back();
     n.name = std::string(local_name(name));
-    for (size_t i = 0; atts[i]; i += 2)
-      n.attrs.emplace_back(std::string(local_name(atts[i])), std::string(atts[i + 1]));
+    // xsi:type is kept apart from a plain `type` attribute: a moref inside
+    // a task result carries both (xsi:type="ManagedObjectReference"
+    // type="VirtualMachineSnapshot").
+    for (size_t i = 0; atts[i]; i += 2) {
+      std::string_view q = atts[i];
+      std::string_view local = local_name(q);
+      std::string key = (local == "type" && local.size() != q.size()) ? "xsi:type" : std::string(local);
+      n.attrs.emplace_back(std::move(key), std::string(atts[i + 1]));
+    }
     b->stack.push_back(&n);
   }
   static void end(void* data, const XML_Char*) {
@@ -36,6 +47,11 @@ struct Builder {
     if (!n->children.empty() && n->text.find_first_not_of(" \t\r\n") == std::string::npos)
       n->text.clear();
     b->stack.pop_back();
+    Node* parent = b->stack.back();
+    if (b->on_split && n->name == b->split && parent->name == b->split_parent) {
+      b->on_split(std::move(*n));
+      parent->children.pop_back();  // n is always the last child while it is open
+    }
   }
   static void chars(void* data, const XML_Char* s, int len) {
     auto* b = static_cast<Builder*>(data);
@@ -44,6 +60,45 @@ struct Builder {
 };
 
 }  // namespace
+
+struct StreamParser::Impl {
+  Builder builder;
+  std::unique_ptr<XML_ParserStruct, decltype(&XML_ParserFree)> parser{XML_ParserCreate("UTF-8"),
+                                                                     XML_ParserFree};
+  void check(int status) {
+    if (status == XML_STATUS_ERROR)
+      throw Error("malformed XML from the server (line " +
+                  std::to_string(XML_GetCurrentLineNumber(parser.get())) + "): " +
+                  XML_ErrorString(XML_GetErrorCode(parser.get())));
+  }
+};
+
+StreamParser::StreamParser(std::string split_parent, std::string split,
+                           std::function<void(Node&&)> on_split)
+    : impl_(std::make_unique<Impl>()) {
+  if (!impl_->parser) throw Error("out of memory creating the XML parser");
+  Builder& b = impl_->builder;
+  b.stack.push_back(&b.root);
+  b.split_parent = std::move(split_parent);
+  b.split = std::move(split);
+  b.on_split = std::move(on_split);
+  XML_SetUserData(impl_->parser.get(), &b);
+  XML_SetElementHandler(impl_->parser.get(), Builder::start, Builder::end);
+  XML_SetCharacterDataHandler(impl_->parser.get(), Builder::chars);
+}
+
+StreamParser::~StreamParser() = default;
+
+void StreamParser::feed(std::string_view chunk) {
+  impl_->check(XML_Parse(impl_->parser.get(), chunk.data(), static_cast<int>(chunk.size()), 0));
+}
+
+Node StreamParser::finish() {
+  impl_->check(XML_Parse(impl_->parser.get(), "", 0, 1));
+  Node& root = impl_->builder.root;
+  if (root.children.size() != 1) throw Error("malformed XML from the server: no root element");
+  return std::move(root.children.front());
+}
 
 const Node* Node::child(std::string_view n) const {
   for (const auto& c : children)
@@ -84,26 +139,12 @@ std::string Node::attr(std::string_view n) const {
   return {};
 }
 
-std::string Node::type() const { return std::string(local_name(attr("type"))); }
+std::string Node::type() const { return std::string(local_name(attr("xsi:type"))); }
 
 Node parse(std::string_view document) {
-  Builder b;
-  b.stack.push_back(&b.root);
-  std::unique_ptr<XML_ParserStruct, decltype(&XML_ParserFree)> parser(XML_ParserCreate("UTF-8"),
-                                                                     XML_ParserFree);
-  if (!parser) throw Error("out of memory creating the XML parser");
-  XML_SetUserData(parser.get(), &b);
-  XML_SetElementHandler(parser.get(), Builder::start, Builder::end);
-  XML_SetCharacterDataHandler(parser.get(), Builder::chars);
-  if (XML_Parse(parser.get(), document.data(), static_cast<int>(document.size()), 1) ==
-      XML_STATUS_ERROR) {
-    throw Error("malformed XML from the server (line " +
-                std::to_string(XML_GetCurrentLineNumber(parser.get())) + "): " +
-                XML_ErrorString(XML_GetErrorCode(parser.get())));
-  }
-  if (b.root.children.size() != 1) throw Error("malformed XML from the server: no root element");
-  Node doc = std::move(b.root.children.front());
-  return doc;
+  StreamParser p("", "", nullptr);
+  p.feed(document);
+  return p.finish();
 }
 
 std::string escape(std::string_view text) {

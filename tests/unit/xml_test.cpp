@@ -37,6 +37,7 @@ TEST(Xml, DropsPrefixesAndKeepsTypes) {
   const auto* val = doc.find("Body/val");
   ASSERT_NE(val, nullptr);
   EXPECT_EQ(val->type(), "string");
+  EXPECT_EQ(val->attr("type"), "");
   EXPECT_EQ(doc.find_text("Body/obj"), "vm-1");
   EXPECT_EQ(doc.find("Body/obj")->attr("type"), "VirtualMachine");
 }

@@ -4,6 +4,7 @@
 // use one vocabulary and prefixes vary between servers.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,6 +35,25 @@ struct Node {
 
 // Parse a document. Throws ceso::Error naming the line of a syntax error.
 Node parse(std::string_view document);
+
+// Incremental parsing for large responses: feed chunks as they arrive.
+// Elements named `split` whose parent is named `split_parent` are handed to
+// `on_split` as soon as they close and are not kept, so a 2,000-VM property
+// retrieval never holds more than one object's tree.
+class StreamParser {
+ public:
+  StreamParser(std::string split_parent, std::string split, std::function<void(Node&&)> on_split);
+  ~StreamParser();
+  StreamParser(const StreamParser&) = delete;
+  StreamParser& operator=(const StreamParser&) = delete;
+
+  void feed(std::string_view chunk);  // throws ceso::Error on malformed XML
+  Node finish();                      // the document without the split elements
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // Escape text for element content or attribute values. Throws ceso::Error
 // (bad_input) for characters XML 1.0 cannot carry (most C0 controls).

@@ -402,7 +402,10 @@ func (f *front) afterHook(ctx context.Context, call soapCall, pre preState, req,
 			return err
 		}
 		if call.Method == "CloneVM_Task" {
-			return f.inv.repairClone(ctx, call.This, ref, pre.disks)
+			if err := f.inv.repairClone(ctx, call.This, ref, pre.disks); err != nil {
+				return err
+			}
+			return f.inv.applyCloneConfig(ctx, ref, req)
 		}
 	case "ReconfigVM_Task":
 		return f.inv.syncVM(ctx, call.This)

@@ -1,0 +1,77 @@
+// Backup targets: where backup directories are stored.
+//
+// A target is a root directory reached through a URL: file:///path (local
+// disk or an NFS mount) or sftp://user@host[:port]/path. The interface is the
+// handful of file operations the backup logic needs, so another scheme
+// (s3://) is one more implementation and a line in open_backup_target().
+// Paths given to a target are relative to its root and use '/'.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ceso {
+
+// A file being written. commit() makes the data durable (fsync) and closes
+// it; destroying a writer without commit() leaves a partial file that the
+// caller's directory cleanup removes.
+class TargetWriter {
+ public:
+  virtual ~TargetWriter() = default;
+  virtual void write(const char* data, size_t size) = 0;
+  virtual void commit() = 0;
+};
+
+class TargetReader {
+ public:
+  virtual ~TargetReader() = default;
+  // Up to `size` bytes; 0 at end of file.
+  virtual size_t read(char* data, size_t size) = 0;
+};
+
+struct TargetOptions {
+  bool accept_new_host_key = false;  // sftp: add an unknown host to known_hosts
+};
+
+class BackupTarget {
+ public:
+  virtual ~BackupTarget() = default;
+  // The URL it was opened with (no password), as recorded in the catalog.
+  virtual const std::string& url() const = 0;
+
+  virtual void make_dir(const std::string& dir) = 0;  // with parents; exists is fine
+  // Names in a directory (not "." / ".."); empty when it does not exist.
+  virtual std::vector<std::string> list(const std::string& dir) = 0;
+  virtual std::optional<uint64_t> file_size(const std::string& path) = 0;  // nullopt: absent
+  virtual std::unique_ptr<TargetWriter> create(const std::string& path) = 0;
+  virtual std::unique_ptr<TargetReader> open(const std::string& path) = 0;
+  // Atomic within the target (used to publish manifest.json).
+  virtual void rename(const std::string& from, const std::string& to) = 0;
+  // Make the directory's entries durable (fsync of the directory).
+  virtual void sync_dir(const std::string& dir) = 0;
+  // Remove a directory and everything in it; absent is fine.
+  virtual void remove_tree(const std::string& dir) = 0;
+
+  // Small whole files (manifests).
+  std::string read_file(const std::string& path);
+  void write_file(const std::string& path, const std::string& data);
+};
+
+// Opens the target of a URL. Throws Error(usage) for an unknown scheme or a
+// malformed URL, Error(connection) when an sftp host cannot be reached or
+// its key is not trusted, Error(failure) when the root does not exist.
+std::unique_ptr<BackupTarget> open_backup_target(const std::string& url,
+                                                 const TargetOptions& options = {});
+
+// sftp://user@host[:port]/path (sftp.cpp): host key checked against
+// ~/.ssh/known_hosts, agent or key-file authentication.
+std::unique_ptr<BackupTarget> open_sftp_target(const std::string& url,
+                                               const TargetOptions& options);
+
+// A local directory as a target (file:// URLs).
+std::unique_ptr<BackupTarget> open_file_target(const std::string& root, std::string url);
+
+}  // namespace ceso

@@ -1,0 +1,905 @@
+#include "ceso/backup.hpp"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "ceso/config.hpp"
+#include "ceso/datastore.hpp"
+#include "ceso/error.hpp"
+#include "ceso/snapshot.hpp"
+#include "ceso/tool.hpp"
+#include "ceso/vmops.hpp"
+
+namespace ceso {
+
+// ---- interruption ----
+
+namespace {
+volatile std::sig_atomic_t g_stop = 0;
+void on_stop_signal(int) { g_stop = 1; }
+}  // namespace
+
+void defer_interrupts() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool interrupt_requested() { return g_stop != 0 || interrupted(); }
+
+void throw_if_interrupt_requested() {
+  if (interrupt_requested()) throw Error("interrupted", Exit::interrupted);
+}
+
+// ---- hashing and the stored stream ----
+
+namespace {
+
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) {
+    if (!ctx_ || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) fail("cannot set up SHA-256");
+  }
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(const void* data, size_t size) { EVP_DigestUpdate(ctx_, data, size); }
+  std::string hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    EVP_DigestFinal_ex(ctx_, md, &len);
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (unsigned i = 0; i < len; ++i) {
+      out += digits[md[i] >> 4];
+      out += digits[md[i] & 15];
+    }
+    return out;
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+constexpr size_t kBufferSize = 1 << 20;
+
+int default_threads() {
+  // Half the CPUs: the calling thread needs one for receiving and the two
+  // hashes; more workers buy little at levels 1-3 and each holds job buffers
+  // (RSS). On a 2-CPU host one worker was faster than two (bench/backup).
+  unsigned n = std::thread::hardware_concurrency() / 2;
+  return static_cast<int>(std::clamp(n, 1u, 4u));
+}
+
+}  // namespace
+
+struct StoredFileWriter::Impl {
+  std::unique_ptr<TargetWriter> out;
+  ZSTD_CCtx* cctx = nullptr;
+  Sha256 raw_hash, stored_hash;
+  uint64_t raw = 0, stored = 0;
+  std::vector<char> buf = std::vector<char>(kBufferSize);
+
+  void drain(ZSTD_inBuffer& in, ZSTD_EndDirective mode) {
+    for (;;) {
+      ZSTD_outBuffer ob{buf.data(), buf.size(), 0};
+      size_t left = ZSTD_compressStream2(cctx, &ob, &in, mode);
+      if (ZSTD_isError(left)) fail(std::string("zstd: ") + ZSTD_getErrorName(left));
+      if (ob.pos) {
+        stored_hash.update(buf.data(), ob.pos);
+        out->write(buf.data(), ob.pos);
+        stored += ob.pos;
+      }
+      bool done = mode == ZSTD_e_end ? left == 0 : in.pos == in.size;
+      if (done) return;
+    }
+  }
+};
+
+StoredFileWriter::StoredFileWriter(std::unique_ptr<TargetWriter> out, int level, int threads)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->out = std::move(out);
+  impl_->cctx = ZSTD_createCCtx();
+  if (!impl_->cctx) fail("zstd: out of memory");
+  ZSTD_CCtx_setParameter(impl_->cctx, ZSTD_c_compressionLevel, level);
+  ZSTD_CCtx_setParameter(impl_->cctx, ZSTD_c_checksumFlag, 1);
+  int workers = threads > 0 ? threads : default_threads();
+  // Even one worker helps: compression then overlaps with receiving and hashing.
+  ZSTD_CCtx_setParameter(impl_->cctx, ZSTD_c_nbWorkers, workers);
+  ZSTD_CCtx_setParameter(impl_->cctx, ZSTD_c_jobSize, 2 << 20);
+}
+
+StoredFileWriter::~StoredFileWriter() { ZSTD_freeCCtx(impl_->cctx); }
+
+void StoredFileWriter::write(const char* data, size_t size) {
+  impl_->raw_hash.update(data, size);
+  impl_->raw += size;
+  ZSTD_inBuffer in{data, size, 0};
+  impl_->drain(in, ZSTD_e_continue);
+}
+
+void StoredFileWriter::finish(ManifestFile& file) {
+  ZSTD_inBuffer in{nullptr, 0, 0};
+  impl_->drain(in, ZSTD_e_end);
+  impl_->out->commit();
+  file.size = impl_->raw;
+  file.stored_size = impl_->stored;
+  file.sha256 = impl_->raw_hash.hex();
+  file.stored_sha256 = impl_->stored_hash.hex();
+  file.compression = "zstd";
+}
+
+std::vector<std::string> check_stored_file(BackupTarget& target, const std::string& dir,
+                                           const ManifestFile& file,
+                                           const std::function<void(const char*, size_t)>& sink) {
+  std::vector<std::string> problems;
+  const std::string path = dir + "/" + file.name;
+  auto size = target.file_size(path);
+  if (!size) return {file.name + ": missing"};
+  if (*size != file.stored_size)
+    problems.push_back(file.name + ": " + std::to_string(*size) + " bytes stored, manifest says " +
+                       std::to_string(file.stored_size) +
+                       (*size < file.stored_size ? " (truncated)" : ""));
+  auto reader = target.open(path);
+  std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
+  Sha256 raw_hash, stored_hash;
+  uint64_t raw = 0;
+  std::vector<char> in_buf(kBufferSize), out_buf(kBufferSize);
+  size_t pending = 1;  // ZSTD's "more input expected" (0 = frame complete)
+  bool corrupt = false;
+  while (size_t n = reader->read(in_buf.data(), in_buf.size())) {
+    stored_hash.update(in_buf.data(), n);
+    ZSTD_inBuffer in{in_buf.data(), n, 0};
+    while (!corrupt && in.pos < in.size) {
+      ZSTD_outBuffer out{out_buf.data(), out_buf.size(), 0};
+      pending = ZSTD_decompressStream(dctx.get(), &out, &in);
+      if (ZSTD_isError(pending)) {
+        problems.push_back(file.name + ": corrupt zstd stream (" + ZSTD_getErrorName(pending) +
+                           ")");
+        corrupt = true;
+        break;
+      }
+      raw_hash.update(out_buf.data(), out.pos);
+      raw += out.pos;
+      if (sink && out.pos) sink(out_buf.data(), out.pos);
+    }
+    throw_if_interrupt_requested();
+  }
+  if (!corrupt && pending != 0)
+    problems.push_back(file.name + ": zstd stream ends early (truncated)");
+  if (stored_hash.hex() != file.stored_sha256)
+    problems.push_back(file.name + ": SHA-256 of the stored file differs from the manifest");
+  if (!corrupt) {
+    if (raw != file.size)
+      problems.push_back(file.name + ": " + std::to_string(raw) + " bytes after decompression, " +
+                         "manifest says " + std::to_string(file.size));
+    else if (raw_hash.hex() != file.sha256)
+      problems.push_back(file.name + ": SHA-256 of the data differs from the manifest");
+  }
+  return problems;
+}
+
+// ---- ids, locks, in-progress markers ----
+
+namespace {
+
+constexpr const char* kInProgress = ".in-progress";
+constexpr const char* kSnapshotPrefix = "ceso-backup ";
+constexpr const char* kSnapshotDescription =
+    "Temporary snapshot of a ceso-backup run; removed when the backup ends.";
+
+std::string hostname() {
+  char buf[256] = {};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+std::string safe_name(const std::string& s, size_t max) {
+  std::string out;
+  for (unsigned char c : s) {
+    bool ok = std::isalnum(c) || c == '.' || c == '_' || c == '-';
+    char ch = ok ? static_cast<char>(c) : '_';
+    if (ch == '_' && !out.empty() && out.back() == '_') continue;
+    out += ch;
+    if (out.size() >= max) break;
+  }
+  while (!out.empty() && (out.front() == '.' || out.front() == '-')) out.erase(0, 1);
+  return out.empty() ? "vm" : out;
+}
+
+std::string utc_stamp(int64_t t, const char* fmt) {
+  time_t tt = static_cast<time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, fmt, &tm);
+  return buf;
+}
+
+int64_t now_seconds() { return static_cast<int64_t>(std::time(nullptr)); }
+
+// One backup of a VM at a time on this machine: an flock on a file in the
+// state directory, held for the whole run (released by the kernel when the
+// process dies, so a killed run never blocks the next one).
+class VmLock {
+ public:
+  VmLock(const std::string& key, const std::string& vm_name) : path_(path_for(key)) {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path_).parent_path(), ec);
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) fail("cannot open lock file " + quote(path_) + ": " + std::strerror(errno));
+    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      char buf[32] = {};
+      ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+      std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+      while (!pid.empty() && pid.back() == '\n') pid.pop_back();
+      ::close(fd_);
+      fd_ = -1;
+      fail("VM " + quote(vm_name) + " is already being backed up" +
+           (pid.empty() ? "" : " by process " + pid) + " on this machine");
+    }
+    std::string pid = std::to_string(getpid()) + "\n";
+    if (ftruncate(fd_, 0) == 0) (void)!::pwrite(fd_, pid.data(), pid.size(), 0);
+  }
+  ~VmLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  VmLock(const VmLock&) = delete;
+  VmLock& operator=(const VmLock&) = delete;
+  const std::string& path() const { return path_; }
+
+  static std::string path_for(const std::string& key) {
+    return state_dir() + "/locks/backup-" + safe_name(key, 200) + ".lock";
+  }
+  // Whether some process holds the lock at `path` now.
+  static bool held(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool busy = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    ::close(fd);
+    return busy;
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+}  // namespace
+
+std::string make_backup_id(const std::string& vm_name, int64_t now) {
+  unsigned char rnd[2] = {};
+  if (RAND_bytes(rnd, sizeof rnd) != 1) fail("cannot get random bytes for a backup id");
+  char hex[8];
+  std::snprintf(hex, sizeof hex, "%02x%02x", rnd[0], rnd[1]);
+  return safe_name(vm_name, 48) + "-" + utc_stamp(now, "%Y%m%dT%H%M%SZ") + "-" + hex;
+}
+
+TargetListing list_target(BackupTarget& target) {
+  TargetListing out;
+  auto names = target.list("");
+  std::sort(names.begin(), names.end());
+  for (const auto& n : names) {
+    if (n.empty() || n[0] == '.') continue;
+    if (target.file_size(n + "/" + kManifestName))
+      out.complete.push_back(n);
+    else if (!target.list(n).empty() || target.file_size(n + "/" + kInProgress))
+      out.incomplete.push_back(n);
+    else if (!target.file_size(n))  // an empty directory, not a stray file
+      out.incomplete.push_back(n);
+  }
+  return out;
+}
+
+namespace {
+
+// The run that owns an incomplete directory: alive (its lock is held) or not.
+struct Leftover {
+  std::string id;
+  ordered_json marker;  // .in-progress contents; null when absent/unreadable
+};
+
+ordered_json read_marker(BackupTarget& target, const std::string& id) {
+  try {
+    return ordered_json::parse(target.read_file(id + "/" + kInProgress));
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+}
+
+bool run_alive(const ordered_json& marker) {
+  if (!marker.is_object()) return false;
+  if (marker.value("host", "") != hostname()) return true;  // cannot tell: assume alive
+  return VmLock::held(marker.value("lock", ""));
+}
+
+}  // namespace
+
+std::vector<std::string> collect_garbage(BackupTarget& target, bool dry_run,
+                                         std::vector<std::string>* in_progress) {
+  std::vector<std::string> removed;
+  for (const auto& id : list_target(target).incomplete) {
+    if (run_alive(read_marker(target, id))) {
+      if (in_progress) in_progress->push_back(id);
+      continue;
+    }
+    if (!dry_run) target.remove_tree(id);
+    removed.push_back(id);
+  }
+  return removed;
+}
+
+// ---- what to copy ----
+
+namespace {
+
+struct SourceFile {
+  DatastorePath path;
+  std::string kind;  // vmx | nvram | descriptor | extent
+  int disk = -1;
+  std::string name;   // stored name, without ".zst"
+  uint64_t size = 0;  // from layoutEx; 0 when unknown
+};
+
+struct VmFacts {
+  ordered_json details;  // vm_details record
+  xml::Node config;      // the `config` property as the API reports it
+  std::string power;
+  std::vector<SourceFile> files;
+  ordered_json disks = ordered_json::array();
+  bool passthrough = false;
+};
+
+std::string flat_name(const std::string& descriptor) {
+  const std::string ext = ".vmdk";
+  if (descriptor.size() > ext.size() &&
+      descriptor.compare(descriptor.size() - ext.size(), ext.size(), ext) == 0)
+    return descriptor.substr(0, descriptor.size() - ext.size()) + "-flat.vmdk";
+  return descriptor + "-flat";
+}
+
+// Disk files from layoutEx: for each disk its chain (base first, then the
+// deltas of snapshots that exist already, the user's), each unit a descriptor
+// and its extent(s). Without layoutEx (some hosts, some simulators), the
+// descriptor from the device backing and ESXi's "-flat.vmdk" naming rule.
+void add_disk_files(VmFacts& f, const xml::Node& device, int index, const xml::Node* layout) {
+  std::string key = device.child_text("key");
+  std::string file = device.find_text("backing/fileName");
+  f.disks.push_back({{"index", index},
+                     {"device_key", std::atoi(key.c_str())},
+                     {"file", file},
+                     {"capacity_bytes",
+                      std::strtoull(device.child_text("capacityInBytes").c_str(), nullptr, 10)}});
+  std::map<std::string, const xml::Node*> by_key;
+  if (layout)
+    for (const xml::Node* lf : layout->all("file")) by_key[lf->child_text("key")] = lf;
+  const xml::Node* chain_owner = nullptr;
+  if (layout)
+    for (const xml::Node* d : layout->all("disk"))
+      if (d->child_text("key") == key) chain_owner = d;
+  std::string base = "disk" + std::to_string(index);
+  bool found = false;
+  if (chain_owner) {
+    auto units = chain_owner->all("chain");
+    for (size_t u = 0; u < units.size(); ++u) {
+      std::string unit = base + (u ? "-s" + std::to_string(u) : "");
+      int extent = 0;
+      for (const xml::Node* fk : units[u]->all("fileKey")) {
+        auto it = by_key.find(fk->text);
+        if (it == by_key.end()) continue;
+        const xml::Node* lf = it->second;
+        std::string type = lf->child_text("type");
+        bool is_extent = type == "diskExtent";
+        std::string name = is_extent
+                               ? unit + "-flat" + (extent ? std::to_string(extent) : "") + ".vmdk"
+                               : unit + ".vmdk";
+        if (is_extent) ++extent;
+        f.files.push_back({parse_datastore_path(lf->child_text("name")),
+                           is_extent ? "extent" : "descriptor", index, name,
+                           std::strtoull(lf->child_text("size").c_str(), nullptr, 10)});
+        found = true;
+      }
+    }
+  }
+  if (!found) {
+    DatastorePath d = parse_datastore_path(file);
+    f.files.push_back({d, "descriptor", index, base + ".vmdk", 0});
+    f.files.push_back({{d.datastore, flat_name(d.path)}, "extent", index, base + "-flat.vmdk", 0});
+  }
+}
+
+VmFacts read_vm(vim::Client& c, const vim::MoRef& ref) {
+  auto details = c.retrieve({ref}, vm_detail_paths());
+  auto raw = c.retrieve({ref}, {"config", "layoutEx"});
+  if (details.empty() || raw.empty()) fail("the VM disappeared while reading it");
+  VmFacts f;
+  f.details = vm_details(details.front(), c.endpoint(), false);
+  f.power = f.details.value("power", "");
+  const xml::Node* config = raw.front().prop("config");
+  if (!config) fail("the host reports no configuration for this VM");
+  f.config = *config;
+  const xml::Node* layout = raw.front().prop("layoutEx");
+  std::string vmx = config->find_text("files/vmPathName");
+  f.files.push_back({parse_datastore_path(vmx), "vmx", -1, "vm.vmx", 0});
+  if (layout)
+    for (const xml::Node* lf : layout->all("file"))
+      if (lf->child_text("type") == "nvram")
+        f.files.push_back({parse_datastore_path(lf->child_text("name")), "nvram", -1, "vm.nvram",
+                           std::strtoull(lf->child_text("size").c_str(), nullptr, 10)});
+  int index = 0;
+  if (const xml::Node* hw = config->child("hardware"))
+    for (const xml::Node* dev : hw->all("device")) {
+      if (dev->type() == "VirtualPCIPassthrough") f.passthrough = true;
+      if (dev->type() == "VirtualDisk") add_disk_files(f, *dev, index++, layout);
+    }
+  return f;
+}
+
+// The plain vm record (ceso-ls's fields) out of a detailed one.
+ordered_json vm_record_of(const ordered_json& details) {
+  ordered_json r = ordered_json::object();
+  for (const char* k : {"type", "endpoint", "id", "name", "uuid", "power", "cpus", "memory_mib",
+                        "disks_gib", "ip", "tags", "guest_id", "datastore", "vmx"})
+    if (details.contains(k)) r[k] = details[k];
+  return r;
+}
+
+// The config as XML text again, so it can be stored as the API reported it.
+void write_xml(const xml::Node& n, std::string& out, bool root) {
+  out += "<" + n.name;
+  if (root) out += " xmlns=\"urn:vim25\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"";
+  for (const auto& [k, v] : n.attrs) out += " " + k + "=\"" + xml::escape(v) + "\"";
+  out += ">" + xml::escape(n.text);
+  for (const auto& c : n.children) write_xml(c, out, false);
+  out += "</" + n.name + ">";
+}
+
+// The datacenter part of /folder URLs: "ha-datacenter" on a standalone host;
+// on vCenter the name of the datacenter that holds the VM.
+std::string datacenter_of(vim::Client& c, const vim::MoRef& vm) {
+  if (!c.content().is_vcenter()) return "ha-datacenter";
+  vim::MoRef cur = vm;
+  for (int depth = 0; depth < 32; ++depth) {
+    auto objs = c.retrieve({cur}, {"parent", "name"});
+    if (objs.empty()) break;
+    if (cur.type == "Datacenter") return objs.front().text("name");
+    const xml::Node* parent = objs.front().prop("parent");
+    if (!parent) break;
+    cur = vim::moref_of(*parent);
+  }
+  fail("cannot find the datacenter of the VM");
+}
+
+}  // namespace
+
+// ---- one backup run ----
+
+namespace {
+
+class BackupRun {
+ public:
+  BackupRun(const LocatedVm& vm, const BackupOptions& o, BackupContext& ctx)
+      : vm_(vm), c_(*vm.client), o_(o), ctx_(ctx) {}
+
+  ordered_json run(ordered_json& record);
+
+ private:
+  const LocatedVm& vm_;
+  vim::Client& c_;
+  const BackupOptions& o_;
+  BackupContext& ctx_;
+  VmFacts facts_;
+  Manifest m_;
+  std::string vm_key_;
+  std::string datacenter_;
+  std::unique_ptr<DatastoreFiles> files_;
+
+  Mutation mutation(std::string op, ordered_json params = ordered_json::object()) const {
+    return {c_.endpoint().id, vm_.name, vm_.ref.value, std::move(op), std::move(params)};
+  }
+  void plan_only();
+  void clean_leftovers(const std::string& lock_path);
+  void copy_all(const std::vector<SourceFile>& files);
+  void copy_file(const SourceFile& src);
+  void store_blob(const std::string& name, const std::string& kind, const std::string& data);
+  void publish();
+  void hot_copy(const std::vector<SourceFile>& disks);
+  void cold_copy(const std::vector<SourceFile>& disks);
+  bool remove_snapshot_retrying(const vim::MoRef& snap);
+  void record_failure(const std::string& error);
+};
+
+void BackupRun::plan_only() {
+  ordered_json files = ordered_json::array();
+  for (const auto& f : facts_.files) files.push_back(f.path.str());
+  bool running = facts_.power == "on";
+  auto noop = [] {};
+  if (running && o_.mode == "hot")
+    ctx_.gate.perform(mutation("CreateSnapshot_Task", {{"memory", false}, {"quiesce", o_.quiesce}}),
+                      noop);
+  if (running && o_.mode == "cold")
+    ctx_.gate.perform(mutation("ShutdownGuest", {{"force", o_.force}}), noop);
+  ctx_.gate.perform(
+      mutation("Backup", {{"id", m_.id}, {"target", ctx_.target.url()}, {"files", files}}), noop);
+  if (running && o_.mode == "hot") ctx_.gate.perform(mutation("RemoveSnapshot_Task"), noop);
+  if (running && o_.mode == "cold") ctx_.gate.perform(mutation("PowerOnVM_Task"), noop);
+}
+
+// A killed run of this VM left a directory and maybe its snapshot: we hold the
+// VM's lock now, so that run is dead and both can go.
+void BackupRun::clean_leftovers(const std::string& lock_path) {
+  for (const auto& id : list_target(ctx_.target).incomplete) {
+    ordered_json marker = read_marker(ctx_.target, id);
+    if (marker.is_object() && marker.value("vm_key", "") == vm_key_ &&
+        marker.value("lock", "") == lock_path && marker.value("host", "") == hostname()) {
+      ctx_.target.remove_tree(id);
+      ctx_.warn("removed " + quote(id) + " left by an interrupted run");
+    }
+  }
+  for (const auto& s : list_snapshots(c_, vm_.ref)) {
+    if (s.name.rfind(kSnapshotPrefix, 0) != 0 || s.description != kSnapshotDescription) continue;
+    ctx_.gate.perform(mutation("RemoveSnapshot_Task", {{"snapshot", s.name}}),
+                      [&] { remove_snapshot(c_, s.ref, false, true); });
+    ctx_.warn("removed snapshot " + quote(s.name) + " left by an interrupted run");
+  }
+}
+
+void BackupRun::copy_file(const SourceFile& src) {
+  throw_if_interrupt_requested();
+  std::string url =
+      vim::datastore_file_url(c_.endpoint(), datacenter_, src.path.datastore, src.path.path);
+  ManifestFile mf;
+  mf.name = src.name + ".zst";
+  mf.source = src.path.str();
+  mf.kind = src.kind;
+  mf.disk = src.disk;
+  std::unique_ptr<StoredFileWriter> writer;
+  auto open_writer = [&] {
+    writer = std::make_unique<StoredFileWriter>(ctx_.target.create(m_.id + "/" + mf.name), o_.level,
+                                                o_.threads);
+  };
+  int task = ctx_.progress.start(vm_.name + " " + src.name, src.size);
+  DownloadOptions dopt;
+  dopt.retries = o_.retries;
+  dopt.backoff = o_.backoff;
+  dopt.limit_rate = o_.limit_rate;
+  dopt.cancelled = [] { return interrupt_requested(); };
+  dopt.on_retry = [&](const std::string& why) { ctx_.warn(src.path.str() + ": " + why); };
+  auto got = files_->download(
+      url,
+      [&](const char* data, size_t n) {
+        if (!writer) open_writer();
+        writer->write(data, n);
+        ctx_.progress.advance(task, n);
+      },
+      dopt);
+  ctx_.progress.finish(task);
+  if (!got) {
+    if (src.kind == "nvram") return;  // a VM that never ran has none
+    fail("cannot download " + quote(src.path.str()) + ": the host says it does not exist");
+  }
+  if (src.kind == "extent" && src.size && *got != src.size)
+    fail("copied " + std::to_string(*got) + " bytes of " + quote(src.path.str()) + ", expected " +
+         std::to_string(src.size));
+  if (!writer) open_writer();
+  writer->finish(mf);
+  m_.files.push_back(std::move(mf));
+}
+
+void BackupRun::store_blob(const std::string& name, const std::string& kind,
+                           const std::string& data) {
+  ManifestFile mf;
+  mf.name = name + ".zst";
+  mf.kind = kind;
+  StoredFileWriter w(ctx_.target.create(m_.id + "/" + mf.name), o_.level, 1);
+  w.write(data.data(), data.size());
+  w.finish(mf);
+  m_.files.push_back(std::move(mf));
+}
+
+void BackupRun::copy_all(const std::vector<SourceFile>& files) {
+  for (const auto& f : files) copy_file(f);
+}
+
+// files → fsync (each file at commit, then the directory) → manifest → rename.
+void BackupRun::publish() {
+  m_.finished = now_seconds();
+  ctx_.target.sync_dir(m_.id);
+  std::string tmp = m_.id + "/" + kManifestName + ".tmp";
+  ctx_.target.write_file(tmp, manifest_json(m_).dump(2) + "\n");
+  ctx_.target.rename(tmp, m_.id + "/" + kManifestName);
+  ctx_.target.sync_dir(m_.id);
+  ctx_.catalog.put(catalog_entry(m_, ctx_.target.url()));
+  try {
+    ctx_.target.remove_tree(m_.id + "/" + kInProgress);
+  } catch (const Error&) {
+    // Harmless: a manifest makes the backup complete whatever else is there.
+  }
+}
+
+bool BackupRun::remove_snapshot_retrying(const vim::MoRef& snap) {
+  auto delay = o_.backoff;
+  for (int attempt = 0;; ++attempt) {
+    try {
+      ctx_.gate.perform(mutation("RemoveSnapshot_Task", {{"snapshot", kSnapshotPrefix + m_.id}}),
+                        [&] { remove_snapshot(c_, snap, false, true); });
+      return true;
+    } catch (const Error& e) {
+      // The host may be back in a moment (the copy failed because it went away).
+      if (e.code() != Exit::connection || attempt >= o_.retries) {
+        ctx_.warn("could not remove the backup snapshot " + quote(kSnapshotPrefix + m_.id) + ": " +
+                  e.what() + " (the next backup of this VM removes it)");
+        return false;
+      }
+      std::this_thread::sleep_for(delay);
+      delay = std::min(delay * 2, std::chrono::milliseconds(30000));
+    }
+  }
+}
+
+void BackupRun::hot_copy(const std::vector<SourceFile>& disks) {
+  if (facts_.passthrough)
+    fail("VM " + quote(vm_.name) +
+         " has PCI passthrough devices and cannot be snapshotted; back it up with --cold");
+  vim::MoRef snap;
+  ctx_.gate.perform(
+      mutation("CreateSnapshot_Task",
+               {{"name", kSnapshotPrefix + m_.id}, {"memory", false}, {"quiesce", o_.quiesce}}),
+      [&] {
+        snap = create_snapshot(c_, vm_.ref, kSnapshotPrefix + m_.id, kSnapshotDescription, false,
+                               o_.quiesce);
+        // The task result carries xsi:type="ManagedObjectReference" next to the
+        // MoRef's own type attribute; both parse as "type".
+        snap.type = "VirtualMachineSnapshot";
+      });
+  try {
+    copy_all(disks);
+  } catch (...) {
+    remove_snapshot_retrying(snap);
+    throw;
+  }
+  if (!remove_snapshot_retrying(snap)) fail("the backup snapshot could not be removed");
+}
+
+void BackupRun::cold_copy(const std::vector<SourceFile>& disks) {
+  bool was_on = facts_.power == "on";
+  if (was_on)
+    ctx_.gate.perform(mutation("ShutdownGuest", {{"force", o_.force}}),
+                      [&] { set_power(c_, vm_.ref, PowerOp::shutdown, o_.timeout, o_.force); });
+  auto power_back = [&] {
+    if (!was_on) return;
+    ctx_.gate.perform(mutation("PowerOnVM_Task"),
+                      [&] { set_power(c_, vm_.ref, PowerOp::on, o_.timeout, false); });
+  };
+  try {
+    copy_all(disks);
+  } catch (...) {
+    try {
+      power_back();
+    } catch (const Error& e) {
+      ctx_.warn(std::string("could not power the VM back on: ") + e.what());
+    }
+    throw;
+  }
+  power_back();
+}
+
+void BackupRun::record_failure(const std::string& error) {
+  CatalogEntry e;
+  e.id = m_.id;
+  e.target = ctx_.target.url();
+  e.endpoint = c_.endpoint().id;
+  e.vm_id = vm_.ref.value;
+  e.vm_name = vm_.name;
+  e.vm_uuid = facts_.details.value("uuid", "");
+  e.created = m_.started;
+  e.status = "failed";
+  e.mode = m_.mode;
+  e.error = error;
+  try {
+    ctx_.catalog.put(e);
+  } catch (const Error& ce) {
+    ctx_.warn(std::string("could not record the failure in the catalog: ") + ce.what());
+  }
+}
+
+ordered_json BackupRun::run(ordered_json& record) {
+  throw_if_interrupt_requested();
+  auto t0 = std::chrono::steady_clock::now();
+  facts_ = read_vm(c_, vm_.ref);
+  m_.started = now_seconds();
+  m_.id = make_backup_id(vm_.name, m_.started);
+  m_.tool_version = std::string(version());
+  bool running = facts_.power == "on";
+  m_.mode = running && o_.mode == "hot" ? "hot" : "cold";
+  m_.vm = vm_record_of(facts_.details);
+  m_.config = facts_.details;
+  m_.guestinfo = facts_.details.value("guestinfo", ordered_json::object());
+  m_.tags = facts_.details.value("tags", std::vector<std::string>{});
+  m_.disks = facts_.disks;
+  if (record.empty()) record = m_.vm;
+  if (ctx_.gate.dry_run()) {
+    plan_only();
+    return nullptr;
+  }
+  vm_key_ = c_.endpoint().id + "/" + facts_.details.value("uuid", vm_.ref.value);
+  VmLock lock(vm_key_, vm_.name);
+  datacenter_ = datacenter_of(c_, vm_.ref);
+  files_ = std::make_unique<DatastoreFiles>(c_.endpoint(), c_.http().cookie());
+  clean_leftovers(lock.path());
+  ctx_.target.make_dir(m_.id);
+  ordered_json marker = {{"vm_key", vm_key_},  {"vm", vm_.name},  {"lock", lock.path()},
+                         {"host", hostname()}, {"pid", getpid()}, {"started", m_.started}};
+  ctx_.target.write_file(m_.id + "/" + kInProgress, marker.dump() + "\n");
+  try {
+    std::vector<SourceFile> small, disks;
+    for (const auto& f : facts_.files)
+      (f.kind == "vmx" || f.kind == "nvram" ? small : disks).push_back(f);
+    std::string config_xml;
+    write_xml(facts_.config, config_xml, true);
+    store_blob("config.xml", "config", config_xml);
+    copy_all(small);  // before a snapshot rewrites the .vmx to name delta disks
+    auto t1 = std::chrono::steady_clock::now();
+    if (m_.mode == "hot")
+      hot_copy(disks);
+    else
+      cold_copy(disks);
+    auto t2 = std::chrono::steady_clock::now();
+    m_.timings = {{"prepare_s", std::chrono::duration<double>(t1 - t0).count()},
+                  {"copy_s", std::chrono::duration<double>(t2 - t1).count()}};
+    publish();
+  } catch (const Error& e) {
+    try {
+      ctx_.target.remove_tree(m_.id);
+    } catch (const Error& re) {
+      ctx_.warn(std::string("could not remove the partial backup: ") + re.what());
+    }
+    record_failure(e.what());
+    throw;
+  }
+  ordered_json b = {{"id", m_.id},
+                    {"target", ctx_.target.url()},
+                    {"mode", m_.mode},
+                    {"created", utc_stamp(m_.started, "%Y-%m-%dT%H:%M:%SZ")},
+                    {"files", m_.files.size()},
+                    {"bytes_raw", m_.bytes_raw()},
+                    {"bytes_stored", m_.bytes_stored()},
+                    {"seconds", m_.finished - m_.started}};
+  return b;
+}
+
+}  // namespace
+
+ordered_json backup_vm(const LocatedVm& vm, const BackupOptions& options, BackupContext& ctx,
+                       ordered_json& record) {
+  BackupRun run(vm, options, ctx);
+  return run.run(record);
+}
+
+// ---- catalog operations ----
+
+ordered_json backup_record(const CatalogEntry& e) {
+  ordered_json r = {{"type", "backup"},
+                    {"id", e.id},
+                    {"vm", e.vm_name},
+                    {"vm_id", e.vm_id},
+                    {"endpoint", e.endpoint},
+                    {"uuid", e.vm_uuid},
+                    {"created", utc_stamp(e.created, "%Y-%m-%dT%H:%M:%SZ")},
+                    {"status", e.status},
+                    {"mode", e.mode},
+                    {"bytes_raw", e.bytes_raw},
+                    {"bytes_stored", e.bytes_stored},
+                    {"verify", e.verify},
+                    {"target", e.target}};
+  if (e.verified_at) r["verified"] = utc_stamp(e.verified_at, "%Y-%m-%dT%H:%M:%SZ");
+  if (!e.error.empty()) r["error"] = e.error;
+  return r;
+}
+
+VerifyResult verify_backup(BackupTarget& target, const std::string& id) {
+  VerifyResult r;
+  r.id = id;
+  if (!target.file_size(id + "/" + kManifestName)) {
+    r.problems.push_back(target.list(id).empty() ? "backup directory missing"
+                                                 : "manifest.json missing (incomplete backup)");
+    return r;
+  }
+  Manifest m;
+  try {
+    m = manifest_from_json(target.read_file(id + "/" + kManifestName));
+  } catch (const Error& e) {
+    r.problems.push_back(e.what());
+    return r;
+  }
+  if (m.id != id) r.problems.push_back("manifest names backup " + quote(m.id));
+  for (const auto& f : m.files) {
+    auto p = check_stored_file(target, id, f);
+    r.problems.insert(r.problems.end(), p.begin(), p.end());
+  }
+  r.ok = r.problems.empty();
+  return r;
+}
+
+size_t reindex(BackupTarget& target, Catalog& catalog) {
+  std::vector<CatalogEntry> rows;
+  for (const auto& id : list_target(target).complete) {
+    Manifest m = manifest_from_json(target.read_file(id + "/" + kManifestName));
+    if (m.id != id) bad_input("backup " + quote(id) + ": its manifest names " + quote(m.id));
+    rows.push_back(catalog_entry(m, target.url()));
+  }
+  // Verification results of backups still there are kept.
+  std::map<std::string, CatalogEntry> old;
+  for (auto& e : catalog.list(target.url())) old[e.id] = e;
+  catalog.begin();
+  try {
+    catalog.remove_target(target.url());
+    for (auto& r : rows) {
+      if (auto it = old.find(r.id); it != old.end() && it->second.status == "complete") {
+        r.verify = it->second.verify;
+        r.verified_at = it->second.verified_at;
+      }
+      catalog.put(r);
+    }
+    catalog.commit();
+  } catch (...) {
+    catalog.rollback();
+    throw;
+  }
+  return rows.size();
+}
+
+std::vector<PruneDecision> plan_prune(const std::vector<CatalogEntry>& entries,
+                                      const RetentionPolicy& policy) {
+  std::map<std::string, std::vector<const CatalogEntry*>> groups;  // target + VM
+  for (const auto& e : entries) groups[e.target + "\n" + e.vm_key()].push_back(&e);
+  std::vector<PruneDecision> out;
+  for (auto& [key, list] : groups) {
+    std::stable_sort(list.begin(), list.end(), [](auto* a, auto* b) {
+      return std::tie(a->created, a->id) > std::tie(b->created, b->id);
+    });
+    const CatalogEntry* newest = list.front();
+    std::string hold;
+    if (newest->status != "complete")
+      hold = "newest backup " + newest->id + " failed";
+    else if (newest->verify == "failed")
+      hold = "newest backup " + newest->id + " failed verification";
+    std::vector<RetentionItem> items;
+    std::map<std::string, const CatalogEntry*> by_id;
+    int64_t newest_complete = 0;
+    for (auto* e : list)
+      if (e->status == "complete") {
+        items.push_back({e->id, e->created});
+        by_id[e->id] = e;
+        newest_complete = std::max(newest_complete, e->created);
+      }
+    if (!hold.empty()) {
+      for (auto* e : list) out.push_back({*e, true, {"held: " + hold}});
+      continue;
+    }
+    for (auto& d : apply_retention(items, policy)) out.push_back({*by_id[d.id], d.keep, d.reasons});
+    for (auto* e : list)
+      if (e->status != "complete")
+        out.push_back({*e, e->created > newest_complete,
+                       e->created > newest_complete ? std::vector<std::string>{"failed run"}
+                                                    : std::vector<std::string>{}});
+  }
+  return out;
+}
+
+}  // namespace ceso

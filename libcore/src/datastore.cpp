@@ -1,0 +1,211 @@
+#include "ceso/datastore.hpp"
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <thread>
+
+#include "ceso/error.hpp"
+#include "ceso/tool.hpp"
+
+namespace ceso {
+
+DatastorePath parse_datastore_path(std::string_view text) {
+  size_t close = text.find(']');
+  if (text.empty() || text[0] != '[' || close == std::string_view::npos)
+    bad_input("not a datastore path: " + quote(text));
+  DatastorePath p{std::string(text.substr(1, close - 1)), std::string(text.substr(close + 1))};
+  while (!p.path.empty() && p.path.front() == ' ') p.path.erase(0, 1);
+  return p;
+}
+
+namespace {
+
+std::string thumbprint_of(X509* cert, const EVP_MD* md) {
+  unsigned char buf[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  if (!cert || X509_digest(cert, md, buf, &len) != 1) return {};
+  std::string out;
+  char hex[4];
+  for (unsigned i = 0; i < len; ++i) {
+    std::snprintf(hex, sizeof hex, i ? ":%02X" : "%02X", buf[i]);
+    out += hex;
+  }
+  return out;
+}
+
+}  // namespace
+
+struct DatastoreFiles::Impl {
+  CURL* curl = nullptr;
+  Endpoint ep;
+  std::string cookie;
+  char errbuf[CURL_ERROR_SIZE] = {};
+  // Per attempt:
+  const std::function<void(const char*, size_t)>* sink = nullptr;
+  uint64_t delivered = 0;  // bytes handed to the sink over all attempts
+  uint64_t skip = 0;       // bytes of this response already delivered before
+  long status = 0;
+  bool status_error = false;
+  std::exception_ptr sink_error;
+
+  bool pinned() const { return !ep.thumbprint.empty() || !ep.thumbprint_sha1.empty(); }
+
+  // Same policy as the SOAP connection (http.cpp): a pinned thumbprint
+  // replaces CA verification.
+  static int verify_cert(X509_STORE_CTX* store, void* arg) {
+    auto* self = static_cast<Impl*>(arg);
+    X509* cert = X509_STORE_CTX_get0_cert(store);
+    if (self->ep.insecure) return 1;
+    if (self->pinned()) {
+      if ((!self->ep.thumbprint.empty() &&
+           thumbprint_of(cert, EVP_sha256()) == self->ep.thumbprint) ||
+          (!self->ep.thumbprint_sha1.empty() &&
+           thumbprint_of(cert, EVP_sha1()) == self->ep.thumbprint_sha1))
+        return 1;
+      X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+      return 0;
+    }
+    return X509_verify_cert(store);
+  }
+  static CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void* arg) {
+    auto* ctx = static_cast<SSL_CTX*>(ssl_ctx);
+    SSL_CTX_set_cert_verify_callback(ctx, verify_cert, arg);
+    if (static_cast<Impl*>(arg)->pinned()) SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    return CURLE_OK;
+  }
+  const DownloadOptions* options = nullptr;
+  bool cancelled() const { return interrupted() || (options->cancelled && options->cancelled()); }
+  static int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+    return static_cast<Impl*>(user)->cancelled() ? 1 : 0;
+  }
+
+  // The status is known before the first body byte: an error page must never
+  // reach the sink (it would be stored as disk data).
+  static size_t on_data(char* data, size_t size, size_t n, void* user) {
+    auto* self = static_cast<Impl*>(user);
+    size_t len = size * n;
+    if (self->status == 0) {
+      curl_easy_getinfo(self->curl, CURLINFO_RESPONSE_CODE, &self->status);
+      bool ok = self->status == 200 || (self->status == 206 && self->delivered > 0);
+      if (!ok) {
+        self->status_error = true;
+        return 0;
+      }
+      // A server that ignores Range sends everything again from byte 0.
+      self->skip = self->status == 200 ? self->delivered : 0;
+    }
+    size_t drop = static_cast<size_t>(std::min<uint64_t>(self->skip, len));
+    self->skip -= drop;
+    if (drop < len) {
+      try {
+        (*self->sink)(data + drop, len - drop);
+      } catch (...) {
+        self->sink_error = std::current_exception();
+        return 0;
+      }
+      self->delivered += len - drop;
+    }
+    self->throttle(len);
+    return len;
+  }
+
+  // --limit-rate: sleep while ahead of the allowed rate (libcurl 7.88's
+  // CURLOPT_MAX_RECV_SPEED_LARGE does not hold back loopback transfers).
+  std::chrono::steady_clock::time_point rate_start;
+  uint64_t rate_bytes = 0;
+  void throttle(size_t len) {
+    if (!options->limit_rate) return;
+    rate_bytes += len;
+    auto due = rate_start + std::chrono::microseconds(rate_bytes * 1000000 / options->limit_rate);
+    while (std::chrono::steady_clock::now() < due && !cancelled())
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+          due - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
+  }
+};
+
+DatastoreFiles::DatastoreFiles(const Endpoint& endpoint, std::string cookie)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->ep = endpoint;
+  impl_->cookie = std::move(cookie);
+  impl_->curl = curl_easy_init();
+  if (!impl_->curl) fail("cannot initialise libcurl");
+  CURL* c = impl_->curl;
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, impl_->errbuf);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 20L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 120L);
+  curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, Impl::on_progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, impl_.get());
+  curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, Impl::on_ssl_ctx);
+  curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, impl_.get());
+  bool check_ca = !endpoint.insecure && !impl_->pinned();
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, check_ca ? 1L : 0L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, check_ca ? 2L : 0L);
+  if (!endpoint.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, endpoint.ca_file.c_str());
+  curl_easy_setopt(c, CURLOPT_COOKIE, impl_->cookie.c_str());
+  curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Impl::on_data);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, impl_.get());
+}
+
+DatastoreFiles::~DatastoreFiles() { curl_easy_cleanup(impl_->curl); }
+
+std::optional<uint64_t> DatastoreFiles::download(
+    const std::string& url, const std::function<void(const char*, size_t)>& sink,
+    const DownloadOptions& options) {
+  Impl& im = *impl_;
+  CURL* c = im.curl;
+  im.sink = &sink;
+  im.options = &options;
+  im.delivered = 0;
+  im.rate_start = std::chrono::steady_clock::now();
+  im.rate_bytes = 0;
+  auto backoff = options.backoff;
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  for (int attempt = 0;; ++attempt) {
+    im.status = 0;
+    im.status_error = false;
+    im.sink_error = nullptr;
+    im.errbuf[0] = '\0';
+    std::string range = std::to_string(im.delivered) + "-";
+    curl_easy_setopt(c, CURLOPT_RANGE, im.delivered ? range.c_str() : nullptr);
+    CURLcode rc = curl_easy_perform(c);
+    if (im.sink_error) std::rethrow_exception(im.sink_error);
+    if (im.cancelled()) throw Error("interrupted", Exit::interrupted);
+    if (im.status == 0) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &im.status);
+    if (rc == CURLE_OK && !im.status_error && (im.status == 200 || im.status == 206))
+      return im.delivered;
+    if (im.status == 404) return std::nullopt;
+    if (im.status_error || (rc == CURLE_OK && im.status >= 400)) {
+      if (im.status == 401 || im.status == 403)
+        throw Error("datastore download refused (HTTP " + std::to_string(im.status) +
+                        "): the session is not authorized",
+                    Exit::connection);
+      if (im.status < 500 || attempt >= options.retries)
+        fail("datastore download failed: HTTP " + std::to_string(im.status) + " for " + url);
+    }
+    std::string why = im.errbuf[0] ? im.errbuf : curl_easy_strerror(rc);
+    if (rc == CURLE_OK) why = "HTTP " + std::to_string(im.status);
+    if (attempt >= options.retries)
+      throw Error("datastore download failed after " + std::to_string(options.retries) +
+                      " retries at byte " + std::to_string(im.delivered) + ": " + why,
+                  Exit::connection);
+    if (options.on_retry)
+      options.on_retry(why + "; resuming at byte " + std::to_string(im.delivered));
+    for (auto left = backoff; left.count() > 0; left -= std::chrono::milliseconds(100)) {
+      if (im.cancelled()) throw Error("interrupted", Exit::interrupted);
+      std::this_thread::sleep_for(std::min(left, std::chrono::milliseconds(100)));
+    }
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(30000));
+  }
+}
+
+}  // namespace ceso

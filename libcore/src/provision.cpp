@@ -1,0 +1,533 @@
+#include "ceso/provision.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include "ceso/error.hpp"
+#include "ceso/vm.hpp"
+#include "ceso/vmops.hpp"
+
+namespace ceso {
+
+namespace {
+
+std::string tag(std::string_view name, std::string_view text) {
+  return "<" + std::string(name) + ">" + xml::escape(text) + "</" + std::string(name) + ">";
+}
+
+vim::MoRef task_of(const xml::Node& response) {
+  const xml::Node* rv = response.child("returnval");
+  if (!rv) fail("the host answered without a task");
+  return vim::moref_of(*rv);
+}
+
+// Directory names on a datastore: '/' would make a subdirectory.
+std::string dir_for(std::string_view vm_name) {
+  std::string d(vm_name);
+  std::replace(d.begin(), d.end(), '/', '_');
+  std::replace(d.begin(), d.end(), '\\', '_');
+  return d;
+}
+
+// A moref held in a property <val>: its xsi:type ("ManagedObjectReference")
+// and its own type attribute share the local name "type"; take the latter.
+vim::MoRef prop_moref(const xml::Node& n) {
+  vim::MoRef ref{"", n.text};
+  for (const auto& [k, v] : n.attrs)
+    if (k == "type" && v != "ManagedObjectReference") ref.type = v;
+  return ref;
+}
+
+int to_int(const std::string& s, int fallback) {
+  return s.empty() ? fallback : std::atoi(s.c_str());
+}
+
+}  // namespace
+
+const std::vector<std::string>& source_vm_paths() {
+  static const std::vector<std::string> kPaths = {"name",
+                                                  "runtime.powerState",
+                                                  "runtime.host",
+                                                  "resourcePool",
+                                                  "parent",
+                                                  "config.template",
+                                                  "config.guestId",
+                                                  "config.firmware",
+                                                  "config.version",
+                                                  "config.annotation",
+                                                  "config.files.vmPathName",
+                                                  "config.hardware.numCPU",
+                                                  "config.hardware.numCoresPerSocket",
+                                                  "config.hardware.memoryMB",
+                                                  "config.hardware.device",
+                                                  "config.extraConfig"};
+  return kPaths;
+}
+
+std::string SourceVm::datastore() const {
+  return vmx_path.empty() ? std::string() : vmspec::parse_datastore_path(vmx_path).datastore;
+}
+
+SourceVm source_vm_from(vim::ObjectContent props) {
+  SourceVm s;
+  auto owned = std::make_shared<const vim::ObjectContent>(std::move(props));
+  const vim::ObjectContent& p = *owned;
+  s.props = owned;
+  s.ref = p.obj;
+  s.name = p.text("name");
+  s.power = power_word(p.text("runtime.powerState"));
+  s.is_template = p.text("config.template") == "true";
+  s.guest_id = p.text("config.guestId");
+  s.firmware = p.text("config.firmware");
+  s.version = p.text("config.version");
+  s.annotation = p.text("config.annotation");
+  s.vmx_path = p.text("config.files.vmPathName");
+  s.cpus = to_int(p.text("config.hardware.numCPU"), 1);
+  s.cores_per_socket = to_int(p.text("config.hardware.numCoresPerSocket"), 0);
+  s.memory_mib = std::atoll(p.text("config.hardware.memoryMB").c_str());
+  if (const xml::Node* d = p.prop("config.hardware.device"))
+    s.hardware = vmspec::parse_hardware(*d);
+  s.extra_config = extra_config_map(p.prop("config.extraConfig"));
+  for (auto [path, ref] : {std::pair{"parent", &s.folder}, std::pair{"resourcePool", &s.pool},
+                           std::pair{"runtime.host", &s.host}})
+    if (const xml::Node* n = p.prop(path)) *ref = prop_moref(*n);
+  return s;
+}
+
+SourceVm read_source_vm(vim::Client& client, const vim::MoRef& vm) {
+  auto objs = client.retrieve({vm}, source_vm_paths());
+  if (objs.empty()) fail("VM " + vm.value + " disappeared while reading it");
+  return source_vm_from(std::move(objs.front()));
+}
+
+std::vector<std::pair<std::string, std::string>> new_extra_config(const SourceVm& src,
+                                                                  const NewVm& req) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto given = [&](const std::string& key) {
+    return std::any_of(req.extra_config.begin(), req.extra_config.end(),
+                       [&](const auto& kv) { return kv.first == key; });
+  };
+  for (const auto& [k, v] : src.extra_config)
+    if (vmspec::inheritable_extra_config(k) && !given(k)) out.emplace_back(k, v);
+  std::string tags;
+  if (req.tags) {
+    for (const auto& t : *req.tags) tags += (tags.empty() ? "" : ",") + t;
+    if (!tags.empty()) out.emplace_back("ceso.tags", tags);
+  }
+  for (const auto& kv : req.extra_config) out.push_back(kv);
+  return out;
+}
+
+Provisioned plan_identity(const SourceVm& src, const NewVm& req) {
+  Provisioned p;
+  p.uuid = vmspec::random_uuid();
+  p.instance_uuid = vmspec::random_uuid();
+  for (size_t i = 0; i < src.hardware.nics.size(); ++i)
+    p.macs.push_back(i < req.macs.size() ? req.macs[i] : vmspec::random_mac());
+  std::string ds = req.datastore.empty() ? src.datastore() : req.datastore;
+  std::string dir = dir_for(req.name);
+  p.vmx = vmspec::DatastorePath{ds, dir + "/" + dir + ".vmx"}.text();
+  for (size_t i = 0; i < src.hardware.disks.size(); ++i)
+    p.disks.push_back(
+        vmspec::DatastorePath{ds, dir + "/" + dir + (i ? "_" + std::to_string(i) : "") + ".vmdk"}
+            .text());
+  return p;
+}
+
+Provisioner::Provisioner(vim::Client& client, StepGate gate, ProgressFn progress)
+    : client_(client), gate_(std::move(gate)), progress_(std::move(progress)) {}
+
+Provisioned Provisioner::create(const SourceVm& src, const NewVm& req, const Provisioned& ids) {
+  if (src.power != "off")
+    fail("source VM " + quote(src.name) + " is " + (src.power.empty() ? "not off" : src.power) +
+         "; its disks can only be copied while it is powered off");
+  undo_.clear();
+  keep_ = req.keep_on_failure;
+  return client_.content().is_vcenter() ? clone_vcenter(src, req, ids)
+                                        : create_standalone(src, req, ids);
+}
+
+bool Provisioner::step(const std::string& label, const std::string& operation,
+                       const ordered_json& params, const std::function<void()>& action) {
+  try {
+    if (operation.empty()) {  // not a change (waiting): no gate, but rollback on failure
+      action();
+      return true;
+    }
+    return gate_(operation, params, action);
+  } catch (const Error& e) {
+    // Refusals by policy change nothing of ours: report them as they are.
+    if (e.code() == Exit::policy || undo_.empty()) {
+      if (e.code() == Exit::policy) throw;
+      throw Error(label + " failed: " + e.what(), e.code());
+    }
+    roll_back(label, e);
+  }
+}
+
+void Provisioner::roll_back(const std::string& label, const Error& e) {
+  std::string msg = label + " failed: " + e.what();
+  std::vector<Undo> undo;
+  undo.swap(undo_);
+  Exit code = e.code() == Exit::interrupted ? Exit::interrupted : Exit::failure;
+  auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+    return s;
+  };
+  std::vector<std::string> done, left;
+  for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
+    if (keep_) {
+      done.push_back(it->what);
+      continue;
+    }
+    try {
+      it->run();
+      done.push_back(it->what);
+    } catch (const Error& ue) {
+      left.push_back(it->what + " (" + ue.what() + ")");
+    }
+  }
+  if (keep_) throw Error(msg + "; kept for debugging (--keep-on-failure): " + join(done), code);
+  if (!done.empty()) msg += "; rolled back: " + join(done);
+  if (!left.empty()) msg += "; could NOT remove: " + join(left);
+  throw Error(msg, code);
+}
+
+void Provisioner::commit() { undo_.clear(); }
+
+const vim::MoRef& Provisioner::datacenter() {
+  if (!datacenter_.empty()) return datacenter_;
+  // On a standalone host this is ha-datacenter; found, not assumed.
+  auto objs = client_.retrieve({client_.content().root_folder}, {"childEntity"});
+  if (!objs.empty())
+    if (const xml::Node* kids = objs.front().prop("childEntity"))
+      for (const auto& c : kids->children)
+        if (prop_moref(c).type == "Datacenter") {
+          datacenter_ = prop_moref(c);
+          break;
+        }
+  if (datacenter_.empty()) fail("no datacenter found on " + client_.endpoint().id);
+  return datacenter_;
+}
+
+vim::MoRef Provisioner::resolve_pool(const SourceVm& src) {
+  if (!src.pool.empty()) return src.pool;
+  // Templates have no pool: use the root pool of their host's compute resource.
+  if (src.host.empty()) fail("cannot tell which resource pool to use for " + quote(src.name));
+  auto host = client_.retrieve({src.host}, {"parent"});
+  const xml::Node* parent = host.empty() ? nullptr : host.front().prop("parent");
+  if (!parent) fail("cannot find the compute resource of " + quote(src.name) + "'s host");
+  auto cr = client_.retrieve({prop_moref(*parent)}, {"resourcePool"});
+  const xml::Node* pool = cr.empty() ? nullptr : cr.front().prop("resourcePool");
+  if (!pool) fail("cannot find the resource pool of " + quote(src.name) + "'s host");
+  return prop_moref(*pool);
+}
+
+vim::MoRef Provisioner::find_datastore(const SourceVm& src, const std::string& name) {
+  auto host = client_.retrieve({src.host}, {"datastore"});
+  const xml::Node* list = host.empty() ? nullptr : host.front().prop("datastore");
+  std::vector<vim::MoRef> refs;
+  if (list)
+    for (const auto& c : list->children) refs.push_back(prop_moref(c));
+  for (const auto& ds : client_.retrieve(refs, {"name"}))
+    if (ds.text("name") == name) return ds.obj;
+  fail("no datastore named " + quote(name) + " on the host of " + quote(src.name));
+}
+
+// ------------------------------------------------------------- standalone ESXi
+
+void Provisioner::make_directory(const std::string& dir) {
+  std::string args = tag("name", dir) + vim::moref_xml("datacenter", datacenter()) +
+                     tag("createParentDirectories", "false");
+  if (step("creating folder " + dir, "MakeDirectory", {{"name", dir}},
+           [&] { client_.call("MakeDirectory", client_.content().file_manager, args); }))
+    undo_.push_back({"folder " + dir, [this, dir] {
+                       std::string a =
+                           tag("name", dir) + vim::moref_xml("datacenter", datacenter());
+                       gate_("DeleteDatastoreFile_Task", {{"name", dir}}, [&] {
+                         try {
+                           client_.wait_for_task(task_of(client_.call(
+                               "DeleteDatastoreFile_Task", client_.content().file_manager, a)));
+                         } catch (const vim::Fault& f) {
+                           if (f.fault_type() != "FileNotFound") throw;  // already gone with the VM
+                         }
+                       });
+                     }});
+}
+
+void Provisioner::copy_disks(const SourceVm& src, const NewVm& req, const Provisioned& ids) {
+  const auto& disks = src.hardware.disks;
+  for (size_t i = 0; i < disks.size(); ++i) {
+    const auto& d = disks[i];
+    std::string dest = ids.disks.at(i);
+    std::string adapter(vmspec::disk_adapter_type(d.controller_type));
+    std::string args =
+        tag("sourceName", d.file) + vim::moref_xml("sourceDatacenter", datacenter()) +
+        tag("destName", dest) + vim::moref_xml("destDatacenter", datacenter()) +
+        vmspec::copy_disk_spec_xml(adapter, !req.thick, d.capacity_bytes) + tag("force", "false");
+    std::string label =
+        "copying disk " + std::to_string(i + 1) + "/" + std::to_string(disks.size());
+    ordered_json params = {{"source", d.file},
+                           {"dest", dest},
+                           {"disk_type", req.thick ? "preallocated" : "thin"},
+                           {"adapter_type", adapter}};
+    if (step(label, "CopyVirtualDisk_Task", params, [&] {
+          auto task = task_of(
+              client_.call("CopyVirtualDisk_Task", client_.content().virtual_disk_manager, args));
+          client_.wait_for_task(task, [&](int pct) {
+            if (progress_) progress_(label, pct);
+          });
+          if (progress_) progress_(label, 100);
+        }))
+      undo_.push_back(
+          {"disk " + dest, [this, dest] {
+             std::string a = tag("name", dest) + vim::moref_xml("datacenter", datacenter());
+             gate_("DeleteVirtualDisk_Task", {{"name", dest}}, [&] {
+               client_.wait_for_task(task_of(client_.call(
+                   "DeleteVirtualDisk_Task", client_.content().virtual_disk_manager, a)));
+             });
+           }});
+  }
+}
+
+vim::MoRef Provisioner::create_vm(const SourceVm& config, const NewVm& req,
+                                  const Provisioned& ids) {
+  vmspec::ConfigSpec spec;
+  spec.name = req.name;
+  spec.version = config.version;
+  spec.uuid = ids.uuid;
+  spec.instance_uuid = ids.instance_uuid;
+  spec.guest_id = config.guest_id;
+  spec.annotation = req.annotation ? req.annotation : std::optional(config.annotation);
+  if (spec.annotation->empty()) spec.annotation.reset();
+  spec.vm_path_name = ids.vmx;
+  spec.num_cpus = req.cpus.value_or(config.cpus);
+  if (config.cores_per_socket > 0 && !req.cpus) spec.cores_per_socket = config.cores_per_socket;
+  spec.memory_mib = req.memory_mib.value_or(config.memory_mib);
+  spec.firmware = config.firmware;
+  // New devices get negative keys; disks refer to their new controller's key.
+  std::map<int, int> controller_keys;
+  int next = -100;
+  for (const auto& c : config.hardware.controllers) {
+    controller_keys[c.key] = next;
+    spec.device_changes.push_back(
+        vmspec::device_change_xml("add", "", vmspec::controller_add_xml(c, next--)));
+  }
+  for (size_t i = 0; i < config.hardware.disks.size(); ++i) {
+    const auto& d = config.hardware.disks[i];
+    auto it = controller_keys.find(d.controller_key);
+    int ckey = it == controller_keys.end() ? d.controller_key : it->second;
+    spec.device_changes.push_back(vmspec::device_change_xml(
+        "add", "", vmspec::disk_attach_xml(d, next--, ckey, ids.disks.at(i), !req.thick)));
+  }
+  for (size_t i = 0; i < config.hardware.nics.size(); ++i)
+    spec.device_changes.push_back(vmspec::device_change_xml(
+        "add", "",
+        vmspec::nic_add_xml(config.hardware.nics[i], next--, ids.macs.at(i), req.network)));
+  spec.extra_config = new_extra_config(config, req);
+
+  vim::MoRef pool = resolve_pool(config);
+  std::string args = spec.xml("config") + vim::moref_xml("pool", pool);
+  ordered_json params = {{"name", req.name},
+                         {"vmx", ids.vmx},
+                         {"cpus", *spec.num_cpus},
+                         {"memory_mib", *spec.memory_mib},
+                         {"macs", ids.macs},
+                         {"uuid", ids.uuid},
+                         {"extra_config_keys", ordered_json::array()},
+                         {"spec", spec.xml("config")}};
+  for (const auto& kv : spec.extra_config) params["extra_config_keys"].push_back(kv.first);
+  vim::MoRef vm;
+  if (step("creating VM " + quote(req.name), "CreateVM_Task", params, [&] {
+        xml::Node r =
+            client_.wait_for_task(task_of(client_.call("CreateVM_Task", config.folder, args)));
+        vm = prop_moref(r);
+      })) {
+    // The VM owns its disks now: destroying it deletes them.
+    undo_.erase(std::remove_if(undo_.begin(), undo_.end(),
+                               [](const Undo& u) { return u.what.rfind("disk ", 0) == 0; }),
+                undo_.end());
+    undo_.push_back({"VM " + quote(req.name), [this, vm] {
+                       gate_("Destroy_Task", ordered_json::object(),
+                             [&] { destroy_vm(client_, vm); });
+                     }});
+  }
+  return vm;
+}
+
+void Provisioner::grow_first_disk(const vim::MoRef& vm, const SourceVm& config, const NewVm& req) {
+  if (!req.disk_grow || config.hardware.disks.empty()) return;
+  int64_t current = config.hardware.disks.front().capacity_bytes;
+  int64_t target = vmspec::grown_capacity(*req.disk_grow, current);
+  if (target == current) return;
+  ordered_json params = {{"disk", 1}, {"capacity_bytes", target}};
+  step("growing the first disk", "ReconfigVM_Task", params, [&] {
+    // The new VM's own device (its key and file), not the source's.
+    SourceVm now = read_source_vm(client_, vm);
+    if (now.hardware.disks.empty()) fail("the new VM has no disk to grow");
+    vmspec::ConfigSpec spec;
+    spec.device_changes.push_back(vmspec::device_change_xml(
+        "edit", "", vmspec::disk_resize_xml(now.hardware.disks.front(), target)));
+    client_.wait_for_task(task_of(client_.call("ReconfigVM_Task", vm, spec.xml("spec"))));
+  });
+}
+
+Provisioned Provisioner::create_standalone(const SourceVm& src, const NewVm& req,
+                                           const Provisioned& ids) {
+  Provisioned out = ids;
+  auto dir = vmspec::parse_datastore_path(ids.vmx);
+  dir.path = vmspec::dir_name(dir.path);
+  make_directory(dir.text());
+  copy_disks(src, req, ids);
+  out.vm = create_vm(src, req, ids);
+  grow_first_disk(out.vm, src, req);
+  return out;
+}
+
+Provisioned Provisioner::create_from_disks(const SourceVm& config, const NewVm& req,
+                                           const Provisioned& ids) {
+  undo_.clear();
+  keep_ = req.keep_on_failure;
+  Provisioned out = ids;
+  out.vm = create_vm(config, req, ids);
+  grow_first_disk(out.vm, config, req);
+  return out;
+}
+
+// ------------------------------------------------------------- vCenter
+
+Provisioned Provisioner::clone_vcenter(const SourceVm& src, const NewVm& req,
+                                       const Provisioned& ids) {
+  Provisioned out = ids;
+  vmspec::ConfigSpec config;
+  config.uuid = ids.uuid;
+  config.instance_uuid = ids.instance_uuid;
+  config.annotation = req.annotation;
+  config.num_cpus = req.cpus;
+  config.memory_mib = req.memory_mib;
+  for (size_t i = 0; i < src.hardware.nics.size(); ++i)
+    config.device_changes.push_back(vmspec::device_change_xml(
+        "edit", "", vmspec::nic_mac_xml(src.hardware.nics[i], ids.macs.at(i), req.network)));
+  config.extra_config = new_extra_config(src, req);
+  // A clone inherits the source's ExtraConfig: clear guestinfo we do not set
+  // (and the tags when new ones are given) so nothing of the source leaks.
+  for (const auto& [k, v] : src.extra_config) {
+    bool set = std::any_of(config.extra_config.begin(), config.extra_config.end(),
+                           [&](const auto& kv) { return kv.first == k; });
+    if (!set && (k.starts_with("guestinfo.") || (k == "ceso.tags" && req.tags)))
+      config.extra_config.emplace_back(k, "");
+  }
+  std::string location;
+  if (!req.datastore.empty() && req.datastore != src.datastore())
+    location += vim::moref_xml("datastore", find_datastore(src, req.datastore));
+  location += vim::moref_xml("pool", resolve_pool(src));
+  std::string spec = "<spec><location>" + location + "</location><template>false</template>" +
+                     config.xml("config") + "<powerOn>false</powerOn></spec>";
+  std::string args = vim::moref_xml("folder", src.folder) + tag("name", req.name) + spec;
+  ordered_json params = {{"source", src.name},
+                         {"name", req.name},
+                         {"macs", ids.macs},
+                         {"uuid", ids.uuid},
+                         {"spec", spec}};
+  std::string label = "cloning " + quote(src.name);
+  if (step(label, "CloneVM_Task", params, [&] {
+        auto task = task_of(client_.call("CloneVM_Task", src.ref, args));
+        xml::Node r = client_.wait_for_task(task, [&](int pct) {
+          if (progress_) progress_(label, pct);
+        });
+        out.vm = prop_moref(r);
+      })) {
+    vim::MoRef vm = out.vm;
+    undo_.push_back({"VM " + quote(req.name), [this, vm] {
+                       gate_("Destroy_Task", ordered_json::object(),
+                             [&] { destroy_vm(client_, vm); });
+                     }});
+    // The clone's disk paths are the host's choice.
+    SourceVm made = read_source_vm(client_, vm);
+    out.disks.clear();
+    for (const auto& d : made.hardware.disks) out.disks.push_back(d.file);
+    out.vmx = made.vmx_path;
+    grow_first_disk(vm, made, req);
+  }
+  return out;
+}
+
+// ------------------------------------------------------------- cloud-init flags
+
+namespace {
+const std::set<std::string_view> kBoolFlags = {"sudo", "cleanup"};
+const std::set<std::string_view> kNetworkFields = {"ip",     "gateway", "gateway6",      "dns",
+                                                   "search", "mtu",     "route",         "dhcp",
+                                                   "mac",    "nic",     "network_config"};
+const std::set<std::string_view> kIdentityFields = {"hostname", "fqdn", "instance_id", "name"};
+}  // namespace
+
+const std::vector<Option>& cloudinit_flag_options() {
+  static const std::vector<Option> kOptions = {
+      {"hostname", 0, "NAME", "cloud-init host name (default: the VM name)"},
+      {"fqdn", 0, "FQDN", "cloud-init fully qualified domain name"},
+      {"ip", 0, "CIDR", "static address with prefix length, IPv4 or IPv6", kRepeatable},
+      {"gateway", 0, "ADDR", "IPv4 default gateway, inside an --ip subnet"},
+      {"gateway6", 0, "ADDR", "IPv6 default gateway"},
+      {"dns", 0, "ADDR", "DNS server", kRepeatable},
+      {"search", 0, "DOMAIN", "DNS search domain", kRepeatable},
+      {"mtu", 0, "BYTES", "MTU of the interface"},
+      {"route", 0, "DEST=VIA", "static route; DEST is a CIDR or 'default'", kRepeatable},
+      {"dhcp", 0, "MODE", "use DHCP", 0, Complete::choices, "v4 v6 both"},
+      {"mac", 0, "MAC", "MAC of the first NIC (default: generated), matched by cloud-init"},
+      {"nic", 0, "NAME", "interface name, or a name glob (default: match 'en*')"},
+      {"user", 0, "NAME", "user to create or configure (default: ubuntu)"},
+      {"ssh-key", 0, "KEY", "authorized SSH public key line", kRepeatable},
+      {"ssh-key-file", 0, "FILE", "file of SSH public keys, one per line", kRepeatable,
+       Complete::file},
+      {"password-hash", 0, "HASH", "crypt(3) password hash"},
+      {"sudo", 0, "", "give the user passwordless sudo"},
+      {"groups", 0, "LIST", "comma-separated supplementary groups"},
+      {"shell", 0, "PATH", "login shell of the user"},
+      {"package", 0, "NAME", "package to install", kRepeatable},
+      {"runcmd", 0, "COMMAND", "command to run at the end of first boot", kRepeatable},
+      {"write-file", 0, "PATH=LOCALFILE", "write LOCALFILE's content to PATH in the VM",
+       kRepeatable, Complete::file},
+      {"timezone", 0, "TZ", "time zone, e.g. Europe/Paris"},
+      {"locale", 0, "LOCALE", "system locale, e.g. en_US.UTF-8"},
+      {"user-data", 0, "FILE", "own user-data: #cloud-config is merged, others passed as is", 0,
+       Complete::file},
+      {"network-config", 0, "FILE", "network config used as is, instead of the NIC options", 0,
+       Complete::file},
+      {"cleanup", 0, "", "have cloud-init blank guestinfo.userdata after reading it"},
+      {"encoding", 0, "ENC", "encoding of the guestinfo values (default gzip+base64)", 0,
+       Complete::choices, "gzip+base64 base64 none"},
+  };
+  return kOptions;
+}
+
+ordered_json cloudinit_flag_fields(const Args& args) {
+  ordered_json fields = ordered_json::object();
+  for (const auto& o : cloudinit_flag_options()) {
+    if (o.name == "encoding" || !args.has(o.name)) continue;
+    std::string field(o.name);
+    std::replace(field.begin(), field.end(), '-', '_');
+    if (kBoolFlags.count(o.name))
+      fields[field] = true;
+    else if (o.flags & kRepeatable)
+      fields[field] = args.all(o.name);
+    else
+      fields[field] = args.get(o.name);
+  }
+  return fields;
+}
+
+bool touches_user_data(const ordered_json& fields) {
+  for (const auto& [k, v] : fields.items())
+    if (!kNetworkFields.count(k) && !kIdentityFields.count(k)) return true;
+  return false;
+}
+
+bool touches_network(const ordered_json& fields) {
+  for (const auto& [k, v] : fields.items())
+    if (kNetworkFields.count(k)) return true;
+  return false;
+}
+
+}  // namespace ceso

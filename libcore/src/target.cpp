@@ -1,0 +1,183 @@
+#include "ceso/target.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "ceso/error.hpp"
+
+namespace ceso {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+[[noreturn]] void fail_errno(const std::string& what, const std::string& path) {
+  fail("cannot " + what + " " + quote(path) + ": " + std::strerror(errno));
+}
+
+class FileWriter : public TargetWriter {
+ public:
+  explicit FileWriter(std::string path) : path_(std::move(path)) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd_ < 0) fail_errno("create", path_);
+  }
+  ~FileWriter() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  void write(const char* data, size_t size) override {
+    while (size > 0) {
+      ssize_t n = ::write(fd_, data, size);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) fail_errno("write", path_);
+      data += n;
+      size -= static_cast<size_t>(n);
+    }
+  }
+  void commit() override {
+    if (::fsync(fd_) != 0) fail_errno("sync", path_);
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) fail_errno("close", path_);
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+class FileReader : public TargetReader {
+ public:
+  explicit FileReader(std::string path) : path_(std::move(path)) {
+    fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) fail_errno("open", path_);
+    posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+  }
+  ~FileReader() override { ::close(fd_); }
+  size_t read(char* data, size_t size) override {
+    for (;;) {
+      ssize_t n = ::read(fd_, data, size);
+      if (n >= 0) return static_cast<size_t>(n);
+      if (errno != EINTR) fail_errno("read", path_);
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+class FileTarget : public BackupTarget {
+ public:
+  FileTarget(std::string root, std::string url) : root_(std::move(root)), url_(std::move(url)) {}
+  const std::string& url() const override { return url_; }
+
+  void make_dir(const std::string& dir) override {
+    std::error_code ec;
+    fs::create_directories(at(dir), ec);
+    if (ec) fail("cannot create " + quote(at(dir)) + ": " + ec.message());
+  }
+  std::vector<std::string> list(const std::string& dir) override {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(at(dir), ec); !ec && it != fs::directory_iterator();
+         it.increment(ec))
+      names.push_back(it->path().filename().string());
+    if (ec && ec != std::errc::no_such_file_or_directory)
+      fail("cannot list " + quote(at(dir)) + ": " + ec.message());
+    return names;
+  }
+  std::optional<uint64_t> file_size(const std::string& path) override {
+    struct stat st {};
+    if (::stat(at(path).c_str(), &st) != 0) {
+      if (errno == ENOENT) return std::nullopt;
+      fail_errno("stat", at(path));
+    }
+    return static_cast<uint64_t>(st.st_size);
+  }
+  std::unique_ptr<TargetWriter> create(const std::string& path) override {
+    return std::make_unique<FileWriter>(at(path));
+  }
+  std::unique_ptr<TargetReader> open(const std::string& path) override {
+    return std::make_unique<FileReader>(at(path));
+  }
+  void rename(const std::string& from, const std::string& to) override {
+    if (::rename(at(from).c_str(), at(to).c_str()) != 0) fail_errno("rename", at(from));
+  }
+  void sync_dir(const std::string& dir) override {
+    int fd = ::open(at(dir).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) fail_errno("open", at(dir));
+    int rc = ::fsync(fd);
+    ::close(fd);
+    if (rc != 0) fail_errno("sync", at(dir));
+  }
+  void remove_tree(const std::string& dir) override {
+    std::error_code ec;
+    fs::remove_all(at(dir), ec);
+    if (ec) fail("cannot remove " + quote(at(dir)) + ": " + ec.message());
+  }
+
+ private:
+  std::string root_, url_;
+  std::string at(const std::string& rel) const { return rel.empty() ? root_ : root_ + "/" + rel; }
+};
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() + 0 &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string BackupTarget::read_file(const std::string& path) {
+  auto r = open(path);
+  std::string data;
+  char buf[65536];
+  while (size_t n = r->read(buf, sizeof buf)) data.append(buf, n);
+  return data;
+}
+
+void BackupTarget::write_file(const std::string& path, const std::string& data) {
+  auto w = create(path);
+  w->write(data.data(), data.size());
+  w->commit();
+}
+
+std::unique_ptr<BackupTarget> open_file_target(const std::string& root, std::string url) {
+  struct stat st {};
+  if (::stat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    fail("backup target " + quote(url) + ": " + quote(root) + " is not a directory");
+  return std::make_unique<FileTarget>(root, std::move(url));
+}
+
+std::unique_ptr<BackupTarget> open_backup_target(const std::string& url,
+                                                 const TargetOptions& options) {
+  constexpr std::string_view kFile = "file://";
+  if (url.rfind("sftp://", 0) == 0) return open_sftp_target(url, options);
+  if (url.rfind(kFile, 0) == 0) {
+    std::string path = percent_decode(std::string_view(url).substr(kFile.size()));
+    if (path.empty() || path[0] != '/')
+      usage_error("backup target " + quote(url) + ": use file:///absolute/path");
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    return open_file_target(path, url);
+  }
+  if (!url.empty() && url[0] == '/') return open_file_target(url, "file://" + url);
+  usage_error("backup target " + quote(url) +
+              ": unsupported URL (use file:///path or sftp://user@host/path)");
+}
+
+}  // namespace ceso

@@ -1,0 +1,190 @@
+// ceso-clone — cold clone of a configured VM, with re-IP: the clone's guestinfo
+// is the source's with user-data kept and hostname, network (when given) and
+// instance-id replaced, so cloud-init re-applies the network on first boot.
+// Same copy path, rollback and dry-run as ceso-mkvm (provision.hpp,
+// docs/provisioning.md).
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "ceso/cloudinit.hpp"
+#include "ceso/config.hpp"
+#include "ceso/netcfg.hpp"
+#include "ceso/policy.hpp"
+#include "ceso/provision.hpp"
+#include "ceso/tool.hpp"
+#include "ceso/vim.hpp"
+#include "ceso/vm.hpp"
+#include "ceso/vmops.hpp"
+
+namespace {
+
+ceso::ToolSpec make_spec() {
+  ceso::ToolSpec spec{
+      "ceso-clone",
+      "Cold clone of a VM, with a new identity and network for cloud-init.",
+      "[OPTION]... SOURCE NEWNAME",
+      {
+          {"stop-source", 0, "", "shut a running source down (VMware Tools), start it again after"},
+          {"datastore", 0, "NAME", "datastore for the clone (default: the source's)"},
+          {"thick", 0, "", "copy disks preallocated instead of thin"},
+          {"cpus", 'c', "N", "number of virtual CPUs"},
+          {"memory", 'm', "SIZE", "memory: MiB, or with a unit (512M, 2G, 2GiB)"},
+          {"disk-grow", 0, "SIZE", "grow the first disk to SIZE, or by +SIZE (GiB by default)"},
+          {"network", 0, "PORTGROUP", "connect every NIC to this portgroup"},
+          {"tag", 't', "TAG", "tags of the clone (default: the source's)", ceso::kRepeatable},
+          {"annotation", 0, "TEXT", "annotation (notes) of the clone"},
+          {"no-power-on", 0, "", "leave the clone powered off"},
+          {"wait", 'w', "WHAT", "after power-on, wait for the guest's IP address", 0,
+           ceso::Complete::choices, "ip"},
+          {"timeout", 0, "SECONDS", "limit for shutdown, power-on and --wait (default 600)"},
+          {"keep-on-failure", 0, "", "do not roll back what a failed run created"},
+      },
+      ceso::kConnection | ceso::kOutput | ceso::kDryRun,
+      {},
+      ceso::Complete::vm,
+  };
+  for (const auto& o : ceso::cloudinit_flag_options()) spec.options.push_back(o);
+  return spec;
+}
+
+const ceso::ToolSpec kSpec = make_spec();
+
+// The clone's guestinfo: the source's documents with a new identity; network
+// and user-data replaced only when flags describe them.
+std::vector<std::pair<std::string, std::string>> clone_guestinfo(const ceso::SourceVm& src,
+                                                                 const std::string& name,
+                                                                 const ceso::Args& args,
+                                                                 std::string* instance_id) {
+  ceso::ordered_json fields = ceso::cloudinit_flag_fields(args);
+  auto enc = ceso::parse_encoding(args.get("encoding", "gzip+base64"));
+  std::map<std::string, std::string, std::less<>> old;
+  for (const auto& [k, v] : src.extra_config)
+    if (k.rfind("guestinfo.", 0) == 0) old.emplace(k, v);
+  if (!fields.contains("hostname") && !fields.contains("fqdn")) {
+    if (!ceso::is_host_label(name))
+      ceso::usage_error("clone name " + ceso::quote(name) +
+                        " is not a valid host name; give --hostname");
+    fields["hostname"] = name;
+  }
+  ceso::GuestInfoDocuments docs =
+      ceso::render_documents(ceso::SpecReader().read(fields, ceso::FieldStyle::flag));
+  if (old.count("guestinfo.metadata")) {
+    ceso::GuestInfo before = ceso::decode_guestinfo(old);
+    if (!ceso::touches_user_data(fields)) docs.userdata = before.documents.userdata;
+    if (!ceso::touches_network(fields)) docs.network = before.documents.network;
+  }
+  ceso::GuestInfo gi = ceso::encode_guestinfo(docs, *enc);
+  // render_documents made a fresh instance-id unless --instance-id… which we do not offer.
+  *instance_id = gi.instance_id;
+  return gi.values;
+}
+
+void show_progress(const std::string& label, int pct) {
+  std::fprintf(stderr, "\r\033[K%s %d%%", label.c_str(), pct);
+  if (pct >= 100) std::fputs("\r\033[K", stderr);
+  std::fflush(stderr);
+}
+
+ceso::Exit run(const ceso::Args& args) {
+  if (args.operands.size() != 2) ceso::usage_error("give SOURCE and NEWNAME");
+  const std::string& source = args.operands[0];
+  const std::string& name = args.operands[1];
+  ceso::NewVm req;
+  req.name = name;
+  req.datastore = args.get("datastore");
+  req.thick = args.has("thick");
+  if (args.has("cpus")) req.cpus = static_cast<int>(args.get_int("cpus", 1, 1, 768));
+  if (auto m = args.maybe("memory")) req.memory_mib = ceso::vmspec::parse_memory_mib(*m);
+  if (auto g = args.maybe("disk-grow")) req.disk_grow = ceso::vmspec::parse_disk_grow(*g);
+  req.network = args.get("network");
+  if (args.has("tag")) req.tags = args.all("tag");
+  if (auto a = args.maybe("annotation")) req.annotation = *a;
+  req.keep_on_failure = args.has("keep-on-failure");
+  if (auto mac = args.maybe("mac")) req.macs.push_back(ceso::normalize_mac(*mac));
+  bool power_on = !args.has("no-power-on");
+  bool wait_ip = args.has("wait");
+  if (wait_ip && !power_on) ceso::usage_error("--wait ip needs the clone powered on");
+  std::chrono::seconds timeout(args.get_int("timeout", 600, 1, 86400));
+
+  ceso::Output out(args, {"name", "changed", "power", "ip", "id"}, [](const ceso::ordered_json& r) {
+    return r.value("name", "") + ": cloned from " + r.value("source", "");
+  });
+  ceso::Gate gate(
+      std::string(kSpec.name), args.has("dry-run"), [](const std::string& m) { ceso::warn(m); },
+      [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::VmLocator locator(args);
+  ceso::LocatedVm src_vm = locator.locate({source, ceso::ordered_json::object(), "argument 1"});
+  ceso::vim::Client& c = *src_vm.client;
+  for (const auto& vm : c.retrieve_all_vms({"name"}))
+    if (vm.text("name") == name)
+      ceso::fail("a VM named " + ceso::quote(name) + " already exists on " + c.endpoint().id);
+  ceso::SourceVm src = ceso::read_source_vm(c, src_vm.ref);
+  std::string instance_id;
+  auto guestinfo = clone_guestinfo(src, name, args, &instance_id);
+  req.extra_config = guestinfo;
+  if (!req.tags) {
+    auto t = src.extra_config.find("ceso.tags");
+    if (t != src.extra_config.end()) req.tags = ceso::parse_tags(t->second);
+  }
+
+  auto gated = [&](const std::string& vm, const std::string& id) {
+    return [&, vm, id](const std::string& op, const ceso::ordered_json& params,
+                       const std::function<void()>& action) {
+      return gate.perform(ceso::Mutation{c.endpoint().id, vm, id, op, params}, action);
+    };
+  };
+  bool restart = false;
+  if (src.power == "on" && args.has("stop-source")) {
+    restart = gate.perform({c.endpoint().id, src.name, src.ref.value, "ShutdownGuest", {}}, [&] {
+      ceso::set_power(c, src.ref, ceso::PowerOp::shutdown, timeout, false);
+    });
+    if (restart) src = ceso::read_source_vm(c, src_vm.ref);
+    if (gate.dry_run()) src.power = "off";  // the plan goes on as if it had stopped
+  }
+  auto start_source = [&] {
+    if (restart)
+      gate.perform({c.endpoint().id, src.name, src.ref.value, "PowerOnVM_Task", {}},
+                   [&] { ceso::set_power(c, src.ref, ceso::PowerOp::on, timeout, false); });
+  };
+  ceso::Provisioned made;
+  std::string ip;
+  ceso::ProgressFn prog;
+  if (isatty(STDERR_FILENO) && !ceso::quiet()) prog = show_progress;
+  try {
+    ceso::Provisioner p(c, gated(name, ""), prog);
+    made = p.create(src, req, ceso::plan_identity(src, req));
+    start_source();
+    restart = false;
+    if (power_on)
+      p.step("powering on", "PowerOnVM_Task", ceso::ordered_json::object(),
+             [&] { ceso::set_power(c, made.vm, ceso::PowerOp::on, timeout, false); });
+    if (wait_ip && !gate.dry_run())
+      p.step("waiting for an IP address", "", {},
+             [&] { ip = ceso::wait_for(c, made.vm, "ip", timeout); });
+    p.commit();
+  } catch (const ceso::Error&) {
+    try {
+      start_source();
+    } catch (const ceso::Error& e) {
+      ceso::warn("could not start the source " + ceso::quote(src.name) + " again: " + e.what());
+    }
+    throw;
+  }
+  if (gate.dry_run()) return ceso::Exit::ok;
+  auto objs = c.retrieve({made.vm}, ceso::vm_record_paths());
+  if (objs.empty()) ceso::fail("the clone disappeared");
+  ceso::ordered_json rec = ceso::vm_record(objs.front(), c.endpoint());
+  if (!ip.empty()) rec["ip"] = ip;
+  rec["changed"] = true;
+  rec["source"] = src.name;
+  rec["macs"] = made.macs;
+  rec["instance_id"] = instance_id;
+  out.emit(rec);
+  out.finish();
+  return gate.audit_failures() > 0 ? ceso::Exit::failure : ceso::Exit::ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return ceso::run_tool(kSpec, argc, argv, run); }

@@ -1,0 +1,303 @@
+// ceso-cloudinit: build VMware guestinfo for cloud-init, offline.
+//
+// One VM from flags (--hostname or --fqdn given), or a stream of spec records
+// on stdin, one output per spec; flags then act as defaults for every record.
+// See man/ceso-cloudinit.1.scd and docs/cloudinit.md.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include "ceso/cloudinit.hpp"
+#include "ceso/tool.hpp"
+
+namespace {
+
+const ceso::ToolSpec kSpec{
+    "ceso-cloudinit",
+    "build VMware guestinfo for cloud-init, offline",
+    "[OPTION]...  (one VM from --hostname/--fqdn, or spec records on stdin)",
+    {
+        {"hostname", 0, "NAME", "host name, one RFC 1123 label (without it: specs on stdin)"},
+        {"fqdn", 0, "FQDN", "fully qualified domain name (gives the host name if not set)"},
+        {"instance-id", 0, "ID", "cloud-init instance-id (default: HOSTNAME-UTCTIME-RANDOM)"},
+        {"name", 0, "NAME", "VM name in the output record (default: the host name)"},
+        {"ip", 0, "CIDR", "static address with prefix length, IPv4 or IPv6", ceso::kRepeatable},
+        {"gateway", 0, "ADDR", "IPv4 default gateway, inside an --ip subnet"},
+        {"gateway6", 0, "ADDR", "IPv6 default gateway, inside an --ip subnet or link-local"},
+        {"dns", 0, "ADDR", "DNS server", ceso::kRepeatable},
+        {"search", 0, "DOMAIN", "DNS search domain", ceso::kRepeatable},
+        {"mtu", 0, "BYTES", "MTU of the interface"},
+        {"route", 0, "DEST=VIA", "static route; DEST is a CIDR or 'default'", ceso::kRepeatable},
+        {"dhcp", 0, "MODE", "use DHCP", 0, ceso::Complete::choices, "v4 v6 both"},
+        {"mac", 0, "MAC", "match the NIC by MAC address and name it (set-name)"},
+        {"nic", 0, "NAME", "interface name, or a name glob (default: match 'en*')"},
+        {"user", 0, "NAME", "user to create or configure (default: ubuntu)"},
+        {"ssh-key", 0, "KEY", "authorized SSH public key line", ceso::kRepeatable},
+        {"ssh-key-file", 0, "FILE", "file of SSH public keys, one per line", ceso::kRepeatable,
+         ceso::Complete::file},
+        {"password-hash", 0, "HASH", "crypt(3) password hash (mkpasswd --method=SHA-512)"},
+        {"sudo", 0, "", "give the user passwordless sudo"},
+        {"groups", 0, "LIST", "comma-separated supplementary groups"},
+        {"shell", 0, "PATH", "login shell of the user"},
+        {"package", 0, "NAME", "package to install", ceso::kRepeatable},
+        {"runcmd", 0, "COMMAND", "command to run at the end of first boot", ceso::kRepeatable},
+        {"write-file", 0, "PATH=LOCALFILE", "write LOCALFILE's content to PATH in the VM",
+         ceso::kRepeatable, ceso::Complete::file},
+        {"timezone", 0, "TZ", "time zone, e.g. Europe/Paris"},
+        {"locale", 0, "LOCALE", "system locale, e.g. en_US.UTF-8"},
+        {"user-data", 0, "FILE", "own user-data: #cloud-config is merged, others passed as is", 0,
+         ceso::Complete::file},
+        {"network-config", 0, "FILE", "network config used as is, instead of the NIC options", 0,
+         ceso::Complete::file},
+        {"cleanup", 0, "", "have cloud-init blank guestinfo.userdata after reading it"},
+        {"encoding", 0, "ENC", "encoding of the guestinfo values (default gzip+base64)", 0,
+         ceso::Complete::choices, "gzip+base64 base64 none"},
+        {"format", 'f', "FORMAT", "ndjson (default), vmx, kv, govc or dir=PATH"},
+        {"verbose", 'v', "", "ndjson: add the decoded documents to each record"},
+    },
+    0,
+    {},
+};
+
+// Options that are output settings, not spec fields.
+const std::set<std::string_view> kOutputOptions = {"encoding", "format", "verbose", "quiet"};
+// Spec flags without a value.
+const std::set<std::string_view> kBoolFlags = {"sudo", "cleanup"};
+
+enum class Format { ndjson, vmx, kv, govc, dir };
+
+struct Settings {
+  Format format = Format::ndjson;
+  std::string dir;
+  ceso::GuestInfoEncoding encoding = ceso::GuestInfoEncoding::gzip_base64;
+  bool verbose = false;
+  bool stream = false;  // specs from stdin
+};
+
+Settings parse_settings(const ceso::Args& args) {
+  Settings s;
+  std::string f = args.get("format", "ndjson");
+  if (f == "ndjson") {
+    s.format = Format::ndjson;
+  } else if (f == "vmx") {
+    s.format = Format::vmx;
+  } else if (f == "kv") {
+    s.format = Format::kv;
+  } else if (f == "govc") {
+    s.format = Format::govc;
+  } else if (f.rfind("dir=", 0) == 0 && f.size() > 4) {
+    s.format = Format::dir;
+    s.dir = f.substr(4);
+  } else {
+    ceso::usage_error("--format: " + ceso::quote(f) + " is not ndjson, vmx, kv, govc or dir=PATH");
+  }
+  s.encoding = *ceso::parse_encoding(args.get("encoding", "gzip+base64"));
+  if (s.format == Format::kv && s.encoding == ceso::GuestInfoEncoding::none)
+    ceso::usage_error(
+        "--format kv cannot carry multi-line values; use --encoding base64 or gzip+base64, or "
+        "--format vmx, govc or ndjson");
+  s.verbose = args.has("verbose");
+  s.stream = !args.has("hostname") && !args.has("fqdn");
+  return s;
+}
+
+// The spec flags as a record: field = option name with '-' → '_'; repeatable
+// options become arrays, --sudo/--cleanup true.
+ceso::ordered_json flags_as_fields(const ceso::Args& args) {
+  ceso::ordered_json fields = ceso::ordered_json::object();
+  for (const auto& o : kSpec.options) {
+    if (kOutputOptions.count(o.name) || !args.has(o.name)) continue;
+    std::string field(o.name);
+    for (auto& c : field)
+      if (c == '-') c = '_';
+    if (kBoolFlags.count(o.name))
+      fields[field] = true;
+    else if (o.flags & ceso::kRepeatable)
+      fields[field] = args.all(o.name);
+    else
+      fields[field] = args.get(o.name);
+  }
+  return fields;
+}
+
+// Text on stdout; false when the reader went away (EPIPE).
+bool write_text(const std::string& text) {
+  const char* p = text.data();
+  size_t left = text.size();
+  while (left > 0) {
+    ssize_t w = ::write(STDOUT_FILENO, p, left);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EPIPE) return false;
+      ceso::fail(std::string("cannot write to standard output: ") + std::strerror(errno));
+    }
+    p += w;
+    left -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+void write_file_0600(const std::filesystem::path& path, const std::string& content) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    ceso::fail("cannot write " + ceso::quote(path.string()) + ": " + std::strerror(errno));
+  const char* p = content.data();
+  size_t left = content.size();
+  while (left > 0) {
+    ssize_t w = ::write(fd, p, left);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      int err = errno;
+      ::close(fd);
+      ceso::fail("cannot write " + ceso::quote(path.string()) + ": " + std::strerror(err));
+    }
+    p += w;
+    left -= static_cast<size_t>(w);
+  }
+  if (::close(fd) != 0)
+    ceso::fail("cannot write " + ceso::quote(path.string()) + ": " + std::strerror(errno));
+}
+
+class Emitter {
+ public:
+  explicit Emitter(const Settings& s) : s_(s) {}
+
+  // Returns false when stdout was closed by the reader.
+  bool emit(const ceso::CloudInitSpec& spec, const ceso::GuestInfo& gi) {
+    switch (s_.format) {
+      case Format::ndjson:
+        return ceso::write_record(record(spec, gi));
+      case Format::vmx:
+        return write_text(header(spec) + vmx(gi));
+      case Format::kv:
+        return write_text(header(spec) + kv(gi));
+      case Format::govc:
+        return write_text(govc(gi));
+      case Format::dir:
+        write_dir(spec, gi);
+        return true;
+    }
+    return true;
+  }
+
+ private:
+  ceso::ordered_json record(const ceso::CloudInitSpec& spec, const ceso::GuestInfo& gi) {
+    ceso::ordered_json r;
+    r["type"] = "guestinfo";
+    r["name"] = spec.name;
+    r["instance_id"] = gi.instance_id;
+    r["guestinfo"] = ceso::ordered_json::object();
+    for (const auto& [k, v] : gi.values) r["guestinfo"][k] = v;
+    if (s_.verbose) {
+      auto& d = r["documents"];
+      d["metadata"] = gi.documents.metadata;
+      if (!gi.documents.network.empty()) d["network"] = gi.documents.network;
+      d["userdata"] = gi.documents.userdata;
+    }
+    return r;
+  }
+  // Specs from a stream are told apart by a comment line (vmx and kv).
+  std::string header(const ceso::CloudInitSpec& spec) const {
+    return s_.stream ? "# " + ceso::quote(spec.name) + "\n" : std::string();
+  }
+  static std::string vmx(const ceso::GuestInfo& gi) {
+    std::string out;
+    for (const auto& [k, v] : gi.values) out += k + " = " + ceso::vmx_quote(v) + "\n";
+    return out;
+  }
+  static std::string kv(const ceso::GuestInfo& gi) {
+    std::string out;
+    for (const auto& [k, v] : gi.values) out += k + "=" + v + "\n";
+    return out;
+  }
+  static std::string govc(const ceso::GuestInfo& gi) {
+    std::string out;
+    for (const auto& [k, v] : gi.values) {
+      if (!out.empty()) out += ' ';
+      out += "-e " + ceso::shell_quote(k + "=" + v);
+    }
+    return out + "\n";
+  }
+  void write_dir(const ceso::CloudInitSpec& spec, const ceso::GuestInfo& gi) {
+    namespace fs = std::filesystem;
+    fs::path dir = s_.dir;
+    if (s_.stream) {
+      // One sub-directory per spec, named after the VM.
+      if (spec.name == "." || spec.name == ".." || spec.name.find('/') != std::string::npos)
+        ceso::bad_input("name " + ceso::quote(spec.name) +
+                        " cannot be a directory name for --format dir");
+      if (!names_.insert(spec.name).second)
+        ceso::bad_input("name " + ceso::quote(spec.name) + " appears twice; --format dir " +
+                        "would overwrite its files");
+      dir /= spec.name;
+    }
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) ceso::fail("cannot create " + ceso::quote(dir.string()) + ": " + ec.message());
+    write_file_0600(dir / "meta-data", gi.documents.metadata);
+    write_file_0600(dir / "user-data", gi.documents.userdata);
+    if (!gi.documents.network.empty())
+      write_file_0600(dir / "network-config", gi.documents.network);
+    else
+      fs::remove(dir / "network-config", ec);  // no stale file from an earlier run
+  }
+
+  const Settings& s_;
+  std::set<std::string> names_;
+};
+
+ceso::Exit run(const ceso::Args& args) {
+  if (!args.operands.empty())
+    ceso::usage_error("unexpected argument " + ceso::quote(args.operands.front()) +
+                      " (specs come from options or from records on standard input)");
+  Settings settings = parse_settings(args);
+  ceso::ordered_json flags = flags_as_fields(args);
+  ceso::SpecReader reader;
+  Emitter emitter(settings);
+
+  if (!settings.stream) {
+    ceso::CloudInitSpec spec = reader.read(flags, ceso::FieldStyle::flag);
+    ceso::GuestInfo gi = ceso::build_guestinfo(spec, settings.encoding);
+    emitter.emit(spec, gi);
+    return ceso::Exit::ok;
+  }
+
+  if (isatty(STDIN_FILENO))
+    ceso::usage_error("no --hostname and no spec records on standard input");
+  // Flags are defaults for every record: check them once, up front, so a bad
+  // flag is reported as such and not once per record.
+  reader.check(flags, ceso::FieldStyle::flag);
+
+  ceso::Outcome outcome;
+  ceso::NdjsonReader input(stdin, "<stdin>");
+  for (;;) {
+    if (ceso::interrupted()) break;
+    std::optional<ceso::InputRecord> rec;
+    try {
+      rec = input.next();
+    } catch (const ceso::Error& e) {
+      outcome.failed(e);
+      continue;
+    }
+    if (!rec) break;
+    try {
+      ceso::CloudInitSpec spec = reader.read(ceso::merge_spec_fields(flags, rec->value));
+      ceso::GuestInfo gi = ceso::build_guestinfo(spec, settings.encoding);
+      if (!emitter.emit(spec, gi)) break;  // `| head`: stop quietly
+      outcome.succeeded();
+    } catch (const ceso::Error& e) {
+      outcome.failed(ceso::Error("error (at " + rec->origin + "): " + e.what(), e.code()));
+    }
+  }
+  if (ceso::interrupted() && outcome.failures() == 0)
+    throw ceso::Error("interrupted", ceso::Exit::interrupted);
+  return outcome.exit_code();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return ceso::run_tool(kSpec, argc, argv, run); }

@@ -1,0 +1,247 @@
+// ceso-mkvm — create VMs from a powered-off golden-image VM, with cloud-init
+// guestinfo, on a standalone ESXi host (disk copies + CreateVM_Task) or through
+// vCenter (CloneVM_Task). See libcore/include/ceso/provision.hpp and
+// docs/provisioning.md.
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "ceso/cloudinit.hpp"
+#include "ceso/config.hpp"
+#include "ceso/netcfg.hpp"
+#include "ceso/policy.hpp"
+#include "ceso/provision.hpp"
+#include "ceso/tool.hpp"
+#include "ceso/vim.hpp"
+#include "ceso/vm.hpp"
+#include "ceso/vmops.hpp"
+
+namespace {
+
+ceso::ToolSpec make_spec() {
+  ceso::ToolSpec spec{
+      "ceso-mkvm",
+      "Create VMs from a powered-off golden-image VM, with cloud-init guestinfo.",
+      "[OPTION]... --from SOURCE NAME...  (or guestinfo records on stdin)",
+      {
+          {"from", 'F', "SOURCE", "the golden-image VM (powered off) to copy", 0,
+           ceso::Complete::vm},
+          {"datastore", 0, "NAME", "datastore for the new VM (default: the source's)"},
+          {"thick", 0, "", "copy disks preallocated instead of thin"},
+          {"cpus", 'c', "N", "number of virtual CPUs"},
+          {"memory", 'm', "SIZE", "memory: MiB, or with a unit (512M, 2G, 2GiB)"},
+          {"disk-grow", 0, "SIZE", "grow the first disk to SIZE, or by +SIZE (GiB by default)"},
+          {"network", 0, "PORTGROUP", "connect every NIC to this portgroup"},
+          {"tag", 't', "TAG", "tag of the new VM (repeatable)", ceso::kRepeatable},
+          {"annotation", 0, "TEXT", "annotation (notes) of the new VM"},
+          {"no-power-on", 0, "", "leave the new VM powered off"},
+          {"wait", 'w', "WHAT", "after power-on, wait for the guest's IP address", 0,
+           ceso::Complete::choices, "ip"},
+          {"timeout", 0, "SECONDS", "limit for power-on and --wait (default 600)"},
+          {"exist-ok", 0, "", "an existing VM of that name is not an error (changed: false)"},
+          {"keep-on-failure", 0, "", "do not roll back what a failed run created"},
+      },
+      ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs,
+      {},
+      ceso::Complete::none,
+  };
+  for (const auto& o : ceso::cloudinit_flag_options()) spec.options.push_back(o);
+  return spec;
+}
+
+const ceso::ToolSpec kSpec = make_spec();
+
+// What one worker thread keeps: its own connection and the source, read once.
+struct Worker {
+  std::unique_ptr<ceso::vim::Client> client;
+  std::optional<ceso::SourceVm> source;
+};
+
+struct Settings {
+  ceso::Endpoint endpoint;
+  std::string source;
+  ceso::NewVm base;  // everything but name, guestinfo and MACs
+  ceso::ordered_json ci_fields;
+  ceso::GuestInfoEncoding encoding = ceso::GuestInfoEncoding::gzip_base64;
+  bool power_on = true;
+  bool wait_ip = false;
+  bool exist_ok = false;
+  std::chrono::seconds timeout{600};
+  size_t jobs = 1;
+};
+
+Settings parse_settings(const ceso::Args& args) {
+  Settings s;
+  s.source = args.get("from");
+  if (s.source.empty()) ceso::usage_error("--from SOURCE is required (the golden-image VM)");
+  s.base.datastore = args.get("datastore");
+  s.base.thick = args.has("thick");
+  if (args.has("cpus")) s.base.cpus = static_cast<int>(args.get_int("cpus", 1, 1, 768));
+  if (auto m = args.maybe("memory")) s.base.memory_mib = ceso::vmspec::parse_memory_mib(*m);
+  if (auto g = args.maybe("disk-grow")) s.base.disk_grow = ceso::vmspec::parse_disk_grow(*g);
+  s.base.network = args.get("network");
+  if (args.has("tag")) s.base.tags = args.all("tag");
+  if (auto a = args.maybe("annotation")) s.base.annotation = *a;
+  s.base.keep_on_failure = args.has("keep-on-failure");
+  s.ci_fields = ceso::cloudinit_flag_fields(args);
+  if (auto e = args.maybe("encoding")) s.encoding = *ceso::parse_encoding(*e);
+  if (!s.ci_fields.empty()) ceso::SpecReader().check(s.ci_fields, ceso::FieldStyle::flag);
+  if (s.ci_fields.contains("mac"))
+    s.base.macs.push_back(ceso::normalize_mac(s.ci_fields["mac"].get<std::string>()));
+  s.power_on = !args.has("no-power-on");
+  s.wait_ip = args.has("wait");
+  if (s.wait_ip && !s.power_on)
+    ceso::usage_error("--wait ip needs the VM powered on (drop --no-power-on)");
+  s.exist_ok = args.has("exist-ok");
+  s.timeout = std::chrono::seconds(args.get_int("timeout", 600, 1, 86400));
+  s.jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
+  s.endpoint = ceso::resolve_endpoint(args);
+  return s;
+}
+
+// The guestinfo for one new VM: from its guestinfo record, or built from the
+// cloud-init flags (host name defaulting to the VM name) with a fresh instance-id.
+std::vector<std::pair<std::string, std::string>> guestinfo_for(const ceso::Target& t,
+                                                               const Settings& s,
+                                                               std::string* instance_id) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (auto gi = t.record.find("guestinfo"); gi != t.record.end()) {
+    if (!s.ci_fields.empty())
+      ceso::bad_input(t.origin + ": a guestinfo record and cloud-init flags cannot be combined");
+    if (!gi->is_object()) ceso::bad_input(t.origin + ": field \"guestinfo\" is not an object");
+    for (const auto& [k, v] : gi->items()) {
+      if (!v.is_string() || k.rfind("guestinfo.", 0) != 0)
+        ceso::bad_input(t.origin + ": guestinfo key " + ceso::quote(k) +
+                        " must start with 'guestinfo.' and have a string value");
+      out.emplace_back(k, v.get<std::string>());
+    }
+    *instance_id = t.record.value("instance_id", "");
+    return out;
+  }
+  ceso::ordered_json fields = s.ci_fields;
+  if (!fields.contains("hostname") && !fields.contains("fqdn")) {
+    if (!ceso::is_host_label(t.name)) {
+      if (!fields.empty())
+        ceso::usage_error("VM name " + ceso::quote(t.name) +
+                          " is not a valid host name; give --hostname");
+      return out;  // no cloud-init wanted and no name to give the guest
+    }
+    fields["hostname"] = t.name;
+  }
+  ceso::GuestInfo gi =
+      ceso::build_guestinfo(ceso::SpecReader().read(fields, ceso::FieldStyle::flag), s.encoding);
+  *instance_id = gi.instance_id;
+  return gi.values;
+}
+
+std::optional<std::string> existing_vm(ceso::vim::Client& c, const std::string& name,
+                                       std::string* source_id, const std::string& source) {
+  std::optional<std::string> found;
+  int sources = 0;
+  for (const auto& vm : c.retrieve_all_vms({"name"})) {
+    std::string n = vm.text("name");
+    if (n == name) found = vm.obj.value;
+    if (n == source) {
+      *source_id = vm.obj.value;
+      ++sources;
+    }
+  }
+  if (sources == 0) ceso::fail("no VM named " + ceso::quote(source) + " on " + c.endpoint().id);
+  if (sources > 1)
+    ceso::fail(std::to_string(sources) + " VMs are named " + ceso::quote(source) + " on " +
+               c.endpoint().id);
+  return found;
+}
+
+ceso::ordered_json record_of(ceso::vim::Client& c, const ceso::vim::MoRef& vm) {
+  auto objs = c.retrieve({vm}, ceso::vm_record_paths());
+  if (objs.empty()) ceso::fail("the new VM disappeared");
+  return ceso::vm_record(objs.front(), c.endpoint());
+}
+
+void show_progress(const std::string& name, const std::string& label, int pct) {
+  std::fprintf(stderr, "\r\033[K%s: %s %d%%", name.c_str(), label.c_str(), pct);
+  if (pct >= 100) std::fputs("\r\033[K", stderr);
+  std::fflush(stderr);
+}
+
+ceso::Exit run(const ceso::Args& args) {
+  Settings s = parse_settings(args);
+  ceso::Output out(args, {"name", "changed", "power", "ip", "id"}, [](const ceso::ordered_json& r) {
+    return r.value("name", "") + ": " + (r.value("changed", false) ? "created" : "exists") +
+           (r.contains("ip") ? ", ip " + r.value("ip", "") : "");
+  });
+  ceso::Gate gate(
+      std::string(kSpec.name), args.has("dry-run"), [](const std::string& m) { ceso::warn(m); },
+      [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  bool progress = s.jobs == 1 && isatty(STDERR_FILENO) && !ceso::quiet();
+  std::vector<Worker> workers(s.jobs);
+  ceso::Outcome outcome;
+  ceso::for_each_target_parallel(
+      args, outcome, s.jobs,
+      [&](const ceso::Target& t, size_t w) {
+        Worker& wk = workers[w];
+        if (!wk.client) wk.client = std::make_unique<ceso::vim::Client>(s.endpoint);
+        ceso::vim::Client& c = *wk.client;
+        std::string instance_id;
+        ceso::NewVm req = s.base;
+        req.name = t.name;
+        req.extra_config = guestinfo_for(t, s, &instance_id);
+        std::string source_id;
+        if (auto id = existing_vm(c, t.name, &source_id, s.source)) {
+          if (!s.exist_ok)
+            ceso::fail("a VM named " + ceso::quote(t.name) + " already exists on " +
+                       c.endpoint().id + " (--exist-ok accepts it)");
+          auto rec = record_of(c, {"VirtualMachine", *id});
+          rec["changed"] = false;
+          out.emit(rec);
+          outcome.succeeded();
+          return;
+        }
+        if (!wk.source || wk.source->ref.value != source_id)
+          wk.source = ceso::read_source_vm(c, {"VirtualMachine", source_id});
+        ceso::Provisioned ids = ceso::plan_identity(*wk.source, req);
+        ceso::StepGate step = [&](const std::string& op, const ceso::ordered_json& params,
+                                  const std::function<void()>& action) {
+          ceso::Mutation m{c.endpoint().id, t.name, "", op, params};
+          return gate.perform(m, action);
+        };
+        ceso::ProgressFn prog;
+        if (progress)
+          prog = [&](const std::string& label, int pct) { show_progress(t.name, label, pct); };
+        ceso::Provisioner p(c, step, prog);
+        ceso::Provisioned made = p.create(*wk.source, req, ids);
+        std::string ip;
+        if (s.power_on)
+          p.step("powering on", "PowerOnVM_Task", ceso::ordered_json::object(),
+                 [&] { ceso::set_power(c, made.vm, ceso::PowerOp::on, s.timeout, false); });
+        if (s.wait_ip && !gate.dry_run())
+          p.step("waiting for an IP address", "", {},
+                 [&] { ip = ceso::wait_for(c, made.vm, "ip", s.timeout); });
+        p.commit();
+        if (gate.dry_run()) {
+          outcome.succeeded();
+          return;
+        }
+        auto rec = record_of(c, made.vm);
+        if (!ip.empty()) rec["ip"] = ip;
+        rec["changed"] = true;
+        rec["source"] = wk.source->name;
+        rec["macs"] = made.macs;
+        if (!instance_id.empty()) rec["instance_id"] = instance_id;
+        for (const auto& [k, v] : t.record.items())
+          if (!rec.contains(k) && k != "guestinfo" && k != "documents") rec[k] = v;
+        out.emit(rec);
+        outcome.succeeded();
+      },
+      {"guestinfo"});
+  out.finish();
+  if (gate.audit_failures() > 0 && outcome.exit_code() == ceso::Exit::ok)
+    return ceso::Exit::failure;
+  return outcome.exit_code();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return ceso::run_tool(kSpec, argc, argv, run); }

@@ -1,0 +1,103 @@
+// ceso-rm — delete VMs and their disks, safely.
+//
+// Refuses a powered-on VM unless --force (which powers it off first), refuses
+// a VM tagged `protected` unless --force, and asks on the terminal before
+// each deletion unless --yes. Without a terminal and without --yes it refuses
+// (exit 5): a script must say --yes explicitly.
+#include <algorithm>
+#include <memory>
+
+#include "ceso/policy.hpp"
+#include "ceso/tool.hpp"
+#include "ceso/vm.hpp"
+#include "ceso/vmops.hpp"
+
+namespace {
+
+const ceso::ToolSpec kSpec{
+    "ceso-rm",
+    "Delete VMs named or read from standard input, with their disks.",
+    "[OPTION]... [VM]...",
+    {
+        {"force", 'f', "", "also delete powered-on (power off first) and protected VMs"},
+        {"yes", 'y', "", "do not ask for confirmation"},
+    },
+    ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs,
+    {},
+    ceso::Complete::vm,
+};
+
+std::string result_line(const ceso::ordered_json& r) {
+  if (r.value("type", "") == "plan") return ceso::plan_line(r);
+  return r.value("name", "") + ": deleted";
+}
+
+struct Settings {
+  bool force, yes, dry_run;
+};
+
+// The host's current view of the VM: power state and tags.
+ceso::ordered_json current(const ceso::LocatedVm& vm) {
+  auto objs = vm.client->retrieve({vm.ref}, ceso::vm_record_paths());
+  if (objs.empty()) throw ceso::Error("the VM disappeared while reading it");
+  return ceso::vm_record(objs.front(), vm.client->endpoint());
+}
+
+void check_allowed(const Settings& s, const ceso::ordered_json& now) {
+  if (s.force) return;
+  const auto& tags = now["tags"];
+  if (std::find(tags.begin(), tags.end(), "protected") != tags.end())
+    throw ceso::Error("refusing to delete a VM tagged 'protected'; pass --force to delete it",
+                      ceso::Exit::policy);
+  if (now["power"] != "off")
+    throw ceso::Error(
+        "refusing to delete a VM that is " +
+            (now["power"] == "on" ? std::string("powered on") : now["power"].get<std::string>()) +
+            "; power it off first, or pass --force",
+        ceso::Exit::policy);
+}
+
+void remove_one(const Settings& s, ceso::VmLocator& locator, ceso::Gate& gate, ceso::Output& out,
+                const ceso::Target& t) {
+  ceso::LocatedVm vm = locator.locate(t);
+  ceso::vim::Client& c = *vm.client;
+  ceso::ordered_json now = current(vm);
+  check_allowed(s, now);
+  bool ask = !s.yes && !s.dry_run && gate.mode() != ceso::Mode::restricted;
+  if (ask && !ceso::confirm_on_terminal("Delete VM " + ceso::quote(vm.name) + " (" + vm.ref.value +
+                                        ") and its disks on " + c.endpoint().id + "?"))
+    throw ceso::Error("not deleted: confirmation declined", ceso::Exit::policy);
+  std::string id = c.endpoint().id;
+  if (now["power"] != "off") {
+    ceso::Mutation off{id, vm.name, vm.ref.value, "PowerOffVM_Task", {{"action", "off"}}};
+    gate.perform(off, [&] { ceso::set_power(c, vm.ref, ceso::PowerOp::off, {}, true); });
+  }
+  ceso::Mutation destroy{id, vm.name, vm.ref.value, "Destroy_Task", {{"disks", "deleted"}}};
+  if (!gate.perform(destroy, [&] { ceso::destroy_vm(c, vm.ref); })) return;
+  ceso::ordered_json rec = t.record.empty() ? now : t.record;
+  rec["deleted"] = true;
+  rec["changed"] = true;
+  out.emit(rec);
+}
+
+ceso::Exit run(const ceso::Args& args) {
+  Settings s{args.has("force"), args.has("yes"), args.has("dry-run")};
+  size_t jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
+  ceso::Output out(args, {}, result_line);
+  ceso::Gate gate(
+      std::string(kSpec.name), s.dry_run, [](const std::string& m) { ceso::warn(m); },
+      [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  std::vector<std::unique_ptr<ceso::VmLocator>> locators;
+  for (size_t i = 0; i < jobs; ++i) locators.push_back(std::make_unique<ceso::VmLocator>(args));
+  ceso::Outcome outcome;
+  ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t worker) {
+    remove_one(s, *locators[worker], gate, out, t);
+    outcome.succeeded();
+  });
+  out.finish();
+  return outcome.exit_code();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return ceso::run_tool(kSpec, argc, argv, run); }

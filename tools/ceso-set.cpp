@@ -1,0 +1,228 @@
+// ceso-set — reconfigure VMs: CPUs, memory, first-disk growth, network, tags,
+// annotation, guestinfo. One ReconfigVM_Task per VM carrying every change;
+// nothing is sent when the VM already is as asked ("changed": false).
+#include <algorithm>
+#include <memory>
+
+#include "ceso/config.hpp"
+#include "ceso/policy.hpp"
+#include "ceso/provision.hpp"
+#include "ceso/tool.hpp"
+#include "ceso/vim.hpp"
+#include "ceso/vm.hpp"
+#include "ceso/vmspec.hpp"
+
+namespace {
+
+const ceso::ToolSpec kSpec{
+    "ceso-set",
+    "Reconfigure VMs: CPUs, memory, disk growth, network, tags, annotation, guestinfo.",
+    "[OPTION]... [VM]...",
+    {
+        {"cpus", 'c', "N", "number of virtual CPUs (VM must be off)"},
+        {"memory", 'm', "SIZE", "memory: MiB, or with a unit (512M, 2G) (VM must be off)"},
+        {"disk-grow", 0, "SIZE", "grow the first disk to SIZE, or by +SIZE (GiB by default)"},
+        {"network", 0, "PORTGROUP", "connect every NIC to this portgroup"},
+        {"tag", 't', "+TAG|-TAG", "add (+TAG or TAG) or remove (-TAG) a tag", ceso::kRepeatable},
+        {"annotation", 0, "TEXT", "set the annotation (notes)"},
+        {"guestinfo", 'g', "KEY=VALUE", "set guestinfo.KEY (empty VALUE removes it)",
+         ceso::kRepeatable},
+    },
+    ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs,
+    {},
+    ceso::Complete::vm,
+};
+
+struct Settings {
+  std::optional<int> cpus;
+  std::optional<int64_t> memory_mib;
+  std::optional<ceso::vmspec::DiskGrow> disk_grow;
+  std::string network;
+  std::vector<std::pair<bool, std::string>> tag_ops;  // add?, tag
+  std::optional<std::string> annotation;
+  std::vector<std::pair<std::string, std::string>> guestinfo;
+};
+
+Settings parse_settings(const ceso::Args& args) {
+  Settings s;
+  if (args.has("cpus")) s.cpus = static_cast<int>(args.get_int("cpus", 1, 1, 768));
+  if (auto m = args.maybe("memory")) s.memory_mib = ceso::vmspec::parse_memory_mib(*m);
+  if (auto g = args.maybe("disk-grow")) s.disk_grow = ceso::vmspec::parse_disk_grow(*g);
+  s.network = args.get("network");
+  for (const auto& t : args.all("tag")) {
+    bool add = t.empty() || t.front() != '-';
+    std::string name = (!t.empty() && (t.front() == '+' || t.front() == '-')) ? t.substr(1) : t;
+    if (name.empty() || name.find(',') != std::string::npos)
+      ceso::usage_error("--tag: " + ceso::quote(t) + " is not +TAG or -TAG (no commas)");
+    s.tag_ops.emplace_back(add, name);
+  }
+  if (auto a = args.maybe("annotation")) s.annotation = *a;
+  for (const auto& kv : args.all("guestinfo")) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      ceso::usage_error("--guestinfo: " + ceso::quote(kv) + " is not KEY=VALUE");
+    std::string key = kv.substr(0, eq);
+    if (key.rfind("guestinfo.", 0) != 0) key = "guestinfo." + key;
+    s.guestinfo.emplace_back(key, kv.substr(eq + 1));
+  }
+  return s;
+}
+
+std::vector<std::string> paths() {
+  std::vector<std::string> p = ceso::vm_record_paths();
+  for (const auto& x : ceso::source_vm_paths())
+    if (std::find(p.begin(), p.end(), x) == p.end()) p.push_back(x);
+  return p;
+}
+
+// guestinfo keys of a guestinfo record on stdin.
+std::vector<std::pair<std::string, std::string>> record_guestinfo(const ceso::Target& t) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto gi = t.record.find("guestinfo");
+  if (t.record.value("type", "") != "guestinfo" || gi == t.record.end()) return out;
+  if (!gi->is_object()) ceso::bad_input(t.origin + ": field \"guestinfo\" is not an object");
+  for (const auto& [k, v] : gi->items()) {
+    if (!v.is_string() || k.rfind("guestinfo.", 0) != 0)
+      ceso::bad_input(t.origin + ": guestinfo key " + ceso::quote(k) +
+                      " must start with 'guestinfo.' and have a string value");
+    out.emplace_back(k, v.get<std::string>());
+  }
+  return out;
+}
+
+struct Change {
+  ceso::vmspec::ConfigSpec spec;
+  ceso::ordered_json params = ceso::ordered_json::object();
+  std::vector<std::string> needs_off;  // what asks for a powered-off VM
+  std::vector<std::string> tags;
+};
+
+Change changes_for(const ceso::SourceVm& vm, const Settings& s,
+                   const std::vector<std::pair<std::string, std::string>>& guestinfo) {
+  Change c;
+  if (s.cpus && *s.cpus != vm.cpus) {
+    c.spec.num_cpus = *s.cpus;
+    c.params["cpus"] = *s.cpus;
+    c.needs_off.push_back("CPUs");
+  }
+  if (s.memory_mib && *s.memory_mib != vm.memory_mib) {
+    c.spec.memory_mib = *s.memory_mib;
+    c.params["memory_mib"] = *s.memory_mib;
+    c.needs_off.push_back("memory");
+  }
+  if (s.disk_grow && !vm.hardware.disks.empty()) {
+    const auto& d = vm.hardware.disks.front();
+    int64_t target = ceso::vmspec::grown_capacity(*s.disk_grow, d.capacity_bytes);
+    if (target != d.capacity_bytes) {
+      c.spec.device_changes.push_back(
+          ceso::vmspec::device_change_xml("edit", "", ceso::vmspec::disk_resize_xml(d, target)));
+      c.params["disk_capacity_bytes"] = target;
+    }
+  }
+  if (!s.network.empty())
+    for (const auto& n : vm.hardware.nics)
+      if (n.network != s.network) {
+        c.spec.device_changes.push_back(ceso::vmspec::device_change_xml(
+            "edit", "", ceso::vmspec::nic_network_xml(n, s.network)));
+        c.params["network"] = s.network;
+      }
+  auto it = vm.extra_config.find("ceso.tags");
+  c.tags = ceso::parse_tags(it == vm.extra_config.end() ? "" : it->second);
+  std::vector<std::string> before = c.tags;
+  for (const auto& [add, tag] : s.tag_ops) {
+    auto pos = std::find(c.tags.begin(), c.tags.end(), tag);
+    if (add && pos == c.tags.end()) c.tags.push_back(tag);
+    if (!add && pos != c.tags.end()) c.tags.erase(pos);
+  }
+  if (c.tags != before) {
+    std::string csv;
+    for (const auto& t : c.tags) csv += (csv.empty() ? "" : ",") + t;
+    c.spec.extra_config.emplace_back("ceso.tags", csv);
+    c.params["tags"] = c.tags;
+  }
+  if (s.annotation && *s.annotation != vm.annotation) {
+    c.spec.annotation = *s.annotation;
+    c.params["annotation"] = *s.annotation;
+  }
+  for (const auto& [k, v] : guestinfo) {
+    auto cur = vm.extra_config.find(k);
+    if ((cur == vm.extra_config.end() && v.empty()) ||
+        (cur != vm.extra_config.end() && cur->second == v))
+      continue;
+    c.spec.extra_config.emplace_back(k, v);
+    c.params["guestinfo_keys"].push_back(k);
+  }
+  return c;
+}
+
+ceso::Exit run(const ceso::Args& args) {
+  Settings s = parse_settings(args);
+  size_t jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
+  ceso::Output out(
+      args, {"name", "changed", "cpus", "memory_mib", "tags"}, [](const ceso::ordered_json& r) {
+        return r.value("name", "") + ": " + (r.value("changed", false) ? "changed" : "unchanged");
+      });
+  ceso::Gate gate(
+      std::string(kSpec.name), args.has("dry-run"), [](const std::string& m) { ceso::warn(m); },
+      [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  std::vector<std::unique_ptr<ceso::VmLocator>> locators(jobs);
+  const std::vector<std::string> props = paths();
+  ceso::Outcome outcome;
+  ceso::for_each_target_parallel(
+      args, outcome, jobs,
+      [&](const ceso::Target& t, size_t w) {
+        if (!locators[w]) locators[w] = std::make_unique<ceso::VmLocator>(args);
+        ceso::LocatedVm located = locators[w]->locate(t);
+        ceso::vim::Client& c = *located.client;
+        auto objs = c.retrieve({located.ref}, props);
+        if (objs.empty()) ceso::fail("VM disappeared while reading it");
+        ceso::ordered_json rec = ceso::vm_record(objs.front(), c.endpoint());
+        ceso::SourceVm vm = ceso::source_vm_from(std::move(objs.front()));
+        auto guestinfo = s.guestinfo;
+        for (auto& kv : record_guestinfo(t)) guestinfo.push_back(std::move(kv));
+        Change ch = changes_for(vm, s, guestinfo);
+        if (!ch.needs_off.empty() && vm.power != "off") {
+          std::string what;
+          for (const auto& x : ch.needs_off) what += (what.empty() ? "" : " and ") + x;
+          ceso::fail("VM " + ceso::quote(vm.name) + " is " + vm.power + "; changing " + what +
+                     " needs it powered off (ceso-power off, then ceso-set again)");
+        }
+        bool changed = false;
+        if (!ch.spec.empty()) {
+          ceso::Mutation m{c.endpoint().id, vm.name, vm.ref.value, "ReconfigVM_Task", ch.params};
+          m.params["spec"] = ch.spec.xml("spec");
+          changed = gate.perform(m, [&] {
+            auto resp = c.call("ReconfigVM_Task", vm.ref, ch.spec.xml("spec"));
+            const ceso::xml::Node* rv = resp.child("returnval");
+            if (!rv) ceso::fail("the host answered ReconfigVM_Task without a task");
+            c.wait_for_task(ceso::vim::moref_of(*rv));
+          });
+          if (gate.dry_run()) {
+            outcome.succeeded();
+            return;
+          }
+        }
+        if (changed) {
+          if (ch.spec.num_cpus) rec["cpus"] = *ch.spec.num_cpus;
+          if (ch.spec.memory_mib) rec["memory_mib"] = *ch.spec.memory_mib;
+          rec["tags"] = ch.tags;
+        }
+        // The input record, with what we know now.
+        ceso::ordered_json result = t.record.is_object() && t.record.value("type", "") == "vm"
+                                        ? t.record
+                                        : ceso::ordered_json::object();
+        for (const auto& [k, v] : rec.items()) result[k] = v;
+        result["changed"] = changed;
+        out.emit(result);
+        outcome.succeeded();
+      },
+      {"vm", "guestinfo"});
+  out.finish();
+  if (gate.audit_failures() > 0 && outcome.exit_code() == ceso::Exit::ok)
+    return ceso::Exit::failure;
+  return outcome.exit_code();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return ceso::run_tool(kSpec, argc, argv, run); }

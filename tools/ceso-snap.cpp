@@ -1,0 +1,241 @@
+// ceso-snap — create, list, revert and remove VM snapshots.
+//
+//   ceso-ls --tag web | ceso-snap create --name pre-upgrade | ceso-backup --hot
+//
+// create/revert/rm print the VM record again with "snapshot" (or
+// "snapshots_removed") and "changed" added; ls prints one `snapshot` record
+// per snapshot. Bulk removal (rm --all, rm --older-than) asks on the terminal
+// unless --yes, and refuses without a terminal: it deletes the user's own
+// snapshots, which ceso never does implicitly.
+#include <algorithm>
+#include <memory>
+
+#include "ceso/policy.hpp"
+#include "ceso/snapshot.hpp"
+#include "ceso/tool.hpp"
+#include "ceso/vm.hpp"
+#include "ceso/vmops.hpp"
+
+namespace {
+
+const ceso::ToolSpec kSpec{
+    "ceso-snap",
+    "Create, list, revert and remove snapshots of VMs named or read from standard input.",
+    "[OPTION]... create|ls|revert|rm [VM]...",
+    {
+        {"name", 'N', "NAME", "snapshot name (create, rm; revert: default the current one)"},
+        {"description", 'd', "TEXT", "create: snapshot description"},
+        {"memory", 'm', "", "create: include the VM's memory"},
+        {"quiesce", 0, "", "create: quiesce the guest file systems (needs VMware Tools)"},
+        {"exist-ok", 0, "", "create: a snapshot of that name already there is fine"},
+        {"missing-ok", 0, "", "rm --name: no snapshot of that name is fine"},
+        {"children", 0, "", "rm --name: also remove the snapshot's children"},
+        {"all", 'a', "", "rm: remove every snapshot of the VM"},
+        {"older-than", 0, "DURATION", "rm: remove snapshots older than this (90m, 12h, 7d, 2w)"},
+        {"yes", 'y', "", "rm --all/--older-than: do not ask for confirmation"},
+    },
+    ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs,
+    {
+        {"create", "take a snapshot"},
+        {"ls", "list snapshots as records"},
+        {"revert", "revert to a snapshot"},
+        {"rm", "remove snapshots"},
+    },
+    ceso::Complete::vm,
+};
+
+struct Context {
+  const ceso::Args& args;
+  ceso::Gate& gate;
+  ceso::Output& out;
+};
+
+std::string result_line(const ceso::ordered_json& r) {
+  std::string type = r.value("type", "");
+  if (type == "plan") return ceso::plan_line(r);
+  if (type == "snapshot")
+    return r.value("vm", "") + ": " + r.value("path", "") + "  " + r.value("created", "") +
+           (r.value("current", false) ? "  (current)" : "");
+  std::string line = r.value("name", "") + ": ";
+  if (r.contains("snapshots_removed"))
+    return line + std::to_string(r["snapshots_removed"].size()) + " snapshot(s) removed";
+  if (r.contains("snapshot")) line += "snapshot " + ceso::quote(r["snapshot"].value("path", ""));
+  return line + (r.value("changed", false) ? "" : " (unchanged)");
+}
+
+ceso::Mutation mutation(const ceso::LocatedVm& vm, std::string operation, ceso::ordered_json p) {
+  return {vm.client->endpoint().id, vm.name, vm.ref.value, std::move(operation), std::move(p)};
+}
+
+void create(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm) {
+  std::string name = x.args.get("name");
+  ceso::vim::Client& c = *vm.client;
+  ceso::ordered_json rec = ceso::target_record(t, vm);
+  auto snaps = ceso::list_snapshots(c, vm.ref);
+  if (const ceso::SnapshotInfo* s = ceso::find_snapshot(snaps, name)) {
+    if (!x.args.has("exist-ok"))
+      ceso::fail("already has a snapshot named " + ceso::quote(name) +
+                 " (pass --exist-ok to accept it)");
+    rec["snapshot"] = ceso::snapshot_record(*s);
+    rec["changed"] = false;
+    x.out.emit(rec);
+    return;
+  }
+  std::string description = x.args.get("description");
+  bool memory = x.args.has("memory"), quiesce = x.args.has("quiesce");
+  ceso::vim::MoRef ref;
+  auto m = mutation(
+      vm, "CreateSnapshot_Task",
+      {{"name", name}, {"description", description}, {"memory", memory}, {"quiesce", quiesce}});
+  if (!x.gate.perform(
+          m, [&] { ref = ceso::create_snapshot(c, vm.ref, name, description, memory, quiesce); }))
+    return;
+  snaps = ceso::list_snapshots(c, vm.ref);
+  auto it = std::find_if(snaps.begin(), snaps.end(), [&](const auto& s) { return s.ref == ref; });
+  if (it == snaps.end()) ceso::fail("the new snapshot " + ref.value + " is not in the VM's tree");
+  rec["snapshot"] = ceso::snapshot_record(*it);
+  rec["changed"] = true;
+  x.out.emit(rec);
+}
+
+void list(const Context& x, const ceso::Target&, const ceso::LocatedVm& vm) {
+  for (const auto& s : ceso::list_snapshots(*vm.client, vm.ref))
+    x.out.emit(ceso::snapshot_record(s, vm.client->endpoint().id, vm.ref.value, vm.name));
+}
+
+void revert(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm) {
+  ceso::vim::Client& c = *vm.client;
+  auto snaps = ceso::list_snapshots(c, vm.ref);
+  const ceso::SnapshotInfo* s = nullptr;
+  if (auto name = x.args.maybe("name")) {
+    s = ceso::find_snapshot(snaps, *name);
+    if (!s) ceso::fail("has no snapshot named " + ceso::quote(*name));
+  } else {
+    auto cur = std::find_if(snaps.begin(), snaps.end(), [](const auto& i) { return i.current; });
+    if (cur == snaps.end()) ceso::fail("has no current snapshot to revert to");
+    s = &*cur;
+  }
+  ceso::ordered_json rec = ceso::target_record(t, vm);
+  auto m = mutation(vm, "RevertToSnapshot_Task", {{"snapshot", s->path}, {"id", s->id}});
+  if (!x.gate.perform(m, [&] { ceso::revert_snapshot(c, s->ref, false); })) return;
+  ceso::SnapshotInfo reverted = *s;
+  reverted.current = true;
+  rec["snapshot"] = ceso::snapshot_record(reverted);
+  rec["power"] = ceso::vm_power(c, vm.ref);
+  rec["changed"] = true;
+  x.out.emit(rec);
+}
+
+void remove_named(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm,
+                  const std::string& name) {
+  ceso::vim::Client& c = *vm.client;
+  auto snaps = ceso::list_snapshots(c, vm.ref);
+  ceso::ordered_json rec = ceso::target_record(t, vm);
+  const ceso::SnapshotInfo* s = ceso::find_snapshot(snaps, name);
+  if (!s) {
+    if (!x.args.has("missing-ok"))
+      ceso::fail("has no snapshot named " + ceso::quote(name) + " (pass --missing-ok to accept)");
+    rec["changed"] = false;
+    x.out.emit(rec);
+    return;
+  }
+  bool children = x.args.has("children");
+  auto m = mutation(vm, "RemoveSnapshot_Task",
+                    {{"snapshot", s->path}, {"id", s->id}, {"remove_children", children}});
+  if (!x.gate.perform(m, [&] { ceso::remove_snapshot(c, s->ref, children, true); })) return;
+  rec["snapshot"] = ceso::snapshot_record(*s);
+  rec["changed"] = true;
+  x.out.emit(rec);
+}
+
+void confirm_bulk(const Context& x, const ceso::LocatedVm& vm, size_t count) {
+  if (x.args.has("yes") || x.gate.dry_run() || x.gate.mode() == ceso::Mode::restricted) return;
+  if (!ceso::confirm_on_terminal("Remove " + std::to_string(count) + " snapshot(s) of VM " +
+                                 ceso::quote(vm.name) + " on " + vm.client->endpoint().id + "?"))
+    throw ceso::Error("snapshots not removed: confirmation declined", ceso::Exit::policy);
+}
+
+void remove_bulk(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm) {
+  ceso::vim::Client& c = *vm.client;
+  auto snaps = ceso::list_snapshots(c, vm.ref);
+  std::vector<ceso::SnapshotInfo> doomed;
+  if (x.args.has("all")) {
+    doomed = snaps;
+  } else {
+    auto cutoff = std::chrono::system_clock::now() - ceso::parse_duration(x.args.get("older-than"));
+    for (const auto& s : snaps)
+      if (auto when = ceso::parse_snapshot_time(s.created); when && *when < cutoff)
+        doomed.push_back(s);
+  }
+  ceso::ordered_json rec = ceso::target_record(t, vm);
+  ceso::ordered_json removed = ceso::ordered_json::array();
+  if (!doomed.empty()) confirm_bulk(x, vm, doomed.size());
+  bool dry = x.gate.dry_run();
+  if (x.args.has("all") && !doomed.empty()) {
+    auto m = mutation(vm, "RemoveAllSnapshots_Task", {{"count", doomed.size()}});
+    x.gate.perform(m, [&] { ceso::remove_all_snapshots(c, vm.ref, true); });
+    for (const auto& s : doomed) removed.push_back(ceso::snapshot_record(s));
+  } else {
+    // Oldest first; each one separately, so one failure leaves the rest listed.
+    std::sort(doomed.begin(), doomed.end(),
+              [](const auto& a, const auto& b) { return a.id < b.id; });
+    for (const auto& s : doomed) {
+      auto m = mutation(vm, "RemoveSnapshot_Task",
+                        {{"snapshot", s.path}, {"id", s.id}, {"remove_children", false}});
+      x.gate.perform(m, [&] { ceso::remove_snapshot(c, s.ref, false, true); });
+      removed.push_back(ceso::snapshot_record(s));
+    }
+  }
+  if (dry && !doomed.empty()) return;
+  rec["snapshots_removed"] = removed;
+  rec["changed"] = !removed.empty();
+  x.out.emit(rec);
+}
+
+void remove(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm) {
+  if (auto name = x.args.maybe("name")) return remove_named(x, t, vm, *name);
+  remove_bulk(x, t, vm);
+}
+
+using Action = void (*)(const Context&, const ceso::Target&, const ceso::LocatedVm&);
+
+Action action_for(const ceso::Args& args) {
+  static const std::pair<std::string_view, Action> kActions[] = {
+      {"create", create}, {"ls", list}, {"revert", revert}, {"rm", remove}};
+  for (const auto& [verb, action] : kActions)
+    if (verb == args.verb) return action;
+  if (args.operands.empty()) ceso::usage_error("missing command: create, ls, revert or rm");
+  ceso::usage_error("unknown command " + ceso::quote(args.operands.front()) +
+                    " (use create, ls, revert or rm)");
+}
+
+ceso::Exit run(const ceso::Args& args) {
+  Action action = action_for(args);
+  // Usage errors once, before any VM is touched.
+  if (args.has("older-than")) ceso::parse_duration(args.get("older-than"));
+  if (args.verb == "create" && args.get("name").empty())
+    ceso::usage_error("create needs --name NAME");
+  if (args.verb == "rm" && args.has("name") + args.has("all") + args.has("older-than") != 1)
+    ceso::usage_error("rm needs exactly one of --name NAME, --all, --older-than DURATION");
+  size_t jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
+  std::vector<std::string> columns;
+  if (args.verb == "ls") columns = {"vm", "path", "id", "created", "power", "quiesced", "current"};
+  ceso::Output out(args, columns, args.verb == "ls" ? nullptr : result_line);
+  ceso::Gate gate(
+      std::string(kSpec.name), args.has("dry-run"), [](const std::string& m) { ceso::warn(m); },
+      [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  Context x{args, gate, out};
+  std::vector<std::unique_ptr<ceso::VmLocator>> locators;
+  for (size_t i = 0; i < jobs; ++i) locators.push_back(std::make_unique<ceso::VmLocator>(args));
+  ceso::Outcome outcome;
+  ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t worker) {
+    action(x, t, locators[worker]->locate(t));
+    outcome.succeeded();
+  });
+  out.finish();
+  return outcome.exit_code();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return ceso::run_tool(kSpec, argc, argv, run); }
