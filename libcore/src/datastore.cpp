@@ -1,15 +1,13 @@
 #include "ceso/datastore.hpp"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <thread>
 
 #include "ceso/error.hpp"
+#include "ceso/http.hpp"
 #include "ceso/tool.hpp"
 
 namespace ceso {
@@ -23,22 +21,7 @@ DatastorePath parse_datastore_path(std::string_view text) {
   return p;
 }
 
-namespace {
-
-std::string thumbprint_of(X509* cert, const EVP_MD* md) {
-  unsigned char buf[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  if (!cert || X509_digest(cert, md, buf, &len) != 1) return {};
-  std::string out;
-  char hex[4];
-  for (unsigned i = 0; i < len; ++i) {
-    std::snprintf(hex, sizeof hex, i ? ":%02X" : "%02X", buf[i]);
-    out += hex;
-  }
-  return out;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 struct DatastoreFiles::Impl {
   CURL* curl = nullptr;
@@ -53,31 +36,7 @@ struct DatastoreFiles::Impl {
   bool status_error = false;
   std::exception_ptr sink_error;
 
-  bool pinned() const { return !ep.thumbprint.empty() || !ep.thumbprint_sha1.empty(); }
-
-  // Same policy as the SOAP connection (http.cpp): a pinned thumbprint
-  // replaces CA verification.
-  static int verify_cert(X509_STORE_CTX* store, void* arg) {
-    auto* self = static_cast<Impl*>(arg);
-    X509* cert = X509_STORE_CTX_get0_cert(store);
-    if (self->ep.insecure) return 1;
-    if (self->pinned()) {
-      if ((!self->ep.thumbprint.empty() &&
-           thumbprint_of(cert, EVP_sha256()) == self->ep.thumbprint) ||
-          (!self->ep.thumbprint_sha1.empty() &&
-           thumbprint_of(cert, EVP_sha1()) == self->ep.thumbprint_sha1))
-        return 1;
-      X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
-      return 0;
-    }
-    return X509_verify_cert(store);
-  }
-  static CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void* arg) {
-    auto* ctx = static_cast<SSL_CTX*>(ssl_ctx);
-    SSL_CTX_set_cert_verify_callback(ctx, verify_cert, arg);
-    if (static_cast<Impl*>(arg)->pinned()) SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-    return CURLE_OK;
-  }
+  std::unique_ptr<TlsPolicy> tls;  // same policy object type as the SOAP connection
   const DownloadOptions* options = nullptr;
   bool cancelled() const { return interrupted() || (options->cancelled && options->cancelled()); }
   static int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
@@ -144,12 +103,9 @@ DatastoreFiles::DatastoreFiles(const Endpoint& endpoint, std::string cookie)
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, Impl::on_progress);
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, impl_.get());
-  curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, Impl::on_ssl_ctx);
-  curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, impl_.get());
-  bool check_ca = !endpoint.insecure && !impl_->pinned();
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, check_ca ? 1L : 0L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, check_ca ? 2L : 0L);
-  if (!endpoint.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, endpoint.ca_file.c_str());
+  impl_->tls = std::make_unique<TlsPolicy>(TlsSettings{endpoint.insecure, endpoint.thumbprint,
+                                                       endpoint.thumbprint_sha1, endpoint.ca_file});
+  impl_->tls->apply(c);
   curl_easy_setopt(c, CURLOPT_COOKIE, impl_->cookie.c_str());
   curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Impl::on_data);

@@ -38,50 +38,63 @@ int on_progress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 
 }  // namespace
 
+namespace {
+
+// Called by OpenSSL instead of its own chain verification: record the leaf's
+// SHA-256 thumbprint (for messages and pinning), then either compare it with
+// the pinned one or run the normal verification.
+int verify_cert(X509_STORE_CTX* store, void* arg) {
+  auto* self = static_cast<TlsPolicy*>(arg);
+  X509* cert = X509_STORE_CTX_get0_cert(store);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  if (cert && X509_digest(cert, EVP_sha256(), md, &len) == 1)
+    self->record_peer_thumbprint(hex_thumbprint(md, len));
+  const TlsSettings& tls = self->settings();
+  if (tls.insecure) return 1;
+  if (self->pinned()) {
+    if (!tls.thumbprint.empty() && self->peer_thumbprint() == tls.thumbprint) return 1;
+    if (!tls.thumbprint_sha1.empty() && cert && X509_digest(cert, EVP_sha1(), md, &len) == 1 &&
+        hex_thumbprint(md, len) == tls.thumbprint_sha1)
+      return 1;
+    X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+    return 0;
+  }
+  return X509_verify_cert(store);
+}
+
+CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void* arg) {
+  auto* ctx = static_cast<SSL_CTX*>(ssl_ctx);
+  auto* self = static_cast<TlsPolicy*>(arg);
+  SSL_CTX_set_cert_verify_callback(ctx, verify_cert, self);
+  // With a pinned thumbprint curl's own peer check is off, so ask OpenSSL to
+  // fail the handshake itself when our callback says no.
+  if (self->pinned()) SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  return CURLE_OK;
+}
+
+}  // namespace
+
+void TlsPolicy::apply(void* handle) {
+  CURL* c = static_cast<CURL*>(handle);
+  curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+  curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, this);
+  bool check_ca = !settings_.insecure && !pinned();
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, check_ca ? 1L : 0L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, check_ca ? 2L : 0L);
+  if (!settings_.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, settings_.ca_file.c_str());
+}
+
 struct Http::Impl {
+  explicit Impl(TlsSettings s) : tls_policy(std::move(s)), tls(tls_policy.settings()) {}
   CURL* curl = nullptr;
-  TlsSettings tls;
-  std::string peer_thumbprint;
+  TlsPolicy tls_policy;
+  const TlsSettings& tls;
   std::string* cookie = nullptr;
   curl_slist* soap_headers = nullptr;
   const std::function<bool(const char*, size_t)>* sink = nullptr;
   bool sink_aborted = false;
   char errbuf[CURL_ERROR_SIZE] = {};
-
-  bool pinned() const { return !tls.thumbprint.empty() || !tls.thumbprint_sha1.empty(); }
-
-  // Called by OpenSSL instead of its own chain verification: record the
-  // leaf's SHA-256 thumbprint (for messages and pinning), then either compare
-  // it with the pinned one or run the normal verification.
-  static int verify_cert(X509_STORE_CTX* store, void* arg) {
-    auto* self = static_cast<Impl*>(arg);
-    X509* cert = X509_STORE_CTX_get0_cert(store);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    if (cert && X509_digest(cert, EVP_sha256(), md, &len) == 1)
-      self->peer_thumbprint = hex_thumbprint(md, len);
-    if (self->tls.insecure) return 1;
-    if (self->pinned()) {
-      if (!self->tls.thumbprint.empty() && self->peer_thumbprint == self->tls.thumbprint) return 1;
-      if (!self->tls.thumbprint_sha1.empty() && cert &&
-          X509_digest(cert, EVP_sha1(), md, &len) == 1 &&
-          hex_thumbprint(md, len) == self->tls.thumbprint_sha1)
-        return 1;
-      X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
-      return 0;
-    }
-    return X509_verify_cert(store);
-  }
-
-  static CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void* arg) {
-    auto* ctx = static_cast<SSL_CTX*>(ssl_ctx);
-    auto* self = static_cast<Impl*>(arg);
-    SSL_CTX_set_cert_verify_callback(ctx, verify_cert, self);
-    // With a pinned thumbprint curl's own peer check is off, so ask OpenSSL
-    // to fail the handshake itself when our callback says no.
-    if (self->pinned()) SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-    return CURLE_OK;
-  }
 
   static size_t on_header(char* data, size_t size, size_t n, void* user) {
     auto* self = static_cast<Impl*>(user);
@@ -112,9 +125,8 @@ struct Http::Impl {
   }
 };
 
-Http::Http(TlsSettings tls) : impl_(std::make_unique<Impl>()) {
+Http::Http(TlsSettings tls) : impl_(std::make_unique<Impl>(std::move(tls))) {
   std::call_once(g_curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  impl_->tls = std::move(tls);
   impl_->curl = curl_easy_init();
   if (!impl_->curl) throw Error("cannot initialise libcurl");
   impl_->cookie = &cookie_;
@@ -130,13 +142,7 @@ Http::Http(TlsSettings tls) : impl_(std::make_unique<Impl>()) {
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, Impl::on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, impl_.get());
-  curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, Impl::on_ssl_ctx);
-  curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, impl_.get());
-  bool pinned = impl_->pinned();
-  bool check_ca = !impl_->tls.insecure && !pinned;
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, check_ca ? 1L : 0L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, check_ca ? 2L : 0L);
-  if (!impl_->tls.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, impl_->tls.ca_file.c_str());
+  impl_->tls_policy.apply(c);
   impl_->soap_headers = curl_slist_append(nullptr, "Content-Type: text/xml; charset=utf-8");
   impl_->soap_headers = curl_slist_append(impl_->soap_headers, "Expect:");
 }
@@ -146,7 +152,7 @@ Http::~Http() {
   curl_easy_cleanup(impl_->curl);
 }
 
-const std::string& Http::peer_thumbprint() const { return impl_->peer_thumbprint; }
+const std::string& Http::peer_thumbprint() const { return impl_->tls_policy.peer_thumbprint(); }
 
 void Http::prepare(const std::string& url) {
   CURL* c = impl_->curl;
@@ -164,7 +170,7 @@ void Http::perform(const std::string& url) {
   if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR ||
       rc == CURLE_SSL_CACERT_BADFILE) {
     std::string msg = "TLS: cannot verify the certificate of " + url + ": " + detail;
-    const std::string& seen = impl_->peer_thumbprint;
+    const std::string& seen = impl_->tls_policy.peer_thumbprint();
     if (!seen.empty() && seen != impl_->tls.thumbprint) {
       msg += "\nThe host's certificate has SHA-256 thumbprint " + seen + ".";
       if (!impl_->tls.thumbprint.empty())
@@ -183,7 +189,8 @@ HttpResponse Http::post_soap(const std::string& url, const std::string& body,
   CURL* c = impl_->curl;
   prepare(url);
   curl_slist* headers = curl_slist_append(nullptr, ("SOAPAction: " + soap_action).c_str());
-  for (curl_slist* h = impl_->soap_headers; h; h = h->next) headers = curl_slist_append(headers, h->data);
+  for (curl_slist* h = impl_->soap_headers; h; h = h->next)
+    headers = curl_slist_append(headers, h->data);
   HttpResponse resp;
   curl_easy_setopt(c, CURLOPT_HTTPGET, 0L);
   curl_easy_setopt(c, CURLOPT_POST, 1L);

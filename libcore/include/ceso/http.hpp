@@ -16,7 +16,29 @@ struct TlsSettings {
   bool insecure = false;
   std::string thumbprint;       // SHA-256 "AB:CD:…" (normalized) or empty
   std::string thumbprint_sha1;  // SHA-1 pin (govc's known_hosts) or empty
-  std::string ca_file;     // extra CA bundle or empty
+  std::string ca_file;          // extra CA bundle or empty
+};
+
+// The TLS policy on a curl handle (CURL*): CA check, pinned thumbprint or
+// insecure. Used by every connection to a host (SOAP and datastore files) so
+// the policy lives in one place. Records the peer certificate's SHA-256
+// thumbprint for messages. Must outlive the handle's transfers.
+class TlsPolicy {
+ public:
+  explicit TlsPolicy(TlsSettings settings) : settings_(std::move(settings)) {}
+  void apply(void* curl);
+  bool pinned() const {
+    return !settings_.thumbprint.empty() || !settings_.thumbprint_sha1.empty();
+  }
+  const TlsSettings& settings() const { return settings_; }
+  const std::string& peer_thumbprint() const { return peer_thumbprint_; }
+
+  // Called from the OpenSSL verify callback during the handshake.
+  void record_peer_thumbprint(std::string t) { peer_thumbprint_ = std::move(t); }
+
+ private:
+  TlsSettings settings_;
+  std::string peer_thumbprint_;
 };
 
 struct HttpResponse {
