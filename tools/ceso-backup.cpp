@@ -13,55 +13,74 @@
 
 #include "ceso/backup.hpp"
 #include "ceso/config.hpp"
+#include "ceso/netcfg.hpp"
+#include "ceso/provision.hpp"
+#include "ceso/restore.hpp"
 #include "ceso/tool.hpp"
 #include "ceso/vm.hpp"
 
 namespace {
 
-const ceso::ToolSpec kSpec{
-    "ceso-backup",
-    "Back up VMs (hot through a snapshot, or cold) to a target; list, verify, remove and "
-    "prune backups.",
-    "[create] [OPTION]... [VM]...\n       ceso-backup ls|verify|rm|prune|gc|reindex [OPTION]... "
-    "[ARG]...",
-    {
-        {"target", 0, "URL",
-         "where backups are stored: file:///path or sftp://user@host/path (default: "
-         "$CESO_BACKUP_TARGET "
-         "or the config file's backup target)"},
-        {"accept-new-host-key", 0, "",
-         "sftp: add an unknown host's key to ~/.ssh/known_hosts instead of refusing"},
-        {"hot", 0, "", "back up running VMs through a temporary snapshot (the default)"},
-        {"cold", 0, "", "shut running VMs down through VMware Tools, copy, power them back on"},
-        {"quiesce", 0, "", "hot: quiesce the guest file systems through VMware Tools"},
-        {"force", 0, "", "cold: power off hard when the guest has not shut down after --timeout"},
-        {"timeout", 0, "SECONDS", "cold: how long to wait for a guest shutdown (default 300)"},
-        {"level", 0, "N", "zstd compression level 1-19 (default 3)"},
-        {"threads", 0, "N", "zstd worker threads per VM (default: half the CPUs, 1 to 4)"},
-        {"retries", 0, "N", "resume a cut download up to N times (default 5)"},
-        {"limit-rate", 0, "BYTES", "limit each download to BYTES per second (suffix K, M, G)"},
-        {"keep-last", 0, "N", "prune: keep the N newest backups"},
-        {"keep-hourly", 0, "N", "prune: keep the newest backup of each of the last N hours"},
-        {"keep-daily", 0, "N", "prune: keep the newest backup of each of the last N days"},
-        {"keep-weekly", 0, "N", "prune: keep the newest backup of each of the last N ISO weeks"},
-        {"keep-monthly", 0, "N", "prune: keep the newest backup of each of the last N months"},
-        {"keep-yearly", 0, "N", "prune: keep the newest backup of each of the last N years"},
-        {"keep-within", 0, "DURATION",
-         "prune: keep backups newer than the newest minus DURATION "
-         "(e.g. 7d, 36h, 1y6m)"},
-    },
-    ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs,
-    {
-        {"create", "back up VMs named or read as records (the default)"},
-        {"ls", "list backups from the catalog [VM]..."},
-        {"verify", "re-read, decompress and re-hash backups [ID]... (default: all)"},
-        {"rm", "remove backups ID..."},
-        {"prune", "remove backups by retention rules [VM]..."},
-        {"gc", "remove leftovers of interrupted runs from the target"},
-        {"reindex", "rebuild the catalog rows of --target from its manifests"},
-    },
-    ceso::Complete::vm,
-};
+ceso::ToolSpec make_spec() {
+  ceso::ToolSpec spec{
+      "ceso-backup",
+      "Back up VMs (hot through a snapshot, or cold) to a target; list, verify, remove and "
+      "prune backups.",
+      "[create] [OPTION]... [VM]...\n       ceso-backup ls|verify|rm|prune|gc|reindex [OPTION]... "
+      "[ARG]...",
+      {
+          {"target", 0, "URL",
+           "where backups are stored: file:///path or sftp://user@host/path (default: "
+           "$CESO_BACKUP_TARGET "
+           "or the config file's backup target)"},
+          {"accept-new-host-key", 0, "",
+           "sftp: add an unknown host's key to ~/.ssh/known_hosts instead of refusing"},
+          {"hot", 0, "", "back up running VMs through a temporary snapshot (the default)"},
+          {"cold", 0, "", "shut running VMs down through VMware Tools, copy, power them back on"},
+          {"quiesce", 0, "", "hot: quiesce the guest file systems through VMware Tools"},
+          {"force", 0, "", "cold: power off hard when the guest has not shut down after --timeout"},
+          {"timeout", 0, "SECONDS", "cold: how long to wait for a guest shutdown (default 300)"},
+          {"level", 0, "N", "zstd compression level 1-19 (default 3)"},
+          {"threads", 0, "N", "zstd worker threads per VM (default: half the CPUs, 1 to 4)"},
+          {"retries", 0, "N", "resume a cut download up to N times (default 5)"},
+          {"limit-rate", 0, "BYTES", "limit each download to BYTES per second (suffix K, M, G)"},
+          {"keep-last", 0, "N", "prune: keep the N newest backups"},
+          {"keep-hourly", 0, "N", "prune: keep the newest backup of each of the last N hours"},
+          {"keep-daily", 0, "N", "prune: keep the newest backup of each of the last N days"},
+          {"keep-weekly", 0, "N", "prune: keep the newest backup of each of the last N ISO weeks"},
+          {"keep-monthly", 0, "N", "prune: keep the newest backup of each of the last N months"},
+          {"keep-yearly", 0, "N", "prune: keep the newest backup of each of the last N years"},
+          {"keep-within", 0, "DURATION",
+           "prune: keep backups newer than the newest minus DURATION "
+           "(e.g. 7d, 36h, 1y6m)"},
+          {"as", 0, "NAME", "restore: name of the restored VM (default: the backed-up VM's)"},
+          {"datastore", 0, "NAME", "restore: datastore for the VM (default: the one it was on)"},
+          {"network", 0, "PORTGROUP", "restore: connect every NIC to this portgroup"},
+          {"power-on", 0, "", "restore: power the restored VM on"},
+          {"replace", 0, "",
+           "restore: replace a powered-off VM of the same name (destroyed once the restore "
+           "succeeded)"},
+          {"keep-on-failure", 0, "", "restore: do not roll back what a failed restore created"},
+      },
+      ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs,
+      {
+          {"create", "back up VMs named or read as records (the default)"},
+          {"ls", "list backups from the catalog [VM]..."},
+          {"verify", "re-read, decompress and re-hash backups [ID]... (default: all)"},
+          {"rm", "remove backups ID..."},
+          {"prune", "remove backups by retention rules [VM]..."},
+          {"gc", "remove leftovers of interrupted runs from the target"},
+          {"reindex", "rebuild the catalog rows of --target from its manifests"},
+          {"restore", "restore backup ID as a new VM, with a new identity for cloud-init"},
+      },
+      ceso::Complete::vm,
+  };
+  // restore: the cloud-init flags of ceso-cloudinit, same names and meaning.
+  for (const auto& o : ceso::cloudinit_flag_options()) spec.options.push_back(o);
+  return spec;
+}
+
+const ceso::ToolSpec kSpec = make_spec();
 
 std::optional<std::string> target_url(const ceso::Args& args) {
   if (auto t = args.maybe("target")) return t;
@@ -338,10 +357,43 @@ ceso::Exit reindex(const ceso::Args& args) {
   return ceso::Exit::ok;
 }
 
+ceso::Exit restore(const ceso::Args& args) {
+  if (args.operands.size() != 1) ceso::usage_error("restore needs one backup ID");
+  ceso::RestoreRequest req;
+  req.id = args.operands[0];
+  req.name = args.get("as");
+  req.datastore = args.get("datastore");
+  req.network = args.get("network");
+  req.cloudinit = ceso::cloudinit_flag_fields(args);
+  req.encoding = *ceso::parse_encoding(args.get("encoding", "gzip+base64"));
+  if (auto mac = args.maybe("mac")) req.macs.push_back(ceso::normalize_mac(*mac));
+  req.power_on = args.has("power-on");
+  req.replace = args.has("replace");
+  req.keep_on_failure = args.has("keep-on-failure");
+  req.retries = static_cast<int>(args.get_int("retries", 3, 0, 100));
+  req.timeout = std::chrono::seconds(args.get_int("timeout", 600, 1, 86400));
+  ceso::Catalog catalog(ceso::Catalog::default_path());
+  auto target = target_of(args, catalog, req.id);
+  ceso::Output out(args, {"name", "restored_from", "power", "id", "instance_id"},
+                   [](const ceso::ordered_json& r) {
+                     return r.value("name", "") + ": restored from " + r.value("restored_from", "");
+                   });
+  ceso::Gate gate(
+      "ceso-backup", args.has("dry-run"), [](const std::string& m) { ceso::warn(m); },
+      [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::vim::Client client(ceso::resolve_endpoint(args));
+  ceso::Progress progress(ceso::Progress::wanted());
+  ceso::ordered_json rec = ceso::restore_backup(client, *target, req, gate, progress);
+  if (!rec.is_null()) out.emit(rec);
+  out.finish();
+  return gate.audit_failures() > 0 ? ceso::Exit::failure : ceso::Exit::ok;
+}
+
 ceso::Exit run(const ceso::Args& args) {
   static const std::map<std::string, std::function<ceso::Exit(const ceso::Args&)>> kVerbs = {
-      {"", create},   {"create", create}, {"ls", list}, {"verify", verify},
-      {"rm", remove}, {"prune", prune},   {"gc", gc},   {"reindex", reindex},
+      {"", create},       {"create", create},   {"ls", list},
+      {"verify", verify}, {"rm", remove},       {"prune", prune},
+      {"gc", gc},         {"reindex", reindex}, {"restore", restore},
   };
   return kVerbs.at(args.verb)(args);
 }

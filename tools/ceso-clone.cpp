@@ -57,25 +57,14 @@ std::vector<std::pair<std::string, std::string>> clone_guestinfo(const ceso::Sou
                                                                  const ceso::Args& args,
                                                                  std::string* instance_id) {
   ceso::ordered_json fields = ceso::cloudinit_flag_fields(args);
-  auto enc = ceso::parse_encoding(args.get("encoding", "gzip+base64"));
-  std::map<std::string, std::string, std::less<>> old;
-  for (const auto& [k, v] : src.extra_config)
-    if (k.rfind("guestinfo.", 0) == 0) old.emplace(k, v);
   if (!fields.contains("hostname") && !fields.contains("fqdn")) {
     if (!ceso::is_host_label(name))
       ceso::usage_error("clone name " + ceso::quote(name) +
                         " is not a valid host name; give --hostname");
     fields["hostname"] = name;
   }
-  ceso::GuestInfoDocuments docs =
-      ceso::render_documents(ceso::SpecReader().read(fields, ceso::FieldStyle::flag));
-  if (old.count("guestinfo.metadata")) {
-    ceso::GuestInfo before = ceso::decode_guestinfo(old);
-    if (!ceso::touches_user_data(fields)) docs.userdata = before.documents.userdata;
-    if (!ceso::touches_network(fields)) docs.network = before.documents.network;
-  }
-  ceso::GuestInfo gi = ceso::encode_guestinfo(docs, *enc);
-  // render_documents made a fresh instance-id unless --instance-id… which we do not offer.
+  ceso::GuestInfo gi = ceso::reidentified_guestinfo(
+      src.extra_config, fields, *ceso::parse_encoding(args.get("encoding", "gzip+base64")));
   *instance_id = gi.instance_id;
   return gi.values;
 }

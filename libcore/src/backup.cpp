@@ -144,54 +144,104 @@ void StoredFileWriter::finish(ManifestFile& file) {
   file.compression = "zstd";
 }
 
+struct StoredFileReader::Impl {
+  const ManifestFile* file = nullptr;
+  std::unique_ptr<TargetReader> reader;
+  std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx{ZSTD_createDCtx(), ZSTD_freeDCtx};
+  Sha256 raw_hash, stored_hash;
+  uint64_t raw = 0;
+  std::vector<char> in_buf = std::vector<char>(kBufferSize);
+  ZSTD_inBuffer in{in_buf.data(), 0, 0};
+  size_t pending = 1;  // ZSTD's "more input expected" (0 = frame complete)
+  bool corrupt = false, at_end = false, checked = false;
+  std::vector<std::string> problems;
+};
+
+StoredFileReader::StoredFileReader(BackupTarget& target, const std::string& dir,
+                                   const ManifestFile& file)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& im = *impl_;
+  im.file = &file;
+  const std::string path = dir + "/" + file.name;
+  auto size = target.file_size(path);
+  if (!size) {
+    im.problems.push_back(file.name + ": missing");
+    im.at_end = true;
+    return;
+  }
+  if (*size != file.stored_size)
+    im.problems.push_back(file.name + ": " + std::to_string(*size) +
+                          " bytes stored, manifest says " + std::to_string(file.stored_size) +
+                          (*size < file.stored_size ? " (truncated)" : ""));
+  im.reader = target.open(path);
+}
+
+StoredFileReader::~StoredFileReader() = default;
+
+size_t StoredFileReader::read(char* data, size_t size) {
+  Impl& im = *impl_;
+  while (!im.at_end) {
+    if (im.in.pos == im.in.size) {
+      throw_if_interrupt_requested();
+      size_t n = im.reader->read(im.in_buf.data(), im.in_buf.size());
+      if (n == 0) {
+        im.at_end = true;
+        break;
+      }
+      im.stored_hash.update(im.in_buf.data(), n);
+      im.in = {im.in_buf.data(), n, 0};
+    }
+    ZSTD_outBuffer out{data, size, 0};
+    im.pending = ZSTD_decompressStream(im.dctx.get(), &out, &im.in);
+    if (ZSTD_isError(im.pending)) {
+      im.problems.push_back(im.file->name + ": corrupt zstd stream (" +
+                            ZSTD_getErrorName(im.pending) + ")");
+      im.corrupt = im.at_end = true;
+      break;
+    }
+    if (out.pos) {
+      im.raw_hash.update(data, out.pos);
+      im.raw += out.pos;
+      return out.pos;
+    }
+  }
+  return 0;
+}
+
+std::vector<std::string> StoredFileReader::problems() {
+  Impl& im = *impl_;
+  if (!im.at_end) fail("StoredFileReader::problems() before the end of " + im.file->name);
+  if (im.checked || !im.reader) return im.problems;
+  im.checked = true;
+  // Hash what a corrupt stream left unread, so the stored hash is of the whole file.
+  if (im.corrupt) {
+    while (size_t n = im.reader->read(im.in_buf.data(), im.in_buf.size()))
+      im.stored_hash.update(im.in_buf.data(), n);
+  }
+  const ManifestFile& f = *im.file;
+  if (!im.corrupt && im.pending != 0)
+    im.problems.push_back(f.name + ": zstd stream ends early (truncated)");
+  if (im.stored_hash.hex() != f.stored_sha256)
+    im.problems.push_back(f.name + ": SHA-256 of the stored file differs from the manifest");
+  if (!im.corrupt) {
+    if (im.raw != f.size)
+      im.problems.push_back(f.name + ": " + std::to_string(im.raw) +
+                            " bytes after decompression, " + "manifest says " +
+                            std::to_string(f.size));
+    else if (im.raw_hash.hex() != f.sha256)
+      im.problems.push_back(f.name + ": SHA-256 of the data differs from the manifest");
+  }
+  return im.problems;
+}
+
 std::vector<std::string> check_stored_file(BackupTarget& target, const std::string& dir,
                                            const ManifestFile& file,
                                            const std::function<void(const char*, size_t)>& sink) {
-  std::vector<std::string> problems;
-  const std::string path = dir + "/" + file.name;
-  auto size = target.file_size(path);
-  if (!size) return {file.name + ": missing"};
-  if (*size != file.stored_size)
-    problems.push_back(file.name + ": " + std::to_string(*size) + " bytes stored, manifest says " +
-                       std::to_string(file.stored_size) +
-                       (*size < file.stored_size ? " (truncated)" : ""));
-  auto reader = target.open(path);
-  std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
-  Sha256 raw_hash, stored_hash;
-  uint64_t raw = 0;
-  std::vector<char> in_buf(kBufferSize), out_buf(kBufferSize);
-  size_t pending = 1;  // ZSTD's "more input expected" (0 = frame complete)
-  bool corrupt = false;
-  while (size_t n = reader->read(in_buf.data(), in_buf.size())) {
-    stored_hash.update(in_buf.data(), n);
-    ZSTD_inBuffer in{in_buf.data(), n, 0};
-    while (!corrupt && in.pos < in.size) {
-      ZSTD_outBuffer out{out_buf.data(), out_buf.size(), 0};
-      pending = ZSTD_decompressStream(dctx.get(), &out, &in);
-      if (ZSTD_isError(pending)) {
-        problems.push_back(file.name + ": corrupt zstd stream (" + ZSTD_getErrorName(pending) +
-                           ")");
-        corrupt = true;
-        break;
-      }
-      raw_hash.update(out_buf.data(), out.pos);
-      raw += out.pos;
-      if (sink && out.pos) sink(out_buf.data(), out.pos);
-    }
-    throw_if_interrupt_requested();
-  }
-  if (!corrupt && pending != 0)
-    problems.push_back(file.name + ": zstd stream ends early (truncated)");
-  if (stored_hash.hex() != file.stored_sha256)
-    problems.push_back(file.name + ": SHA-256 of the stored file differs from the manifest");
-  if (!corrupt) {
-    if (raw != file.size)
-      problems.push_back(file.name + ": " + std::to_string(raw) + " bytes after decompression, " +
-                         "manifest says " + std::to_string(file.size));
-    else if (raw_hash.hex() != file.sha256)
-      problems.push_back(file.name + ": SHA-256 of the data differs from the manifest");
-  }
-  return problems;
+  StoredFileReader reader(target, dir, file);
+  std::vector<char> buf(kBufferSize);
+  while (size_t n = reader.read(buf.data(), buf.size()))
+    if (sink) sink(buf.data(), n);
+  return reader.problems();
 }
 
 // ---- ids, locks, in-progress markers ----

@@ -21,8 +21,6 @@ DatastorePath parse_datastore_path(std::string_view text) {
   return p;
 }
 
-namespace {}  // namespace
-
 struct DatastoreFiles::Impl {
   CURL* curl = nullptr;
   Endpoint ep;
@@ -162,6 +160,104 @@ std::optional<uint64_t> DatastoreFiles::download(
     }
     backoff = std::min(backoff * 2, std::chrono::milliseconds(30000));
   }
+}
+
+namespace {
+
+struct UploadState {
+  const std::function<size_t(char*, size_t)>* source = nullptr;
+  uint64_t size = 0, sent = 0;
+  std::exception_ptr error;
+  std::string problem;
+};
+
+size_t upload_read(char* buf, size_t size, size_t n, void* user) {
+  auto* st = static_cast<UploadState*>(user);
+  size_t want = static_cast<size_t>(std::min<uint64_t>(size * n, st->size - st->sent));
+  if (want == 0) {
+    // Declared size reached: the source must be at its end too.
+    char probe = 0;
+    try {
+      if ((*st->source)(&probe, 1) != 0) {
+        st->problem = "the data is longer than the " + std::to_string(st->size) + " bytes declared";
+        return CURL_READFUNC_ABORT;
+      }
+    } catch (...) {
+      st->error = std::current_exception();
+      return CURL_READFUNC_ABORT;
+    }
+    return 0;
+  }
+  size_t got = 0;
+  try {
+    got = (*st->source)(buf, want);
+  } catch (...) {
+    st->error = std::current_exception();
+    return CURL_READFUNC_ABORT;
+  }
+  if (got == 0) {
+    // A short source would leave the host waiting for the rest.
+    st->problem =
+        "the data ends at byte " + std::to_string(st->sent) + " of " + std::to_string(st->size);
+    return CURL_READFUNC_ABORT;
+  }
+  st->sent += got;
+  return got;
+}
+
+size_t discard_body(char*, size_t size, size_t n, void*) { return size * n; }
+
+}  // namespace
+
+void DatastoreFiles::upload(const std::string& url, uint64_t size,
+                            const std::function<size_t(char*, size_t)>& source,
+                            const std::function<bool()>& cancelled) {
+  Impl& im = *impl_;
+  DownloadOptions opts;
+  opts.cancelled = cancelled;
+  im.options = &opts;
+  CURL* c = curl_easy_duphandle(im.curl);  // same TLS, cookie and timeouts; own callbacks
+  if (!c) fail("cannot initialise libcurl");
+  std::unique_ptr<CURL, void (*)(CURL*)> guard(c, curl_easy_cleanup);
+  UploadState st;
+  st.source = &source;
+  st.size = size;
+  char errbuf[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+  curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(size));
+  curl_easy_setopt(c, CURLOPT_READFUNCTION, upload_read);
+  curl_easy_setopt(c, CURLOPT_READDATA, &st);
+  curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, nullptr);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, impl_.get());
+  // Large uploads to a slow datastore: no Expect: 100-continue round trip.
+  curl_slist* headers = curl_slist_append(nullptr, "Expect:");
+  headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+  std::unique_ptr<curl_slist, void (*)(curl_slist*)> hguard(headers, curl_slist_free_all);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  CURLcode rc = curl_easy_perform(c);
+  im.options = nullptr;
+  if (st.error) std::rethrow_exception(st.error);
+  if (interrupted() || (cancelled && cancelled())) throw Error("interrupted", Exit::interrupted);
+  if (!st.problem.empty()) fail("datastore upload of " + url + " stopped: " + st.problem);
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  if (rc != CURLE_OK)
+    throw Error("datastore upload failed at byte " + std::to_string(st.sent) + ": " +
+                    (errbuf[0] ? errbuf : curl_easy_strerror(rc)),
+                Exit::connection);
+  if (status == 401 || status == 403)
+    throw Error("datastore upload refused (HTTP " + std::to_string(status) +
+                    "): the session is not authorized",
+                Exit::connection);
+  if (status >= 500)  // busy or failing host: worth starting the file again
+    throw Error("datastore upload failed: HTTP " + std::to_string(status) + " for " + url,
+                Exit::connection);
+  if (status != 200 && status != 201 && status != 204)
+    fail("datastore upload failed: HTTP " + std::to_string(status) + " for " + url);
 }
 
 }  // namespace ceso

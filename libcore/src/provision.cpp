@@ -94,6 +94,46 @@ SourceVm source_vm_from(vim::ObjectContent props) {
   return s;
 }
 
+SourceVm source_vm_from_config(const xml::Node& config) {
+  // The retrieval's shape: one <val> per property path below "config.";
+  // arrays (devices, ExtraConfig) as the children of one <val>.
+  vim::ObjectContent p;
+  auto below = [&](std::string_view dotted) -> std::vector<const xml::Node*> {
+    const xml::Node* cur = &config;
+    std::string path(dotted);
+    size_t dot;
+    while ((dot = path.find('.')) != std::string::npos) {
+      cur = cur->child(path.substr(0, dot));
+      if (!cur) return {};
+      path.erase(0, dot + 1);
+    }
+    return cur->all(path);
+  };
+  for (const auto& path : source_vm_paths()) {
+    if (path.rfind("config.", 0) != 0) continue;
+    auto nodes = below(std::string_view(path).substr(7));
+    if (nodes.empty()) continue;
+    xml::Node val;
+    val.name = "val";
+    if (path == "config.hardware.device" || path == "config.extraConfig") {
+      for (const xml::Node* n : nodes) val.children.push_back(*n);
+    } else {
+      val = *nodes.front();
+      val.name = "val";
+    }
+    p.props.emplace_back(path, std::move(val));
+  }
+  xml::Node name;
+  name.name = "val";
+  name.text = config.child_text("name");
+  p.props.emplace_back("name", std::move(name));
+  xml::Node power;
+  power.name = "val";
+  power.text = "poweredOff";
+  p.props.emplace_back("runtime.powerState", std::move(power));
+  return source_vm_from(std::move(p));
+}
+
 SourceVm read_source_vm(vim::Client& client, const vim::MoRef& vm) {
   auto objs = client.retrieve({vm}, source_vm_paths());
   if (objs.empty()) fail("VM " + vm.value + " disappeared while reading it");
@@ -169,7 +209,7 @@ void Provisioner::roll_back(const std::string& label, const Error& e) {
   std::string msg = label + " failed: " + e.what();
   std::vector<Undo> undo;
   undo.swap(undo_);
-  Exit code = e.code() == Exit::interrupted ? Exit::interrupted : Exit::failure;
+  Exit code = e.code() == Exit::interrupted || e.code() == Exit::policy ? e.code() : Exit::failure;
   auto join = [](const std::vector<std::string>& v) {
     std::string s;
     for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
@@ -238,10 +278,25 @@ vim::MoRef Provisioner::find_datastore(const SourceVm& src, const std::string& n
 // ------------------------------------------------------------- standalone ESXi
 
 void Provisioner::make_directory(const std::string& dir) {
+  if (!try_make_directory(dir))
+    roll_back("creating folder " + dir, Error("the folder exists already on the datastore"));
+}
+
+// False (nothing changed) when the folder exists already.
+bool Provisioner::try_make_directory(const std::string& dir) {
   std::string args = tag("name", dir) + vim::moref_xml("datacenter", datacenter()) +
                      tag("createParentDirectories", "false");
-  if (step("creating folder " + dir, "MakeDirectory", {{"name", dir}},
-           [&] { client_.call("MakeDirectory", client_.content().file_manager, args); }))
+  bool exists = false;
+  bool made = step("creating folder " + dir, "MakeDirectory", {{"name", dir}}, [&] {
+    try {
+      client_.call("MakeDirectory", client_.content().file_manager, args);
+    } catch (const vim::Fault& f) {
+      if (f.fault_type() != "FileAlreadyExists") throw;
+      exists = true;
+    }
+  });
+  if (exists) return false;
+  if (made)
     undo_.push_back({"folder " + dir, [this, dir] {
                        std::string a =
                            tag("name", dir) + vim::moref_xml("datacenter", datacenter());
@@ -254,6 +309,7 @@ void Provisioner::make_directory(const std::string& dir) {
                          }
                        });
                      }});
+  return true;
 }
 
 void Provisioner::copy_disks(const SourceVm& src, const NewVm& req, const Provisioned& ids) {
@@ -385,12 +441,34 @@ Provisioned Provisioner::create_standalone(const SourceVm& src, const NewVm& req
   return out;
 }
 
+std::string Provisioner::make_fresh_directory(const std::string& datastore,
+                                              const std::string& base) {
+  for (int n = 0; n < 100; ++n) {
+    std::string dir = base + (n ? "_" + std::to_string(n) : "");
+    if (try_make_directory(vmspec::DatastorePath{datastore, dir}.text())) return dir;
+  }
+  fail("no free folder name for " + quote(base) + " on datastore " + quote(datastore));
+}
+
 Provisioned Provisioner::create_from_disks(const SourceVm& config, const NewVm& req,
-                                           const Provisioned& ids) {
+                                           const Provisioned& ids, const UploadFn& upload) {
   undo_.clear();
   keep_ = req.keep_on_failure;
   Provisioned out = ids;
-  out.vm = create_vm(config, req, ids);
+  auto vmx = vmspec::parse_datastore_path(ids.vmx);
+  std::string base = dir_for(req.name);
+  std::string dir = make_fresh_directory(vmx.datastore, base);
+  out.vmx = vmspec::DatastorePath{vmx.datastore, dir + "/" + base + ".vmx"}.text();
+  try {
+    out.disks = upload(vmspec::DatastorePath{vmx.datastore, dir}.text(), out.vmx);
+  } catch (const Error& e) {
+    roll_back("uploading the disks", e);
+  }
+  if (out.disks.size() != config.hardware.disks.size())
+    roll_back("uploading the disks",
+              Error("the backup has " + std::to_string(out.disks.size()) + " disk(s), its config " +
+                    std::to_string(config.hardware.disks.size())));
+  out.vm = create_vm(config, req, out);
   grow_first_disk(out.vm, config, req);
   return out;
 }
@@ -516,6 +594,37 @@ ordered_json cloudinit_flag_fields(const Args& args) {
       fields[field] = args.get(o.name);
   }
   return fields;
+}
+
+GuestInfo reidentified_guestinfo(const std::map<std::string, std::string>& source_extra_config,
+                                 const ordered_json& fields, GuestInfoEncoding encoding,
+                                 const std::vector<std::pair<std::string, std::string>>& macs) {
+  std::map<std::string, std::string, std::less<>> old;
+  for (const auto& [k, v] : source_extra_config)
+    if (k.rfind("guestinfo.", 0) == 0) old.emplace(k, v);
+  GuestInfoDocuments docs = render_documents(SpecReader().read(fields, FieldStyle::flag));
+  if (old.count("guestinfo.metadata")) {
+    GuestInfo before = decode_guestinfo(old);
+    if (!touches_user_data(fields)) docs.userdata = before.documents.userdata;
+    if (!touches_network(fields)) {
+      docs.network = before.documents.network;
+      for (const auto& [from, to] : macs) replace_mac(docs.network, from, to);
+    }
+  }
+  // render_documents made a fresh instance-id (there is no flag to keep one).
+  return encode_guestinfo(docs, encoding);
+}
+
+void replace_mac(std::string& text, const std::string& from, const std::string& to) {
+  if (from.size() != 17 || to.empty()) return;
+  auto lower = [](std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+  };
+  std::string hay = lower(text), needle = lower(from);
+  for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1))
+    text.replace(at, needle.size(), to);
 }
 
 bool touches_user_data(const ordered_json& fields) {

@@ -56,6 +56,25 @@ class StoredFileWriter {
   std::unique_ptr<Impl> impl_;
 };
 
+// Reads a stored file back: decompressed on the fly (pull), both streams
+// hashed on the way. problems() (after read() returned 0) lists what is
+// wrong: "missing", sizes, hashes, a corrupt or truncated stream; empty when
+// the bytes read are exactly the ones backed up.
+class StoredFileReader {
+ public:
+  StoredFileReader(BackupTarget& target, const std::string& dir, const ManifestFile& file);
+  ~StoredFileReader();
+  StoredFileReader(const StoredFileReader&) = delete;
+  StoredFileReader& operator=(const StoredFileReader&) = delete;
+  // Up to `size` raw bytes; 0 at the end (also of a missing or corrupt file).
+  size_t read(char* data, size_t size);
+  std::vector<std::string> problems();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // Re-reads a stored file, decompresses it fully and re-hashes both streams.
 // Returns the problems found ("missing", size or hash mismatches, corrupt
 // stream); empty when the file is intact. `sink` (optional) gets the raw bytes.

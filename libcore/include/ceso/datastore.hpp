@@ -51,6 +51,17 @@ class DatastoreFiles {
                                    const std::function<void(const char*, size_t)>& sink,
                                    const DownloadOptions& options = {});
 
+  // Uploads `size` bytes (PUT) pulled from `source` (returns up to the
+  // buffer's size; 0 at the end). The host's /folder service takes no
+  // partial uploads, so a cut transfer is not resumed here: the caller
+  // starts the file again. Throws Error(connection) for transport failures
+  // and 401/403, Error(failure) for other HTTP errors and for a source that
+  // ends before `size` bytes or goes on after, Error(interrupted) on
+  // SIGINT/SIGTERM; an exception thrown by `source` is rethrown as it is.
+  void upload(const std::string& url, uint64_t size,
+              const std::function<size_t(char*, size_t)>& source,
+              const std::function<bool()>& cancelled = {});
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

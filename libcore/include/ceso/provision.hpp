@@ -57,6 +57,10 @@ struct SourceVm {
 
 SourceVm source_vm_from(vim::ObjectContent props);
 SourceVm read_source_vm(vim::Client& client, const vim::MoRef& vm);
+// From a VM's `config` property (VirtualMachineConfigInfo) as a backup keeps
+// it: name, hardware, ExtraConfig… of a VM that is not on this host (no
+// morefs: the caller sets folder, pool and host), powered off.
+SourceVm source_vm_from_config(const xml::Node& config);
 
 // What the new VM should be.
 struct NewVm {
@@ -101,10 +105,16 @@ class Provisioner {
   // Copy `src` (powered off) into a new VM. `ids` from plan_identity.
   Provisioned create(const SourceVm& src, const NewVm& req, const Provisioned& ids);
 
-  // Standalone path after the disk copies: create the VM around disks that
-  // are already on the datastore (restore). `config` gives the hardware; its
-  // disks are matched to `ids.disks` in order.
-  Provisioned create_from_disks(const SourceVm& config, const NewVm& req, const Provisioned& ids);
+  // Restore: a fresh directory on the datastore of `ids.vmx` (the VM's name,
+  // else NAME_1, NAME_2…, as the host client does), `upload` puts the disks
+  // into it (given "[ds] dir" and the .vmx path the VM will have) and returns
+  // the path of each disk (the top of its chain) in `config`'s disk order,
+  // then the VM is created around them. A failure rolls back everything,
+  // uploaded files included.
+  using UploadFn =
+      std::function<std::vector<std::string>(const std::string& dir, const std::string& vmx)>;
+  Provisioned create_from_disks(const SourceVm& config, const NewVm& req, const Provisioned& ids,
+                                const UploadFn& upload);
 
   // A further step of the same run (power on, wait for the IP): through the
   // gate, and a failure rolls back everything created so far. Returns false
@@ -128,6 +138,8 @@ class Provisioner {
   Provisioned create_standalone(const SourceVm& src, const NewVm& req, const Provisioned& ids);
   Provisioned clone_vcenter(const SourceVm& src, const NewVm& req, const Provisioned& ids);
   void make_directory(const std::string& dir);
+  bool try_make_directory(const std::string& dir);
+  std::string make_fresh_directory(const std::string& datastore, const std::string& base);
   void copy_disks(const SourceVm& src, const NewVm& req, const Provisioned& ids);
   vim::MoRef create_vm(const SourceVm& config, const NewVm& req, const Provisioned& ids);
   void grow_first_disk(const vim::MoRef& vm, const SourceVm& config, const NewVm& req);
@@ -154,5 +166,17 @@ ordered_json cloudinit_flag_fields(const Args& args);
 // false for identity/network fields only.
 bool touches_user_data(const ordered_json& fields);
 bool touches_network(const ordered_json& fields);
+
+// The guestinfo of a copy of a VM (clone, restore): the source's documents
+// (from its ExtraConfig) with a new instance-id and the identity in `fields`
+// (which must name the hostname); the network and the user-data are replaced
+// only when `fields` describe them. `macs` (old → new) are changed in a kept
+// network config, so a restored VM's NICs still match it. Without guestinfo
+// in the source, the documents are rendered from `fields` alone.
+GuestInfo reidentified_guestinfo(const std::map<std::string, std::string>& source_extra_config,
+                                 const ordered_json& fields, GuestInfoEncoding encoding,
+                                 const std::vector<std::pair<std::string, std::string>>& macs = {});
+// Every occurrence of the MAC `from` in `text`, in any letter case, becomes `to`.
+void replace_mac(std::string& text, const std::string& from, const std::string& to);
 
 }  // namespace ceso

@@ -1,0 +1,181 @@
+#!/usr/bin/env bats
+# ceso-backup restore against the simulator (ESX model) with filled disks:
+# round trip with byte-equal disks and a new identity, re-IP through
+# cloud-init (validated by Debian's cloud-init), --replace, --dry-run, damaged
+# backups and failed uploads rolled back.
+
+load helpers/common
+
+VALIDATE="/usr/bin/python3 $BATS_TEST_DIRNAME/helpers/validate_cloudinit.py"
+
+setup_file() {
+  cat >"$BATS_FILE_TMPDIR/vms.json" <<'JSON'
+[{"name":"golden","power":"off","disks_mib":[6,3]}]
+JSON
+  sim_start -vms 0 -fill-mib 6 -vm-spec "$BATS_FILE_TMPDIR/vms.json"
+  export CESO_BACKUP_TARGET="file://$BATS_FILE_TMPDIR/target"
+  mkdir -p "$BATS_FILE_TMPDIR/target"
+  # A cloud-init configured VM whose network matches its NIC by MAC.
+  ceso-mkvm --from golden app01 --ip 192.0.2.10/24 --gateway 192.0.2.1 --mac 00:50:56:01:02:03 \
+    --package htop --tag app --no-power-on >/dev/null
+  ceso-ls --name app01 | ceso-backup --cold | jq -r .backup.id >"$BATS_FILE_TMPDIR/id"
+}
+
+teardown_file() { sim_stop; }
+
+setup() { sim_reset; sim_fail '{}'; }
+
+backup_id() { cat "$BATS_FILE_TMPDIR/id"; }
+target_dir() { echo "$BATS_FILE_TMPDIR/target"; }
+sim_datastore_dir() { "$SIMCTL" datastore | jq -r 'to_entries[0].value'; }
+# Local path of a VM's disk i: its descriptor's directory + the extent it names.
+flat_of() {
+  local file desc
+  file=$(ceso-info "$1" | jq -r ".disks[$2].file")
+  desc="$(sim_datastore_dir)/${file#*] }"
+  echo "$(dirname "$desc")/$(sed -n 's/^RW [0-9]* [A-Z]* "\(.*\)"$/\1/p' "$desc")"
+}
+validate() { ceso-info "$1" | jq -c '{type:"guestinfo",name,guestinfo}' | $VALIDATE; }
+vm_count() { ceso-ls --name "$1" | wc -l; }
+http_count() { sim_stats | jq -r --arg k "$1" '.http[$k] // 0'; }
+
+@test "restore --as with a new address: disks byte-equal, new uuid, MACs, instance-id" {
+  id=$(backup_id)
+  run ceso-backup restore "$id" --as app02 --ip 192.0.2.20/24 --gateway 192.0.2.1
+  assert_status 0
+  echo "$output" | jq -e --arg id "$id" '.name == "app02" and .restored_from == $id
+    and .changed == true and .tags == ["app"] and .power == "off" and .replaced == null'
+  # Every disk, through zstd, the upload and the descriptor rewrite, is the source's.
+  for i in 0 1; do cmp "$(flat_of app01 $i)" "$(flat_of app02 $i)"; done
+  [ "$(ceso-info app01 | jq -r .uuid)" != "$(ceso-info app02 | jq -r .uuid)" ]
+  old_mac=$(ceso-info app01 | jq -r '.nics[0].mac')
+  new_mac=$(ceso-info app02 | jq -r '.nics[0].mac')
+  [ "$old_mac" != "$new_mac" ]
+  assert_eq "$(echo "$output" | jq -r '.macs[0]')" "$new_mac"
+  run validate app02
+  assert_status 0
+  echo "$output" | jq -e '.local_hostname == "app02" and .addresses == ["192.0.2.20/24"]
+    and .userdata.packages == ["htop"]'
+  [ "$(echo "$output" | jq -r .instance_id)" != "$(validate app01 | jq -r .instance_id)" ]
+  # The uploads were PUTs through /folder; the VM was created, not cloned.
+  [ "$(http_count 'PUT /folder')" -ge 4 ]
+  assert_eq "$(sim_count CreateVM_Task)" 1
+}
+
+@test "restore under the old name keeps the address, with the network moved to the new MAC" {
+  ceso-rm --yes app01 >/dev/null
+  [ "$(vm_count app01)" -eq 0 ]
+  run ceso-backup restore "$(backup_id)" --power-on
+  assert_status 0
+  echo "$output" | jq -e '.name == "app01" and .power == "on"'
+  mac=$(ceso-info app01 | jq -r '.nics[0].mac')
+  [ "$mac" != 00:50:56:01:02:03 ]
+  run validate app01
+  assert_status 0
+  echo "$output" | jq -e --arg mac "$mac" '.local_hostname == "app01"
+    and .addresses == ["192.0.2.10/24"]
+    and ([.network.ethernets[].match.macaddress] == [$mac])'
+}
+
+@test "a name in use is refused; --replace needs it powered off, then replaces it" {
+  id=$(backup_id)
+  run ceso-backup restore "$id"
+  assert_status 1
+  assert_contains "$output" "already exists"
+  assert_contains "$output" "--replace"
+  ceso-power on app01 >/dev/null 2>&1 || true
+  run ceso-backup restore "$id" --replace
+  assert_status 1
+  assert_contains "$output" "not powered off"
+  assert_eq "$(sim_count CreateVM_Task)" 0
+  ceso-power off app01 >/dev/null
+  old=$(ceso-ls --name app01 | jq -r .id)
+  run ceso-backup restore "$id" --replace
+  assert_status 0
+  echo "$output" | jq -e --arg old "$old" '.name == "app01" and .replaced == $old and .id != $old'
+  [ "$(vm_count app01)" -eq 1 ]
+  [ "$(ceso-ls | jq -r .name | grep -c 'before restore')" -eq 0 ]
+}
+
+@test "--dry-run plans every step and makes no change" {
+  run ceso-backup restore "$(backup_id)" --as app03 --dry-run
+  assert_status 0
+  echo "$output" | jq -s -e '[.[].operation] == ["MakeDirectory", "UploadDatastoreFile",
+    "UploadDatastoreFile", "UploadDatastoreFile", "UploadDatastoreFile", "CreateVM_Task"]'
+  for m in MakeDirectory CreateVM_Task; do assert_eq "$(sim_count $m)" 0; done
+  assert_eq "$(http_count 'PUT /folder')" 0
+  [ "$(vm_count app03)" -eq 0 ]
+}
+
+@test "a damaged backup is refused before anything is made; a flipped byte rolls back" {
+  id=$(backup_id)
+  copy="$(target_dir)/damaged"
+  rm -rf "$copy" && cp -r "$(target_dir)/$id" "$copy"
+  jq '.id = "damaged"' "$copy/manifest.json" >"$copy/m" && mv "$copy/m" "$copy/manifest.json"
+  name=$(jq -r '.files[] | select(.kind == "extent" and .disk == 0) | .name' "$copy/manifest.json")
+  # Truncated: found by size before any change.
+  truncate -s -100 "$copy/$name"
+  run ceso-backup restore damaged --as app04 --target "$CESO_BACKUP_TARGET"
+  assert_status 1
+  assert_contains "$output" "damaged"
+  assert_eq "$(sim_count MakeDirectory)" 0
+  # A flipped byte of the same size: found while uploading, everything rolled back.
+  cp "$(target_dir)/$id/$name" "$copy/$name"
+  size=$(stat -c %s "$copy/$name")
+  printf '\x5a' | dd of="$copy/$name" bs=1 seek=$((size / 2)) conv=notrunc status=none
+  run ceso-backup restore damaged --as app04 --target "$CESO_BACKUP_TARGET"
+  assert_status 1
+  assert_contains "$output" "damaged"
+  assert_contains "$output" "rolled back"
+  [ "$(vm_count app04)" -eq 0 ]
+  [ ! -e "$(sim_datastore_dir)/app04" ]
+  assert_eq "$(sim_count CreateVM_Task)" 0
+  rm -rf "$copy"
+}
+
+@test "an upload that keeps failing rolls back; a passing failure is retried" {
+  sim_fail '{"http":"PUT /folder","status":503,"count":100}'
+  run ceso-backup restore "$(backup_id)" --as app05 --retries 1
+  assert_status 1
+  assert_contains "$output" "HTTP 503"
+  assert_contains "$output" "rolled back: folder"
+  [ ! -e "$(sim_datastore_dir)/app05" ]
+  [ "$(vm_count app05)" -eq 0 ]
+  sim_fail '{}'  # rules add up: clear the one above first
+  sim_fail '{"http":"PUT /folder","status":503,"count":1}'
+  run ceso-backup restore "$(backup_id)" --as app05
+  assert_status 0
+  for i in 0 1; do cmp "$(flat_of app01 $i)" "$(flat_of app05 $i)"; done
+}
+
+@test "restricted mode refuses with exit 5 and makes nothing" {
+  CESO_MODE=restricted run ceso-backup restore "$(backup_id)" --as app06
+  assert_status 5
+  assert_eq "$(sim_count MakeDirectory)" 0
+  [ "$(vm_count app06)" -eq 0 ]
+}
+
+@test "a new machine restores from the target alone (empty catalog, then reindex)" {
+  rm -f "$XDG_STATE_HOME"/ceso/backups.db*
+  [ -z "$(ceso-backup ls)" ]
+  run ceso-backup restore "$(backup_id)" --as app07 --hostname app07 --target "$CESO_BACKUP_TARGET"
+  assert_status 0
+  ceso-backup reindex --target "$CESO_BACKUP_TARGET" 2>/dev/null
+  run ceso-backup ls app01
+  assert_contains "$output" "$(backup_id)"
+}
+
+@test "bad input: no ID, unknown ID, unknown datastore, bad host name" {
+  run ceso-backup restore
+  assert_status 2
+  run ceso-backup restore no-such-backup
+  assert_status 1
+  assert_contains "$output" "no-such-backup"
+  run ceso-backup restore "$(backup_id)" --as app08 --datastore nope
+  assert_status 1
+  assert_contains "$output" "no datastore named 'nope'"
+  run ceso-backup restore "$(backup_id)" --as "app 08"
+  assert_status 2
+  assert_contains "$output" "--hostname"
+  [ "$(vm_count 'app 08')" -eq 0 ]
+}
