@@ -46,13 +46,12 @@ ceso::Exit run(const ceso::Args& args) {
                       " (use --name GLOB to filter by name)");
   ceso::Endpoint ep = ceso::resolve_endpoint(args);
   ceso::vim::Client client(ep);
-  auto objects = client.retrieve_all_vms(ceso::vm_record_paths());
+  // One VM's XML at a time (streamed); only the records are kept, to sort them.
   std::vector<ceso::ordered_json> vms;
-  vms.reserve(objects.size());
-  for (const auto& o : objects) {
+  client.for_each_vm(ceso::vm_record_paths(), [&](ceso::vim::ObjectContent&& o) {
     auto rec = ceso::vm_record(o, ep);
     if (matches(rec, args)) vms.push_back(std::move(rec));
-  }
+  });
   std::sort(vms.begin(), vms.end(), [](const auto& a, const auto& b) {
     return std::tie(a["name"].template get_ref<const std::string&>(),
                     a["id"].template get_ref<const std::string&>()) <

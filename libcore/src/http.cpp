@@ -184,8 +184,36 @@ void Http::perform(const std::string& url) {
   throw Error("cannot reach " + url + ": " + detail, Exit::connection);
 }
 
+namespace {
+
+struct StreamTarget {
+  CURL* curl;
+  HttpResponse* resp;
+  const std::function<void(std::string_view)>* stream;
+  std::exception_ptr error;
+};
+
+size_t stream_body(char* data, size_t size, size_t n, void* user) {
+  auto* t = static_cast<StreamTarget*>(user);
+  if (t->resp->status == 0) curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &t->resp->status);
+  if (t->resp->status != 200) {
+    t->resp->body.append(data, size * n);
+    return size * n;
+  }
+  try {
+    (*t->stream)(std::string_view(data, size * n));
+  } catch (...) {
+    t->error = std::current_exception();
+    return 0;  // aborts the transfer
+  }
+  return size * n;
+}
+
+}  // namespace
+
 HttpResponse Http::post_soap(const std::string& url, const std::string& body,
-                             const std::string& soap_action) {
+                             const std::string& soap_action,
+                             const std::function<void(std::string_view)>* stream) {
   CURL* c = impl_->curl;
   prepare(url);
   curl_slist* headers = curl_slist_append(nullptr, ("SOAPAction: " + soap_action).c_str());
@@ -198,17 +226,25 @@ HttpResponse Http::post_soap(const std::string& url, const std::string& body,
   curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(c, CURLOPT_RANGE, nullptr);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp.body);
+  StreamTarget target{c, &resp, stream, nullptr};
+  if (stream) {
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, stream_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &target);
+  } else {
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp.body);
+  }
   try {
     perform(url);
   } catch (...) {
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
     curl_slist_free_all(headers);
+    if (target.error) std::rethrow_exception(target.error);
     throw;
   }
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
   curl_slist_free_all(headers);
+  if (target.error) std::rethrow_exception(target.error);
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
   return resp;
 }

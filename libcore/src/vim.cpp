@@ -123,8 +123,8 @@ MoRef moref_of(const xml::Node& node) { return {node.attr("type"), node.text}; }
 
 std::string moref_xml(std::string_view element, const MoRef& ref) {
   std::string e(element);
-  return "<" + e + " type=\"" + xml::escape(ref.type) + "\">" + xml::escape(ref.value) + "</" +
-         e + ">";
+  return "<" + e + " type=\"" + xml::escape(ref.type) + "\">" + xml::escape(ref.value) + "</" + e +
+         ">";
 }
 
 Fault fault_from_xml(const xml::Node& fault, std::string_view method, const std::string& host) {
@@ -160,8 +160,10 @@ Fault fault_from_xml(const xml::Node& fault, std::string_view method, const std:
     // Name the file or property the host complains about, when it says.
     std::string file = detail_elem->child_text("file");
     std::string prop = detail_elem->child_text("invalidProperty");
-    if (!file.empty() && host_message.find(file) == std::string::npos) msg += " (file " + quote(file) + ")";
-    if (!prop.empty() && host_message.find(prop) == std::string::npos) msg += " (property " + quote(prop) + ")";
+    if (!file.empty() && host_message.find(file) == std::string::npos)
+      msg += " (file " + quote(file) + ")";
+    if (!prop.empty() && host_message.find(prop) == std::string::npos)
+      msg += " (property " + quote(prop) + ")";
   }
   if (!explanation.empty()) msg += " — " + explanation;
   return Fault(msg, code, type, std::string(method));
@@ -199,35 +201,37 @@ std::string ObjectContent::text(std::string_view path) const {
   return n ? n->text : std::string();
 }
 
+std::optional<ObjectContent> object_from_xml(const xml::Node& o) {
+  const xml::Node* obj = o.child("obj");
+  if (!obj) return std::nullopt;
+  // An object that vanished between listing and retrieval comes back with
+  // only a missingSet: leave it out.
+  bool gone = false;
+  for (const xml::Node* m : o.all("missingSet"))
+    if (m->find("fault/fault") && m->find("fault/fault")->type() == "ManagedObjectNotFound")
+      gone = true;
+  if (gone && !o.child("propSet")) return std::nullopt;
+  ObjectContent oc;
+  oc.obj = moref_of(*obj);
+  for (const xml::Node* p : o.all("propSet")) {
+    const xml::Node* val = p->child("val");
+    if (val) oc.props.emplace_back(p->child_text("name"), *val);
+  }
+  return oc;
+}
+
 std::vector<ObjectContent> objects_from_xml(const xml::Node& rv, std::string* token) {
   std::vector<ObjectContent> out;
   if (token) *token = rv.child_text("token");
-  for (const xml::Node* o : rv.all("objects")) {
-    const xml::Node* obj = o->child("obj");
-    if (!obj) continue;
-    // An object that vanished between listing and retrieval comes back with
-    // only a missingSet: leave it out.
-    bool gone = false;
-    for (const xml::Node* m : o->all("missingSet"))
-      if (m->find("fault/fault") && m->find("fault/fault")->type() == "ManagedObjectNotFound")
-        gone = true;
-    if (gone && !o->child("propSet")) continue;
-    ObjectContent oc;
-    oc.obj = moref_of(*obj);
-    for (const xml::Node* p : o->all("propSet")) {
-      const xml::Node* val = p->child("val");
-      if (val) oc.props.emplace_back(p->child_text("name"), *val);
-    }
-    out.push_back(std::move(oc));
-  }
+  for (const xml::Node* o : rv.all("objects"))
+    if (auto oc = object_from_xml(*o)) out.push_back(std::move(*oc));
   return out;
 }
 
 Client::Client(Endpoint endpoint)
     : endpoint_(std::move(endpoint)),
-      http_(std::make_unique<Http>(
-          TlsSettings{endpoint_.insecure, endpoint_.thumbprint, endpoint_.thumbprint_sha1,
-                      endpoint_.ca_file})),
+      http_(std::make_unique<Http>(TlsSettings{endpoint_.insecure, endpoint_.thumbprint,
+                                               endpoint_.thumbprint_sha1, endpoint_.ca_file})),
       cache_(std::make_unique<SessionCache>(cache_dir(process_environment()) + "/sessions",
                                             endpoint_.id, endpoint_.user)) {}
 
@@ -238,7 +242,8 @@ const ServiceContent& Client::content() {
   return content_;
 }
 
-xml::Node Client::raw_call(std::string_view method, const MoRef& self, std::string_view args) {
+xml::Node Client::raw_call(std::string_view method, const MoRef& self, std::string_view args,
+                           const Split* split) {
   std::string body;
   body.reserve(kEnvelopeHead.size() + kEnvelopeTail.size() + args.size() + 256);
   body += kEnvelopeHead;
@@ -252,7 +257,22 @@ xml::Node Client::raw_call(std::string_view method, const MoRef& self, std::stri
   body += ">";
   body += kEnvelopeTail;
   ++round_trips_;
-  HttpResponse resp = http_->post_soap(endpoint_.url, body, soap_action_);
+  // Split elements are queued by the parser and handed on between chunks,
+  // so the caller's function never runs inside expat's or curl's callbacks.
+  std::vector<xml::Node> ready;
+  std::unique_ptr<xml::StreamParser> parser;
+  std::function<void(std::string_view)> stream;
+  if (split) {
+    parser = std::make_unique<xml::StreamParser>(
+        split->parent, split->name, [&](xml::Node&& n) { ready.push_back(std::move(n)); });
+    stream = [&](std::string_view chunk) {
+      parser->feed(chunk);
+      for (auto& n : ready) split->fn(std::move(n));
+      ready.clear();
+    };
+  }
+  HttpResponse resp =
+      http_->post_soap(endpoint_.url, body, soap_action_, split ? &stream : nullptr);
   if (resp.status == 401 || resp.status == 403)
     throw Error(std::string(method) + " on " + host_of(endpoint_) + ": HTTP " +
                     std::to_string(resp.status) + " (not authorised)",
@@ -262,7 +282,13 @@ xml::Node Client::raw_call(std::string_view method, const MoRef& self, std::stri
                     std::to_string(resp.status) + " (is " + endpoint_.url +
                     " a vSphere SDK endpoint?)",
                 Exit::connection);
-  xml::Node doc = xml::parse(resp.body);
+  xml::Node doc;
+  if (split && resp.status == 200) {
+    doc = parser->finish();
+    for (auto& n : ready) split->fn(std::move(n));
+  } else {
+    doc = xml::parse(resp.body);
+  }
   const xml::Node* bodyn = doc.child("Body");
   if (!bodyn || bodyn->children.empty())
     throw Error(std::string(method) + " on " + host_of(endpoint_) + ": response has no SOAP body",
@@ -304,7 +330,9 @@ void Client::login(const std::string& stale_cookie) {
   http_->set_cookie("");
   xml::Node resp = raw_call("RetrieveServiceContent", {"ServiceInstance", "ServiceInstance"});
   const xml::Node* rv = resp.child("returnval");
-  if (!rv) throw Error("RetrieveServiceContent: empty answer from " + host_of(endpoint_), Exit::connection);
+  if (!rv)
+    throw Error("RetrieveServiceContent: empty answer from " + host_of(endpoint_),
+                Exit::connection);
   content_ = service_content_from_xml(*rv);
   if (!content_.api_version.empty()) soap_action_ = "urn:vim25/" + content_.api_version;
   if (endpoint_.password.empty())
@@ -330,15 +358,26 @@ void Client::login(const std::string& stale_cookie) {
 }
 
 xml::Node Client::call(std::string_view method, const MoRef& self, std::string_view args) {
+  return call_impl(method, self, args, nullptr);
+}
+
+xml::Node Client::call(std::string_view method, const MoRef& self, std::string_view args,
+                       const Split& split) {
+  return call_impl(method, self, args, &split);
+}
+
+xml::Node Client::call_impl(std::string_view method, const MoRef& self, std::string_view args,
+                            const Split* split) {
   if (!connected_) connect();
   try {
-    return raw_call(method, self, args);
+    return raw_call(method, self, args, split);
   } catch (const Fault& f) {
+    // A fault is an HTTP 500 answer: no split element reached the caller.
     if (f.fault_type() != "NotAuthenticated") throw;
   }
   // The cached session expired (or the host restarted): log in again once.
   login(http_->cookie());
-  return raw_call(method, self, args);
+  return raw_call(method, self, args, split);
 }
 
 std::string Client::create_vm_view() {
@@ -355,49 +394,62 @@ std::string Client::create_vm_view() {
   return view;
 }
 
-std::vector<ObjectContent> Client::retrieve_spec(const std::string& spec_xml) {
+void Client::stream_spec(const std::string& spec_xml,
+                         const std::function<void(ObjectContent&&)>& fn) {
   const MoRef pc = content().property_collector;
-  std::vector<ObjectContent> all;
-  xml::Node resp = call("RetrievePropertiesEx", pc, spec_xml + "<options></options>");
-  std::string token;
-  if (const xml::Node* rv = resp.child("returnval")) all = objects_from_xml(*rv, &token);
+  Split split{"returnval", "objects", [&](xml::Node&& o) {
+                if (auto oc = object_from_xml(o)) fn(std::move(*oc));
+              }};
+  xml::Node resp = call("RetrievePropertiesEx", pc, spec_xml + "<options></options>", split);
+  std::string token = resp.find_text("returnval/token");
   while (!token.empty()) {
     throw_if_interrupted();
     xml::Node more = call("ContinueRetrievePropertiesEx", pc,
-                          "<token>" + xml::escape(token) + "</token>");
-    const xml::Node* rv = more.child("returnval");
-    if (!rv) break;
-    auto page = objects_from_xml(*rv, &token);
-    std::move(page.begin(), page.end(), std::back_inserter(all));
+                          "<token>" + xml::escape(token) + "</token>", split);
+    token = more.find_text("returnval/token");
   }
+}
+
+std::vector<ObjectContent> Client::retrieve_spec(const std::string& spec_xml) {
+  std::vector<ObjectContent> all;
+  stream_spec(spec_xml, [&](ObjectContent&& oc) { all.push_back(std::move(oc)); });
   return all;
 }
 
-std::vector<ObjectContent> Client::retrieve_all_vms(const std::vector<std::string>& paths) {
+std::string Client::vm_spec(const std::vector<std::string>& paths) const {
+  return "<specSet><propSet><type>VirtualMachine</type>" + property_paths_xml(paths) +
+         "</propSet><objectSet>" + moref_xml("obj", {"ContainerView", vm_view_}) +
+         "<skip>true</skip><selectSet xsi:type=\"TraversalSpec\"><name>view</name>"
+         "<type>ContainerView</type><path>view</path><skip>false</skip></selectSet>"
+         "</objectSet></specSet>";
+}
+
+void Client::for_each_vm(const std::vector<std::string>& paths,
+                         const std::function<void(ObjectContent&&)>& fn) {
   content();
-  auto spec_for = [&](const std::string& view) {
-    return "<specSet><propSet><type>VirtualMachine</type>" + property_paths_xml(paths) +
-           "</propSet><objectSet>" + moref_xml("obj", {"ContainerView", view}) +
-           "<skip>true</skip><selectSet xsi:type=\"TraversalSpec\"><name>view</name>"
-           "<type>ContainerView</type><path>view</path><skip>false</skip></selectSet>"
-           "</objectSet></specSet>";
-  };
   if (vm_view_.empty()) vm_view_ = create_vm_view();
   try {
-    return retrieve_spec(spec_for(vm_view_));
+    stream_spec(vm_spec(paths), fn);
+    return;
   } catch (const Fault& f) {
-    if (f.fault_type() != "ManagedObjectNotFound") throw;
+    if (f.fault_type() != "ManagedObjectNotFound") throw;  // (before any object arrived)
   }
   // The cached view is gone (another session's, or destroyed): make a new one.
   vm_view_ = create_vm_view();
-  return retrieve_spec(spec_for(vm_view_));
+  stream_spec(vm_spec(paths), fn);
+}
+
+std::vector<ObjectContent> Client::retrieve_all_vms(const std::vector<std::string>& paths) {
+  std::vector<ObjectContent> all;
+  for_each_vm(paths, [&](ObjectContent&& oc) { all.push_back(std::move(oc)); });
+  return all;
 }
 
 std::vector<ObjectContent> Client::retrieve(const std::vector<MoRef>& objs,
                                             const std::vector<std::string>& paths) {
   if (objs.empty()) return {};
-  std::string spec = "<specSet><propSet><type>" + xml::escape(objs.front().type) +
-                     "</type>" + property_paths_xml(paths) + "</propSet>";
+  std::string spec = "<specSet><propSet><type>" + xml::escape(objs.front().type) + "</type>" +
+                     property_paths_xml(paths) + "</propSet>";
   for (const auto& o : objs) spec += "<objectSet>" + moref_xml("obj", o) + "</objectSet>";
   spec += "<reportMissingObjectsInResults>true</reportMissingObjectsInResults></specSet>";
   try {
@@ -463,7 +515,8 @@ std::string datastore_file_url(const Endpoint& ep, const std::string& datacenter
   size_t start = 0;
   while (start <= path.size()) {
     size_t slash = path.find('/', start);
-    std::string seg = path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    std::string seg =
+        path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
     if (!p.empty() || start > 0) p += '/';
     p += esc(seg);
     if (slash == std::string::npos) break;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace ceso {
 
@@ -55,8 +56,13 @@ class Http {
 
   // POST a SOAP envelope. Throws Error(Exit::connection) for transport/TLS
   // failures; HTTP errors (500 with a SOAP fault) are returned.
+  // With `stream`, the body of a 200 answer goes to it chunk by chunk as it
+  // arrives instead of into HttpResponse::body (other answers, faults, are
+  // still collected); an exception thrown by `stream` aborts the transfer
+  // and is rethrown.
   HttpResponse post_soap(const std::string& url, const std::string& body,
-                         const std::string& soap_action);
+                         const std::string& soap_action,
+                         const std::function<void(std::string_view)>* stream = nullptr);
 
   // GET with an optional byte offset (Range: bytes=N-); body chunks go to
   // `sink` (return false to abort). Returns the HTTP status.

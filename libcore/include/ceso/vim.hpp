@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,8 +40,7 @@ std::string moref_xml(std::string_view element, const MoRef& ref);
 class Fault : public Error {
  public:
   Fault(std::string message, Exit code, std::string fault_type, std::string method)
-      : Error(std::move(message), code), type_(std::move(fault_type)),
-        method_(std::move(method)) {}
+      : Error(std::move(message), code), type_(std::move(fault_type)), method_(std::move(method)) {}
   const std::string& fault_type() const { return type_; }
   const std::string& method() const { return method_; }
 
@@ -75,6 +75,9 @@ struct ObjectContent {
 // Parse a RetrievePropertiesEx/ContinueRetrievePropertiesEx returnval;
 // `token` receives the paging token ("" at the end).
 std::vector<ObjectContent> objects_from_xml(const xml::Node& returnval, std::string* token);
+// One <objects> element; nullopt for an object that vanished (only a
+// missingSet with ManagedObjectNotFound) or has no <obj>.
+std::optional<ObjectContent> object_from_xml(const xml::Node& objects);
 
 class Client {
  public:
@@ -93,9 +96,23 @@ class Client {
   // transport failures.
   xml::Node call(std::string_view method, const MoRef& self, std::string_view args = {});
 
+  // For large answers: elements `name` under `parent` are parsed as they
+  // arrive and handed to `fn` one at a time, not kept in the returned
+  // response (see xml::StreamParser).
+  struct Split {
+    std::string parent, name;
+    std::function<void(xml::Node&&)> fn;
+  };
+  xml::Node call(std::string_view method, const MoRef& self, std::string_view args,
+                 const Split& split);
+
   // Properties of every VirtualMachine (a container view over the root
   // folder, kept for the session), all pages.
   std::vector<ObjectContent> retrieve_all_vms(const std::vector<std::string>& paths);
+  // The same, one VM at a time as the answer arrives: memory stays at one
+  // VM's properties whatever the inventory size (ceso-ls).
+  void for_each_vm(const std::vector<std::string>& paths,
+                   const std::function<void(ObjectContent&&)>& fn);
   // Properties of the given objects (all of one type). Objects that no longer
   // exist are left out of the result.
   std::vector<ObjectContent> retrieve(const std::vector<MoRef>& objs,
@@ -120,11 +137,16 @@ class Client {
   std::string vm_view_;
   size_t round_trips_ = 0;
 
-  xml::Node raw_call(std::string_view method, const MoRef& self, std::string_view args = {});
+  xml::Node raw_call(std::string_view method, const MoRef& self, std::string_view args = {},
+                     const Split* split = nullptr);
+  xml::Node call_impl(std::string_view method, const MoRef& self, std::string_view args,
+                      const Split* split);
   void connect();
   void login(const std::string& stale_cookie);
   std::string create_vm_view();
   std::vector<ObjectContent> retrieve_spec(const std::string& spec_xml);
+  void stream_spec(const std::string& spec_xml, const std::function<void(ObjectContent&&)>& fn);
+  std::string vm_spec(const std::vector<std::string>& paths) const;
 };
 
 // The `ha-datacenter` style path for datastore file URLs on this endpoint.
