@@ -372,6 +372,7 @@ ceso::Exit restore(const ceso::Args& args) {
   req.keep_on_failure = args.has("keep-on-failure");
   req.retries = static_cast<int>(args.get_int("retries", 3, 0, 100));
   req.timeout = std::chrono::seconds(args.get_int("timeout", 600, 1, 86400));
+  ceso::defer_interrupts();  // SIGINT/SIGTERM stop the upload; the rollback still runs
   ceso::Catalog catalog(ceso::Catalog::default_path());
   auto target = target_of(args, catalog, req.id);
   ceso::Output out(args, {"name", "restored_from", "power", "id", "instance_id"},
@@ -386,6 +387,7 @@ ceso::Exit restore(const ceso::Args& args) {
   ceso::ordered_json rec = ceso::restore_backup(client, *target, req, gate, progress);
   if (!rec.is_null()) out.emit(rec);
   out.finish();
+  if (ceso::interrupt_requested()) return ceso::Exit::interrupted;
   return gate.audit_failures() > 0 ? ceso::Exit::failure : ceso::Exit::ok;
 }
 

@@ -88,13 +88,6 @@ std::string tag(std::string_view name, std::string_view text) {
   return "<" + std::string(name) + ">" + xml::escape(text) + "</" + std::string(name) + ">";
 }
 
-vim::MoRef moref_in(const xml::Node& n) {
-  vim::MoRef ref{"", n.text};
-  for (const auto& [k, v] : n.attrs)
-    if (k == "type") ref.type = v;
-  return ref;
-}
-
 // Where a restored VM goes on this host: the datastore's datacenter, its VM
 // folder, and the root resource pool of a host that mounts the datastore.
 struct Placement {
@@ -108,32 +101,32 @@ Placement find_placement(vim::Client& c, const std::string& datastore) {
   if (!roots.empty())
     if (const xml::Node* kids = roots.front().prop("childEntity"))
       for (const auto& k : kids->children)
-        if (moref_in(k).type == "Datacenter") dcs.push_back(moref_in(k));
+        if (vim::moref_of(k).type == "Datacenter") dcs.push_back(vim::moref_of(k));
   std::vector<std::string> seen;
   for (const auto& dc : c.retrieve(dcs, {"name", "datastore", "vmFolder"})) {
     std::vector<vim::MoRef> stores;
     if (const xml::Node* list = dc.prop("datastore"))
-      for (const auto& d : list->children) stores.push_back(moref_in(d));
+      for (const auto& d : list->children) stores.push_back(vim::moref_of(d));
     for (const auto& ds : c.retrieve(stores, {"name", "host"})) {
       seen.push_back(ds.text("name"));
       if (ds.text("name") != datastore) continue;
       Placement p;
       p.datacenter = dc.text("name");
-      if (const xml::Node* f = dc.prop("vmFolder")) p.folder = moref_in(*f);
+      if (const xml::Node* f = dc.prop("vmFolder")) p.folder = vim::moref_of(*f);
       if (const xml::Node* mounts = ds.prop("host"))
         for (const auto& m : mounts->children)
           if (const xml::Node* key = m.child("key")) {
-            p.host = moref_in(*key);
+            p.host = vim::moref_of(*key);
             break;
           }
       if (p.host.empty()) fail("no host mounts datastore " + quote(datastore));
       auto host = c.retrieve({p.host}, {"parent"});
       const xml::Node* parent = host.empty() ? nullptr : host.front().prop("parent");
       if (!parent) fail("cannot find the compute resource of the host of " + quote(datastore));
-      auto cr = c.retrieve({moref_in(*parent)}, {"resourcePool"});
+      auto cr = c.retrieve({vim::moref_of(*parent)}, {"resourcePool"});
       const xml::Node* pool = cr.empty() ? nullptr : cr.front().prop("resourcePool");
       if (!pool) fail("cannot find the resource pool of the host of " + quote(datastore));
-      p.pool = moref_in(*pool);
+      p.pool = vim::moref_of(*pool);
       return p;
     }
   }
@@ -264,26 +257,32 @@ void Restore::upload_file(const std::string& dest, const ManifestFile& f,
       try {
         if (content) {
           size_t off = 0;
-          files_->upload(url, size, [&](char* buf, size_t n) {
-            n = std::min(n, content->size() - off);
-            std::copy_n(content->data() + off, n, buf);
-            off += n;
-            progress_.advance(task, n);
-            return n;
-          });
+          files_->upload(
+              url, size,
+              [&](char* buf, size_t n) {
+                n = std::min(n, content->size() - off);
+                std::copy_n(content->data() + off, n, buf);
+                off += n;
+                progress_.advance(task, n);
+                return n;
+              },
+              interrupt_requested);
         } else {
           StoredFileReader reader(target_, m_.id, f);
-          files_->upload(url, size, [&](char* buf, size_t n) {
-            size_t got = reader.read(buf, n);
-            progress_.advance(task, got);
-            if (got == 0) {
-              // Short data: say why (the reader knows) instead of "ends at byte N".
-              auto problems = reader.problems();
-              if (!problems.empty())
-                fail("backup " + quote(m_.id) + " is damaged: " + problems.front());
-            }
-            return got;
-          });
+          files_->upload(
+              url, size,
+              [&](char* buf, size_t n) {
+                size_t got = reader.read(buf, n);
+                progress_.advance(task, got);
+                if (got == 0) {
+                  // Short data: say why (the reader knows) instead of "ends at byte N".
+                  auto problems = reader.problems();
+                  if (!problems.empty())
+                    fail("backup " + quote(m_.id) + " is damaged: " + problems.front());
+                }
+                return got;
+              },
+              interrupt_requested);
           char extra = 0;  // the host has its bytes; the stream must end here too
           if (reader.read(&extra, 1) != 0)
             fail("backup " + quote(m_.id) + " is damaged: " + f.name +

@@ -148,6 +148,34 @@ http_count() { sim_stats | jq -r --arg k "$1" '.http[$k] // 0'; }
   for i in 0 1; do cmp "$(flat_of app01 $i)" "$(flat_of app05 $i)"; done
 }
 
+@test "an upload cut mid-way is started again; SIGTERM during an upload rolls back (exit 130)" {
+  sim_fail '{"http":"PUT /folder","path":"-flat","after_bytes":1048576,"count":1}'
+  run ceso-backup restore "$(backup_id)" --as app09
+  assert_status 0
+  for i in 0 1; do cmp "$(flat_of app01 $i)" "$(flat_of app09 $i)"; done
+  [ "$(http_count 'PUT /folder')" -ge 6 ]  # 4 files, nvram, and the flat file again
+  sim_reset
+  sim_fail '{}'
+  sim_fail '{"http":"PUT /folder","path":"-flat","after_bytes":1048576,"stall_ms":30000}'
+  ceso-backup restore "$(backup_id)" --as app10 2>"$BATS_TEST_TMPDIR/err" &
+  pid=$!
+  # Wait until the first disk's upload has stalled, then stop the run.
+  for _ in $(seq 100); do
+    [ "$(http_count 'PUT /folder')" -ge 1 ] && break
+    sleep 0.1
+  done
+  sleep 0.5
+  kill -TERM "$pid"
+  rc=0
+  wait "$pid" || rc=$?
+  cat "$BATS_TEST_TMPDIR/err"
+  assert_eq "$rc" 130
+  assert_contains "$(cat "$BATS_TEST_TMPDIR/err")" "rolled back: folder"
+  [ ! -e "$(sim_datastore_dir)/app10" ]
+  [ "$(vm_count app10)" -eq 0 ]
+  assert_eq "$(sim_count CreateVM_Task)" 0
+}
+
 @test "restricted mode refuses with exit 5 and makes nothing" {
   CESO_MODE=restricted run ceso-backup restore "$(backup_id)" --as app06
   assert_status 5

@@ -18,6 +18,8 @@ import (
 //
 //	{"http":"GET /folder","after_bytes":1048576,"count":1}   cut the connection
 //	{"http":"PUT /folder","status":503}                       answer with a status
+//	{"http":"PUT /folder","after_bytes":1048576}              cut an upload mid-way
+//	{"http":"PUT /folder","after_bytes":1048576,"stall_ms":30000}  stop reading it a while
 //
 // optionally restricted to URL paths containing "path". count defaults to 1; -1 means
 // until cleared. Posting {} clears every rule.
@@ -31,6 +33,7 @@ type injection struct {
 	Path       string `json:"path,omitempty"`
 	AfterBytes int64  `json:"after_bytes,omitempty"`
 	Status     int    `json:"status,omitempty"`
+	StallMS    int    `json:"stall_ms,omitempty"`
 	Count      *int   `json:"count,omitempty"`
 }
 
@@ -79,6 +82,9 @@ func (in *injector) post(body []byte) error {
 		}
 		if (r.AfterBytes > 0) == (r.Status > 0) {
 			return fmt.Errorf("an http rule needs exactly one of after_bytes or status")
+		}
+		if r.StallMS > 0 && r.AfterBytes <= 0 {
+			return fmt.Errorf("stall_ms needs after_bytes")
 		}
 	default:
 		return fmt.Errorf("give method or http (or {} to clear)")

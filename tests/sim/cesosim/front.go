@@ -473,8 +473,10 @@ func (f *front) serveFiles(w http.ResponseWriter, r *http.Request) {
 	f.stats.countHTTP(key)
 	cw := &countingWriter{ResponseWriter: w, limit: -1}
 	var in int64
+	var cr *countingReader
 	if r.Body != nil {
-		r.Body = &countingReader{ReadCloser: r.Body, n: &in}
+		cr = &countingReader{ReadCloser: r.Body, n: &in, limit: -1}
+		r.Body = cr
 	}
 	defer func() { f.stats.addHTTPBytes(cw.n, in) }()
 
@@ -488,7 +490,12 @@ func (f *front) serveFiles(w http.ResponseWriter, r *http.Request) {
 			http.Error(cw, "injected "+strconv.Itoa(inj.Status), inj.Status)
 			return
 		}
-		cw.limit = inj.AfterBytes
+		if r.Method == http.MethodPut && cr != nil {
+			// Uploads: cut (or stall) the request body after after_bytes.
+			cr.limit, cr.stall = inj.AfterBytes, time.Duration(inj.StallMS)*time.Millisecond
+		} else {
+			cw.limit = inj.AfterBytes
+		}
 	}
 	f.inner.ServeHTTP(cw, r)
 }
@@ -524,12 +531,27 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return k, err
 }
 
+// countingReader counts request body bytes and, with limit >= 0, stops after limit
+// bytes: it stalls for `stall` once (a host that stops answering), or, without a stall,
+// drops the connection (an upload cut mid-way).
 type countingReader struct {
 	io.ReadCloser
-	n *int64
+	n     *int64
+	limit int64
+	stall time.Duration
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	if c.limit >= 0 && *c.n >= c.limit {
+		if c.stall <= 0 {
+			panic(http.ErrAbortHandler)
+		}
+		time.Sleep(c.stall)
+		c.limit = -1
+	}
+	if c.limit >= 0 && *c.n+int64(len(p)) > c.limit {
+		p = p[:c.limit-*c.n]
+	}
 	k, err := c.ReadCloser.Read(p)
 	*c.n += int64(k)
 	return k, err
