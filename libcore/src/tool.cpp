@@ -5,12 +5,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <deque>
-#include <thread>
 #include <cctype>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <iostream>
+#include <set>
+#include <thread>
 
 namespace ceso {
 
@@ -46,7 +47,8 @@ std::vector<std::string> split_fields(const std::string& s) {
 
 std::string header_of(const std::string& column) {
   std::string h = column;
-  for (auto& c : h) c = c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (auto& c : h)
+    c = c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return h;
 }
 
@@ -161,8 +163,10 @@ size_t Outcome::failures() const {
 void Outcome::failed(const Error& e, std::string_view what) {
   std::lock_guard<std::mutex> lock(mutex_);
   warn(what.empty() ? std::string(e.what()) : std::string(what) + ": " + e.what());
-  if (failed_ == 0) first_code_ = e.code();
-  else if (e.code() != first_code_) mixed_codes_ = true;
+  if (failed_ == 0)
+    first_code_ = e.code();
+  else if (e.code() != first_code_)
+    mixed_codes_ = true;
   ++failed_;
 }
 
@@ -182,11 +186,14 @@ void read_targets(const Args& args, Outcome& outcome, const std::vector<std::str
                   const std::function<void(Target)>& dispatch) {
   if (!args.operands.empty()) {
     for (size_t i = 0; i < args.operands.size() && !interrupted(); ++i)
-      dispatch(Target{args.operands[i], ordered_json::object(), "argument " + std::to_string(i + 1)});
+      dispatch(
+          Target{args.operands[i], ordered_json::object(), "argument " + std::to_string(i + 1)});
     return;
   }
   if (isatty(STDIN_FILENO)) usage_error("no VM named and no records on standard input");
   NdjsonReader reader(stdin, "<stdin>");
+  std::set<std::string> planned;  // VMs of upstream plan records already dispatched
+  bool noted = false;
   while (!interrupted()) {
     std::optional<InputRecord> rec;
     try {
@@ -199,7 +206,32 @@ void read_targets(const Args& args, Outcome& outcome, const std::vector<std::str
     const auto& v = rec->value;
     auto type = v.find("type");
     if (type == v.end() || !type->is_string()) {
-      outcome.failed(Error("error (at " + rec->origin + "): record has no \"type\"", Exit::bad_input));
+      outcome.failed(
+          Error("error (at " + rec->origin + "): record has no \"type\"", Exit::bad_input));
+      continue;
+    }
+    // An upstream --dry-run stage's plans: passed on, so the end of a dry-run
+    // pipeline shows every stage's plan. A dry run plans its own step for the
+    // plan's VM (once per VM); a real run does nothing for it, since the
+    // step before was never made.
+    if (*type == "plan" &&
+        std::find(accept_types.begin(), accept_types.end(), "vm") != accept_types.end()) {
+      write_record(v);
+      std::string vm = v.value("vm", "");
+      if (vm.empty() || !v.contains("vm")) continue;  // a plan about the host itself
+      if (!args.has("dry-run")) {
+        if (!noted)
+          note("plan records from a --dry-run stage passed on; nothing done for their VMs");
+        noted = true;
+        continue;
+      }
+      std::string id = v["vm_id"].is_string() ? v["vm_id"].get<std::string>() : "";
+      std::string ep = v["endpoint"].is_string() ? v["endpoint"].get<std::string>() : "";
+      if (!planned.insert(ep + "\n" + (id.empty() ? vm : id)).second) continue;
+      ordered_json vm_rec = {{"type", "vm"}, {"endpoint", ep}, {"id", id}, {"name", vm}};
+      if (id.empty()) vm_rec.erase("id");
+      if (ep.empty()) vm_rec.erase("endpoint");
+      dispatch(Target{vm, std::move(vm_rec), rec->origin});
       continue;
     }
     if (std::find(accept_types.begin(), accept_types.end(), type->get<std::string>()) ==

@@ -88,6 +88,22 @@ snapshots_of() { ceso-info "$1" | jq -c '[.snapshots[].name]'; }
   [ "$(ls "$(target_dir)" | wc -l)" -eq "$before" ]
 }
 
+@test "a dry-run pipeline shows every stage's plan; a real stage after a dry one does nothing" {
+  before=$(ls "$(target_dir)" | wc -l)
+  run bash -c 'ceso-ls --tag web | ceso-snap create --name pre-upgrade --dry-run | ceso-backup --hot --dry-run'
+  assert_status 0
+  assert_eq "$(echo "$output" | jq -r .tool | uniq | tr '\n' ,)" 'ceso-snap,ceso-backup,'
+  assert_eq "$(echo "$output" | jq -r .operation | tr '\n' ,)" \
+    'CreateSnapshot_Task,CreateSnapshot_Task,Backup,RemoveSnapshot_Task,'
+  echo "$output" | jq -e --arg n "$WEB" 'select(.tool == "ceso-backup") | .vm == $n'
+  [ "$(sim_count CreateSnapshot_Task)" -eq 0 ]
+  run bash -c 'ceso-ls --tag web | ceso-snap create --name pre-upgrade --dry-run | ceso-backup --hot'
+  assert_status 0
+  assert_contains "$output" "nothing done"
+  [ "$(sim_count CreateSnapshot_Task)" -eq 0 ]
+  [ "$(ls "$(target_dir)" | wc -l)" -eq "$before" ]
+}
+
 @test "restricted mode refuses the snapshot with exit 5" {
   CESO_MODE=restricted run ceso-backup --hot "$WEB"
   assert_status 5
