@@ -153,6 +153,7 @@ ceso::Exit run(const ceso::Args& args) {
              [&] { ip = ceso::wait_for(c, made.vm, "ip", timeout); });
     p.commit();
   } catch (const ceso::Error&) {
+    ceso::CleanupScope cleanup;  // after an interruption too: the source must run again
     try {
       start_source();
     } catch (const ceso::Error& e) {

@@ -32,8 +32,11 @@ size_t append_body(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
-int on_progress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  return interrupted() ? 1 : 0;  // non-zero aborts the transfer
+// SOAP calls run to the end even after SIGINT/SIGTERM (a request the host
+// received is carried out, and its result is needed to undo it); plain GETs
+// stop.
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return *static_cast<bool*>(user) && interrupted() ? 1 : 0;  // non-zero aborts
 }
 
 }  // namespace
@@ -94,6 +97,7 @@ struct Http::Impl {
   curl_slist* soap_headers = nullptr;
   const std::function<bool(const char*, size_t)>* sink = nullptr;
   bool sink_aborted = false;
+  bool abort_on_interrupt = false;  // true for get(), false for SOAP posts
   char errbuf[CURL_ERROR_SIZE] = {};
 
   static size_t on_header(char* data, size_t size, size_t n, void* user) {
@@ -140,6 +144,7 @@ Http::Http(TlsSettings tls) : impl_(std::make_unique<Impl>(std::move(tls))) {
   curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &impl_->abort_on_interrupt);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, Impl::on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, impl_.get());
   impl_->tls_policy.apply(c);
@@ -220,6 +225,7 @@ HttpResponse Http::post_soap(const std::string& url, const std::string& body,
   for (curl_slist* h = impl_->soap_headers; h; h = h->next)
     headers = curl_slist_append(headers, h->data);
   HttpResponse resp;
+  impl_->abort_on_interrupt = false;
   curl_easy_setopt(c, CURLOPT_HTTPGET, 0L);
   curl_easy_setopt(c, CURLOPT_POST, 1L);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
@@ -260,6 +266,7 @@ long Http::get(const std::string& url, uint64_t offset,
   curl_easy_setopt(c, CURLOPT_RANGE, offset ? range.c_str() : nullptr);
   impl_->sink = &sink;
   impl_->sink_aborted = false;
+  impl_->abort_on_interrupt = true;
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Impl::on_data);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, impl_.get());
   perform(url);

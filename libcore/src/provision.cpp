@@ -4,6 +4,7 @@
 #include <set>
 
 #include "ceso/error.hpp"
+#include "ceso/tool.hpp"
 #include "ceso/vm.hpp"
 #include "ceso/vmops.hpp"
 
@@ -190,6 +191,7 @@ Provisioned Provisioner::create(const SourceVm& src, const NewVm& req, const Pro
 bool Provisioner::step(const std::string& label, const std::string& operation,
                        const ordered_json& params, const std::function<void()>& action) {
   try {
+    throw_if_interrupted();   // between steps: roll back what is done
     if (operation.empty()) {  // not a change (waiting): no gate, but rollback on failure
       action();
       return true;
@@ -206,6 +208,7 @@ bool Provisioner::step(const std::string& label, const std::string& operation,
 }
 
 void Provisioner::roll_back(const std::string& label, const Error& e) {
+  CleanupScope cleanup;  // an interruption is why we may be here: the undo runs to the end
   std::string msg = label + " failed: " + e.what();
   std::vector<Undo> undo;
   undo.swap(undo_);

@@ -11,6 +11,7 @@
 #include "ceso/manifest.hpp"
 #include "ceso/netcfg.hpp"
 #include "ceso/provision.hpp"
+#include "ceso/tool.hpp"
 #include "ceso/vm.hpp"
 #include "ceso/vmops.hpp"
 #include "ceso/vmspec.hpp"
@@ -140,7 +141,7 @@ Placement find_placement(vim::Client& c, const std::string& datastore) {
 std::string read_stored(BackupTarget& target, const std::string& id, const ManifestFile& f) {
   StoredFileReader r(target, id, f);
   std::string out;
-  std::vector<char> buf(64 * 1024);
+  std::vector<char> buf(size_t{64} * 1024);
   while (size_t n = r.read(buf.data(), buf.size())) {
     out.append(buf.data(), n);
     if (out.size() > (64u << 20)) fail(f.name + ": too large for a " + f.kind + " file");
@@ -453,6 +454,7 @@ ordered_json Restore::run() {
              [&] { set_power(c_, made.vm, PowerOp::on, req_.timeout, false); });
     p.commit();
   } catch (const Error&) {
+    CleanupScope cleanup;
     if (renamed) try {
         rename(existing->obj, aside, name_);
       } catch (const Error& e) {

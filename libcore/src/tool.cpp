@@ -21,7 +21,17 @@ std::string g_tool = "ceso";
 bool g_quiet = false;
 volatile sig_atomic_t g_interrupted = 0;
 
-void on_signal(int) { g_interrupted = 1; }
+thread_local int t_cleanup_depth = 0;
+
+void on_signal(int) {
+  if (g_interrupted) {
+    static const char msg[] = "\nceso: interrupted again: exiting without cleanup\n";
+    ssize_t n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)n;
+    _exit(130);
+  }
+  g_interrupted = 1;
+}
 
 // Display width of UTF-8 text: one column per code point (good enough for
 // names; East Asian wide characters would need wcwidth).
@@ -144,7 +154,10 @@ void note(std::string_view message) {
 bool quiet() { return g_quiet; }
 std::string_view tool_name() { return g_tool; }
 
-bool interrupted() { return g_interrupted != 0; }
+bool interrupted() { return g_interrupted != 0 && t_cleanup_depth == 0; }
+
+CleanupScope::CleanupScope() { ++t_cleanup_depth; }
+CleanupScope::~CleanupScope() { --t_cleanup_depth; }
 
 void throw_if_interrupted() {
   if (interrupted()) throw Error("interrupted", Exit::interrupted);

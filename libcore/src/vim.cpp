@@ -469,6 +469,7 @@ std::vector<ObjectContent> Client::retrieve(const std::vector<MoRef>& objs,
 
 xml::Node Client::wait_for_task(const MoRef& task, const std::function<void(int)>& progress) {
   auto delay = std::chrono::milliseconds(20);
+  bool cancel_asked = false;
   for (;;) {
     auto objs = retrieve({task}, {"info"});
     if (objs.empty()) throw Error("task " + task.value + " disappeared on " + host_of(endpoint_));
@@ -479,6 +480,7 @@ xml::Node Client::wait_for_task(const MoRef& task, const std::function<void(int)
       return result ? *result : xml::Node{};
     }
     if (state == "error") {
+      if (cancel_asked) throw Error("interrupted", Exit::interrupted);
       const xml::Node* err = info->child("error");
       std::string method = info->child_text("descriptionId");
       if (method.empty()) method = info->child_text("name");
@@ -489,13 +491,16 @@ xml::Node Client::wait_for_task(const MoRef& task, const std::function<void(int)
       std::string p = info->child_text("progress");
       if (!p.empty()) progress(std::atoi(p.c_str()));
     }
-    if (interrupted()) {
-      // Ask the host to cancel; the caller's cleanup runs after we throw.
+    if (interrupted() && !cancel_asked) {
+      // Ask the host to cancel, then wait for the task to end either way: a
+      // task that completes anyway returns its result, so the caller knows
+      // what to undo (its next step sees the interruption).
+      cancel_asked = true;
       try {
         call("CancelTask", task);
       } catch (const Error&) {
+        // Not cancelable (most are not): it finishes on its own.
       }
-      throw Error("interrupted", Exit::interrupted);
     }
     std::this_thread::sleep_for(delay);
     delay = std::min(delay * 2, std::chrono::milliseconds(1000));

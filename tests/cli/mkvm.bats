@@ -111,6 +111,26 @@ guestinfo_record() { ceso-info "$1" | jq -c '{type:"guestinfo",name,guestinfo}';
   [ ! -e "$(sim_datastore_dir)/web11" ]
 }
 
+@test "SIGTERM mid-run: the call in flight completes, then everything is rolled back (exit 130)" {
+  sim_reset
+  sim_fail '{"method":"CreateVM_Task","stall_ms":2000}'
+  ceso-mkvm --from golden int01 >/dev/null 2>"$BATS_TEST_TMPDIR/err" &
+  pid=$!
+  for _ in $(seq 100); do
+    [ "$(sim_count CreateVM_Task)" -ge 1 ] && break
+    sleep 0.1
+  done
+  kill -TERM "$pid"
+  rc=0
+  wait "$pid" || rc=$?
+  cat "$BATS_TEST_TMPDIR/err"
+  assert_eq "$rc" 130
+  assert_contains "$(cat "$BATS_TEST_TMPDIR/err")" "rolled back: VM 'int01'"
+  [ -z "$(ceso-ls --name int01)" ]
+  [ ! -e "$(ds_dir)/int01" ]
+  assert_eq "$(sim_count PowerOnVM_Task)" 0
+}
+
 @test "--keep-on-failure keeps what was created" {
   sim_fail '{"method":"CreateVM_Task","fault":"InvalidArgument","task":true}'
   run ceso-mkvm --from golden web12 --keep-on-failure

@@ -53,9 +53,22 @@ bool quiet();
 std::string_view tool_name();
 
 // True once SIGINT or SIGTERM arrived. Long operations poll it and throw
-// Error(Exit::interrupted) after cleaning up.
+// Error(Exit::interrupted) after cleaning up. A SOAP call in flight is not
+// cut (a request the host received is carried out: its result must be known
+// to be undone); a task being waited for is asked to cancel and waited for.
+// A second signal exits at once (130), without cleanup.
 bool interrupted();
 void throw_if_interrupted();
+
+// While one is alive, interrupted() is false on this thread: the rollback
+// after an interruption runs its calls and waits for its tasks to the end.
+class CleanupScope {
+ public:
+  CleanupScope();
+  ~CleanupScope();
+  CleanupScope(const CleanupScope&) = delete;
+  CleanupScope& operator=(const CleanupScope&) = delete;
+};
 
 // Counts per-record results and derives the exit status (DESIGN.md):
 // all ok → 0; some failed → 4; all failed → their common code (or 1).
@@ -78,9 +91,9 @@ class Outcome {
 
 // What a VM tool acts on: names given as operands, or records on stdin.
 struct Target {
-  std::string name;        // from an operand, or the record's "name"
-  ordered_json record;     // the input record (object); {} for an operand
-  std::string origin;      // "<stdin>:3" or "argument 2", for messages
+  std::string name;     // from an operand, or the record's "name"
+  ordered_json record;  // the input record (object); {} for an operand
+  std::string origin;   // "<stdin>:3" or "argument 2", for messages
 };
 
 // Calls fn for every target. Operands win; with none and stdin not a

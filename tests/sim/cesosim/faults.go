@@ -21,8 +21,10 @@ import (
 //	{"http":"PUT /folder","after_bytes":1048576}              cut an upload mid-way
 //	{"http":"PUT /folder","after_bytes":1048576,"stall_ms":30000}  stop reading it a while
 //
-// optionally restricted to URL paths containing "path". count defaults to 1; -1 means
-// until cleared. Posting {} clears every rule.
+// optionally restricted to URL paths containing "path". A method rule with only
+// "stall_ms" ({"method":"CreateVM_Task","stall_ms":3000}) answers normally after the
+// pause: a slow host, for interrupt tests. count defaults to 1; -1 means until
+// cleared. Posting {} clears every rule.
 type injection struct {
 	Method     string `json:"method,omitempty"`
 	Fault      string `json:"fault,omitempty"`
@@ -66,9 +68,11 @@ func (in *injector) post(body []byte) error {
 	switch {
 	case r.Method != "" && r.HTTP != "":
 		return fmt.Errorf("give either method or http, not both")
+	case r.Method != "" && r.Fault == "" && r.StallMS > 0:
+		// A slow answer, then the normal one.
 	case r.Method != "":
 		if r.Fault == "" {
-			return fmt.Errorf("a method rule needs a fault type name, e.g. \"fault\":\"FileFault\"")
+			return fmt.Errorf("a method rule needs a fault type name, e.g. \"fault\":\"FileFault\" (or stall_ms)")
 		}
 		if _, err := newFault(r.Fault, ""); err != nil {
 			return err

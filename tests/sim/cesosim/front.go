@@ -173,8 +173,12 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if inj := f.faults.takeSOAP(call.Method); inj != nil {
-		f.inject(w, call, inj)
-		return
+		if inj.Fault == "" { // stall only
+			time.Sleep(time.Duration(inj.StallMS) * time.Millisecond)
+		} else {
+			f.inject(w, call, inj)
+			return
+		}
 	}
 
 	// Session lookups cost a round trip through vcsim; do at most one per request.
