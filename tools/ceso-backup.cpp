@@ -71,7 +71,9 @@ ceso::ToolSpec make_spec() {
           {"prune", "remove backups by retention rules [VM]..."},
           {"gc", "remove leftovers of interrupted runs from the target"},
           {"reindex", "rebuild the catalog rows of --target from its manifests"},
-          {"restore", "restore backup ID as a new VM, with a new identity for cloud-init"},
+          {"restore",
+           "restore backup ID (or a VM's newest backup) as a new VM, with a new identity for "
+           "cloud-init"},
       },
       ceso::Complete::vm,
   };
@@ -358,7 +360,8 @@ ceso::Exit reindex(const ceso::Args& args) {
 }
 
 ceso::Exit restore(const ceso::Args& args) {
-  if (args.operands.size() != 1) ceso::usage_error("restore needs one backup ID");
+  if (args.operands.size() != 1)
+    ceso::usage_error("restore needs one backup ID (or the name of a VM: its newest backup)");
   ceso::RestoreRequest req;
   req.id = args.operands[0];
   req.name = args.get("as");
@@ -374,6 +377,19 @@ ceso::Exit restore(const ceso::Args& args) {
   req.timeout = std::chrono::seconds(args.get_int("timeout", 600, 1, 86400));
   ceso::defer_interrupts();  // SIGINT/SIGTERM stop the upload; the rollback still runs
   ceso::Catalog catalog(ceso::Catalog::default_path());
+  if (!catalog.find(req.id)) {
+    // A VM name: its newest complete backup that did not fail verification.
+    std::optional<ceso::CatalogEntry> newest;
+    for (auto& e : catalog_entries(args, catalog))
+      if (e.vm_name == req.id && e.status == "complete" && e.verify != "failed" &&
+          (!newest || e.created > newest->created))
+        newest = std::move(e);
+    if (newest) {
+      ceso::note("restoring " + ceso::quote(newest->id) + ", the newest backup of " +
+                 ceso::quote(req.id));
+      req.id = newest->id;
+    }
+  }
   auto target = target_of(args, catalog, req.id);
   ceso::Output out(args, {"name", "restored_from", "power", "id", "instance_id"},
                    [](const ceso::ordered_json& r) {

@@ -90,9 +90,11 @@ http_count() { sim_stats | jq -r --arg k "$1" '.http[$k] // 0'; }
   assert_eq "$(sim_count CreateVM_Task)" 0
   ceso-power off app01 >/dev/null
   old=$(ceso-ls --name app01 | jq -r .id)
-  run ceso-backup restore "$id" --replace
+  # A VM name stands for its newest complete backup.
+  run ceso-backup restore app01 --replace -q
   assert_status 0
-  echo "$output" | jq -e --arg old "$old" '.name == "app01" and .replaced == $old and .id != $old'
+  echo "$output" | jq -e --arg old "$old" --arg id "$id" '.name == "app01" and .replaced == $old
+    and .id != $old and .restored_from == $id'
   [ "$(vm_count app01)" -eq 1 ]
   [ "$(ceso-ls | jq -r .name | grep -c 'before restore')" -eq 0 ]
 }
