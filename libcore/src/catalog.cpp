@@ -79,9 +79,16 @@ Catalog::Catalog(const std::string& path) : path_(path) {
   }
   // Several ceso-backup processes (and -j workers) share the file.
   sqlite3_busy_timeout(db_, 30000);
-  exec("PRAGMA journal_mode=WAL");
-  exec("PRAGMA synchronous=NORMAL");
-  migrate();
+  try {
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");
+    migrate();
+  } catch (...) {
+    // No destructor runs for a constructor that throws: close here.
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw;
+  }
 }
 
 Catalog::~Catalog() { sqlite3_close(db_); }

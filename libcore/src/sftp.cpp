@@ -116,8 +116,19 @@ class SftpReader : public TargetReader {
 class SftpTarget : public BackupTarget {
  public:
   SftpTarget(const std::string& url, const TargetOptions& options) : url_(url) {
+    try {
+      connect_session(options);
+    } catch (...) {
+      close_all();  // no destructor runs for a constructor that throws
+      throw;
+    }
+  }
+  ~SftpTarget() override { close_all(); }
+
+ private:
+  void connect_session(const TargetOptions& options) {
     std::call_once(g_ssh_init, [] { libssh2_init(0); });
-    u_ = parse_sftp_url(url);
+    u_ = parse_sftp_url(url_);
     fd_ = connect_tcp(u_);
     session_ = libssh2_session_init();
     if (!session_ || libssh2_session_handshake(session_, fd_) != 0)
@@ -130,17 +141,21 @@ class SftpTarget : public BackupTarget {
       throw Error("sftp: cannot start the SFTP subsystem: " + last_error(), Exit::connection);
     LIBSSH2_SFTP_ATTRIBUTES a{};
     if (libssh2_sftp_stat(sftp_, u_.path.c_str(), &a) != 0 || !LIBSSH2_SFTP_S_ISDIR(a.permissions))
-      fail("backup target " + quote(url) + ": " + quote(u_.path) + " is not a directory");
+      fail("backup target " + quote(url_) + ": " + quote(u_.path) + " is not a directory");
   }
-  ~SftpTarget() override {
+  void close_all() {
     if (sftp_) libssh2_sftp_shutdown(sftp_);
+    sftp_ = nullptr;
     if (session_) {
       libssh2_session_disconnect(session_, "bye");
       libssh2_session_free(session_);
     }
-    if (fd_ >= 0) close(fd_);
+    session_ = nullptr;
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
   }
 
+ public:
   const std::string& url() const override { return url_; }
 
   void make_dir(const std::string& dir) override {
