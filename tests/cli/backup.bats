@@ -12,7 +12,8 @@ setup_file() {
 [{"name":"web 01 & <x> \"q\" é","power":"on","tags":["web"],"tools":"running"},
  {"name":"db01","power":"off","tags":["db"]},
  {"name":"app01","power":"on","tags":["app"],"tools":"running"},
- {"name":"snap01","power":"on","tags":["snap"],"tools":"running"}]
+ {"name":"snap01","power":"on","tags":["snap"],"tools":"running"},
+ {"name":"gpu01","power":"on","tags":["gpu"],"tools":"running","pci_passthrough":true}]
 JSON
   sim_start -vms 0 -fill-mib 16 -vm-spec "$spec"
   export CESO_BACKUP_TARGET="file://$BATS_FILE_TMPDIR/target"
@@ -102,6 +103,18 @@ snapshots_of() { ceso-info "$1" | jq -c '[.snapshots[].name]'; }
   assert_contains "$output" "nothing done"
   [ "$(sim_count CreateSnapshot_Task)" -eq 0 ]
   [ "$(ls "$(target_dir)" | wc -l)" -eq "$before" ]
+}
+
+@test "a VM with PCI passthrough: --hot refused before any snapshot (use --cold), --cold works" {
+  run ceso-backup --hot gpu01
+  assert_status 1
+  assert_contains "$output" "PCI passthrough"
+  assert_contains "$output" "--cold"
+  assert_eq "$(sim_count CreateSnapshot_Task)" 0
+  run ceso-backup --cold gpu01
+  assert_status 0
+  echo "$output" | jq -e '.backup.mode == "cold" and .power == "on"'
+  assert_eq "$(ceso-ls --name gpu01 -o power | jq -r .power)" on
 }
 
 @test "restricted mode refuses the snapshot with exit 5" {
@@ -220,7 +233,7 @@ snapshots_of() { ceso-info "$1" | jq -c '[.snapshots[].name]'; }
 }
 
 @test "-j 2 backs up several VMs at once; one record per VM" {
-  run bash -c 'ceso-ls | jq -c "select(.name != \"snap01\")" | ceso-backup -j 2 --hot | jq -r .name | sort'
+  run bash -c 'ceso-ls | jq -c "select(.name != \"snap01\" and .name != \"gpu01\")" | ceso-backup -j 2 --hot | jq -r .name | sort'
   assert_status 0
   assert_eq "$(echo "$output" | tr '\n' ,)" "app01,db01,$WEB,"
 }

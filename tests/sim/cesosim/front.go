@@ -210,6 +210,13 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 	if lockedDiskMethods[call.Method] && hasSession() && f.diskLocked(ctx, w, call, body) {
 		return
 	}
+	if call.Method == "CreateSnapshot_Task" && hasSession() && f.hasPassthrough(call.This) {
+		// ESXi: "Virtual machine is configured to use a device that prevents the
+		// snapshot operation" (vcsim snapshots anything).
+		writeFault(w, "Virtual machine is configured to use a device that prevents the snapshot operation: Device '' is a PCI passthrough device.",
+			&types.InvalidState{})
+		return
+	}
 	if guestOpMethods[call.Method] && hasSession() && f.guestOps(w, call) {
 		return
 	}
@@ -559,4 +566,24 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	k, err := c.ReadCloser.Read(p)
 	*c.n += int64(k)
 	return k, err
+}
+
+// hasPassthrough tells whether a VM has a VirtualPCIPassthrough device.
+func (f *front) hasPassthrough(ref types.ManagedObjectReference) bool {
+	vm, ok := simulator.Map.Get(ref).(*simulator.VirtualMachine)
+	if !ok {
+		return false
+	}
+	found := false
+	simulator.Map.WithLock(vm, func() {
+		if vm.Config == nil {
+			return
+		}
+		for _, d := range vm.Config.Hardware.Device {
+			if _, ok := d.(*types.VirtualPCIPassthrough); ok {
+				found = true
+			}
+		}
+	})
+	return found
 }

@@ -22,17 +22,18 @@ import (
 //	  "disks_mib":[16,8],"nic":"vmxnet3","ip":"10.0.0.21","tools":"running","hostname":"web01"}]
 type vmSpec struct {
 	Name        string            `json:"name"`
-	Power       string            `json:"power"`        // on | off (default) | suspended
-	Tags        []string          `json:"tags"`         // stored as ExtraConfig ceso.tags
-	GuestID     string            `json:"guest_id"`     // default ubuntu64Guest
-	ExtraConfig map[string]string `json:"extra_config"` // plain ExtraConfig entries
-	CPUs        int32             `json:"cpus"`         // default 1
-	MemoryMiB   int64             `json:"memory_mib"`   // default 1024
-	DisksMiB    []int64           `json:"disks_mib"`    // default one disk of max(-fill-mib, 1) MiB
-	NIC         string            `json:"nic"`          // vmxnet3 (default), e1000, e1000e, …
-	IP          string            `json:"ip"`           // guest.ipAddress, as VMware Tools would report it
-	Tools       string            `json:"tools"`        // running | notRunning | notInstalled (vcsim default)
-	Hostname    string            `json:"hostname"`     // guest.hostName
+	Power       string            `json:"power"`           // on | off (default) | suspended
+	Tags        []string          `json:"tags"`            // stored as ExtraConfig ceso.tags
+	GuestID     string            `json:"guest_id"`        // default ubuntu64Guest
+	ExtraConfig map[string]string `json:"extra_config"`    // plain ExtraConfig entries
+	CPUs        int32             `json:"cpus"`            // default 1
+	MemoryMiB   int64             `json:"memory_mib"`      // default 1024
+	DisksMiB    []int64           `json:"disks_mib"`       // default one disk of max(-fill-mib, 1) MiB
+	NIC         string            `json:"nic"`             // vmxnet3 (default), e1000, e1000e, …
+	IP          string            `json:"ip"`              // guest.ipAddress, as VMware Tools would report it
+	Tools       string            `json:"tools"`           // running | notRunning | notInstalled (vcsim default)
+	Hostname    string            `json:"hostname"`        // guest.hostName
+	Passthrough bool              `json:"pci_passthrough"` // a VirtualPCIPassthrough device (a GPU)
 }
 
 func loadVMSpecs(file string) ([]vmSpec, error) {
@@ -183,6 +184,17 @@ func (inv *inventory) createVM(ctx context.Context, p *placement, s vmSpec, fill
 		return err
 	}
 	devices = append(devices, nic)
+	if s.Passthrough {
+		// As ESXi requires for passthrough: all memory reserved.
+		config.MemoryReservationLockedToMax = types.NewBool(true)
+		devices = append(devices, &types.VirtualPCIPassthrough{VirtualDevice: types.VirtualDevice{
+			Key: -200,
+			Backing: &types.VirtualPCIPassthroughDeviceBackingInfo{
+				Id: "0000:3b:00.0", DeviceId: "1eb8", SystemId: "5f1b2c3d-0000-0000-0000-0cc47a000001",
+				VendorId: 0x10de,
+			},
+		}})
+	}
 	if config.DeviceChange, err = devices.ConfigSpec(types.VirtualDeviceConfigSpecOperationAdd); err != nil {
 		return err
 	}
