@@ -333,6 +333,12 @@ snapshots_of() { ceso-info "$1" | jq -c '[.snapshots[].name]'; }
   run ceso-backup verify "$id"
   assert_status 0
   echo "$output" | jq -e '.verify == "ok"'
+  # Restore streams from the sftp target into the host: the same bytes.
+  run ceso-backup restore "$id" --as db01-sftp -q
+  assert_status 0
+  file=$(ceso-info db01-sftp | jq -r '.disks[0].file')
+  zstd -qdc "$dir/$id/disk0-flat.vmdk.zst" | cmp - "$(ds_file "${file%.vmdk}-flat.vmdk")"
+  ceso-rm --yes db01-sftp >/dev/null
   # A different key for that host is refused.
   ssh-keygen -q -t ed25519 -N '' -f "$BATS_TEST_TMPDIR/other"
   echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$BATS_TEST_TMPDIR/other.pub")" >"$HOME/.ssh/known_hosts"
