@@ -299,34 +299,29 @@ xml::Node Client::raw_call(std::string_view method, const MoRef& self, std::stri
 }
 
 void Client::connect() {
-  if (auto cached = cache_->load()) {
-    if (auto c = content_from_json(cached->content)) {
-      content_ = *c;
-      http_->set_cookie(cached->cookie);
-      vm_view_ = cached->vm_view;
-      soap_action_ = "urn:vim25/" + content_.api_version;
-      connected_ = true;
-      return;
-    }
-  }
-  login("");
+  if (!adopt_cached(nullptr)) login("");
+}
+
+// Use the cached session unless it is missing, unreadable or (when given)
+// the cookie the caller found expired.
+bool Client::adopt_cached(const std::string* stale_cookie) {
+  auto cached = cache_->load();
+  if (!cached) return false;
+  auto c = content_from_json(cached->content);
+  if (!c || (stale_cookie && cached->cookie == *stale_cookie)) return false;
+  content_ = *c;
+  http_->set_cookie(cached->cookie);
+  vm_view_ = cached->vm_view;
+  soap_action_ = "urn:vim25/" + content_.api_version;
+  connected_ = true;
+  return true;
 }
 
 // Log in under the cache lock. `stale_cookie` is the session the caller
 // found expired: if another process already replaced it, use theirs.
 void Client::login(const std::string& stale_cookie) {
   auto lock = cache_->lock();
-  if (auto cached = cache_->load()) {
-    auto c = content_from_json(cached->content);
-    if (c && cached->cookie != stale_cookie) {
-      content_ = *c;
-      http_->set_cookie(cached->cookie);
-      vm_view_ = cached->vm_view;
-      soap_action_ = "urn:vim25/" + content_.api_version;
-      connected_ = true;
-      return;
-    }
-  }
+  if (adopt_cached(&stale_cookie)) return;
   http_->set_cookie("");
   xml::Node resp = raw_call("RetrieveServiceContent", {"ServiceInstance", "ServiceInstance"});
   const xml::Node* rv = resp.child("returnval");

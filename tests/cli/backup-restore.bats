@@ -27,14 +27,6 @@ setup() { sim_reset; sim_fail '{}'; }
 
 backup_id() { cat "$BATS_FILE_TMPDIR/id"; }
 target_dir() { echo "$BATS_FILE_TMPDIR/target"; }
-sim_datastore_dir() { "$SIMCTL" datastore | jq -r 'to_entries[0].value'; }
-# Local path of a VM's disk i: its descriptor's directory + the extent it names.
-flat_of() {
-  local file desc
-  file=$(ceso-info "$1" | jq -r ".disks[$2].file")
-  desc="$(sim_datastore_dir)/${file#*] }"
-  echo "$(dirname "$desc")/$(sed -n 's/^RW [0-9]* [A-Z]* "\(.*\)"$/\1/p' "$desc")"
-}
 validate() { ceso-info "$1" | jq -c '{type:"guestinfo",name,guestinfo}' | $VALIDATE; }
 vm_count() { ceso-ls --name "$1" | wc -l; }
 http_count() { sim_stats | jq -r --arg k "$1" '.http[$k] // 0'; }

@@ -28,13 +28,6 @@ teardown_file() {
 setup() { sim_reset; sim_fail '{}'; }
 
 target_dir() { echo "$BATS_FILE_TMPDIR/target"; }
-# Local file of a datastore path "[ds] dir/file" in the simulator.
-ds_file() {
-  local ds=${1#[} path
-  path=${ds#*] }
-  ds=${ds%%]*}
-  echo "$("$SIMCTL" datastore | jq -r --arg d "$ds" '.[$d]')/$path"
-}
 snapshots_of() { ceso-info "$1" | jq -c '[.snapshots[].name]'; }
 
 @test "the user's pipeline: ceso-ls --tag web | ceso-backup --hot | jq .backup.id" {

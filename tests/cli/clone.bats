@@ -19,13 +19,6 @@ JSON
 
 teardown_file() { sim_stop; }
 
-sim_datastore_dir() { "$SIMCTL" datastore | jq -r 'to_entries[0].value'; }
-flat_of() {
-  local file
-  file=$(ceso-info "$1" | jq -r ".disks[$2].file")
-  file=${file#*] }
-  echo "$(sim_datastore_dir)/${file%.vmdk}-flat.vmdk"
-}
 validate() { ceso-info "$1" | jq -c '{type:"guestinfo",name,guestinfo}' | $VALIDATE; }
 
 @test "cold clone: disks equal, new identity, re-IP with user-data kept" {

@@ -19,14 +19,6 @@ JSON
 teardown_file() { sim_stop; }
 
 ds_dir() { sim_datastore_dir; }
-sim_datastore_dir() { "$SIMCTL" datastore | jq -r 'to_entries[0].value'; }
-# Local path of a VM's disk N (0-based) data file.
-flat_of() {
-  local file
-  file=$(ceso-info "$1" | jq -r ".disks[$2].file")
-  file=${file#*] }
-  echo "$(sim_datastore_dir)/${file%.vmdk}-flat.vmdk"
-}
 guestinfo_record() { ceso-info "$1" | jq -c '{type:"guestinfo",name,guestinfo}'; }
 
 @test "ESX: creates the VM by copying disks; disks equal the source's byte for byte" {

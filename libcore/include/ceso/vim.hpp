@@ -142,6 +142,7 @@ class Client {
   xml::Node call_impl(std::string_view method, const MoRef& self, std::string_view args,
                       const Split* split);
   void connect();
+  bool adopt_cached(const std::string* stale_cookie);
   void login(const std::string& stale_cookie);
   std::string create_vm_view();
   std::vector<ObjectContent> retrieve_spec(const std::string& spec_xml);

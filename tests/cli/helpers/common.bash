@@ -45,6 +45,20 @@ sim_stop() { [ -n "${CESO_SIM_STATE:-}" ] && "$SIMCTL" stop || true; }
 sim_stats() { "$SIMCTL" stats; }
 sim_reset() { "$SIMCTL" reset >/dev/null; }
 sim_fail() { "$SIMCTL" fail "$1" >/dev/null; }
+# The simulator's datastores. ds_file "[ds] dir/file" → its local path.
+sim_datastore_dir() { "$SIMCTL" datastore | jq -r 'to_entries[0].value'; }
+ds_file() {
+  local ds=${1#[} path
+  path=${ds#*] }
+  ds=${ds%%]*}
+  echo "$("$SIMCTL" datastore | jq -r --arg d "$ds" '.[$d]')/$path"
+}
+# Local path of a VM's disk N (0-based) data file: the extent its descriptor names.
+flat_of() {
+  local desc
+  desc=$(ds_file "$(ceso-info "$1" | jq -r ".disks[$2].file")")
+  echo "$(dirname "$desc")/$(sed -n 's/^RW [0-9]* [A-Z]* "\(.*\)"$/\1/p' "$desc" | head -1)"
+}
 # Number of SOAP calls of one method since the last reset (0 if none).
 sim_count() { "$SIMCTL" stats | jq -r --arg m "$1" '.soap[$m] // 0'; }
 
