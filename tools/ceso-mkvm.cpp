@@ -109,13 +109,7 @@ std::vector<std::pair<std::string, std::string>> guestinfo_for(const ceso::Targe
   if (auto gi = t.record.find("guestinfo"); gi != t.record.end()) {
     if (!s.ci_fields.empty())
       ceso::bad_input(t.origin + ": a guestinfo record and cloud-init flags cannot be combined");
-    if (!gi->is_object()) ceso::bad_input(t.origin + ": field \"guestinfo\" is not an object");
-    for (const auto& [k, v] : gi->items()) {
-      if (!v.is_string() || k.rfind("guestinfo.", 0) != 0)
-        ceso::bad_input(t.origin + ": guestinfo key " + ceso::quote(k) +
-                        " must start with 'guestinfo.' and have a string value");
-      out.emplace_back(k, v.get<std::string>());
-    }
+    out = ceso::guestinfo_pairs(*gi, t.origin);
     *instance_id = t.record.value("instance_id", "");
     return out;
   }

@@ -77,17 +77,9 @@ std::vector<std::string> paths() {
 
 // guestinfo keys of a guestinfo record on stdin.
 std::vector<std::pair<std::string, std::string>> record_guestinfo(const ceso::Target& t) {
-  std::vector<std::pair<std::string, std::string>> out;
   auto gi = t.record.find("guestinfo");
-  if (t.record.value("type", "") != "guestinfo" || gi == t.record.end()) return out;
-  if (!gi->is_object()) ceso::bad_input(t.origin + ": field \"guestinfo\" is not an object");
-  for (const auto& [k, v] : gi->items()) {
-    if (!v.is_string() || k.rfind("guestinfo.", 0) != 0)
-      ceso::bad_input(t.origin + ": guestinfo key " + ceso::quote(k) +
-                      " must start with 'guestinfo.' and have a string value");
-    out.emplace_back(k, v.get<std::string>());
-  }
-  return out;
+  if (t.record.value("type", "") != "guestinfo" || gi == t.record.end()) return {};
+  return ceso::guestinfo_pairs(*gi, t.origin);
 }
 
 struct Change {

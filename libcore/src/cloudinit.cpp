@@ -1791,4 +1791,17 @@ GuestInfo decode_guestinfo(const std::map<std::string, std::string, std::less<>>
   return gi;
 }
 
+std::vector<std::pair<std::string, std::string>> guestinfo_pairs(const ordered_json& field,
+                                                                 const std::string& origin) {
+  if (!field.is_object()) bad_input(origin + ": field \"guestinfo\" is not an object");
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [k, v] : field.items()) {
+    if (!v.is_string() || k.rfind("guestinfo.", 0) != 0)
+      bad_input(origin + ": guestinfo key " + quote(k) +
+                " must start with 'guestinfo.' and have a string value");
+    out.emplace_back(k, v.get<std::string>());
+  }
+  return out;
+}
+
 }  // namespace ceso

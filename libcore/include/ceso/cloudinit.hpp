@@ -197,6 +197,12 @@ GuestInfo build_guestinfo(const CloudInitSpec& spec, GuestInfoEncoding encoding)
 // the metadata. instance_id/hostname are filled from the metadata.
 GuestInfo decode_guestinfo(const std::map<std::string, std::string, std::less<>>& values);
 
+// The "guestinfo" field of a record (ceso-cloudinit's output) as ExtraConfig
+// pairs. Throws Error(bad_input) naming `origin` when it is not an object of
+// "guestinfo.*" keys with string values.
+std::vector<std::pair<std::string, std::string>> guestinfo_pairs(const ordered_json& field,
+                                                                 const std::string& origin);
+
 // ------------------------------------------------------- helpers
 
 // OpenSSH public key line: "TYPE BASE64 [comment]" where TYPE is ssh-ed25519,
