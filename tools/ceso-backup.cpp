@@ -24,10 +24,10 @@ namespace {
 ceso::ToolSpec make_spec() {
   ceso::ToolSpec spec{
       "ceso-backup",
-      "Back up VMs (hot through a snapshot, or cold) to a target; list, verify, remove and "
-      "prune backups.",
+      "Back up VMs (hot through a snapshot, or cold) to a target; list, verify, remove, prune "
+      "and restore backups.",
       "[create] [OPTION]... [VM]...\n       ceso-backup ls|verify|rm|prune|gc|reindex [OPTION]... "
-      "[ARG]...",
+      "[ARG]...\n       ceso-backup restore [OPTION]... ID|VM",
       {
           {"target", 0, "URL",
            "where backups are stored: file:///path or sftp://user@host/path (default: "
@@ -39,10 +39,14 @@ ceso::ToolSpec make_spec() {
           {"cold", 0, "", "shut running VMs down through VMware Tools, copy, power them back on"},
           {"quiesce", 0, "", "hot: quiesce the guest file systems through VMware Tools"},
           {"force", 0, "", "cold: power off hard when the guest has not shut down after --timeout"},
-          {"timeout", 0, "SECONDS", "cold: how long to wait for a guest shutdown (default 300)"},
+          {"timeout", 0, "SECONDS",
+           "cold: how long to wait for a guest shutdown (default 300); restore: for --power-on "
+           "(default 600)"},
           {"level", 0, "N", "zstd compression level 1-19 (default 3)"},
           {"threads", 0, "N", "zstd worker threads per VM (default: half the CPUs, 1 to 4)"},
-          {"retries", 0, "N", "resume a cut download up to N times (default 5)"},
+          {"retries", 0, "N",
+           "resume a cut download up to N times (default 5); restore: start a failed upload "
+           "again (default 3)"},
           {"limit-rate", 0, "BYTES", "limit each download to BYTES per second (suffix K, M, G)"},
           {"keep-last", 0, "N", "prune: keep the N newest backups"},
           {"keep-hourly", 0, "N", "prune: keep the newest backup of each of the last N hours"},
