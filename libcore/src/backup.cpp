@@ -920,8 +920,11 @@ std::vector<PruneDecision> plan_prune(const std::vector<CatalogEntry>& entries,
   for (const auto& e : entries) groups[e.target + "\n" + e.vm_key()].push_back(&e);
   std::vector<PruneDecision> out;
   for (auto& [key, list] : groups) {
+    // Newest first. Times have one-second resolution: within a second a
+    // failed run counts as the newer one (when in doubt, hold).
     std::stable_sort(list.begin(), list.end(), [](auto* a, auto* b) {
-      return std::tie(a->created, a->id) > std::tie(b->created, b->id);
+      bool af = a->status != "complete", bf = b->status != "complete";
+      return std::tie(a->created, af, a->id) > std::tie(b->created, bf, b->id);
     });
     const CatalogEntry* newest = list.front();
     std::string hold;

@@ -135,6 +135,17 @@ TEST(BackupTest, PruneHoldsAVmWhoseNewestRunFailed) {
   for (const auto& d : ceso::plan_prune({row("a", 1), verified_bad}, p)) EXPECT_TRUE(d.keep);
 }
 
+TEST(BackupTest, AFailedRunInTheSameSecondAsTheNewestBackupHoldsEverything) {
+  ceso::RetentionPolicy p;
+  p.last = 1;
+  // Ids sort either way around the failed one: the time decides, then the status.
+  for (const char* failed_id : {"0-failed", "z-failed"}) {
+    auto ds = ceso::plan_prune({row("a", 1), row("m", 2), row(failed_id, 2, "failed")}, p);
+    ASSERT_EQ(ds.size(), 3u);
+    for (const auto& d : ds) EXPECT_TRUE(d.keep) << failed_id << " " << d.entry.id;
+  }
+}
+
 TEST(BackupTest, PruneAppliesRetentionPerVmAndDropsOldFailedRuns) {
   ceso::RetentionPolicy p;
   p.last = 1;
