@@ -18,13 +18,13 @@ build: deps $(BUILD)/build.ninja
 # All tests: GoogleTest for libcore, bats for the tools against the simulator.
 check: build
 	meson test -C $(BUILD) --print-errorlogs
-	CESO_BUILD=$(abspath $(BUILD)) bats tests/cli
+	CESO_BUILD=$(abspath $(BUILD)) bats $$(find tests/cli -maxdepth 1 -name '*.bats' -type f | sort)
 
 unit: build
 	meson test -C $(BUILD) --print-errorlogs
 
 cli: build
-	CESO_BUILD=$(abspath $(BUILD)) bats tests/cli
+	CESO_BUILD=$(abspath $(BUILD)) bats $$(find tests/cli -maxdepth 1 -name '*.bats' -type f | sort)
 
 # Build, start the bundled simulator, run a real pipeline against it.
 demo: build

@@ -44,7 +44,7 @@ tools() {
 @test "every tool has a bats test, --help and --version" {
   for t in $(tools); do
     [ "$t" = ceso ] && continue
-    ls "$REPO_ROOT/tests/cli/${t#ceso-}.bats" >/dev/null || return 1
+    ls "$REPO_ROOT/tests/cli/$t.bats" >/dev/null || return 1
     run "$CESO_BUILD/tools/$t" --help
     assert_status 0
     assert_contains "$output" "Usage: $t"

@@ -1,0 +1,342 @@
+#!/usr/bin/env bats
+# ceso-backup against the simulator (ESX model) with filled disks.
+
+load helpers/common
+load helpers/sshd
+
+WEB='web 01 & <x> "q" é'
+
+setup_file() {
+  local spec="$BATS_FILE_TMPDIR/vms.json"
+  cat >"$spec" <<'JSON'
+[{"name":"web 01 & <x> \"q\" é","power":"on","tags":["web"],"tools":"running"},
+ {"name":"db01","power":"off","tags":["db"]},
+ {"name":"app01","power":"on","tags":["app"],"tools":"running"},
+ {"name":"snap01","power":"on","tags":["snap"],"tools":"running"},
+ {"name":"gpu01","power":"on","tags":["gpu"],"tools":"running","pci_passthrough":true}]
+JSON
+  sim_start -vms 0 -fill-mib 16 -vm-spec "$spec"
+  export CESO_BACKUP_TARGET="file://$BATS_FILE_TMPDIR/target"
+  mkdir -p "$BATS_FILE_TMPDIR/target"
+}
+
+teardown_file() {
+  sshd_stop
+  sim_stop
+}
+
+setup() { sim_reset; sim_fail '{}'; }
+
+target_dir() { echo "$BATS_FILE_TMPDIR/target"; }
+snapshots_of() { ceso-info "$1" | jq -c '[.snapshots[].name]'; }
+
+@test "the user's pipeline: ceso-ls --tag web | ceso-backup --hot | jq .backup.id" {
+  id=$(ceso-ls --tag web | ceso-backup --hot | jq -r .backup.id)
+  [ -n "$id" ] && [ "$id" != null ]
+  [ -f "$(target_dir)/$id/manifest.json" ]
+  [ "$(sim_count CreateSnapshot_Task)" -eq 1 ]
+  [ "$(sim_count RemoveSnapshot_Task)" -eq 1 ]
+  assert_eq "$(snapshots_of "$WEB")" '[]'
+  # The stored flat file decompresses to the datastore's bytes.
+  m="$(target_dir)/$id/manifest.json"
+  src=$(jq -r '.files[] | select(.kind=="extent") | .source' "$m")
+  name=$(jq -r '.files[] | select(.kind=="extent") | .name' "$m")
+  zstd -qdc "$(target_dir)/$id/$name" | cmp - "$(ds_file "$src")"
+  [ "$(jq -r '.files[] | select(.kind=="extent") | .size' "$m")" -eq $((16 << 20)) ]
+  jq -e --arg n "$WEB" '.format == 1 and .vm.name == $n and .tags == ["web"] and .mode == "hot"
+    and (.files | map(.kind) | sort) == ["config","descriptor","extent","nvram","vmx"]
+    and all(.files[]; (.sha256|length) == 64 and (.stored_sha256|length) == 64)' "$m"
+  # The raw hash is the source's.
+  assert_eq "$(jq -r '.files[] | select(.kind=="extent") | .sha256' "$m")" \
+    "$(sha256sum <"$(ds_file "$src")" | cut -d' ' -f1)"
+  run ceso-backup ls "$WEB"
+  assert_status 0
+  assert_contains "$output" "\"id\":\"$id\""
+}
+
+@test "a powered-off VM is copied without a snapshot; records pass through" {
+  run bash -c 'ceso-ls --name db01 | ceso-backup --hot'
+  assert_status 0
+  echo "$output" | jq -e '.type == "vm" and .name == "db01" and .changed == true
+    and .backup.mode == "cold" and .tags == ["db"]'
+  [ "$(sim_count CreateSnapshot_Task)" -eq 0 ]
+}
+
+@test "--cold shuts a running VM down through Tools and powers it back on" {
+  run ceso-backup --cold app01
+  assert_status 0
+  echo "$output" | jq -e '.backup.mode == "cold" and .name == "app01"'
+  [ "$(sim_count ShutdownGuest)" -eq 1 ]
+  [ "$(sim_count PowerOnVM_Task)" -eq 1 ]
+  [ "$(sim_count CreateSnapshot_Task)" -eq 0 ]
+  assert_eq "$(ceso-ls --name app01 | jq -r .power)" on
+}
+
+@test "--dry-run prints plans and makes no write call" {
+  before=$(ls "$(target_dir)" | wc -l)
+  run ceso-backup --dry-run --hot "$WEB"
+  assert_status 0
+  assert_eq "$(echo "$output" | jq -r .operation | tr '\n' ,)" 'CreateSnapshot_Task,Backup,RemoveSnapshot_Task,'
+  [ "$(sim_count CreateSnapshot_Task)" -eq 0 ]
+  [ "$(sim_count RemoveSnapshot_Task)" -eq 0 ]
+  [ "$(ls "$(target_dir)" | wc -l)" -eq "$before" ]
+}
+
+@test "a dry-run pipeline shows every stage's plan; a real stage after a dry one does nothing" {
+  before=$(ls "$(target_dir)" | wc -l)
+  run bash -c 'ceso-ls --tag web | ceso-snap create --name pre-upgrade --dry-run | ceso-backup --hot --dry-run'
+  assert_status 0
+  assert_eq "$(echo "$output" | jq -r .tool | uniq | tr '\n' ,)" 'ceso-snap,ceso-backup,'
+  assert_eq "$(echo "$output" | jq -r .operation | tr '\n' ,)" \
+    'CreateSnapshot_Task,CreateSnapshot_Task,Backup,RemoveSnapshot_Task,'
+  echo "$output" | jq -e --arg n "$WEB" 'select(.tool == "ceso-backup") | .vm == $n'
+  [ "$(sim_count CreateSnapshot_Task)" -eq 0 ]
+  run bash -c 'ceso-ls --tag web | ceso-snap create --name pre-upgrade --dry-run | ceso-backup --hot'
+  assert_status 0
+  assert_contains "$output" "nothing done"
+  [ "$(sim_count CreateSnapshot_Task)" -eq 0 ]
+  [ "$(ls "$(target_dir)" | wc -l)" -eq "$before" ]
+}
+
+@test "a VM with PCI passthrough: --hot refused before any snapshot (use --cold), --cold works" {
+  run ceso-backup --hot gpu01
+  assert_status 1
+  assert_contains "$output" "PCI passthrough"
+  assert_contains "$output" "--cold"
+  assert_eq "$(sim_count CreateSnapshot_Task)" 0
+  run ceso-backup --cold gpu01
+  assert_status 0
+  echo "$output" | jq -e '.backup.mode == "cold" and .power == "on"'
+  assert_eq "$(ceso-ls --name gpu01 -o power | jq -r .power)" on
+}
+
+@test "restricted mode refuses the snapshot with exit 5" {
+  CESO_MODE=restricted run ceso-backup --hot "$WEB"
+  assert_status 5
+  [ "$(sim_count CreateSnapshot_Task)" -eq 0 ]
+}
+
+@test "verify: ok, then a flipped byte, a truncated file and a missing file give exit 4" {
+  id=$(ceso-backup --hot app01 | jq -r .backup.id)
+  run ceso-backup verify "$id"
+  assert_status 0
+  echo "$output" | jq -e '.verify == "ok" and .problems == []'
+  dir="$(target_dir)/$id"
+  cp -a "$dir" "$BATS_TEST_TMPDIR/orig"
+  # Flip one byte in the middle of the compressed disk.
+  f="$dir/disk0-flat.vmdk.zst"
+  off=$(($(stat -c %s "$f") / 2))
+  b=$(dd if="$f" bs=1 skip="$off" count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+  printf "$(printf '\\%03o' $(((b + 1) % 256)))" | dd of="$f" bs=1 seek="$off" conv=notrunc 2>/dev/null
+  run ceso-backup verify "$id"
+  assert_status 4
+  assert_contains "$output" "disk0-flat.vmdk.zst"
+  [ "$(ceso-backup ls app01 | jq -r --arg i "$id" 'select(.id==$i) | .verify')" = failed ]
+  # Truncated.
+  cp "$BATS_TEST_TMPDIR/orig/disk0-flat.vmdk.zst" "$f"
+  truncate -s 1000 "$f"
+  run ceso-backup verify "$id"
+  assert_status 4
+  assert_contains "$output" "truncated"
+  # Missing.
+  rm "$f"
+  run ceso-backup verify "$id"
+  assert_status 4
+  assert_contains "$output" "missing"
+  cp "$BATS_TEST_TMPDIR/orig/disk0-flat.vmdk.zst" "$f"
+  run ceso-backup verify "$id"
+  assert_status 0
+}
+
+@test "a cut connection is resumed with Range and the copy is byte-exact" {
+  sim_fail '{"http":"GET /folder","path":"flat","after_bytes":3000000,"count":2}'
+  run ceso-backup --hot "$WEB"
+  assert_status 0
+  assert_contains "$output" "resuming at byte"
+  id=$(echo "$output" | grep '^{' | jq -r .backup.id)
+  run ceso-backup verify "$id"
+  assert_status 0
+  m="$(target_dir)/$id/manifest.json"
+  src=$(jq -r '.files[] | select(.kind=="extent") | .source' "$m")
+  zstd -qdc "$(target_dir)/$id/disk0-flat.vmdk.zst" | cmp - "$(ds_file "$src")"
+}
+
+@test "a copy that keeps failing removes the snapshot and leaves nothing complete" {
+  sim_fail '{"http":"GET /folder","path":"flat","status":503,"count":-1}'
+  run ceso-backup --hot --retries 1 "$WEB"
+  assert_status 1
+  assert_contains "$output" "503"
+  [ "$(sim_count CreateSnapshot_Task)" -eq 1 ]
+  [ "$(sim_count RemoveSnapshot_Task)" -eq 1 ]
+  assert_eq "$(snapshots_of "$WEB")" '[]'
+  # Nothing without a manifest stays behind; the catalog records the failure.
+  for d in "$(target_dir)"/*/; do [ -f "$d/manifest.json" ]; done
+  ceso-backup ls "$WEB" | jq -e -s 'last | .status == "failed"'
+}
+
+@test "a snapshot of the user's is never removed" {
+  # (ceso-snap may complain after creating it; what matters is that it exists)
+  ceso-snap create --name 'user snap' snap01 >/dev/null 2>&1 || true
+  assert_eq "$(snapshots_of snap01)" '["user snap"]'
+  run ceso-backup --hot snap01
+  assert_status 0
+  [ "$(sim_count CreateSnapshot_Task)" -eq 2 ]
+  [ "$(sim_count RemoveSnapshot_Task)" -eq 1 ]
+  [ "$(sim_count RemoveAllSnapshots_Task)" -eq 0 ]
+  assert_eq "$(snapshots_of snap01)" '["user snap"]'
+  # (the VM keeps it: removing nested snapshots confuses the simulator's layout)
+}
+
+@test "a second backup of the same VM is refused; SIGTERM removes the snapshot (exit 130)" {
+  ceso-backup --hot --limit-rate 1M app01 >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+  pid=$!
+  for _ in $(seq 100); do [ "$(sim_count CreateSnapshot_Task)" -eq 1 ] && break; sleep 0.1; done
+  sleep 0.5
+  run ceso-backup --hot app01
+  assert_status 1
+  assert_contains "$output" "already being backed up"
+  kill -TERM "$pid"
+  wait "$pid" || rc=$?
+  assert_eq "${rc:-0}" 130
+  [ "$(sim_count RemoveSnapshot_Task)" -eq 1 ]
+  assert_eq "$(snapshots_of app01)" '[]'
+  [ ! -s "$BATS_TEST_TMPDIR/out" ]
+}
+
+@test "kill -9 mid-copy: gc removes the leftover, the next run cleans up and succeeds" {
+  ceso-backup --hot --limit-rate 1M app01 >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do [ "$(sim_count CreateSnapshot_Task)" -eq 1 ] && break; sleep 0.1; done
+  sleep 1
+  kill -9 "$pid"
+  wait "$pid" || true
+  left=$(for d in "$(target_dir)"/*/; do [ -f "$d/manifest.json" ] || basename "$d"; done)
+  [ -n "$left" ]
+  # Not listed as a backup.
+  ! ceso-backup ls app01 | jq -r .id | grep -qx "$left"
+  run ceso-backup gc
+  assert_status 0
+  assert_contains "$output" "$left"
+  [ ! -e "$(target_dir)/$left" ]
+  # The next run removes the snapshot the killed run left.
+  assert_eq "$(snapshots_of app01)" "[\"ceso-backup $left\"]"
+  run ceso-backup --hot app01
+  assert_status 0
+  assert_eq "$(snapshots_of app01)" '[]'
+}
+
+@test "-j 2 backs up several VMs at once; one record per VM" {
+  run bash -c 'ceso-ls | jq -c "select(.name != \"snap01\" and .name != \"gpu01\")" | ceso-backup -j 2 --hot | jq -r .name | sort'
+  assert_status 0
+  assert_eq "$(echo "$output" | tr '\n' ,)" "app01,db01,$WEB,"
+}
+
+@test "prune: per VM, dry-run lists keep/remove with reasons, then removes" {
+  for _ in 1 2; do ceso-backup --hot db01 >/dev/null; done
+  n=$(ceso-backup ls db01 | jq -s 'map(select(.status=="complete")) | length')
+  [ "$n" -ge 3 ]
+  run ceso-backup prune --keep-last 1 --dry-run db01
+  assert_status 0
+  [ "$(echo "$output" | jq -s 'map(select(.action=="keep")) | length')" -eq 1 ]
+  echo "$output" | jq -e -s 'map(select(.action=="keep"))[0].reasons == ["last"]'
+  [ "$(ceso-backup ls db01 | jq -s 'map(select(.status=="complete")) | length')" -eq "$n" ]
+  CESO_MODE=restricted run ceso-backup prune --keep-last 1 db01
+  assert_status 5
+  run ceso-backup prune --keep-last 1 db01
+  assert_status 0
+  [ "$(ceso-backup ls db01 | jq -s 'map(select(.status=="complete")) | length')" -eq 1 ]
+  keep=$(ceso-backup ls db01 | jq -r 'select(.status=="complete") | .id')
+  [ "$(ls -d "$(target_dir)"/db01-* | wc -l)" -eq 1 ]
+  # A failed newest backup holds everything.
+  sim_fail '{"http":"GET /folder","path":"flat","status":503,"count":-1}'
+  ceso-backup --hot --retries 0 db01 2>/dev/null || true
+  sim_fail '{}'
+  ceso-backup --hot db01 >/dev/null
+  sim_fail '{"http":"GET /folder","path":"flat","status":503,"count":-1}'
+  ceso-backup --hot --retries 0 db01 2>/dev/null || true
+  run ceso-backup prune --keep-last 1 db01
+  assert_status 0
+  echo "$output" | jq -e -s 'all(.action == "keep") and (.[0].reasons[0] | startswith("held"))'
+  [ -d "$(target_dir)/$keep" ]
+}
+
+@test "reindex rebuilds the catalog from the target's manifests" {
+  before=$(ceso-backup ls | jq -s -c 'map(select(.status=="complete")) | map(.id) | sort')
+  rm -f "$XDG_STATE_HOME/ceso/backups.db"*
+  assert_eq "$(ceso-backup ls | wc -l)" 0
+  run ceso-backup reindex
+  assert_status 0
+  assert_eq "$(ceso-backup ls | jq -s -c 'map(.id) | sort')" "$before"
+}
+
+@test "rm removes a backup; restricted mode refuses" {
+  id=$(ceso-backup --hot db01 | jq -r .backup.id)
+  CESO_MODE=restricted run ceso-backup rm "$id"
+  assert_status 5
+  [ -d "$(target_dir)/$id" ]
+  run ceso-backup rm "$id"
+  assert_status 0
+  [ ! -e "$(target_dir)/$id" ]
+  run ceso-backup verify "$id"
+  assert_status 1
+}
+
+@test "usage errors: --hot with --cold, no target, prune without rules" {
+  run ceso-backup --hot --cold db01
+  assert_status 2
+  CESO_BACKUP_TARGET= run ceso-backup db01
+  assert_status 2
+  assert_contains "$output" "no backup target"
+  run ceso-backup prune
+  assert_status 2
+}
+
+@test "free license: a hot backup of a running VM fails with one clear line" {
+  (
+    export CESO_SIM_STATE="$BATS_TEST_TMPDIR/free"
+    mkdir -p "$CESO_SIM_STATE"
+    eval "$("$SIMCTL" start -free -vms 0 -vm-spec "$BATS_FILE_TMPDIR/vms.json")"
+    run ceso-backup --hot app01
+    "$SIMCTL" stop
+    [ "$status" -eq 1 ]
+    assert_contains "$output" "read-only"
+    [ "$(echo "$output" | wc -l)" -eq 1 ]
+  )
+}
+
+@test "sftp target against a real sshd: unknown host refused, accepted once, changed key refused" {
+  sshd_start
+  dir="$BATS_FILE_TMPDIR/sftp-target"
+  mkdir -p "$dir"
+  url="sftp://root@127.0.0.1:$SSHD_PORT$dir"
+  rm -f "$HOME/.ssh/known_hosts"
+  run ceso-backup --target "$url" --hot db01
+  assert_status 6
+  assert_contains "$output" "not in"
+  [ "$(ls "$dir" | wc -l)" -eq 0 ]
+  run ceso-backup --target "$url" --accept-new-host-key --hot db01
+  assert_status 0
+  id=$(echo "$output" | jq -r .backup.id)
+  [ -f "$dir/$id/manifest.json" ]
+  grep -q "\[127.0.0.1\]:$SSHD_PORT" "$HOME/.ssh/known_hosts"
+  # The stored disk is the datastore's.
+  src=$(jq -r '.files[] | select(.kind=="extent") | .source' "$dir/$id/manifest.json")
+  zstd -qdc "$dir/$id/disk0-flat.vmdk.zst" | cmp - "$(ds_file "$src")"
+  # Known now; verify reads back over sftp.
+  run ceso-backup verify "$id"
+  assert_status 0
+  echo "$output" | jq -e '.verify == "ok"'
+  # Restore streams from the sftp target into the host: the same bytes.
+  run ceso-backup restore "$id" --as db01-sftp -q
+  assert_status 0
+  file=$(ceso-info db01-sftp | jq -r '.disks[0].file')
+  zstd -qdc "$dir/$id/disk0-flat.vmdk.zst" | cmp - "$(ds_file "${file%.vmdk}-flat.vmdk")"
+  ceso-rm --yes db01-sftp >/dev/null
+  # A different key for that host is refused.
+  ssh-keygen -q -t ed25519 -N '' -f "$BATS_TEST_TMPDIR/other"
+  echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$BATS_TEST_TMPDIR/other.pub")" >"$HOME/.ssh/known_hosts"
+  run ceso-backup --target "$url" --hot db01
+  assert_status 6
+  assert_contains "$output" "differs"
+  sshd_stop
+}

@@ -1,0 +1,172 @@
+#!/usr/bin/env bats
+# ceso-mkvm against the simulator: ESX model (CloneVM refused: disk copies +
+# CreateVM_Task), with filled disks so copies can be compared byte for byte.
+
+load helpers/common
+
+VALIDATE="/usr/bin/python3 $BATS_TEST_DIRNAME/helpers/validate_cloudinit.py"
+
+setup_file() {
+  local spec="$BATS_FILE_TMPDIR/vms.json"
+  cat >"$spec" <<'JSON'
+[{"name":"golden","power":"off","disks_mib":[3,2],"tags":["golden"],"cpus":1,"memory_mib":1024},
+ {"name":"gold & <\"x\"> é","power":"off","disks_mib":[2]},
+ {"name":"running","power":"on"}]
+JSON
+  sim_start -vms 0 -fill-mib 2 -vm-spec "$spec"
+}
+
+teardown_file() { sim_stop; }
+
+ds_dir() { sim_datastore_dir; }
+guestinfo_record() { ceso-info "$1" | jq -c '{type:"guestinfo",name,guestinfo}'; }
+
+@test "ESX: creates the VM by copying disks; disks equal the source's byte for byte" {
+  sim_reset
+  run ceso-mkvm --from golden web01 --hostname web01 --ip 10.0.0.21/24 --gateway 10.0.0.1 \
+    --cpus 2 --memory 2G --tag web --tag prod --annotation 'made & <tested>'
+  assert_status 0
+  echo "$output" | jq -e '.type == "vm" and .name == "web01" and .changed == true and .power == "on"
+    and .cpus == 2 and .memory_mib == 2048 and .tags == ["web","prod"] and .source == "golden"'
+  assert_eq "$(sim_count CloneVM_Task)" 0
+  assert_eq "$(sim_count CopyVirtualDisk_Task)" 2
+  assert_eq "$(sim_count CreateVM_Task)" 1
+  for i in 0 1; do
+    cmp "$(flat_of golden $i)" "$(flat_of web01 $i)"
+  done
+  # thin copies, on the source's controller type
+  ceso-info web01 | jq -e '[.disks[].provisioning] == ["thin","thin"]'
+  ceso-info web01 | jq -e '.annotation == "made & <tested>"'
+}
+
+@test "ESX: the new VM's MACs and uuids differ from the source's" {
+  src=$(ceso-info golden)
+  new=$(ceso-info web01)
+  [ "$(echo "$src" | jq -r .uuid)" != "$(echo "$new" | jq -r .uuid)" ]
+  [ "$(echo "$src" | jq -r .instance_uuid)" != "$(echo "$new" | jq -r .instance_uuid)" ]
+  [ "$(echo "$src" | jq -r '.nics[0].mac')" != "$(echo "$new" | jq -r '.nics[0].mac')" ]
+  echo "$new" | jq -e '.nics[0].mac | startswith("00:50:56:")'
+}
+
+@test "ESX: guestinfo passes cloud-init's own validation with hostname and address" {
+  run bash -c "$(declare -f guestinfo_record); guestinfo_record web01 | $VALIDATE"
+  assert_status 0
+  echo "$output" | jq -e '.local_hostname == "web01" and .addresses == ["10.0.0.21/24"]'
+  echo "$output" | jq -e '.instance_id | startswith("web01-")'
+}
+
+@test "guestinfo records on stdin name the VMs (ceso-cloudinit | ceso-mkvm)" {
+  run bash -c 'ceso-cloudinit --hostname web02 --ip 10.0.0.22/24 | ceso-mkvm --from golden --no-power-on'
+  assert_status 0
+  echo "$output" | jq -e '.name == "web02" and .power == "off" and .changed == true'
+  run bash -c "$(declare -f guestinfo_record); guestinfo_record web02 | $VALIDATE"
+  assert_status 0
+  echo "$output" | jq -e '.local_hostname == "web02" and .addresses == ["10.0.0.22/24"]'
+}
+
+@test "an existing name is an error; --exist-ok reports changed: false" {
+  sim_reset
+  run ceso-mkvm --from golden web01
+  assert_status 1
+  assert_contains "$output" "already exists"
+  run ceso-mkvm --from golden web01 --exist-ok
+  assert_status 0
+  echo "$output" | jq -e '.changed == false and .name == "web01"'
+  assert_eq "$(sim_count CreateVM_Task)" 0
+}
+
+@test "--dry-run prints the plan and makes zero write calls" {
+  sim_reset
+  run ceso-mkvm --dry-run --from golden web09 --ip 10.0.0.9/24 --disk-grow +1G
+  assert_status 0
+  echo "$output" | jq -se '[.[].operation] == ["MakeDirectory","CopyVirtualDisk_Task","CopyVirtualDisk_Task","CreateVM_Task","ReconfigVM_Task","PowerOnVM_Task"]'
+  echo "$output" | jq -se '.[1].params.disk_type == "thin" and .[1].params.adapter_type == "lsiLogic"'
+  stats=$(sim_stats | jq -c '.soap | keys - ["RetrievePropertiesEx","Login","RetrieveServiceContent","CreateContainerView"]')
+  assert_eq "$stats" '[]'
+  run ceso-ls --name web09
+  assert_eq "$output" ""
+}
+
+@test "an injected failure rolls back the VM, disks and folder" {
+  sim_fail '{"method":"PowerOnVM_Task","fault":"InsufficientResourcesFault","task":true}'
+  run ceso-mkvm --from golden web10
+  assert_status 1
+  assert_contains "$output" "powering on failed"
+  assert_contains "$output" "rolled back"
+  run ceso-ls --name web10
+  assert_eq "$output" ""
+  [ ! -e "$(sim_datastore_dir)/web10" ]
+  sim_fail '{"method":"CopyVirtualDisk_Task","fault":"FileFault","task":true,"count":1}'
+  run ceso-mkvm --from golden web11
+  assert_status 1
+  assert_contains "$output" "copying disk 1/2 failed"
+  [ ! -e "$(sim_datastore_dir)/web11" ]
+}
+
+@test "SIGTERM mid-run: the call in flight completes, then everything is rolled back (exit 130)" {
+  sim_reset
+  sim_fail '{"method":"CreateVM_Task","stall_ms":2000}'
+  ceso-mkvm --from golden int01 >/dev/null 2>"$BATS_TEST_TMPDIR/err" &
+  pid=$!
+  for _ in $(seq 100); do
+    [ "$(sim_count CreateVM_Task)" -ge 1 ] && break
+    sleep 0.1
+  done
+  kill -TERM "$pid"
+  rc=0
+  wait "$pid" || rc=$?
+  cat "$BATS_TEST_TMPDIR/err"
+  assert_eq "$rc" 130
+  assert_contains "$(cat "$BATS_TEST_TMPDIR/err")" "rolled back: VM 'int01'"
+  [ -z "$(ceso-ls --name int01)" ]
+  [ ! -e "$(ds_dir)/int01" ]
+  assert_eq "$(sim_count PowerOnVM_Task)" 0
+}
+
+@test "--keep-on-failure keeps what was created" {
+  sim_fail '{"method":"CreateVM_Task","fault":"InvalidArgument","task":true}'
+  run ceso-mkvm --from golden web12 --keep-on-failure
+  assert_status 1
+  assert_contains "$output" "kept"
+  [ -e "$(sim_datastore_dir)/web12/web12-flat.vmdk" ]
+}
+
+@test "hostile names work for source and new VM" {
+  run ceso-mkvm --from 'gold & <"x"> é' 'new & <"y"> ü' --hostname hostile --no-power-on
+  assert_status 0
+  echo "$output" | jq -e '.name == "new & <\"y\"> ü"'
+  cmp "$(flat_of 'gold & <"x"> é' 0)" "$(flat_of 'new & <"y"> ü' 0)"
+}
+
+@test "a running source is refused" {
+  run ceso-mkvm --from running web13
+  assert_status 1
+  assert_contains "$output" "powered off"
+}
+
+@test "--disk-grow grows the first disk; --memory takes units" {
+  run ceso-mkvm --from golden web14 --disk-grow 1G --memory 512M --no-power-on
+  assert_status 0
+  ceso-info web14 | jq -e '[.disks[].capacity_bytes] | max == 1073741824'
+  ceso-info web14 | jq -e '.memory_mib == 512'
+  run ceso-mkvm --from golden web15 --memory 3
+  assert_status 2
+}
+
+@test "-j 4 creates several VMs from records" {
+  run bash -c 'for n in p1 p2 p3 p4 p5; do ceso-cloudinit --hostname $n; done | ceso-mkvm -j 4 --from golden --no-power-on'
+  assert_status 0
+  [ "$(echo "$output" | jq -r .name | sort | tr '\n' ,)" = "p1,p2,p3,p4,p5," ]
+}
+
+@test "restricted mode refuses with exit 5 and changes nothing" {
+  sim_reset
+  CESO_MODE=restricted run ceso-mkvm --from golden web16
+  assert_status 5
+  assert_eq "$(sim_count MakeDirectory)" 0
+}
+
+@test "vm records carry what the next tool needs" {
+  run ceso-mkvm --from golden web17 --no-power-on --json
+  echo "$output" | jq -e '(.id|startswith("vm-")) and (.endpoint|length) > 0 and (.macs|length) == 1 and (.instance_id|startswith("web17-"))'
+}

@@ -1,0 +1,198 @@
+#!/usr/bin/env bats
+# ceso-power against the simulator (ESX model, real-ESXi guest operations:
+# ShutdownGuest/RebootGuest need running Tools and finish later).
+
+bats_require_minimum_version 1.5.0
+load helpers/common
+
+setup_file() {
+  local spec="$BATS_FILE_TMPDIR/vms.json"
+  cat >"$spec" <<'JSON'
+[{"name":"p 01 & <x> \"q\" é","power":"off","tags":["pw"]},
+ {"name":"on1","power":"off"},
+ {"name":"off1","power":"on"},
+ {"name":"idem","power":"off"},
+ {"name":"sd1","power":"on","tools":"running"},
+ {"name":"sdhang","power":"on","tools":"running","extra_config":{"cesosim.guest.shutdown":"ignore"}},
+ {"name":"sdnotools","power":"on","tools":"notRunning"},
+ {"name":"rb1","power":"on","tools":"running"},
+ {"name":"rbnotools","power":"on","tools":"notRunning"},
+ {"name":"susp1","power":"on"},
+ {"name":"drv","power":"off"},
+ {"name":"wt","power":"off","tools":"running"},{"name":"wnt","power":"off"},
+ {"name":"failme","power":"off"},
+ {"name":"w1","power":"on","tags":["web"]},{"name":"w2","power":"on","tags":["web"]},
+ {"name":"w3","power":"on","tags":["web"]},{"name":"w4","power":"on","tags":["web"]},
+ {"name":"w5","power":"on","tags":["web"]},{"name":"w6","power":"on","tags":["web"]}]
+JSON
+  sim_start -vms 0 -vm-spec "$spec"
+}
+
+teardown_file() { sim_stop; }
+
+power_of() { ceso-ls --name "$1" | jq -r .power; }
+
+@test "on: powers on, prints the record with changed:true; a hostile name works" {
+  run ceso-power on 'p 01 & <x> "q" é'
+  assert_status 0
+  echo "$output" | jq -e '.type == "vm" and .name == "p 01 & <x> \"q\" é" and .power == "on" and .changed == true'
+  assert_eq "$(power_of 'p 01*')" on
+}
+
+@test "idempotent: a VM already there gives changed:false and no write call" {
+  sim_reset
+  run ceso-power off idem
+  assert_status 0
+  echo "$output" | jq -e '.changed == false and .power == "off"'
+  assert_eq "$(sim_count PowerOffVM_Task)" 0
+}
+
+@test "off: hard power-off through PowerOffVM_Task" {
+  sim_reset
+  run ceso-power off off1
+  assert_status 0
+  echo "$output" | jq -e '.changed == true and .power == "off"'
+  assert_eq "$(sim_count PowerOffVM_Task)" 1
+}
+
+@test "shutdown goes through VMware Tools and waits for the guest to power off" {
+  sim_reset
+  run ceso-power shutdown sd1
+  assert_status 0
+  echo "$output" | jq -e '.changed == true and .power == "off" and (has("forced") | not)'
+  assert_eq "$(sim_count ShutdownGuest)" 1
+  assert_eq "$(sim_count PowerOffVM_Task)" 0
+}
+
+@test "shutdown of a hung guest: fails after --timeout; --force powers off hard" {
+  run ceso-power shutdown --timeout 1 sdhang
+  assert_status 1
+  assert_contains "$output" "did not shut down within 1 s"
+  assert_contains "$output" "--force"
+  assert_eq "$(power_of sdhang)" on
+  sim_reset
+  run ceso-power shutdown --timeout 1 --force sdhang
+  assert_status 0
+  echo "$output" | jq -e '.power == "off" and .forced == "PowerOffVM_Task"'
+  assert_eq "$(sim_count ShutdownGuest)" 1
+  assert_eq "$(sim_count PowerOffVM_Task)" 1
+}
+
+@test "shutdown without running Tools: refused unless --force" {
+  run ceso-power shutdown sdnotools
+  assert_status 1
+  assert_contains "$output" "VMware Tools is not running"
+  assert_eq "$(power_of sdnotools)" on
+  run ceso-power shutdown --force sdnotools
+  assert_status 0
+  echo "$output" | jq -e '.power == "off" and .forced == "PowerOffVM_Task"'
+}
+
+@test "reboot through Tools; without Tools --force resets" {
+  sim_reset
+  run ceso-power reboot rb1
+  assert_status 0
+  echo "$output" | jq -e '.changed == true and .power == "on"'
+  assert_eq "$(sim_count RebootGuest)" 1
+  run ceso-power reboot rbnotools
+  assert_status 1
+  assert_contains "$output" "VMware Tools is not running"
+  sim_reset
+  run ceso-power reboot --force rbnotools
+  assert_status 0
+  echo "$output" | jq -e '.forced == "ResetVM_Task"'
+  assert_eq "$(sim_count ResetVM_Task)" 1
+}
+
+@test "suspend, then on resumes; suspend of a VM that is off is refused" {
+  run ceso-power suspend susp1
+  assert_status 0
+  echo "$output" | jq -e '.power == "suspended" and .changed == true'
+  run ceso-power on susp1
+  echo "$output" | jq -e '.power == "on"'
+  run ceso-power suspend idem
+  assert_status 1
+  assert_contains "$output" "cannot suspend a VM that is powered off"
+  run ceso-power reset idem
+  assert_status 1
+  assert_contains "$output" "cannot reset"
+}
+
+@test "--wait: after on, waits for VMware Tools; times out with exit 1" {
+  run ceso-power on --wait --timeout 30 wt
+  assert_status 0
+  echo "$output" | jq -e '.power == "on" and .changed == true'
+  run --separate-stderr ceso-power on --wait --timeout 1 wnt
+  assert_status 1
+  assert_eq "$output" ""
+  assert_contains "$stderr" "waiting for VMware Tools"
+}
+
+@test "--dry-run prints a plan record and makes zero write calls" {
+  sim_reset
+  run ceso-power --dry-run on drv
+  assert_status 0
+  echo "$output" | jq -e '.type == "plan" and .vm == "drv" and .operation == "PowerOnVM_Task"'
+  assert_eq "$(sim_count PowerOnVM_Task)" 0
+  assert_eq "$(power_of drv)" off
+}
+
+@test "an injected PowerOnVM_Task failure: the record is not printed, exit 1" {
+  sim_fail '{"method":"PowerOnVM_Task","fault":"InsufficientResourcesFault","message":"no memory left","task":true}'
+  run --separate-stderr ceso-power on failme
+  sim_fail '{}'
+  assert_status 1
+  assert_eq "$output" ""
+  assert_contains "$stderr" "ceso-power: 'failme': "
+  assert_contains "$stderr" "no memory left"
+}
+
+@test "restricted mode refuses with exit 5 and audits the refusal" {
+  sim_reset
+  CESO_MODE=restricted CESO_AUDIT_LOG="$BATS_TEST_TMPDIR/audit.log" run ceso-power on failme
+  assert_status 5
+  assert_contains "$output" "restricted"
+  assert_eq "$(sim_count PowerOnVM_Task)" 0
+  jq -e '.result == "refused" and .operation == "PowerOnVM_Task" and .vm == "failme"' "$BATS_TEST_TMPDIR/audit.log"
+}
+
+@test "pipeline with -j 4: ceso-ls --tag web | ceso-power off; one audit record per change" {
+  export CESO_AUDIT_LOG="$BATS_TEST_TMPDIR/audit.log"
+  sim_reset
+  run bash -c 'ceso-ls --tag web | ceso-power -j 4 off'
+  assert_status 0
+  [ "$(echo "$output" | jq -s 'map(select(.changed and .power == "off")) | length')" -eq 6 ]
+  assert_eq "$(sim_count PowerOffVM_Task)" 6
+  [ "$(wc -l <"$CESO_AUDIT_LOG")" -eq 6 ]
+  jq -se 'all(.result == "ok" and .operation == "PowerOffVM_Task" and .tool == "ceso-power")' "$CESO_AUDIT_LOG"
+  run bash -c 'ceso-ls --tag web | ceso-power -j 4 off'
+  [ "$(echo "$output" | jq -s 'map(select(.changed == false)) | length')" -eq 6 ]
+}
+
+@test "bad input: unknown VM (1), malformed record (3), bad action or option (2)" {
+  run ceso-power on nosuchvm
+  assert_status 1
+  assert_contains "$output" "no VM named 'nosuchvm'"
+  run bash -c 'echo "{not json" | ceso-power on'
+  assert_status 3
+  assert_contains "$output" "<stdin>:1"
+  run ceso-power sideways on1
+  assert_status 2
+  assert_contains "$output" "unknown action 'sideways'"
+  run ceso-power on --timeout x on1
+  assert_status 2
+  run ceso-power
+  assert_status 2
+}
+
+@test "free license: one clear line, exit 1" {
+  local state="$BATS_FILE_TMPDIR/free"
+  mkdir -p "$state"
+  eval "$(CESO_SIM_STATE="$state" "$SIMCTL" start -vms 1 -free)"
+  run ceso-power off ha-host_VM0
+  CESO_SIM_STATE="$state" "$SIMCTL" stop
+  assert_status 1
+  assert_eq "$(echo "$output" | wc -l)" 1
+  assert_contains "$output" "RestrictedVersion"
+  assert_contains "$output" "read-only"
+}

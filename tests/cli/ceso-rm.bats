@@ -1,0 +1,135 @@
+#!/usr/bin/env bats
+# ceso-rm against the simulator (ESX model).
+
+bats_require_minimum_version 1.5.0
+load helpers/common
+
+setup_file() {
+  local spec="$BATS_FILE_TMPDIR/vms.json"
+  cat >"$spec" <<'JSON'
+[{"name":"r 01 & <x> \"q\" é","power":"off"},
+ {"name":"running","power":"on"},
+ {"name":"prot","power":"off","tags":["protected"]},
+ {"name":"asked","power":"off"},
+ {"name":"drv","power":"on","tags":["protected"]},
+ {"name":"failme","power":"off"},
+ {"name":"g1","tags":["gone"]},{"name":"g2","tags":["gone"]},{"name":"g3","tags":["gone"]},
+ {"name":"g4","tags":["gone"]},{"name":"g5","tags":["gone"]}]
+JSON
+  sim_start -vms 0 -vm-spec "$spec"
+}
+
+teardown_file() { sim_stop; }
+
+exists() { [ -n "$(ceso-ls --name "$1")" ]; }
+
+@test "deletes a powered-off VM with --yes; its directory goes too; hostile name" {
+  export CESO_AUDIT_LOG="$BATS_TEST_TMPDIR/audit.log"
+  ds=$("$SIMCTL" datastore | jq -r .LocalDS_0)
+  [ -d "$ds/r 01 & <x> \"q\" é" ]
+  run ceso-rm --yes 'r 01 & <x> "q" é'
+  assert_status 0
+  echo "$output" | jq -e '.deleted == true and .changed == true and .name == "r 01 & <x> \"q\" é"'
+  ! exists 'r 01*'
+  [ ! -e "$ds/r 01 & <x> \"q\" é" ]
+  jq -se 'length == 1 and .[0].operation == "Destroy_Task" and .[0].result == "ok"' "$CESO_AUDIT_LOG"
+}
+
+@test "a powered-on VM is refused (exit 5) unless --force, which powers it off first" {
+  sim_reset
+  run ceso-rm --yes running
+  assert_status 5
+  assert_contains "$output" "powered on"
+  assert_contains "$output" "--force"
+  assert_eq "$(sim_count Destroy_Task)" 0
+  exists running
+  run ceso-rm --yes --force running
+  assert_status 0
+  assert_eq "$(sim_count PowerOffVM_Task)" 1
+  assert_eq "$(sim_count Destroy_Task)" 1
+  ! exists running
+}
+
+@test "a VM tagged protected is refused (exit 5) unless --force" {
+  run ceso-rm --yes prot
+  assert_status 5
+  assert_contains "$output" "protected"
+  exists prot
+  run ceso-rm --yes --force prot
+  assert_status 0
+  ! exists prot
+}
+
+@test "without a terminal and without --yes: refused, exit 5, nothing deleted" {
+  sim_reset
+  run setsid -w ceso-rm asked </dev/null
+  assert_status 5
+  assert_contains "$output" "pass --yes"
+  assert_eq "$(sim_count Destroy_Task)" 0
+  exists asked
+}
+
+@test "on a terminal: declined → exit 5; accepted → deleted" {
+  run bash -c "echo n | script -qec 'ceso-rm asked' /dev/null"
+  assert_status 5
+  assert_contains "$output" "Delete VM 'asked'"
+  assert_contains "$output" "confirmation declined"
+  exists asked
+  run bash -c "echo y | script -qec 'ceso-rm asked' /dev/null"
+  assert_status 0
+  ! exists asked
+}
+
+@test "--dry-run: plan records (power-off and destroy), zero write calls" {
+  sim_reset
+  run ceso-rm --dry-run --force drv
+  assert_status 0
+  echo "$output" | jq -se 'map(.type) == ["plan","plan"] and map(.operation) == ["PowerOffVM_Task","Destroy_Task"]'
+  assert_eq "$(sim_count PowerOffVM_Task)" 0
+  assert_eq "$(sim_count Destroy_Task)" 0
+  exists drv
+}
+
+@test "injected Destroy_Task failure: record not printed, exit 1, VM kept" {
+  sim_fail '{"method":"Destroy_Task","fault":"FileLocked","message":"locked by backup","task":true}'
+  run --separate-stderr ceso-rm --yes failme
+  sim_fail '{}'
+  assert_status 1
+  assert_eq "$output" ""
+  assert_contains "$stderr" "locked by backup"
+  exists failme
+}
+
+@test "restricted mode: exit 5 without asking" {
+  CESO_MODE=restricted run setsid -w ceso-rm failme </dev/null
+  assert_status 5
+  assert_contains "$output" "restricted"
+  exists failme
+}
+
+@test "pipeline with -j 4: ceso-ls --tag gone | ceso-rm --yes" {
+  run bash -c 'ceso-ls --tag gone | ceso-rm -j 4 --yes'
+  assert_status 0
+  [ "$(echo "$output" | jq -s 'map(select(.deleted)) | length')" -eq 5 ]
+  [ -z "$(ceso-ls --tag gone)" ]
+}
+
+@test "bad input: unknown VM (1), malformed record (3), bad option (2)" {
+  run ceso-rm --yes nosuch
+  assert_status 1
+  run bash -c 'echo "[1]" | ceso-rm --yes'
+  assert_status 3
+  run ceso-rm --frobnicate x
+  assert_status 2
+}
+
+@test "free license: one clear line, exit 1" {
+  local state="$BATS_FILE_TMPDIR/free"
+  mkdir -p "$state"
+  eval "$(CESO_SIM_STATE="$state" "$SIMCTL" start -vms 1 -free)"
+  run ceso-rm --yes --force ha-host_VM0
+  CESO_SIM_STATE="$state" "$SIMCTL" stop
+  assert_status 1
+  assert_eq "$(echo "$output" | wc -l)" 1
+  assert_contains "$output" "read-only"
+}

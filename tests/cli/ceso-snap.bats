@@ -1,0 +1,232 @@
+#!/usr/bin/env bats
+# ceso-snap against the simulator (ESX model).
+
+bats_require_minimum_version 1.5.0
+load helpers/common
+
+setup_file() {
+  local spec="$BATS_FILE_TMPDIR/vms.json"
+  cat >"$spec" <<'JSON'
+[{"name":"s 01 & <x> \"q\" é","power":"on","tags":["web"]},
+ {"name":"s02","power":"off","tags":["web"]},
+ {"name":"lsvm","power":"on"},
+ {"name":"dup","power":"off"},
+ {"name":"rev","power":"off"},
+ {"name":"rmvm","power":"off"},
+ {"name":"allvm","power":"off"},
+ {"name":"drv","power":"off"},
+ {"name":"failvm","power":"off"},
+ {"name":"j1","tags":["many"]},{"name":"j2","tags":["many"]},{"name":"j3","tags":["many"]},
+ {"name":"j4","tags":["many"]},{"name":"j5","tags":["many"]}]
+JSON
+  sim_start -vms 0 -vm-spec "$spec"
+}
+
+teardown_file() { sim_stop; }
+
+snap_names() { ceso-snap ls "$1" | jq -r .path | tr '\n' ,; }
+
+# A snapshot made behind ceso's back (ceso-snap create refuses a duplicate
+# name): plain SOAP over curl, as another client would.
+soap() {
+  curl -sf -c "$BATS_TEST_TMPDIR/jar" -b "$BATS_TEST_TMPDIR/jar" -H 'Content-Type: text/xml' \
+    -H 'SOAPAction: urn:vim25/6.5' --data-binary @- "$CESO_URL" <<XML
+<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>$1</soapenv:Body></soapenv:Envelope>
+XML
+}
+raw_snapshot() {
+  soap "<Login xmlns=\"urn:vim25\"><_this type=\"SessionManager\">ha-sessionmgr</_this><userName>$CESO_USER</userName><password>$CESO_PASSWORD</password></Login>" >/dev/null
+  soap "<CreateSnapshot_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$1</_this><name>$2</name><memory>false</memory><quiesce>false</quiesce></CreateSnapshot_Task>" >/dev/null
+}
+
+@test "pipeline: ceso-ls --tag web | ceso-snap create prints vm records with snapshot and changed" {
+  export CESO_AUDIT_LOG="$BATS_TEST_TMPDIR/audit.log"
+  run bash -c 'ceso-ls --tag web | ceso-snap create --name pre-upgrade --description "before <upgrade> & co"'
+  assert_status 0
+  [ "$(echo "$output" | wc -l)" -eq 2 ]
+  echo "$output" | jq -se 'all(.type == "vm" and .changed == true and .snapshot.name == "pre-upgrade"
+     and .snapshot.path == "pre-upgrade" and .snapshot.description == "before <upgrade> & co"
+     and (.snapshot.ref | length) > 0 and .snapshot.current == true and (.tags | index("web")))'
+  echo "$output" | jq -se 'map(.name) | sort == ["s 01 & <x> \"q\" é", "s02"]'
+  echo "$output" | jq -se 'map(select(.name == "s02"))[0].snapshot.power == "off"'
+  [ "$(wc -l <"$CESO_AUDIT_LOG")" -eq 2 ]
+  jq -se 'all(.operation == "CreateSnapshot_Task" and .result == "ok")' "$CESO_AUDIT_LOG"
+}
+
+@test "create of an existing name: error (no record), --exist-ok gives changed:false" {
+  sim_reset
+  run --separate-stderr ceso-snap create --name pre-upgrade s02
+  assert_status 1
+  assert_eq "$output" ""
+  assert_contains "$stderr" "already has a snapshot named 'pre-upgrade'"
+  run ceso-snap create --name pre-upgrade --exist-ok s02
+  assert_status 0
+  echo "$output" | jq -e '.changed == false and .snapshot.name == "pre-upgrade"'
+  assert_eq "$(sim_count CreateSnapshot_Task)" 0
+}
+
+@test "ls prints one snapshot record per snapshot with tree path, id, time, power, quiesced" {
+  ceso-snap create --name base lsvm >/dev/null
+  ceso-snap create --name 'child <1>' --memory lsvm >/dev/null
+  run ceso-snap ls lsvm
+  assert_status 0
+  [ "$(echo "$output" | wc -l)" -eq 2 ]
+  echo "$output" | jq -se '.[0].type == "snapshot" and .[0].vm == "lsvm" and .[0].path == "base"
+    and .[1].path == "base/child <1>" and .[1].current == true and .[0].current == false
+    and .[0].power == "on" and .[0].quiesced == false and (.[0].id|type) == "number"
+    and (.[0].created | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T"))'
+}
+
+@test "ambiguous names are a clear error; the tree path picks one" {
+  ceso-snap create --name a dup >/dev/null
+  ceso-snap create --name x dup >/dev/null
+  ceso-snap revert --name a dup >/dev/null
+  ceso-snap create --name b dup >/dev/null
+  raw_snapshot "$(ceso-ls --name dup | jq -r .id)" x
+  assert_eq "$(snap_names dup)" "a,a/x,a/b,a/b/x,"
+  run ceso-snap revert --name x dup
+  assert_status 1
+  assert_contains "$output" "2 snapshots are named 'x'"
+  assert_contains "$output" "'a/b/x'"
+  run ceso-snap rm --name a/b/x dup
+  assert_status 0
+  echo "$output" | jq -e '.changed == true and .snapshot.path == "a/b/x"'
+  assert_eq "$(snap_names dup)" "a,a/x,a/b,"
+}
+
+@test "revert: default the current snapshot; --name picks another" {
+  ceso-snap create --name one rev >/dev/null
+  ceso-snap create --name two rev >/dev/null
+  sim_reset
+  run ceso-snap revert rev
+  assert_status 0
+  echo "$output" | jq -e '.snapshot.name == "two" and .changed == true'
+  run ceso-snap revert --name one rev
+  echo "$output" | jq -e '.snapshot.name == "one"'
+  assert_eq "$(sim_count RevertToSnapshot_Task)" 2
+  run ceso-snap revert s02x
+  assert_status 1
+  run ceso-snap revert drv
+  assert_status 1
+  assert_contains "$output" "no current snapshot"
+}
+
+@test "rm --name; missing name is an error unless --missing-ok" {
+  ceso-snap create --name gone rmvm >/dev/null
+  run ceso-snap rm --name gone rmvm
+  assert_status 0
+  echo "$output" | jq -e '.changed == true and .snapshot.name == "gone"'
+  run ceso-snap rm --name gone rmvm
+  assert_status 1
+  assert_contains "$output" "has no snapshot named 'gone'"
+  run ceso-snap rm --name gone --missing-ok rmvm
+  assert_status 0
+  echo "$output" | jq -e '.changed == false'
+}
+
+@test "rm --all: refused without a terminal and without --yes (exit 5); --yes removes all" {
+  ceso-snap create --name a1 allvm >/dev/null
+  ceso-snap create --name a2 allvm >/dev/null
+  sim_reset
+  run setsid -w ceso-snap rm --all allvm </dev/null
+  assert_status 5
+  assert_contains "$output" "pass --yes"
+  assert_eq "$(sim_count RemoveAllSnapshots_Task)" 0
+  run ceso-snap rm --all --yes allvm
+  assert_status 0
+  echo "$output" | jq -e '.changed == true and (.snapshots_removed | map(.name)) == ["a1","a2"]'
+  assert_eq "$(sim_count RemoveAllSnapshots_Task)" 1
+  assert_eq "$(snap_names allvm)" ""
+}
+
+@test "rm --all on a terminal: declined (n) → exit 5, accepted (y) → removed" {
+  ceso-snap create --name t1 allvm >/dev/null
+  run bash -c "echo n | script -qec \"ceso-snap rm --all allvm\" /dev/null"
+  assert_status 5
+  assert_contains "$output" "Remove 1 snapshot(s) of VM 'allvm'"
+  assert_contains "$output" "confirmation declined"
+  assert_eq "$(snap_names allvm)" "t1,"
+  run bash -c "echo y | script -qec \"ceso-snap rm --all allvm\" /dev/null"
+  assert_status 0
+  assert_eq "$(snap_names allvm)" ""
+}
+
+@test "rm --older-than: keeps newer snapshots" {
+  ceso-snap create --name fresh allvm >/dev/null
+  run ceso-snap rm --older-than 1h --yes allvm
+  assert_status 0
+  echo "$output" | jq -e '.changed == false and .snapshots_removed == []'
+  assert_eq "$(snap_names allvm)" "fresh,"
+  sleep 2
+  run ceso-snap rm --older-than 1 --yes allvm
+  echo "$output" | jq -e '.changed == true and (.snapshots_removed | length) == 1'
+  assert_eq "$(snap_names allvm)" ""
+}
+
+@test "--dry-run makes zero write calls and prints plan records" {
+  ceso-snap create --name keep drv >/dev/null
+  sim_reset
+  run ceso-snap create --dry-run --name new drv
+  assert_status 0
+  echo "$output" | jq -e '.type == "plan" and .operation == "CreateSnapshot_Task" and .params.name == "new"'
+  run ceso-snap rm --dry-run --all drv
+  assert_status 0
+  echo "$output" | jq -e '.type == "plan" and .operation == "RemoveAllSnapshots_Task"'
+  run ceso-snap revert --dry-run drv
+  echo "$output" | jq -e '.type == "plan" and .operation == "RevertToSnapshot_Task"'
+  run ceso-snap rm --dry-run --name keep drv
+  echo "$output" | jq -e '.type == "plan" and .operation == "RemoveSnapshot_Task"'
+  stats=$(sim_stats)
+  assert_eq "$(echo "$stats" | jq '[.soap | to_entries[] | select(.key | test("Snapshot"))] | length')" 0
+  assert_eq "$(snap_names drv)" "keep,"
+}
+
+@test "injected CreateSnapshot_Task failure: not printed, exit 1; partial → exit 4" {
+  sim_fail '{"method":"CreateSnapshot_Task","fault":"SnapshotFault","message":"disk full","task":true}'
+  run --separate-stderr bash -c 'ceso-snap create --name f failvm drv'
+  sim_fail '{}'
+  assert_status 4
+  assert_eq "$(echo "$output" | jq -r .name)" drv
+  assert_contains "$stderr" "'failvm'"
+  assert_contains "$stderr" "disk full"
+}
+
+@test "-j 4 over many VMs" {
+  run bash -c 'ceso-ls --tag many | ceso-snap -j 4 create --name par'
+  assert_status 0
+  [ "$(echo "$output" | jq -s 'map(select(.changed and .snapshot.name == "par")) | length')" -eq 5 ]
+}
+
+@test "restricted mode: exit 5, no write" {
+  sim_reset
+  CESO_MODE=restricted run ceso-snap create --name r drv
+  assert_status 5
+  assert_eq "$(sim_count CreateSnapshot_Task)" 0
+}
+
+@test "usage and input errors" {
+  run ceso-snap frob drv
+  assert_status 2
+  run ceso-snap create drv
+  assert_status 2
+  assert_contains "$output" "--name"
+  run ceso-snap rm --all --name x drv
+  assert_status 2
+  run ceso-snap rm --older-than 5x drv
+  assert_status 2
+  run ceso-snap rm --older-than soon drv
+  assert_status 2
+  run bash -c 'echo "{\"type\":\"vm\"}" | ceso-snap ls'
+  assert_status 3
+}
+
+@test "free license: one clear line, exit 1" {
+  local state="$BATS_FILE_TMPDIR/free"
+  mkdir -p "$state"
+  eval "$(CESO_SIM_STATE="$state" "$SIMCTL" start -vms 1 -free)"
+  run ceso-snap create --name x ha-host_VM0
+  CESO_SIM_STATE="$state" "$SIMCTL" stop
+  assert_status 1
+  assert_eq "$(echo "$output" | wc -l)" 1
+  assert_contains "$output" "read-only"
+}
