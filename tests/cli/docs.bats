@@ -44,13 +44,19 @@ tools() {
 @test "every tool has a bats test, --help and --version" {
   for t in $(tools); do
     [ "$t" = ceso ] && continue
-    ls "$REPO_ROOT/tests/cli/$t.bats" >/dev/null || return 1
+    [ -f "$REPO_ROOT/tests/cli/$t.bats" ] || { echo "$t: no tests/cli/$t.bats" >&2; return 1; }
     run "$CESO_BUILD/tools/$t" --help
     assert_status 0
     assert_contains "$output" "Usage: $t"
     run "$CESO_BUILD/tools/$t" --version
     assert_status 0
   done
+}
+
+@test "one name per test file: no links in tests/cli" {
+  run find "$REPO_ROOT/tests/cli" -type l
+  assert_status 0
+  [ -z "$output" ] || { echo "links in tests/cli: $output" >&2; return 1; }
 }
 
 @test "the man pages build with scdoc without warnings" {

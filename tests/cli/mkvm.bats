@@ -1,1 +1,0 @@
-ceso-mkvm.bats

@@ -1,1 +1,0 @@
-ceso-power.bats
