@@ -65,10 +65,18 @@ tools() {
   done
 }
 
-@test "ceso(7) lists the exit codes of DESIGN.md" {
-  for c in 0 1 2 3 4 5 6 130; do
-    grep -q "^|  \*$c\*\|^|\[ \*$c\*" "$REPO_ROOT/man/ceso.7.scd" || { echo "exit $c missing" >&2; return 1; }
-  done
+# The exit codes are interface: enum class Exit is the source, ceso(7) and
+# docs/design.md (the contract) must list exactly its codes.
+@test "ceso(7) and docs/design.md list exactly the exit codes of error.hpp" {
+  codes=$(sed -n '/enum class Exit/,/};/p' "$REPO_ROOT/libcore/include/ceso/error.hpp" |
+    grep -o '= [0-9]*' | tr -dc '0-9\n' | sort -n | tr '\n' ' ')
+  [ -n "$codes" ]
+  man=$(sed -n '/^# EXIT STATUS/,/^# /p' "$REPO_ROOT/man/ceso.7.scd" |
+    grep -o '^|[[ ] *\*[0-9]*\*' | tr -dc '0-9\n' | sort -n | tr '\n' ' ')
+  design=$(sed -n '/^## Exit status/,/^## /p' "$REPO_ROOT/docs/design.md" |
+    grep -o '^| [0-9]* |' | tr -dc '0-9\n' | sort -n | tr '\n' ' ')
+  assert_eq "$man" "$codes"
+  assert_eq "$design" "$codes"
 }
 
 @test "the completions parse in bash and zsh" {

@@ -1,6 +1,6 @@
 // Restore pieces that need no host: descriptor rewriting, the VM config read
 // back from a backup's config.xml (captured from the simulator), MAC changes
-// in a kept network config. The whole restore runs in tests/cli/backup.bats.
+// in a kept network config. The whole restore runs in tests/cli/ceso-backup-restore.bats.
 #include "ceso/restore.hpp"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// The audit log: one hash-chained NDJSON record per mutation (DESIGN.md
+// The audit log: one hash-chained NDJSON record per mutation (docs/design.md
 // "Safety"; format and limits in docs/audit.md).
 //
 //   {"type":"audit","time":"2026-11-22T03:04:05.123Z","user":"ops","tool":"ceso-snap",

@@ -7,7 +7,7 @@
 // last one (ceso-clone reads a source VM's guestinfo, renders new metadata and
 // network for the clone and keeps the user-data).
 //
-// Facts this module respects (docs/cloudinit.md, ESXI-FACTS.md): network
+// Facts this module respects (docs/cloudinit.md, docs/esxi.md): network
 // config lives in the metadata under "network" (never in vendordata), netplan
 // v2 with `routes: [{to: default, via: …}]`, metadata always carries
 // instance-id and local-hostname, each encoded value stays under 64 KiB.

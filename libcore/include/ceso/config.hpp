@@ -1,4 +1,4 @@
-// Connection settings: which host to talk to and how (DESIGN.md "Connection").
+// Connection settings: which host to talk to and how (docs/design.md "Connection").
 //
 // The host comes from, in this order: --url, -H NAME (an entry of the config
 // file), CESO_URL, GOVC_URL, the config file's `default`. Every other setting

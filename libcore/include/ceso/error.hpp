@@ -1,7 +1,7 @@
 // Errors and exit codes shared by every ceso tool.
 //
 // libcore never prints: it throws ceso::Error carrying the exit code that the
-// failure maps to (DESIGN.md "Exit status"). The tool's main wrapper
+// failure maps to (docs/design.md "Exit status"). The tool's main wrapper
 // (run_tool) prints the message once, prefixed with the tool's name, and
 // exits with the code.
 #pragma once

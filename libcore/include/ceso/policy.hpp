@@ -1,4 +1,4 @@
-// The gate every mutation goes through (DESIGN.md "Safety"; docs/audit.md).
+// The gate every mutation goes through (docs/design.md "Safety"; docs/audit.md).
 //
 //   ceso::Gate gate(spec.name, args.has("dry-run"),
 //                   [](const std::string& m) { ceso::warn(m); },

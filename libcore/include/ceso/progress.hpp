@@ -1,4 +1,4 @@
-// Progress bars on stderr (DESIGN.md "Output"): only when stderr is a
+// Progress bars on stderr (docs/design.md "Output"): only when stderr is a
 // terminal and --quiet is not given. One line per task in flight (a file of
 // a VM being copied) plus an overall line: bytes, rate, ETA. Redrawn at most
 // a few times per second; thread-safe for -j N.

@@ -1,6 +1,6 @@
 // Creating a VM from a source VM (ceso-mkvm, ceso-clone; later backup restore).
 //
-// Two paths, chosen by the endpoint's apiType (ESXI-FACTS.md):
+// Two paths, chosen by the endpoint's apiType (docs/esxi.md):
 //   HostAgent (standalone ESXi): CloneVM_Task is NotSupported, so
 //     FileManager.MakeDirectory → VirtualDiskManager.CopyVirtualDisk_Task per
 //     disk (always with a thin or preallocated FileBackedVirtualDiskSpec whose

@@ -1,4 +1,4 @@
-// NDJSON records: one JSON object per line (DESIGN.md "Records").
+// NDJSON records: one JSON object per line (docs/design.md "Records").
 //
 // Reading uses simdjson (fast, strict UTF-8 check) and hands each record on
 // as an nlohmann::json so a tool can add its result and pass unknown fields

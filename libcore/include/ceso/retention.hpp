@@ -1,5 +1,5 @@
 // Retention: which backups of one VM to keep, with restic `forget`
-// semantics (ESXI-FACTS.md "Backup practice"). A pure function so the rules
+// semantics (docs/esxi.md "Backup practice"). A pure function so the rules
 // can be table-tested with a fixed clock.
 //
 // Per VM, newest first: --keep-last N keeps the N newest; --keep-hourly …

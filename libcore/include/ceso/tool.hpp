@@ -70,7 +70,7 @@ class CleanupScope {
   CleanupScope& operator=(const CleanupScope&) = delete;
 };
 
-// Counts per-record results and derives the exit status (DESIGN.md):
+// Counts per-record results and derives the exit status (docs/design.md "Exit status"):
 // all ok → 0; some failed → 4; all failed → their common code (or 1).
 // Thread-safe: workers of a -j N run report into one Outcome.
 class Outcome {

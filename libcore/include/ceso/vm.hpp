@@ -1,4 +1,4 @@
-// VM records (DESIGN.md "Records") built from PropertyCollector results, and
+// VM records (docs/design.md "Records") built from PropertyCollector results, and
 // finding the VM a record or a name refers to.
 #pragma once
 

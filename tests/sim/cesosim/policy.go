@@ -3,7 +3,7 @@ package main
 // What a real standalone ESXi host refuses that vcsim happily does.
 
 // vCenterOnly lists methods that a standalone host answers with NotSupported, whatever
-// its license (govmomi issues #1469 and #673; ESXI-FACTS.md). vcsim implements them in
+// its license (govmomi issues #1469 and #673; docs/esxi.md). vcsim implements them in
 // both models, so in the esx model the front end refuses them itself.
 var vCenterOnly = map[string]bool{
 	"CloneVM_Task":         true,
