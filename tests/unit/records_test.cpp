@@ -103,10 +103,10 @@ TEST(Ndjson, LineOverTheDefaultLimitIsBadInputAndTheNextRecordsAreRead) {
 TEST(Ndjson, LimitIsInclusiveAndOverLongLinesAtTheEndAreReported) {
   // Exactly max_line bytes is taken; one more is not, also without a final newline.
   FILE* f = memfile("{\"n\":\"12\"}\n{\"n\":\"123\"}\n{\"n\":\"1234\"}");
-  ceso::NdjsonReader r(f, "<stdin>", 11);
+  ceso::NdjsonReader r(f, "<stdin>", 10);  // the first line is 10 bytes
   EXPECT_EQ(r.next()->value["n"], "12");
   ceso::Error second = next_error(r);
-  EXPECT_TRUE(contains(second.what(), "(at <stdin>:2): line longer than 11 bytes"))
+  EXPECT_TRUE(contains(second.what(), "(at <stdin>:2): line longer than 10 bytes"))
       << second.what();
   ceso::Error last = next_error(r);
   EXPECT_TRUE(contains(last.what(), "<stdin>:3")) << last.what();
