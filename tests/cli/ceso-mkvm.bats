@@ -146,7 +146,7 @@ guestinfo_record() { ceso-info "$1" | jq -c '{type:"guestinfo",name,guestinfo}';
 @test "interrupted during MakeDirectory: the folder made by the call in flight is removed" {
   interrupt_during MakeDirectory TERM ceso-mkvm --from golden int05 --no-power-on
   assert_eq "$rc" 130
-  assert_contains "$err" "rolled back: folder int05"
+  assert_contains "$err" "rolled back: folder [LocalDS_0] int05"
   nothing_left int05
   assert_eq "$(sim_count CopyVirtualDisk_Task)" 0
 }

@@ -9,7 +9,7 @@ setup_file() {
 [{"name":"off1","power":"off","tags":["web","old"],"cpus":1,"memory_mib":1024,"disks_mib":[4]},
  {"name":"on1","power":"on","tags":["web"]},
  {"name":"odd & <\"q\"> é","power":"off"},
- {"name":"tagged","power":"off","extra_config":{"ceso.tags":"Web, PROTECTED"}}]
+ {"name":"tagged","power":"off","extra_config":{"ceso.tags":"Blue, PROTECTED"}}]
 JSON
   echo '[{"name":"free1","power":"off"}]' >"$BATS_FILE_TMPDIR/free.json"
   sim_start -vms 0 -vm-spec "$spec"
@@ -36,16 +36,16 @@ teardown_file() { sim_stop; }
 
 @test "--tag compares case-insensitively and writes lower case; hand-set tags are matched" {
   sim_reset
-  run ceso-set tagged --tag +WEB --tag protected
+  run ceso-set tagged --tag +BLUE --tag protected
   assert_status 0
   echo "$output" | jq -e '.changed == false'
   assert_eq "$(sim_count ReconfigVM_Task)" 0
   run ceso-set tagged --tag -Protected --tag ' +Db '
   assert_status 0
-  echo "$output" | jq -e '.changed == true and .tags == ["web","db"]'
-  assert_eq "$(ceso-ls --name tagged | jq -c .tags)" '["web","db"]'
+  echo "$output" | jq -e '.changed == true and .tags == ["blue","db"]'
+  assert_eq "$(ceso-ls --name tagged | jq -c .tags)" '["blue","db"]'
   run ceso-set tagged --tag -DB --tag -db
-  echo "$output" | jq -e '.tags == ["web"]'
+  echo "$output" | jq -e '.tags == ["blue"]'
   for bad in '' '+' '-' ' - ' 'a,b'; do
     run ceso-set tagged --tag "$bad"
     assert_status 2
