@@ -14,6 +14,7 @@
 #include "ceso/backup.hpp"
 #include "ceso/config.hpp"
 #include "ceso/netcfg.hpp"
+#include "ceso/numbers.hpp"
 #include "ceso/provision.hpp"
 #include "ceso/restore.hpp"
 #include "ceso/tool.hpp"
@@ -104,20 +105,6 @@ std::unique_ptr<ceso::BackupTarget> require_target(const ceso::Args& args) {
   return ceso::open_backup_target(*url, target_options(args));
 }
 
-uint64_t parse_rate(const std::string& text) {
-  char* end = nullptr;
-  double v = std::strtod(text.c_str(), &end);
-  std::string suffix(end ? end : "");
-  double mult = suffix.empty()                   ? 1
-                : suffix == "K" || suffix == "k" ? 1024.0
-                : suffix == "M" || suffix == "m" ? 1024.0 * 1024
-                : suffix == "G" || suffix == "g" ? 1024.0 * 1024 * 1024
-                                                 : -1;
-  if (end == text.c_str() || mult < 0 || v <= 0)
-    ceso::usage_error("--limit-rate: bad rate " + ceso::quote(text) + " (use e.g. 500K, 20M)");
-  return static_cast<uint64_t>(v * mult);
-}
-
 ceso::BackupOptions backup_options(const ceso::Args& args) {
   if (args.has("hot") && args.has("cold")) ceso::usage_error("--hot and --cold exclude each other");
   ceso::BackupOptions o;
@@ -129,7 +116,7 @@ ceso::BackupOptions backup_options(const ceso::Args& args) {
   o.level = static_cast<int>(args.get_int("level", 3, 1, 19));
   o.threads = static_cast<int>(args.get_int("threads", 0, 1, 64));
   o.retries = static_cast<int>(args.get_int("retries", 5, 0, 100));
-  if (auto r = args.maybe("limit-rate")) o.limit_rate = parse_rate(*r);
+  if (auto r = args.maybe("limit-rate")) o.limit_rate = ceso::parse_rate("limit-rate", *r);
   return o;
 }
 

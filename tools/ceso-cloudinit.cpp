@@ -280,6 +280,7 @@ ceso::Exit run(const ceso::Args& args) {
     try {
       rec = input.next();
     } catch (const ceso::Error& e) {
+      if (input.failed()) throw;  // a read error is not the end of input
       outcome.failed(e);
       continue;
     }

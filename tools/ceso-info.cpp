@@ -51,6 +51,7 @@ std::string summary_line(const ceso::ordered_json& r) {
 }
 
 ceso::Exit run(const ceso::Args& args) {
+  ceso::ReadOnlyRun read_only;  // Ctrl-C cuts a call in flight: nothing to undo
   ceso::VmLocator locator(args);
   ceso::Output out(args, {}, summary_line);
   ceso::Outcome outcome;

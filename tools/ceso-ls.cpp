@@ -34,16 +34,17 @@ bool matches(const ceso::ordered_json& vm, const ceso::Args& args) {
   if (auto n = args.maybe("name"); n && !glob(*n, vm["name"].get<std::string>())) return false;
   if (auto g = args.maybe("guest"); g && !glob(*g, vm["guest_id"].get<std::string>())) return false;
   if (auto p = args.maybe("power"); p && vm["power"] != *p) return false;
-  const auto& tags = vm["tags"];
   for (const auto& t : args.all("tag"))
-    if (std::find(tags.begin(), tags.end(), t) == tags.end()) return false;
+    if (!ceso::has_tag(vm["tags"], t)) return false;
   return true;
 }
 
 ceso::Exit run(const ceso::Args& args) {
+  ceso::ReadOnlyRun read_only;  // Ctrl-C cuts a call in flight: nothing to undo
   if (!args.operands.empty())
     ceso::usage_error("unexpected argument " + ceso::quote(args.operands.front()) +
                       " (use --name GLOB to filter by name)");
+  for (const auto& t : args.all("tag")) ceso::normalize_tag("tag", t);  // refuse "" and "a,b"
   ceso::Endpoint ep = ceso::resolve_endpoint(args);
   ceso::vim::Client client(ep);
   // One VM's XML at a time (streamed); only the records are kept, to sort them.

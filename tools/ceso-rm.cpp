@@ -45,8 +45,7 @@ ceso::ordered_json current(const ceso::LocatedVm& vm) {
 
 void check_allowed(const Settings& s, const ceso::ordered_json& now) {
   if (s.force) return;
-  const auto& tags = now["tags"];
-  if (std::find(tags.begin(), tags.end(), "protected") != tags.end())
+  if (ceso::has_tag(now["tags"], "protected"))  // also "Protected", " PROTECTED"
     throw ceso::Error("refusing to delete a VM tagged 'protected'; pass --force to delete it",
                       ceso::Exit::policy);
   if (now["power"] != "off")

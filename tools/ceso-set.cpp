@@ -50,11 +50,13 @@ Settings parse_settings(const ceso::Args& args) {
   if (auto g = args.maybe("disk-grow")) s.disk_grow = ceso::vmspec::parse_disk_grow(*g);
   s.network = args.get("network");
   for (const auto& t : args.all("tag")) {
-    bool add = t.empty() || t.front() != '-';
-    std::string name = (!t.empty() && (t.front() == '+' || t.front() == '-')) ? t.substr(1) : t;
-    if (name.empty() || name.find(',') != std::string::npos)
-      ceso::usage_error("--tag: " + ceso::quote(t) + " is not +TAG or -TAG (no commas)");
-    s.tag_ops.emplace_back(add, name);
+    // Normalised like every tag (trimmed, lower case), so "-Protected"
+    // removes a hand-set "PROTECTED" and "+Web" adds "web" once.
+    std::string name = ceso::normalize_tag("tag", t);
+    bool add = name.front() != '-';
+    if (name.front() == '+' || name.front() == '-') name.erase(0, 1);
+    if (name.empty()) ceso::usage_error("--tag: " + ceso::quote(t) + " is not +TAG or -TAG");
+    s.tag_ops.emplace_back(add, ceso::normalize_tag("tag", name));
   }
   if (auto a = args.maybe("annotation")) s.annotation = *a;
   for (const auto& kv : args.all("guestinfo")) {
@@ -210,9 +212,7 @@ ceso::Exit run(const ceso::Args& args) {
       },
       {"vm", "guestinfo"});
   out.finish();
-  if (gate.audit_failures() > 0 && outcome.exit_code() == ceso::Exit::ok)
-    return ceso::Exit::failure;
-  return outcome.exit_code();
+  return outcome.exit_code();  // run_tool makes an unaudited change exit 1
 }
 
 }  // namespace

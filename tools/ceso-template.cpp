@@ -113,6 +113,7 @@ ceso::Exit run(const ceso::Args& args) {
     if (args.operands.empty()) ceso::usage_error("missing command: check");
     ceso::usage_error("unknown command " + ceso::quote(args.operands.front()) + " (use check)");
   }
+  ceso::ReadOnlyRun read_only;  // check only reads: Ctrl-C cuts a call in flight
   ceso::VmLocator locator(args);
   ceso::Output out(args, {}, check_line);
   ceso::Outcome outcome;

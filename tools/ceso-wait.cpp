@@ -34,6 +34,7 @@ std::string result_line(const ceso::ordered_json& r) {
 }
 
 ceso::Exit run(const ceso::Args& args) {
+  ceso::ReadOnlyRun read_only;  // Ctrl-C cuts a call in flight: nothing to undo
   auto what = args.maybe("for");
   if (!what) ceso::usage_error("missing --for ip|tools|on|off");
   auto timeout = std::chrono::seconds(args.get_int("timeout", 300, 0, 7 * 86400));

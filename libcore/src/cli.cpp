@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "ceso/error.hpp"
+#include "ceso/numbers.hpp"
 
 #ifndef CESO_VERSION
 #define CESO_VERSION "0.0.0"
@@ -83,13 +84,7 @@ const std::vector<std::string>& Args::all(std::string_view name) const {
 long Args::get_int(std::string_view name, long fallback, long min, long max) const {
   auto v = maybe(name);
   if (!v) return fallback;
-  errno = 0;
-  char* end = nullptr;
-  long n = std::strtol(v->c_str(), &end, 10);
-  if (v->empty() || *end != '\0' || errno != 0 || n < min || n > max)
-    usage_error("--" + std::string(name) + ": " + quote(*v) + " is not a whole number from " +
-                std::to_string(min) + " to " + std::to_string(max));
-  return n;
+  return static_cast<long>(parse_count(name, *v, min, max));  // one grammar for every count
 }
 
 void Args::add(std::string_view name, std::string value) {

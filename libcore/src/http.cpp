@@ -33,8 +33,8 @@ size_t append_body(char* data, size_t size, size_t n, void* user) {
 }
 
 // SOAP calls run to the end even after SIGINT/SIGTERM (a request the host
-// received is carried out, and its result is needed to undo it); plain GETs
-// stop.
+// received is carried out, and its result is needed to undo it), except in
+// a read-only tool (ReadOnlyRun, tool.hpp); plain GETs stop.
 int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return *static_cast<bool*>(user) && interrupted() ? 1 : 0;  // non-zero aborts
 }
@@ -225,7 +225,7 @@ HttpResponse Http::post_soap(const std::string& url, const std::string& body,
   for (curl_slist* h = impl_->soap_headers; h; h = h->next)
     headers = curl_slist_append(headers, h->data);
   HttpResponse resp;
-  impl_->abort_on_interrupt = false;
+  impl_->abort_on_interrupt = calls_abort_on_interrupt();
   curl_easy_setopt(c, CURLOPT_HTTPGET, 0L);
   curl_easy_setopt(c, CURLOPT_POST, 1L);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());

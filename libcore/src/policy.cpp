@@ -12,6 +12,10 @@ namespace ceso {
 
 namespace {
 
+// Every Gate of the process counts here too: run_tool's epilogue applies the
+// one rule (a change without its audit record is exit 1) for every tool.
+std::atomic<size_t> g_unaudited_changes{0};
+
 ordered_json string_or_null(const std::string& s) {
   return s.empty() ? ordered_json() : ordered_json(s);
 }
@@ -31,6 +35,8 @@ void write_plan_to_stdout(const ordered_json& plan) {
 }
 
 }  // namespace
+
+size_t unaudited_changes() { return g_unaudited_changes.load(); }
 
 std::string_view to_string(Mode mode) {
   return mode == Mode::restricted ? "restricted" : "standard";
@@ -153,6 +159,7 @@ void Gate::audit(const Mutation& m, const AuditRecord& record) {
     reason = e.what();
   }
   ++audit_failures_;
+  if (record.result != AuditResult::refused) ++g_unaudited_changes;
   if (!on_audit_failure_) return;
   std::lock_guard<std::mutex> lock(hooks_mutex_);
   on_audit_failure_("the audit log misses " + describe(m) +

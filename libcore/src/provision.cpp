@@ -237,7 +237,29 @@ void Provisioner::roll_back(const std::string& label, const Error& e) {
   throw Error(msg, code);
 }
 
-void Provisioner::commit() { undo_.clear(); }
+Provisioner::Undo Provisioner::remove_vm_undo(const std::string& name, const vim::MoRef& vm) {
+  return {"VM " + quote(name), [this, vm] {
+            // Interrupted during or after powering on: a VM must be off to be
+            // destroyed (InvalidPowerState otherwise).
+            if (vm_power(client_, vm) != "off")
+              gate_("PowerOffVM_Task", ordered_json::object(), [&] {
+                set_power(client_, vm, PowerOp::off, std::chrono::seconds(300), false);
+              });
+            gate_("Destroy_Task", ordered_json::object(), [&] { destroy_vm(client_, vm); });
+          }};
+}
+
+void Provisioner::commit() {
+  // The last step may have been the one in flight when the signal came (the
+  // CreateVM_Task of a run without --power-on): with nothing after it to
+  // see the interruption, the end of the run is where it is seen. What was
+  // made goes, whichever options the run had.
+  if (interrupted()) {
+    if (!undo_.empty()) roll_back("the run", Error("interrupted", Exit::interrupted));
+    throw Error("interrupted", Exit::interrupted);
+  }
+  undo_.clear();
+}
 
 const vim::MoRef& Provisioner::datacenter() {
   if (!datacenter_.empty()) return datacenter_;
@@ -407,10 +429,7 @@ vim::MoRef Provisioner::create_vm(const SourceVm& config, const NewVm& req,
     undo_.erase(std::remove_if(undo_.begin(), undo_.end(),
                                [](const Undo& u) { return u.what.rfind("disk ", 0) == 0; }),
                 undo_.end());
-    undo_.push_back({"VM " + quote(req.name), [this, vm] {
-                       gate_("Destroy_Task", ordered_json::object(),
-                             [&] { destroy_vm(client_, vm); });
-                     }});
+    undo_.push_back(remove_vm_undo(req.name, vm));
   }
   return vm;
 }
@@ -520,10 +539,7 @@ Provisioned Provisioner::clone_vcenter(const SourceVm& src, const NewVm& req,
         out.vm = prop_moref(r);
       })) {
     vim::MoRef vm = out.vm;
-    undo_.push_back({"VM " + quote(req.name), [this, vm] {
-                       gate_("Destroy_Task", ordered_json::object(),
-                             [&] { destroy_vm(client_, vm); });
-                     }});
+    undo_.push_back(remove_vm_undo(req.name, vm));
     // The clone's disk paths are the host's choice.
     SourceVm made = read_source_vm(client_, vm);
     out.disks.clear();

@@ -47,31 +47,89 @@ ordered_json parse_with(simdjson::dom::parser& parser, std::string_view text) {
 
 struct NdjsonReader::Impl {
   simdjson::dom::parser parser;
-  char* buf = nullptr;
-  size_t cap = 0;
-  ~Impl() { std::free(buf); }
+  std::string line;
 };
 
-NdjsonReader::NdjsonReader(FILE* stream, std::string name)
-    : impl_(std::make_unique<Impl>()), stream_(stream), name_(std::move(name)) {}
+NdjsonReader::NdjsonReader(FILE* stream, std::string name, size_t max_line)
+    : impl_(std::make_unique<Impl>()),
+      stream_(stream),
+      name_(std::move(name)),
+      max_line_(max_line) {}
 
 NdjsonReader::~NdjsonReader() = default;
 
-std::optional<InputRecord> NdjsonReader::next() {
+void NdjsonReader::read_failed(const std::string& reason) {
+  failed_ = true;
+  fail("cannot read " + name_ + " at line " + std::to_string(line_ + 1) + ": " + reason +
+       " (the records after it were not read)");
+}
+
+// One line into impl_->line, without its newline. getc_unlocked, not
+// getline(3): getline grows its buffer without bound and reports a failed
+// read or allocation like the end of input, so records after a huge line
+// were dropped with exit status 0. stdio hands on what each read(2) returned,
+// so records are still taken one by one as they arrive through a pipe.
+NdjsonReader::Read NdjsonReader::read_line() {
+  std::string& line = impl_->line;
+  line.clear();
+  bool too_long = false;
+  bool any = false;
   for (;;) {
-    ssize_t n = getline(&impl_->buf, &impl_->cap, stream_);
-    if (n < 0) return std::nullopt;
-    ++line_;
-    std::string_view text(impl_->buf, static_cast<size_t>(n));
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+    int c = getc_unlocked(stream_);
+    if (c == EOF) {
+      if (std::ferror(stream_)) {
+        int err = errno;
+        read_failed(std::strerror(err != 0 ? err : EIO));
+      }
+      if (!any) return Read::end;
+      break;
+    }
+    any = true;
+    if (c == '\n') break;
+    if (too_long) continue;  // skip the rest of an over-long line
+    if (line.size() >= max_line_) {
+      too_long = true;
+      line.clear();
+      line.shrink_to_fit();
+      continue;
+    }
+    try {
+      line.push_back(static_cast<char>(c));
+    } catch (const std::bad_alloc&) {
+      size_t size = line.size();
+      line.clear();
+      line.shrink_to_fit();
+      read_failed("out of memory for a line of more than " + std::to_string(size) + " bytes");
+    }
+  }
+  ++line_;
+  return too_long ? Read::too_long : Read::line;
+}
+
+std::optional<InputRecord> NdjsonReader::next() {
+  if (failed_) return std::nullopt;
+  for (;;) {
+    errno = 0;
+    Read r = read_line();
+    if (r == Read::end) return std::nullopt;
+    std::string origin = name_ + ":" + std::to_string(line_);
+    if (r == Read::too_long)
+      bad_input("error (at " + origin + "): line longer than " + std::to_string(max_line_) +
+                " bytes, the limit for one record");
+    std::string_view text = impl_->line;
+    while (!text.empty() && text.back() == '\r') text.remove_suffix(1);
     size_t first = text.find_first_not_of(" \t");
     if (first == std::string_view::npos) continue;  // blank line
-    std::string origin = name_ + ":" + std::to_string(line_);
+    if (size_t nul = text.find('\0'); nul != std::string_view::npos)
+      bad_input("error (at " + origin + "): a NUL byte at column " + std::to_string(nul + 1) +
+                " (binary data, not a JSON record)");
     ordered_json value;
     try {
       value = parse_with(impl_->parser, text);
     } catch (const Error& e) {
       bad_input("error (at " + origin + "): not a JSON record: " + e.what());
+    } catch (const std::bad_alloc&) {
+      read_failed("out of memory parsing a line of " + std::to_string(text.size()) + " bytes");
     }
     if (!value.is_object()) bad_input("error (at " + origin + "): a record must be a JSON object");
     return InputRecord{std::move(value), std::move(origin), line_};

@@ -13,6 +13,8 @@
 #include <set>
 #include <thread>
 
+#include "ceso/policy.hpp"
+
 namespace ceso {
 
 namespace {
@@ -22,6 +24,7 @@ bool g_quiet = false;
 volatile sig_atomic_t g_interrupted = 0;
 
 thread_local int t_cleanup_depth = 0;
+std::atomic<int> g_read_only_runs{0};
 
 void on_signal(int) {
   if (g_interrupted) {
@@ -156,6 +159,11 @@ std::string_view tool_name() { return g_tool; }
 
 bool interrupted() { return g_interrupted != 0 && t_cleanup_depth == 0; }
 
+ReadOnlyRun::ReadOnlyRun() { ++g_read_only_runs; }
+ReadOnlyRun::~ReadOnlyRun() { --g_read_only_runs; }
+
+bool calls_abort_on_interrupt() { return g_read_only_runs.load() > 0 && t_cleanup_depth == 0; }
+
 CleanupScope::CleanupScope() { ++t_cleanup_depth; }
 CleanupScope::~CleanupScope() { --t_cleanup_depth; }
 
@@ -212,6 +220,9 @@ void read_targets(const Args& args, Outcome& outcome, const std::vector<std::str
     try {
       rec = reader.next();
     } catch (const Error& e) {
+      // A bad line is that record's failure; a failed read ends the run
+      // with the reader's error (exit 1), never as if the input had ended.
+      if (reader.failed()) throw;
       outcome.failed(e);
       continue;
     }
@@ -335,8 +346,23 @@ Exit for_each_target_parallel(const Args& args, Outcome& outcome, size_t jobs,
     cv.notify_all();
     for (auto& th : workers) th.join();
   }
-  if (interrupted() && outcome.failures() == 0) throw Error("interrupted", Exit::interrupted);
+  // An interrupted run exits 130 even when some targets were done: the
+  // others were not (the interrupted one has said so already).
+  if (interrupted()) {
+    if (outcome.failures() == 0) throw Error("interrupted", Exit::interrupted);
+    return Exit::interrupted;
+  }
   return outcome.exit_code();
+}
+
+Exit unaudited_epilogue(Exit code) {
+  size_t lost = unaudited_changes();
+  if (lost == 0) return code;
+  warn(std::to_string(lost) + (lost == 1 ? " change was" : " changes were") +
+       " made but not recorded in the audit log (see above); exit status 1");
+  // Success and partial success would hide it; other failures already say
+  // something went wrong and keep their own code (130, 5, 6, …).
+  return code == Exit::ok || code == Exit::partial ? Exit::failure : code;
 }
 
 int run_tool(const ToolSpec& spec, int argc, char** argv,
@@ -366,13 +392,13 @@ int run_tool(const ToolSpec& spec, int argc, char** argv,
     g_quiet = args.has("quiet");
     Exit code = run(args);
     std::fflush(stdout);
-    return static_cast<int>(code);
+    return static_cast<int>(unaudited_epilogue(code));
   } catch (const Error& e) {
     std::fflush(stdout);
     warn(e.what());
     if (e.code() == Exit::usage)
       std::fprintf(stderr, "Try '%s --help' for more information.\n", g_tool.c_str());
-    return static_cast<int>(e.code());
+    return static_cast<int>(unaudited_epilogue(e.code()));
   } catch (const std::bad_alloc&) {
     warn("out of memory");
     return static_cast<int>(Exit::failure);

@@ -92,20 +92,58 @@ std::string power_word(std::string_view s) {
   return std::string(s);
 }
 
+namespace {
+
+// Trimmed and ASCII-lower-cased: the one form tags are compared in.
+std::string tag_key(std::string_view t) {
+  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front()))) t.remove_prefix(1);
+  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.remove_suffix(1);
+  std::string out(t);
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+}  // namespace
+
 std::vector<std::string> parse_tags(std::string_view csv) {
   std::vector<std::string> out;
   size_t start = 0;
   while (start <= csv.size()) {
     size_t comma = csv.find(',', start);
-    std::string_view t = csv.substr(start, comma == std::string_view::npos ? std::string_view::npos
-                                                                           : comma - start);
-    while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front()))) t.remove_prefix(1);
-    while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.remove_suffix(1);
-    if (!t.empty() && std::find(out.begin(), out.end(), t) == out.end()) out.emplace_back(t);
+    std::string t = tag_key(csv.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
+    if (!t.empty() && std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
     if (comma == std::string_view::npos) break;
     start = comma + 1;
   }
   return out;
+}
+
+std::string normalize_tag(std::string_view option, std::string_view tag) {
+  std::string t = tag_key(tag);
+  if (t.empty() || t.find(',') != std::string::npos)
+    usage_error("--" + std::string(option) + ": " + quote(tag) +
+                " is not a tag (tags are not empty and have no commas)");
+  return t;
+}
+
+std::vector<std::string> normalize_tags(std::string_view option,
+                                        const std::vector<std::string>& tags) {
+  std::vector<std::string> out;
+  for (const auto& t : tags) {
+    std::string n = normalize_tag(option, t);
+    if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(std::move(n));
+  }
+  return out;
+}
+
+bool has_tag(const ordered_json& tags, std::string_view tag) {
+  if (!tags.is_array()) return false;
+  std::string want = tag_key(tag);
+  for (const auto& t : tags)
+    if (t.is_string() && tag_key(t.get_ref<const std::string&>()) == want) return true;
+  return false;
 }
 
 std::map<std::string, std::string> extra_config_map(const xml::Node* val) {

@@ -9,34 +9,11 @@
 #include <map>
 
 #include "ceso/error.hpp"
+#include "ceso/numbers.hpp"
 
 namespace ceso::vmspec {
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-// "12G" → {12, "g"}; nullopt when there is no leading number.
-std::optional<std::pair<int64_t, std::string>> number_and_unit(std::string_view text) {
-  int64_t n = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  if (ec != std::errc() || end == text.data() || n < 0) return std::nullopt;
-  return std::make_pair(n, lower(std::string_view(end, text.data() + text.size() - end)));
-}
-
-// Multiplier in MiB for a unit; 0 when unknown. `bare` is the unit of a bare number.
-int64_t unit_mib(const std::string& unit, int64_t bare) {
-  if (unit.empty()) return bare;
-  static const std::map<std::string, int64_t, std::less<>> kUnits = {
-      {"m", 1},      {"mb", 1},          {"mib", 1},          {"g", 1024},         {"gb", 1024},
-      {"gib", 1024}, {"t", 1024 * 1024}, {"tb", 1024 * 1024}, {"tib", 1024 * 1024}};
-  auto it = kUnits.find(unit);
-  return it == kUnits.end() ? 0 : it->second;
-}
 
 void random_bytes(unsigned char* out, size_t n) {
   if (RAND_bytes(out, static_cast<int>(n)) != 1)
@@ -81,14 +58,8 @@ bool is_controller(std::string_view type) {
 }  // namespace
 
 int64_t parse_memory_mib(std::string_view text) {
-  auto nu = number_and_unit(text);
-  int64_t mult = nu ? unit_mib(nu->second, 1) : 0;
-  if (!nu || mult == 0 || nu->first == 0)
-    usage_error("--memory: " + quote(text) + " is not a size such as 2048, 512M, 2G or 2GiB");
-  int64_t mib = nu->first * mult;
-  if (mib % 4 != 0)
-    usage_error("--memory: " + quote(text) + " is not a multiple of 4 MiB, which ESXi requires");
-  return mib;
+  // 4 MiB granularity, as ESXi wants; at most the host's 24 TiB.
+  return parse_size("memory", text, kMiB, 4 * kMiB, kMaxVmMemoryBytes) / kMiB;
 }
 
 DiskGrow parse_disk_grow(std::string_view text) {
@@ -98,11 +69,10 @@ DiskGrow parse_disk_grow(std::string_view text) {
     g.relative = true;
     t.remove_prefix(1);
   }
-  auto nu = number_and_unit(t);
-  int64_t mult = nu ? unit_mib(nu->second, 1024) : 0;
-  if (!nu || mult == 0 || nu->first == 0)
-    usage_error("--disk-grow: " + quote(text) + " is not a size such as 40G or +10G");
-  g.bytes = nu->first * mult * 1024 * 1024;
+  // The rest is a plain size ("++1G", "+-1G" and " 1G" are refused there),
+  // whole MiB, at most ESXi's 62 TiB per disk, so no sum below can wrap.
+  if (std::string why = size_error(t, kGiB, kMiB, kMaxDiskBytes, &g.bytes); !why.empty())
+    usage_error("--disk-grow: " + quote(text) + " " + why + "; +SIZE grows by SIZE");
   return g;
 }
 
@@ -112,6 +82,9 @@ int64_t grown_capacity(const DiskGrow& grow, int64_t current) {
     fail("the first disk has " + std::to_string(current / (1024 * 1024)) +
          " MiB; disks can grow but not shrink (asked for " +
          std::to_string(target / (1024 * 1024)) + " MiB)");
+  if (target > kMaxDiskBytes)
+    fail("the first disk has " + size_text(current) + "; growing it by " + size_text(grow.bytes) +
+         " passes the host's maximum disk size of " + size_text(kMaxDiskBytes));
   return target;
 }
 

@@ -3,6 +3,7 @@
 # the VPX model (CloneVM_Task) for both ceso-clone and ceso-mkvm.
 
 load helpers/common
+load helpers/interrupt
 
 VALIDATE="/usr/bin/python3 $BATS_TEST_DIRNAME/helpers/validate_cloudinit.py"
 
@@ -61,6 +62,34 @@ validate() { ceso-info "$1" | jq -c '{type:"guestinfo",name,guestinfo}' | $VALID
   assert_contains "$output" "rolled back"
   [ -z "$(ceso-ls --name src04)" ]
   [ ! -e "$(sim_datastore_dir)/src04" ]
+}
+
+# Like ceso-mkvm: an interruption is never ignored, and rollback does not
+# depend on --power-on (ceso-clone --no-power-on used to exit 0 and keep the VM).
+@test "interrupted during CreateVM_Task with --no-power-on: rolled back, exit 130" {
+  interrupt_during CreateVM_Task TERM ceso-clone src01 cint1 --no-power-on
+  assert_eq "$rc" 130
+  assert_contains "$err" "rolled back: VM 'cint1'"
+  nothing_left cint1
+}
+
+@test "interrupted during CopyVirtualDisk_Task or MakeDirectory: nothing left, exit 130" {
+  interrupt_during CopyVirtualDisk_Task INT ceso-clone src01 cint2 --no-power-on
+  assert_eq "$rc" 130
+  nothing_left cint2
+  interrupt_during MakeDirectory INT ceso-clone src01 cint3
+  assert_eq "$rc" 130
+  nothing_left cint3
+}
+
+@test "interrupted during ReconfigVM_Task (--disk-grow) or PowerOnVM_Task: nothing left, exit 130" {
+  interrupt_during ReconfigVM_Task TERM ceso-clone src01 cint4 --no-power-on --disk-grow +1G
+  assert_eq "$rc" 130
+  nothing_left cint4
+  interrupt_during PowerOnVM_Task TERM ceso-clone src01 cint5
+  assert_eq "$rc" 130
+  assert_contains "$err" "rolled back: VM 'cint5'"
+  nothing_left cint5
 }
 
 @test "hostile clone name with --hostname; an existing name is an error" {

@@ -8,7 +8,9 @@ setup_file() {
   cat >"$spec" <<'JSON'
 [{"name":"web 01 & <x> \"q\" é","power":"on","tags":["web","prod"],"guest_id":"ubuntu64Guest"},
  {"name":"web02","power":"off","tags":["web"],"guest_id":"ubuntu64Guest"},
- {"name":"db01","power":"suspended","tags":["db","prod"],"guest_id":"debian11_64Guest"}]
+ {"name":"db01","power":"suspended","tags":["db","prod"],"guest_id":"debian11_64Guest"},
+ {"name":"t1","power":"off","extra_config":{"ceso.tags":" Blue, GREEN ,blue,,"}},
+ {"name":"t2","power":"off","extra_config":{"ceso.tags":"green"}}]
 JSON
   sim_start -vms 2 -vm-spec "$spec"
 }
@@ -18,7 +20,7 @@ teardown_file() { sim_stop; }
 @test "lists every VM of the simulator's inventory with ids, names and power" {
   run ceso-ls
   assert_status 0
-  [ "$(echo "$output" | wc -l)" -eq 5 ]
+  [ "$(echo "$output" | wc -l)" -eq 7 ]
   # Compare with the inventory as the simulator itself reports it.
   expected=$(curl -s "${CESO_URL%/sdk}/_ceso/inventory" | jq -c '[.vms[] | {id, name, power}] | sort_by(.name)')
   got=$(echo "$output" | jq -sc '[.[] | {id, name, power}] | sort_by(.name)')
@@ -54,6 +56,25 @@ teardown_file() { sim_stop; }
   run ceso-ls --tag nosuchtag
   assert_status 0
   assert_eq "$output" ""
+}
+
+@test "tags: set by hand in any case and with blanks, listed lower case, filtered case-insensitively" {
+  run ceso-ls --name t1
+  assert_eq "$(echo "$output" | jq -c .tags)" '["blue","green"]'
+  for t in blue BLUE Blue ' blue '; do
+    run ceso-ls --tag "$t"
+    assert_status 0
+    assert_eq "$(echo "$output" | jq -r .name)" t1
+  done
+  run ceso-ls --tag Green
+  assert_eq "$(echo "$output" | jq -r .name | tr '\n' ,)" t1,t2,
+  run ceso-ls --tag green --tag BLUE
+  assert_eq "$(echo "$output" | jq -r .name)" t1
+  for bad in '' ' ' 'a,b'; do
+    run ceso-ls --tag "$bad"
+    assert_status 2
+    assert_contains "$output" "--tag: '$bad' is not a tag"
+  done
 }
 
 @test "-o picks fields in records" {
@@ -117,7 +138,7 @@ teardown_file() { sim_stop; }
   sim_reset
   run ceso-ls
   assert_status 0
-  [ "$(echo "$output" | wc -l)" -eq 5 ]
+  [ "$(echo "$output" | wc -l)" -eq 7 ]
   assert_eq "$(sim_count Login)" 1
 }
 

@@ -3,6 +3,7 @@
 # CreateVM_Task), with filled disks so copies can be compared byte for byte.
 
 load helpers/common
+load helpers/interrupt
 
 VALIDATE="/usr/bin/python3 $BATS_TEST_DIRNAME/helpers/validate_cloudinit.py"
 
@@ -121,6 +122,47 @@ guestinfo_record() { ceso-info "$1" | jq -c '{type:"guestinfo",name,guestinfo}';
   [ -z "$(ceso-ls --name int01)" ]
   [ ! -e "$(ds_dir)/int01" ]
   assert_eq "$(sim_count PowerOnVM_Task)" 0
+}
+
+# Rollback after SIGINT/SIGTERM does not depend on --power-on: whichever call
+# is in flight, the run exits 130 and leaves no VM, disk or folder.
+@test "interrupted during CreateVM_Task with --no-power-on: rolled back, exit 130" {
+  interrupt_during CreateVM_Task TERM ceso-mkvm --from golden int02 --no-power-on
+  assert_eq "$rc" 130
+  assert_contains "$err" "rolled back: VM 'int02'"
+  nothing_left int02
+}
+
+@test "interrupted during CopyVirtualDisk_Task (SIGINT), with and without --power-on" {
+  interrupt_during CopyVirtualDisk_Task INT ceso-mkvm --from golden int03 --no-power-on
+  assert_eq "$rc" 130
+  nothing_left int03
+  assert_eq "$(sim_count CreateVM_Task)" 0
+  interrupt_during CopyVirtualDisk_Task INT ceso-mkvm --from golden int04
+  assert_eq "$rc" 130
+  nothing_left int04
+}
+
+@test "interrupted during MakeDirectory: the folder made by the call in flight is removed" {
+  interrupt_during MakeDirectory TERM ceso-mkvm --from golden int05 --no-power-on
+  assert_eq "$rc" 130
+  assert_contains "$err" "rolled back: folder [LocalDS_0] int05"
+  nothing_left int05
+  assert_eq "$(sim_count CopyVirtualDisk_Task)" 0
+}
+
+@test "interrupted during the last step (ReconfigVM_Task of --disk-grow, --no-power-on)" {
+  interrupt_during ReconfigVM_Task TERM ceso-mkvm --from golden int06 --no-power-on --disk-grow +1G
+  assert_eq "$rc" 130
+  assert_contains "$err" "rolled back: VM 'int06'"
+  nothing_left int06
+}
+
+@test "interrupted during PowerOnVM_Task: the VM is powered off and removed" {
+  interrupt_during PowerOnVM_Task INT ceso-mkvm --from golden int07
+  assert_eq "$rc" 130
+  assert_contains "$err" "rolled back: VM 'int07'"
+  nothing_left int07
 }
 
 @test "--keep-on-failure keeps what was created" {

@@ -23,7 +23,9 @@ setup_file() {
  {"name":"failme","power":"off"},
  {"name":"w1","power":"on","tags":["web"]},{"name":"w2","power":"on","tags":["web"]},
  {"name":"w3","power":"on","tags":["web"]},{"name":"w4","power":"on","tags":["web"]},
- {"name":"w5","power":"on","tags":["web"]},{"name":"w6","power":"on","tags":["web"]}]
+ {"name":"w5","power":"on","tags":["web"]},{"name":"w6","power":"on","tags":["web"]},
+ {"name":"in1","power":"off"},{"name":"in2","power":"off"},{"name":"in3","power":"off"},
+ {"name":"in4","power":"off"},{"name":"in5","power":"off"}]
 JSON
   sim_start -vms 0 -vm-spec "$spec"
 }
@@ -195,4 +197,60 @@ power_of() { ceso-ls --name "$1" | jq -r .power; }
   assert_eq "$(echo "$output" | wc -l)" 1
   assert_contains "$output" "RestrictedVersion"
   assert_contains "$output" "read-only"
+}
+
+# ------------------------------------------------------------- hostile input on stdin
+# ceso(7): a bad record is reported with its line and skipped, the others are
+# processed (exit 4; 3 when every record was bad); a failed read is exit 1.
+
+vm_line() { printf '{"type":"vm","name":"%s"}' "$1"; }
+
+@test "stdin: a line over 16 MiB between good records is named, the good ones are done, exit 4" {
+  local in="$BATS_TEST_TMPDIR/in"
+  { vm_line in1; echo
+    printf '{"type":"vm","name":"'; head -c $((16 * 1024 * 1024)) /dev/zero | tr '\0' x; echo '"}'
+    vm_line in2; echo; } >"$in"
+  run --separate-stderr ceso-power on <"$in"
+  assert_status 4
+  assert_contains "$stderr" "error (at <stdin>:2): line longer than 16777216 bytes"
+  assert_eq "$(echo "$output" | jq -r 'select(.changed) | .name' | tr '\n' ' ')" "in1 in2 "
+  assert_eq "$(power_of in2)" on
+  # Alone, the over-long line is bad input (3).
+  { head -c $((17 * 1024 * 1024)) /dev/zero | tr '\0' '{'; } >"$in"
+  run --separate-stderr ceso-power on <"$in"
+  assert_status 3
+  assert_contains "$stderr" "<stdin>:1): line longer than"
+}
+
+@test "stdin: a last record without a newline is processed" {
+  run --separate-stderr bash -c "{ $(declare -f vm_line); vm_line in3; echo; vm_line in4; } | ceso-power on"
+  assert_status 0
+  assert_eq "$(echo "$output" | jq -r .name | tr '\n' ' ')" "in3 in4 "
+  assert_eq "$(power_of in4)" on
+}
+
+@test "stdin: NUL bytes and invalid UTF-8 are named with their line, the others processed, exit 4" {
+  local in="$BATS_TEST_TMPDIR/in"
+  { printf '{"type":"vm","name":"in5\0"}\n'; printf '\0\0\0\n'
+    printf '{"type":"vm","name":"\xff\xfe"}\n'; printf '{"type":"vm","name":"in\xc3"}\n'
+    vm_line in5; echo; } >"$in"
+  run --separate-stderr ceso-power on <"$in"
+  assert_status 4
+  assert_contains "$stderr" "error (at <stdin>:1): a NUL byte at column 25"
+  assert_contains "$stderr" "error (at <stdin>:2): a NUL byte at column 1"
+  assert_contains "$stderr" "error (at <stdin>:3): not a JSON record"
+  assert_contains "$stderr" "error (at <stdin>:4): not a JSON record"
+  assert_contains "$stderr" "UTF-8"
+  assert_eq "$(echo "$output" | jq -r .name)" in5
+}
+
+@test "stdin: a read error is exit 1 with its own message, never the end of input" {
+  run --separate-stderr ceso-power on <"$BATS_TEST_TMPDIR"
+  assert_status 1
+  assert_contains "$stderr" "cannot read <stdin> at line 1: Is a directory"
+  # Nothing is done for records never read.
+  sim_reset
+  run --separate-stderr ceso-power off <"$BATS_TEST_TMPDIR"
+  assert_status 1
+  assert_eq "$(sim_count PowerOffVM_Task)" 0
 }

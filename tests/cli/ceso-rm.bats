@@ -14,7 +14,11 @@ setup_file() {
  {"name":"drv","power":"on","tags":["protected"]},
  {"name":"failme","power":"off"},
  {"name":"g1","tags":["gone"]},{"name":"g2","tags":["gone"]},{"name":"g3","tags":["gone"]},
- {"name":"g4","tags":["gone"]},{"name":"g5","tags":["gone"]}]
+ {"name":"g4","tags":["gone"]},{"name":"g5","tags":["gone"]},
+ {"name":"pcap","power":"off","extra_config":{"ceso.tags":"Protected"}},
+ {"name":"pupper","power":"off","extra_config":{"ceso.tags":"web,PROTECTED"}},
+ {"name":"pspace","power":"off","extra_config":{"ceso.tags":"web, \tprotected ,db"}},
+ {"name":"pdup","power":"off","extra_config":{"ceso.tags":"protected,Protected,protected"}}]
 JSON
   sim_start -vms 0 -vm-spec "$spec"
 }
@@ -58,6 +62,22 @@ exists() { [ -n "$(ceso-ls --name "$1")" ]; }
   run ceso-rm --yes --force prot
   assert_status 0
   ! exists prot
+}
+
+@test "tags compare case-insensitively: Protected, PROTECTED, blanks and duplicates protect too" {
+  for vm in pcap pupper pspace pdup; do
+    run --separate-stderr ceso-rm --yes "$vm"
+    assert_status 5
+    assert_contains "$stderr" "tagged 'protected'"
+    exists "$vm"
+  done
+  # From records on stdin, whatever the record says, the host's tags decide.
+  run --separate-stderr bash -c 'ceso-ls --name "p[cusd]*" | jq -c ".tags = []" | ceso-rm --yes'
+  assert_status 5
+  exists pcap
+  run ceso-rm --yes --force pcap
+  assert_status 0
+  ! exists pcap
 }
 
 @test "without a terminal and without --yes: refused, exit 5, nothing deleted" {

@@ -8,7 +8,8 @@ setup_file() {
   cat >"$spec" <<'JSON'
 [{"name":"off1","power":"off","tags":["web","old"],"cpus":1,"memory_mib":1024,"disks_mib":[4]},
  {"name":"on1","power":"on","tags":["web"]},
- {"name":"odd & <\"q\"> é","power":"off"}]
+ {"name":"odd & <\"q\"> é","power":"off"},
+ {"name":"tagged","power":"off","extra_config":{"ceso.tags":"Blue, PROTECTED"}}]
 JSON
   echo '[{"name":"free1","power":"off"}]' >"$BATS_FILE_TMPDIR/free.json"
   sim_start -vms 0 -vm-spec "$spec"
@@ -31,6 +32,24 @@ teardown_file() { sim_stop; }
   assert_status 0
   echo "$output" | jq -e '.changed == false'
   assert_eq "$(sim_count ReconfigVM_Task)" 0
+}
+
+@test "--tag compares case-insensitively and writes lower case; hand-set tags are matched" {
+  sim_reset
+  run ceso-set tagged --tag +BLUE --tag protected
+  assert_status 0
+  echo "$output" | jq -e '.changed == false'
+  assert_eq "$(sim_count ReconfigVM_Task)" 0
+  run ceso-set tagged --tag -Protected --tag ' +Db '
+  assert_status 0
+  echo "$output" | jq -e '.changed == true and .tags == ["blue","db"]'
+  assert_eq "$(ceso-ls --name tagged | jq -c .tags)" '["blue","db"]'
+  run ceso-set tagged --tag -DB --tag -db
+  echo "$output" | jq -e '.tags == ["blue"]'
+  for bad in '' '+' '-' ' - ' 'a,b'; do
+    run ceso-set tagged --tag "$bad"
+    assert_status 2
+  done
 }
 
 @test "CPU or memory change of a running VM fails with a clear message" {

@@ -39,6 +39,12 @@ std::string_view to_string(Mode mode);
 // "standard" or "restricted" throws Error(Exit::usage) naming the variable.
 Mode policy_mode();
 
+// Changes (made or attempted, not refused) whose audit record could not be
+// written, over every Gate of the process. run_tool turns a success or a
+// partial success into exit 1 when this is not 0, so the rule holds in every
+// tool without each tool checking.
+size_t unaudited_changes();
+
 // One change to a host, as it is audited and planned.
 struct Mutation {
   std::string endpoint;   // "esxi1.lab:443"

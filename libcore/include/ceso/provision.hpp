@@ -121,7 +121,9 @@ class Provisioner {
   // in dry-run.
   bool step(const std::string& label, const std::string& operation, const ordered_json& params,
             const std::function<void()>& action);
-  // The run succeeded: forget the rollback.
+  // The run succeeded: forget the rollback. After SIGINT/SIGTERM it rolls
+  // back instead and throws Error(Exit::interrupted), so an interruption
+  // during the last call of a run is not lost.
   void commit();
 
  private:
@@ -148,6 +150,8 @@ class Provisioner {
   vim::MoRef find_datastore(const SourceVm& src, const std::string& name);
   bool keep_ = false;
   [[noreturn]] void roll_back(const std::string& label, const Error& e);
+  // Undo for a VM this run made: powered off if it is not, then destroyed.
+  Undo remove_vm_undo(const std::string& name, const vim::MoRef& vm);
 };
 
 // The ExtraConfig a copy gets: the source's inheritable keys with the

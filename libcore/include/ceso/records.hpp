@@ -26,26 +26,46 @@ struct InputRecord {
   size_t line = 0;
 };
 
+// The longest input line (one record, without its newline) a reader takes:
+// 16 MiB, far above any record ceso writes (a guestinfo record with base64
+// cloud-init user-data is tens of KiB) and small enough that a stray binary
+// file on stdin cannot make a tool hold gigabytes. Documented in ceso(7).
+inline constexpr size_t kMaxRecordLine = size_t{16} << 20;
+
 class NdjsonReader {
  public:
   // Reads from `stream`; `name` is used in messages ("<stdin>").
-  NdjsonReader(FILE* stream, std::string name);
+  // `max_line` is the longest line taken (tests pass a small one).
+  NdjsonReader(FILE* stream, std::string name, size_t max_line = kMaxRecordLine);
   ~NdjsonReader();
   NdjsonReader(const NdjsonReader&) = delete;
   NdjsonReader& operator=(const NdjsonReader&) = delete;
 
-  // Next record; std::nullopt at end of input. Blank lines are skipped.
-  // A line that is not a JSON object throws Error(Exit::bad_input) naming
-  // the line; the reader stays usable, so callers may report and go on.
+  // Next record; std::nullopt at the end of input (a last line without a
+  // newline is a record like any other). Blank lines are skipped.
+  // A line that is not a JSON object, is longer than `max_line`, holds a NUL
+  // byte or is not UTF-8 throws Error(Exit::bad_input) naming the line; the
+  // reader stays usable (the rest of a long line is skipped), so callers may
+  // report and go on.
+  // A failure to read (EIO, EISDIR, out of memory) is never taken for the
+  // end of input: it throws Error(Exit::failure) naming the line, and the
+  // reader is then at its end (failed() is true): callers must stop.
   std::optional<InputRecord> next();
   size_t line() const { return line_; }
+  bool failed() const { return failed_; }
 
  private:
+  enum class Read { line, too_long, end };
+  Read read_line();
+  [[noreturn]] void read_failed(const std::string& reason);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
   FILE* stream_;
   std::string name_;
+  size_t max_line_;
   size_t line_ = 0;
+  bool failed_ = false;
 };
 
 // Parse one JSON text with simdjson into an ordered_json (key order kept).

@@ -4,7 +4,7 @@
 //
 // run_tool handles --help, --version, --dump-options, SIGPIPE/EPIPE, SIGINT and
 // SIGTERM (sets interrupted()), catches ceso::Error and prints it once as
-// "ceso-TOOL: message".
+// "ceso-TOOL: message", and applies the audit rule (unaudited_epilogue).
 #pragma once
 
 #include <functional>
@@ -55,7 +55,8 @@ std::string_view tool_name();
 // True once SIGINT or SIGTERM arrived. Long operations poll it and throw
 // Error(Exit::interrupted) after cleaning up. A SOAP call in flight is not
 // cut (a request the host received is carried out: its result must be known
-// to be undone); a task being waited for is asked to cancel and waited for.
+// to be undone) unless the tool is read-only (ReadOnlyRun); a task being
+// waited for is asked to cancel and waited for.
 // A second signal exits at once (130), without cleanup.
 bool interrupted();
 void throw_if_interrupted();
@@ -69,6 +70,23 @@ class CleanupScope {
   CleanupScope(const CleanupScope&) = delete;
   CleanupScope& operator=(const CleanupScope&) = delete;
 };
+
+// A read-only tool, or a read-only verb of one, for as long as it is alive
+// (process-wide, so -j workers see it too): nothing it does has to be
+// undone, so a SOAP call in flight is cut at the first SIGINT/SIGTERM
+// instead of being answered first, and a host that stops answering does not
+// hold Ctrl-C (exit 130 at once). Tools that change things never create
+// one: their calls run to the end so their results are known to be undone.
+class ReadOnlyRun {
+ public:
+  ReadOnlyRun();
+  ~ReadOnlyRun();
+  ReadOnlyRun(const ReadOnlyRun&) = delete;
+  ReadOnlyRun& operator=(const ReadOnlyRun&) = delete;
+};
+// True while a ReadOnlyRun is alive and this thread is not cleaning up:
+// the HTTP layer then aborts a call in flight once interrupted().
+bool calls_abort_on_interrupt();
 
 // Counts per-record results and derives the exit status (docs/design.md "Exit status"):
 // all ok → 0; some failed → 4; all failed → their common code (or 1).
@@ -113,6 +131,12 @@ Exit for_each_target(const Args& args, Outcome& outcome,
 Exit for_each_target_parallel(const Args& args, Outcome& outcome, size_t jobs,
                               const std::function<void(const Target&, size_t worker)>& fn,
                               std::vector<std::string> accept_types = {"vm"});
+
+// The exit status after a run that ended with `code`: a change made but not
+// recorded in the audit log (unaudited_changes() > 0, policy.hpp) turns 0
+// and 4 into 1 and says so on stderr; other codes stand. run_tool applies
+// it to every tool, so no tool checks its Gate's audit_failures() itself.
+Exit unaudited_epilogue(Exit code);
 
 int run_tool(const ToolSpec& spec, int argc, char** argv,
              const std::function<Exit(const Args&)>& run);

@@ -26,9 +26,22 @@ const std::vector<std::string>& vm_detail_paths();
 // annotation and guestinfo keys. `decode` decodes encoded guestinfo values.
 ordered_json vm_details(const vim::ObjectContent& vm, const Endpoint& ep, bool decode);
 
-// "web, db,,x" → {"web","db","x"}: trimmed, empty entries dropped, order kept,
-// duplicates removed.
+// Tags compare case-insensitively (ASCII letters) and without surrounding
+// blanks: "Protected" and " PROTECTED" in a hand-edited ExtraConfig are the
+// tag "protected" (ceso(7) "Tags"). Tools write them normalised (lower case).
+//
+// "web, DB,,x,db" → {"web","db","x"}: trimmed, lower-cased, empty entries
+// dropped, order kept, duplicates removed.
 std::vector<std::string> parse_tags(std::string_view csv);
+// A tag from the command line, normalised for writing and comparing: trimmed
+// and lower-cased. Throws Error(usage) naming `option` for an empty tag or
+// one with a comma (the separator in ceso.tags).
+std::string normalize_tag(std::string_view option, std::string_view tag);
+// Every tag of a repeated option normalised, duplicates dropped, order kept.
+std::vector<std::string> normalize_tags(std::string_view option,
+                                        const std::vector<std::string>& tags);
+// Whether a record's "tags" array holds `tag`, compared as above.
+bool has_tag(const ordered_json& tags, std::string_view tag);
 
 // ExtraConfig (ArrayOfOptionValue) as key → value.
 std::map<std::string, std::string> extra_config_map(const xml::Node* val);

@@ -1,0 +1,37 @@
+# Interrupting a tool while the simulator holds one of its calls.
+#
+#   interrupt_during CreateVM_Task TERM ceso-mkvm --from golden x --no-power-on
+#   assert_eq "$rc" 130; nothing_left x
+#
+# The call METHOD is stalled 2 s (tests/sim/README.md); SIG is sent once the
+# simulator has received it, so it arrives while the call is in flight.
+# Sets rc (exit status), err (stderr) and calls (how many METHOD calls arrived).
+interrupt_during() {
+  local method=$1 sig=$2
+  shift 2
+  sim_reset
+  sim_fail "{\"method\":\"$method\",\"stall_ms\":2000}"
+  "$@" >/dev/null 2>"$BATS_TEST_TMPDIR/err" &
+  local pid=$!
+  for _ in $(seq 200); do
+    [ "$(sim_count "$method")" -ge 1 ] && break
+    sleep 0.05
+  done
+  calls=$(sim_count "$method")
+  kill "-$sig" "$pid"
+  rc=0
+  wait "$pid" || rc=$?
+  err=$(cat "$BATS_TEST_TMPDIR/err")
+  sim_fail '{}'
+  [ "$calls" -ge 1 ] || { echo "$method was never called; stderr: $err" >&2; return 1; }
+}
+
+# NAME: no VM of that name and no folder of that name on the datastore.
+nothing_left() {
+  local left
+  left=$(ceso-ls --name "$1")
+  [ -z "$left" ] || { echo "VM $1 left: $left; stderr: $err" >&2; return 1; }
+  local dir
+  dir="$(sim_datastore_dir)/$1"
+  [ ! -e "$dir" ] || { echo "folder $1 left: $(ls "$dir"); stderr: $err" >&2; return 1; }
+}

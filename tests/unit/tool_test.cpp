@@ -1,0 +1,169 @@
+#include "ceso/tool.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "ceso/error.hpp"
+#include "ceso/policy.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+using ceso::Exit;
+
+// Standard input taken from a file (or a directory) for one test.
+class StdinFrom {
+ public:
+  explicit StdinFrom(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error("cannot open " + path);
+    saved_ = ::dup(STDIN_FILENO);
+    ::dup2(fd, STDIN_FILENO);
+    ::close(fd);
+    std::clearerr(stdin);
+  }
+  ~StdinFrom() {
+    ::dup2(saved_, STDIN_FILENO);
+    ::close(saved_);
+    std::clearerr(stdin);
+  }
+
+ private:
+  int saved_ = -1;
+};
+
+struct TargetRun {
+  std::vector<std::string> names;
+  Exit code = Exit::ok;
+  std::string error;  // what for_each_target threw, if it threw
+  Exit error_code = Exit::ok;
+};
+
+TargetRun run_over(const std::string& path) {
+  StdinFrom in(path);
+  ceso::Args args;
+  ceso::Outcome outcome;
+  TargetRun r;
+  try {
+    r.code = ceso::for_each_target(args, outcome, [&](const ceso::Target& t) {
+      r.names.push_back(t.name);
+      outcome.succeeded();
+    });
+  } catch (const ceso::Error& e) {
+    r.error = e.what();
+    r.error_code = e.code();
+  }
+  return r;
+}
+
+std::string write_file(const ceso::test::TempDir& dir, const std::string& name,
+                       const std::string& text) {
+  std::string path = dir / name;
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
+const std::string kVmA = "{\"type\":\"vm\",\"name\":\"a\"}\n";
+const std::string kVmB = "{\"type\":\"vm\",\"name\":\"b\"}";  // no final newline
+
+// ceso(7): a bad record is reported, the others are processed, exit 4.
+TEST(ForEachTarget, LineOverTheLimitIsOneBadRecordTheOthersAreDone) {
+  ceso::test::TempDir dir;
+  std::string huge =
+      "{\"type\":\"vm\",\"name\":\"" + std::string(ceso::kMaxRecordLine, 'x') + "\"}\n";
+  TargetRun r = run_over(write_file(dir, "in", kVmA + huge + kVmB));
+  EXPECT_EQ(r.error, "");
+  EXPECT_EQ(r.names, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(r.code, Exit::partial);
+}
+
+TEST(ForEachTarget, BadRecordsAloneExit3) {
+  ceso::test::TempDir dir;
+  static const char kNul[] = "{\"type\":\"vm\",\"name\":\"a\0\"}\n";
+  std::string nul(kNul, sizeof kNul - 1);
+  TargetRun r = run_over(write_file(dir, "in", nul + "{\"type\":\"vm\",\"name\":\"\xff\"}\n"));
+  EXPECT_TRUE(r.names.empty());
+  EXPECT_EQ(r.code, Exit::bad_input);
+}
+
+TEST(ForEachTarget, AReadErrorIsAFailureNeverTheEndOfInput) {
+  ceso::test::TempDir dir;
+  TargetRun r = run_over(dir / "");  // a directory: read(2) fails with EISDIR
+  EXPECT_EQ(r.error_code, Exit::failure);
+  EXPECT_NE(r.error.find("cannot read <stdin>"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("Is a directory"), std::string::npos) << r.error;
+}
+
+TEST(ForEachTarget, LastLineWithoutNewlineIsATarget) {
+  ceso::test::TempDir dir;
+  TargetRun r = run_over(write_file(dir, "in", kVmA + kVmB));
+  EXPECT_EQ(r.names, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(r.code, Exit::ok);
+}
+
+// ---------------------------------------------------------------- audit rule
+
+TEST(RunTool, UnauditedChangeTurnsSuccessAndPartialIntoFailure) {
+  ceso::test::TempDir dir;
+  write_file(dir, "file", "");
+  ceso::GateSettings s;
+  s.tool = "ceso-test";
+  s.audit_log = dir / "file/audit.log";  // under a regular file: ENOTDIR
+  s.correlation_id = "test";
+  ceso::Gate gate(s);
+  size_t before = ceso::unaudited_changes();
+  bool ran = false;
+  EXPECT_TRUE(gate.perform({"h:443", "vm1", "vm-1", "PowerOnVM_Task", {}}, [&] { ran = true; }));
+  EXPECT_TRUE(ran);
+  EXPECT_EQ(ceso::unaudited_changes(), before + 1);
+  EXPECT_EQ(ceso::unaudited_epilogue(Exit::ok), Exit::failure);
+  EXPECT_EQ(ceso::unaudited_epilogue(Exit::partial), Exit::failure);
+  // Codes that already say something went wrong keep saying what.
+  EXPECT_EQ(ceso::unaudited_epilogue(Exit::interrupted), Exit::interrupted);
+  EXPECT_EQ(ceso::unaudited_epilogue(Exit::policy), Exit::policy);
+  EXPECT_EQ(ceso::unaudited_epilogue(Exit::connection), Exit::connection);
+}
+
+TEST(RunTool, AFailedChangeUnauditedCountsARefusalDoesNot) {
+  ceso::test::TempDir dir;
+  write_file(dir, "file", "");
+  ceso::GateSettings s;
+  s.tool = "ceso-test";
+  s.audit_log = dir / "file/audit.log";
+  s.correlation_id = "test";
+  size_t before = ceso::unaudited_changes();
+  ceso::Gate gate(s);
+  EXPECT_THROW(gate.perform({"h:443", "vm1", "vm-1", "Destroy_Task", {}},
+                            [] { throw ceso::Error("task failed"); }),
+               ceso::Error);
+  EXPECT_EQ(ceso::unaudited_changes(), before + 1);
+  s.mode = ceso::Mode::restricted;
+  ceso::Gate restricted(s);
+  EXPECT_THROW(restricted.perform({"h:443", "vm1", "vm-1", "Destroy_Task", {}}, [] {}),
+               ceso::Error);
+  EXPECT_EQ(ceso::unaudited_changes(), before + 1);
+}
+
+// ---------------------------------------------------------------- interrupts
+
+TEST(Interrupts, OnlyAReadOnlyRunCutsCallsAndNeverDuringCleanup) {
+  EXPECT_FALSE(ceso::calls_abort_on_interrupt());
+  {
+    ceso::ReadOnlyRun read_only;
+    EXPECT_TRUE(ceso::calls_abort_on_interrupt());
+    {
+      ceso::CleanupScope cleanup;
+      EXPECT_FALSE(ceso::calls_abort_on_interrupt());
+    }
+    EXPECT_TRUE(ceso::calls_abort_on_interrupt());
+  }
+  EXPECT_FALSE(ceso::calls_abort_on_interrupt());
+}
+
+}  // namespace
