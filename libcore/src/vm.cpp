@@ -318,6 +318,14 @@ std::string describe(const VmIdentity& v) {
             std::string(endpoint) + ": " + why + "; nothing done");
 }
 
+// UUIDs compare without regard to case (RFC 4122); ESXi prints lower case.
+bool same_uuid(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
 std::vector<VmIdentity> named(const std::vector<VmIdentity>& all, const std::string& name) {
   std::vector<VmIdentity> out;
   for (const auto& v : all)
@@ -344,7 +352,8 @@ VmIdentity match_vm(const VmIdentity& want, const std::optional<VmIdentity>& by_
                     const std::function<std::vector<VmIdentity>()>& listing, bool from_record,
                     std::string_view origin, std::string_view endpoint) {
   if (by_id && !want.id.empty() && by_id->id == want.id) {
-    if (!want.uuid.empty() ? by_id->uuid == want.uuid : same_vm_name(by_id->name, want.name))
+    if (!want.uuid.empty() ? same_uuid(by_id->uuid, want.uuid)
+                           : same_vm_name(by_id->name, want.name))
       return *by_id;  // with a uuid, a renamed VM is still the same VM
   }
   bool by_name_only = want.id.empty() && want.uuid.empty();
@@ -367,7 +376,7 @@ VmIdentity match_vm(const VmIdentity& want, const std::optional<VmIdentity>& by_
   // The record has a uuid: a VM of its name with its uuid (re-registered).
   std::vector<VmIdentity> same;
   for (const auto& v : candidates)
-    if (v.uuid == want.uuid) same.push_back(v);
+    if (same_uuid(v.uuid, want.uuid)) same.push_back(v);
   if (same.size() == 1) return same.front();
   if (same.size() > 1) {
     std::string ids;

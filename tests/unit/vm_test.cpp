@@ -71,6 +71,15 @@ TEST(MatchVm, ReRegisteredVmIsFoundByNameAndUuid) {
   EXPECT_EQ(h.match({"", "web01", kU1}).id, "vm-57");
 }
 
+TEST(MatchVm, UuidsCompareWithoutRegardToCase) {
+  std::string upper = "4211AAAA-0000-0000-0000-000000000001";
+  Host h{{{"vm-42", "web01", kU1}, {"vm-57", "web02", kU1}}};
+  EXPECT_EQ(h.match({"vm-42", "web01", upper}).id, "vm-42");
+  EXPECT_EQ(h.match({"vm-9", "web02", upper}).id, "vm-57");
+  // but a uuid differing in one digit is another VM
+  EXPECT_NE(h.refusal({"vm-42", "web01", "4211aaaa-0000-0000-0000-000000000002"}), "");
+}
+
 TEST(MatchVm, NewerVmThatTookTheNameIsAMismatch) {
   // The saved record's VM was deleted; a new VM got its name.
   Host h{{{"vm-57", "web01", kU2}}};
