@@ -147,7 +147,7 @@ ceso::Exit create(const ceso::Args& args) {
     ceso::BackupContext ctx{gate, catalog, *target, progress, [&](const std::string& m) {
                               ceso::warn(ceso::quote(vm.name) + ": " + m);
                             }};
-    ceso::ordered_json rec = t.record;
+    ceso::ordered_json rec = vm.record;  // the identity of the VM backed up
     ceso::ordered_json b = ceso::backup_vm(vm, options, ctx, rec);
     if (!b.is_null()) {
       rec["backup"] = std::move(b);
@@ -356,6 +356,7 @@ ceso::Exit restore(const ceso::Args& args) {
   ceso::RestoreRequest req;
   req.id = args.operands[0];
   req.name = args.get("as");
+  if (args.has("as")) ceso::check_vm_name(req.name, "--as", ceso::Exit::usage);
   req.datastore = args.get("datastore");
   req.network = args.get("network");
   req.cloudinit = ceso::cloudinit_flag_fields(args);

@@ -9,6 +9,7 @@
 
 #include "ceso/cloudinit.hpp"
 #include "ceso/config.hpp"
+#include "ceso/names.hpp"
 #include "ceso/netcfg.hpp"
 #include "ceso/policy.hpp"
 #include "ceso/provision.hpp"
@@ -79,6 +80,7 @@ ceso::Exit run(const ceso::Args& args) {
   if (args.operands.size() != 2) ceso::usage_error("give SOURCE and NEWNAME");
   const std::string& source = args.operands[0];
   const std::string& name = args.operands[1];
+  ceso::check_vm_name(name, "NEWNAME", ceso::Exit::usage);
   ceso::NewVm req;
   req.name = name;
   req.datastore = args.get("datastore");
@@ -106,7 +108,7 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::LocatedVm src_vm = locator.locate({source, ceso::ordered_json::object(), "argument 1"});
   ceso::vim::Client& c = *src_vm.client;
   for (const auto& vm : c.retrieve_all_vms({"name"}))
-    if (vm.text("name") == name)
+    if (ceso::same_vm_name(vm.text("name"), name))
       ceso::fail("a VM named " + ceso::quote(name) + " already exists on " + c.endpoint().id);
   ceso::SourceVm src = ceso::read_source_vm(c, src_vm.ref);
   std::string instance_id;

@@ -9,6 +9,7 @@
 
 #include "ceso/cloudinit.hpp"
 #include "ceso/config.hpp"
+#include "ceso/names.hpp"
 #include "ceso/netcfg.hpp"
 #include "ceso/policy.hpp"
 #include "ceso/provision.hpp"
@@ -96,6 +97,9 @@ Settings parse_settings(const ceso::Args& args) {
   s.exist_ok = args.has("exist-ok");
   s.timeout = std::chrono::seconds(args.get_int("timeout", 600, 1, 86400));
   s.jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
+  // Every new name is checked before any VM is made.
+  for (size_t i = 0; i < args.operands.size(); ++i)
+    ceso::check_vm_name(args.operands[i], "argument " + std::to_string(i + 1), ceso::Exit::usage);
   s.endpoint = ceso::resolve_endpoint(args);
   return s;
 }
@@ -135,8 +139,8 @@ std::optional<std::string> existing_vm(ceso::vim::Client& c, const std::string& 
   int sources = 0;
   for (const auto& vm : c.retrieve_all_vms({"name"})) {
     std::string n = vm.text("name");
-    if (n == name) found = vm.obj.value;
-    if (n == source) {
+    if (ceso::same_vm_name(n, name)) found = vm.obj.value;
+    if (ceso::same_vm_name(n, source)) {
       *source_id = vm.obj.value;
       ++sources;
     }
@@ -175,6 +179,9 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::for_each_target_parallel(
       args, outcome, s.jobs,
       [&](const ceso::Target& t, size_t w) {
+        if (!t.record.empty())
+          ceso::check_vm_name(t.name, "error (at " + t.origin + "): field \"name\"",
+                              ceso::Exit::bad_input);
         Worker& wk = workers[w];
         if (!wk.client) wk.client = std::make_unique<ceso::vim::Client>(s.endpoint);
         ceso::vim::Client& c = *wk.client;

@@ -73,7 +73,7 @@ void remove_one(const Settings& s, ceso::VmLocator& locator, ceso::Gate& gate, c
   }
   ceso::Mutation destroy{id, vm.name, vm.ref.value, "Destroy_Task", {{"disks", "deleted"}}};
   if (!gate.perform(destroy, [&] { ceso::destroy_vm(c, vm.ref); })) return;
-  ceso::ordered_json rec = t.record.empty() ? now : t.record;
+  ceso::ordered_json rec = vm.record.empty() ? now : vm.record;
   rec["deleted"] = true;
   rec["changed"] = true;
   out.emit(rec);

@@ -363,6 +363,8 @@ ordered_json Restore::run() {
   SourceVm src = source_vm_from_config(*config);
   std::string original = m_.vm.value("name", src.name);
   name_ = req_.name.empty() ? original : req_.name;
+  if (req_.name.empty())
+    check_vm_name(name_, "backup " + quote(m_.id) + ": vm.name", Exit::bad_input);
   if (src.hardware.disks.size() != m_.disks.size())
     fail("backup " + quote(m_.id) + ": the config has " +
          std::to_string(src.hardware.disks.size()) + " disk(s), the backup " +

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "ceso/codec.hpp"
+#include "ceso/names.hpp"
 
 namespace ceso {
 
@@ -327,6 +328,109 @@ ordered_json vm_details(const vim::ObjectContent& vm, const Endpoint& ep, bool d
   return r;
 }
 
+// ---- finding a target's VM ----
+
+namespace {
+
+// A record's field as a string: "" when absent or null; bad input otherwise.
+std::string identity_field(const Target& t, const char* key) {
+  auto it = t.record.find(key);
+  if (it == t.record.end() || it->is_null()) return {};
+  if (!it->is_string())
+    bad_input("error (at " + t.origin + "): field \"" + key + "\" is not a string");
+  return it->get<std::string>();
+}
+
+std::string describe(const VmIdentity& v) {
+  std::string out = quote(v.name) + " (" + v.id;
+  if (!v.uuid.empty()) out += ", uuid " + v.uuid;
+  return out + ")";
+}
+
+[[noreturn]] void mismatch(const VmIdentity& want, std::string_view origin,
+                           std::string_view endpoint, const std::string& why) {
+  std::string what = "VM " + quote(want.name);
+  if (!want.id.empty()) what += " id " + want.id;
+  if (!want.uuid.empty()) what += " uuid " + want.uuid;
+  bad_input("error (at " + std::string(origin) + "): the record's " + what + " matches no VM on " +
+            std::string(endpoint) + ": " + why + "; nothing done");
+}
+
+// UUIDs compare without regard to case (RFC 4122); ESXi prints lower case.
+bool same_uuid(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::vector<VmIdentity> named(const std::vector<VmIdentity>& all, const std::string& name) {
+  std::vector<VmIdentity> out;
+  for (const auto& v : all)
+    if (same_vm_name(v.name, name)) out.push_back(v);
+  return out;
+}
+
+// Why the VM with the record's id is not the record's VM.
+std::string id_verdict(const VmIdentity& want, const std::optional<VmIdentity>& by_id) {
+  if (want.id.empty()) return "the record has no id";
+  if (!by_id) return "no VM has id " + want.id + " now";
+  if (!want.uuid.empty()) return "VM " + want.id + " is now " + describe(*by_id) + ", another uuid";
+  return "VM " + want.id + " is now named " + quote(by_id->name);
+}
+
+}  // namespace
+
+VmIdentity wanted_identity(const Target& t) {
+  if (t.record.empty()) return {"", t.name, ""};
+  return {identity_field(t, "id"), t.name, identity_field(t, "uuid")};
+}
+
+VmIdentity match_vm(const VmIdentity& want, const std::optional<VmIdentity>& by_id,
+                    const std::function<std::vector<VmIdentity>()>& listing, bool from_record,
+                    std::string_view origin, std::string_view endpoint) {
+  if (by_id && !want.id.empty() && by_id->id == want.id) {
+    if (!want.uuid.empty() ? same_uuid(by_id->uuid, want.uuid)
+                           : same_vm_name(by_id->name, want.name))
+      return *by_id;  // with a uuid, a renamed VM is still the same VM
+  }
+  bool by_name_only = want.id.empty() && want.uuid.empty();
+  if (from_record && !by_name_only && want.uuid.empty())
+    mismatch(want, origin, endpoint,
+             id_verdict(want, by_id) +
+                 " (a record without uuid is matched by id and name only, never by name alone)");
+  std::vector<VmIdentity> candidates = named(listing(), want.name);
+  if (by_name_only) {
+    if (candidates.empty())
+      fail("no VM named " + quote(want.name) + " on " + std::string(endpoint));
+    if (candidates.size() > 1) {
+      std::string ids;
+      for (const auto& v : candidates) ids += (ids.empty() ? "" : ", ") + v.id;
+      fail(std::to_string(candidates.size()) + " VMs are named " + quote(want.name) + " on " +
+           std::string(endpoint) + " (" + ids + "); pass the record with its id");
+    }
+    return candidates.front();
+  }
+  // The record has a uuid: a VM of its name with its uuid (re-registered).
+  std::vector<VmIdentity> same;
+  for (const auto& v : candidates)
+    if (same_uuid(v.uuid, want.uuid)) same.push_back(v);
+  if (same.size() == 1) return same.front();
+  if (same.size() > 1) {
+    std::string ids;
+    for (const auto& v : same) ids += (ids.empty() ? "" : ", ") + v.id;
+    mismatch(want, origin, endpoint,
+             id_verdict(want, by_id) + ", and " + std::to_string(same.size()) +
+                 " VMs have its name and uuid (" + ids + ")");
+  }
+  std::string others;
+  for (const auto& v : candidates) others += (others.empty() ? "" : ", ") + describe(v);
+  mismatch(want, origin, endpoint,
+           id_verdict(want, by_id) + ", and " +
+               (others.empty() ? "no VM is named " + quote(want.name)
+                               : "the VM named so now is " + others + ", another uuid"));
+}
+
 VmLocator::VmLocator(const Args& args) : args_(args) {}
 VmLocator::~VmLocator() = default;
 
@@ -342,7 +446,11 @@ vim::Client& VmLocator::default_client() {
 
 vim::Client& VmLocator::client_for(const Target& target) {
   auto ep_field = target.record.find("endpoint");
-  if (ep_field == target.record.end() || !ep_field->is_string()) return default_client();
+  if (ep_field == target.record.end()) return default_client();
+  // A record that names its host is acted on there or not at all: never on
+  // the default host because the field was unusable.
+  if (!ep_field->is_string())
+    bad_input("error (at " + target.origin + "): field \"endpoint\" is not a string");
   std::string id = ep_field->get<std::string>();
   if (auto it = clients_.find(id); it != clients_.end()) return *it->second;
   vim::Client& def = default_client();
@@ -354,36 +462,56 @@ vim::Client& VmLocator::client_for(const Target& target) {
   return *slot;
 }
 
-const std::multimap<std::string, std::string>& VmLocator::names_on(vim::Client& client) {
-  auto& names = names_[client.endpoint().id];
-  if (names.empty()) {
-    for (const auto& o : client.retrieve_all_vms({"name"})) names.emplace(o.text("name"), o.obj.value);
-  }
-  return names;
+namespace {
+
+const std::vector<std::string> kIdentityPaths = {"name", "config.uuid"};
+
+VmIdentity identity_of(const vim::ObjectContent& o) {
+  return {o.obj.value, o.text("name"), o.text("config.uuid")};
 }
+
+std::optional<VmIdentity> fetch_identity(vim::Client& c, const std::string& id) {
+  auto found = c.retrieve({{"VirtualMachine", id}}, kIdentityPaths);
+  if (found.empty()) return std::nullopt;
+  return identity_of(found.front());
+}
+
+std::vector<VmIdentity> list_identities(vim::Client& c) {
+  std::vector<VmIdentity> out;
+  for (const auto& o : c.retrieve_all_vms(kIdentityPaths)) out.push_back(identity_of(o));
+  return out;
+}
+
+// The target's vm record describing the VM acted on.
+ordered_json located_record(const Target& t, const vim::Client& c, const VmIdentity& vm) {
+  if (t.record.empty() || t.record.value("type", "") != "vm") return t.record;
+  ordered_json r = t.record;
+  r["endpoint"] = c.endpoint().id;
+  r["id"] = vm.id;
+  r["name"] = vm.name;
+  r["uuid"] = vm.uuid;
+  return r;
+}
+
+}  // namespace
 
 LocatedVm VmLocator::locate(const Target& target) {
   vim::Client& client = client_for(target);
-  auto id = target.record.find("id");
-  if (id != target.record.end() && id->is_string() && !id->get<std::string>().empty()) {
-    // Trust endpoint+id, but check the VM still exists and still has that
-    // name (ids are reused after deletion on ESXi).
-    vim::MoRef ref{"VirtualMachine", id->get<std::string>()};
-    auto found = client.retrieve({ref}, {"name"});
-    if (!found.empty() && found.front().text("name") == target.name)
-      return {&client, ref, target.name};
+  VmIdentity want = wanted_identity(target);
+  std::optional<VmIdentity> by_id;
+  if (!want.id.empty()) by_id = fetch_identity(client, want.id);
+  auto listing = [&] { return list_identities(client); };
+  VmIdentity vm =
+      match_vm(want, by_id, listing, !target.record.empty(), target.origin, client.endpoint().id);
+  if (!by_id || by_id->id != vm.id) {
+    // Found in a listing: make sure the VM still is what the listing said
+    // before anything acts on its id.
+    auto now = fetch_identity(client, vm.id);
+    if (!now || now->name != vm.name || now->uuid != vm.uuid)
+      fail("VM " + describe(vm) + " changed on " + client.endpoint().id +
+           " while it was being looked up; try again");
   }
-  const auto& names = names_on(client);
-  auto [first, last] = names.equal_range(target.name);
-  if (first == last)
-    throw Error("no VM named " + quote(target.name) + " on " + client.endpoint().id);
-  if (std::next(first) != last) {
-    std::string ids;
-    for (auto it = first; it != last; ++it) ids += (ids.empty() ? "" : ", ") + it->second;
-    throw Error(std::to_string(std::distance(first, last)) + " VMs are named " + quote(target.name) +
-                " on " + client.endpoint().id + " (" + ids + "); pass the record with its id");
-  }
-  return {&client, {"VirtualMachine", first->second}, target.name};
+  return {&client, {"VirtualMachine", vm.id}, vm.name, vm.uuid, located_record(target, client, vm)};
 }
 
 }  // namespace ceso

@@ -201,3 +201,19 @@ http_count() { sim_stats | jq -r --arg k "$1" '.http[$k] // 0'; }
   assert_contains "$output" "--hostname"
   [ "$(vm_count 'app 08')" -eq 0 ]
 }
+
+@test "a backup whose VM name is not fit for a new VM is refused before anything is made, unless --as" {
+  id=$(backup_id)
+  copy="$(target_dir)/hostile"
+  rm -rf "$copy" && cp -r "$(target_dir)/$id" "$copy"
+  for bad in '"app\nevil"' '"app/evil"' '"app\u009b31m"' '""'; do
+    jq ".id = \"hostile\" | .vm.name = $bad" "$(target_dir)/$id/manifest.json" >"$copy/manifest.json"
+    run ceso-backup restore hostile --target "$CESO_BACKUP_TARGET"
+    assert_status 3
+    assert_contains "$output" "backup 'hostile': vm.name: VM name"
+  done
+  assert_eq "$(sim_count MakeDirectory)" 0
+  run ceso-backup restore hostile --as app11 --target "$CESO_BACKUP_TARGET"
+  assert_status 0
+  rm -rf "$copy"
+}

@@ -340,3 +340,21 @@ snapshots_of() { ceso-info "$1" | jq -c '[.snapshots[].name]'; }
   assert_contains "$output" "differs"
   sshd_stop
 }
+
+@test "identity, not names: a renamed VM is backed up under its current name; a record whose id names another VM is refused (exit 3)" {
+  load helpers/identity
+  saved=$(saved_record db01)
+  id=$(jq -r .id <<<"$saved")
+  rename_vm "$id" db01-renamed
+  before=$(ls "$(target_dir)" | wc -l)
+  run bash -c 'ceso-backup 2>/dev/null' <<<"$saved"
+  assert_status 0
+  echo "$output" | jq -e --arg id "$id" '.id == $id and .name == "db01-renamed" and .changed == true'
+  jq -e '.vm.name == "db01-renamed"' "$(target_dir)/$(jq -r .backup.id <<<"$output")/manifest.json"
+  # hand-written, without uuid: the id's VM has another name now, so nothing is backed up
+  run ceso-backup <<<"{\"type\":\"vm\",\"id\":\"$id\",\"name\":\"db01\"}"
+  assert_status 3
+  assert_contains "$output" "VM $id is now named 'db01-renamed'"
+  assert_eq "$(ls "$(target_dir)" | wc -l)" $((before + 1))
+  rename_vm "$id" db01
+}

@@ -72,11 +72,17 @@ teardown_file() { sim_stop; }
   assert_contains "$output" "type 'snapshot'"
 }
 
-@test "a record's stale id falls back to its name" {
-  run bash -c 'echo "{\"type\":\"vm\",\"name\":\"web01\",\"id\":\"vm-999999\",\"endpoint\":\"${CESO_URL#http://}\"}" | sed "s|/sdk||" | ceso-info -o id,name'
+@test "a record's stale id: found by its name only when its uuid matches, else exit 3" {
+  ep=${CESO_URL#http://}
+  ep=${ep%/sdk}
+  uuid=$(ceso-info web01 | jq -r .uuid)
+  run ceso-info -o id,name <<<"{\"type\":\"vm\",\"name\":\"web01\",\"id\":\"vm-999999\",\"uuid\":\"$uuid\",\"endpoint\":\"$ep\"}"
   assert_status 0
   assert_contains "$output" '"name":"web01"'
   [[ "$output" != *vm-999999* ]]
+  run ceso-info -o id,name <<<"{\"type\":\"vm\",\"name\":\"web01\",\"id\":\"vm-999999\",\"endpoint\":\"$ep\"}"
+  assert_status 3
+  assert_contains "$output" "no VM has id vm-999999 now"
 }
 
 @test "a record from an unconfigured host is refused, not sent credentials" {

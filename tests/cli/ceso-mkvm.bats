@@ -2,6 +2,7 @@
 # ceso-mkvm against the simulator: ESX model (CloneVM refused: disk copies +
 # CreateVM_Task), with filled disks so copies can be compared byte for byte.
 
+bats_require_minimum_version 1.5.0
 load helpers/common
 load helpers/interrupt
 
@@ -211,4 +212,91 @@ guestinfo_record() { ceso-info "$1" | jq -c '{type:"guestinfo",name,guestinfo}';
 @test "vm records carry what the next tool needs" {
   run ceso-mkvm --from golden web17 --no-power-on --json
   echo "$output" | jq -e '(.id|startswith("vm-")) and (.endpoint|length) > 0 and (.macs|length) == 1 and (.instance_id|startswith("web17-"))'
+}
+
+# ---- names of new VMs (ceso(7) RECORDS, names.hpp) ----
+
+@test "a new VM name with control characters, invalid UTF-8, '/' or over 80 characters: exit 2, nothing made" {
+  sim_reset
+  local long
+  long=$(printf 'x%.0s' $(seq 81))
+  for bad in $'a\nb' $'tab\there' $'del\x7f' $'c1\xc2\x9b31m' $'bad\xffutf8' $'rlo\xe2\x80\xaeevil' \
+    'a/b' 'a\b' '50%' '' "$long"; do
+    run --separate-stderr ceso-mkvm --from golden ok1 "$bad" --no-power-on
+    assert_status 2
+    assert_contains "$stderr" "argument 2: VM name"
+  done
+  run --separate-stderr ceso-mkvm --from golden $'nl\nx' --no-power-on
+  assert_contains "$stderr" "U+000A at character 3"
+  # the escape does not reach the terminal raw
+  run --separate-stderr ceso-mkvm --from golden $'c1\xc2\x9b31m' --no-power-on
+  assert_contains "$stderr" '\u{009B}'
+  [[ "$stderr" != *$'\xc2\x9b'* ]]
+  run --separate-stderr ceso-mkvm --from golden "$long" --no-power-on
+  assert_contains "$stderr" "81 characters"
+  assert_eq "$(sim_count MakeDirectory)" 0
+  assert_eq "$(sim_count CreateVM_Task)" 0
+  [ -z "$(ceso-ls --name ok1)" ]
+  # 80 characters is fine
+  run ceso-mkvm --from golden "${long:1}" --no-power-on
+  assert_status 0
+  echo "$output" | jq -e --arg n "${long:1}" '.name == $n'
+}
+
+@test "a guestinfo record with a bad name: exit 3 naming its line; the other records are made" {
+  good=$(ceso-cloudinit --hostname gi-ok)
+  bad1=$(jq -c '.name = "gi\nbad"' <<<"$good")
+  bad2=$(jq -c '.name = "gi/bad"' <<<"$good")
+  sim_reset
+  run --separate-stderr ceso-mkvm --from golden --no-power-on <<<"$bad1
+$good
+$bad2"
+  assert_status 4
+  assert_contains "$stderr" 'error (at <stdin>:1): field "name": VM name'
+  assert_contains "$stderr" 'error (at <stdin>:3): field "name": VM name'
+  echo "$output" | jq -se 'length == 1 and .[0].name == "gi-ok"'
+  assert_eq "$(sim_count CreateVM_Task)" 1
+  run --separate-stderr ceso-mkvm --from golden --no-power-on <<<"$bad1"
+  assert_status 3
+}
+
+@test "vSphere's escapes: 'a%2fb' is made as given and found as 'a/b'; 'a%2Fb' is then taken" {
+  run ceso-mkvm --from golden 'esc%2fone' --hostname esc1 --no-power-on
+  assert_status 0
+  echo "$output" | jq -e '.name == "esc%2fone"'
+  ceso-info 'esc/one' | jq -e '.name == "esc%2fone"'
+  run ceso-mkvm --from golden 'esc%2Fone' --hostname esc1 --no-power-on
+  assert_status 1
+  assert_contains "$output" "already exists"
+  # the source may be named in either form too
+  run ceso-mkvm --from 'esc/one' esc2 --no-power-on
+  assert_status 0
+  echo "$output" | jq -e '.source == "esc%2fone"'
+}
+
+@test "the guest's host name must be an RFC 1123 label; every tool that names a new VM checks the name" {
+  # (bad cloud-init flag values are bad input, exit 3, as in ceso-cloudinit)
+  for bad in $'bad\nhost' $'tab\thost' 'bad_host' 'a/b' ''; do
+    run --separate-stderr ceso-mkvm --from golden hn1 --hostname "$bad" --no-power-on
+    assert_status 3
+    assert_contains "$stderr" "--hostname: "
+  done
+  [[ "$stderr" != *$'\n'*$'\n'* ]]
+  [ -z "$(ceso-ls --name hn1)" ]
+  # ceso-clone NEWNAME and ceso-backup restore --as: usage errors before anything is read
+  sim_reset
+  run --separate-stderr ceso-clone golden $'cl\tone'
+  assert_status 2
+  assert_contains "$stderr" "NEWNAME: VM name"
+  assert_contains "$stderr" "U+0009 at character 3"
+  run --separate-stderr ceso-clone golden 'cl/one'
+  assert_status 2
+  assert_eq "$(sim_stats | jq .soap_total)" 0
+  run --separate-stderr ceso-backup restore some-backup --as $'r\x7fone'
+  assert_status 2
+  assert_contains "$stderr" "--as: VM name"
+  assert_contains "$stderr" "U+007F at character 2"
+  run --separate-stderr ceso-backup restore some-backup --as ''
+  assert_status 2
+  assert_contains "$stderr" "--as: VM name is empty"
 }

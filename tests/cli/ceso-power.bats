@@ -4,6 +4,7 @@
 
 bats_require_minimum_version 1.5.0
 load helpers/common
+load helpers/identity
 
 setup_file() {
   local spec="$BATS_FILE_TMPDIR/vms.json"
@@ -25,7 +26,9 @@ setup_file() {
  {"name":"w3","power":"on","tags":["web"]},{"name":"w4","power":"on","tags":["web"]},
  {"name":"w5","power":"on","tags":["web"]},{"name":"w6","power":"on","tags":["web"]},
  {"name":"in1","power":"off"},{"name":"in2","power":"off"},{"name":"in3","power":"off"},
- {"name":"in4","power":"off"},{"name":"in5","power":"off"}]
+ {"name":"in4","power":"off"},{"name":"in5","power":"off"},
+ {"name":"pgold","power":"off"},{"name":"ptook","power":"off"},{"name":"prereg","power":"off"},
+ {"name":"pren","power":"off"}]
 JSON
   sim_start -vms 0 -vm-spec "$spec"
 }
@@ -253,4 +256,38 @@ vm_line() { printf '{"type":"vm","name":"%s"}' "$1"; }
   run --separate-stderr ceso-power off <"$BATS_TEST_TMPDIR"
   assert_status 1
   assert_eq "$(sim_count PowerOffVM_Task)" 0
+
+# ---- identity, not names (ceso(7) RECORDS) ----
+
+@test "a saved record whose VM was replaced by a newer one of the same name: exit 3, nothing powered" {
+  saved=$(saved_record ptook)
+  ceso-rm --yes ptook >/dev/null
+  ceso-mkvm --from pgold ptook --no-power-on >/dev/null
+  sim_reset
+  run --separate-stderr ceso-power on <<<"$saved"
+  assert_status 3
+  assert_eq "$output" ""
+  assert_contains "$stderr" "error (at <stdin>:1)"
+  assert_contains "$stderr" "another uuid"
+  assert_eq "$(sim_count PowerOnVM_Task)" 0
+  assert_eq "$(power_of ptook)" off
+  # the same through a pipeline stage that only waits: refused as well
+  run --separate-stderr ceso-wait --for off --timeout 1 <<<"$saved"
+  assert_status 3
+}
+
+@test "re-registered (new id, same uuid): powered on; renamed: powered off; records show the VM acted on" {
+  saved=$(saved_record prereg)
+  new=$(reregister_vm "$(jq -r .id <<<"$saved")")
+  run --separate-stderr ceso-power on <<<"$saved"
+  assert_status 0
+  echo "$output" | jq -e --arg id "$new" --argjson s "$saved" \
+    '.id == $id and .uuid == $s.uuid and .power == "on" and .changed == true'
+  saved=$(saved_record pren)
+  ceso-power on pren >/dev/null
+  rename_vm "$(jq -r .id <<<"$saved")" pren2
+  run --separate-stderr ceso-power off <<<"$saved"
+  assert_status 0
+  echo "$output" | jq -e --argjson s "$saved" '.id == $s.id and .name == "pren2" and .power == "off"'
+  assert_eq "$(power_of pren2)" off
 }

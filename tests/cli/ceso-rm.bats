@@ -3,6 +3,7 @@
 
 bats_require_minimum_version 1.5.0
 load helpers/common
+load helpers/identity
 
 setup_file() {
   local spec="$BATS_FILE_TMPDIR/vms.json"
@@ -18,7 +19,11 @@ setup_file() {
  {"name":"pcap","power":"off","extra_config":{"ceso.tags":"Protected"}},
  {"name":"pupper","power":"off","extra_config":{"ceso.tags":"web,PROTECTED"}},
  {"name":"pspace","power":"off","extra_config":{"ceso.tags":"web, \tprotected ,db"}},
- {"name":"pdup","power":"off","extra_config":{"ceso.tags":"protected,Protected,protected"}}]
+ {"name":"pdup","power":"off","extra_config":{"ceso.tags":"protected,Protected,protected"}},
+ {"name":"golden","power":"off"},
+ {"name":"took","power":"off"},{"name":"rereg","power":"off"},{"name":"renamed","power":"off"},
+ {"name":"handid","power":"off"},{"name":"handid2","power":"off"},{"name":"elsewhere","power":"off"},
+ {"name":"mixok","power":"off"},{"name":"mixbad","power":"off"}]
 JSON
   sim_start -vms 0 -vm-spec "$spec"
 }
@@ -152,4 +157,95 @@ exists() { [ -n "$(ceso-ls --name "$1")" ]; }
   assert_status 1
   assert_eq "$(echo "$output" | wc -l)" 1
   assert_contains "$output" "read-only"
+}
+
+# ---- identity, not names (ceso(7) RECORDS) ----
+
+@test "a saved record whose VM was replaced by a newer VM of the same name: exit 3, the newer VM stays" {
+  saved=$(saved_record took)
+  ceso-rm --yes took >/dev/null
+  ceso-mkvm --from golden took --no-power-on >/dev/null
+  newer=$(saved_record took)
+  [ "$(jq -r .uuid <<<"$newer")" != "$(jq -r .uuid <<<"$saved")" ]
+  sim_reset
+  run --separate-stderr ceso-rm --yes <<<"$saved"
+  assert_status 3
+  assert_eq "$output" ""
+  assert_contains "$stderr" "error (at <stdin>:1)"
+  assert_contains "$stderr" "id $(jq -r .id <<<"$saved")"
+  assert_contains "$stderr" "uuid $(jq -r .uuid <<<"$saved")"
+  assert_contains "$stderr" "$(jq -r .id <<<"$newer"), uuid $(jq -r .uuid <<<"$newer")), another uuid"
+  assert_eq "$(sim_count Destroy_Task)" 0
+  assert_eq "$(saved_record took)" "$newer"
+  # The same record with --force, and within a longer stream: still refused, the rest done.
+  run --separate-stderr ceso-rm --yes --force <<<"$saved
+$(saved_record mixok)"
+  assert_status 4
+  assert_contains "$stderr" "error (at <stdin>:1)"
+  echo "$output" | jq -se 'length == 1 and .[0].name == "mixok"'
+  exists took
+  ! exists mixok
+}
+
+@test "a re-registered VM (new id, same uuid) is found by name and uuid; the record printed has its new id" {
+  saved=$(saved_record rereg)
+  old=$(jq -r .id <<<"$saved")
+  new=$(reregister_vm "$old")
+  [ "$new" != "$old" ]
+  run --separate-stderr ceso-rm --yes <<<"$saved"
+  assert_status 0
+  echo "$output" | jq -e --arg id "$new" --argjson s "$saved" \
+    '.deleted == true and .id == $id and .uuid == $s.uuid and .name == "rereg"'
+  ! exists rereg
+}
+
+@test "a renamed VM (same id and uuid) is the same VM: deleted, the record carries its new name" {
+  saved=$(saved_record renamed)
+  rename_vm "$(jq -r .id <<<"$saved")" renamed-now
+  run --separate-stderr ceso-rm --yes <<<"$saved"
+  assert_status 0
+  echo "$output" | jq -e --argjson s "$saved" \
+    '.deleted == true and .name == "renamed-now" and .id == $s.id and .uuid == $s.uuid'
+  ! exists renamed-now
+}
+
+@test "a record with id but no uuid needs the id and the name to match; never a name fallback" {
+  id=$(saved_record handid | jq -r .id)
+  other=$(saved_record handid2 | jq -r .id)
+  sim_reset
+  # id of another VM: refused, neither VM touched
+  run --separate-stderr ceso-rm --yes <<<"{\"type\":\"vm\",\"id\":\"$other\",\"name\":\"handid\"}"
+  assert_status 3
+  assert_contains "$stderr" "VM $other is now named 'handid2'"
+  assert_contains "$stderr" "without uuid"
+  # an id that no longer exists: refused too, although a VM of that name exists
+  run --separate-stderr ceso-rm --yes <<<'{"type":"vm","id":"vm-99999","name":"handid"}'
+  assert_status 3
+  assert_contains "$stderr" "no VM has id vm-99999 now"
+  assert_eq "$(sim_count Destroy_Task)" 0
+  exists handid
+  exists handid2
+  # id and name agree: deleted
+  run ceso-rm --yes <<<"{\"type\":\"vm\",\"id\":\"$id\",\"name\":\"handid\"}"
+  assert_status 0
+  ! exists handid
+}
+
+@test "a record from a host not configured is never acted on through the default host" {
+  rec=$(saved_record elsewhere)
+  sim_reset
+  run --separate-stderr ceso-rm --yes <<<"$(jq -c '.endpoint = "esxi9.example:443"' <<<"$rec")"
+  assert_status 1
+  assert_contains "$stderr" "no credentials for it are configured"
+  for bad in 'null' '42' '""' '["x"]'; do
+    run --separate-stderr ceso-rm --yes <<<"$(jq -c ".endpoint = $bad" <<<"$rec")"
+    assert_status 3
+  done
+  for bad in '42' 'true'; do
+    run --separate-stderr ceso-rm --yes <<<"$(jq -c ".uuid = $bad" <<<"$rec")"
+    assert_status 3
+    assert_contains "$stderr" '"uuid" is not a string'
+  done
+  assert_eq "$(sim_count Destroy_Task)" 0
+  exists elsewhere
 }

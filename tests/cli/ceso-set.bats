@@ -1,7 +1,9 @@
 #!/usr/bin/env bats
 # ceso-set against the simulator (ESX model).
 
+bats_require_minimum_version 1.5.0
 load helpers/common
+load helpers/identity
 
 setup_file() {
   local spec="$BATS_FILE_TMPDIR/vms.json"
@@ -9,7 +11,9 @@ setup_file() {
 [{"name":"off1","power":"off","tags":["web","old"],"cpus":1,"memory_mib":1024,"disks_mib":[4]},
  {"name":"on1","power":"on","tags":["web"]},
  {"name":"odd & <\"q\"> é","power":"off"},
- {"name":"tagged","power":"off","extra_config":{"ceso.tags":"Blue, PROTECTED"}}]
+ {"name":"tagged","power":"off","extra_config":{"ceso.tags":"Blue, PROTECTED"}},
+ {"name":"sgold","power":"off"},{"name":"stook","power":"off"},{"name":"sren","power":"off"},
+ {"name":"srereg","power":"off"}]
 JSON
   echo '[{"name":"free1","power":"off"}]' >"$BATS_FILE_TMPDIR/free.json"
   sim_start -vms 0 -vm-spec "$spec"
@@ -114,4 +118,36 @@ teardown_file() { sim_stop; }
   assert_status 1
   assert_contains "$output" "read-only"
   [ "$(echo "$output" | wc -l)" -eq 1 ]
+}
+
+# ---- identity, not names (ceso(7) RECORDS) ----
+
+@test "a saved record whose VM was replaced by a newer one of the same name: exit 3, nothing sent" {
+  saved=$(saved_record stook)
+  ceso-rm --yes stook >/dev/null
+  ceso-mkvm --from sgold stook --no-power-on >/dev/null
+  sim_reset
+  run --separate-stderr ceso-set --tag +hit --cpus 3 <<<"$saved"
+  assert_status 3
+  assert_eq "$output" ""
+  assert_contains "$stderr" "error (at <stdin>:1)"
+  assert_contains "$stderr" "id $(jq -r .id <<<"$saved")"
+  assert_eq "$(sim_count ReconfigVM_Task)" 0
+  ceso-info stook | jq -e '.tags == [] and .cpus == 1'
+}
+
+@test "renamed or re-registered VM: reconfigured, the record has its current name and id" {
+  saved=$(saved_record sren)
+  rename_vm "$(jq -r .id <<<"$saved")" "sren & new"
+  run --separate-stderr ceso-set --tag +kept <<<"$saved"
+  assert_status 0
+  echo "$output" | jq -e --argjson s "$saved" \
+    '.name == "sren & new" and .id == $s.id and .tags == ["kept"] and .changed == true'
+  saved=$(saved_record srereg)
+  new=$(reregister_vm "$(jq -r .id <<<"$saved")")
+  run --separate-stderr ceso-set --annotation moved <<<"$saved"
+  assert_status 0
+  echo "$output" | jq -e --arg id "$new" --argjson s "$saved" \
+    '.id == $id and .uuid == $s.uuid and .name == "srereg" and .changed == true'
+  ceso-info srereg | jq -e '.annotation == "moved"'
 }

@@ -3,6 +3,7 @@
 
 bats_require_minimum_version 1.5.0
 load helpers/common
+load helpers/identity
 
 setup_file() {
   local spec="$BATS_FILE_TMPDIR/vms.json"
@@ -17,7 +18,8 @@ setup_file() {
  {"name":"drv","power":"off"},
  {"name":"failvm","power":"off"},
  {"name":"j1","tags":["many"]},{"name":"j2","tags":["many"]},{"name":"j3","tags":["many"]},
- {"name":"j4","tags":["many"]},{"name":"j5","tags":["many"]}]
+ {"name":"j4","tags":["many"]},{"name":"j5","tags":["many"]},
+ {"name":"ngold","power":"off"},{"name":"ntook","power":"off"},{"name":"nrereg","power":"off"}]
 JSON
   sim_start -vms 0 -vm-spec "$spec"
 }
@@ -229,4 +231,31 @@ raw_snapshot() {
   assert_status 1
   assert_eq "$(echo "$output" | wc -l)" 1
   assert_contains "$output" "read-only"
+}
+
+# ---- identity, not names (ceso(7) RECORDS) ----
+
+@test "a saved record whose VM was replaced by a newer one of the same name: exit 3, no snapshot" {
+  saved=$(saved_record ntook)
+  ceso-rm --yes ntook >/dev/null
+  ceso-mkvm --from ngold ntook --no-power-on >/dev/null
+  sim_reset
+  for cmd in "create --name x" "rm --all --yes" "revert"; do
+    run --separate-stderr ceso-snap $cmd <<<"$saved"
+    assert_status 3
+    assert_contains "$stderr" "another uuid"
+  done
+  assert_eq "$(sim_count CreateSnapshot_Task)" 0
+  assert_eq "$(snap_names ntook)" ""
+}
+
+@test "re-registered VM: the snapshot is taken; the record and ls name its new id" {
+  saved=$(saved_record nrereg)
+  new=$(reregister_vm "$(jq -r .id <<<"$saved")")
+  run --separate-stderr ceso-snap create --name after <<<"$saved"
+  assert_status 0
+  echo "$output" | jq -e --arg id "$new" '.id == $id and .snapshot.name == "after" and .changed == true'
+  run ceso-snap ls <<<"$saved"
+  assert_status 0
+  echo "$output" | jq -e --arg id "$new" '.vm_id == $id and .name == "after"'
 }
