@@ -1,5 +1,6 @@
 #include "ceso/audit.hpp"
 
+#include <expat.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <pwd.h>
@@ -7,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <array>
@@ -16,10 +18,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
+#include "ceso/codec.hpp"
+#include "ceso/config.hpp"
 #include "ceso/error.hpp"
+#include "ceso/xml.hpp"
 
 namespace ceso {
 
@@ -312,8 +319,209 @@ std::string lower_alnum(std::string_view key) {
   return out;
 }
 
-bool looks_like_private_key(const std::string& s) {
+bool looks_like_private_key(std::string_view s) {
   return s.find("-----BEGIN") != std::string::npos && s.find("PRIVATE KEY") != std::string::npos;
+}
+
+std::string ascii_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// ------------------------------------------------------------- redaction
+
+// Below this length a digest is not written: a short secret (a password, a
+// token) could be found again by hashing guesses.
+constexpr size_t kDigestMinBytes = 64;
+// Decoded guestinfo larger than this is not examined (and so counts as secret).
+constexpr size_t kMaxInflated = 8u << 20;
+
+// gunzip with a limit on the output; nullopt when `data` is not a complete
+// gzip/zlib stream or inflates beyond the limit.
+std::optional<std::string> inflate_bounded(std::string_view data, bool* too_large) {
+  z_stream zs{};
+  if (inflateInit2(&zs, 15 + 32) != Z_OK) return std::nullopt;
+  std::unique_ptr<z_stream, int (*)(z_stream*)> guard(&zs, inflateEnd);
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = static_cast<uInt>(data.size());
+  std::string out;
+  char buf[16384];
+  for (;;) {
+    zs.next_out = reinterpret_cast<Bytef*>(buf);
+    zs.avail_out = sizeof buf;
+    int rc = inflate(&zs, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END) return std::nullopt;
+    out.append(buf, sizeof buf - zs.avail_out);
+    if (out.size() > kMaxInflated) {
+      *too_large = true;
+      return std::nullopt;
+    }
+    if (rc == Z_STREAM_END) return out;
+    if (zs.avail_in == 0 && zs.avail_out != 0) return std::nullopt;  // truncated
+  }
+}
+
+// Does free text (decoded cloud-init metadata, say) name a secret? Its words
+// (runs of letters, digits, '_', '-', '.') are checked like keys, so
+// "password:" in a netplan document counts; so does a PEM private key.
+bool mentions_secret(std::string_view text) {
+  if (looks_like_private_key(text)) return true;
+  auto word_char = [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '-' || c == '.';
+  };
+  for (size_t i = 0; i < text.size();) {
+    while (i < text.size() && !word_char(static_cast<unsigned char>(text[i]))) ++i;
+    size_t start = i;
+    while (i < text.size() && word_char(static_cast<unsigned char>(text[i]))) ++i;
+    if (i > start && is_secret_key(text.substr(start, i - start))) return true;
+  }
+  return false;
+}
+
+// guestinfo.metadata is kept (host name, instance-id, network, public keys)
+// unless what it decodes to names a secret: a netplan "password" (802.1x,
+// Wi-Fi), a private key, or anything that cannot be examined.
+bool metadata_holds_secret(std::string_view value) {
+  std::string decoded;
+  try {
+    decoded = base64_decode(value);
+  } catch (const Error&) {
+    return mentions_secret(value);  // not base64: plain text (encoding "none")
+  }
+  bool too_large = false;
+  if (auto inflated = inflate_bounded(decoded, &too_large)) return mentions_secret(*inflated);
+  if (too_large) return true;
+  return mentions_secret(decoded);
+}
+
+// ---- secrets inside XML text (the ConfigSpec of a ReconfigVM_Task, say)
+
+struct XmlElement {
+  std::string name;  // without a namespace prefix
+  size_t tag_begin = 0;
+  size_t content_begin = 0;
+  size_t content_end = 0;
+  bool empty = true;  // <x/> or <x></x>: nothing to hide
+  std::string text;   // character data directly inside
+  std::vector<size_t> children;
+};
+
+// Parses `text` as an XML fragment (wrapped in one element, so several
+// siblings or leading text are fine) and keeps each element's byte range.
+class XmlRanges {
+ public:
+  static constexpr std::string_view kOpen = "<r>";
+  static constexpr std::string_view kClose = "</r>";
+
+  bool parse(std::string_view text) {
+    doc_ = std::string(kOpen) + std::string(text) + std::string(kClose);
+    std::unique_ptr<XML_ParserStruct, decltype(&XML_ParserFree)> parser(XML_ParserCreate("UTF-8"),
+                                                                        XML_ParserFree);
+    if (!parser) return false;
+    parser_ = parser.get();
+    XML_SetUserData(parser_, this);
+    XML_SetElementHandler(parser_, start, end);
+    XML_SetCharacterDataHandler(parser_, chars);
+    return XML_Parse(parser_, doc_.data(), static_cast<int>(doc_.size()), 1) == XML_STATUS_OK &&
+           !elements_.empty();
+  }
+
+  const std::string& doc() const { return doc_; }
+  const XmlElement& at(size_t i) const { return elements_[i]; }
+
+ private:
+  static void start(void* self, const XML_Char* name, const XML_Char**) {
+    auto* x = static_cast<XmlRanges*>(self);
+    XmlElement e;
+    std::string_view n(name);
+    e.name = std::string(n.substr(n.find(':') == std::string_view::npos ? 0 : n.find(':') + 1));
+    e.tag_begin = static_cast<size_t>(XML_GetCurrentByteIndex(x->parser_));
+    e.content_begin = e.tag_begin + static_cast<size_t>(XML_GetCurrentByteCount(x->parser_));
+    size_t index = x->elements_.size();
+    if (!x->open_.empty()) x->elements_[x->open_.back()].children.push_back(index);
+    x->elements_.push_back(std::move(e));
+    x->open_.push_back(index);
+  }
+  static void end(void* self, const XML_Char*) {
+    auto* x = static_cast<XmlRanges*>(self);
+    XmlElement& e = x->elements_[x->open_.back()];
+    x->open_.pop_back();
+    size_t at = static_cast<size_t>(XML_GetCurrentByteIndex(x->parser_));
+    e.empty = at == e.tag_begin || at <= e.content_begin;  // <x/> ends where it began
+    e.content_end = e.empty ? e.content_begin : at;
+  }
+  static void chars(void* self, const XML_Char* s, int len) {
+    auto* x = static_cast<XmlRanges*>(self);
+    x->elements_[x->open_.back()].text.append(s, static_cast<size_t>(len));
+  }
+
+  std::string doc_;
+  XML_Parser parser_ = nullptr;
+  std::vector<XmlElement> elements_;
+  std::vector<size_t> open_;
+};
+
+struct Replacement {
+  size_t begin, end;
+  std::string text;
+};
+
+void find_xml_secrets(const XmlRanges& x, size_t index, std::vector<Replacement>& out) {
+  const XmlElement& e = x.at(index);
+  auto hide = [&](const XmlElement& el, std::string_view value) {
+    if (!el.empty)
+      out.push_back({el.content_begin, el.content_end, xml::escape(redacted_value(value))});
+  };
+  if (index != 0 && is_secret_key(e.name)) {  // <password>…</password>: all of it
+    hide(e, std::string_view(x.doc()).substr(e.content_begin, e.content_end - e.content_begin));
+    return;
+  }
+  // OptionValue, vApp property: <key>guestinfo.userdata</key><value>…</value>
+  // (a vApp property has both <key>1</key> and <id>db_password</id>).
+  const XmlElement* value = nullptr;
+  for (size_t c : e.children)
+    if (!value && x.at(c).name == "value") value = &x.at(c);
+  bool hide_value = false;
+  for (size_t c : e.children) {
+    const XmlElement& label = x.at(c);
+    if (value && (label.name == "key" || label.name == "id" || label.name == "name") &&
+        is_secret_option(label.text, value->text))
+      hide_value = true;
+  }
+  if (hide_value) hide(*value, value->text);
+  if (e.children.empty() && looks_like_private_key(e.text)) hide(e, e.text);
+  for (size_t c : e.children)
+    if (!(hide_value && &x.at(c) == value)) find_xml_secrets(x, c, out);
+}
+
+// `text` with the secrets of the XML in it replaced; nullopt when it is not
+// well-formed XML.
+std::optional<std::string> redact_xml(std::string_view text) {
+  XmlRanges x;
+  if (!x.parse(text)) return std::nullopt;
+  std::vector<Replacement> found;
+  find_xml_secrets(x, 0, found);
+  std::sort(found.begin(), found.end(),
+            [](const Replacement& a, const Replacement& b) { return a.begin > b.begin; });
+  std::string doc = x.doc();
+  for (const auto& r : found) doc.replace(r.begin, r.end - r.begin, r.text);
+  return doc.substr(XmlRanges::kOpen.size(),
+                    doc.size() - XmlRanges::kOpen.size() - XmlRanges::kClose.size());
+}
+
+// A string value: secrets in the XML it may carry, a PEM private key.
+std::string redact_string(const std::string& s) {
+  std::string out = s;
+  if (s.find('<') != std::string::npos) {
+    if (auto x = redact_xml(s)) {
+      out = std::move(*x);
+    } else if (mentions_secret(s) || ascii_lower(s).find("guestinfo.") != std::string::npos) {
+      return redacted_value(s);  // XML-like but unreadable: cannot tell what is inside
+    }
+  }
+  if (looks_like_private_key(out)) return redacted_value(s);
+  return out;
 }
 
 }  // namespace
@@ -361,7 +569,8 @@ void AuditLog::append(const AuditRecord& record) {
   j["operation"] = record.operation;
   j["params"] = redact(record.params);
   j["result"] = to_string(record.result);
-  if (record.result != AuditResult::ok) j["error"] = record.error;
+  // A host's fault message may quote what was sent.
+  if (record.result != AuditResult::ok) j["error"] = redact(ordered_json(record.error));
   j["duration_ms"] = record.duration_ms;
   j["correlation_id"] = record.correlation_id.empty() ? correlation_id() : record.correlation_id;
   j["pid"] = static_cast<int64_t>(record.pid == 0 ? ::getpid() : record.pid);
@@ -576,22 +785,57 @@ bool is_secret_key(std::string_view key) {
   return false;
 }
 
+std::string redacted_value(std::string_view secret) {
+  if (secret.size() < kDigestMinBytes) return std::string(kRedacted);
+  return "[redacted sha256:" + sha256_hex(secret) + " bytes:" + std::to_string(secret.size()) + "]";
+}
+
+bool is_secret_option(std::string_view key, std::string_view value) {
+  if (is_secret_key(key)) return true;
+  if (lower_alnum(key).find("key") != std::string::npos) return true;
+  std::string k = ascii_lower(key);
+  if (k.rfind("guestinfo.", 0) != 0) return false;
+  // Every guestinfo value is the user's data, of unknown nature, except the
+  // cloud-init metadata, which ceso writes (host name, network) and checks.
+  if (k == "guestinfo.metadata.encoding") return false;
+  if (k == "guestinfo.metadata") return metadata_holds_secret(value);
+  return true;
+}
+
+namespace {
+
+ordered_json hidden(const ordered_json& value) {
+  if (value.is_string()) return redacted_value(value.get_ref<const std::string&>());
+  return kRedacted;
+}
+
+std::string_view text_of(const ordered_json& value) {
+  return value.is_string() ? std::string_view(value.get_ref<const std::string&>())
+                           : std::string_view();
+}
+
+}  // namespace
+
 ordered_json redact(const ordered_json& value) {
   if (value.is_object()) {
     // vSphere option values and vApp properties name the secret in a field
     // and carry it in "value": {"key":"guestinfo.userdata","value":"…"}.
     bool secret_value = false;
-    for (const char* label : {"key", "name", "id"}) {
-      auto it = value.find(label);
-      if (it != value.end() && it->is_string() && is_secret_key(it->get_ref<const std::string&>()))
-        secret_value = true;
+    if (auto v = value.find("value"); v != value.end()) {
+      for (const char* label : {"key", "name", "id"}) {
+        auto it = value.find(label);
+        if (it != value.end() && it->is_string() &&
+            is_secret_option(it->get_ref<const std::string&>(), text_of(*v)))
+          secret_value = true;
+      }
     }
     ordered_json out = ordered_json::object();
     for (auto it = value.begin(); it != value.end(); ++it) {
-      if (is_secret_key(it.key()) || (secret_value && it.key() == "value"))
-        out[it.key()] = kRedacted;
-      else
-        out[it.key()] = redact(it.value());
+      const std::string& k = it.key();
+      bool secret =
+          is_secret_key(k) || (secret_value && k == "value") ||
+          (ascii_lower(k).rfind("guestinfo.", 0) == 0 && is_secret_option(k, text_of(it.value())));
+      out[k] = secret ? hidden(it.value()) : redact(it.value());
     }
     return out;
   }
@@ -600,8 +844,7 @@ ordered_json redact(const ordered_json& value) {
     for (const auto& v : value) out.push_back(redact(v));
     return out;
   }
-  if (value.is_string() && looks_like_private_key(value.get_ref<const std::string&>()))
-    return kRedacted;
+  if (value.is_string()) return redact_string(value.get_ref<const std::string&>());
   return value;
 }
 

@@ -5,6 +5,7 @@
 # backups and failed uploads rolled back.
 
 load helpers/common
+load helpers/secrets
 
 VALIDATE="/usr/bin/python3 $BATS_TEST_DIRNAME/helpers/validate_cloudinit.py"
 
@@ -216,4 +217,35 @@ http_count() { sim_stats | jq -r --arg k "$1" '.http[$k] // 0'; }
   run ceso-backup restore hostile --as app11 --target "$CESO_BACKUP_TARGET"
   assert_status 0
   rm -rf "$copy"
+}
+
+@test "user-data secrets of a restored VM never reach a plan, the audit log or stdout" {
+  assert_secret_check_works
+  export CESO_AUDIT_LOG="$BATS_TEST_TMPDIR/audit.log"
+  local d=$BATS_TEST_TMPDIR m_old m_new out=$BATS_TEST_TMPDIR/stdout id dry
+  m_old=$(new_marker) m_new=$(new_marker)
+  echo "KEY=$m_old" >"$d/old.env"
+  echo "KEY=$m_new" >"$d/new.env"
+  ceso-mkvm --from golden sec01 --write-file "/etc/app.env=$d/old.env" --no-power-on >>"$out"
+  id=$(ceso-ls --name sec01 | ceso-backup --cold | tee -a "$out" | jq -r .backup.id)
+  for dry in --dry-run ""; do
+    # The backed-up user-data comes back as it was ...
+    run ceso-backup restore "$id" --as "sec02$dry" --hostname sec02 $dry
+    assert_status 0
+    echo "$output" >>"$out"
+    # ... or new user-data with a new secret replaces it.
+    run ceso-backup restore "$id" --as "sec03$dry" --write-file "/etc/app.env=$d/new.env" \
+      --encoding base64 $dry
+    assert_status 0
+    echo "$output" >>"$out"
+  done
+  ceso-info --decode sec02 | grep -qF "$m_old"
+  ceso-info --decode sec03 | grep -qF "$m_new"
+  grep -q '"operation":"CreateVM_Task"' "$CESO_AUDIT_LOG"
+  grep -q '"type":"plan"' "$out"
+  for m in "$m_old" "$m_new"; do
+    assert_no_secret "$CESO_AUDIT_LOG" "$m"
+    assert_no_secret "$out" "$m"
+  done
+  ceso-rm --yes sec01 sec02 sec03 >/dev/null
 }

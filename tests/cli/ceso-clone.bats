@@ -4,6 +4,7 @@
 
 load helpers/common
 load helpers/interrupt
+load helpers/secrets
 
 VALIDATE="/usr/bin/python3 $BATS_TEST_DIRNAME/helpers/validate_cloudinit.py"
 
@@ -126,4 +127,40 @@ validate() { ceso-info "$1" | jq -c '{type:"guestinfo",name,guestinfo}' | $VALID
   assert_eq "$s2" 0
   echo "$g2" | jq -e '.local_hostname == "v2" and .addresses == ["10.0.0.6/24"]'
   [ "$(echo "$g1" | jq -r .instance_id)" != "$(echo "$g2" | jq -r .instance_id)" ]
+}
+
+@test "user-data secrets reach the clone but never a plan, the audit log or stdout" {
+  assert_secret_check_works
+  export CESO_AUDIT_LOG="$BATS_TEST_TMPDIR/audit.log"
+  local d=$BATS_TEST_TMPDIR m_file m_ud hash out=$BATS_TEST_TMPDIR/stdout
+  m_file=$(new_marker) m_ud=$(new_marker)
+  hash=$(openssl passwd -6 -salt "$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')" "$m_file")
+  echo "TOKEN=$m_file" >"$d/token"
+  printf '#cloud-config\nruncmd:\n  - echo %s\n' "$m_ud" >"$d/user-data"
+  local n=0 enc dry
+  for enc in gzip+base64 base64 none; do
+    for dry in --dry-run ""; do
+      n=$((n + 1))
+      run ceso-clone src01 "csec$n" --no-power-on --encoding "$enc" --password-hash "$hash" \
+        --write-file "/etc/token=$d/token" --user-data "$d/user-data" $dry
+      assert_status 0
+      echo "$output" >>"$out"
+      if [ -z "$dry" ]; then
+        ceso-info --decode "csec$n" | grep -qF "$m_file"
+        ceso-info --decode "csec$n" | grep -qF "$m_ud"
+      else
+        assert_contains "$output" '"type":"plan"'
+      fi
+    done
+  done
+  # A clone of a VM holding secrets carries them over without flags too.
+  run ceso-clone csec2 csec7 --no-power-on --ip 10.0.0.17/24 --gateway 10.0.0.1
+  assert_status 0
+  ceso-info --decode csec7 | grep -qF "$m_file"
+  echo "$output" >>"$out"
+  grep -q 'guestinfo.userdata' "$CESO_AUDIT_LOG"
+  for m in "$m_file" "$m_ud" "$hash"; do
+    assert_no_secret "$CESO_AUDIT_LOG" "$m"
+    assert_no_secret "$out" "$m"
+  done
 }

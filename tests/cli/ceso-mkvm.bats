@@ -5,6 +5,7 @@
 bats_require_minimum_version 1.5.0
 load helpers/common
 load helpers/interrupt
+load helpers/secrets
 
 VALIDATE="/usr/bin/python3 $BATS_TEST_DIRNAME/helpers/validate_cloudinit.py"
 
@@ -299,4 +300,46 @@ $bad2"
   run --separate-stderr ceso-backup restore some-backup --as ''
   assert_status 2
   assert_contains "$stderr" "--as: VM name is empty"
+}
+
+# Secrets in user-data (a password hash, --write-file contents, a user-data
+# file) go to the VM but never into a plan, the audit log or stdout, in clear
+# or in any of the encodings guestinfo uses.
+@test "user-data secrets reach the VM but never a plan, the audit log or stdout" {
+  assert_secret_check_works
+  export CESO_AUDIT_LOG="$BATS_TEST_TMPDIR/audit.log"
+  local d=$BATS_TEST_TMPDIR m_file m_ud hash out=$BATS_TEST_TMPDIR/stdout
+  m_file=$(new_marker) m_ud=$(new_marker)
+  hash=$(openssl passwd -6 -salt "$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')" "$m_file")
+  echo "DB_PASSWORD=$m_file" >"$d/app.env"
+  printf '#cloud-config\nbootcmd:\n  - echo %s\n' "$m_ud" >"$d/user-data"
+  local n=0 enc dry
+  for enc in gzip+base64 base64 none; do
+    for dry in --dry-run ""; do
+      n=$((n + 1))
+      run ceso-mkvm --from golden "sec$n" --no-power-on --encoding "$enc" --password-hash "$hash" \
+        --write-file "/etc/app.env=$d/app.env" --user-data "$d/user-data" $dry
+      assert_status 0
+      echo "$output" >>"$out"
+      if [ -z "$dry" ]; then
+        # The real run did send them: the check below is not vacuous.
+        ceso-info --decode "sec$n" | grep -qF "$m_file"
+        ceso-info --decode "sec$n" | grep -qF "$m_ud"
+      else
+        assert_contains "$output" '"type":"plan"'
+        assert_contains "$output" "guestinfo.userdata"
+      fi
+    done
+  done
+  grep -q '"operation":"CreateVM_Task"' "$CESO_AUDIT_LOG"
+  grep -q 'guestinfo.userdata' "$CESO_AUDIT_LOG"
+  for m in "$m_file" "$m_ud" "$hash"; do
+    assert_no_secret "$CESO_AUDIT_LOG" "$m"
+    assert_no_secret "$out" "$m"
+  done
+  # A guestinfo record on stdin (ceso-cloudinit) takes the same path.
+  ceso-cloudinit --hostname sec9 --write-file "/etc/app.env=$d/app.env" |
+    ceso-mkvm --from golden sec9 --no-power-on --dry-run >"$out.rec"
+  grep -q '"type":"plan"' "$out.rec"
+  assert_no_secret "$out.rec" "$m_file"
 }

@@ -4,6 +4,7 @@
 bats_require_minimum_version 1.5.0
 load helpers/common
 load helpers/identity
+load helpers/secrets
 
 setup_file() {
   local spec="$BATS_FILE_TMPDIR/vms.json"
@@ -150,4 +151,40 @@ teardown_file() { sim_stop; }
   echo "$output" | jq -e --arg id "$new" --argjson s "$saved" \
     '.id == $id and .uuid == $s.uuid and .name == "srereg" and .changed == true'
   ceso-info srereg | jq -e '.annotation == "moved"'
+}
+
+@test "guestinfo secrets reach the VM but never a plan, the audit log or stdout" {
+  assert_secret_check_works
+  export CESO_AUDIT_LOG="$BATS_TEST_TMPDIR/audit.log"
+  local d=$BATS_TEST_TMPDIR m_file m_kv out=$BATS_TEST_TMPDIR/stdout enc dry
+  m_file=$(new_marker) m_kv=$(new_marker)
+  echo "secret: $m_file" >"$d/secret.yaml"
+  for enc in gzip+base64 base64 none; do
+    for dry in --dry-run ""; do
+      # A guestinfo record from ceso-cloudinit, with the file in its user-data.
+      ceso-cloudinit --hostname off1 --encoding "$enc" --write-file "/etc/s.yaml=$d/secret.yaml" \
+        --runcmd "echo $enc$dry" | jq -c '.name = "off1"' >"$d/rec"
+      run ceso-set $dry <"$d/rec"
+      assert_status 0
+      echo "$output" >>"$out"
+      if [ -z "$dry" ]; then
+        ceso-info --decode off1 | grep -qF "$m_file"
+      else
+        assert_contains "$output" '"operation":"ReconfigVM_Task"'
+      fi
+    done
+  done
+  # Keys given with --guestinfo: any guestinfo value is the user's data.
+  for dry in --dry-run ""; do
+    run ceso-set off1 --guestinfo "api_token=$m_kv$dry" \
+      --guestinfo "guestinfo.userdata=$(printf '#cloud-config\n# %s\n' "$m_kv" | gzip | base64 -w0)" $dry
+    assert_status 0
+    echo "$output" >>"$out"
+  done
+  ceso-info off1 | jq -e --arg v "$m_kv" '.guestinfo["guestinfo.api_token"] == $v'
+  grep -q 'guestinfo.api_token' "$CESO_AUDIT_LOG"
+  for m in "$m_file" "$m_kv"; do
+    assert_no_secret "$CESO_AUDIT_LOG" "$m"
+    assert_no_secret "$out" "$m"
+  done
 }

@@ -17,7 +17,10 @@
 #include <thread>
 #include <vector>
 
+#include "ceso/codec.hpp"
 #include "ceso/error.hpp"
+#include "ceso/vmspec.hpp"
+#include "ceso/xml.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -533,7 +536,9 @@ TEST(AuditRedact, PublicSshKeysStayPrivateKeysGo) {
   EXPECT_EQ(out["ssh_authorized_keys"], in["ssh_authorized_keys"]);
   EXPECT_EQ(out["public_key"], in["public_key"]);
   EXPECT_EQ(out["host_private_key"], "[redacted]");
-  EXPECT_EQ(out["note"], "[redacted]");  // a private key in any field
+  // A private key in any field; long enough for a digest.
+  EXPECT_EQ(out["note"], ceso::redacted_value(in["note"].get<std::string>()));
+  EXPECT_EQ(out["note"].get<std::string>().rfind("[redacted sha256:", 0), 0u);
 }
 
 TEST(AuditRedact, SecretKeyNamesIgnoreCaseAndSeparators) {
@@ -557,6 +562,203 @@ TEST(AuditRedact, AppendRedactsParams) {
   EXPECT_EQ(text.find("hunter2"), std::string::npos) << text;
   EXPECT_EQ(text.find("c2VjcmV0"), std::string::npos) << text;
   EXPECT_NE(text.find("[redacted]"), std::string::npos) << text;
+}
+
+// ---- secrets inside the ConfigSpec XML that plans and audit records carry
+
+const std::string kMarker = "CesoUnitSecretMarker4711";
+
+std::string gzip_b64(const std::string& text) {
+  return ceso::base64_encode(ceso::gzip_compress(text));
+}
+
+// What ceso-mkvm sends for a VM whose user-data holds the marker.
+ceso::vmspec::ConfigSpec spec_with_user_data(const std::string& userdata_value,
+                                             const std::string& metadata_value) {
+  ceso::vmspec::ConfigSpec spec;
+  spec.name = "web01";
+  spec.annotation = "made & <tested>";
+  spec.extra_config = {{"guestinfo.metadata", metadata_value},
+                       {"guestinfo.metadata.encoding", "gzip+base64"},
+                       {"guestinfo.userdata", userdata_value},
+                       {"guestinfo.userdata.encoding", "gzip+base64"},
+                       {"guestinfo.role", kMarker + "-role"},
+                       {"ceso.tags", "web,prod"},
+                       {"svga.present", "TRUE"}};
+  return spec;
+}
+
+// The text of <value> of the option value with this key in a parsed spec.
+std::string option_value(const ceso::xml::Node& spec, const std::string& key) {
+  for (const auto* ov : spec.all("extraConfig"))
+    if (ov->child_text("key") == key) return ov->child_text("value");
+  return "(missing)";
+}
+
+TEST(AuditRedact, ConfigSpecXmlInAStringLosesItsSecretsAndKeepsTheRest) {
+  const std::string userdata = gzip_b64(
+      "#cloud-config\nwrite_files:\n- path: /etc/app.conf\n"
+      "  content: " +
+      kMarker + "\n");
+  const std::string metadata = gzip_b64("instance-id: i-1\nlocal-hostname: web01\n");
+  const std::string xml = spec_with_user_data(userdata, metadata).xml("spec");
+  ordered_json out = ceso::redact({{"name", "web01"}, {"spec", xml}});
+  const std::string text = out["spec"].get<std::string>();
+  EXPECT_EQ(text.find(userdata), std::string::npos) << text;
+  EXPECT_EQ(text.find(kMarker), std::string::npos) << text;
+  // Still the same XML, with the secret values replaced by their digests.
+  ceso::xml::Node spec = ceso::xml::parse(text);
+  EXPECT_EQ(option_value(spec, "guestinfo.userdata"), ceso::redacted_value(userdata));
+  EXPECT_EQ(option_value(spec, "guestinfo.role"), "[redacted]");  // short: no digest
+  EXPECT_EQ(option_value(spec, "guestinfo.metadata"), metadata);
+  EXPECT_EQ(option_value(spec, "guestinfo.metadata.encoding"), "gzip+base64");
+  EXPECT_EQ(option_value(spec, "ceso.tags"), "web,prod");
+  EXPECT_EQ(option_value(spec, "svga.present"), "TRUE");
+  EXPECT_EQ(spec.child_text("annotation"), "made & <tested>");
+  EXPECT_EQ(spec.type(), "VirtualMachineConfigSpec");
+  // Only the values changed: the rest of the text is byte for byte the same.
+  std::string expected = xml;
+  expected.replace(expected.find(userdata), userdata.size(), ceso::redacted_value(userdata));
+  expected.replace(expected.find(kMarker + "-role"), kMarker.size() + 5, "[redacted]");
+  // The encoding of user data goes with it (a key naming user data).
+  const std::string enc = "guestinfo.userdata.encoding</key><value xsi:type=\"xsd:string\">";
+  expected.replace(expected.find(enc) + enc.size(), 11, "[redacted]");
+  EXPECT_EQ(text, expected);
+}
+
+TEST(AuditRedact, DigestIsTheSha256OfTheValueAsSentWithItsLength) {
+  const std::string value(100, 'x');
+  EXPECT_EQ(ceso::redacted_value(value), "[redacted sha256:" + sha256_hex(value) + " bytes:100]");
+  EXPECT_EQ(ceso::redacted_value(std::string(63, 'x')), "[redacted]");
+  EXPECT_EQ(ceso::redacted_value(""), "[redacted]");
+  // In XML the digest is of the unescaped value, the one the VM gets.
+  const std::string amp = std::string(70, 'a') + "&<";
+  ordered_json out = ceso::redact("<extraConfig><key>guestinfo.x</key><value>" +
+                                  ceso::xml::escape(amp) + "</value></extraConfig>");
+  EXPECT_EQ(ceso::xml::parse(out.get<std::string>()).child_text("value"),
+            ceso::redacted_value(amp));
+}
+
+TEST(AuditRedact, EveryShapeOfXmlTheToolsSend) {
+  const std::string secret = kMarker;
+  struct Case {
+    const char* what;
+    std::string xml;
+  };
+  const std::vector<Case> cases = {
+      {"CloneVM_Task spec (vCenter)",
+       "<spec><location><pool type=\"ResourcePool\">resgroup-1</pool></location><template>false"
+       "</template><config xsi:type=\"VirtualMachineConfigSpec\"><extraConfig "
+       "xsi:type=\"OptionValue\"><key>guestinfo.userdata</key><value "
+       "xsi:type=\"xsd:string\">" +
+           secret +
+           "</value></extraConfig></config><powerOn>false"
+           "</powerOn></spec>"},
+      {"value before key",
+       "<extraConfig><value>" + secret + "</value><key>guestinfo.vendordata</key></extraConfig>"},
+      {"sibling fragments, leading text",
+       "text <a>1</a><extraConfig><key>guestinfo.custom</key><value>" + secret +
+           "</value></extraConfig>"},
+      {"prefixed elements", "<vim:extraConfig><vim:key>guestinfo.userdata</vim:key><vim:value>" +
+                                secret + "</vim:value></vim:extraConfig>"},
+      {"CDATA", "<extraConfig><key>guestinfo.userdata</key><value><![CDATA[" + secret +
+                    "]]></value></extraConfig>"},
+      {"vApp property by id", "<property><info><key>1</key><id>db_password</id><value>" + secret +
+                                  "</value></info></property>"},
+      {"key naming a key",
+       "<extraConfig><key>app.apiKey</key><value>" + secret + "</value></extraConfig>"},
+      {"token in a key",
+       "<extraConfig><key>vault.TOKEN</key><value>" + secret + "</value></extraConfig>"},
+      {"customization password element",
+       "<identity><password><value>" + secret +
+           "</value><plainText>true</plainText></password></identity>"},
+      {"PEM private key in any text", "<note>-----BEGIN RSA PRIVATE KEY-----\n" + secret +
+                                          "\n-----END RSA PRIVATE KEY-----"
+                                          "</note>"},
+      {"metadata whose netplan has a password",
+       "<extraConfig><key>guestinfo.metadata</key><value>" +
+           gzip_b64("network:\n  version: 2\n  ethernets:\n    e:\n      auth:\n        "
+                    "password: " +
+                    secret + "\n") +
+           "</value></extraConfig>"},
+      {"metadata base64 with a private key",
+       "<extraConfig><key>guestinfo.metadata</key><value>" +
+           ceso::base64_encode("a: |\n  -----BEGIN OPENSSH PRIVATE KEY-----\n  " + secret + "\n") +
+           "</value></extraConfig>"},
+      {"plain metadata with a token",
+       "<extraConfig><key>guestinfo.metadata</key><value>api_token: " + secret +
+           "</value></extraConfig>"},
+      {"not well-formed, naming user data",
+       "<extraConfig><key>guestinfo.userdata</key><value>" + secret + "</value>"},
+  };
+  for (const auto& c : cases) {
+    ordered_json out = ceso::redact({{"spec", c.xml}});
+    const std::string text = out["spec"].get<std::string>();
+    EXPECT_EQ(text.find(secret), std::string::npos) << c.what << ": " << text;
+    EXPECT_NE(text.find("[redacted"), std::string::npos) << c.what << ": " << text;
+  }
+}
+
+TEST(AuditRedact, XmlWithoutSecretsIsKeptAsIs) {
+  for (std::string text :
+       {std::string("<spec><numCPUs>2</numCPUs><annotation>a &amp; b</annotation></spec>"),
+        std::string("<extraConfig><key>ceso.tags</key><value>web</value></extraConfig>"),
+        "<extraConfig><key>guestinfo.metadata</key><value>" +
+            gzip_b64("instance-id: i-1\npublic-keys: [ssh-ed25519 AAAA]\n") +
+            "</value></extraConfig>",
+        std::string("<web01"), std::string("a < b"), std::string("<empty/><x></x>")}) {
+    EXPECT_EQ(ceso::redact(ordered_json(text)), text) << text;
+  }
+}
+
+TEST(AuditRedact, GuestinfoAndOptionKeysInJson) {
+  const std::string long_secret = kMarker + std::string(60, '-');
+  ordered_json in = {
+      {"guestinfo",
+       {{"guestinfo.userdata", long_secret},
+        {"guestinfo.role", "db"},
+        {"guestinfo.metadata", gzip_b64("local-hostname: web01\n")},
+        {"guestinfo.metadata.encoding", "gzip+base64"}}},
+      {"extraConfig", ordered_json::array({{{"key", "guestinfo.custom"}, {"value", "x"}},
+                                           {{"key", "app.sshHostKey"}, {"value", "x"}},
+                                           {{"key", "guestinfo.metadata"},
+                                            {"value", ceso::base64_encode("password: x\n")}},
+                                           {{"key", "ceso.tags"}, {"value", "web"}}})},
+      {"extra_config_keys", {"guestinfo.userdata"}}};
+  ordered_json out = ceso::redact(in);
+  EXPECT_EQ(out["guestinfo"]["guestinfo.userdata"], ceso::redacted_value(long_secret));
+  EXPECT_EQ(out["guestinfo"]["guestinfo.role"], "[redacted]");
+  EXPECT_EQ(out["guestinfo"]["guestinfo.metadata"], in["guestinfo"]["guestinfo.metadata"]);
+  EXPECT_EQ(out["guestinfo"]["guestinfo.metadata.encoding"], "gzip+base64");
+  EXPECT_EQ(out["extraConfig"][0]["value"], "[redacted]");
+  EXPECT_EQ(out["extraConfig"][1]["value"], "[redacted]");
+  EXPECT_EQ(out["extraConfig"][2]["value"], "[redacted]");
+  EXPECT_EQ(out["extraConfig"][3]["value"], "web");
+  EXPECT_EQ(out["extra_config_keys"], in["extra_config_keys"]);  // names of keys are kept
+}
+
+TEST(AuditRedact, MetadataTooLargeToExamineCountsAsSecret) {
+  // 20 MiB of zeros compress to a few KiB: not inflated past the limit.
+  std::string bomb = gzip_b64(std::string(20u << 20, '\0'));
+  EXPECT_TRUE(ceso::is_secret_option("guestinfo.metadata", bomb));
+  EXPECT_FALSE(ceso::is_secret_option("guestinfo.metadata", gzip_b64("local-hostname: a\n")));
+}
+
+TEST(AuditRedact, AppendRedactsXmlParamsAndErrors) {
+  TempDir dir;
+  ceso::AuditLog log(dir / "audit.log");
+  ceso::AuditRecord r = sample(1);
+  const std::string userdata = gzip_b64("#cloud-config\nbootcmd: [echo " + kMarker + "]\n");
+  r.params = {{"spec", spec_with_user_data(userdata, gzip_b64("local-hostname: w\n")).xml("spec")}};
+  r.result = ceso::AuditResult::error;
+  r.error = "fault: <extraConfig><key>guestinfo.userdata</key><value>" + userdata +
+            "</value></extraConfig>";
+  log.append(r);
+  std::string text = read_file(log.path());
+  EXPECT_EQ(text.find(kMarker), std::string::npos) << text;
+  EXPECT_EQ(text.find(userdata), std::string::npos) << text;
+  EXPECT_NE(text.find("[redacted sha256:" + sha256_hex(userdata)), std::string::npos) << text;
+  EXPECT_TRUE(ceso::verify_audit_log(log.path()).ok);
 }
 
 // The correlation id of a child process, sent back through a pipe.

@@ -265,6 +265,33 @@ TEST(PolicyGate, BadEnvironmentFailsBeforeAnyChange) {
   EXPECT_NO_THROW(ceso::Gate("ceso-test", true, nullptr));
 }
 
+// ceso-set, ceso-mkvm, ceso-clone and restores pass the ConfigSpec they send
+// as XML text; the gate redacts it for plans and audit records alike, so no
+// tool has to.
+TEST(PolicyGate, ConfigSpecSecretsReachNeitherPlansNorTheAuditLog) {
+  const std::string marker = "PolicyTestSecretMarker99";
+  const std::string userdata = "#cloud-config\nwrite_files: [{path: /x, content: " + marker + "}]";
+  const std::string spec =
+      "<spec xsi:type=\"VirtualMachineConfigSpec\"><extraConfig xsi:type=\"OptionValue\">"
+      "<key>guestinfo.userdata</key><value xsi:type=\"xsd:string\">" +
+      userdata + "</value></extraConfig></spec>";
+  ceso::Mutation m{"esxi1.lab:443", "web01", "vm-42", "ReconfigVM_Task", {{"spec", spec}}};
+  TempDir dir;
+  for (bool dry_run : {true, false}) {
+    std::vector<ordered_json> plans;
+    ceso::Gate gate(settings(dir, ceso::Mode::standard, dry_run), nullptr,
+                    [&](const ordered_json& p) { plans.push_back(p); });
+    gate.perform(m, [] {});
+    for (const auto& p : plans) EXPECT_EQ(p.dump().find(marker), std::string::npos) << p.dump();
+    EXPECT_EQ(gate.plan_record(m).dump().find(marker), std::string::npos);
+  }
+  std::ifstream in(dir / "audit.log");
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_NE(text.str().find("guestinfo.userdata"), std::string::npos) << text.str();
+  EXPECT_EQ(text.str().find(marker), std::string::npos) << text.str();
+}
+
 TEST(PolicyGate, SharedByThreads) {
   TempDir dir;
   ceso::Gate gate(settings(dir));

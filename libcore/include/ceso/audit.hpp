@@ -107,11 +107,26 @@ std::string correlation_id();
 // the list is in docs/audit.md).
 bool is_secret_key(std::string_view key);
 
-// A copy of `value` with every secret replaced by "[redacted]": values of
-// secret keys at any depth, and the "value" of vSphere option-value objects
-// ({"key":"guestinfo.userdata","value":…}) whose "key" is secret.
+// True for a vSphere option (ExtraConfig, vApp property) whose value must not
+// be logged: a secret key, a key containing "key", and every guestinfo.* key
+// but guestinfo.metadata (kept unless what it decodes to names a secret) and
+// guestinfo.metadata.encoding.
+bool is_secret_option(std::string_view key, std::string_view value);
+
+// A copy of `value` with every secret replaced: values of secret keys at any
+// depth, the "value" of option objects ({"key":"guestinfo.userdata",
+// "value":…}) for which is_secret_option holds, guestinfo.* keys likewise,
+// PEM private keys, and the same inside XML carried in a string (the
+// ConfigSpec sent with ReconfigVM_Task / CreateVM_Task / CloneVM_Task):
+// <password> elements and <value> elements of secret options. Plans and the
+// audit log both pass through here (docs/audit.md "Redaction").
 ordered_json redact(const ordered_json& value);
 
 inline constexpr std::string_view kRedacted = "[redacted]";
+
+// What stands for a secret: "[redacted]", or for a value of 64 bytes or more
+// "[redacted sha256:HEX bytes:N]" (the SHA-256 of the value as sent), so a
+// record can be matched with what a VM holds without showing it.
+std::string redacted_value(std::string_view secret);
 
 }  // namespace ceso
