@@ -58,7 +58,7 @@ xml_escape() {
 	s=${s//&/&amp;}
 	s=${s//</&lt;}
 	s=${s//>/&gt;}
-	s=${s//\"/"}
+	s=${s//\"/&quot;}
 	printf '%s' "$s"
 }
 
@@ -195,7 +195,7 @@ if start_sim -vms 3 -fill-mib 2 -vm-spec "$work/spec.json" -tls; then
 	# each answered with InvalidRequest naming the element path; the fixed request passes.
 	reconfig() { soap "<ReconfigVM_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$vm0</_this><spec>$1</spec></ReconfigVM_Task>"; }
 	# says TEXT: the last response contains TEXT once XML character references are undone.
-	says() { sed -e 's/&#34;/"/g; s/"/"/g; s/&lt;/</g; s/&gt;/>/g; s/&amp;/\&/g' "$work/resp" | grep -qF -- "$1"; }
+	says() { sed -e 's/&#34;/"/g; s/&quot;/"/g; s/&lt;/</g; s/&gt;/>/g; s/&amp;/\&/g' "$work/resp" | grep -qF -- "$1"; }
 	invalid() { [ "$code" = 500 ] && has '<InvalidRequestFault xmlns="urn:vim25" xsi:type="InvalidRequest">' && says "$1"; }
 	disk() { # disk BACKING-ATTRS DEVICE-ATTRS DATASTORE-ATTRS
 		reconfig "<deviceChange><operation>edit</operation><device$2><key>2000</key><backing$1><fileName>[LocalDS_0] ha-host_VM0/disk1.vmdk</fileName><datastore$3>x</datastore><diskMode>persistent</diskMode></backing><controllerKey>1000</controllerKey><unitNumber>0</unitNumber><capacityInKB>1024</capacityInKB></device></deviceChange>"

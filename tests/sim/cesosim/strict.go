@@ -394,6 +394,9 @@ func (c *checker) dataObject(start stdxml.StartElement, t reflect.Type, isMethod
 		case stdxml.StartElement:
 			name := tk.Name.Local
 			j := indexOf(fields, name, pos)
+			if j < 0 || (j == pos && seen[j] > 0 && !fields[j].many) {
+				c.path = append(c.path, name) // the path of a fault names the offending element
+			}
 			switch {
 			case j < 0 && indexOf(fields, name, 0) >= 0:
 				return c.fail("Unexpected element tag %q seen in data object of type %s: out of WSDL sequence order, %q must come before %q",
