@@ -119,6 +119,9 @@ teardown_file() { sim_stop; }
   run ceso-clone --no-power-on --network DC0_DVPG0 dv2 dv2-clone
   clone_status=$status clone_output=$output
   clone=$(ceso-info dv2-clone 2>&1 || true)
+  run ceso-mkvm --from dv2 --hostname dv3 --network DC0_DVPG0 --no-power-on dv3
+  mkvm_status=$status mkvm_output=$output
+  mkvm=$(ceso-info dv3 2>&1 || true)
   run ceso-set dv1 --network NoSuchNet
   missing_status=$status missing=$output
   CESO_SIM_STATE=$st "$SIMCTL" stop
@@ -131,6 +134,8 @@ teardown_file() { sim_stop; }
   echo "$back" | jq -e '.nics[0].network == "VM Network"'
   [ "$clone_status" -eq 0 ] || { echo "$clone_output"; false; }
   echo "$clone" | jq -e '.nics[0].network | startswith("dvportgroup-")'
+  [ "$mkvm_status" -eq 0 ] || { echo "$mkvm_output"; false; }
+  echo "$mkvm" | jq -e '.nics[0].network | startswith("dvportgroup-")'
   [ "$missing_status" -eq 1 ]
   assert_contains "$missing" "no portgroup named 'NoSuchNet' on the host of 'dv1'"
 }
