@@ -184,6 +184,7 @@ Provisioned Provisioner::create(const SourceVm& src, const NewVm& req, const Pro
          "; its disks can only be copied while it is powered off");
   undo_.clear();
   keep_ = req.keep_on_failure;
+  network_ = network_for(src, req);
   return client_.content().is_vcenter() ? clone_vcenter(src, req, ids)
                                         : create_standalone(src, req, ids);
 }
@@ -280,6 +281,7 @@ vim::MoRef Provisioner::find_datastore(const SourceVm& src, const std::string& n
 
 vmspec::Network find_network(vim::Client& client, const vim::MoRef& where, const std::string& name,
                              const std::string& what) {
+  if (where.empty()) fail("cannot look up port group " + quote(name) + ": " + what + " is unknown");
   auto owner = client.retrieve({where}, {"network"});
   const xml::Node* list = owner.empty() ? nullptr : owner.front().prop("network");
   // Standard portgroups are Network objects, distributed ones
@@ -416,10 +418,9 @@ vim::MoRef Provisioner::create_vm(const SourceVm& config, const NewVm& req,
     spec.device_changes.push_back(vmspec::device_change_xml(
         "add", "", vmspec::disk_attach_xml(d, next--, ckey, ids.disks.at(i), !req.thick)));
   }
-  vmspec::Network network = network_for(config, req);
   for (size_t i = 0; i < config.hardware.nics.size(); ++i)
     spec.device_changes.push_back(vmspec::device_change_xml(
-        "add", "", vmspec::nic_add_xml(config.hardware.nics[i], next--, ids.macs.at(i), network)));
+        "add", "", vmspec::nic_add_xml(config.hardware.nics[i], next--, ids.macs.at(i), network_)));
   spec.extra_config = new_extra_config(config, req);
 
   vim::MoRef pool = resolve_pool(config);
@@ -493,6 +494,7 @@ Provisioned Provisioner::create_from_disks(const SourceVm& config, const NewVm& 
                                            const Provisioned& ids, const UploadFn& upload) {
   undo_.clear();
   keep_ = req.keep_on_failure;
+  network_ = network_for(config, req);
   Provisioned out = ids;
   auto vmx = vmspec::parse_datastore_path(ids.vmx);
   std::string base = dir_for(req.name);
@@ -523,10 +525,9 @@ Provisioned Provisioner::clone_vcenter(const SourceVm& src, const NewVm& req,
   config.annotation = req.annotation;
   config.num_cpus = req.cpus;
   config.memory_mib = req.memory_mib;
-  vmspec::Network network = network_for(src, req);
   for (size_t i = 0; i < src.hardware.nics.size(); ++i)
     config.device_changes.push_back(vmspec::device_change_xml(
-        "edit", "", vmspec::nic_mac_xml(src.hardware.nics[i], ids.macs.at(i), network)));
+        "edit", "", vmspec::nic_mac_xml(src.hardware.nics[i], ids.macs.at(i), network_)));
   config.extra_config = new_extra_config(src, req);
   // A clone inherits the source's ExtraConfig: clear guestinfo we do not set
   // (and the tags when new ones are given) so nothing of the source leaks.

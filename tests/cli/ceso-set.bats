@@ -56,6 +56,23 @@ teardown_file() { sim_stop; }
   echo "$output" | jq -e '.changed == false'
 }
 
+@test "--network with an unknown port group: set, mkvm and clone fail before any change" {
+  sim_reset
+  run ceso-set off1 --network 'No Such Net'
+  assert_status 1
+  assert_contains "$output" "no portgroup named 'No Such Net' on the host of 'off1'"
+  run ceso-mkvm --from off1 --hostname m1 --network 'No Such Net' --no-power-on m1
+  assert_status 1
+  assert_contains "$output" "no portgroup named 'No Such Net'"
+  run ceso-clone --no-power-on --network 'No Such Net' off1 c1
+  assert_status 1
+  assert_contains "$output" "no portgroup named 'No Such Net'"
+  # Nothing was made, so nothing had to be rolled back.
+  for m in ReconfigVM_Task MakeDirectory CopyVirtualDisk_Task CreateVM_Task DeleteDatastoreFile_Task; do
+    assert_eq "$m=$(sim_count $m)" "$m=0"
+  done
+}
+
 @test "vm records on stdin with -j; guestinfo records set guestinfo" {
   run bash -c 'ceso-ls --tag web | ceso-set -j 2 --tag +piped'
   assert_status 0

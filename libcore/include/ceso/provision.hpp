@@ -155,6 +155,9 @@ class Provisioner {
   vim::MoRef find_datastore(const SourceVm& src, const std::string& name);
   vmspec::Network network_for(const SourceVm& src, const NewVm& req);
   bool keep_ = false;
+  // --network as found on the host, resolved before the first change so an
+  // unknown name leaves nothing behind.
+  vmspec::Network network_;
   [[noreturn]] void roll_back(const std::string& label, const Error& e);
 };
 
