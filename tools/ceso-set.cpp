@@ -91,7 +91,8 @@ struct Change {
   std::vector<std::string> tags;
 };
 
-Change changes_for(const ceso::SourceVm& vm, const Settings& s,
+// `net`: --network as found on the VM's host (standard or distributed).
+Change changes_for(const ceso::SourceVm& vm, const Settings& s, const ceso::vmspec::Network& net,
                    const std::vector<std::pair<std::string, std::string>>& guestinfo) {
   Change c;
   if (s.cpus && *s.cpus != vm.cpus) {
@@ -113,12 +114,12 @@ Change changes_for(const ceso::SourceVm& vm, const Settings& s,
       c.params["disk_capacity_bytes"] = target;
     }
   }
-  if (!s.network.empty())
+  if (!net.name.empty())
     for (const auto& n : vm.hardware.nics)
-      if (n.network != s.network) {
-        c.spec.device_changes.push_back(ceso::vmspec::device_change_xml(
-            "edit", "", ceso::vmspec::nic_network_xml(n, s.network)));
-        c.params["network"] = s.network;
+      if (!ceso::vmspec::nic_on(n, net)) {
+        c.spec.device_changes.push_back(
+            ceso::vmspec::device_change_xml("edit", "", ceso::vmspec::nic_network_xml(n, net)));
+        c.params["network"] = net.name;
       }
   auto it = vm.extra_config.find("ceso.tags");
   c.tags = ceso::parse_tags(it == vm.extra_config.end() ? "" : it->second);
@@ -174,7 +175,10 @@ ceso::Exit run(const ceso::Args& args) {
         ceso::SourceVm vm = ceso::source_vm_from(std::move(objs.front()));
         auto guestinfo = s.guestinfo;
         for (auto& kv : record_guestinfo(t)) guestinfo.push_back(std::move(kv));
-        Change ch = changes_for(vm, s, guestinfo);
+        ceso::vmspec::Network net;
+        if (!s.network.empty())
+          net = ceso::find_network(c, vm.host, s.network, "the host of " + ceso::quote(vm.name));
+        Change ch = changes_for(vm, s, net, guestinfo);
         if (!ch.needs_off.empty() && vm.power != "off") {
           std::string what;
           for (const auto& x : ch.needs_off) what += (what.empty() ? "" : " and ") + x;

@@ -184,6 +184,7 @@ Provisioned Provisioner::create(const SourceVm& src, const NewVm& req, const Pro
          "; its disks can only be copied while it is powered off");
   undo_.clear();
   keep_ = req.keep_on_failure;
+  network_ = network_for(src, req);
   return client_.content().is_vcenter() ? clone_vcenter(src, req, ids)
                                         : create_standalone(src, req, ids);
 }
@@ -300,6 +301,43 @@ vim::MoRef Provisioner::find_datastore(const SourceVm& src, const std::string& n
   fail("no datastore named " + quote(name) + " on the host of " + quote(src.name));
 }
 
+vmspec::Network find_network(vim::Client& client, const vim::MoRef& where, const std::string& name,
+                             const std::string& what) {
+  if (where.empty()) fail("cannot look up port group " + quote(name) + ": " + what + " is unknown");
+  auto owner = client.retrieve({where}, {"network"});
+  const xml::Node* list = owner.empty() ? nullptr : owner.front().prop("network");
+  // Standard portgroups are Network objects, distributed ones
+  // DistributedVirtualPortgroup: one retrieval per type.
+  std::map<std::string, std::vector<vim::MoRef>> by_type;
+  if (list)
+    for (const auto& c : list->children) {
+      vim::MoRef ref = prop_moref(c);
+      by_type[ref.type].push_back(ref);
+    }
+  for (const auto& [type, refs] : by_type)
+    for (const auto& net : client.retrieve(refs, {"name"})) {
+      if (net.text("name") != name) continue;
+      if (net.obj.type != "DistributedVirtualPortgroup") return {name, "", ""};
+      auto pg = client.retrieve({net.obj}, {"key", "config.distributedVirtualSwitch"});
+      const xml::Node* dvs =
+          pg.empty() ? nullptr : pg.front().prop("config.distributedVirtualSwitch");
+      auto sw =
+          dvs ? client.retrieve({prop_moref(*dvs)}, {"uuid"}) : std::vector<vim::ObjectContent>{};
+      std::string key = pg.empty() ? "" : pg.front().text("key");
+      if (sw.empty() || key.empty() || sw.front().text("uuid").empty())
+        fail("cannot read the switch of distributed portgroup " + quote(name));
+      return {name, sw.front().text("uuid"), key};
+    }
+  fail("no portgroup named " + quote(name) + " on " + what);
+}
+
+vmspec::Network Provisioner::network_for(const SourceVm& src, const NewVm& req) {
+  if (req.network.empty()) return {};
+  // A restored VM's config names no host: look in the datacenter.
+  if (src.host.empty()) return find_network(client_, datacenter(), req.network, "the datacenter");
+  return find_network(client_, src.host, req.network, "the host of " + quote(src.name));
+}
+
 // ------------------------------------------------------------- standalone ESXi
 
 void Provisioner::make_directory(const std::string& dir) {
@@ -404,8 +442,7 @@ vim::MoRef Provisioner::create_vm(const SourceVm& config, const NewVm& req,
   }
   for (size_t i = 0; i < config.hardware.nics.size(); ++i)
     spec.device_changes.push_back(vmspec::device_change_xml(
-        "add", "",
-        vmspec::nic_add_xml(config.hardware.nics[i], next--, ids.macs.at(i), req.network)));
+        "add", "", vmspec::nic_add_xml(config.hardware.nics[i], next--, ids.macs.at(i), network_)));
   spec.extra_config = new_extra_config(config, req);
 
   vim::MoRef pool = resolve_pool(config);
@@ -476,6 +513,7 @@ Provisioned Provisioner::create_from_disks(const SourceVm& config, const NewVm& 
                                            const Provisioned& ids, const UploadFn& upload) {
   undo_.clear();
   keep_ = req.keep_on_failure;
+  network_ = network_for(config, req);
   Provisioned out = ids;
   auto vmx = vmspec::parse_datastore_path(ids.vmx);
   std::string base = dir_for(req.name);
@@ -508,7 +546,7 @@ Provisioned Provisioner::clone_vcenter(const SourceVm& src, const NewVm& req,
   config.memory_mib = req.memory_mib;
   for (size_t i = 0; i < src.hardware.nics.size(); ++i)
     config.device_changes.push_back(vmspec::device_change_xml(
-        "edit", "", vmspec::nic_mac_xml(src.hardware.nics[i], ids.macs.at(i), req.network)));
+        "edit", "", vmspec::nic_mac_xml(src.hardware.nics[i], ids.macs.at(i), network_)));
   config.extra_config = new_extra_config(src, req);
   // A clone inherits the source's ExtraConfig: clear guestinfo we do not set
   // (and the tags when new ones are given) so nothing of the source leaks.

@@ -24,9 +24,15 @@ std::string tag(std::string_view name, std::string_view text) {
   return "<" + std::string(name) + ">" + xml::escape(text) + "</" + std::string(name) + ">";
 }
 
-std::string type_attr(const xml::Node& n) {
-  std::string t = n.attr("xsi:type");
-  return t.empty() ? std::string() : " xsi:type=\"" + xml::escape(t) + "\"";
+// The attributes a retrieved element keeps when it is sent back: its xsi:type
+// and, for a ManagedObjectReference (a disk backing's <datastore>, a NIC
+// backing's <network>), its `type`. A moref without `type` is refused by
+// every real host's deserializer (vcsim alone accepts it).
+std::string type_attrs(const xml::Node& n) {
+  std::string out;
+  if (std::string t = n.attr("xsi:type"); !t.empty()) out += " xsi:type=\"" + xml::escape(t) + "\"";
+  if (std::string t = n.attr("type"); !t.empty()) out += " type=\"" + xml::escape(t) + "\"";
+  return out;
 }
 
 // Re-serialize `n` as `name`, replacing the children named in `replace`
@@ -34,7 +40,7 @@ std::string type_attr(const xml::Node& n) {
 std::string rebuild(const xml::Node& n, std::string_view name,
                     const std::map<std::string, std::string, std::less<>>& replace,
                     const std::set<std::string, std::less<>>& skip = {}) {
-  std::string out = "<" + std::string(name) + type_attr(n) + ">";
+  std::string out = "<" + std::string(name) + type_attrs(n) + ">";
   if (n.children.empty()) out += xml::escape(n.text);
   for (const auto& c : n.children) {
     if (skip.count(c.name)) continue;
@@ -158,8 +164,8 @@ Hardware parse_hardware(const xml::Node& devices) {
       disk.node = &d;
       hw.disks.push_back(std::move(disk));
     } else if (d.child("addressType") || d.child("macAddress")) {
-      hw.nics.push_back(
-          {key, type, d.child_text("macAddress"), d.find_text("backing/deviceName"), &d});
+      hw.nics.push_back({key, type, d.child_text("macAddress"), d.find_text("backing/deviceName"),
+                         d.find_text("backing/port/portgroupKey"), &d});
     }
   }
   return hw;
@@ -222,9 +228,18 @@ std::string disk_attach_xml(const Disk& d, int new_key, int controller_key, cons
          tag("capacityInBytes", std::to_string(d.capacity_bytes)) + "</device>";
 }
 
-std::string network_backing_xml(const std::string& network) {
+std::string network_backing_xml(const Network& network) {
+  if (network.distributed())
+    return "<backing xsi:type=\"VirtualEthernetCardDistributedVirtualPortBackingInfo\"><port>" +
+           tag("switchUuid", network.switch_uuid) + tag("portgroupKey", network.portgroup_key) +
+           "</port></backing>";
   return "<backing xsi:type=\"VirtualEthernetCardNetworkBackingInfo\">" +
-         tag("deviceName", network) + "</backing>";
+         tag("deviceName", network.name) + "</backing>";
+}
+
+bool nic_on(const Nic& n, const Network& net) {
+  if (net.distributed()) return n.portgroup_key == net.portgroup_key;
+  return n.portgroup_key.empty() && n.network == net.name;
 }
 
 namespace {
@@ -234,19 +249,17 @@ namespace {
 std::string copied_backing(const Nic& n) {
   const xml::Node* b = n.node ? n.node->child("backing") : nullptr;
   if (b && b->type() == "VirtualEthernetCardDistributedVirtualPortBackingInfo")
-    return "<backing xsi:type=\"VirtualEthernetCardDistributedVirtualPortBackingInfo\"><port>" +
-           tag("switchUuid", b->find_text("port/switchUuid")) +
-           tag("portgroupKey", b->find_text("port/portgroupKey")) + "</port></backing>";
-  return network_backing_xml(n.network);
+    return network_backing_xml(
+        {"", b->find_text("port/switchUuid"), b->find_text("port/portgroupKey")});
+  return network_backing_xml({n.network, "", ""});
 }
 
 }  // namespace
 
-std::string nic_add_xml(const Nic& n, int new_key, const std::string& mac,
-                        const std::string& network) {
+std::string nic_add_xml(const Nic& n, int new_key, const std::string& mac, const Network& network) {
   std::string type = n.type.empty() ? "VirtualVmxnet3" : n.type;
   return "<device xsi:type=\"" + xml::escape(type) + "\">" + tag("key", std::to_string(new_key)) +
-         (network.empty() ? copied_backing(n) : network_backing_xml(network)) +
+         (network.name.empty() ? copied_backing(n) : network_backing_xml(network)) +
          "<connectable><startConnected>true</startConnected>"
          "<allowGuestControl>true</allowGuestControl><connected>true</connected></connectable>" +
          tag("addressType", "manual") + tag("macAddress", mac) + "</device>";
@@ -261,16 +274,16 @@ std::string disk_resize_xml(const Disk& d, int64_t capacity_bytes) {
   return rebuild(*d.node, "device", r);
 }
 
-std::string nic_network_xml(const Nic& n, const std::string& network) {
+std::string nic_network_xml(const Nic& n, const Network& network) {
   if (!n.node) return "";
   return rebuild(*n.node, "device", {{"backing", network_backing_xml(network)}});
 }
 
-std::string nic_mac_xml(const Nic& n, const std::string& mac, const std::string& network) {
+std::string nic_mac_xml(const Nic& n, const std::string& mac, const Network& network) {
   if (!n.node) return "";
   std::map<std::string, std::string, std::less<>> r = {
       {"addressType", tag("addressType", "manual")}, {"macAddress", tag("macAddress", mac)}};
-  if (!network.empty()) r["backing"] = network_backing_xml(network);
+  if (!network.name.empty()) r["backing"] = network_backing_xml(network);
   return rebuild(*n.node, "device", r);
 }
 

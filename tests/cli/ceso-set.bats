@@ -80,6 +80,23 @@ teardown_file() { sim_stop; }
   echo "$output" | jq -e '.changed == false'
 }
 
+@test "--network with an unknown port group: set, mkvm and clone fail before any change" {
+  sim_reset
+  run ceso-set off1 --network 'No Such Net'
+  assert_status 1
+  assert_contains "$output" "no portgroup named 'No Such Net' on the host of 'off1'"
+  run ceso-mkvm --from off1 --hostname m1 --network 'No Such Net' --no-power-on m1
+  assert_status 1
+  assert_contains "$output" "no portgroup named 'No Such Net'"
+  run ceso-clone --no-power-on --network 'No Such Net' off1 c1
+  assert_status 1
+  assert_contains "$output" "no portgroup named 'No Such Net'"
+  # Nothing was made, so nothing had to be rolled back.
+  for m in ReconfigVM_Task MakeDirectory CopyVirtualDisk_Task CreateVM_Task DeleteDatastoreFile_Task; do
+    assert_eq "$m=$(sim_count $m)" "$m=0"
+  done
+}
+
 @test "vm records on stdin with -j; guestinfo records set guestinfo" {
   run bash -c 'ceso-ls --tag web | ceso-set -j 2 --tag +piped'
   assert_status 0
@@ -187,4 +204,47 @@ teardown_file() { sim_stop; }
     assert_no_secret "$CESO_AUDIT_LOG" "$m"
     assert_no_secret "$out" "$m"
   done
+}
+
+# vCenter: a distributed portgroup needs a distributed-port backing (switch uuid +
+# portgroup key); a standard backing naming it is not the same network. The class:
+# ceso-set --network, and the NIC edits of a vCenter clone (ceso-clone, ceso-mkvm).
+@test "vCenter: --network to a distributed portgroup and back; clone and mkvm onto it" {
+  local st="$BATS_TEST_TMPDIR/vpx"
+  mkdir -p "$st"
+  echo '[{"name":"dv1","power":"off"},{"name":"dv2","power":"off"}]' >"$BATS_TEST_TMPDIR/vpx.json"
+  eval "$(CESO_SIM_STATE=$st "$SIMCTL" start -model vpx -vms 0 -vm-spec "$BATS_TEST_TMPDIR/vpx.json")"
+  # The portgroup's key, as the simulator's generated inventory has it.
+  ceso-info dv1 | jq -e '.nics[0].network == "VM Network"'
+  run ceso-set dv1 --network DC0_DVPG0
+  set_status=$status set_output=$output
+  run ceso-info dv1
+  info=$output
+  run ceso-set dv1 --network DC0_DVPG0
+  again=$output
+  run ceso-set dv1 --network 'VM Network'
+  back_status=$status
+  back=$(ceso-info dv1)
+  run ceso-clone --no-power-on --network DC0_DVPG0 dv2 dv2-clone
+  clone_status=$status clone_output=$output
+  clone=$(ceso-info dv2-clone 2>&1 || true)
+  run ceso-mkvm --from dv2 --hostname dv3 --network DC0_DVPG0 --no-power-on dv3
+  mkvm_status=$status mkvm_output=$output
+  mkvm=$(ceso-info dv3 2>&1 || true)
+  run ceso-set dv1 --network NoSuchNet
+  missing_status=$status missing=$output
+  CESO_SIM_STATE=$st "$SIMCTL" stop
+  [ "$set_status" -eq 0 ] || { echo "$set_output"; false; }
+  echo "$set_output" | jq -e '.changed == true'
+  # ceso-info names a distributed portgroup by its key.
+  echo "$info" | jq -e '.nics | length == 1 and (.[0].network | startswith("dvportgroup-"))'
+  echo "$again" | jq -e '.changed == false'
+  [ "$back_status" -eq 0 ]
+  echo "$back" | jq -e '.nics[0].network == "VM Network"'
+  [ "$clone_status" -eq 0 ] || { echo "$clone_output"; false; }
+  echo "$clone" | jq -e '.nics[0].network | startswith("dvportgroup-")'
+  [ "$mkvm_status" -eq 0 ] || { echo "$mkvm_output"; false; }
+  echo "$mkvm" | jq -e '.nics[0].network | startswith("dvportgroup-")'
+  [ "$missing_status" -eq 1 ]
+  assert_contains "$missing" "no portgroup named 'NoSuchNet' on the host of 'dv1'"
 }

@@ -17,11 +17,13 @@ setup_file() {
  {"name":"allvm","power":"off"},
  {"name":"drv","power":"off"},
  {"name":"failvm","power":"off"},
+ {"name":"chain1","power":"off"},{"name":"chain2","power":"off"},
+ {"name":"chain3","power":"off"},{"name":"chain4","power":"off"},
  {"name":"j1","tags":["many"]},{"name":"j2","tags":["many"]},{"name":"j3","tags":["many"]},
  {"name":"j4","tags":["many"]},{"name":"j5","tags":["many"]},
  {"name":"ngold","power":"off"},{"name":"ntook","power":"off"},{"name":"nrereg","power":"off"}]
 JSON
-  sim_start -vms 0 -vm-spec "$spec"
+  sim_start -vms 0 -fill-mib 1 -vm-spec "$spec"
 }
 
 teardown_file() { sim_stop; }
@@ -139,6 +141,81 @@ raw_snapshot() {
   echo "$output" | jq -e '.changed == true and (.snapshots_removed | map(.name)) == ["a1","a2"]'
   assert_eq "$(sim_count RemoveAllSnapshots_Task)" 1
   assert_eq "$(snap_names allvm)" ""
+}
+
+# Checksums of a VM's first disk: descriptor and extent (flat file).
+disk_sums() {
+  local desc
+  desc=$(ds_file "$(ceso-info "$1" | jq -r '.disks[0].file')")
+  sha256sum "$desc" "$(flat_of "$1" 0)" | cut -d' ' -f1 | tr '\n' ,
+}
+# The snapshot state files (.vmsn) in a VM's directory, sorted.
+vmsn_files() {
+  local desc
+  desc=$(ds_file "$(ceso-info "$1" | jq -r '.disks[0].file')")
+  (cd "$(dirname "$desc")" && ls -- *.vmsn 2>/dev/null | sort | tr '\n' ,)
+}
+# VM with a chain root → child → grandchild; its disk checksums before go to $sums.
+make_chain() {
+  sums=$(disk_sums "$1")
+  for s in root child grandchild; do ceso-snap create --name "$s" "$1" >/dev/null; done
+  [ "$(snap_names "$1")" = "root,root/child,root/child/grandchild," ]
+  [ "$(vmsn_files "$1" | tr -cd , | wc -c)" -eq 3 ]
+}
+# The base disk is there, unchanged and readable, after a removal.
+assert_base_disk() {
+  assert_eq "$(disk_sums "$1")" "$2"
+  run ceso-info "$1"
+  assert_status 0
+  echo "$output" | jq -e '.disks | length == 1'
+}
+
+# The simulator once deleted the VM's base disk when a snapshot was removed after an
+# earlier removal had renumbered its file keys (vcsim 0.24.2; tests/sim/cesosim/snapshots.go).
+@test "rm root, then the rest one by one: the base disk stays, each snapshot's file goes" {
+  make_chain chain1
+  ceso-snap rm --name root chain1 >/dev/null
+  assert_eq "$(snap_names chain1)" "child,child/grandchild,"
+  assert_base_disk chain1 "$sums"
+  assert_eq "$(vmsn_files chain1 | tr -cd , | wc -c)" 2
+  ceso-snap rm --name child/grandchild chain1 >/dev/null
+  assert_base_disk chain1 "$sums"
+  ceso-snap rm --name child chain1 >/dev/null
+  assert_eq "$(snap_names chain1)" ""
+  assert_base_disk chain1 "$sums"
+  assert_eq "$(vmsn_files chain1)" ""
+}
+
+@test "rm a middle snapshot, then the leaf: the base disk stays" {
+  make_chain chain2
+  ceso-snap rm --name root/child chain2 >/dev/null
+  assert_eq "$(snap_names chain2)" "root,root/grandchild,"
+  assert_base_disk chain2 "$sums"
+  ceso-snap rm --name root/grandchild chain2 >/dev/null
+  ceso-snap rm --name root chain2 >/dev/null
+  assert_base_disk chain2 "$sums"
+  assert_eq "$(vmsn_files chain2)" ""
+}
+
+@test "rm --children of the root: the base disk stays, every snapshot file goes" {
+  make_chain chain3
+  ceso-snap create --name other chain3 >/dev/null # a child of grandchild (the current one)
+  ceso-snap rm --name root/child --children chain3 >/dev/null
+  assert_eq "$(snap_names chain3)" "root,"
+  assert_base_disk chain3 "$sums"
+  assert_eq "$(vmsn_files chain3 | tr -cd , | wc -c)" 1
+  ceso-snap rm --name root chain3 >/dev/null
+  assert_base_disk chain3 "$sums"
+  assert_eq "$(vmsn_files chain3)" ""
+}
+
+@test "rm --all after a single removal: the base disk stays" {
+  make_chain chain4
+  ceso-snap rm --name root/child/grandchild chain4 >/dev/null
+  ceso-snap rm --all --yes chain4 >/dev/null
+  assert_eq "$(snap_names chain4)" ""
+  assert_base_disk chain4 "$sums"
+  assert_eq "$(vmsn_files chain4)" ""
 }
 
 @test "rm --all on a terminal: declined (n) → exit 5, accepted (y) → removed" {

@@ -191,6 +191,31 @@ if start_sim -vms 3 -fill-mib 2 -vm-spec "$work/spec.json" -tls; then
 	soap "<MarkAsTemplate xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$vm0</_this></MarkAsTemplate>"
 	check "MarkAsTemplate on ESXi: NotSupported" eval '[ "$code" = 500 ] && has "xsi:type=\"NotSupported\""'
 
+	# strict request schema (strict.go): the four kinds a real host's deserializer refuses,
+	# each answered with InvalidRequest naming the element path; the fixed request passes.
+	reconfig() { soap "<ReconfigVM_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$vm0</_this><spec>$1</spec></ReconfigVM_Task>"; }
+	# says TEXT: the last response contains TEXT once XML character references are undone.
+	says() { sed -e 's/&#34;/"/g; s/&quot;/"/g; s/&lt;/</g; s/&gt;/>/g; s/&amp;/\&/g' "$work/resp" | grep -qF -- "$1"; }
+	invalid() { [ "$code" = 500 ] && has '<InvalidRequestFault xmlns="urn:vim25" xsi:type="InvalidRequest">' && says "$1"; }
+	disk() { # disk BACKING-ATTRS DEVICE-ATTRS DATASTORE-ATTRS
+		reconfig "<deviceChange><operation>edit</operation><device$2><key>2000</key><backing$1><fileName>[LocalDS_0] ha-host_VM0/disk1.vmdk</fileName><datastore$3>x</datastore><diskMode>persistent</diskMode></backing><controllerKey>1000</controllerKey><unitNumber>0</unitNumber><capacityInKB>1024</capacityInKB></device></deviceChange>"
+	}
+	reconfig "<memoryMB>64</memoryMB><numCPUs>1</numCPUs>"
+	check "strict: children out of WSDL order: InvalidRequest" eval 'invalid "Unexpected element tag \"numCPUs\" seen in data object of type VirtualMachineConfigSpec: out of WSDL sequence order, \"numCPUs\" must come before \"memoryMB\" at ReconfigVM_Task/spec/numCPUs"'
+	reconfig "<annotation>smoke</annotation><sizeGB>1</sizeGB>"
+	check "strict: unknown element: InvalidRequest" eval 'invalid "VirtualMachineConfigSpec has no property \"sizeGB\" at ReconfigVM_Task/spec/sizeGB"'
+	bt=' xsi:type="VirtualDiskFlatVer2BackingInfo"' dt=' xsi:type="VirtualDisk"'
+	disk "$bt" "$dt" ''
+	check "strict: moref without type: InvalidRequest" eval 'invalid "Missing attribute \"type\" of a ManagedObjectReference" &&
+		says "at ReconfigVM_Task/spec/deviceChange[0]/device(VirtualDisk)/backing(VirtualDiskFlatVer2BackingInfo)/datastore"'
+	disk "$bt" '' ' type="Datastore"'
+	check "strict: device without xsi:type: InvalidRequest" eval 'invalid "Missing xsi:type: the declared type VirtualDevice is abstract" &&
+		says "at ReconfigVM_Task/spec/deviceChange[0]/device (line"'
+	reconfig "<numCPUs>1</numCPUs><memoryMB>64</memoryMB><annotation>late</annotation>"
+	check "strict: a fault names the method" eval 'invalid "while parsing call information for method ReconfigVM_Task"'
+	reconfig "<annotation>smoke</annotation><numCPUs>1</numCPUs>"
+	check "strict: the same spec in WSDL order passes" is "$code" 200
+
 	# datastore files
 	ds_dir=$(curl -sS "${tls[@]}" "$base/_ceso/datastore" | sed 's/.*"LocalDS_0":"\([^"]*\)".*/\1/')
 	check "/_ceso/datastore names the local directory" test -d "$ds_dir"

@@ -124,11 +124,11 @@ TEST(VmspecXml, CopyDiskSpecIsNeverNil) {
 TEST(VmspecXml, NicAddAndEdits) {
   auto root = ceso::xml::parse(kDevices);
   Hardware hw = parse_hardware(root);
-  std::string add = nic_add_xml(hw.nics[0], -102, "00:50:56:01:02:03", "");
+  std::string add = nic_add_xml(hw.nics[0], -102, "00:50:56:01:02:03", {});
   EXPECT_NE(add.find("<deviceName>VM Network</deviceName>"), std::string::npos);
   EXPECT_NE(add.find("<addressType>manual</addressType><macAddress>00:50:56:01:02:03</macAddress>"),
             std::string::npos);
-  std::string edit = nic_mac_xml(hw.nics[0], "00:50:56:01:02:04", "DMZ & <1>");
+  std::string edit = nic_mac_xml(hw.nics[0], "00:50:56:01:02:04", {"DMZ & <1>", "", ""});
   EXPECT_NE(edit.find("<key>4000</key><deviceInfo><label>Network adapter 1</label>"),
             std::string::npos);
   EXPECT_NE(edit.find("<deviceName>DMZ &amp; &lt;1&gt;</deviceName>"), std::string::npos);
@@ -139,6 +139,81 @@ TEST(VmspecXml, NicAddAndEdits) {
       grow.find("<capacityInKB>8192</capacityInKB><capacityInBytes>8388608</capacityInBytes>"),
       std::string::npos);
   EXPECT_NE(grow.find("<fileName>[ds1] a &amp; b/a &amp; b.vmdk</fileName>"), std::string::npos);
+}
+
+// Devices as hosts return them, with the morefs their backings carry: ESXi
+// (xsi prefix), and vcsim (its XMLSchema-instance prefix, declared locally).
+const char* kMorefDevices =
+    R"(<val xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="ArrayOfVirtualDevice">
+<VirtualDevice xsi:type="VirtualDisk"><key>2000</key><backing xsi:type="VirtualDiskFlatVer2BackingInfo"><fileName>[ds1] a/a.vmdk</fileName><datastore type="Datastore">datastore-11</datastore><diskMode>persistent</diskMode></backing><controllerKey>1000</controllerKey><unitNumber>0</unitNumber><capacityInKB>4096</capacityInKB></VirtualDevice>
+<VirtualDevice xmlns:XMLSchema-instance="http://www.w3.org/2001/XMLSchema-instance" XMLSchema-instance:type="VirtualVmxnet3"><key>4000</key><backing XMLSchema-instance:type="VirtualEthernetCardNetworkBackingInfo"><deviceName>VM Network</deviceName><network type="Network">network-7</network></backing><addressType>generated</addressType><macAddress>00:0c:29:aa:bb:cc</macAddress></VirtualDevice>
+<VirtualDevice xsi:type="VirtualE1000e"><key>4001</key><backing xsi:type="VirtualEthernetCardDistributedVirtualPortBackingInfo"><port><switchUuid>50 1a 2b</switchUuid><portgroupKey>dvportgroup-13</portgroupKey><portKey>7</portKey></port></backing><addressType>generated</addressType><macAddress>00:0c:29:aa:bb:cd</macAddress></VirtualDevice>
+</val>)";
+
+// Every retrieved moref sent back keeps its type: a strict deserializer
+// (any real host) refuses <datastore>datastore-11</datastore>.
+TEST(VmspecXml, EchoedDevicesKeepMorefTypes) {
+  auto root = ceso::xml::parse(kMorefDevices);
+  Hardware hw = parse_hardware(root);
+  ASSERT_EQ(hw.disks.size(), 1u);
+  ASSERT_EQ(hw.nics.size(), 2u);
+  // Disk growth (ceso-set --disk-grow, mkvm/clone growing the first disk).
+  std::string grow = disk_resize_xml(hw.disks[0], 8388608);
+  EXPECT_NE(grow.find("<datastore type=\"Datastore\">datastore-11</datastore>"), std::string::npos)
+      << grow;
+  EXPECT_NE(grow.find("<device xsi:type=\"VirtualDisk\">"), std::string::npos) << grow;
+  // A NIC echoed with a new MAC and its own backing (vCenter clone).
+  std::string mac = nic_mac_xml(hw.nics[0], "00:50:56:01:02:04");
+  EXPECT_NE(mac.find("<device xsi:type=\"VirtualVmxnet3\">"), std::string::npos) << mac;
+  EXPECT_NE(mac.find("<backing xsi:type=\"VirtualEthernetCardNetworkBackingInfo\">"
+                     "<deviceName>VM Network</deviceName><network type=\"Network\">network-7"
+                     "</network></backing>"),
+            std::string::npos)
+      << mac;
+  // Any echoed node (controllers for a new VM use the same path).
+  EXPECT_EQ(node_xml(*hw.disks[0].node->child("backing"), "backing", {"fileName", "diskMode"}),
+            "<backing xsi:type=\"VirtualDiskFlatVer2BackingInfo\"><datastore type=\"Datastore\">"
+            "datastore-11</datastore></backing>");
+}
+
+TEST(VmspecXml, DistributedPortgroupBacking) {
+  auto root = ceso::xml::parse(kMorefDevices);
+  Hardware hw = parse_hardware(root);
+  Network dvpg{"DC0_DVPG0", "50 1a 2b", "dvportgroup-13"};
+  Network standard{"VM Network", "", ""};
+  EXPECT_EQ(network_backing_xml(dvpg),
+            "<backing xsi:type=\"VirtualEthernetCardDistributedVirtualPortBackingInfo\"><port>"
+            "<switchUuid>50 1a 2b</switchUuid><portgroupKey>dvportgroup-13</portgroupKey></port>"
+            "</backing>");
+  EXPECT_EQ(network_backing_xml(standard),
+            "<backing xsi:type=\"VirtualEthernetCardNetworkBackingInfo\"><deviceName>VM Network"
+            "</deviceName></backing>");
+  // ceso-set --network: a standard NIC moved to the distributed portgroup,
+  // and back; a NIC already there is left alone.
+  EXPECT_EQ(hw.nics[1].portgroup_key, "dvportgroup-13");
+  EXPECT_TRUE(nic_on(hw.nics[1], dvpg));
+  EXPECT_FALSE(nic_on(hw.nics[0], dvpg));
+  EXPECT_TRUE(nic_on(hw.nics[0], standard));
+  EXPECT_FALSE(nic_on(hw.nics[1], standard));
+  // A standard portgroup with the same name as a distributed one's key is another network.
+  EXPECT_FALSE(nic_on(hw.nics[1], Network{"dvportgroup-13", "", ""}));
+  std::string to_dvs = nic_network_xml(hw.nics[0], dvpg);
+  EXPECT_NE(to_dvs.find(network_backing_xml(dvpg)), std::string::npos) << to_dvs;
+  EXPECT_EQ(to_dvs.find("deviceName"), std::string::npos) << to_dvs;
+  std::string to_std = nic_network_xml(hw.nics[1], standard);
+  EXPECT_NE(to_std.find(network_backing_xml(standard)), std::string::npos) << to_std;
+  EXPECT_EQ(to_std.find("portgroupKey"), std::string::npos) << to_std;
+  // mkvm / clone: a new NIC on the distributed portgroup, and one copied from
+  // a distributed NIC without --network (no port key: the host picks a port).
+  std::string add = nic_add_xml(hw.nics[0], -102, "00:50:56:01:02:03", dvpg);
+  EXPECT_NE(add.find(network_backing_xml(dvpg)), std::string::npos) << add;
+  std::string copy = nic_add_xml(hw.nics[1], -103, "00:50:56:01:02:05", {});
+  EXPECT_NE(copy.find(network_backing_xml({"", "50 1a 2b", "dvportgroup-13"})), std::string::npos)
+      << copy;
+  EXPECT_EQ(copy.find("portKey"), std::string::npos) << copy;
+  // vCenter clone: new MAC and the distributed portgroup.
+  std::string mac = nic_mac_xml(hw.nics[0], "00:50:56:01:02:04", dvpg);
+  EXPECT_NE(mac.find(network_backing_xml(dvpg)), std::string::npos) << mac;
 }
 
 TEST(VmspecXml, ConfigSpecOrderAndEscaping) {

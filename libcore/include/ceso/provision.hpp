@@ -62,6 +62,13 @@ SourceVm read_source_vm(vim::Client& client, const vim::MoRef& vm);
 // morefs: the caller sets folder, pool and host), powered off.
 SourceVm source_vm_from_config(const xml::Node& config);
 
+// The portgroup `name` among the networks of `where` (a HostSystem or a
+// Datacenter: both list theirs in `network`), standard or distributed (its
+// key and its switch's uuid, for a distributed-port backing). Throws
+// Error(failure) naming the portgroup and `what` when there is none.
+vmspec::Network find_network(vim::Client& client, const vim::MoRef& where, const std::string& name,
+                             const std::string& what);
+
 // What the new VM should be.
 struct NewVm {
   std::string name;
@@ -148,7 +155,11 @@ class Provisioner {
   const vim::MoRef& datacenter();
   vim::MoRef resolve_pool(const SourceVm& src);
   vim::MoRef find_datastore(const SourceVm& src, const std::string& name);
+  vmspec::Network network_for(const SourceVm& src, const NewVm& req);
   bool keep_ = false;
+  // --network as found on the host, resolved before the first change so an
+  // unknown name leaves nothing behind.
+  vmspec::Network network_;
   [[noreturn]] void roll_back(const std::string& label, const Error& e);
   // Undo for a VM this run made: powered off if it is not, then destroyed.
   Undo remove_vm_undo(const std::string& name, const vim::MoRef& vm);

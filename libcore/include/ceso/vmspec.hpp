@@ -85,7 +85,8 @@ struct Nic {
   int key = 0;
   std::string type;  // "VirtualVmxnet3", "VirtualE1000e", …
   std::string mac;
-  std::string network;  // portgroup name (deviceName of the backing); "" for DVS
+  std::string network;        // portgroup name (deviceName of the backing); "" for DVS
+  std::string portgroup_key;  // distributed portgroup key; "" for a standard one
   const xml::Node* node = nullptr;
 };
 
@@ -124,21 +125,37 @@ std::string copy_disk_spec_xml(std::string_view adapter_type, bool thin, int64_t
 std::string device_change_xml(std::string_view operation, std::string_view file_operation,
                               const std::string& device_xml);
 
+// A portgroup a NIC is connected to. A standard portgroup is named; a
+// distributed one (vCenter) is reached through its switch's uuid and its
+// portgroup key, and a NIC on it needs a distributed-port backing: a
+// standard backing naming a distributed portgroup is refused by vCenter.
+struct Network {
+  std::string name;           // "" = keep the NIC's current portgroup
+  std::string switch_uuid;    // distributed only
+  std::string portgroup_key;  // distributed only ("dvportgroup-13")
+  bool distributed() const { return !portgroup_key.empty(); }
+};
+
+// Whether NIC `n` is connected to `net` already.
+bool nic_on(const Nic& n, const Network& net);
+
 // Device XML for a new VM. Keys are the caller's (negative = new device).
 std::string controller_add_xml(const Controller& c, int new_key);
 std::string disk_attach_xml(const Disk& d, int new_key, int controller_key, const std::string& file,
                             bool thin);
-std::string nic_add_xml(const Nic& n, int new_key, const std::string& mac,
-                        const std::string& network);
+// A copy of NIC `n` on `network` (its own portgroup when network.name is "").
+std::string nic_add_xml(const Nic& n, int new_key, const std::string& mac, const Network& network);
 
 // Edits of an existing device: the retrieved device echoed with one change.
 std::string disk_resize_xml(const Disk& d, int64_t capacity_bytes);
-std::string nic_network_xml(const Nic& n, const std::string& network);
-// New MAC (manual) and, when `network` is not empty, a new portgroup.
-std::string nic_mac_xml(const Nic& n, const std::string& mac, const std::string& network = {});
+std::string nic_network_xml(const Nic& n, const Network& network);
+// New MAC (manual) and, when `network` is named, a new portgroup.
+std::string nic_mac_xml(const Nic& n, const std::string& mac, const Network& network = {});
 
-// A standard portgroup backing (by name).
-std::string network_backing_xml(const std::string& network);
+// The backing for `network`: VirtualEthernetCardNetworkBackingInfo (by
+// name) or VirtualEthernetCardDistributedVirtualPortBackingInfo (switch
+// uuid + portgroup key, no port: the host picks one).
+std::string network_backing_xml(const Network& network);
 
 // ----------------------------------------------------------------- config spec
 

@@ -168,6 +168,16 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.stats.countSOAP(name)
 
+	// Like a real host's deserializer, refuse requests that do not follow the WSDL
+	// before anything else looks at them (strict.go).
+	if !f.o.lenient {
+		if se := checkRequest(body); se != nil {
+			log.Printf("rejected %s: %v", name, se)
+			writeFault(w, se.Error(), &types.InvalidRequest{})
+			return
+		}
+	}
+
 	if f.o.delayMS > 0 {
 		time.Sleep(time.Duration(f.o.delayMS) * time.Millisecond)
 	}
@@ -241,6 +251,12 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 		pre = f.beforeHook(ctx, call)
 	}
 	rec := f.record(r, body, call.Method)
+	if snapshotRemovals[call.Method] && pre.vm.Value != "" {
+		// Whatever vcsim answered, its snapshot keys were defused (snapshots.go).
+		if err := f.inv.finishSnapshotRemoval(ctx, pre.vm, pre.snapshots); err != nil {
+			log.Printf("%s: removing snapshot files: %v", call.Method, err)
+		}
+	}
 	if rec.Code == http.StatusOK && needsAfterHook[call.Method] {
 		if err := f.afterHook(ctx, call, pre, body, rec.Body.Bytes()); err != nil {
 			log.Printf("%s: fixing up after vcsim: %v", call.Method, err)
@@ -379,6 +395,8 @@ var needsAfterHook = map[string]bool{
 type preState struct {
 	vm    types.ManagedObjectReference // the VM acted on (a removed snapshot forgets it)
 	disks []diskFile                   // vpx CloneVM_Task: the source's disks (clone.go)
+	// snapshot removals: the VM's snapshots before (snapshots.go)
+	snapshots map[string]types.ManagedObjectReference
 }
 
 func (f *front) beforeHook(ctx context.Context, call soapCall) preState {
@@ -386,6 +404,9 @@ func (f *front) beforeHook(ctx context.Context, call soapCall) preState {
 	pre.vm, _ = f.inv.vmOf(ctx, call.This)
 	if call.Method == "CloneVM_Task" && !f.inv.esx {
 		pre.disks, _ = f.inv.diskFiles(ctx, call.This)
+	}
+	if snapshotRemovals[call.Method] && pre.vm.Value != "" {
+		pre.snapshots = defuseSnapshotFiles(pre.vm)
 	}
 	return pre
 }
@@ -433,9 +454,18 @@ func (f *front) afterHook(ctx context.Context, call soapCall, pre preState, req,
 			thin := spec.DiskType == string(types.VirtualDiskTypeThin)
 			return f.inv.syncNewDisk(ctx, cvd.Name, spec.CapacityKb*1024, thin)
 		}
-	default: // snapshots
+	case "CreateSnapshot_Task":
+		fixLayoutEx(pre.vm)
+		if ref, ok := info.Result.(types.ManagedObjectReference); ok {
+			recordSnapshotFile(pre.vm, ref)
+		}
+		repointSnapshots(pre.vm, currentSnapshots(pre.vm))
+	default: // other snapshot calls
 		if pre.vm.Value != "" {
 			fixLayoutEx(pre.vm)
+			if !snapshotRemovals[call.Method] { // finishSnapshotRemoval did it
+				repointSnapshots(pre.vm, currentSnapshots(pre.vm))
+			}
 		}
 	}
 	return nil

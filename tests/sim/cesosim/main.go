@@ -48,6 +48,7 @@ type options struct {
 	pageSize       int
 	sessionIdle    time.Duration
 	trace          bool
+	lenient        bool
 }
 
 func parseFlags() *options {
@@ -70,6 +71,7 @@ func parseFlags() *options {
 	flag.IntVar(&o.pageSize, "page-size", 100, "server-side page size of RetrievePropertiesEx (0: never page, like vcsim)")
 	flag.DurationVar(&o.sessionIdle, "session-idle", 0, "end sessions idle this long, e.g. 30m like ESXi (0: never)")
 	flag.BoolVar(&o.trace, "trace", false, "log every SOAP request and response to stderr")
+	flag.BoolVar(&o.lenient, "lenient", false, "debugging only: accept requests that break the WSDL schema (vcsim's own leniency)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: %s [flags]\n\nflags:\n", filepath.Base(os.Args[0]))
 		flag.PrintDefaults()
