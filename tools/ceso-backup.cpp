@@ -290,10 +290,19 @@ ceso::Exit remove(const ceso::Args& args) {
       Resolved b = resolve(args, catalog, id);
       ceso::CatalogEntry entry = b.entry ? *b.entry : ceso::CatalogEntry{id, b.target->url()};
       if (!b.entry) entry.status = "complete";
-      if (entry.status != "failed")
-        if (auto named = ceso::manifest_id_at(*b.target, id); named && *named != id)
+      if (entry.status != "failed") {
+        // The catalog's word is enough for a damaged manifest, not for one
+        // that names another backup.
+        std::optional<std::string> named;
+        try {
+          named = ceso::manifest_id_at(*b.target, id);
+        } catch (const ceso::Error& e) {
+          if (e.code() != ceso::Exit::bad_input) throw;
+        }
+        if (named && *named != id)
           ceso::bad_input("backup directory " + ceso::quote(id) + " at " + b.target->url() +
                           " holds a manifest of " + ceso::quote(*named) + "; not removed");
+      }
       if (gate.perform(delete_mutation(entry), [&] { remove_backup(*b.target, catalog, entry); })) {
         ceso::ordered_json rec = ceso::backup_record(entry);
         rec["removed"] = true;

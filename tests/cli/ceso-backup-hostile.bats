@@ -78,6 +78,12 @@ backup_to() { ceso-backup --target "$(url_of "$1")" "$2" | jq -r .backup.id; }
     assert_contains "$output" "holds a manifest of '$id'"
     [ -d "$dir/impostor" ]
     rm -rf "$dir/impostor"
+    # A damaged manifest of a backup the catalog knows: rm still removes it.
+    dmg=$(backup_to "$k" hv01)
+    echo '{broken' >"$dir/$dmg/manifest.json"
+    run ceso-backup rm "$dmg"
+    assert_status 0
+    [ ! -e "$dir/$dmg" ] && [ -z "$(row_of "$dmg")" ]
     # Only that backup's own directory goes.
     run ceso-backup rm --target "$url" "$id"
     assert_status 0
