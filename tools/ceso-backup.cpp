@@ -117,6 +117,8 @@ ceso::BackupOptions backup_options(const ceso::Args& args) {
   o.threads = static_cast<int>(args.get_int("threads", 0, 1, 64));
   o.retries = static_cast<int>(args.get_int("retries", 5, 0, 100));
   if (auto r = args.maybe("limit-rate")) o.limit_rate = ceso::parse_rate("limit-rate", *r);
+  // Test-only (ceso-backup(1), ENVIRONMENT): force the id to exercise collisions.
+  if (const char* id = std::getenv("CESO_BACKUP_TEST_ID"); id && *id) o.forced_id = id;
   return o;
 }
 
@@ -179,14 +181,40 @@ ceso::Exit list(const ceso::Args& args) {
   return ceso::Exit::ok;
 }
 
-// The target holding a backup: its catalog row's, else --target.
-std::unique_ptr<ceso::BackupTarget> target_of(const ceso::Args& args, ceso::Catalog& catalog,
-                                              const std::string& id) {
-  if (auto e = catalog.find(id)) return ceso::open_backup_target(e->target, target_options(args));
-  auto t = require_target(args);
-  if (!t->file_size(id + "/" + ceso::kManifestName) && t->list(id).empty())
-    ceso::fail("no backup " + ceso::quote(id) + " in the catalog or at " + t->url());
-  return t;
+// A backup named by the user on the command line.
+struct Resolved {
+  std::string id;
+  std::optional<ceso::CatalogEntry> entry;  // its catalog row, if the catalog knows it
+  std::unique_ptr<ceso::BackupTarget> target;
+};
+
+// Backup ids are untrusted: `id` must be well-formed and name exactly one
+// backup the catalog knows (at --target when that is given) or whose
+// manifest under the target names it. Anything else is Error(bad_input):
+// nothing is ever looked up or removed by a path built from a bad id.
+// Ids are matched exactly (no prefixes).
+Resolved resolve(const ceso::Args& args, ceso::Catalog& catalog, const std::string& id) {
+  ceso::check_backup_id(id);
+  Resolved r{id, catalog.find(id), nullptr};
+  auto url = target_url(args);
+  if (r.entry) {
+    if (args.has("target") && url && *url != r.entry->target)
+      ceso::bad_input("backup " + ceso::quote(id) + " is at " + r.entry->target + ", not at " +
+                      *url);
+    r.target = ceso::open_backup_target(r.entry->target, target_options(args));
+    return r;
+  }
+  if (!url)
+    ceso::bad_input("no backup " + ceso::quote(id) +
+                    " in the catalog (give --target URL to look at a target)");
+  r.target = ceso::open_backup_target(*url, target_options(args));
+  auto named = ceso::manifest_id_at(*r.target, id);
+  if (!named)
+    ceso::bad_input("no backup " + ceso::quote(id) + " in the catalog or at " + r.target->url());
+  if (*named != id)
+    ceso::bad_input("backup directory " + ceso::quote(id) + " at " + r.target->url() +
+                    " holds a manifest of " + ceso::quote(*named));
+  return r;
 }
 
 ceso::Exit verify(const ceso::Args& args) {
@@ -200,10 +228,10 @@ ceso::Exit verify(const ceso::Args& args) {
   bool mismatch = false;
   for (const auto& id : ids) {
     try {
-      auto target = target_of(args, catalog, id);
-      ceso::VerifyResult r = ceso::verify_backup(*target, id);
+      Resolved b = resolve(args, catalog, id);
+      ceso::VerifyResult r = ceso::verify_backup(*b.target, id);
       auto now = static_cast<int64_t>(std::time(nullptr));
-      if (catalog.find(id)) catalog.set_verify(id, r.ok ? "ok" : "failed", now);
+      if (b.entry) catalog.set_verify(id, r.ok ? "ok" : "failed", now);
       ceso::ordered_json rec = {{"type", "backup"}, {"id", id}};
       if (auto e = catalog.find(id)) rec = ceso::backup_record(*e);
       rec["problems"] = r.problems;
@@ -213,9 +241,9 @@ ceso::Exit verify(const ceso::Args& args) {
       if (r.ok)
         outcome.succeeded();
       else
-        outcome.failed(ceso::Error("verification failed", ceso::Exit::partial), id);
+        outcome.failed(ceso::Error("verification failed", ceso::Exit::partial), ceso::quote(id));
     } catch (const ceso::Error& e) {
-      outcome.failed(e, id);
+      outcome.failed(e, ceso::quote(id));
     }
   }
   out.finish();
@@ -225,6 +253,15 @@ ceso::Exit verify(const ceso::Args& args) {
 
 ceso::Mutation delete_mutation(const ceso::CatalogEntry& e) {
   return {e.endpoint, e.vm_name, e.vm_id, "DeleteBackup", {{"id", e.id}, {"target", e.target}}};
+}
+
+// Removes one backup: its own directory <id> at its target (never anything
+// else) and its catalog row. A failed run's row names no data (the run
+// removed its directory): only the row goes.
+void remove_backup(ceso::BackupTarget& target, ceso::Catalog& catalog,
+                   const ceso::CatalogEntry& e) {
+  if (e.status != "failed") target.remove_tree(e.id);
+  catalog.remove(e.id);
 }
 
 ceso::Exit remove(const ceso::Args& args) {
@@ -237,13 +274,23 @@ ceso::Exit remove(const ceso::Args& args) {
   ceso::Outcome outcome;
   for (const auto& id : args.operands) {
     try {
-      auto e = catalog.find(id);
-      auto target = target_of(args, catalog, id);
-      ceso::CatalogEntry entry = e ? *e : ceso::CatalogEntry{id, target->url()};
-      if (gate.perform(delete_mutation(entry), [&] {
-            target->remove_tree(id);
-            catalog.remove(id);
-          })) {
+      Resolved b = resolve(args, catalog, id);
+      ceso::CatalogEntry entry = b.entry ? *b.entry : ceso::CatalogEntry{id, b.target->url()};
+      if (!b.entry) entry.status = "complete";
+      if (entry.status != "failed") {
+        // The catalog's word is enough for a damaged manifest, not for one
+        // that names another backup.
+        std::optional<std::string> named;
+        try {
+          named = ceso::manifest_id_at(*b.target, id);
+        } catch (const ceso::Error& e) {
+          if (e.code() != ceso::Exit::bad_input) throw;
+        }
+        if (named && *named != id)
+          ceso::bad_input("backup directory " + ceso::quote(id) + " at " + b.target->url() +
+                          " holds a manifest of " + ceso::quote(*named) + "; not removed");
+      }
+      if (gate.perform(delete_mutation(entry), [&] { remove_backup(*b.target, catalog, entry); })) {
         ceso::ordered_json rec = ceso::backup_record(entry);
         rec["removed"] = true;
         rec["changed"] = true;
@@ -251,7 +298,7 @@ ceso::Exit remove(const ceso::Args& args) {
       }
       outcome.succeeded();
     } catch (const ceso::Error& e) {
-      outcome.failed(e, id);
+      outcome.failed(e, ceso::quote(id));
     }
   }
   out.finish();
@@ -288,19 +335,31 @@ ceso::Exit prune(const ceso::Args& args) {
       [](const ceso::ordered_json&) {});  // prune prints its own keep/remove records
   ceso::Outcome outcome;
   std::map<std::string, std::unique_ptr<ceso::BackupTarget>> targets;
-  for (const auto& d : ceso::plan_prune(entries, policy)) {
+  auto target = [&](const std::string& url) -> ceso::BackupTarget& {
+    auto& t = targets[url];
+    if (!t) t = ceso::open_backup_target(url, target_options(args));
+    return *t;
+  };
+  // Before anything is removed, every complete backup is checked at its
+  // target (manifest, file sizes): retention counts only those present. A
+  // target that cannot be reached fails the prune before any removal.
+  auto presence = [&](const ceso::CatalogEntry& e) {
+    return ceso::backup_presence_problem(target(e.target), e.id);
+  };
+  bool missing = false;
+  for (const auto& d : ceso::plan_prune(entries, policy, presence)) {
     ceso::ordered_json rec = ceso::backup_record(d.entry);
-    rec["action"] = d.keep ? "keep" : "remove";
+    rec["action"] = d.missing ? "missing" : d.keep ? "keep" : "remove";
     rec["reasons"] = d.reasons;
+    if (d.missing) {
+      missing = true;
+      ceso::warn(ceso::quote(d.entry.id) + ": not at " + d.entry.target + " as the catalog says (" +
+                 d.reasons.front() + "); not counted, not removed (ceso-backup gc forgets it)");
+    }
     try {
       if (!d.keep && !gate.dry_run()) {
-        auto& t = targets[d.entry.target];
-        if (!t && d.entry.status == "complete")
-          t = ceso::open_backup_target(d.entry.target, target_options(args));
-        gate.perform(delete_mutation(d.entry), [&] {
-          if (d.entry.status == "complete") t->remove_tree(d.entry.id);
-          catalog.remove(d.entry.id);
-        });
+        gate.perform(delete_mutation(d.entry),
+                     [&] { remove_backup(target(d.entry.target), catalog, d.entry); });
         rec["changed"] = true;
       } else {
         rec["changed"] = false;
@@ -313,6 +372,7 @@ ceso::Exit prune(const ceso::Args& args) {
     }
   }
   out.finish();
+  if (missing && outcome.failures() == 0) return ceso::Exit::partial;
   return outcome.exit_code();
 }
 
@@ -328,9 +388,15 @@ ceso::Exit gc(const ceso::Args& args) {
   for (const auto& id : ceso::collect_garbage(*target, dry, &busy))
     out.emit({{"type", "backup"}, {"id", id}, {"action", "remove"}, {"changed", !dry}});
   for (const auto& id : busy)
-    ceso::note(ceso::quote(id) + ": a backup run is still writing it; left alone");
+    ceso::note(ceso::quote(id) +
+               ": its backup run may still be going (or its marker is not "
+               "ceso's); left alone");
   // Catalog rows of complete backups whose directory is gone.
   auto listing = ceso::list_target(*target);
+  for (const auto& name : listing.foreign)
+    ceso::note(ceso::quote(name) +
+               ": not made by ceso-backup (no manifest, no run marker); left "
+               "alone");
   for (const auto& e : catalog.list(target->url())) {
     if (e.status != "complete" ||
         std::find(listing.complete.begin(), listing.complete.end(), e.id) != listing.complete.end())
@@ -345,9 +411,35 @@ ceso::Exit gc(const ceso::Args& args) {
 ceso::Exit reindex(const ceso::Args& args) {
   auto target = require_target(args);
   ceso::Catalog catalog(ceso::Catalog::default_path());
-  size_t n = ceso::reindex(*target, catalog);
-  ceso::note("catalog rebuilt from " + std::to_string(n) + " backup(s) at " + target->url());
-  return ceso::Exit::ok;
+  ceso::ReindexResult r = ceso::reindex(*target, catalog);
+  for (const auto& bad : r.bad) ceso::warn("not indexed: " + bad);
+  ceso::note("catalog rebuilt from " + std::to_string(r.indexed) + " backup(s) at " +
+             target->url() +
+             (r.bad.empty() ? std::string() : ", " + std::to_string(r.bad.size()) + " bad"));
+  return r.bad.empty() ? ceso::Exit::ok : ceso::Exit::partial;
+}
+
+// `restore ID|VM`: an id the catalog knows is that backup; else a VM name
+// (backup_for_name: the VM of that name on the host restored to, or the
+// only VM such backups come from); else an id whose manifest is at the
+// target. Anything else is Error(bad_input).
+Resolved resolve_restore(const ceso::Args& args, ceso::Catalog& catalog, ceso::vim::Client& client,
+                         ceso::RestoreRequest& req) {
+  const std::string operand = req.id;
+  if (ceso::is_backup_id(operand) && catalog.find(operand)) return resolve(args, catalog, operand);
+  std::vector<ceso::VmIdentity> live;
+  for (auto& vm : client.retrieve_all_vms({"name", "config.uuid"}))
+    if (vm.text("name") == operand) live.push_back({client.endpoint().id, vm.text("config.uuid")});
+  if (auto e = ceso::backup_for_name(catalog_entries(args, catalog), operand, live)) {
+    ceso::note("restoring " + ceso::quote(e->id) + ", the newest backup of " +
+               ceso::quote(operand) + " (VM on " + e->endpoint + ", uuid " + e->vm_uuid + ")");
+    req.id = e->id;
+    req.by_id = false;
+    return resolve(args, catalog, e->id);
+  }
+  if (!ceso::is_backup_id(operand))
+    ceso::bad_input("no backup id or backed-up VM named " + ceso::quote(operand));
+  return resolve(args, catalog, operand);
 }
 
 ceso::Exit restore(const ceso::Args& args) {
@@ -369,20 +461,9 @@ ceso::Exit restore(const ceso::Args& args) {
   req.timeout = std::chrono::seconds(args.get_int("timeout", 600, 1, 86400));
   ceso::defer_interrupts();  // SIGINT/SIGTERM stop the upload; the rollback still runs
   ceso::Catalog catalog(ceso::Catalog::default_path());
-  if (!catalog.find(req.id)) {
-    // A VM name: its newest complete backup that did not fail verification.
-    std::optional<ceso::CatalogEntry> newest;
-    for (auto& e : catalog_entries(args, catalog))
-      if (e.vm_name == req.id && e.status == "complete" && e.verify != "failed" &&
-          (!newest || e.created > newest->created))
-        newest = std::move(e);
-    if (newest) {
-      ceso::note("restoring " + ceso::quote(newest->id) + ", the newest backup of " +
-                 ceso::quote(req.id));
-      req.id = newest->id;
-    }
-  }
-  auto target = target_of(args, catalog, req.id);
+  ceso::vim::Client client(ceso::resolve_endpoint(args));
+  Resolved b = resolve_restore(args, catalog, client, req);
+  auto& target = b.target;
   ceso::Output out(args, {"name", "restored_from", "power", "id", "instance_id"},
                    [](const ceso::ordered_json& r) {
                      return r.value("name", "") + ": restored from " + r.value("restored_from", "");
@@ -390,9 +471,10 @@ ceso::Exit restore(const ceso::Args& args) {
   ceso::Gate gate(
       "ceso-backup", args.has("dry-run"), [](const std::string& m) { ceso::warn(m); },
       [&](const ceso::ordered_json& plan) { out.emit(plan); });
-  ceso::vim::Client client(ceso::resolve_endpoint(args));
   ceso::Progress progress(ceso::Progress::wanted());
   ceso::ordered_json rec = ceso::restore_backup(client, *target, req, gate, progress);
+  if (!rec.is_null())
+    for (const auto& w : rec.value("warnings", std::vector<std::string>{})) ceso::warn(w);
   if (!rec.is_null()) out.emit(rec);
   out.finish();
   if (ceso::interrupt_requested()) return ceso::Exit::interrupted;

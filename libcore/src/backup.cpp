@@ -13,12 +13,14 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <thread>
 
 #include "ceso/config.hpp"
 #include "ceso/datastore.hpp"
 #include "ceso/error.hpp"
+#include "ceso/restore.hpp"
 #include "ceso/snapshot.hpp"
 #include "ceso/tool.hpp"
 #include "ceso/vmops.hpp"
@@ -250,8 +252,11 @@ namespace {
 
 constexpr const char* kInProgress = ".in-progress";
 constexpr const char* kSnapshotPrefix = "ceso-backup ";
+// Old runs' description (no run details): never removed automatically.
 constexpr const char* kSnapshotDescription =
     "Temporary snapshot of a ceso-backup run; removed when the backup ends.";
+// What follows this in a snapshot's description is the run as JSON.
+constexpr const char* kSnapshotRunTag = " Run: ";
 
 std::string hostname() {
   char buf[256] = {};
@@ -316,10 +321,11 @@ class VmLock {
   static std::string path_for(const std::string& key) {
     return state_dir() + "/locks/backup-" + safe_name(key, 200) + ".lock";
   }
-  // Whether some process holds the lock at `path` now.
-  static bool held(const std::string& path) {
+  // Whether some process holds the lock at `path` now; nullopt when the
+  // file cannot be opened (absent, or another user's).
+  static std::optional<bool> held(const std::string& path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
+    if (fd < 0) return std::nullopt;
     bool busy = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
     ::close(fd);
     return busy;
@@ -330,39 +336,89 @@ class VmLock {
   int fd_ = -1;
 };
 
+bool process_exists(int64_t pid) {
+  if (pid <= 0 || pid > std::numeric_limits<pid_t>::max()) return false;
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+// Whether the run a marker or a snapshot description names may still be
+// going. `own_lock` is the lock this process holds (a run that used the
+// same lock is dead: we could not hold it otherwise). Another machine's run
+// cannot be checked from here: it counts as alive.
+bool run_alive(const ordered_json& run, const std::string& own_lock = {}) {
+  if (!run.is_object()) return true;
+  std::string host = run.value("host", ""), lock = run.value("lock", "");
+  if (host != hostname()) return true;
+  if (!own_lock.empty() && lock == own_lock) return false;
+  if (auto busy = VmLock::held(lock)) return *busy;
+  // The lock file is gone or unreadable (another user's state directory):
+  // the process decides (a reused pid only keeps a leftover longer).
+  return run.value("pid", int64_t{0}) > 0 && process_exists(run.value("pid", int64_t{0}));
+}
+
+// A marker ceso wrote: a JSON object naming the run's machine and lock.
+bool is_marker(const ordered_json& m) {
+  return m.is_object() && m.contains("host") && m["host"].is_string() && m.contains("lock") &&
+         m["lock"].is_string() && m.contains("vm_key") && m["vm_key"].is_string();
+}
+
+std::string describe_run(const ordered_json& run) {
+  std::string s = "machine " + quote(run.value("host", "?"));
+  if (run.contains("pid")) s += ", pid " + std::to_string(run.value("pid", int64_t{0}));
+  if (run.contains("started") && run["started"].is_number_integer())
+    s += ", started " + utc_stamp(run["started"].get<int64_t>(), "%Y-%m-%dT%H:%M:%SZ");
+  return s;
+}
+
 }  // namespace
 
 std::string make_backup_id(const std::string& vm_name, int64_t now) {
-  unsigned char rnd[2] = {};
+  unsigned char rnd[8] = {};
   if (RAND_bytes(rnd, sizeof rnd) != 1) fail("cannot get random bytes for a backup id");
-  char hex[8];
-  std::snprintf(hex, sizeof hex, "%02x%02x", rnd[0], rnd[1]);
-  return safe_name(vm_name, 48) + "-" + utc_stamp(now, "%Y%m%dT%H%M%SZ") + "-" + hex;
-}
-
-TargetListing list_target(BackupTarget& target) {
-  TargetListing out;
-  auto names = target.list("");
-  std::sort(names.begin(), names.end());
-  for (const auto& n : names) {
-    if (n.empty() || n[0] == '.') continue;
-    if (target.file_size(n + "/" + kManifestName))
-      out.complete.push_back(n);
-    else if (!target.list(n).empty() || target.file_size(n + "/" + kInProgress))
-      out.incomplete.push_back(n);
-    else if (!target.file_size(n))  // an empty directory, not a stray file
-      out.incomplete.push_back(n);
+  std::string hex;
+  char two[3];
+  for (unsigned char b : rnd) {
+    std::snprintf(two, sizeof two, "%02x", b);
+    hex += two;
   }
-  return out;
+  return safe_name(vm_name, 48) + "-" + utc_stamp(now, "%Y%m%dT%H%M%SZ") + "-" + hex;
 }
 
 namespace {
 
-// The run that owns an incomplete directory: alive (its lock is held) or not.
-struct Leftover {
-  std::string id;
-  ordered_json marker;  // .in-progress contents; null when absent/unreadable
-};
+std::string id_problem(std::string_view id) {
+  if (id.empty()) return "empty";
+  if (id.size() > 128) return "longer than 128 characters";
+  if (id.front() == '.' || id.front() == '-') return "starts with '" + std::string(1, id[0]) + "'";
+  for (unsigned char c : id)
+    if (!std::isalnum(c) && c != '.' && c != '_' && c != '-')
+      return c < 0x20 || c == 0x7f ? "holds a control character"
+                                   : "holds " + quote(std::string(1, static_cast<char>(c))) +
+                                         " (ids are letters, digits, '.', '_' and '-')";
+  return {};
+}
+
+}  // namespace
+
+bool is_backup_id(std::string_view id) { return id_problem(id).empty(); }
+
+void check_backup_id(std::string_view id) {
+  std::string why = id_problem(id);
+  if (!why.empty()) bad_input("bad backup id " + quote(id.substr(0, 160)) + ": " + why);
+}
+
+std::optional<std::string> manifest_id_at(BackupTarget& target, const std::string& id) {
+  check_backup_id(id);
+  const std::string path = id + "/" + kManifestName;
+  if (!target.file_size(path)) return std::nullopt;
+  try {
+    return manifest_from_json(target.read_file(path)).id;
+  } catch (const Error& e) {
+    bad_input("backup " + quote(id) + " at " + target.url() + ": " + e.what());
+  }
+}
+
+namespace {
 
 ordered_json read_marker(BackupTarget& target, const std::string& id) {
   try {
@@ -372,19 +428,34 @@ ordered_json read_marker(BackupTarget& target, const std::string& id) {
   }
 }
 
-bool run_alive(const ordered_json& marker) {
-  if (!marker.is_object()) return false;
-  if (marker.value("host", "") != hostname()) return true;  // cannot tell: assume alive
-  return VmLock::held(marker.value("lock", ""));
-}
-
 }  // namespace
+
+TargetListing list_target(BackupTarget& target) {
+  TargetListing out;
+  auto entries = target.list("");
+  std::sort(entries.begin(), entries.end(),
+            [](const TargetEntry& a, const TargetEntry& b) { return a.name < b.name; });
+  for (const auto& e : entries) {
+    if (!e.dir || !is_backup_id(e.name))
+      out.foreign.push_back(e.name);
+    else if (target.file_size(e.name + "/" + kManifestName))
+      out.complete.push_back(e.name);
+    else if (target.file_size(e.name + "/" + kInProgress))
+      out.incomplete.push_back(e.name);
+    else
+      out.foreign.push_back(e.name);
+  }
+  return out;
+}
 
 std::vector<std::string> collect_garbage(BackupTarget& target, bool dry_run,
                                          std::vector<std::string>* in_progress) {
   std::vector<std::string> removed;
   for (const auto& id : list_target(target).incomplete) {
-    if (run_alive(read_marker(target, id))) {
+    ordered_json marker = read_marker(target, id);
+    // A marker that is not ours (or unreadable) is not proof that ceso made
+    // the directory: leave it, like a live run's.
+    if (!is_marker(marker) || run_alive(marker)) {
       if (in_progress) in_progress->push_back(id);
       continue;
     }
@@ -556,6 +627,8 @@ class BackupRun {
   VmFacts facts_;
   Manifest m_;
   std::string vm_key_;
+  std::map<std::string, std::string> descriptors_;  // stored name → text
+  ordered_json run_;  // this run: id, machine, pid, lock (marker, snapshot description)
   std::string datacenter_;
   std::unique_ptr<DatastoreFiles> files_;
 
@@ -590,19 +663,42 @@ void BackupRun::plan_only() {
   if (running && o_.mode == "cold") ctx_.gate.perform(mutation("PowerOnVM_Task"), noop);
 }
 
-// A killed run of this VM left a directory and maybe its snapshot: we hold the
-// VM's lock now, so that run is dead and both can go.
+// A killed run of this VM left a directory and maybe its snapshot. Its
+// directory: when its marker names our lock (we hold it now, so that run is
+// dead). A snapshot: only ours (our name prefix and a description naming
+// the run) whose run is dead; one whose run may be alive (this machine: its
+// lock is held or its process exists; another machine: always) stops this
+// run, and a user's snapshot never matches.
 void BackupRun::clean_leftovers(const std::string& lock_path) {
   for (const auto& id : list_target(ctx_.target).incomplete) {
     ordered_json marker = read_marker(ctx_.target, id);
-    if (marker.is_object() && marker.value("vm_key", "") == vm_key_ &&
+    if (is_marker(marker) && marker.value("vm_key", "") == vm_key_ &&
         marker.value("lock", "") == lock_path && marker.value("host", "") == hostname()) {
       ctx_.target.remove_tree(id);
       ctx_.warn("removed " + quote(id) + " left by an interrupted run");
     }
   }
   for (const auto& s : list_snapshots(c_, vm_.ref)) {
-    if (s.name.rfind(kSnapshotPrefix, 0) != 0 || s.description != kSnapshotDescription) continue;
+    if (s.name.rfind(kSnapshotPrefix, 0) != 0) continue;
+    std::string who;
+    ordered_json run = nullptr;
+    if (size_t at = s.description.find(kSnapshotRunTag); at != std::string::npos) {
+      try {
+        run = ordered_json::parse(s.description.substr(at + std::strlen(kSnapshotRunTag)));
+      } catch (const std::exception&) {
+        run = nullptr;
+      }
+    }
+    if (!run.is_object() || !run.contains("host")) {
+      if (s.description != kSnapshotDescription) continue;  // a user's snapshot
+      fail("VM " + quote(vm_.name) + " has the snapshot " + quote(s.name) +
+           " of a backup run of an older ceso-backup, which cannot tell whether that run is "
+           "still going; if it is not, remove the snapshot (ceso-snap rm) and start again");
+    }
+    if (run_alive(run, lock_path))
+      fail("VM " + quote(vm_.name) + " is being backed up by another run (" + describe_run(run) +
+           ", snapshot " + quote(s.name) + "); if that run is dead, remove its snapshot " +
+           "(ceso-snap rm) and start again");
     ctx_.gate.perform(mutation("RemoveSnapshot_Task", {{"snapshot", s.name}}),
                       [&] { remove_snapshot(c_, s.ref, false, true); });
     ctx_.warn("removed snapshot " + quote(s.name) + " left by an interrupted run");
@@ -623,6 +719,7 @@ void BackupRun::copy_file(const SourceFile& src) {
     writer = std::make_unique<StoredFileWriter>(ctx_.target.create(m_.id + "/" + mf.name), o_.level,
                                                 o_.threads);
   };
+  std::string descriptor;
   int task = ctx_.progress.start(vm_.name + " " + src.name, src.size);
   DownloadOptions dopt;
   dopt.retries = o_.retries;
@@ -635,12 +732,25 @@ void BackupRun::copy_file(const SourceFile& src) {
       [&](const char* data, size_t n) {
         if (!writer) open_writer();
         writer->write(data, n);
+        // Descriptors are checked the way restore reads them before the
+        // backup is published (bounded: a real one is a few hundred bytes).
+        if (src.kind == "descriptor" && descriptor.size() <= (1u << 20))
+          descriptor.append(data, std::min<size_t>(n, (1u << 20) + 1 - descriptor.size()));
         ctx_.progress.advance(task, n);
       },
       dopt);
   ctx_.progress.finish(task);
   if (!got) {
-    if (src.kind == "nvram") return;  // a VM that never ran has none
+    // layoutEx lists an NVRAM the host does not serve (a VM that never ran
+    // has none yet): the backup is still usable, but the record says so.
+    if (src.kind == "nvram") {
+      std::string w = src.path.str() +
+                      " (nvram): listed by the host but not served (HTTP 404); "
+                      "not in the backup";
+      m_.warnings.push_back(w);
+      ctx_.warn(w);
+      return;
+    }
     fail("cannot download " + quote(src.path.str()) + ": the host says it does not exist");
   }
   if (src.kind == "extent" && src.size && *got != src.size)
@@ -648,6 +758,7 @@ void BackupRun::copy_file(const SourceFile& src) {
          std::to_string(src.size));
   if (!writer) open_writer();
   writer->finish(mf);
+  if (src.kind == "descriptor") descriptors_[mf.name] = std::move(descriptor);
   m_.files.push_back(std::move(mf));
 }
 
@@ -711,8 +822,9 @@ void BackupRun::hot_copy(const std::vector<SourceFile>& disks) {
       mutation("CreateSnapshot_Task",
                {{"name", kSnapshotPrefix + m_.id}, {"memory", false}, {"quiesce", o_.quiesce}}),
       [&] {
-        snap = create_snapshot(c_, vm_.ref, kSnapshotPrefix + m_.id, kSnapshotDescription, false,
-                               o_.quiesce);
+        snap = create_snapshot(c_, vm_.ref, kSnapshotPrefix + m_.id,
+                               std::string(kSnapshotDescription) + kSnapshotRunTag + run_.dump(),
+                               false, o_.quiesce);
         // The task result carries xsi:type="ManagedObjectReference" next to the
         // MoRef's own type attribute; both parse as "type".
         snap.type = "VirtualMachineSnapshot";
@@ -762,7 +874,9 @@ void BackupRun::record_failure(const std::string& error) {
   e.mode = m_.mode;
   e.error = error;
   try {
-    ctx_.catalog.put(e);
+    // Never over another run's row (an id is unique, but the catalog is shared).
+    if (!ctx_.catalog.insert(e))
+      ctx_.warn("the failure is not recorded: the catalog has a row for " + quote(e.id));
   } catch (const Error& ce) {
     ctx_.warn(std::string("could not record the failure in the catalog: ") + ce.what());
   }
@@ -773,7 +887,12 @@ ordered_json BackupRun::run(ordered_json& record) {
   auto t0 = std::chrono::steady_clock::now();
   facts_ = read_vm(c_, vm_.ref);
   m_.started = now_seconds();
-  m_.id = make_backup_id(vm_.name, m_.started);
+  if (o_.forced_id.empty()) {
+    m_.id = make_backup_id(vm_.name, m_.started);
+  } else {
+    check_backup_id(o_.forced_id);
+    m_.id = o_.forced_id;
+  }
   m_.tool_version = std::string(version());
   bool running = facts_.power == "on";
   m_.mode = running && o_.mode == "hot" ? "hot" : "cold";
@@ -792,14 +911,21 @@ ordered_json BackupRun::run(ordered_json& record) {
   datacenter_ = datacenter_of(c_, vm_.ref);
   files_ = std::make_unique<DatastoreFiles>(c_.endpoint(), c_.http().cookie());
   clean_leftovers(lock.path());
-  ctx_.target.make_dir(m_.id);
-  ordered_json marker = {{"vm_key", vm_key_},  {"vm", vm_.name},  {"lock", lock.path()},
-                         {"host", hostname()}, {"pid", getpid()}, {"started", m_.started}};
-  ctx_.target.write_file(m_.id + "/" + kInProgress, marker.dump() + "\n");
+  // Ours alone from here on: mkdir fails when the id is taken (then nothing
+  // is removed and no catalog row is written: they are another run's).
+  try {
+    ctx_.target.make_dir_exclusive(m_.id);
+  } catch (const Error& e) {
+    fail("cannot create backup directory " + quote(m_.id) + " at " + ctx_.target.url() + ": " +
+         e.what() + " (another run owns it; nothing was changed)");
+  }
+  run_ = {{"run", m_.id},       {"vm_key", vm_key_}, {"vm", vm_.name},       {"lock", lock.path()},
+          {"host", hostname()}, {"pid", getpid()},   {"started", m_.started}};
   try {
     std::vector<SourceFile> small, disks;
     for (const auto& f : facts_.files)
       (f.kind == "vmx" || f.kind == "nvram" ? small : disks).push_back(f);
+    ctx_.target.write_file(m_.id + "/" + kInProgress, run_.dump() + "\n");
     std::string config_xml;
     write_xml(facts_.config, config_xml, true);
     store_blob("config.xml", "config", config_xml);
@@ -812,6 +938,11 @@ ordered_json BackupRun::run(ordered_json& record) {
     auto t2 = std::chrono::steady_clock::now();
     m_.timings = {{"prepare_s", std::chrono::duration<double>(t1 - t0).count()},
                   {"copy_s", std::chrono::duration<double>(t2 - t1).count()}};
+    // A backup restore would refuse is a failed run, not a complete backup.
+    auto blockers =
+        restore_blockers(m_, [&](const ManifestFile& f) { return descriptors_[f.name]; });
+    if (!blockers.empty())
+      fail("the copy could not be restored, so it is not kept as a backup: " + blockers.front());
     publish();
   } catch (const Error& e) {
     try {
@@ -830,6 +961,7 @@ ordered_json BackupRun::run(ordered_json& record) {
                     {"bytes_raw", m_.bytes_raw()},
                     {"bytes_stored", m_.bytes_stored()},
                     {"seconds", m_.finished - m_.started}};
+  if (!m_.warnings.empty()) b["warnings"] = m_.warnings;
   return b;
 }
 
@@ -865,9 +997,10 @@ ordered_json backup_record(const CatalogEntry& e) {
 VerifyResult verify_backup(BackupTarget& target, const std::string& id) {
   VerifyResult r;
   r.id = id;
+  check_backup_id(id);
   if (!target.file_size(id + "/" + kManifestName)) {
-    r.problems.push_back(target.list(id).empty() ? "backup directory missing"
-                                                 : "manifest.json missing (incomplete backup)");
+    r.problems.push_back(!target.file_size(id) ? "backup directory missing"
+                                               : "manifest.json missing (incomplete backup)");
     return r;
   }
   Manifest m;
@@ -882,16 +1015,55 @@ VerifyResult verify_backup(BackupTarget& target, const std::string& id) {
     auto p = check_stored_file(target, id, f);
     r.problems.insert(r.problems.end(), p.begin(), p.end());
   }
+  // What restore would stop at, although every byte is as stored.
+  if (r.problems.empty()) {
+    auto read = [&](const ManifestFile& f) {
+      std::string out;  // a descriptor; more than 1 MiB is reported as too large
+      check_stored_file(target, id, f, [&](const char* d, size_t n) {
+        if (out.size() <= (1u << 20))
+          out.append(d, std::min<size_t>(n, (1u << 20) + 1 - out.size()));
+      });
+      return out;
+    };
+    for (auto& p : restore_blockers(m, read)) r.problems.push_back(std::move(p));
+  }
   r.ok = r.problems.empty();
   return r;
 }
 
-size_t reindex(BackupTarget& target, Catalog& catalog) {
+std::optional<std::string> backup_presence_problem(BackupTarget& target, const std::string& id) {
+  if (!is_backup_id(id)) return "not a well-formed backup id";
+  if (!target.file_size(id + "/" + kManifestName))
+    return !target.file_size(id) ? "backup directory missing" : "manifest.json missing";
+  Manifest m;
+  try {
+    m = manifest_from_json(target.read_file(id + "/" + kManifestName));
+  } catch (const Error& e) {
+    return e.what();
+  }
+  if (m.id != id) return "its manifest names backup " + quote(m.id);
+  for (const auto& f : m.files) {
+    auto size = target.file_size(id + "/" + f.name);
+    if (!size) return f.name + " missing";
+    if (*size != f.stored_size)
+      return f.name + " has " + std::to_string(*size) + " bytes, the manifest says " +
+             std::to_string(f.stored_size);
+  }
+  return std::nullopt;
+}
+
+ReindexResult reindex(BackupTarget& target, Catalog& catalog) {
   std::vector<CatalogEntry> rows;
+  ReindexResult result;
   for (const auto& id : list_target(target).complete) {
-    Manifest m = manifest_from_json(target.read_file(id + "/" + kManifestName));
-    if (m.id != id) bad_input("backup " + quote(id) + ": its manifest names " + quote(m.id));
-    rows.push_back(catalog_entry(m, target.url()));
+    try {
+      Manifest m = manifest_from_json(target.read_file(id + "/" + kManifestName));
+      if (m.id != id) bad_input("its manifest names " + quote(m.id));
+      rows.push_back(catalog_entry(m, target.url()));
+    } catch (const Error& e) {
+      if (e.code() == Exit::connection || e.code() == Exit::interrupted) throw;
+      result.bad.push_back(id + ": " + e.what());
+    }
   }
   // Verification results of backups still there are kept.
   std::map<std::string, CatalogEntry> old;
@@ -911,11 +1083,13 @@ size_t reindex(BackupTarget& target, Catalog& catalog) {
     catalog.rollback();
     throw;
   }
-  return rows.size();
+  result.indexed = rows.size();
+  return result;
 }
 
 std::vector<PruneDecision> plan_prune(const std::vector<CatalogEntry>& entries,
-                                      const RetentionPolicy& policy) {
+                                      const RetentionPolicy& policy,
+                                      const PresenceCheck& presence) {
   std::map<std::string, std::vector<const CatalogEntry*>> groups;  // target + VM
   for (const auto& e : entries) groups[e.target + "\n" + e.vm_key()].push_back(&e);
   std::vector<PruneDecision> out;
@@ -926,27 +1100,49 @@ std::vector<PruneDecision> plan_prune(const std::vector<CatalogEntry>& entries,
       bool af = a->status != "complete", bf = b->status != "complete";
       return std::tie(a->created, af, a->id) > std::tie(b->created, bf, b->id);
     });
-    const CatalogEntry* newest = list.front();
+    // The catalog is an index: only backups present at the target count.
+    // One that is not is neither kept by a rule nor removed (gc forgets it).
+    std::vector<const CatalogEntry*> present;
+    for (auto* e : list) {
+      if (e->status == "complete" && presence)
+        if (auto why = presence(*e)) {
+          out.push_back({*e, true, {"missing: " + *why}, true});
+          continue;
+        }
+      present.push_back(e);
+    }
+    if (present.empty()) continue;
+    const CatalogEntry* newest = present.front();
     std::string hold;
     if (newest->status != "complete")
       hold = "newest backup " + newest->id + " failed";
     else if (newest->verify == "failed")
       hold = "newest backup " + newest->id + " failed verification";
+    if (!hold.empty()) {
+      for (auto* e : present) out.push_back({*e, true, {"held: " + hold}});
+      continue;
+    }
     std::vector<RetentionItem> items;
     std::map<std::string, const CatalogEntry*> by_id;
     int64_t newest_complete = 0;
-    for (auto* e : list)
+    for (auto* e : present)
       if (e->status == "complete") {
         items.push_back({e->id, e->created});
         by_id[e->id] = e;
         newest_complete = std::max(newest_complete, e->created);
       }
-    if (!hold.empty()) {
-      for (auto* e : list) out.push_back({*e, true, {"held: " + hold}});
-      continue;
+    bool first = true;
+    for (auto& d : apply_retention(items, policy)) {
+      // Whatever the rules say (--keep-within 0h), a VM keeps its newest
+      // restorable backup.
+      if (first && !d.keep) {
+        d.keep = true;
+        d.reasons.push_back("newest");
+      }
+      first = false;
+      out.push_back({*by_id[d.id], d.keep, d.reasons});
     }
-    for (auto& d : apply_retention(items, policy)) out.push_back({*by_id[d.id], d.keep, d.reasons});
-    for (auto* e : list)
+    for (auto* e : present)
       if (e->status != "complete")
         out.push_back({*e, e->created > newest_complete,
                        e->created > newest_complete ? std::vector<std::string>{"failed run"}

@@ -153,8 +153,15 @@ void step_done(sqlite3* db, sqlite3_stmt* s) {
 
 }  // namespace
 
-void Catalog::put(const CatalogEntry& e) {
-  auto s = prepare(db_, std::string("INSERT OR REPLACE INTO backups (") + kColumns +
+void Catalog::put(const CatalogEntry& e) { write(e, "INSERT OR REPLACE"); }
+
+bool Catalog::insert(const CatalogEntry& e) {
+  write(e, "INSERT OR IGNORE");
+  return sqlite3_changes(db_) > 0;
+}
+
+void Catalog::write(const CatalogEntry& e, const char* verb) {
+  auto s = prepare(db_, std::string(verb) + " INTO backups (" + kColumns +
                             ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   bind(s.get(), 1, e.id);
   bind(s.get(), 2, e.target);

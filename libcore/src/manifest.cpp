@@ -28,21 +28,23 @@ ordered_json manifest_json(const Manifest& m) {
     j["compression"] = f.compression;
     files.push_back(std::move(j));
   }
-  return {{"format", m.format},
-          {"id", m.id},
-          {"tool_version", m.tool_version},
-          {"mode", m.mode},
-          {"started", m.started},
-          {"finished", m.finished},
-          {"vm", m.vm},
-          {"config", m.config},
-          {"guestinfo", m.guestinfo},
-          {"tags", m.tags},
-          {"disks", m.disks},
-          {"files", files},
-          {"bytes_raw", m.bytes_raw()},
-          {"bytes_stored", m.bytes_stored()},
-          {"timings", m.timings}};
+  ordered_json j = {{"format", m.format},
+                    {"id", m.id},
+                    {"tool_version", m.tool_version},
+                    {"mode", m.mode},
+                    {"started", m.started},
+                    {"finished", m.finished},
+                    {"vm", m.vm},
+                    {"config", m.config},
+                    {"guestinfo", m.guestinfo},
+                    {"tags", m.tags},
+                    {"disks", m.disks},
+                    {"files", files},
+                    {"bytes_raw", m.bytes_raw()},
+                    {"bytes_stored", m.bytes_stored()},
+                    {"timings", m.timings}};
+  if (!m.warnings.empty()) j["warnings"] = m.warnings;
+  return j;
 }
 
 namespace {
@@ -85,6 +87,7 @@ Manifest manifest_from_json(const std::string& text) {
   m.tags = j.value("tags", std::vector<std::string>{});
   m.disks = j.value("disks", ordered_json::array());
   m.timings = j.value("timings", ordered_json::object());
+  if (j.contains("warnings")) m.warnings = field<std::vector<std::string>>(j, "warnings");
   for (const auto& f : field<ordered_json>(j, "files")) {
     ManifestFile mf;
     mf.name = field<std::string>(f, "name");

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <map>
-#include <regex>
 #include <thread>
 
 #include "ceso/backup.hpp"
@@ -22,26 +21,87 @@ namespace ceso {
 
 namespace {
 
-// RW 4194304 VMFS "web01-flat.vmdk"   (also RDONLY/NOACCESS, VMFSSPARSE, SESPARSE…)
-const std::regex& extent_line() {
-  static const std::regex re(R"(^((?:RW|RDONLY|NOACCESS)\s+\d+\s+\w+\s+")([^"]*)(".*)$)");
-  return re;
-}
-const std::regex& parent_line() {
-  static const std::regex re(R"(^(parentFileNameHint\s*=\s*")([^"]*)(".*)$)");
-  return re;
+// One line of a descriptor, split around the quoted file name.
+struct QuotedLine {
+  std::string head;  // up to and including the opening '"'
+  std::string file;  // up to the last '"' of the line
+  std::string tail;  // from the closing '"' on
+};
+
+bool is_space(char c) { return c == ' ' || c == '\t'; }
+
+// `ACCESS SECTORS TYPE` at the start of a line: nullopt when the line is
+// not an extent line at all; `file` false for one without a file (ZERO).
+struct ExtentStart {
+  size_t quote = std::string::npos;  // the opening '"', npos: none
+};
+std::optional<ExtentStart> extent_start(std::string_view line) {
+  size_t i = 0;
+  while (i < line.size() && is_space(line[i])) ++i;
+  auto word = [&](auto ok) {
+    size_t b = i;
+    while (i < line.size() && ok(line[i])) ++i;
+    return line.substr(b, i - b);
+  };
+  std::string_view access = word([](char c) { return c >= 'A' && c <= 'Z'; });
+  if (access != "RW" && access != "RDONLY" && access != "NOACCESS") return std::nullopt;
+  if (i == line.size() || !is_space(line[i])) return std::nullopt;
+  while (i < line.size() && is_space(line[i])) ++i;
+  if (word([](char c) { return c >= '0' && c <= '9'; }).empty()) return std::nullopt;
+  ExtentStart s;
+  while (i < line.size() && is_space(line[i])) ++i;
+  if (word([](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }).empty())
+    return s;  // "RW 100": broken, reported by the caller (no file, no type)
+  while (i < line.size() && is_space(line[i])) ++i;
+  if (i < line.size() && line[i] == '"') s.quote = i;
+  return s;
 }
 
-bool is_descriptor(const std::string& text) { return text.rfind("# Disk DescriptorFile", 0) == 0; }
+// The quoted part from `open` to the last '"'; nullopt when unterminated
+// or when what follows is not an optional offset.
+std::optional<QuotedLine> split_quoted(std::string_view line, size_t open) {
+  size_t close = line.rfind('"');
+  if (close == std::string_view::npos || close <= open) return std::nullopt;
+  std::string_view rest = line.substr(close + 1);
+  size_t i = 0;
+  while (i < rest.size() && (is_space(rest[i]) || (rest[i] >= '0' && rest[i] <= '9'))) ++i;
+  if (i != rest.size()) return std::nullopt;
+  return QuotedLine{std::string(line.substr(0, open + 1)),
+                    std::string(line.substr(open + 1, close - open - 1)),
+                    std::string(line.substr(close))};
+}
 
+std::optional<QuotedLine> parent_hint(std::string_view line) {
+  constexpr std::string_view key = "parentFileNameHint";
+  size_t i = 0;
+  while (i < line.size() && is_space(line[i])) ++i;
+  if (line.substr(i, key.size()) != key) return std::nullopt;
+  i += key.size();
+  while (i < line.size() && is_space(line[i])) ++i;
+  if (i == line.size() || line[i] != '=') return std::nullopt;
+  ++i;
+  while (i < line.size() && is_space(line[i])) ++i;
+  if (i == line.size() || line[i] != '"') return std::nullopt;
+  return split_quoted(line, i);
+}
+
+bool is_descriptor(std::string_view text) {
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // a BOM
+  return text.substr(0, 21) == "# Disk DescriptorFile";
+}
+
+// Calls fn(line without its end, line number) for each line and joins what
+// it returns with the original line ends (LF or CRLF).
 template <typename Fn>
 std::string map_lines(const std::string& text, Fn fn) {
   std::string out;
-  size_t pos = 0;
+  size_t pos = 0, number = 0;
   while (pos < text.size()) {
     size_t nl = text.find('\n', pos);
-    std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    out += fn(line);
+    size_t end = nl == std::string::npos ? text.size() : nl;
+    bool cr = end > pos && text[end - 1] == '\r';
+    out += fn(std::string_view(text).substr(pos, end - pos - (cr ? 1 : 0)), ++number);
+    if (cr) out += '\r';
     if (nl == std::string::npos) break;
     out += '\n';
     pos = nl + 1;
@@ -49,31 +109,63 @@ std::string map_lines(const std::string& text, Fn fn) {
   return out;
 }
 
+// Extent lines with a file, in order; `broken` gets the lines that start
+// like an extent line but do not parse.
+std::vector<QuotedLine> extent_lines(const std::string& text, std::vector<std::string>* broken) {
+  std::vector<QuotedLine> out;
+  map_lines(text, [&](std::string_view line, size_t number) {
+    auto start = extent_start(line);
+    if (!start) return std::string();
+    std::optional<QuotedLine> q;
+    if (start->quote != std::string::npos) q = split_quoted(line, start->quote);
+    bool zero = start->quote == std::string::npos && line.find('"') == std::string::npos &&
+                line.find("ZERO") != std::string::npos;
+    if (q)
+      out.push_back(*q);
+    else if (!zero && broken)
+      broken->push_back("line " + std::to_string(number) + " is a broken extent line");
+    return std::string();
+  });
+  return out;
+}
+
 }  // namespace
 
 std::vector<std::string> descriptor_extents(const std::string& text) {
   std::vector<std::string> names;
-  map_lines(text, [&](const std::string& line) {
-    std::smatch m;
-    if (std::regex_match(line, m, extent_line())) names.push_back(m[2]);
-    return line;
-  });
+  for (auto& q : extent_lines(text, nullptr)) names.push_back(std::move(q.file));
   return names;
+}
+
+std::vector<std::string> descriptor_problems(const std::string& text, size_t extents) {
+  if (text.size() > (1u << 20)) return {"larger than 1 MiB: not a descriptor"};
+  if (!is_descriptor(text)) return {"not a VMDK descriptor (no \"# Disk DescriptorFile\" line)"};
+  std::vector<std::string> problems;
+  auto files = extent_lines(text, &problems);
+  if (problems.empty() && files.size() != extents)
+    problems.push_back("names " + std::to_string(files.size()) +
+                       " extent file(s), the backup holds " + std::to_string(extents));
+  for (const auto& f : files)
+    if (f.file.empty()) problems.push_back("an extent line with an empty file name");
+  return problems;
 }
 
 std::string rewrite_descriptor(const std::string& text, const std::vector<std::string>& extents,
                                const std::string& parent) {
   if (!is_descriptor(text)) bad_input("not a VMDK descriptor (no \"# Disk DescriptorFile\" line)");
+  std::vector<std::string> broken;
+  extent_lines(text, &broken);
+  if (!broken.empty()) bad_input("VMDK descriptor: " + broken.front());
   size_t k = 0;
-  std::string out = map_lines(text, [&](const std::string& line) {
-    std::smatch m;
-    if (std::regex_match(line, m, extent_line())) {
-      if (k >= extents.size()) return line;
-      return m[1].str() + extents[k++] + m[3].str();
-    }
-    if (!parent.empty() && std::regex_match(line, m, parent_line()))
-      return m[1].str() + parent + m[3].str();
-    return line;
+  std::string out = map_lines(text, [&](std::string_view line, size_t) {
+    if (auto start = extent_start(line); start && start->quote != std::string::npos)
+      if (auto q = split_quoted(line, start->quote)) {
+        if (k >= extents.size()) return std::string(line);
+        return q->head + extents[k++] + q->tail;
+      }
+    if (!parent.empty())
+      if (auto q = parent_hint(line)) return q->head + parent + q->tail;
+    return std::string(line);
   });
   if (k < extents.size())
     bad_input("the descriptor has " + std::to_string(k) + " extent line(s), expected " +
@@ -338,6 +430,7 @@ std::vector<std::string> Restore::upload_disks(const std::string& dir, const std
 }
 
 ordered_json Restore::run() {
+  check_backup_id(req_.id);
   m_ = manifest_from_json(target_.read_file(req_.id + "/" + kManifestName));
   if (m_.id != req_.id)
     bad_input("backup " + quote(req_.id) + ": its manifest names " + quote(m_.id));
@@ -355,6 +448,13 @@ ordered_json Restore::run() {
                  : " is missing") +
            "); nothing was restored");
   }
+  // What would stop the restore half-way (a descriptor it cannot parse)
+  // stops it here, before any change; verify reports the same.
+  auto blockers =
+      restore_blockers(m_, [&](const ManifestFile& f) { return read_stored(target_, m_.id, f); });
+  if (!blockers.empty())
+    fail("backup " + quote(m_.id) + " cannot be restored (" + blockers.front() +
+         "); nothing was restored");
   xml::Node doc = xml::parse(read_stored(target_, m_.id, *cfg));
   // The `config` property's <val> (VirtualMachineConfigInfo).
   const xml::Node* config = doc.child("hardware") ? &doc : doc.child("config");
@@ -384,7 +484,7 @@ ordered_json Restore::run() {
 
   // The name: free, or --replace of a powered-off VM.
   std::optional<vim::ObjectContent> existing;
-  for (auto& vm : c_.retrieve_all_vms({"name", "runtime.powerState"}))
+  for (auto& vm : c_.retrieve_all_vms({"name", "runtime.powerState", "config.uuid"}))
     if (vm.text("name") == name_) existing = std::move(vm);
   if (existing && !req_.replace)
     fail("a VM named " + quote(name_) + " already exists on " + c_.endpoint().id +
@@ -392,6 +492,22 @@ ordered_json Restore::run() {
   if (existing && existing->text("runtime.powerState") != "poweredOff")
     fail("the VM " + quote(name_) + " to replace is not powered off; stop it first (ceso-power " +
          "off) — a restore never powers off a running VM");
+  // --replace replaces the VM that was backed up (same endpoint and uuid);
+  // another VM of that name only when the user named the backup by its id.
+  VmIdentity backed_up{m_.vm.value("endpoint", ""), m_.vm.value("uuid", "")};
+  std::vector<std::string> warnings;  // for the record (libcore does not print)
+  if (existing) {
+    VmIdentity there{c_.endpoint().id, existing->text("config.uuid")};
+    if (!(there == backed_up)) {
+      std::string what = "the VM " + quote(name_) + " on " + there.endpoint + " (uuid " +
+                         there.uuid + ") is not the VM backup " + quote(m_.id) + " was made of (" +
+                         backed_up.endpoint + ", uuid " + backed_up.uuid + ")";
+      if (!req_.by_id)
+        throw Error(what + "; refusing to replace it: give the backup id to replace it anyway",
+                    Exit::policy);
+      warnings.push_back("replaced " + what + ", as the backup id was given");
+    }
+  }
 
   // Identity: new uuids and MACs; guestinfo with a new instance-id.
   Provisioned ids = plan_identity(src, nv);
@@ -478,9 +594,14 @@ ordered_json Restore::run() {
   ordered_json rec = vm_record(objs.front(), c_.endpoint());
   rec["changed"] = true;
   rec["restored_from"] = m_.id;
+  rec["backup_of"] = {{"endpoint", backed_up.endpoint},
+                      {"id", m_.vm.value("id", "")},
+                      {"name", original},
+                      {"uuid", backed_up.uuid}};
   rec["macs"] = made.macs;
   rec["instance_id"] = instance_id.empty() ? ordered_json(nullptr) : ordered_json(instance_id);
   rec["replaced"] = replaced;
+  if (!warnings.empty()) rec["warnings"] = warnings;
   return rec;
 }
 
@@ -490,6 +611,63 @@ ordered_json restore_backup(vim::Client& client, BackupTarget& target, const Res
                             Gate& gate, Progress& progress) {
   Restore r(client, target, req, gate, progress);
   return r.run();
+}
+
+std::vector<std::string> restore_blockers(
+    const Manifest& m, const std::function<std::string(const ManifestFile&)>& read) {
+  std::vector<std::string> problems;
+  if (!find_kind(m, "config")) problems.push_back("holds no VM configuration (config.xml)");
+  std::map<int, std::vector<Unit>> disks;
+  try {
+    disks = disk_units(m);
+  } catch (const Error& e) {
+    problems.push_back(e.what());
+    return problems;
+  }
+  for (const auto& [index, units] : disks)
+    for (const auto& u : units)
+      for (const auto& p : descriptor_problems(read(*u.descriptor), u.extents.size()))
+        problems.push_back(u.descriptor->name + ": " + p + "; restore cannot use it");
+  return problems;
+}
+
+std::optional<CatalogEntry> backup_for_name(const std::vector<CatalogEntry>& entries,
+                                            const std::string& name,
+                                            const std::vector<VmIdentity>& live) {
+  // Newest per identity; ties by id, so the choice never depends on order.
+  std::map<std::pair<std::string, std::string>, CatalogEntry> newest;
+  for (const auto& e : entries) {
+    if (e.vm_name != name || e.status != "complete" || e.verify == "failed") continue;
+    auto& n = newest[{e.endpoint, e.vm_uuid}];
+    if (n.id.empty() || std::tie(e.created, e.id) > std::tie(n.created, n.id)) n = e;
+  }
+  if (newest.empty()) return std::nullopt;
+  auto list = [&] {
+    std::string s;
+    for (const auto& [who, e] : newest)
+      s += (s.empty() ? "" : "; ") + who.first + " uuid " +
+           (who.second.empty() ? "?" : who.second) + " (newest " + e.id + ")";
+    return s;
+  };
+  if (!live.empty()) {
+    std::optional<CatalogEntry> pick;
+    for (const auto& v : live)
+      if (auto it = newest.find({v.endpoint, v.uuid}); it != newest.end()) {
+        if (pick && pick->vm_uuid != it->second.vm_uuid)
+          bad_input("several VMs named " + quote(name) + " have backups: " + list() +
+                    "; give the backup id");
+        pick = it->second;
+      }
+    if (!pick)
+      bad_input("the VM named " + quote(name) + " on " + live.front().endpoint + " (uuid " +
+                live.front().uuid + ") has no backup; backups named " + quote(name) +
+                " are of other VMs: " + list() + "; give the backup id to restore one of them");
+    return pick;
+  }
+  if (newest.size() > 1)
+    bad_input("backups named " + quote(name) + " come from more than one VM: " + list() +
+              "; give the backup id");
+  return newest.begin()->second;
 }
 
 }  // namespace ceso

@@ -174,7 +174,18 @@ class SftpTarget : public BackupTarget {
       start = slash + 1;
     }
   }
-  std::vector<std::string> list(const std::string& dir) override {
+  void make_dir_exclusive(const std::string& dir) override {
+    check_target_path(dir, false);
+    std::lock_guard lock(mutex_);
+    // SSH_FXP_MKDIR is mkdir(2) on the server: it fails when the name exists.
+    if (libssh2_sftp_mkdir(sftp_, at(dir).c_str(), 0700) != 0) {
+      LIBSSH2_SFTP_ATTRIBUTES a{};
+      if (libssh2_sftp_lstat(sftp_, at(dir).c_str(), &a) == 0)
+        fail("sftp: " + quote(at(dir)) + " exists already on " + u_.host);
+      fail_op("create", at(dir));
+    }
+  }
+  std::vector<TargetEntry> list(const std::string& dir) override {
     std::lock_guard lock(mutex_);
     return list_locked(at(dir));
   }
@@ -211,6 +222,7 @@ class SftpTarget : public BackupTarget {
   // SFTP has no directory fsync; each file was fsynced (fsync@openssh.com).
   void sync_dir(const std::string&) override {}
   void remove_tree(const std::string& dir) override {
+    check_target_path(dir, false);
     std::lock_guard lock(mutex_);
     remove_locked(at(dir));
   }
@@ -228,6 +240,7 @@ class SftpTarget : public BackupTarget {
   LIBSSH2_SESSION* session_ = nullptr;
 
   std::string at(const std::string& rel) const {
+    check_target_path(rel, true);
     return rel.empty() ? u_.path : u_.path + "/" + rel;
   }
 
@@ -317,29 +330,32 @@ class SftpTarget : public BackupTarget {
                 Exit::connection);
   }
 
-  std::vector<std::string> list_locked(const std::string& dir) {
-    std::vector<std::string> names;
+  std::vector<TargetEntry> list_locked(const std::string& dir) {
+    std::vector<TargetEntry> entries;
     LIBSSH2_SFTP_HANDLE* h = libssh2_sftp_opendir(sftp_, dir.c_str());
     if (!h) {
-      if (libssh2_sftp_last_error(sftp_) == LIBSSH2_FX_NO_SUCH_FILE) return names;
+      if (libssh2_sftp_last_error(sftp_) == LIBSSH2_FX_NO_SUCH_FILE) return entries;
       fail_op("list", dir);
     }
     char buf[1024];
     LIBSSH2_SFTP_ATTRIBUTES a{};
     int n;
+    // readdir's attributes are lstat's (OpenSSH): a symbolic link is not a directory.
     while ((n = libssh2_sftp_readdir(h, buf, sizeof buf, &a)) > 0) {
       std::string name(buf, static_cast<size_t>(n));
-      if (name != "." && name != "..") names.push_back(name);
+      bool is_dir =
+          (a.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) && LIBSSH2_SFTP_S_ISDIR(a.permissions);
+      if (name != "." && name != "..") entries.push_back({name, is_dir});
     }
     libssh2_sftp_closedir(h);
-    return names;
+    return entries;
   }
 
   void remove_locked(const std::string& path) {
     LIBSSH2_SFTP_ATTRIBUTES a{};
     if (libssh2_sftp_lstat(sftp_, path.c_str(), &a) != 0) return;  // absent
     if (LIBSSH2_SFTP_S_ISDIR(a.permissions)) {
-      for (const auto& n : list_locked(path)) remove_locked(path + "/" + n);
+      for (const auto& e : list_locked(path)) remove_locked(path + "/" + e.name);
       if (libssh2_sftp_rmdir(sftp_, path.c_str()) != 0) fail_op("remove", path);
     } else if (libssh2_sftp_unlink(sftp_, path.c_str()) != 0) {
       fail_op("remove", path);

@@ -107,15 +107,25 @@ class FileTarget : public BackupTarget {
     fs::create_directories(at(dir), ec);
     if (ec) fail("cannot create " + quote(at(dir)) + ": " + ec.message());
   }
-  std::vector<std::string> list(const std::string& dir) override {
-    std::vector<std::string> names;
+  void make_dir_exclusive(const std::string& dir) override {
+    check_target_path(dir, false);
+    if (::mkdir(at(dir).c_str(), 0700) != 0) {
+      if (errno == EEXIST) fail(quote(at(dir)) + " exists already");
+      fail_errno("create", at(dir));
+    }
+  }
+  std::vector<TargetEntry> list(const std::string& dir) override {
+    std::vector<TargetEntry> entries;
     std::error_code ec;
     for (auto it = fs::directory_iterator(at(dir), ec); !ec && it != fs::directory_iterator();
-         it.increment(ec))
-      names.push_back(it->path().filename().string());
+         it.increment(ec)) {
+      std::error_code sec;
+      bool is_dir = it->symlink_status(sec).type() == fs::file_type::directory;
+      entries.push_back({it->path().filename().string(), is_dir});
+    }
     if (ec && ec != std::errc::no_such_file_or_directory)
       fail("cannot list " + quote(at(dir)) + ": " + ec.message());
-    return names;
+    return entries;
   }
   std::optional<uint64_t> file_size(const std::string& path) override {
     struct stat st {};
@@ -142,6 +152,7 @@ class FileTarget : public BackupTarget {
     if (rc != 0) fail_errno("sync", at(dir));
   }
   void remove_tree(const std::string& dir) override {
+    check_target_path(dir, false);
     std::error_code ec;
     fs::remove_all(at(dir), ec);
     if (ec) fail("cannot remove " + quote(at(dir)) + ": " + ec.message());
@@ -149,7 +160,10 @@ class FileTarget : public BackupTarget {
 
  private:
   std::string root_, url_;
-  std::string at(const std::string& rel) const { return rel.empty() ? root_ : root_ + "/" + rel; }
+  std::string at(const std::string& rel) const {
+    check_target_path(rel, true);
+    return rel.empty() ? root_ : root_ + "/" + rel;
+  }
 };
 
 std::string percent_decode(std::string_view s) {
@@ -168,6 +182,27 @@ std::string percent_decode(std::string_view s) {
 }
 
 }  // namespace
+
+void check_target_path(const std::string& rel, bool allow_root) {
+  auto bad = [&](const char* why) { bad_input("backup target path " + quote(rel) + ": " + why); };
+  if (rel.empty()) {
+    if (!allow_root) bad("the target's root itself");
+    return;
+  }
+  if (rel.size() > 4096) bad("too long");
+  for (unsigned char c : rel)
+    if (c < 0x20 || c == 0x7f) bad("holds a control character");
+  size_t start = 0;
+  for (;;) {
+    size_t slash = rel.find('/', start);
+    std::string_view part(rel.data() + start,
+                          (slash == std::string::npos ? rel.size() : slash) - start);
+    if (part.empty()) bad("an empty component (leading, trailing or double '/')");
+    if (part == "." || part == "..") bad("a '.' or '..' component");
+    if (slash == std::string::npos) return;
+    start = slash + 1;
+  }
+}
 
 std::string BackupTarget::read_file(const std::string& path) {
   auto r = open(path);

@@ -83,11 +83,18 @@ http_count() { sim_stats | jq -r --arg k "$1" '.http[$k] // 0'; }
   assert_eq "$(sim_count CreateVM_Task)" 0
   ceso-power off app01 >/dev/null
   old=$(ceso-ls --name app01 | jq -r .id)
-  # A VM name stands for its newest complete backup.
+  # This app01 is the restored copy (a new uuid), not the VM backed up: by
+  # name it has no backup of its own, and --replace by name is refused.
   run ceso-backup restore app01 --replace -q
+  assert_status 3
+  assert_contains "$output" "has no backup"
+  assert_eq "$(sim_count CreateVM_Task)" 0
+  # Named by its id, the backup replaces it, with a warning naming both VMs.
+  run ceso-backup restore "$id" --replace -q
   assert_status 0
-  echo "$output" | jq -e --arg old "$old" --arg id "$id" '.name == "app01" and .replaced == $old
-    and .id != $old and .restored_from == $id'
+  assert_contains "$output" "is not the VM backup '$id' was made of"
+  echo "$output" | grep '^{' | jq -e --arg old "$old" --arg id "$id" '.name == "app01"
+    and .replaced == $old and .id != $old and .restored_from == $id'
   [ "$(vm_count app01)" -eq 1 ]
   [ "$(ceso-ls | jq -r .name | grep -c 'before restore')" -eq 0 ]
 }
@@ -192,7 +199,7 @@ http_count() { sim_stats | jq -r --arg k "$1" '.http[$k] // 0'; }
   run ceso-backup restore
   assert_status 2
   run ceso-backup restore no-such-backup
-  assert_status 1
+  assert_status 3
   assert_contains "$output" "no-such-backup"
   run ceso-backup restore "$(backup_id)" --as app08 --datastore nope
   assert_status 1

@@ -277,8 +277,10 @@ snapshots_of() { ceso-info "$1" | jq -c '[.snapshots[].name]'; }
   run ceso-backup rm "$id"
   assert_status 0
   [ ! -e "$(target_dir)/$id" ]
+  # Gone from the catalog and the target: an unknown id is bad input.
   run ceso-backup verify "$id"
-  assert_status 1
+  assert_status 3
+  assert_contains "$output" "no backup '$id'"
 }
 
 @test "usage errors: --hot with --cold, no target, prune without rules" {

@@ -10,6 +10,7 @@
 #include <map>
 
 #include "ceso/error.hpp"
+#include "ceso/manifest.hpp"
 
 namespace {
 
@@ -86,12 +87,24 @@ TEST(BackupTest, CheckFindsFlippedTruncatedAndMissingFiles) {
   EXPECT_NE(p.front().find("missing"), std::string::npos);
 }
 
+// A marker as a run writes it; `host` "" means this machine.
+std::string marker(const std::string& host, const std::string& lock, int64_t pid) {
+  char self[256] = {};
+  gethostname(self, sizeof self - 1);
+  return ceso::ordered_json{{"run", "x"},   {"vm_key", "h/u"},
+                            {"lock", lock}, {"host", host.empty() ? std::string(self) : host},
+                            {"pid", pid},   {"started", 1}}
+      .dump();
+}
+
 TEST(BackupTest, IncompleteDirectoriesAreNotBackupsAndGcRemovesThem) {
   TempTarget t;
   t.target->make_dir("done");
   t.target->write_file("done/manifest.json", "{}");
   t.target->make_dir("killed");
   t.target->write_file("killed/disk0.zst", "x");
+  // A dead run of this machine: no lock file, no such process.
+  t.target->write_file("killed/.in-progress", marker("", t.root + "/no-lock", 0x7ffffff0));
   auto l = ceso::list_target(*t.target);
   EXPECT_EQ(l.complete, std::vector<std::string>{"done"});
   EXPECT_EQ(l.incomplete, std::vector<std::string>{"killed"});
@@ -100,6 +113,174 @@ TEST(BackupTest, IncompleteDirectoriesAreNotBackupsAndGcRemovesThem) {
   EXPECT_EQ(ceso::collect_garbage(*t.target, false), std::vector<std::string>{"killed"});
   EXPECT_FALSE(t.target->file_size("killed/disk0.zst"));
   EXPECT_TRUE(t.target->file_size("done/manifest.json"));
+}
+
+TEST(BackupTest, GcTouchesOnlyDeadRunsThatCarryCesosMarker) {
+  TempTarget t;
+  namespace fs = std::filesystem;
+  fs::create_directories(t.root + "/lost+found");
+  fs::create_directories(t.root + "/emptydir");
+  fs::create_directories(t.root + "/foreign");
+  std::ofstream(t.root + "/foreign/data") << "user data";
+  std::ofstream(t.root + "/README") << "a stray file at the root";
+  fs::create_directories(t.root + "/../outside-" + std::to_string(getpid()));
+  fs::create_directory_symlink(t.root + "/../outside-" + std::to_string(getpid()),
+                               t.root + "/link");
+  t.target->make_dir("notours");
+  t.target->write_file("notours/.in-progress", "not json");
+  t.target->make_dir("other-host");
+  t.target->write_file("other-host/.in-progress", marker("elsewhere.example", "/x.lock", 1));
+  t.target->make_dir("alive");
+  t.target->write_file("alive/.in-progress", marker("", t.root + "/no-lock", getpid()));
+  auto l = ceso::list_target(*t.target);  // the stray file does not break it
+  EXPECT_EQ(l.complete, std::vector<std::string>{});
+  EXPECT_EQ(l.foreign,
+            (std::vector<std::string>{"README", "emptydir", "foreign", "link", "lost+found"}));
+  std::vector<std::string> busy;
+  EXPECT_EQ(ceso::collect_garbage(*t.target, false, &busy), std::vector<std::string>{});
+  EXPECT_EQ(busy, (std::vector<std::string>{"alive", "notours", "other-host"}));
+  for (const char* p : {"lost+found", "emptydir", "foreign/data", "README", "link", "notours",
+                        "other-host", "alive"})
+    EXPECT_TRUE(fs::exists(t.root + "/" + p)) << p;
+  fs::remove_all(t.root + "/../outside-" + std::to_string(getpid()));
+}
+
+TEST(BackupTest, BackupIdsAreUntrustedInput) {
+  for (const std::string& bad : std::vector<std::string>{
+           "", ".", "..", "../x", "ID/", "/abs", "a/b", "a\nb", "-rf", ".hidden", "a b", "a\\b",
+           "é", std::string(129, 'a'), std::string("a\0b", 3)}) {
+    EXPECT_FALSE(ceso::is_backup_id(bad)) << bad;
+    try {
+      ceso::check_backup_id(bad);
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const ceso::Error& e) {
+      EXPECT_EQ(e.code(), ceso::Exit::bad_input);
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+    }
+  }
+  EXPECT_TRUE(ceso::is_backup_id(std::string(128, 'a')));
+  EXPECT_TRUE(ceso::is_backup_id("damaged"));
+  std::string id = ceso::make_backup_id("web 01", 1700000000);
+  EXPECT_TRUE(ceso::is_backup_id(id));
+  EXPECT_EQ(id.size() - id.rfind('-') - 1, 16u) << id;  // 64 random bits
+  EXPECT_NE(ceso::make_backup_id("a", 1), ceso::make_backup_id("a", 1));
+}
+
+TEST(BackupTest, TargetPathsNeverLeaveTheRootNorRemoveIt) {
+  TempTarget t;
+  std::string sibling = t.root + "-sibling";
+  std::filesystem::create_directories(sibling);
+  std::ofstream(sibling + "/keep") << "x";
+  t.target->make_dir("b");
+  for (const char* bad : {"", "..", "../", "b/..", "b/../..", "/etc", "b//c", "b/", "./b"}) {
+    try {
+      t.target->remove_tree(bad);
+      ADD_FAILURE() << "removed " << bad;
+    } catch (const ceso::Error& e) {
+      EXPECT_EQ(e.code(), ceso::Exit::bad_input) << bad;
+    }
+  }
+  std::string up = "../" + std::filesystem::path(sibling).filename().string();
+  EXPECT_THROW(t.target->remove_tree(up), ceso::Error);
+  EXPECT_THROW(t.target->file_size(up + "/keep"), ceso::Error);
+  EXPECT_THROW(t.target->create(up + "/new"), ceso::Error);
+  EXPECT_TRUE(std::filesystem::exists(sibling + "/keep"));
+  EXPECT_TRUE(std::filesystem::exists(t.root + "/b"));
+  std::filesystem::remove_all(sibling);
+}
+
+TEST(BackupTest, MakeDirExclusiveFailsWhenTheNameIsTaken) {
+  TempTarget t;
+  t.target->make_dir_exclusive("x");
+  t.target->write_file("x/f", "mine");
+  EXPECT_THROW(t.target->make_dir_exclusive("x"), ceso::Error);
+  std::ofstream(t.root + "/file") << "y";
+  EXPECT_THROW(t.target->make_dir_exclusive("file"), ceso::Error);
+  EXPECT_EQ(t.target->read_file("x/f"), "mine");
+}
+
+// A complete backup with one stored file, as a run leaves it.
+void write_backup(ceso::BackupTarget& t, const std::string& id, const std::string& name = "vm") {
+  t.make_dir(id);
+  ceso::ManifestFile f;
+  f.name = "config.xml.zst";
+  f.kind = "config";
+  ceso::StoredFileWriter w(t.create(id + "/" + f.name), 3, 1);
+  w.write("<config/>", 9);
+  w.finish(f);
+  ceso::Manifest m;
+  m.id = id;
+  m.mode = "cold";
+  m.vm = {{"endpoint", "h:443"}, {"id", "vm-1"}, {"name", name}, {"uuid", "u"}};
+  m.files = {f};
+  t.write_file(id + "/manifest.json", ceso::manifest_json(m).dump());
+}
+
+TEST(BackupTest, PresenceChecksManifestAndStoredSizes) {
+  TempTarget t;
+  write_backup(*t.target, "a");
+  EXPECT_EQ(ceso::backup_presence_problem(*t.target, "a"), std::nullopt);
+  EXPECT_EQ(ceso::backup_presence_problem(*t.target, "gone"), "backup directory missing");
+  std::filesystem::resize_file(t.root + "/a/config.xml.zst", 3);
+  EXPECT_NE(ceso::backup_presence_problem(*t.target, "a")->find("3 bytes"), std::string::npos);
+  std::filesystem::remove(t.root + "/a/config.xml.zst");
+  EXPECT_NE(ceso::backup_presence_problem(*t.target, "a")->find("missing"), std::string::npos);
+  write_backup(*t.target, "b");
+  std::filesystem::rename(t.root + "/b", t.root + "/c");
+  EXPECT_NE(ceso::backup_presence_problem(*t.target, "c")->find("names backup 'b'"),
+            std::string::npos);
+  EXPECT_EQ(ceso::backup_presence_problem(*t.target, "../a"), "not a well-formed backup id");
+}
+
+TEST(BackupTest, ReindexIndexesEveryGoodManifestAndNamesEachBadOne) {
+  TempTarget t;
+  write_backup(*t.target, "good1");
+  write_backup(*t.target, "good2");
+  t.target->make_dir("broken");
+  t.target->write_file("broken/manifest.json", "{not json");
+  write_backup(*t.target, "other");
+  std::filesystem::rename(t.root + "/other", t.root + "/renamed");
+  std::ofstream(t.root + "/stray") << "x";
+  std::string db = t.root + "-catalog.db";
+  std::filesystem::remove(db);
+  {
+    ceso::Catalog c(db);
+    auto r = ceso::reindex(*t.target, c);
+    EXPECT_EQ(r.indexed, 2u);
+    ASSERT_EQ(r.bad.size(), 2u);
+    EXPECT_EQ(r.bad[0].rfind("broken: ", 0), 0u) << r.bad[0];
+    EXPECT_EQ(r.bad[1].rfind("renamed: ", 0), 0u) << r.bad[1];
+    auto rows = c.list();
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_EQ(rows[0].id, "good1");
+  }
+  std::filesystem::remove(db);
+}
+
+TEST(BackupTest, VerifyReportsWhatRestoreWouldReject) {
+  TempTarget t;
+  write_backup(*t.target, "d");
+  auto m = ceso::manifest_from_json(t.target->read_file("d/manifest.json"));
+  auto add = [&](const std::string& name, const std::string& kind, const std::string& data) {
+    ceso::ManifestFile f;
+    f.name = name;
+    f.kind = kind;
+    f.disk = 0;
+    ceso::StoredFileWriter w(t.target->create("d/" + name), 3, 1);
+    w.write(data.data(), data.size());
+    w.finish(f);
+    m.files.push_back(f);
+  };
+  // A name with a newline cut the extent line in two.
+  add("disk0.vmdk.zst", "descriptor",
+      "# Disk DescriptorFile\nversion=1\nRW 8 VMFS \"web\n01-flat.vmdk\"\n");
+  add("disk0-flat.vmdk.zst", "extent", std::string(4096, 'x'));
+  t.target->write_file("d/manifest.json", ceso::manifest_json(m).dump());
+  auto r = ceso::verify_backup(*t.target, "d");
+  EXPECT_FALSE(r.ok);
+  ASSERT_FALSE(r.problems.empty());
+  EXPECT_NE(r.problems[0].find("broken extent line"), std::string::npos) << r.problems[0];
+  EXPECT_NE(r.problems[0].find("restore cannot use it"), std::string::npos);
 }
 
 TEST(BackupTest, IdsAreSortableAndSafe) {
@@ -144,6 +325,40 @@ TEST(BackupTest, AFailedRunInTheSameSecondAsTheNewestBackupHoldsEverything) {
     ASSERT_EQ(ds.size(), 3u);
     for (const auto& d : ds) EXPECT_TRUE(d.keep) << failed_id << " " << d.entry.id;
   }
+}
+
+TEST(BackupTest, PruneCountsOnlyBackupsPresentAtTheTarget) {
+  ceso::RetentionPolicy p;
+  p.last = 1;
+  // The newest row's directory was deleted behind ceso's back.
+  auto presence = [](const ceso::CatalogEntry& e) -> std::optional<std::string> {
+    if (e.id == "c") return "backup directory missing";
+    return std::nullopt;
+  };
+  auto ds = ceso::plan_prune({row("a", 1), row("b", 2), row("c", 3)}, p, presence);
+  std::map<std::string, std::string> action;
+  for (const auto& d : ds) action[d.entry.id] = d.missing ? "missing" : d.keep ? "keep" : "remove";
+  EXPECT_EQ(action,
+            (std::map<std::string, std::string>{{"a", "remove"}, {"b", "keep"}, {"c", "missing"}}));
+  // Every backup missing: nothing is removed.
+  for (const auto& d : ceso::plan_prune(
+           {row("a", 1), row("b", 2)}, p,
+           [](const ceso::CatalogEntry&) -> std::optional<std::string> { return "gone"; }))
+    EXPECT_TRUE(d.keep && d.missing);
+  // A missing newest row does not hide that the newest present one failed verify.
+  auto bad = row("b", 2);
+  bad.verify = "failed";
+  for (const auto& d : ceso::plan_prune({row("a", 1), bad, row("c", 3)}, p, presence))
+    EXPECT_TRUE(d.keep) << d.entry.id;
+}
+
+TEST(BackupTest, AVmAlwaysKeepsItsNewestBackup) {
+  ceso::RetentionPolicy p;
+  p.within = ceso::RetentionDuration{};  // --keep-within 0h keeps nothing by itself
+  auto ds = ceso::plan_prune({row("a", 1), row("b", 2)}, p);
+  std::map<std::string, bool> keep;
+  for (const auto& d : ds) keep[d.entry.id] = d.keep;
+  EXPECT_EQ(keep, (std::map<std::string, bool>{{"a", false}, {"b", true}}));
 }
 
 TEST(BackupTest, PruneAppliesRetentionPerVmAndDropsOldFailedRuns) {

@@ -93,4 +93,14 @@ TEST(CatalogTest, GroupsVmsByEndpointAndUuid) {
   EXPECT_NE(a.vm_key(), b.vm_key());
 }
 
+TEST(CatalogTest, InsertNeverReplacesAnotherRunsRow) {
+  ceso::Catalog c(temp_db("insert.db"));
+  c.put(entry("x", 10));
+  EXPECT_FALSE(c.insert(entry("x", 20, "failed")));
+  EXPECT_EQ(c.find("x")->status, "complete");
+  EXPECT_EQ(c.find("x")->created, 10);
+  EXPECT_TRUE(c.insert(entry("y", 20, "failed")));
+  EXPECT_EQ(c.find("y")->status, "failed");
+}
+
 }  // namespace

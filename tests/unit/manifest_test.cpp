@@ -59,4 +59,15 @@ TEST(ManifestTest, RejectsMalformedOrNewerManifests) {
   EXPECT_THROW(ceso::manifest_from_json(escape.dump()), ceso::Error);
 }
 
+TEST(ManifestTest, WarningsRoundTripAndAreAbsentWhenNone) {
+  auto m = sample();
+  EXPECT_FALSE(ceso::manifest_json(m).contains("warnings"));
+  m.warnings = {"[ds] web01/web01.nvram (nvram): listed by the host but not served (HTTP 404)"};
+  auto back = ceso::manifest_from_json(ceso::manifest_json(m).dump());
+  EXPECT_EQ(back.warnings, m.warnings);
+  auto j = ceso::manifest_json(m);
+  j["warnings"] = 3;
+  EXPECT_THROW(ceso::manifest_from_json(j.dump()), ceso::Error);
+}
+
 }  // namespace

@@ -46,6 +46,8 @@ class Catalog {
   int schema_version();
 
   void put(const CatalogEntry& entry);  // insert or replace by id
+  // Insert only: false (nothing changed) when a row with this id exists.
+  bool insert(const CatalogEntry& entry);
   std::optional<CatalogEntry> find(const std::string& id);
   // Every entry, oldest first; `target` non-empty: only that target's.
   std::vector<CatalogEntry> list(const std::string& target = {});
@@ -64,6 +66,7 @@ class Catalog {
   std::string path_;
   void exec(const char* sql);
   void migrate();
+  void write(const CatalogEntry& entry, const char* verb);
 };
 
 }  // namespace ceso

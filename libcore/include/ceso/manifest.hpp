@@ -40,6 +40,9 @@ struct Manifest {
   ordered_json disks = ordered_json::array();  // [{"device_key","file","capacity_bytes"}]
   std::vector<ManifestFile> files;
   ordered_json timings = ordered_json::object();  // phase → seconds
+  // What the backup lacks although the host listed it (e.g. an NVRAM it
+  // does not serve); absent from the JSON when empty.
+  std::vector<std::string> warnings;
 
   uint64_t bytes_raw() const;
   uint64_t bytes_stored() const;

@@ -4,7 +4,11 @@
 // disk or an NFS mount) or sftp://user@host[:port]/path. The interface is the
 // handful of file operations the backup logic needs, so another scheme
 // (s3://) is one more implementation and a line in open_backup_target().
-// Paths given to a target are relative to its root and use '/'.
+// Paths given to a target are relative to its root and use '/'. Every
+// operation checks its path (check_target_path): no empty, "." or ".."
+// component, no leading '/', no control character, so that nothing built
+// from untrusted input (a backup id, a manifest's file name) reaches outside
+// the root; remove_tree never removes the root itself.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +36,18 @@ class TargetReader {
   virtual size_t read(char* data, size_t size) = 0;
 };
 
+// An entry of a directory listing. `dir` is true for a real directory only
+// (a symbolic link to one is not: it is never descended into or removed
+// through).
+struct TargetEntry {
+  std::string name;
+  bool dir = false;
+};
+
+// Throws Error(bad_input) naming `rel` when it is not a clean relative path
+// (see above); "" (the root) only when allow_root.
+void check_target_path(const std::string& rel, bool allow_root);
+
 struct TargetOptions {
   bool accept_new_host_key = false;  // sftp: add an unknown host to known_hosts
 };
@@ -43,8 +59,13 @@ class BackupTarget {
   virtual const std::string& url() const = 0;
 
   virtual void make_dir(const std::string& dir) = 0;  // with parents; exists is fine
-  // Names in a directory (not "." / ".."); empty when it does not exist.
-  virtual std::vector<std::string> list(const std::string& dir) = 0;
+  // One new directory, created atomically: Error(failure) when anything of
+  // that name exists already (mkdir(2) semantics on both schemes), so two
+  // runs can never share a directory.
+  virtual void make_dir_exclusive(const std::string& dir) = 0;
+  // Entries of a directory (not "." / ".."); empty when it does not exist;
+  // Error(failure) when `dir` is not a directory.
+  virtual std::vector<TargetEntry> list(const std::string& dir) = 0;
   virtual std::optional<uint64_t> file_size(const std::string& path) = 0;  // nullopt: absent
   virtual std::unique_ptr<TargetWriter> create(const std::string& path) = 0;
   virtual std::unique_ptr<TargetReader> open(const std::string& path) = 0;
@@ -52,7 +73,8 @@ class BackupTarget {
   virtual void rename(const std::string& from, const std::string& to) = 0;
   // Make the directory's entries durable (fsync of the directory).
   virtual void sync_dir(const std::string& dir) = 0;
-  // Remove a directory and everything in it; absent is fine.
+  // Remove a directory and everything in it (or a file); absent is fine.
+  // Never the root: Error(bad_input) for "".
   virtual void remove_tree(const std::string& dir) = 0;
 
   // Small whole files (manifests).
