@@ -275,7 +275,7 @@ YAML::Node parse_yaml(const std::string& text, std::string_view origin) {
     return YAML::Load(text);
   } catch (const YAML::Exception& e) {
     bad_input(std::string(origin) + ": invalid YAML at line " + std::to_string(e.mark.line + 1) +
-              ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg);
+              ", column " + std::to_string(e.mark.column + 1) + ": " + printable(e.msg));
   }
 }
 
