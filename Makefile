@@ -4,8 +4,10 @@
 BUILD ?= build
 MESON_FLAGS ?=
 BATS_FILES = $$(find tests/cli -maxdepth 1 -name '*.bats' -type f | sort)
+# The libFuzzer build (tests/fuzz/README.md): clang++, ASan+UBSan, fuzz targets.
+FUZZ_BUILD ?= build-fuzz
 
-.PHONY: all build deps check unit cli demo clean completions format
+.PHONY: all build deps check unit cli demo clean completions format fuzz-build fuzz chaos
 
 all: build
 
@@ -19,10 +21,12 @@ $(BUILD)/build.ninja:
 build: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
-# All tests: GoogleTest for libcore, bats for the tools against the simulator.
+# All tests: GoogleTest for libcore, a smoke run of each fuzz target, bats for
+# the tools against the simulator.
 check: deps
-	$(MAKE) build
+	$(MAKE) build fuzz-build
 	meson test -C $(BUILD) --print-errorlogs
+	tests/fuzz/run smoke $(FUZZ_BUILD)
 	CESO_BUILD=$(abspath $(BUILD)) bats $(BATS_FILES)
 
 unit: build
@@ -30,6 +34,23 @@ unit: build
 
 cli: build
 	CESO_BUILD=$(abspath $(BUILD)) bats $(BATS_FILES)
+
+$(FUZZ_BUILD)/build.ninja:
+	@command -v clang++ >/dev/null || { echo "clang++ not found: run 'make deps' first" >&2; exit 1; }
+	CXX=clang++ meson setup $(FUZZ_BUILD) -Dfuzz=true -Dtests=false -Dman=disabled \
+	  -Db_sanitize=address,undefined
+
+fuzz-build: $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD) fuzzers
+
+# Each fuzz target for FUZZ_SECONDS (default 60), one after the other.
+fuzz: fuzz-build
+	tests/fuzz/run fuzz $(FUZZ_BUILD)
+
+# kill -9, full targets, stopped hosts, concurrent runs; then the invariants
+# (tests/chaos/README.md). CHAOS_ITERATIONS, CHAOS_SEED. Not part of check.
+chaos: build
+	CESO_BUILD=$(abspath $(BUILD)) tests/chaos/run
 
 # Build, start the bundled simulator, run a real pipeline against it.
 demo: deps
@@ -44,4 +65,4 @@ format:
 	clang-format -i libcore/include/ceso/*.hpp libcore/src/*.cpp tools/*.cpp tests/unit/*.cpp
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD)

@@ -275,7 +275,7 @@ YAML::Node parse_yaml(const std::string& text, std::string_view origin) {
     return YAML::Load(text);
   } catch (const YAML::Exception& e) {
     bad_input(std::string(origin) + ": invalid YAML at line " + std::to_string(e.mark.line + 1) +
-              ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg);
+              ", column " + std::to_string(e.mark.column + 1) + ": " + printable(e.msg));
   }
 }
 
@@ -1240,42 +1240,63 @@ struct Gen {
   bool flag = false;
   long number = 0;
   std::vector<Gen> items;
-  std::vector<std::pair<std::string, Gen>> entries;
+  // Not std::pair<std::string, Gen>: a pair needs Gen complete, which it is
+  // not inside its own definition (g++ lets it pass, clang++ refuses).
+  struct Entry;
+  std::vector<Entry> entries;
 
-  static Gen str(std::string_view s) {
-    Gen g;
-    g.kind = string;
-    g.text = s;
-    return g;
-  }
-  static Gen yes_no(bool b) {
-    Gen g;
-    g.kind = boolean;
-    g.flag = b;
-    return g;
-  }
-  static Gen whole(long n) {
-    Gen g;
-    g.kind = integer;
-    g.number = n;
-    return g;
-  }
-  static Gen strs(const std::vector<std::string>& v) {
-    Gen g;
-    g.kind = list;
-    for (const auto& s : v) g.items.push_back(str(s));
-    return g;
-  }
-  Gen& add(std::string key, Gen v) {
-    entries.emplace_back(std::move(key), std::move(v));
-    return entries.back().second;
-  }
-  const Gen* get(std::string_view key) const {
-    for (const auto& [k, v] : entries)
-      if (k == key) return &v;
-    return nullptr;
-  }
+  static Gen str(std::string_view s);
+  static Gen yes_no(bool b);
+  static Gen whole(long n);
+  static Gen strs(const std::vector<std::string>& v);
+  Gen& add(std::string key, Gen v);
+  const Gen* get(std::string_view key) const;
 };
+
+struct Gen::Entry {
+  std::string first;
+  Gen second;
+};
+
+// Defined after Entry: making a Gen needs Entry complete.
+Gen Gen::str(std::string_view s) {
+  Gen g;
+  g.kind = string;
+  g.text = s;
+  return g;
+}
+
+Gen Gen::yes_no(bool b) {
+  Gen g;
+  g.kind = boolean;
+  g.flag = b;
+  return g;
+}
+
+Gen Gen::whole(long n) {
+  Gen g;
+  g.kind = integer;
+  g.number = n;
+  return g;
+}
+
+Gen Gen::strs(const std::vector<std::string>& v) {
+  Gen g;
+  g.kind = list;
+  for (const auto& s : v) g.items.push_back(str(s));
+  return g;
+}
+
+Gen& Gen::add(std::string key, Gen v) {
+  entries.push_back({std::move(key), std::move(v)});
+  return entries.back().second;
+}
+
+const Gen* Gen::get(std::string_view key) const {
+  for (const auto& [k, v] : entries)
+    if (k == key) return &v;
+  return nullptr;
+}
 
 void emit_gen(YAML::Emitter& out, const Gen& g) {
   switch (g.kind) {

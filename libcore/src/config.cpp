@@ -409,7 +409,7 @@ class ConfigParser {
     try {
       root = YAML::Load(text);
     } catch (const YAML::Exception& e) {
-      throw error(e.mark, e.msg);
+      throw error(e.mark, printable(e.msg));  // yaml-cpp quotes the offending byte raw
     }
     if (root.IsNull()) return;
     if (!root.IsMap())

@@ -4,10 +4,9 @@
 
 namespace ceso {
 
-std::string quote(std::string_view s) {
+std::string printable(std::string_view s) {
   std::string out;
-  out.reserve(s.size() + 2);
-  out += '\'';
+  out.reserve(s.size());
   for (unsigned char c : s) {
     if (c < 0x20 || c == 0x7f) {
       char buf[8];
@@ -17,8 +16,9 @@ std::string quote(std::string_view s) {
       out += static_cast<char>(c);
     }
   }
-  out += '\'';
   return out;
 }
+
+std::string quote(std::string_view s) { return '\'' + printable(s) + '\''; }
 
 }  // namespace ceso

@@ -550,7 +550,8 @@ Provisioned Provisioner::clone_vcenter(const SourceVm& src, const NewVm& req,
   config.extra_config = new_extra_config(src, req);
   // A clone inherits the source's ExtraConfig: clear guestinfo we do not set
   // (and the tags when new ones are given) so nothing of the source leaks.
-  for (const auto& [k, v] : src.extra_config) {
+  for (const auto& entry : src.extra_config) {
+    const std::string& k = entry.first;  // (clang 14 cannot capture a structured binding)
     bool set = std::any_of(config.extra_config.begin(), config.extra_config.end(),
                            [&](const auto& kv) { return kv.first == k; });
     if (!set && (k.starts_with("guestinfo.") || (k == "ceso.tags" && req.tags)))

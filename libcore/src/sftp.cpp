@@ -22,17 +22,10 @@
 
 namespace ceso {
 
-namespace {
-
-std::once_flag g_ssh_init;
-
-struct SftpUrl {
-  std::string user, host, path;
-  int port = 22;
-};
-
 SftpUrl parse_sftp_url(const std::string& url) {
   constexpr std::string_view kScheme = "sftp://";
+  if (url.rfind(kScheme, 0) != 0)
+    usage_error("backup target " + quote(url) + ": use sftp://user@host[:port]/path");
   std::string rest = url.substr(kScheme.size());
   size_t slash = rest.find('/');
   if (slash == std::string::npos || slash + 1 >= rest.size())
@@ -62,6 +55,10 @@ SftpUrl parse_sftp_url(const std::string& url) {
     usage_error("backup target " + quote(url) + ": use sftp://user@host[:port]/path");
   return u;
 }
+
+namespace {
+
+std::once_flag g_ssh_init;
 
 int connect_tcp(const SftpUrl& u) {
   addrinfo hints{};

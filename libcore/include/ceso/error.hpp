@@ -45,5 +45,8 @@ class Error : public std::runtime_error {
 // Quote a user-supplied string for a message: 'web 01'. Control characters
 // are shown escaped so a hostile name cannot mess up the terminal.
 std::string quote(std::string_view s);
+// The same escaping without the quotes, for text a message takes from
+// elsewhere (a parser's reason, a host's fault string) so it stays one line.
+std::string printable(std::string_view s);
 
 }  // namespace ceso

@@ -88,6 +88,15 @@ class BackupTarget {
 std::unique_ptr<BackupTarget> open_backup_target(const std::string& url,
                                                  const TargetOptions& options = {});
 
+// The parts of sftp://[user@]host[:port]/path (user defaults to $USER, port
+// to 22). Throws Error(usage) for a malformed URL or one with a password.
+// Used by open_sftp_target; public for tests and fuzzing (no connection).
+struct SftpUrl {
+  std::string user, host, path;
+  int port = 22;
+};
+SftpUrl parse_sftp_url(const std::string& url);
+
 // sftp://user@host[:port]/path (sftp.cpp): host key checked against
 // ~/.ssh/known_hosts, agent or key-file authentication.
 std::unique_ptr<BackupTarget> open_sftp_target(const std::string& url,

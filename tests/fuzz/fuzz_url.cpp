@@ -1,0 +1,50 @@
+// URLs: the vSphere endpoint (config.hpp parse_endpoint_url: --url, CESO_URL,
+// GOVC_URL, config entries, records' endpoint fields), certificate
+// thumbprints, and backup target URLs (target.hpp: file://, sftp://). sftp
+// URLs are only parsed (parse_sftp_url): opening one would connect.
+#include "ceso/config.hpp"
+#include "ceso/target.hpp"
+#include "fuzz.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace ceso;
+  std::string text(ceso_fuzz::as_text(data, size));
+  ceso_fuzz::expect_ok_or_error([&] {
+    Endpoint ep = parse_endpoint_url(text);
+    CESO_FUZZ_CHECK(ep.port > 0 && ep.port < 65536, "endpoint port in range");
+    CESO_FUZZ_CHECK(!ep.host.empty() && !ep.id.empty(), "endpoint has a host and an id");
+    CESO_FUZZ_CHECK(ep.scheme == "https" || ep.scheme == "http", "endpoint scheme");
+    // The normalized URL (what is stored and sent) parses to the same endpoint.
+    Endpoint again;
+    try {
+      again = parse_endpoint_url(ep.url);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "normalized URL %s is refused: %s\n", ep.url.c_str(), e.what());
+      CESO_FUZZ_CHECK(false, "normalized endpoint URL parses");
+    }
+    CESO_FUZZ_CHECK(again.id == ep.id && again.url == ep.url, "endpoint URL round trip");
+    // No credentials in the normalized URL: no userinfo in its authority.
+    size_t auth = ep.url.find("://") + 3;
+    CESO_FUZZ_CHECK(
+        ep.url.find('@') == std::string::npos || ep.url.find('@') > ep.url.find('/', auth),
+        "no user or password in the normalized URL");
+  });
+  ceso_fuzz::expect_ok_or_error([&] {
+    std::string t = normalize_thumbprint(text);
+    CESO_FUZZ_CHECK(t.size() == 95, "a SHA-256 thumbprint is 32 hex pairs with colons");
+    CESO_FUZZ_CHECK(normalize_thumbprint(t) == t, "thumbprint normalization is idempotent");
+  });
+  if (text.rfind("sftp://", 0) == 0) {
+    ceso_fuzz::expect_ok_or_error([&] {
+      SftpUrl u = parse_sftp_url(text);
+      CESO_FUZZ_CHECK(!u.host.empty() && !u.user.empty(), "sftp URL has a host and a user");
+      CESO_FUZZ_CHECK(u.port > 0 && u.port < 65536, "sftp port in range");
+      CESO_FUZZ_CHECK(!u.path.empty() && u.path[0] == '/', "sftp path is absolute");
+    });
+  } else {
+    // file:// and plain paths: opening only looks at the directory.
+    ceso_fuzz::expect_ok_or_error([&] { (void)open_backup_target(text); });
+  }
+  ceso_fuzz::expect_ok_or_error([&] { (void)parse_sftp_url(text); });
+  return 0;
+}
