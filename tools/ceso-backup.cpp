@@ -57,7 +57,7 @@ ceso::ToolSpec make_spec() {
           {"keep-yearly", 0, "N", "prune: keep the newest backup of each of the last N years"},
           {"keep-within", 0, "DURATION",
            "prune: keep backups newer than the newest minus DURATION "
-           "(e.g. 7d, 36h, 1y6m)"},
+           "(e.g. 7d, 36h, 1y6mo)"},
           {"as", 0, "NAME", "restore: name of the restored VM (default: the backed-up VM's)"},
           {"datastore", 0, "NAME", "restore: datastore for the VM (default: the one it was on)"},
           {"network", 0, "PORTGROUP", "restore: connect every NIC to this portgroup"},
@@ -314,8 +314,7 @@ ceso::RetentionPolicy retention_policy(const ceso::Args& args) {
   p.weekly = n("keep-weekly");
   p.monthly = n("keep-monthly");
   p.yearly = n("keep-yearly");
-  if (auto w = args.maybe("keep-within"))
-    p.within = ceso::parse_retention_duration(*w, "--keep-within");
+  if (auto w = args.maybe("keep-within")) p.within = ceso::parse_duration(*w, "--keep-within");
   if (p.empty())
     ceso::usage_error("prune needs at least one --keep-* rule (an empty policy removes nothing)");
   return p;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "ceso/duration.hpp"
 #include "ceso/policy.hpp"
 #include "ceso/snapshot.hpp"
 #include "ceso/tool.hpp"
@@ -31,7 +32,8 @@ const ceso::ToolSpec kSpec{
         {"missing-ok", 0, "", "rm --name: no snapshot of that name is fine"},
         {"children", 0, "", "rm --name: also remove the snapshot's children"},
         {"all", 'a', "", "rm: remove every snapshot of the VM"},
-        {"older-than", 0, "DURATION", "rm: remove snapshots older than this (90m, 12h, 7d, 2w)"},
+        {"older-than", 0, "DURATION",
+         "rm: remove snapshots older than this (90min, 12h, 7d, 2w, 6mo)"},
         {"yes", 'y', "", "rm --all/--older-than: do not ask for confirmation"},
     },
     ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs,
@@ -162,7 +164,10 @@ void remove_bulk(const Context& x, const ceso::Target& t, const ceso::LocatedVm&
   if (x.args.has("all")) {
     doomed = snaps;
   } else {
-    auto cutoff = std::chrono::system_clock::now() - ceso::parse_duration(x.args.get("older-than"));
+    auto age = ceso::parse_duration(x.args.get("older-than"), "--older-than");
+    // Calendar units (mo, y) count back from now in UTC, like --keep-within.
+    auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    auto cutoff = std::chrono::system_clock::from_time_t(ceso::subtract(now, age));
     for (const auto& s : snaps)
       if (auto when = ceso::parse_snapshot_time(s.created); when && *when < cutoff)
         doomed.push_back(s);
@@ -212,7 +217,7 @@ Action action_for(const ceso::Args& args) {
 ceso::Exit run(const ceso::Args& args) {
   Action action = action_for(args);
   // Usage errors once, before any VM is touched.
-  if (args.has("older-than")) ceso::parse_duration(args.get("older-than"));
+  if (args.has("older-than")) ceso::parse_duration(args.get("older-than"), "--older-than");
   if (args.verb == "create" && args.get("name").empty())
     ceso::usage_error("create needs --name NAME");
   if (args.verb == "rm" && args.has("name") + args.has("all") + args.has("older-than") != 1)

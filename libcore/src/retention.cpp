@@ -31,14 +31,6 @@ struct Bucket {
   int64_t last = -1;
 };
 
-int64_t cutoff(int64_t newest, const RetentionDuration& d) {
-  std::tm tm = utc(newest);
-  tm.tm_year -= d.years;
-  tm.tm_mon -= d.months;
-  tm.tm_mday -= d.days;
-  return static_cast<int64_t>(timegm(&tm)) - int64_t{d.hours} * 3600;
-}
-
 }  // namespace
 
 bool RetentionPolicy::empty() const {
@@ -69,7 +61,7 @@ std::vector<RetentionDecision> apply_retention(std::vector<RetentionItem> backup
       {policy.yearly, "yearly", [](const std::tm& t, size_t) { return t.tm_year + 1900LL; }},
   };
   std::optional<int64_t> keep_after;
-  if (policy.within && !out.empty()) keep_after = cutoff(out.front().time, *policy.within);
+  if (policy.within && !out.empty()) keep_after = subtract(out.front().time, *policy.within);
   for (size_t nr = 0; nr < out.size(); ++nr) {
     auto& d = out[nr];
     std::tm tm = utc(d.time);
@@ -88,41 +80,6 @@ std::vector<RetentionDecision> apply_retention(std::vector<RetentionItem> backup
     d.keep = !d.reasons.empty();
   }
   return out;
-}
-
-RetentionDuration parse_retention_duration(std::string_view text, std::string_view what) {
-  RetentionDuration d;
-  std::string num;
-  bool any = false;
-  for (char c : text) {
-    if (c >= '0' && c <= '9') {
-      num += c;
-      continue;
-    }
-    int* field = c == 'y'   ? &d.years
-                 : c == 'm' ? &d.months
-                 : c == 'd' ? &d.days
-                 : c == 'h' ? &d.hours
-                            : nullptr;
-    if (!field || num.empty() || num.size() > 6)
-      usage_error(std::string(what) + ": bad duration " + quote(text) +
-                  " (use e.g. 7d, 36h, 1y6m)");
-    *field += std::stoi(num);
-    num.clear();
-    any = true;
-  }
-  if (!num.empty() || !any)
-    usage_error(std::string(what) + ": bad duration " + quote(text) + " (use e.g. 7d, 36h, 1y6m)");
-  return d;
-}
-
-std::string to_string(const RetentionDuration& d) {
-  std::string s;
-  if (d.years) s += std::to_string(d.years) + "y";
-  if (d.months) s += std::to_string(d.months) + "m";
-  if (d.days) s += std::to_string(d.days) + "d";
-  if (d.hours || s.empty()) s += std::to_string(d.hours) + "h";
-  return s;
 }
 
 }  // namespace ceso

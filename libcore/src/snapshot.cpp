@@ -129,18 +129,6 @@ ordered_json snapshot_record(const SnapshotInfo& s, const std::string& endpoint,
   return r;
 }
 
-std::chrono::seconds parse_duration(std::string_view text) {
-  long n = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  std::string_view unit(end, static_cast<size_t>(text.data() + text.size() - end));
-  static const std::pair<std::string_view, long> kUnits[] = {
-      {"", 1}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}, {"w", 7 * 86400}};
-  if (ec == std::errc() && end != text.data() && n >= 0 && n < 100L * 365 * 86400)
-    for (const auto& [u, factor] : kUnits)
-      if (u == unit) return std::chrono::seconds(n * factor);
-  usage_error("bad duration " + quote(text) + " (use e.g. 90m, 12h, 7d, 2w)");
-}
-
 std::optional<std::chrono::system_clock::time_point> parse_snapshot_time(std::string_view text) {
   std::tm tm{};
   std::string s(text);

@@ -260,6 +260,33 @@ snapshots_of() { ceso-info "$1" | jq -c '[.snapshots[].name]'; }
   [ -d "$(target_dir)/$keep" ]
 }
 
+@test "prune --keep-within: 6mo and 6min work, a bare m is refused before anything is read" {
+  # A second after the failed runs of the test above, so this run is the newest.
+  sleep 1
+  ceso-backup --hot db01 >/dev/null
+  n=$(ceso-backup ls db01 | jq -s 'map(select(.status=="complete")) | length')
+  run ceso-backup prune --keep-within 6mo --dry-run db01
+  assert_status 0
+  # Every complete backup is younger than six months (failed runs are removed).
+  echo "$output" | jq -e -s 'map(select(.status == "complete"))
+    | length > 0 and all(.action == "keep" and (.reasons | index("within 6mo")))'
+  run ceso-backup prune --keep-within 6min --dry-run db01
+  assert_status 0
+  echo "$output" | jq -e -s 'map(select(.status == "complete"))[0]
+    | .action == "keep" and (.reasons | index("within 6min"))'
+  for d in 6m 1y6m 6m1d; do
+    run ceso-backup prune --keep-within "$d" db01
+    assert_status 2
+    assert_contains "$output" "--keep-within: bad duration '$d': 'm' is ambiguous"
+    assert_contains "$output" "min for minutes or"
+    assert_contains "$output" "mo for months"
+  done
+  run ceso-backup prune --keep-within 7 db01
+  assert_status 2
+  assert_contains "$output" "the number 7 has no unit"
+  [ "$(ceso-backup ls db01 | jq -s 'map(select(.status=="complete")) | length')" -eq "$n" ]
+}
+
 @test "reindex rebuilds the catalog from the target's manifests" {
   before=$(ceso-backup ls | jq -s -c 'map(select(.status=="complete")) | map(.id) | sort')
   rm -f "$XDG_STATE_HOME/ceso/backups.db"*

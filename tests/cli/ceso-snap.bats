@@ -237,9 +237,42 @@ assert_base_disk() {
   echo "$output" | jq -e '.changed == false and .snapshots_removed == []'
   assert_eq "$(snap_names allvm)" "fresh,"
   sleep 2
-  run ceso-snap rm --older-than 1 --yes allvm
+  run ceso-snap rm --older-than 1s --yes allvm
   echo "$output" | jq -e '.changed == true and (.snapshots_removed | length) == 1'
   assert_eq "$(snap_names allvm)" ""
+}
+
+@test "rm --older-than: min and mo work, a bare m or a bare number is refused" {
+  ceso-snap create --name recent allvm >/dev/null
+  # Calendar months count back from now: a fresh snapshot is newer than 6mo and 6min.
+  for d in 6mo 6min 1y6mo 2w; do
+    run ceso-snap rm --older-than "$d" --yes allvm
+    assert_status 0
+    echo "$output" | jq -e '.changed == false'
+  done
+  assert_eq "$(snap_names allvm)" "recent,"
+  for d in 6m 1y6m; do
+    run ceso-snap rm --older-than "$d" --yes allvm
+    assert_status 2
+    assert_contains "$output" "--older-than: bad duration '$d': 'm' is ambiguous"
+    assert_contains "$output" "min for minutes or"
+    assert_contains "$output" "mo for months"
+  done
+  run ceso-snap rm --older-than 90 --yes allvm
+  assert_status 2
+  assert_contains "$output" "the number 90 has no unit"
+  assert_eq "$(snap_names allvm)" "recent,"
+  ceso-snap rm --all --yes allvm >/dev/null
+}
+
+@test "a duration means the same to ceso-snap --older-than and ceso-backup --keep-within" {
+  for d in 6m 90 5x 101y -1d; do
+    snap=$(ceso-snap rm --older-than "$d" --yes allvm 2>&1 | head -1)
+    backup=$(ceso-backup prune --keep-within "$d" 2>&1 | head -1)
+    assert_contains "$snap" "ceso-snap: --older-than: bad duration '$d': "
+    assert_contains "$backup" "ceso-backup: --keep-within: bad duration '$d': "
+    assert_eq "${snap#*--older-than: }" "${backup#*--keep-within: }"
+  done
 }
 
 @test "--dry-run makes zero write calls and prints plan records" {

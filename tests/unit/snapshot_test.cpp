@@ -78,23 +78,6 @@ TEST(SnapshotTest, Records) {
   EXPECT_EQ(snapshot_record(snaps[1]).contains("type"), false);
 }
 
-TEST(SnapshotTest, ParseDuration) {
-  EXPECT_EQ(parse_duration("90").count(), 90);
-  EXPECT_EQ(parse_duration("90s").count(), 90);
-  EXPECT_EQ(parse_duration("90m").count(), 5400);
-  EXPECT_EQ(parse_duration("12h").count(), 43200);
-  EXPECT_EQ(parse_duration("7d").count(), 604800);
-  EXPECT_EQ(parse_duration("2w").count(), 1209600);
-  for (const char* bad : {"", "d", "5x", "-1d", "1.5h", "7 d"}) {
-    EXPECT_THROW(parse_duration(bad), Error) << bad;
-    try {
-      parse_duration(bad);
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), Exit::usage);
-    }
-  }
-}
-
 TEST(SnapshotTest, ParseSnapshotTime) {
   using std::chrono::system_clock;
   auto t = [](const char* s) { return system_clock::to_time_t(*parse_snapshot_time(s)); };

@@ -16,13 +16,13 @@
 #include <string_view>
 #include <vector>
 
+#include "ceso/duration.hpp"
+
 namespace ceso {
 
-// A restic duration ("1y2m3d4h"): calendar years, months and days, then hours.
-struct RetentionDuration {
-  int years = 0, months = 0, days = 0, hours = 0;
-  bool operator==(const RetentionDuration&) const = default;
-};
+// --keep-within: a ceso::Duration ("1y6mo", "7d", "36h"), subtracted from the
+// newest backup with calendar years and months, as restic does.
+using RetentionDuration = Duration;
 
 struct RetentionPolicy {
   int last = 0, hourly = 0, daily = 0, weekly = 0, monthly = 0, yearly = 0;  // -1: unlimited
@@ -46,9 +46,5 @@ struct RetentionDecision {
 // (reason "no policy").
 std::vector<RetentionDecision> apply_retention(std::vector<RetentionItem> backups,
                                                const RetentionPolicy& policy);
-
-// "7d", "1y2m3d4h", "36h". Throws Error(usage) naming `what` ("--keep-within").
-RetentionDuration parse_retention_duration(std::string_view text, std::string_view what);
-std::string to_string(const RetentionDuration& d);
 
 }  // namespace ceso

@@ -63,10 +63,6 @@ ordered_json snapshot_record(const SnapshotInfo& s);
 ordered_json snapshot_record(const SnapshotInfo& s, const std::string& endpoint,
                              const std::string& vm_id, const std::string& vm_name);
 
-// "90s", "90m", "12h", "7d", "2w" (a bare number is seconds) → seconds.
-// Throws Error(usage) naming the value otherwise.
-std::chrono::seconds parse_duration(std::string_view text);
-
 // An xsd:dateTime as the host reports createTime ("2026-11-22T03:04:05.123Z",
 // "…+01:00", no zone = UTC); nullopt when unreadable.
 std::optional<std::chrono::system_clock::time_point> parse_snapshot_time(std::string_view text);
