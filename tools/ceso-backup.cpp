@@ -426,7 +426,7 @@ Resolved resolve_restore(const ceso::Args& args, ceso::Catalog& catalog, ceso::v
                          ceso::RestoreRequest& req) {
   const std::string operand = req.id;
   if (ceso::is_backup_id(operand) && catalog.find(operand)) return resolve(args, catalog, operand);
-  std::vector<ceso::VmIdentity> live;
+  std::vector<ceso::VmOrigin> live;
   for (auto& vm : client.retrieve_all_vms({"name", "config.uuid"}))
     if (vm.text("name") == operand) live.push_back({client.endpoint().id, vm.text("config.uuid")});
   if (auto e = ceso::backup_for_name(catalog_entries(args, catalog), operand, live)) {

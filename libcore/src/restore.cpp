@@ -494,10 +494,10 @@ ordered_json Restore::run() {
          "off) — a restore never powers off a running VM");
   // --replace replaces the VM that was backed up (same endpoint and uuid);
   // another VM of that name only when the user named the backup by its id.
-  VmIdentity backed_up{m_.vm.value("endpoint", ""), m_.vm.value("uuid", "")};
+  VmOrigin backed_up{m_.vm.value("endpoint", ""), m_.vm.value("uuid", "")};
   std::vector<std::string> warnings;  // for the record (libcore does not print)
   if (existing) {
-    VmIdentity there{c_.endpoint().id, existing->text("config.uuid")};
+    VmOrigin there{c_.endpoint().id, existing->text("config.uuid")};
     if (!(there == backed_up)) {
       std::string what = "the VM " + quote(name_) + " on " + there.endpoint + " (uuid " +
                          there.uuid + ") is not the VM backup " + quote(m_.id) + " was made of (" +
@@ -633,7 +633,7 @@ std::vector<std::string> restore_blockers(
 
 std::optional<CatalogEntry> backup_for_name(const std::vector<CatalogEntry>& entries,
                                             const std::string& name,
-                                            const std::vector<VmIdentity>& live) {
+                                            const std::vector<VmOrigin>& live) {
   // Newest per identity; ties by id, so the choice never depends on order.
   std::map<std::pair<std::string, std::string>, CatalogEntry> newest;
   for (const auto& e : entries) {

@@ -54,9 +54,9 @@ struct RestoreRequest {
 
 // Who a VM is: the endpoint it lives on and its BIOS uuid (names change and
 // repeat across hosts).
-struct VmIdentity {
+struct VmOrigin {
   std::string endpoint, uuid;
-  bool operator==(const VmIdentity&) const = default;
+  bool operator==(const VmOrigin&) const = default;
 };
 
 // The backup that `restore NAME` means, from catalog rows: the newest
@@ -68,7 +68,7 @@ struct VmIdentity {
 // (several VMs) or the live VM has no backup.
 std::optional<CatalogEntry> backup_for_name(const std::vector<CatalogEntry>& entries,
                                             const std::string& name,
-                                            const std::vector<VmIdentity>& live);
+                                            const std::vector<VmOrigin>& live);
 
 // Restores one backup on the client's host and returns the new VM's record
 // (`vm` record plus restored_from, macs, instance_id, replaced), or null in
