@@ -330,10 +330,11 @@ Exit for_each_target_parallel(const Args& args, Outcome& outcome, size_t jobs,
         cv.notify_all();
       });
     } catch (...) {
+      // Reading stopped (a read error): the targets read before it are
+      // still done, as they would be one by one, then the error is raised.
       {
         std::lock_guard<std::mutex> lock(m);
         done = true;
-        queue.clear();
       }
       cv.notify_all();
       for (auto& th : workers) th.join();
