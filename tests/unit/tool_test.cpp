@@ -221,4 +221,15 @@ TEST(Interrupts, OnlyAReadOnlyRunCutsCallsAndNeverDuringCleanup) {
   EXPECT_FALSE(ceso::calls_abort_on_interrupt());
 }
 
+TEST(Interrupts, AReadOnlyPhaseIsPerThread) {
+  EXPECT_FALSE(ceso::calls_abort_on_interrupt());
+  ceso::ReadOnlyPhase phase;
+  EXPECT_TRUE(ceso::calls_abort_on_interrupt());
+  bool other = true;
+  std::thread([&] { other = ceso::calls_abort_on_interrupt(); }).join();
+  EXPECT_FALSE(other);  // a -j worker that is making changes is not affected
+  ceso::CleanupScope cleanup;
+  EXPECT_FALSE(ceso::calls_abort_on_interrupt());
+}
+
 }  // namespace
