@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 
 #include "ceso/cloudinit.hpp"
 #include "ceso/config.hpp"
@@ -104,6 +105,8 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::Gate gate(
       std::string(kSpec.name), args.has("dry-run"), [](const std::string& m) { ceso::warn(m); },
       [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  // Finding the source changes nothing: Ctrl-C cuts these calls at once.
+  std::optional<ceso::ReadOnlyPhase> reading(std::in_place);
   ceso::VmLocator locator(args);
   ceso::LocatedVm src_vm = locator.locate({source, ceso::ordered_json::object(), "argument 1"});
   ceso::vim::Client& c = *src_vm.client;
@@ -111,6 +114,7 @@ ceso::Exit run(const ceso::Args& args) {
     if (ceso::same_vm_name(vm.text("name"), name))
       ceso::fail("a VM named " + ceso::quote(name) + " already exists on " + c.endpoint().id);
   ceso::SourceVm src = ceso::read_source_vm(c, src_vm.ref);
+  reading.reset();  // from here on, calls change things: they run to the end
   std::string instance_id;
   auto guestinfo = clone_guestinfo(src, name, args, &instance_id);
   req.extra_config = guestinfo;

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "ceso/cloudinit.hpp"
 #include "ceso/config.hpp"
@@ -190,6 +191,8 @@ ceso::Exit run(const ceso::Args& args) {
         req.name = t.name;
         req.extra_config = guestinfo_for(t, s, &instance_id);
         std::string source_id;
+        // Finding the source changes nothing: Ctrl-C cuts these calls at once.
+        std::optional<ceso::ReadOnlyPhase> reading(std::in_place);
         if (auto id = existing_vm(c, t.name, &source_id, s.source)) {
           if (!s.exist_ok)
             ceso::fail("a VM named " + ceso::quote(t.name) + " already exists on " +
@@ -202,6 +205,7 @@ ceso::Exit run(const ceso::Args& args) {
         }
         if (!wk.source || wk.source->ref.value != source_id)
           wk.source = ceso::read_source_vm(c, {"VirtualMachine", source_id});
+        reading.reset();  // from here on, calls change things: they run to the end
         ceso::Provisioned ids = ceso::plan_identity(*wk.source, req);
         ceso::StepGate step = [&](const std::string& op, const ceso::ordered_json& params,
                                   const std::function<void()>& action) {

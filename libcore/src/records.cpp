@@ -129,7 +129,9 @@ std::optional<InputRecord> NdjsonReader::next() {
     } catch (const Error& e) {
       bad_input("error (at " + origin + "): not a JSON record: " + e.what());
     } catch (const std::bad_alloc&) {
-      read_failed("out of memory parsing a line of " + std::to_string(text.size()) + " bytes");
+      failed_ = true;  // memory is short: stop reading, like a failed read
+      fail("out of memory parsing " + origin + " (" + std::to_string(text.size()) +
+           " bytes); the records after it were not read");
     }
     if (!value.is_object()) bad_input("error (at " + origin + "): a record must be a JSON object");
     return InputRecord{std::move(value), std::move(origin), line_};

@@ -25,6 +25,7 @@ volatile sig_atomic_t g_interrupted = 0;
 
 thread_local int t_cleanup_depth = 0;
 std::atomic<int> g_read_only_runs{0};
+thread_local int t_read_only_phase = 0;
 
 void on_signal(int) {
   if (g_interrupted) {
@@ -162,7 +163,12 @@ bool interrupted() { return g_interrupted != 0 && t_cleanup_depth == 0; }
 ReadOnlyRun::ReadOnlyRun() { ++g_read_only_runs; }
 ReadOnlyRun::~ReadOnlyRun() { --g_read_only_runs; }
 
-bool calls_abort_on_interrupt() { return g_read_only_runs.load() > 0 && t_cleanup_depth == 0; }
+ReadOnlyPhase::ReadOnlyPhase() { ++t_read_only_phase; }
+ReadOnlyPhase::~ReadOnlyPhase() { --t_read_only_phase; }
+
+bool calls_abort_on_interrupt() {
+  return (g_read_only_runs.load() > 0 || t_read_only_phase > 0) && t_cleanup_depth == 0;
+}
 
 CleanupScope::CleanupScope() { ++t_cleanup_depth; }
 CleanupScope::~CleanupScope() { --t_cleanup_depth; }
@@ -330,10 +336,11 @@ Exit for_each_target_parallel(const Args& args, Outcome& outcome, size_t jobs,
         cv.notify_all();
       });
     } catch (...) {
+      // Reading stopped (a read error): the targets read before it are
+      // still done, as they would be one by one, then the error is raised.
       {
         std::lock_guard<std::mutex> lock(m);
         done = true;
-        queue.clear();
       }
       cv.notify_all();
       for (auto& th : workers) th.join();
@@ -359,7 +366,7 @@ Exit unaudited_epilogue(Exit code) {
   size_t lost = unaudited_changes();
   if (lost == 0) return code;
   warn(std::to_string(lost) + (lost == 1 ? " change was" : " changes were") +
-       " made but not recorded in the audit log (see above); exit status 1");
+       " made but not recorded in the audit log (see above)");
   // Success and partial success would hide it; other failures already say
   // something went wrong and keep their own code (130, 5, 6, …).
   return code == Exit::ok || code == Exit::partial ? Exit::failure : code;

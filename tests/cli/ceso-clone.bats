@@ -93,6 +93,14 @@ validate() { ceso-info "$1" | jq -c '{type:"guestinfo",name,guestinfo}' | $VALID
   nothing_left cint5
 }
 
+@test "SIGINT while finding the source and the host hangs: exit 130 at once, nothing made" {
+  interrupt_read RetrievePropertiesEx ceso-clone src01 cint6 --no-power-on
+  assert_eq "$rc" 130
+  assert_eq "$(sim_count MakeDirectory)" 0
+  sim_fail '{}'
+  nothing_left cint6
+}
+
 @test "hostile clone name with --hostname; an existing name is an error" {
   run ceso-clone src01 'c & <"l"> ö' --hostname c1 --ip 10.0.0.13/24 --no-power-on
   assert_status 0

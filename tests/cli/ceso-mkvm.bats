@@ -167,6 +167,14 @@ guestinfo_record() { ceso-info "$1" | jq -c '{type:"guestinfo",name,guestinfo}';
   nothing_left int07
 }
 
+@test "SIGINT while finding the source and the host hangs: exit 130 at once, nothing made" {
+  interrupt_read RetrievePropertiesEx ceso-mkvm --from golden int08 --no-power-on
+  assert_eq "$rc" 130
+  assert_eq "$(sim_count MakeDirectory)" 0
+  sim_fail '{}'
+  nothing_left int08
+}
+
 @test "--keep-on-failure keeps what was created" {
   sim_fail '{"method":"CreateVM_Task","fault":"InvalidArgument","task":true}'
   run ceso-mkvm --from golden web12 --keep-on-failure

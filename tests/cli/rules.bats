@@ -5,6 +5,7 @@
 
 bats_require_minimum_version 1.5.0
 load helpers/common
+load helpers/interrupt
 
 setup_file() {
   local spec="$BATS_FILE_TMPDIR/vms.json"
@@ -86,37 +87,6 @@ power_of() { ceso-ls --name "$1" | jq -r .power; }
 }
 
 # ------------------------------------------------------- read-only tools and SIGINT
-
-# Sends SIGINT to a tool while its METHOD call is held for 60 s; it must end
-# long before (a 10 s guard, no finer timing). Sets rc and err.
-interrupt_read() {
-  local method=$1
-  shift
-  ceso-ls >/dev/null  # a warm session: the stalled call is the tool's own
-  sim_reset
-  sim_fail "{\"method\":\"$method\",\"stall_ms\":60000}"
-  "$@" >/dev/null 2>"$BATS_TEST_TMPDIR/err" &
-  local pid=$!
-  for _ in $(seq 200); do
-    [ "$(sim_count "$method")" -ge 1 ] && break
-    sleep 0.05
-  done
-  [ "$(sim_count "$method")" -ge 1 ] || { kill -9 "$pid"; echo "$method never called" >&2; return 1; }
-  kill -INT "$pid"
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -9 "$pid"
-    wait "$pid" || true
-    echo "$* still running 10 s after SIGINT" >&2
-    return 1
-  fi
-  rc=0
-  wait "$pid" || rc=$?
-  err=$(cat "$BATS_TEST_TMPDIR/err")
-}
 
 @test "SIGINT: ceso-ls, ceso-info, ceso-wait, ceso-template check stop at once while the host hangs" {
   interrupt_read RetrievePropertiesEx ceso-ls

@@ -5,7 +5,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <string>
 
@@ -190,6 +193,49 @@ TEST(Ndjson, ReadErrorAfterRecordsNamesTheNextLine) {
   EXPECT_TRUE(contains(e.what(), "cannot read <stdin> at line 2")) << e.what();
   EXPECT_TRUE(contains(e.what(), "Bad file descriptor")) << e.what();
   fclose(f);
+}
+
+// A stream that hands out `text`, then fails every read with `err` (EIO from
+// a failing disk or pipe, ENOMEM under memory pressure).
+struct FailingStream {
+  std::string text;
+  int err;
+  size_t pos = 0;
+};
+
+FILE* failing_stream(FailingStream& s) {
+  cookie_io_functions_t io{};
+  io.read = [](void* c, char* buf, size_t n) -> ssize_t {
+    auto* s = static_cast<FailingStream*>(c);
+    if (s->pos == s->text.size()) {
+      errno = s->err;
+      return -1;
+    }
+    size_t k = std::min(n, s->text.size() - s->pos);
+    std::memcpy(buf, s->text.data() + s->pos, k);
+    s->pos += k;
+    return static_cast<ssize_t>(k);
+  };
+  return fopencookie(&s, "r", io);
+}
+
+TEST(Ndjson, EioAndEnomemFromTheStreamAreFailuresNamingTheLine) {
+  for (int err : {EIO, ENOMEM}) {
+    // The failure comes in the middle of line 3, after two good records.
+    FailingStream s{"{\"name\":\"a\"}\n{\"name\":\"b\"}\n{\"name\":", err};
+    FILE* f = failing_stream(s);
+    ASSERT_NE(f, nullptr);
+    ceso::NdjsonReader r(f, "<stdin>");
+    EXPECT_EQ(r.next()->value["name"], "a");
+    EXPECT_EQ(r.next()->value["name"], "b");
+    ceso::Error e = next_error(r);
+    EXPECT_EQ(e.code(), ceso::Exit::failure);
+    EXPECT_TRUE(contains(e.what(), "cannot read <stdin> at line 3: " + std::string(strerror(err))))
+        << e.what();
+    EXPECT_TRUE(r.failed());
+    EXPECT_FALSE(r.next());
+    fclose(f);
+  }
 }
 
 TEST(Records, FieldAtFollowsDottedPaths) {

@@ -4,9 +4,15 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ceso/error.hpp"
@@ -100,6 +106,55 @@ TEST(ForEachTarget, AReadErrorIsAFailureNeverTheEndOfInput) {
   EXPECT_NE(r.error.find("Is a directory"), std::string::npos) << r.error;
 }
 
+// The records read before a read error are still done, also with -j N
+// (they may wait in the queue when the error comes), then the error is raised.
+TEST(ForEachTarget, RecordsBeforeAReadErrorAreDoneWithJobsToo) {
+  struct Source {
+    std::string text;
+    size_t pos = 0;
+  };
+  cookie_io_functions_t io{};
+  io.read = [](void* c, char* buf, size_t n) -> ssize_t {
+    auto* s = static_cast<Source*>(c);
+    if (s->pos == s->text.size()) {
+      errno = EIO;
+      return -1;
+    }
+    size_t k = std::min(n, s->text.size() - s->pos);
+    std::memcpy(buf, s->text.data() + s->pos, k);
+    s->pos += k;
+    return static_cast<ssize_t>(k);
+  };
+  for (size_t jobs : {1, 4}) {
+    ceso::test::TempDir dir;
+    StdinFrom not_a_terminal(write_file(dir, "empty", ""));
+    Source src{kVmA + kVmA + kVmA};
+    FILE* failing = fopencookie(&src, "r", io);
+    ASSERT_NE(failing, nullptr);
+    FILE* saved = stdin;
+    stdin = failing;  // glibc: the reader reads `stdin`
+    ceso::Args args;
+    ceso::Outcome outcome;
+    std::atomic<int> done{0};
+    std::string error;
+    try {
+      ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target&, size_t) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let the reader run ahead
+        ++done;
+        outcome.succeeded();
+      });
+    } catch (const ceso::Error& e) {
+      error = e.what();
+      EXPECT_EQ(e.code(), Exit::failure);
+    }
+    stdin = saved;
+    fclose(failing);
+    EXPECT_EQ(done.load(), 3) << "jobs " << jobs;
+    EXPECT_NE(error.find("cannot read <stdin> at line 4: Input/output error"), std::string::npos)
+        << error;
+  }
+}
+
 TEST(ForEachTarget, LastLineWithoutNewlineIsATarget) {
   ceso::test::TempDir dir;
   TargetRun r = run_over(write_file(dir, "in", kVmA + kVmB));
@@ -163,6 +218,17 @@ TEST(Interrupts, OnlyAReadOnlyRunCutsCallsAndNeverDuringCleanup) {
     }
     EXPECT_TRUE(ceso::calls_abort_on_interrupt());
   }
+  EXPECT_FALSE(ceso::calls_abort_on_interrupt());
+}
+
+TEST(Interrupts, AReadOnlyPhaseIsPerThread) {
+  EXPECT_FALSE(ceso::calls_abort_on_interrupt());
+  ceso::ReadOnlyPhase phase;
+  EXPECT_TRUE(ceso::calls_abort_on_interrupt());
+  bool other = true;
+  std::thread([&] { other = ceso::calls_abort_on_interrupt(); }).join();
+  EXPECT_FALSE(other);  // a -j worker that is making changes is not affected
+  ceso::CleanupScope cleanup;
   EXPECT_FALSE(ceso::calls_abort_on_interrupt());
 }
 

@@ -84,7 +84,18 @@ class ReadOnlyRun {
   ReadOnlyRun(const ReadOnlyRun&) = delete;
   ReadOnlyRun& operator=(const ReadOnlyRun&) = delete;
 };
-// True while a ReadOnlyRun is alive and this thread is not cleaning up:
+// The same for one thread's read-only phase of a tool that changes things
+// (ceso-mkvm finding its source before its first change): other threads of
+// a -j run are not affected.
+class ReadOnlyPhase {
+ public:
+  ReadOnlyPhase();
+  ~ReadOnlyPhase();
+  ReadOnlyPhase(const ReadOnlyPhase&) = delete;
+  ReadOnlyPhase& operator=(const ReadOnlyPhase&) = delete;
+};
+// True while a ReadOnlyRun (or this thread's ReadOnlyPhase) is alive and
+// this thread is not cleaning up:
 // the HTTP layer then aborts a call in flight once interrupted().
 bool calls_abort_on_interrupt();
 

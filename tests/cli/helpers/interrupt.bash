@@ -35,3 +35,36 @@ nothing_left() {
   dir="$(sim_datastore_dir)/$1"
   [ ! -e "$dir" ] || { echo "folder $1 left: $(ls "$dir"); stderr: $err" >&2; return 1; }
 }
+
+# Sends SIGINT to a tool while its METHOD call is held for 60 s (a host that
+# stopped answering); it must end long before (a 10 s guard, no finer
+# timing): read-only tools and phases cut the call. Sets rc and err.
+interrupt_read() {
+  local method=$1
+  shift
+  ceso-ls >/dev/null  # a warm session: the stalled call is the tool's own
+  sim_reset
+  sim_fail "{\"method\":\"$method\",\"stall_ms\":60000}"
+  "$@" >/dev/null 2>"$BATS_TEST_TMPDIR/err" &
+  local pid=$!
+  for _ in $(seq 200); do
+    [ "$(sim_count "$method")" -ge 1 ] && break
+    sleep 0.05
+  done
+  [ "$(sim_count "$method")" -ge 1 ] || { kill -9 "$pid"; echo "$method never called" >&2; return 1; }
+  kill -INT "$pid"
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -9 "$pid"
+    wait "$pid" || true
+    echo "$* still running 10 s after SIGINT" >&2
+    return 1
+  fi
+  rc=0
+  wait "$pid" || rc=$?
+  err=$(cat "$BATS_TEST_TMPDIR/err")
+  sim_fail '{}'
+}
