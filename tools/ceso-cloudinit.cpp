@@ -12,61 +12,28 @@
 #include <set>
 
 #include "ceso/cloudinit.hpp"
+#include "ceso/cloudinit_fields.hpp"
 #include "ceso/tool.hpp"
 
 namespace {
 
-const ceso::ToolSpec kSpec{
-    "ceso-cloudinit",
-    "build VMware guestinfo for cloud-init, offline",
-    "[OPTION]...  (one VM from --hostname/--fqdn, or spec records on stdin)",
-    {
-        {"hostname", 0, "NAME", "host name, one RFC 1123 label (without it: specs on stdin)"},
-        {"fqdn", 0, "FQDN", "fully qualified domain name (gives the host name if not set)"},
-        {"instance-id", 0, "ID", "cloud-init instance-id (default: HOSTNAME-UTCTIME-RANDOM)"},
-        {"name", 0, "NAME", "VM name in the output record (default: the host name)"},
-        {"ip", 0, "CIDR", "static address with prefix length, IPv4 or IPv6", ceso::kRepeatable},
-        {"gateway", 0, "ADDR", "IPv4 default gateway, inside an --ip subnet"},
-        {"gateway6", 0, "ADDR", "IPv6 default gateway, inside an --ip subnet or link-local"},
-        {"dns", 0, "ADDR", "DNS server", ceso::kRepeatable},
-        {"search", 0, "DOMAIN", "DNS search domain", ceso::kRepeatable},
-        {"mtu", 0, "BYTES", "MTU of the interface"},
-        {"route", 0, "DEST=VIA", "static route; DEST is a CIDR or 'default'", ceso::kRepeatable},
-        {"dhcp", 0, "MODE", "use DHCP", 0, ceso::Complete::choices, "v4 v6 both"},
-        {"mac", 0, "MAC", "match the NIC by MAC address and name it (set-name)"},
-        {"nic", 0, "NAME", "interface name, or a name glob (default: match 'en*')"},
-        {"user", 0, "NAME", "user to create or configure (default: ubuntu)"},
-        {"ssh-key", 0, "KEY", "authorized SSH public key line", ceso::kRepeatable},
-        {"ssh-key-file", 0, "FILE", "file of SSH public keys, one per line", ceso::kRepeatable,
-         ceso::Complete::file},
-        {"password-hash", 0, "HASH", "crypt(3) password hash (mkpasswd --method=SHA-512)"},
-        {"sudo", 0, "", "give the user passwordless sudo"},
-        {"groups", 0, "LIST", "comma-separated supplementary groups"},
-        {"shell", 0, "PATH", "login shell of the user"},
-        {"package", 0, "NAME", "package to install", ceso::kRepeatable},
-        {"runcmd", 0, "COMMAND", "command to run at the end of first boot", ceso::kRepeatable},
-        {"write-file", 0, "PATH=LOCALFILE", "write LOCALFILE's content to PATH in the VM",
-         ceso::kRepeatable, ceso::Complete::file},
-        {"timezone", 0, "TZ", "time zone, e.g. Europe/Paris"},
-        {"locale", 0, "LOCALE", "system locale, e.g. en_US.UTF-8"},
-        {"user-data", 0, "FILE", "own user-data: #cloud-config is merged, others passed as is", 0,
-         ceso::Complete::file},
-        {"network-config", 0, "FILE", "network config used as is, instead of the NIC options", 0,
-         ceso::Complete::file},
-        {"cleanup", 0, "", "have cloud-init blank guestinfo.userdata after reading it"},
-        {"encoding", 0, "ENC", "encoding of the guestinfo values (default gzip+base64)", 0,
-         ceso::Complete::choices, "gzip+base64 base64 none"},
-        {"format", 'f', "FORMAT", "ndjson (default), vmx, kv, govc or dir=PATH"},
-        {"verbose", 'v', "", "ndjson: add the decoded documents to each record"},
-    },
-    0,
-    {},
-};
+// The spec field options and --encoding come from the one cloud-init field
+// table (ceso/cloudinit_fields.hpp); only the output options are this tool's.
+ceso::ToolSpec make_spec() {
+  ceso::ToolSpec spec{
+      "ceso-cloudinit",
+      "build VMware guestinfo for cloud-init, offline",
+      "[OPTION]...  (one VM from --hostname/--fqdn, or spec records on stdin)",
+      ceso::cloudinit_tool_options(),
+      0,
+      {},
+  };
+  spec.options.push_back({"format", 'f', "FORMAT", "ndjson (default), vmx, kv, govc or dir=PATH"});
+  spec.options.push_back({"verbose", 'v', "", "ndjson: add the decoded documents to each record"});
+  return spec;
+}
 
-// Options that are output settings, not spec fields.
-const std::set<std::string_view> kOutputOptions = {"encoding", "format", "verbose", "quiet"};
-// Spec flags without a value.
-const std::set<std::string_view> kBoolFlags = {"sudo", "cleanup"};
+const ceso::ToolSpec kSpec = make_spec();
 
 enum class Format { ndjson, vmx, kv, govc, dir };
 
@@ -103,25 +70,6 @@ Settings parse_settings(const ceso::Args& args) {
   s.verbose = args.has("verbose");
   s.stream = !args.has("hostname") && !args.has("fqdn");
   return s;
-}
-
-// The spec flags as a record: field = option name with '-' → '_'; repeatable
-// options become arrays, --sudo/--cleanup true.
-ceso::ordered_json flags_as_fields(const ceso::Args& args) {
-  ceso::ordered_json fields = ceso::ordered_json::object();
-  for (const auto& o : kSpec.options) {
-    if (kOutputOptions.count(o.name) || !args.has(o.name)) continue;
-    std::string field(o.name);
-    for (auto& c : field)
-      if (c == '-') c = '_';
-    if (kBoolFlags.count(o.name))
-      fields[field] = true;
-    else if (o.flags & ceso::kRepeatable)
-      fields[field] = args.all(o.name);
-    else
-      fields[field] = args.get(o.name);
-  }
-  return fields;
 }
 
 // Text on stdout; false when the reader went away (EPIPE).
@@ -255,7 +203,7 @@ ceso::Exit run(const ceso::Args& args) {
     ceso::usage_error("unexpected argument " + ceso::quote(args.operands.front()) +
                       " (specs come from options or from records on standard input)");
   Settings settings = parse_settings(args);
-  ceso::ordered_json flags = flags_as_fields(args);
+  ceso::ordered_json flags = ceso::cloudinit_flag_fields(args);
   ceso::SpecReader reader;
   Emitter emitter(settings);
 

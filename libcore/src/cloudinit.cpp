@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "ceso/cloudinit_fields.hpp"
 #include "ceso/error.hpp"
 
 namespace ceso {
@@ -437,45 +438,27 @@ class Fields {
   std::string prefix_;
 };
 
-const std::vector<std::string_view> kSpecFields = {
-    "name",
-    "hostname",
-    "fqdn",
-    "instance_id",
-    "ip",
-    "gateway",
-    "gateway6",
-    "dns",
-    "search",
-    "mtu",
-    "route",
-    "dhcp",
-    "mac",
-    "nic",
-    "nics",
-    "user",
-    "ssh_key",
-    "ssh_key_file",
-    "password_hash",
-    "sudo",
-    "groups",
-    "shell",
-    "package",
-    "runcmd",
-    "write_file",
-    "timezone",
-    "locale",
-    "user_data",
-    "network_config",
-    "cleanup",
-};
-const std::vector<std::string_view> kNicFields = {"nic", "mac",    "ip",  "gateway", "gateway6",
-                                                  "dns", "search", "mtu", "route",   "dhcp"};
+// Field lists derived from the one table (cloudinit_fields.hpp), in its order.
+std::vector<std::string_view> fields_where(bool (*pred)(const CloudInitField&)) {
+  std::vector<std::string_view> out;
+  for (const auto& f : cloudinit_fields())
+    if (pred(f)) out.push_back(f.field);
+  return out;
+}
+const std::vector<std::string_view> kSpecFields =
+    fields_where([](const CloudInitField&) { return true; });
+const std::vector<std::string_view> kNicFields =
+    fields_where([](const CloudInitField& f) { return f.nic != NicScope::none; });
 // NIC fields that describe one NIC; the others (dns, search, mtu) may also be
 // defaults for every NIC in "nics".
-const std::vector<std::string_view> kNicOwnFields = {"nic",      "mac",   "ip",  "gateway",
-                                                     "gateway6", "route", "dhcp"};
-const std::vector<std::string_view> kNicSharedFields = {"dns", "search", "mtu"};
+const std::vector<std::string_view> kNicOwnFields =
+    fields_where([](const CloudInitField& f) { return f.nic == NicScope::own; });
+const std::vector<std::string_view> kNicSharedFields =
+    fields_where([](const CloudInitField& f) { return f.nic == NicScope::shared; });
+// Fields rendered into the generated #cloud-config: user-data passed through
+// as is cannot carry them.
+const std::vector<std::string_view> kCloudConfigFields =
+    fields_where([](const CloudInitField& f) { return f.cloud_config; });
 
 bool contains(const std::vector<std::string_view>& v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
@@ -1150,10 +1133,7 @@ CloudInitSpec SpecReader::Impl::parse(const ordered_json& fields, FieldStyle sty
     spec.user_data = it->second;
     if (!spec.user_data->cloud_config) {
       // Passed through as is: nothing generated may be lost silently.
-      static const std::string_view kGenerated[] = {
-          "fqdn",  "user",    "ssh_key", "ssh_key_file", "password_hash", "sudo",  "groups",
-          "shell", "package", "runcmd",  "write_file",   "timezone",      "locale"};
-      for (auto f : kGenerated)
+      for (auto f : kCloudConfigFields)
         if (fs.has(f))
           fs.error("user_data", quote(*path) +
                                     " is not #cloud-config, so it is passed through as is and "

@@ -46,15 +46,17 @@ Duration parse_duration(std::string_view text, std::string_view what) {
   if (text.empty()) bad(what, text, "empty");
   for (char c : text)
     if (std::isspace(static_cast<unsigned char>(c))) bad(what, text, "contains whitespace");
-  if (text.front() == '-') bad(what, text, "negative");
   Duration d;
   int64_t total = 0;  // approximate length in seconds, for the limit
   const char* p = text.data();
   const char* end = p + text.size();
   while (p != end) {
+    // from_chars would take a sign: only digits start a number here.
+    if (*p == '-') bad(what, text, "negative");
+    if (!std::isdigit(static_cast<unsigned char>(*p)))
+      bad(what, text, "expected a number at " + quote(std::string_view(p, end - p)));
     int64_t n = 0;
     auto [after, ec] = std::from_chars(p, end, n);
-    if (after == p) bad(what, text, "expected a number at " + quote(std::string_view(p, end - p)));
     if (ec == std::errc::result_out_of_range)
       bad(what, text, "longer than " + std::to_string(kMaxDurationYears) + " years");
     const char* unit_end = after;

@@ -591,69 +591,6 @@ Provisioned Provisioner::clone_vcenter(const SourceVm& src, const NewVm& req,
 
 // ------------------------------------------------------------- cloud-init flags
 
-namespace {
-const std::set<std::string_view> kBoolFlags = {"sudo", "cleanup"};
-const std::set<std::string_view> kNetworkFields = {"ip",     "gateway", "gateway6",      "dns",
-                                                   "search", "mtu",     "route",         "dhcp",
-                                                   "mac",    "nic",     "network_config"};
-const std::set<std::string_view> kIdentityFields = {"hostname", "fqdn", "instance_id", "name"};
-}  // namespace
-
-const std::vector<Option>& cloudinit_flag_options() {
-  static const std::vector<Option> kOptions = {
-      {"hostname", 0, "NAME", "cloud-init host name (default: the VM name)"},
-      {"fqdn", 0, "FQDN", "cloud-init fully qualified domain name"},
-      {"ip", 0, "CIDR", "static address with prefix length, IPv4 or IPv6", kRepeatable},
-      {"gateway", 0, "ADDR", "IPv4 default gateway, inside an --ip subnet"},
-      {"gateway6", 0, "ADDR", "IPv6 default gateway"},
-      {"dns", 0, "ADDR", "DNS server", kRepeatable},
-      {"search", 0, "DOMAIN", "DNS search domain", kRepeatable},
-      {"mtu", 0, "BYTES", "MTU of the interface"},
-      {"route", 0, "DEST=VIA", "static route; DEST is a CIDR or 'default'", kRepeatable},
-      {"dhcp", 0, "MODE", "use DHCP", 0, Complete::choices, "v4 v6 both"},
-      {"mac", 0, "MAC", "MAC of the first NIC (default: generated), matched by cloud-init"},
-      {"nic", 0, "NAME", "interface name, or a name glob (default: match 'en*')"},
-      {"user", 0, "NAME", "user to create or configure (default: ubuntu)"},
-      {"ssh-key", 0, "KEY", "authorized SSH public key line", kRepeatable},
-      {"ssh-key-file", 0, "FILE", "file of SSH public keys, one per line", kRepeatable,
-       Complete::file},
-      {"password-hash", 0, "HASH", "crypt(3) password hash"},
-      {"sudo", 0, "", "give the user passwordless sudo"},
-      {"groups", 0, "LIST", "comma-separated supplementary groups"},
-      {"shell", 0, "PATH", "login shell of the user"},
-      {"package", 0, "NAME", "package to install", kRepeatable},
-      {"runcmd", 0, "COMMAND", "command to run at the end of first boot", kRepeatable},
-      {"write-file", 0, "PATH=LOCALFILE", "write LOCALFILE's content to PATH in the VM",
-       kRepeatable, Complete::file},
-      {"timezone", 0, "TZ", "time zone, e.g. Europe/Paris"},
-      {"locale", 0, "LOCALE", "system locale, e.g. en_US.UTF-8"},
-      {"user-data", 0, "FILE", "own user-data: #cloud-config is merged, others passed as is", 0,
-       Complete::file},
-      {"network-config", 0, "FILE", "network config used as is, instead of the NIC options", 0,
-       Complete::file},
-      {"cleanup", 0, "", "have cloud-init blank guestinfo.userdata after reading it"},
-      {"encoding", 0, "ENC", "encoding of the guestinfo values (default gzip+base64)", 0,
-       Complete::choices, "gzip+base64 base64 none"},
-  };
-  return kOptions;
-}
-
-ordered_json cloudinit_flag_fields(const Args& args) {
-  ordered_json fields = ordered_json::object();
-  for (const auto& o : cloudinit_flag_options()) {
-    if (o.name == "encoding" || !args.has(o.name)) continue;
-    std::string field(o.name);
-    std::replace(field.begin(), field.end(), '-', '_');
-    if (kBoolFlags.count(o.name))
-      fields[field] = true;
-    else if (o.flags & kRepeatable)
-      fields[field] = args.all(o.name);
-    else
-      fields[field] = args.get(o.name);
-  }
-  return fields;
-}
-
 GuestInfo reidentified_guestinfo(const std::map<std::string, std::string>& source_extra_config,
                                  const ordered_json& fields, GuestInfoEncoding encoding,
                                  const std::vector<std::pair<std::string, std::string>>& macs) {
@@ -683,18 +620,6 @@ void replace_mac(std::string& text, const std::string& from, const std::string& 
   std::string hay = lower(text), needle = lower(from);
   for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1))
     text.replace(at, needle.size(), to);
-}
-
-bool touches_user_data(const ordered_json& fields) {
-  for (const auto& [k, v] : fields.items())
-    if (!kNetworkFields.count(k) && !kIdentityFields.count(k)) return true;
-  return false;
-}
-
-bool touches_network(const ordered_json& fields) {
-  for (const auto& [k, v] : fields.items())
-    if (kNetworkFields.count(k)) return true;
-  return false;
 }
 
 }  // namespace ceso

@@ -82,6 +82,8 @@ TEST(DurationTest, Errors) {
            {"90", "the number 90 has no unit"},
            {"1d5", "the number 5 has no unit"},
            {"-1d", "negative"},
+           {"1d-1h", "negative"},
+           {"1d+1h", "expected a number at '+1h'"},
            {"+1d", "expected a number at '+1d'"},
            {"d", "expected a number at 'd'"},
            {"1.5h", "the number 1 has no unit"},

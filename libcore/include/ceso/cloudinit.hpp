@@ -109,7 +109,8 @@ std::string new_instance_id(std::string_view hostname);
 
 // ------------------------------------------------------- spec records
 
-// Field names of a spec record: the tool's long option names with '-' turned
+// Field names of a spec record, from the one field table
+// (ceso/cloudinit_fields.hpp): the tool's long option names with '-' turned
 // into '_' (plus "nics", an array of objects with the NIC fields). Repeatable
 // options are arrays (a single string is accepted too). "type" may also be
 // present, with the value "spec"; any other field is refused.

@@ -30,6 +30,7 @@
 
 #include "ceso/cli.hpp"
 #include "ceso/cloudinit.hpp"
+#include "ceso/cloudinit_fields.hpp"
 #include "ceso/records.hpp"
 #include "ceso/vim.hpp"
 #include "ceso/vmspec.hpp"
@@ -172,15 +173,9 @@ std::vector<std::pair<std::string, std::string>> new_extra_config(const SourceVm
 
 // ------------------------------------------------------------- cloud-init flags
 
-// The cloud-init flags of ceso-cloudinit that ceso-mkvm and ceso-clone take
-// (same names, same meaning), plus --encoding.
-const std::vector<Option>& cloudinit_flag_options();
-// The ones given, as spec record fields (option name with '-' → '_').
-ordered_json cloudinit_flag_fields(const Args& args);
-// True when a field changes the user-data (user, keys, packages, files…),
-// false for identity/network fields only.
-bool touches_user_data(const ordered_json& fields);
-bool touches_network(const ordered_json& fields);
+// The cloud-init flag group (cloudinit_flag_options, cloudinit_flag_fields,
+// touches_user_data, touches_network) is derived from the one field table in
+// cloudinit_fields.hpp.
 
 // The guestinfo of a copy of a VM (clone, restore): the source's documents
 // (from its ExtraConfig) with a new instance-id and the identity in `fields`
