@@ -69,7 +69,7 @@ std::string code_text(char32_t c) {
 // The name for a message: quoted, with invalid bytes and forbidden code
 // points shown as \xNN and \u{XXXX}, so a hostile name cannot reach the
 // terminal raw (quote() escapes only C0 and DEL; C1 U+009B is a CSI).
-std::string shown(std::string_view s) {
+std::string shown(std::string_view s) {  // see quote_name()
   std::string out = "'";
   size_t count = 0;
   for (size_t i = 0; i < s.size(); ++count) {
@@ -138,6 +138,8 @@ std::string decoded_vm_name(std::string_view name) {
   }
   return out;
 }
+
+std::string quote_name(std::string_view name) { return shown(name); }
 
 bool same_vm_name(std::string_view a, std::string_view b) {
   return a == b || decoded_vm_name(a) == decoded_vm_name(b);

@@ -342,14 +342,14 @@ std::string identity_field(const Target& t, const char* key) {
 }
 
 std::string describe(const VmIdentity& v) {
-  std::string out = quote(v.name) + " (" + v.id;
+  std::string out = quote_name(v.name) + " (" + v.id;
   if (!v.uuid.empty()) out += ", uuid " + v.uuid;
   return out + ")";
 }
 
 [[noreturn]] void mismatch(const VmIdentity& want, std::string_view origin,
                            std::string_view endpoint, const std::string& why) {
-  std::string what = "VM " + quote(want.name);
+  std::string what = "VM " + quote_name(want.name);
   if (!want.id.empty()) what += " id " + want.id;
   if (!want.uuid.empty()) what += " uuid " + want.uuid;
   bad_input("error (at " + std::string(origin) + "): the record's " + what + " matches no VM on " +
@@ -376,7 +376,7 @@ std::string id_verdict(const VmIdentity& want, const std::optional<VmIdentity>& 
   if (want.id.empty()) return "the record has no id";
   if (!by_id) return "no VM has id " + want.id + " now";
   if (!want.uuid.empty()) return "VM " + want.id + " is now " + describe(*by_id) + ", another uuid";
-  return "VM " + want.id + " is now named " + quote(by_id->name);
+  return "VM " + want.id + " is now named " + quote_name(by_id->name);
 }
 
 }  // namespace
@@ -402,11 +402,11 @@ VmIdentity match_vm(const VmIdentity& want, const std::optional<VmIdentity>& by_
   std::vector<VmIdentity> candidates = named(listing(), want.name);
   if (by_name_only) {
     if (candidates.empty())
-      fail("no VM named " + quote(want.name) + " on " + std::string(endpoint));
+      fail("no VM named " + quote_name(want.name) + " on " + std::string(endpoint));
     if (candidates.size() > 1) {
       std::string ids;
       for (const auto& v : candidates) ids += (ids.empty() ? "" : ", ") + v.id;
-      fail(std::to_string(candidates.size()) + " VMs are named " + quote(want.name) + " on " +
+      fail(std::to_string(candidates.size()) + " VMs are named " + quote_name(want.name) + " on " +
            std::string(endpoint) + " (" + ids + "); pass the record with its id");
     }
     return candidates.front();
@@ -427,7 +427,7 @@ VmIdentity match_vm(const VmIdentity& want, const std::optional<VmIdentity>& by_
   for (const auto& v : candidates) others += (others.empty() ? "" : ", ") + describe(v);
   mismatch(want, origin, endpoint,
            id_verdict(want, by_id) + ", and " +
-               (others.empty() ? "no VM is named " + quote(want.name)
+               (others.empty() ? "no VM is named " + quote_name(want.name)
                                : "the VM named so now is " + others + ", another uuid"));
 }
 

@@ -117,6 +117,18 @@ TEST(MatchVm, RecordWithIdButNoUuidNeedsIdAndName) {
   EXPECT_NE(e.find("no VM has id vm-99 now"), std::string::npos) << e;
 }
 
+TEST(MatchVm, HostileNamesNeverReachTheMessageRaw) {
+  std::string csi =
+      "web\xc2\x9b"
+      "31m";
+  Host h{{{"vm-57", csi, kU2}}};
+  std::string e = h.refusal({"vm-42", csi, kU1});
+  EXPECT_EQ(e.find("\xc2\x9b"), std::string::npos) << e;
+  EXPECT_NE(e.find("'web\\u{009B}31m'"), std::string::npos) << e;
+  e = h.refusal({"", "a\nb", ""}, Exit::failure);
+  EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+}
+
 TEST(MatchVm, TwoVmsWithTheRecordsNameAndUuidAreAmbiguous) {
   // Copied files keep the BIOS uuid.
   Host h{{{"vm-57", "web01", kU1}, {"vm-60", "web01", kU1}}};

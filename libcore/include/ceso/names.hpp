@@ -30,6 +30,11 @@ void check_vm_name(std::string_view name, std::string_view field, Exit code);
 // The name with vSphere's escapes %2f, %5c and %25 (either case) decoded.
 std::string decoded_vm_name(std::string_view name);
 
+// A name for a message: quoted like quote(), with invalid UTF-8 and every
+// character check_vm_name refuses as control or formatting (C1 too: U+009B
+// is a terminal's CSI) shown as \xNN or \u{XXXX}; long names cut short.
+std::string quote_name(std::string_view name);
+
 // Whether two names, each as given or as vSphere returns it, name the same VM.
 bool same_vm_name(std::string_view a, std::string_view b);
 
