@@ -205,10 +205,16 @@ void check_target_path(const std::string& rel, bool allow_root) {
 }
 
 std::string BackupTarget::read_file(const std::string& path) {
+  // Manifests and markers are small; whatever is at a target is untrusted,
+  // so a huge one is refused instead of read into memory.
+  constexpr size_t kMax = size_t{64} << 20;
   auto r = open(path);
   std::string data;
   char buf[65536];
-  while (size_t n = r->read(buf, sizeof buf)) data.append(buf, n);
+  while (size_t n = r->read(buf, sizeof buf)) {
+    data.append(buf, n);
+    if (data.size() > kMax) bad_input(quote(path) + " at " + url() + " is larger than 64 MiB");
+  }
   return data;
 }
 

@@ -333,6 +333,13 @@ backup_to() { ceso-backup --target "$(url_of "$1")" "$2" | jq -r .backup.id; }
   assert_contains "$output" "pid $pid"
   assert_eq "$(ceso-info live01 | jq -c '[.snapshots[].name]')" "$snaps"
   [ "$(sim_count RemoveSnapshot_Task)" -eq 0 ]
+  # gc from that state directory leaves the live run's directory alone too.
+  live=$(cd "$(dir_of file)" && for d in live01-*/; do if [ -f "$d.in-progress" ]; then echo "${d%/}"; fi; done)
+  [ -n "$live" ]
+  XDG_STATE_HOME="$BATS_TEST_TMPDIR/other-state" run ceso-backup gc
+  assert_status 0
+  assert_contains "$output" "'$live': its backup run may still be going"
+  [ -f "$(dir_of file)/$live/.in-progress" ]
   wait "$pid"
   assert_eq "$(ceso-info live01 | jq -c '[.snapshots[].name]')" '[]'
   # A run of another machine: its snapshot is never removed; the run refuses.

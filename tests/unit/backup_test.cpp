@@ -189,6 +189,22 @@ TEST(BackupTest, TargetPathsNeverLeaveTheRootNorRemoveIt) {
   std::filesystem::remove_all(sibling);
 }
 
+TEST(BackupTest, HugeSmallFilesAreRefusedNotReadIntoMemory) {
+  TempTarget t;
+  t.target->make_dir("b");
+  std::ofstream(t.root + "/b/manifest.json").close();
+  std::filesystem::resize_file(t.root + "/b/manifest.json", (size_t{64} << 20) + 1);
+  try {
+    t.target->read_file("b/manifest.json");
+    FAIL() << "no error";
+  } catch (const ceso::Error& e) {
+    EXPECT_EQ(e.code(), ceso::Exit::bad_input);
+  }
+  // prune's presence check and reindex name it instead of failing.
+  EXPECT_NE(ceso::backup_presence_problem(*t.target, "b")->find("larger than 64 MiB"),
+            std::string::npos);
+}
+
 TEST(BackupTest, MakeDirExclusiveFailsWhenTheNameIsTaken) {
   TempTarget t;
   t.target->make_dir_exclusive("x");

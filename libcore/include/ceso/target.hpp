@@ -77,7 +77,8 @@ class BackupTarget {
   // Never the root: Error(bad_input) for "".
   virtual void remove_tree(const std::string& dir) = 0;
 
-  // Small whole files (manifests).
+  // Small whole files (manifests, markers); read_file refuses more than
+  // 64 MiB with Error(bad_input).
   std::string read_file(const std::string& path);
   void write_file(const std::string& path, const std::string& data);
 };
