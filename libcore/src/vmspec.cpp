@@ -283,7 +283,13 @@ std::string nic_mac_xml(const Nic& n, const std::string& mac, const Network& net
   if (!n.node) return "";
   std::map<std::string, std::string, std::less<>> r = {
       {"addressType", tag("addressType", "manual")}, {"macAddress", tag("macAddress", mac)}};
-  if (!network.name.empty()) r["backing"] = network_backing_xml(network);
+  if (!network.name.empty()) {
+    r["backing"] = network_backing_xml(network);
+  } else if (!n.portgroup_key.empty()) {
+    // A copy must not claim the source's distributed port (portKey,
+    // connectionCookie): same portgroup, the host picks a free port.
+    r["backing"] = copied_backing(n);
+  }
   return rebuild(*n.node, "device", r);
 }
 

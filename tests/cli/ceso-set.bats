@@ -231,6 +231,10 @@ teardown_file() { sim_stop; }
   run ceso-mkvm --from dv2 --hostname dv3 --network DC0_DVPG0 --no-power-on dv3
   mkvm_status=$status mkvm_output=$output
   mkvm=$(ceso-info dv3 2>&1 || true)
+  # A clone of a VM on the distributed portgroup, without --network, stays on it.
+  run ceso-clone --no-power-on dv3 dv4
+  keep_status=$status keep_output=$output
+  keep=$(ceso-info dv4 2>&1 || true)
   run ceso-set dv1 --network NoSuchNet
   missing_status=$status missing=$output
   CESO_SIM_STATE=$st "$SIMCTL" stop
@@ -245,6 +249,8 @@ teardown_file() { sim_stop; }
   echo "$clone" | jq -e '.nics[0].network | startswith("dvportgroup-")'
   [ "$mkvm_status" -eq 0 ] || { echo "$mkvm_output"; false; }
   echo "$mkvm" | jq -e '.nics[0].network | startswith("dvportgroup-")'
+  [ "$keep_status" -eq 0 ] || { echo "$keep_output"; false; }
+  [ "$(echo "$keep" | jq -r '.nics[0].network')" = "$(echo "$mkvm" | jq -r '.nics[0].network')" ]
   [ "$missing_status" -eq 1 ]
   assert_contains "$missing" "no portgroup named 'NoSuchNet' on the host of 'dv1'"
 }

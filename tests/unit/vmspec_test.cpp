@@ -211,6 +211,13 @@ TEST(VmspecXml, DistributedPortgroupBacking) {
   EXPECT_NE(copy.find(network_backing_xml({"", "50 1a 2b", "dvportgroup-13"})), std::string::npos)
       << copy;
   EXPECT_EQ(copy.find("portKey"), std::string::npos) << copy;
+  // vCenter clone without --network: a distributed NIC keeps its portgroup
+  // but not the source's port (portKey), which is in use.
+  std::string keep = nic_mac_xml(hw.nics[1], "00:50:56:01:02:06");
+  EXPECT_NE(keep.find(network_backing_xml({"", "50 1a 2b", "dvportgroup-13"})), std::string::npos)
+      << keep;
+  EXPECT_EQ(keep.find("portKey"), std::string::npos) << keep;
+  EXPECT_NE(keep.find("<macAddress>00:50:56:01:02:06</macAddress>"), std::string::npos) << keep;
   // vCenter clone: new MAC and the distributed portgroup.
   std::string mac = nic_mac_xml(hw.nics[0], "00:50:56:01:02:04", dvpg);
   EXPECT_NE(mac.find(network_backing_xml(dvpg)), std::string::npos) << mac;

@@ -149,7 +149,8 @@ std::string nic_add_xml(const Nic& n, int new_key, const std::string& mac, const
 // Edits of an existing device: the retrieved device echoed with one change.
 std::string disk_resize_xml(const Disk& d, int64_t capacity_bytes);
 std::string nic_network_xml(const Nic& n, const Network& network);
-// New MAC (manual) and, when `network` is named, a new portgroup.
+// New MAC (manual) and, when `network` is named, a new portgroup; a NIC on a
+// distributed portgroup keeps it but not its port (a vCenter clone's NIC).
 std::string nic_mac_xml(const Nic& n, const std::string& mac, const Network& network = {});
 
 // The backing for `network`: VirtualEthernetCardNetworkBackingInfo (by
