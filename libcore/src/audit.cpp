@@ -145,25 +145,9 @@ Tail line_ending_at(int fd, off_t end, const std::string& path) {
   return tail;
 }
 
-// mkdir -p for the directories above `path`; new ones get mode 0700.
-void make_parent_dirs(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos || slash == 0) return;
-  std::string dir = path.substr(0, slash);
-  for (size_t pos = 1; pos <= dir.size(); ++pos) {
-    if (pos != dir.size() && dir[pos] != '/') continue;
-    std::string part = dir.substr(0, pos);
-    if (::mkdir(part.c_str(), 0700) != 0 && errno != EEXIST)
-      fail_on("create directory", part, errno);
-  }
-}
-
 Fd open_log_for_append(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0 && errno == ENOENT) {
-    make_parent_dirs(path);
-    fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  }
+  // New directories 0700, a new log 0600, whatever the umask.
+  int fd = open_private_file(path, O_RDWR | O_APPEND);
   if (fd < 0) fail_on("open audit log", path, errno);
   Fd file(fd);
   struct stat st {};
@@ -260,7 +244,7 @@ void write_checkpoint(const std::string& head_path, int log_fd, const std::strin
                       off_t old_size, const std::string& old_hash, off_t new_size,
                       const std::string& new_hash) {
   const std::string what = "update the audit checkpoint";
-  Fd fd(::open(head_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  Fd fd(open_private_file(head_path, O_RDWR));
   if (!fd) fail_on(what, head_path, errno);
   std::string current = read_fd_text(fd.get(), head_path);
   if (!checkpoint_agrees(parse_checkpoint(current), log_fd, old_size, old_hash, log_path)) return;

@@ -294,9 +294,7 @@ int64_t now_seconds() { return static_cast<int64_t>(std::time(nullptr)); }
 class VmLock {
  public:
   VmLock(const std::string& key, const std::string& vm_name) : path_(path_for(key)) {
-    std::error_code ec;
-    std::filesystem::create_directories(std::filesystem::path(path_).parent_path(), ec);
-    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    fd_ = open_private_file(path_, O_RDWR);  // in the state directory: 0700/0600
     if (fd_ < 0) fail("cannot open lock file " + quote(path_) + ": " + std::strerror(errno));
     if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
       char buf[32] = {};

@@ -1,8 +1,11 @@
 #include "ceso/catalog.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
-#include <filesystem>
+#include <cerrno>
+#include <cstring>
 #include <memory>
 
 #include "ceso/config.hpp"
@@ -67,8 +70,12 @@ std::string CatalogEntry::vm_key() const {
 }
 
 Catalog::Catalog(const std::string& path) : path_(path) {
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  // Private like every file ceso keeps: the database made 0600 (with its
+  // directories 0700) before SQLite opens it, which then gives its -wal,
+  // -shm and -journal files the database's mode.
+  int fd = open_private_file(path, O_RDWR);
+  if (fd < 0) fail("cannot open the backup catalog " + quote(path) + ": " + std::strerror(errno));
+  ::close(fd);
   if (sqlite3_open_v2(path.c_str(), &db_,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK) {

@@ -876,6 +876,49 @@ Environment process_environment() {
 
 Endpoint parse_endpoint_url(std::string_view text) { return parse_url(text).ep; }
 
+void make_private_dirs(const std::string& dir) {
+  for (size_t pos = 1; pos <= dir.size(); ++pos) {
+    if (pos != dir.size() && dir[pos] != '/') continue;
+    std::string part = dir.substr(0, pos);
+    if (::mkdir(part.c_str(), 0700) == 0) {
+      // mkdir's mode passes through the umask (022 is harmless, but 0277
+      // would leave a directory we cannot write): set it outright.
+      if (::chmod(part.c_str(), 0700) != 0)
+        fail("cannot set the mode of directory " + quote(part) + ": " + errno_text(errno));
+    } else if (errno != EEXIST) {
+      fail("cannot create directory " + quote(part) + ": " + errno_text(errno));
+    }
+  }
+}
+
+int open_private_file(const std::string& path, int flags) {
+  flags |= O_CLOEXEC;
+  flags &= ~(O_CREAT | O_EXCL);
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    int fd = ::open(path.c_str(), flags | O_CREAT | O_EXCL, 0600);
+    if (fd >= 0) {
+      if (::fchmod(fd, 0600) != 0) {
+        int err = errno;
+        ::close(fd);
+        errno = err;
+        return -1;
+      }
+      return fd;
+    }
+    if (errno == EEXIST) {
+      fd = ::open(path.c_str(), flags);
+      if (fd >= 0 || errno != ENOENT) return fd;
+      continue;  // removed in between: create it after all
+    }
+    if (errno != ENOENT) return -1;
+    size_t slash = path.rfind('/');
+    if (slash == std::string::npos || slash == 0) return -1;
+    make_private_dirs(path.substr(0, slash));
+  }
+  errno = EAGAIN;
+  return -1;
+}
+
 std::string normalize_thumbprint(std::string_view text) {
   size_t bytes = 0;
   auto normalized = parse_hex_fingerprint(text, &bytes);

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "ceso/config.hpp"
 #include "ceso/error.hpp"
 
 namespace ceso {
@@ -30,21 +31,7 @@ std::string sha256_hex(std::string_view data) {
   return out;
 }
 
-void make_dirs(const std::string& path, unsigned mode) {
-  if (path.empty()) return;
-  std::string cur;
-  size_t pos = 0;
-  while (pos != std::string::npos) {
-    pos = path.find('/', pos + 1);
-    cur = path.substr(0, pos);
-    if (cur.empty()) continue;
-    if (::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST)
-      throw Error("cannot create directory " + quote(cur) + ": " + std::strerror(errno));
-  }
-}
-
-SessionCache::SessionCache(std::string dir, const std::string& endpoint_id,
-                           const std::string& user)
+SessionCache::SessionCache(std::string dir, const std::string& endpoint_id, const std::string& user)
     : dir_(std::move(dir)) {
   // Hash the key: endpoint ids and user names may contain anything.
   path_ = dir_ + "/" + sha256_hex(endpoint_id + "\n" + user).substr(0, 32) + ".json";
@@ -73,14 +60,13 @@ std::optional<SessionCache::Entry> SessionCache::load() const {
 }
 
 void SessionCache::save(const Entry& e) const {
-  make_dirs(dir_, 0700);
   ordered_json j;
   j["cookie"] = e.cookie;
   j["content"] = e.content;
   j["vm_view"] = e.vm_view;
   std::string text = j.dump() + "\n";
   std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int fd = open_private_file(tmp, O_WRONLY | O_TRUNC);
   if (fd < 0) throw Error("cannot write session cache " + quote(tmp) + ": " + std::strerror(errno));
   bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ok = (::close(fd) == 0) && ok;
@@ -93,9 +79,7 @@ void SessionCache::save(const Entry& e) const {
 void SessionCache::remove() const { ::unlink(path_.c_str()); }
 
 SessionCache::Lock::Lock(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash != std::string::npos) make_dirs(path.substr(0, slash), 0700);
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  fd_ = open_private_file(path, O_RDWR);
   if (fd_ < 0) throw Error("cannot open lock file " + quote(path) + ": " + std::strerror(errno));
   while (::flock(fd_, LOCK_EX) != 0) {
     if (errno != EINTR) {

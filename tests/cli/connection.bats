@@ -102,3 +102,41 @@ YAML
   assert_eq "$(stat -c %a "$XDG_CACHE_HOME/ceso/sessions")" 700
   ! grep -q "$CESO_PASSWORD" "$f"
 }
+
+# Every tool makes ceso's directories and files private: which tool runs
+# first on a fresh machine, and the umask, make no difference.
+@test "private state: 0700 directories, 0600 files, whatever the umask and the first tool" {
+  local vm mask first home bad tool
+  vm=$(CESO_INSECURE=1 ceso-ls --json -o name | head -1 | jq -r .name)
+  for mask in 000 022; do
+    for first in backup set ls; do
+      home="$BATS_TEST_TMPDIR/home-$mask-$first"
+      mkdir -m 700 "$home"
+      (
+        umask "$mask"
+        export HOME="$home" XDG_CACHE_HOME="$home/.cache" XDG_STATE_HOME="$home/.local/state"
+        export XDG_CONFIG_HOME="$home/.config" CESO_INSECURE=1
+        export CESO_BACKUP_TARGET="file://$BATS_TEST_TMPDIR/target-$mask-$first"
+        mkdir -p "$BATS_TEST_TMPDIR/target-$mask-$first"
+        for tool in "$first" backup set ls; do
+          case $tool in
+            ls) ceso-ls >/dev/null ;;
+            set) ceso-set "$vm" --tag "+t$mask$first" >/dev/null ;;
+            backup) ceso-backup --quiet "$vm" >/dev/null && ceso-backup ls >/dev/null ;;
+          esac
+        done
+      )
+      for f in .local/state/ceso/audit.log .local/state/ceso/audit.log.head \
+        .local/state/ceso/backups.db .cache/ceso/sessions; do
+        [ -e "$home/$f" ] || { echo "missing $home/$f" >&2; return 1; }
+      done
+      bad=$(find "$home" -mindepth 1 \( -type d ! -perm 700 \) -o \( -type f ! -perm 600 \) \
+        -printf '%m %p\n')
+      if [ -n "$bad" ]; then
+        echo "umask $mask, $first first: not private:" >&2
+        echo "$bad" >&2
+        return 1
+      fi
+    done
+  done
+}

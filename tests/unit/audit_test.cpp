@@ -162,6 +162,26 @@ TEST(Audit, TimestampIsUtcWithMilliseconds) {
             "2026-11-22T03:04:05.007Z");
 }
 
+TEST(Audit, CreatesPrivateDirectoriesAndFileWhateverTheUmask) {
+  for (mode_t mask : {000, 022, 0277}) {
+    TempDir dir;
+    mode_t old_mask = umask(mask);
+    ceso::AuditLog log(dir / "state/ceso/audit.log");
+    log.append(sample(1));
+    umask(old_mask);
+    for (const std::string& d : {dir / "state", dir / "state/ceso"}) {
+      struct stat st {};
+      ASSERT_EQ(stat(d.c_str(), &st), 0);
+      EXPECT_EQ(st.st_mode & 0777, 0700u) << d << " umask " << std::oct << mask;
+    }
+    for (const std::string& f : {log.path(), log.head_path()}) {
+      struct stat st {};
+      ASSERT_EQ(stat(f.c_str(), &st), 0);
+      EXPECT_EQ(st.st_mode & 0777, 0600u) << f << " umask " << std::oct << mask;
+    }
+  }
+}
+
 TEST(Audit, CreatesPrivateDirectoriesAndFile) {
   TempDir dir;
   mode_t old_mask = umask(022);

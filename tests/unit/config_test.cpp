@@ -5,13 +5,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <thread>
 
+#include "ceso/catalog.hpp"
 #include "ceso/error.hpp"
 
 namespace {
@@ -1033,3 +1036,100 @@ TEST_F(ConfigRecord, MalformedEndpointIsBadInput) {
 }
 
 }  // namespace
+
+// ------------------------------------------------------------ private files
+
+namespace {
+
+class ScopedUmask {
+ public:
+  explicit ScopedUmask(mode_t mask) : old_(::umask(mask)) {}
+  ~ScopedUmask() { ::umask(old_); }
+  ScopedUmask(const ScopedUmask&) = delete;
+  ScopedUmask& operator=(const ScopedUmask&) = delete;
+
+ private:
+  mode_t old_;
+};
+
+mode_t mode_of(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 01000;  // no such file: never a valid mode
+  return st.st_mode & 07777;
+}
+
+}  // namespace
+
+class ConfigPrivateFiles : public Fixture {};
+
+TEST_F(ConfigPrivateFiles, NewDirectoriesAre0700AndNewFiles0600WhateverTheUmask) {
+  for (mode_t mask : {000, 022, 077, 0277}) {
+    ScopedUmask scoped(mask);
+    const std::string base = home_ + "/umask" + std::to_string(mask);
+    ceso::make_private_dirs(base + "/state/ceso");
+    EXPECT_EQ(mode_of(base), 0700u) << std::oct << mask;
+    EXPECT_EQ(mode_of(base + "/state"), 0700u) << std::oct << mask;
+    EXPECT_EQ(mode_of(base + "/state/ceso"), 0700u) << std::oct << mask;
+    // A file whose directories are missing: they are made too.
+    int fd = ceso::open_private_file(base + "/cache/ceso/sessions/x.json", O_WRONLY | O_TRUNC);
+    ASSERT_GE(fd, 0) << std::oct << mask << ": " << std::strerror(errno);
+    EXPECT_EQ(::write(fd, "x", 1), 1);
+    ::close(fd);
+    EXPECT_EQ(mode_of(base + "/cache/ceso/sessions/x.json"), 0600u) << std::oct << mask;
+    EXPECT_EQ(mode_of(base + "/cache/ceso/sessions"), 0700u) << std::oct << mask;
+    EXPECT_EQ(mode_of(base + "/cache"), 0700u) << std::oct << mask;
+  }
+}
+
+TEST_F(ConfigPrivateFiles, ExistingFilesAndDirectoriesKeepTheirModeAndContent) {
+  ScopedUmask scoped(000);
+  const std::string dir = home_ + "/shared";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  ::chmod(dir.c_str(), 0755);
+  std::string file = write("shared/log", "kept\n", 0640);
+  ceso::make_private_dirs(dir);
+  int fd = ceso::open_private_file(file, O_RDWR | O_APPEND);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  EXPECT_EQ(mode_of(dir), 0755u);
+  EXPECT_EQ(mode_of(file), 0640u);
+  std::ifstream in(file);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "kept");
+}
+
+TEST_F(ConfigPrivateFiles, FailuresNameThePathOrSetErrno) {
+  std::string file = write("plain", "x");
+  try {
+    ceso::make_private_dirs(file + "/below");
+    ADD_FAILURE() << "no error";
+  } catch (const ceso::Error& e) {
+    EXPECT_TRUE(contains(e.what(), file + "/below")) << e.what();
+  }
+  errno = 0;
+  EXPECT_EQ(ceso::open_private_file(home_ + "/plain/below/x", O_RDWR), -1);
+  EXPECT_EQ(errno, ENOTDIR);
+}
+
+// The backup catalog is SQLite in WAL mode: the database and the -wal and
+// -shm files SQLite makes beside it while it is open must be private too.
+TEST_F(ConfigPrivateFiles, BackupCatalogAndItsSqliteFilesArePrivate) {
+  for (mode_t mask : {000, 022}) {
+    ScopedUmask scoped(mask);
+    const std::string path = home_ + "/m" + std::to_string(mask) + "/.local/state/ceso/backups.db";
+    ceso::Catalog catalog(path);
+    ceso::CatalogEntry e;
+    e.id = "x";
+    e.target = "file:///t";
+    e.endpoint = "esxi1:443";
+    e.status = "ok";
+    e.mode = "hot";
+    catalog.put(e);
+    EXPECT_EQ(catalog.list().size(), 1u);
+    for (const std::string& f : {path, path + "-wal", path + "-shm"})
+      EXPECT_EQ(mode_of(f), 0600u) << f << " umask " << std::oct << mask;
+    EXPECT_EQ(mode_of(home_ + "/m" + std::to_string(mask) + "/.local/state/ceso"), 0700u);
+    EXPECT_EQ(mode_of(home_ + "/m" + std::to_string(mask) + "/.local"), 0700u);
+  }
+}

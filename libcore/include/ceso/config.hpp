@@ -106,6 +106,22 @@ std::string config_path(const Environment& env = process_environment());
 std::string cache_dir(const Environment& env = process_environment());
 std::string state_dir(const Environment& env = process_environment());
 
+// ceso's private files: every directory and file ceso keeps for itself (the
+// state, cache and config directories; the audit log and its checkpoint, the
+// session cache and its lock, the backup catalog and its SQLite companions,
+// lock files) is made through these two, so its mode does not depend on the
+// umask or on which tool ran first.
+//
+// mkdir -p: each directory it creates gets mode 0700 (set with chmod after
+// mkdir, so no umask can widen or narrow it). Existing directories keep
+// their mode. Throws Error naming the directory it cannot create.
+void make_private_dirs(const std::string& dir);
+// open(2) of `path` with `flags` (O_CREAT and O_CLOEXEC are added). A file it
+// creates gets mode 0600 whatever the umask, and missing parent directories
+// are made with make_private_dirs; an existing file keeps its mode. Returns
+// the descriptor, or -1 with errno set.
+int open_private_file(const std::string& path, int flags);
+
 // "~" or "~/x" → HOME-based path; anything else unchanged.
 std::string expand_home(std::string_view path, const Environment& env = process_environment());
 

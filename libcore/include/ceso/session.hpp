@@ -14,9 +14,9 @@ namespace ceso {
 class SessionCache {
  public:
   struct Entry {
-    std::string cookie;          // "vmware_soap_session=\"…\""
-    ordered_json content;        // serialized vim::ServiceContent
-    std::string vm_view;         // ContainerView moref value, or ""
+    std::string cookie;    // "vmware_soap_session=\"…\""
+    ordered_json content;  // serialized vim::ServiceContent
+    std::string vm_view;   // ContainerView moref value, or ""
   };
 
   // `dir`: the cache directory; endpoint_id + user pick the file.
@@ -49,8 +49,5 @@ class SessionCache {
 
 // SHA-256 of a string as lowercase hex (OpenSSL EVP).
 std::string sha256_hex(std::string_view data);
-
-// Create a directory and its parents with the given mode (like mkdir -p).
-void make_dirs(const std::string& path, unsigned mode);
 
 }  // namespace ceso
