@@ -164,12 +164,21 @@ func (t *trickleWriter) Write(p []byte) (int, error) {
 		if err != nil {
 			return done, err
 		}
-		if fl, ok := t.ResponseWriter.(http.Flusher); ok {
-			fl.Flush()
-		}
+		flush(t.ResponseWriter)
 		time.Sleep(time.Second)
 	}
 	return done, nil
+}
+
+// flush pushes out what w buffered, also through a countingWriter (which hides
+// its ResponseWriter's Flush).
+func flush(w http.ResponseWriter) {
+	if cw, ok := w.(*countingWriter); ok {
+		w = cw.ResponseWriter
+	}
+	if fl, ok := w.(http.Flusher); ok {
+		fl.Flush()
+	}
 }
 
 // writeInjectedStatus answers an HTTP rule's status, with its body if it has one.
