@@ -578,16 +578,6 @@ ordered_json vm_record_of(const ordered_json& details) {
   return r;
 }
 
-// The config as XML text again, so it can be stored as the API reported it.
-void write_xml(const xml::Node& n, std::string& out, bool root) {
-  out += "<" + n.name;
-  if (root) out += " xmlns=\"urn:vim25\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"";
-  for (const auto& [k, v] : n.attrs) out += " " + k + "=\"" + xml::escape(v) + "\"";
-  out += ">" + xml::escape(n.text);
-  for (const auto& c : n.children) write_xml(c, out, false);
-  out += "</" + n.name + ">";
-}
-
 // The datacenter part of /folder URLs: "ha-datacenter" on a standalone host;
 // on vCenter the name of the datacenter that holds the VM.
 std::string datacenter_of(vim::Client& c, const vim::MoRef& vm) {
@@ -924,8 +914,9 @@ ordered_json BackupRun::run(ordered_json& record) {
     for (const auto& f : facts_.files)
       (f.kind == "vmx" || f.kind == "nvram" ? small : disks).push_back(f);
     ctx_.target.write_file(m_.id + "/" + kInProgress, run_.dump() + "\n");
-    std::string config_xml;
-    write_xml(facts_.config, config_xml, true);
+    // The config as XML text again, so it can be stored as the API reported it.
+    std::string config_xml = xml::serialize(
+        facts_.config, "xmlns=\"urn:vim25\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"");
     store_blob("config.xml", "config", config_xml);
     copy_all(small);  // before a snapshot rewrites the .vmx to name delta disks
     auto t1 = std::chrono::steady_clock::now();

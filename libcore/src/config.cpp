@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "ceso/error.hpp"
 
@@ -342,11 +343,33 @@ ParsedUrl parse_url(std::string_view text) {
   return out;
 }
 
+// ---------------------------------------------------------------- limits
+
+// A limit setting: idle_timeout / call_timeout in whole seconds, 0 (off) to a
+// week; max_answer_mib in MiB, 1 to 4096. nullopt with `why` set otherwise.
+std::optional<uint64_t> parse_limit(std::string_view key, const std::string& text,
+                                    std::string* why) {
+  const bool size = key.find("mib") != std::string_view::npos;
+  const uint64_t lo = size ? 1 : 0, hi = size ? 4096 : 7 * 86400;
+  uint64_t n = 0;
+  bool ok = !text.empty() && text.size() <= 10 &&
+            text.find_first_not_of("0123456789") == std::string::npos;
+  if (ok) n = std::stoull(text);
+  if (!ok || n < lo || n > hi) {
+    *why = quote(text) + " is not a whole number " +
+           (size ? "of MiB from 1 to 4096" : "of seconds from 0 (no limit) to 604800");
+    return std::nullopt;
+  }
+  return n;
+}
+
 // ---------------------------------------------------------------- config file
 
 const char* const kTopKeys[] = {"default", "hosts", "backup"};
-const char* const kHostKeys[] = {"url",      "user",       "password", "password_file",
-                                 "insecure", "thumbprint", "ca_file"};
+const char* const kHostKeys[] = {"url",          "user",         "password",
+                                 "password_file", "insecure",    "thumbprint",
+                                 "ca_file",      "idle_timeout", "call_timeout",
+                                 "max_answer_mib"};
 const char* const kBackupKeys[] = {"target"};
 
 template <size_t N>
@@ -370,6 +393,8 @@ struct HostEntry {
   std::optional<bool> insecure;
   std::optional<std::string> thumbprint;  // normalized
   std::optional<std::string> ca_file;     // already ~-expanded and absolute
+  std::optional<int> idle_timeout_s, call_timeout_s;
+  std::optional<uint64_t> max_answer_mib;
 
   // The user this entry's password is for.
   std::string effective_user() const {
@@ -542,6 +567,13 @@ class ConfigParser {
         }
       } else if (key == "ca_file") {
         h.ca_file = path_value(v, full);
+      } else if (key == "idle_timeout" || key == "call_timeout" || key == "max_answer_mib") {
+        std::string why;
+        auto n = parse_limit(key, scalar(v, full), &why);
+        if (!n) throw error(v.Mark(), full + ": " + why);
+        if (key == "idle_timeout") h.idle_timeout_s = static_cast<int>(*n);
+        if (key == "call_timeout") h.call_timeout_s = static_cast<int>(*n);
+        if (key == "max_answer_mib") h.max_answer_mib = *n;
       }
     }
     if (!has_url) throw error(name_node.Mark(), prefix + ": missing url");
@@ -784,6 +816,24 @@ Endpoint finish(const Choice& choice, const ConfigFile& cfg, const Environment& 
     ep.ca_file = *entry->ca_file;
     check_readable(ep.ca_file, "config " + quote(entry->name) + " ca_file");
   }
+
+  // Limits: the environment's apply to any host (they carry no secret and
+  // name no host), then the entry's, then the defaults.
+  auto limit = [&](const char* var, auto from_entry, auto& field) {
+    if (auto v = getenv_nonempty(env, var)) {
+      std::string why;
+      auto n = parse_limit(lower(var), *v, &why);
+      if (!n) usage_error(std::string(var) + ": " + why);
+      field = static_cast<std::decay_t<decltype(field)>>(*n);
+    } else if (entry && from_entry(*entry)) {
+      field = static_cast<std::decay_t<decltype(field)>>(*from_entry(*entry));
+    }
+  };
+  limit("CESO_IDLE_TIMEOUT", [](const HostEntry& h) { return h.idle_timeout_s; }, ep.idle_timeout_s);
+  limit("CESO_CALL_TIMEOUT", [](const HostEntry& h) { return h.call_timeout_s; }, ep.call_timeout_s);
+  uint64_t mib = Endpoint::kDefaultMaxAnswerMiB;
+  limit("CESO_MAX_ANSWER_MIB", [](const HostEntry& h) { return h.max_answer_mib; }, mib);
+  ep.max_answer_bytes = mib * 1024 * 1024;
 
   // Plain http sends the password in clear: only to this machine (the
   // simulator) unless certificate checks are off anyway.

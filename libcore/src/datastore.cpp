@@ -21,6 +21,68 @@ DatastorePath parse_datastore_path(std::string_view text) {
   return p;
 }
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Below this rate for the idle timeout a transfer is given up (CURLOPT_LOW_SPEED_*):
+// a host that trickles a few bytes a second would otherwise hold a backup
+// forever. --limit-rate below twice this lowers it to half the limit.
+constexpr long kMinTransferRate = 1024;
+
+long min_rate(uint64_t limit_rate) {
+  if (!limit_rate) return kMinTransferRate;
+  return static_cast<long>(std::clamp<uint64_t>(limit_rate / 2, 1, kMinTransferRate));
+}
+
+std::string rate_text(long rate) {
+  return rate == 1024 ? "1 KiB/s" : std::to_string(rate) + " bytes/s";
+}
+
+// "[datastore1] web01/web01-flat.vmdk" for a /folder URL, for messages; the
+// URL itself if it is not one.
+std::string describe(const std::string& url) {
+  std::unique_ptr<CURLU, void (*)(CURLU*)> u(curl_url(), curl_url_cleanup);
+  char* path = nullptr;
+  char* query = nullptr;
+  std::string out = url;
+  if (u && curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) == CURLUE_OK &&
+      curl_url_get(u.get(), CURLUPART_PATH, &path, CURLU_URLDECODE) == CURLUE_OK) {
+    std::string p = path;
+    std::string ds;
+    if (curl_url_get(u.get(), CURLUPART_QUERY, &query, 0) == CURLUE_OK) {
+      std::string q = std::string("&") + query;
+      if (size_t at = q.find("&dsName="); at != std::string::npos) {
+        std::string v = q.substr(at + 8, q.find('&', at + 8) - at - 8);
+        int n = 0;
+        char* d = curl_easy_unescape(nullptr, v.c_str(), static_cast<int>(v.size()), &n);
+        if (d) ds.assign(d, static_cast<size_t>(n));
+        curl_free(d);
+      }
+    }
+    if (p.rfind("/folder/", 0) == 0) out = "[" + ds + "] " + p.substr(8);
+  }
+  curl_free(path);
+  curl_free(query);
+  return host_text(out);
+}
+
+// What the host sent with an error status: its first line, if any.
+std::string status_message(long status, const std::string& body, const std::string& url) {
+  std::string msg = "HTTP " + http_status_text(status) + " from host for " + describe(url);
+  if (std::string line = first_line(body); !line.empty()) msg += ": " + line;
+  return msg;
+}
+
+// A transfer that hit the low-speed limit: nothing at all, or a trickle.
+std::string idle_message(const char* verb, Clock::time_point last_byte, int idle_s, long rate) {
+  bool nothing = Clock::now() - last_byte >= std::chrono::seconds(idle_s);
+  return std::string("host ") + verb + (nothing ? " nothing" : " less than " + rate_text(rate)) +
+         " for " + std::to_string(idle_s) + " s (CESO_IDLE_TIMEOUT)";
+}
+
+}  // namespace
+
 struct DatastoreFiles::Impl {
   CURL* curl = nullptr;
   Endpoint ep;
@@ -32,7 +94,9 @@ struct DatastoreFiles::Impl {
   uint64_t skip = 0;       // bytes of this response already delivered before
   long status = 0;
   bool status_error = false;
+  std::string error_body;  // the start of an error page, for the message
   std::exception_ptr sink_error;
+  Clock::time_point last_byte;  // for the idle message
 
   std::unique_ptr<TlsPolicy> tls;  // same policy object type as the SOAP connection
   const DownloadOptions* options = nullptr;
@@ -46,11 +110,15 @@ struct DatastoreFiles::Impl {
   static size_t on_data(char* data, size_t size, size_t n, void* user) {
     auto* self = static_cast<Impl*>(user);
     size_t len = size * n;
+    self->last_byte = Clock::now();
     if (self->status == 0) {
       curl_easy_getinfo(self->curl, CURLINFO_RESPONSE_CODE, &self->status);
       bool ok = self->status == 200 || (self->status == 206 && self->delivered > 0);
       if (!ok) {
+        // Keep the start of the page for the message and stop: the status
+        // is what matters, never curl's "failure writing output".
         self->status_error = true;
+        self->error_body.assign(data, std::min<size_t>(len, 4096));
         return 0;
       }
       // A server that ignores Range sends everything again from byte 0.
@@ -95,8 +163,9 @@ DatastoreFiles::DatastoreFiles(const Endpoint& endpoint, std::string cookie)
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, impl_->errbuf);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 20L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 120L);
+  // No overall timeout (a disk takes as long as it takes), but the idle one.
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, kMinTransferRate);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(endpoint.idle_timeout_s));
   curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, Impl::on_progress);
@@ -123,12 +192,16 @@ std::optional<uint64_t> DatastoreFiles::download(
   im.rate_start = std::chrono::steady_clock::now();
   im.rate_bytes = 0;
   auto backoff = options.backoff;
+  const long rate = min_rate(options.limit_rate);
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, rate);
   for (int attempt = 0;; ++attempt) {
     im.status = 0;
     im.status_error = false;
+    im.error_body.clear();
     im.sink_error = nullptr;
     im.errbuf[0] = '\0';
+    im.last_byte = Clock::now();
     std::string range = std::to_string(im.delivered) + "-";
     curl_easy_setopt(c, CURLOPT_RANGE, im.delivered ? range.c_str() : nullptr);
     CURLcode rc = curl_easy_perform(c);
@@ -138,19 +211,27 @@ std::optional<uint64_t> DatastoreFiles::download(
     if (rc == CURLE_OK && !im.status_error && (im.status == 200 || im.status == 206))
       return im.delivered;
     if (im.status == 404) return std::nullopt;
-    if (im.status_error || (rc == CURLE_OK && im.status >= 400)) {
+    const bool http_error = im.status_error || (rc == CURLE_OK && im.status >= 400);
+    if (http_error) {
+      std::string msg = status_message(im.status, im.error_body, url);
       if (im.status == 401 || im.status == 403)
-        throw Error("datastore download refused (HTTP " + std::to_string(im.status) +
-                        "): the session is not authorized",
+        throw Error("datastore download refused: " + msg + " (the session is not authorized)",
                     Exit::connection);
-      if (im.status < 500 || attempt >= options.retries)
-        fail("datastore download failed: HTTP " + std::to_string(im.status) + " for " + url);
+      if (im.status < 500 || attempt >= options.retries) fail("datastore download failed: " + msg);
     }
-    std::string why = im.errbuf[0] ? im.errbuf : curl_easy_strerror(rc);
-    if (rc == CURLE_OK) why = "HTTP " + std::to_string(im.status);
+    curl_off_t pretransfer = 0;
+    curl_easy_getinfo(c, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+    std::string why = host_text(im.errbuf[0] ? im.errbuf : curl_easy_strerror(rc));
+    if (rc == CURLE_OPERATION_TIMEDOUT && pretransfer > 0)
+      why = idle_message("sent", im.last_byte, im.ep.idle_timeout_s, rate);
+    if (http_error) {
+      why = "HTTP " + http_status_text(im.status);
+      if (std::string line = first_line(im.error_body); !line.empty()) why += ": " + line;
+    }
     if (attempt >= options.retries)
-      throw Error("datastore download failed after " + std::to_string(options.retries) +
-                      " retries at byte " + std::to_string(im.delivered) + ": " + why,
+      throw Error("datastore download of " + describe(url) + " failed after " +
+                      std::to_string(options.retries) + " retries at byte " +
+                      std::to_string(im.delivered) + ": " + why,
                   Exit::connection);
     if (options.on_retry)
       options.on_retry(why + "; resuming at byte " + std::to_string(im.delivered));
@@ -169,6 +250,8 @@ struct UploadState {
   uint64_t size = 0, sent = 0;
   std::exception_ptr error;
   std::string problem;
+  std::string answer;           // the start of the host's answer, for messages
+  Clock::time_point last_byte;  // last time the host took data
 };
 
 size_t upload_read(char* buf, size_t size, size_t n, void* user) {
@@ -189,6 +272,7 @@ size_t upload_read(char* buf, size_t size, size_t n, void* user) {
     return 0;
   }
   size_t got = 0;
+  st->last_byte = Clock::now();
   try {
     got = (*st->source)(buf, want);
   } catch (...) {
@@ -205,7 +289,12 @@ size_t upload_read(char* buf, size_t size, size_t n, void* user) {
   return got;
 }
 
-size_t discard_body(char*, size_t size, size_t n, void*) { return size * n; }
+size_t keep_answer(char* data, size_t size, size_t n, void* user) {
+  auto* st = static_cast<UploadState*>(user);
+  if (st->answer.size() < 4096)
+    st->answer.append(data, std::min<size_t>(size * n, 4096 - st->answer.size()));
+  return size * n;
+}
 
 }  // namespace
 
@@ -230,8 +319,9 @@ void DatastoreFiles::upload(const std::string& url, uint64_t size,
   curl_easy_setopt(c, CURLOPT_READFUNCTION, upload_read);
   curl_easy_setopt(c, CURLOPT_READDATA, &st);
   curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, nullptr);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_answer);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &st);
+  st.last_byte = Clock::now();
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, impl_.get());
   // Large uploads to a slow datastore: no Expect: 100-continue round trip.
   curl_slist* headers = curl_slist_append(nullptr, "Expect:");
@@ -242,22 +332,28 @@ void DatastoreFiles::upload(const std::string& url, uint64_t size,
   im.options = nullptr;
   if (st.error) std::rethrow_exception(st.error);
   if (interrupted() || (cancelled && cancelled())) throw Error("interrupted", Exit::interrupted);
-  if (!st.problem.empty()) fail("datastore upload of " + url + " stopped: " + st.problem);
+  if (!st.problem.empty()) fail("datastore upload of " + describe(url) + " stopped: " + st.problem);
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  if (rc != CURLE_OK)
-    throw Error("datastore upload failed at byte " + std::to_string(st.sent) + ": " +
-                    (errbuf[0] ? errbuf : curl_easy_strerror(rc)),
+  if (rc != CURLE_OK) {
+    curl_off_t pretransfer = 0;
+    curl_easy_getinfo(c, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+    std::string why = host_text(errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    if (rc == CURLE_OPERATION_TIMEDOUT && pretransfer > 0)
+      why = idle_message("took", st.last_byte, im.ep.idle_timeout_s, kMinTransferRate);
+    throw Error("datastore upload of " + describe(url) + " failed at byte " +
+                    std::to_string(st.sent) + ": " + why,
                 Exit::connection);
+  }
   if (status == 401 || status == 403)
-    throw Error("datastore upload refused (HTTP " + std::to_string(status) +
-                    "): the session is not authorized",
+    throw Error("datastore upload refused: " + status_message(status, st.answer, url) +
+                    " (the session is not authorized)",
                 Exit::connection);
   if (status >= 500)  // busy or failing host: worth starting the file again
-    throw Error("datastore upload failed: HTTP " + std::to_string(status) + " for " + url,
+    throw Error("datastore upload failed: " + status_message(status, st.answer, url),
                 Exit::connection);
   if (status != 200 && status != 201 && status != 204)
-    fail("datastore upload failed: HTTP " + std::to_string(status) + " for " + url);
+    fail("datastore upload failed: " + status_message(status, st.answer, url));
 }
 
 }  // namespace ceso

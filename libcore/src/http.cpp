@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <chrono>
 #include <cstdio>
 #include <mutex>
 
@@ -27,17 +28,7 @@ std::string hex_thumbprint(const unsigned char* md, unsigned len) {
   return out;
 }
 
-size_t append_body(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
-  return size * n;
-}
-
-// SOAP calls run to the end even after SIGINT/SIGTERM (a request the host
-// received is carried out, and its result is needed to undo it), except in
-// a read-only tool (ReadOnlyRun, tool.hpp); plain GETs stop.
-int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  return *static_cast<bool*>(user) && interrupted() ? 1 : 0;  // non-zero aborts
-}
+using Clock = std::chrono::steady_clock;
 
 }  // namespace
 
@@ -78,6 +69,50 @@ CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void* arg) {
 
 }  // namespace
 
+std::string http_status_text(long status) {
+  static const std::pair<long, const char*> kReasons[] = {{400, "Bad Request"},
+                                                          {401, "Unauthorized"},
+                                                          {403, "Forbidden"},
+                                                          {404, "Not Found"},
+                                                          {405, "Method Not Allowed"},
+                                                          {408, "Request Timeout"},
+                                                          {409, "Conflict"},
+                                                          {411, "Length Required"},
+                                                          {413, "Content Too Large"},
+                                                          {416, "Range Not Satisfiable"},
+                                                          {429, "Too Many Requests"},
+                                                          {500, "Internal Server Error"},
+                                                          {501, "Not Implemented"},
+                                                          {502, "Bad Gateway"},
+                                                          {503, "Service Unavailable"},
+                                                          {504, "Gateway Timeout"},
+                                                          {507, "Insufficient Storage"}};
+  for (const auto& [code, reason] : kReasons)
+    if (code == status) return std::to_string(status) + " " + reason;
+  return std::to_string(status);
+}
+
+std::string first_line(std::string_view body) {
+  std::string text;  // the body without tags, up to the first non-blank line
+  bool in_tag = false;
+  for (size_t i = 0; i < body.size() && i < 64 * 1024; ++i) {
+    char c = body[i];
+    if (c == '<') in_tag = true;
+    if (!in_tag) {
+      if ((c == '\n' || c == '\r') && text.find_first_not_of(" \t") != std::string::npos) break;
+      if (c == '\n' || c == '\r')
+        text.clear();
+      else
+        text += c;
+    }
+    if (c == '>') in_tag = false;
+  }
+  size_t a = text.find_first_not_of(" \t");
+  if (a == std::string::npos) return "";
+  size_t b = text.find_last_not_of(" \t");
+  return host_text(std::string_view(text).substr(a, b + 1 - a));
+}
+
 void TlsPolicy::apply(void* handle) {
   CURL* c = static_cast<CURL*>(handle);
   curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
@@ -89,10 +124,12 @@ void TlsPolicy::apply(void* handle) {
 }
 
 struct Http::Impl {
-  explicit Impl(TlsSettings s) : tls_policy(std::move(s)), tls(tls_policy.settings()) {}
+  Impl(TlsSettings s, HttpLimits l)
+      : tls_policy(std::move(s)), tls(tls_policy.settings()), limits(l) {}
   CURL* curl = nullptr;
   TlsPolicy tls_policy;
   const TlsSettings& tls;
+  HttpLimits limits;
   std::string* cookie = nullptr;
   curl_slist* soap_headers = nullptr;
   const std::function<bool(const char*, size_t)>* sink = nullptr;
@@ -100,8 +137,51 @@ struct Http::Impl {
   bool abort_on_interrupt = false;  // true for get(), false for SOAP posts
   char errbuf[CURL_ERROR_SIZE] = {};
 
+  // Per request: answer bytes held (headers + collected body) against
+  // limits.max_answer_bytes; the call's start and the time spent in the
+  // caller's stream function, against limits.call_timeout_s.
+  bool soap = false;
+  uint64_t held = 0;
+  bool too_large = false;
+  Clock::time_point started;
+  Clock::duration in_caller{};
+  bool call_expired = false;
+
+  void begin(bool is_soap) {
+    soap = is_soap;
+    held = 0;
+    too_large = false;
+    started = Clock::now();
+    in_caller = {};
+    call_expired = false;
+  }
+
+  // False (and too_large set) when `len` more bytes would break the cap.
+  bool hold(size_t len) {
+    if (!soap || !limits.max_answer_bytes) return true;
+    held += len;
+    if (held > limits.max_answer_bytes) too_large = true;
+    return !too_large;
+  }
+
+  // SOAP calls run to the end even after SIGINT/SIGTERM (a request the host
+  // received is carried out, and its result is needed to undo it); plain GETs
+  // stop. A SOAP call that has taken longer than the call timeout stops.
+  static int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+    auto* self = static_cast<Impl*>(user);
+    if (self->abort_on_interrupt && interrupted()) return 1;  // non-zero aborts
+    if (self->soap && self->limits.call_timeout_s > 0 &&
+        Clock::now() - self->started - self->in_caller >
+            std::chrono::seconds(self->limits.call_timeout_s)) {
+      self->call_expired = true;
+      return 1;
+    }
+    return 0;
+  }
+
   static size_t on_header(char* data, size_t size, size_t n, void* user) {
     auto* self = static_cast<Impl*>(user);
+    if (!self->hold(size * n)) return 0;  // endless headers
     std::string_view line(data, size * n);
     constexpr std::string_view kSetCookie = "set-cookie:";
     if (line.size() > kSetCookie.size()) {
@@ -129,7 +209,8 @@ struct Http::Impl {
   }
 };
 
-Http::Http(TlsSettings tls) : impl_(std::make_unique<Impl>(std::move(tls))) {
+Http::Http(TlsSettings tls, HttpLimits limits)
+    : impl_(std::make_unique<Impl>(std::move(tls), limits)) {
   std::call_once(g_curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   impl_->curl = curl_easy_init();
   if (!impl_->curl) throw Error("cannot initialise libcurl");
@@ -138,13 +219,14 @@ Http::Http(TlsSettings tls) : impl_(std::make_unique<Impl>(std::move(tls))) {
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, impl_->errbuf);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 20L);
-  // A host that stops answering: give up after 5 minutes without a byte.
+  // A host that stops answering: give up after the idle timeout without a
+  // byte (curl: below 1 byte/s for that long; 0 turns the check off).
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 300L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(limits.idle_timeout_s));
   curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &impl_->abort_on_interrupt);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, Impl::on_progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, impl_.get());
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, Impl::on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, impl_.get());
   impl_->tls_policy.apply(c);
@@ -171,7 +253,20 @@ void Http::perform(const std::string& url) {
   if (rc == CURLE_OK) return;
   throw_if_interrupted();
   if (rc == CURLE_WRITE_ERROR && impl_->sink_aborted) return;
-  std::string detail = impl_->errbuf[0] ? impl_->errbuf : curl_easy_strerror(rc);
+  const HttpLimits& lim = impl_->limits;
+  if (impl_->too_large)
+    throw LimitExceeded("host answer larger than " + size_text(lim.max_answer_bytes) +
+                        " (CESO_MAX_ANSWER_MIB)");
+  if (impl_->call_expired)
+    throw LimitExceeded("host call took more than " + std::to_string(lim.call_timeout_s) +
+                        " s (CESO_CALL_TIMEOUT)");
+  curl_off_t pretransfer = 0;  // 0: the request was never sent (connect, TLS)
+  curl_easy_getinfo(impl_->curl, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+  if (rc == CURLE_OPERATION_TIMEDOUT && pretransfer > 0)
+    throw LimitExceeded("host sent nothing for " + std::to_string(lim.idle_timeout_s) +
+                        " s (CESO_IDLE_TIMEOUT)");
+  // curl's message may quote what the host sent (a status line, a header).
+  std::string detail = host_text(impl_->errbuf[0] ? impl_->errbuf : curl_easy_strerror(rc));
   if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR ||
       rc == CURLE_SSL_CACERT_BADFILE) {
     std::string msg = "TLS: cannot verify the certificate of " + url + ": " + detail;
@@ -189,32 +284,38 @@ void Http::perform(const std::string& url) {
   throw Error("cannot reach " + url + ": " + detail, Exit::connection);
 }
 
-namespace {
+namespace {}  // namespace
 
-struct StreamTarget {
-  CURL* curl;
+// The body of a SOAP answer: collected (within the size cap), or, for a 200
+// answer with a `stream`, handed to it (which keeps its own cap: the parser's).
+struct Http::StreamTarget {
+  Impl* impl;
   HttpResponse* resp;
   const std::function<void(std::string_view)>* stream;
   std::exception_ptr error;
-};
 
-size_t stream_body(char* data, size_t size, size_t n, void* user) {
-  auto* t = static_cast<StreamTarget*>(user);
-  if (t->resp->status == 0) curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &t->resp->status);
-  if (t->resp->status != 200) {
-    t->resp->body.append(data, size * n);
+  static size_t on_body(char* data, size_t size, size_t n, void* user) {
+    auto* t = static_cast<StreamTarget*>(user);
+    if (t->resp->status == 0)
+      curl_easy_getinfo(t->impl->curl, CURLINFO_RESPONSE_CODE, &t->resp->status);
+    if (!t->stream || t->resp->status != 200) {
+      if (!t->impl->hold(size * n)) return 0;  // aborts the transfer
+      t->resp->body.append(data, size * n);
+      return size * n;
+    }
+    auto start = Clock::now();
+    try {
+      (*t->stream)(std::string_view(data, size * n));
+    } catch (...) {
+      t->error = std::current_exception();
+      return 0;  // aborts the transfer
+    }
+    // The caller's time (parsing, handing records on to a slow pipe) is not
+    // the host's.
+    t->impl->in_caller += Clock::now() - start;
     return size * n;
   }
-  try {
-    (*t->stream)(std::string_view(data, size * n));
-  } catch (...) {
-    t->error = std::current_exception();
-    return 0;  // aborts the transfer
-  }
-  return size * n;
-}
-
-}  // namespace
+};
 
 HttpResponse Http::post_soap(const std::string& url, const std::string& body,
                              const std::string& soap_action,
@@ -232,14 +333,10 @@ HttpResponse Http::post_soap(const std::string& url, const std::string& body,
   curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(c, CURLOPT_RANGE, nullptr);
-  StreamTarget target{c, &resp, stream, nullptr};
-  if (stream) {
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, stream_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &target);
-  } else {
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp.body);
-  }
+  StreamTarget target{impl_.get(), &resp, stream, nullptr};
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, StreamTarget::on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &target);
+  impl_->begin(true);
   try {
     perform(url);
   } catch (...) {
@@ -267,6 +364,7 @@ long Http::get(const std::string& url, uint64_t offset,
   impl_->sink = &sink;
   impl_->sink_aborted = false;
   impl_->abort_on_interrupt = true;
+  impl_->begin(false);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Impl::on_data);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, impl_.get());
   perform(url);

@@ -72,6 +72,19 @@ std::string property_paths_xml(const std::vector<std::string>& paths) {
   return out;
 }
 
+// The first part of the service content every tool needs that is missing
+// ("" when complete). An answer without them is not a vSphere endpoint (or a
+// broken one), and must not become a session that fails later in odd ways.
+std::string missing_content(const ServiceContent& c) {
+  if (c.api_type.empty()) return "about/apiType";
+  if (c.api_version.empty()) return "about/apiVersion";
+  if (c.root_folder.empty()) return "rootFolder";
+  if (c.property_collector.empty()) return "propertyCollector";
+  if (c.session_manager.empty()) return "sessionManager";
+  if (c.view_manager.empty()) return "viewManager";
+  return "";
+}
+
 ordered_json moref_json(const MoRef& r) { return ordered_json::array({r.type, r.value}); }
 MoRef moref_from_json(const ordered_json& j) {
   if (!j.is_array() || j.size() != 2) return {};
@@ -108,7 +121,7 @@ std::optional<ServiceContent> content_from_json(const ordered_json& j) {
     c.virtual_disk_manager = moref_from_json(j.at("virtual_disk_manager"));
     c.search_index = moref_from_json(j.at("search_index"));
     c.license_manager = moref_from_json(j.at("license_manager"));
-    if (c.property_collector.empty() || c.session_manager.empty()) return std::nullopt;
+    if (!missing_content(c).empty()) return std::nullopt;
     return c;
   } catch (const std::exception&) {
     return std::nullopt;
@@ -127,7 +140,10 @@ std::string moref_xml(std::string_view element, const MoRef& ref) {
          ">";
 }
 
-Fault fault_from_xml(const xml::Node& fault, std::string_view method, const std::string& host) {
+Fault fault_from_xml(const xml::Node& fault, std::string_view method_name,
+                     const std::string& host) {
+  // Everything below but our own explanations is the host's text.
+  const std::string method = host_text(method_name);
   std::string host_message = fault.child_text("faultstring");
   std::string type;
   const xml::Node* detail_elem = nullptr;
@@ -145,6 +161,7 @@ Fault fault_from_xml(const xml::Node& fault, std::string_view method, const std:
     if (host_message.empty()) host_message = fault.child_text("localizedMessage");
   }
   if (type.empty()) type = "SystemError";
+  type = host_text(type, 100);
   Exit code = Exit::failure;
   std::string explanation;
   for (const auto& f : kFaults) {
@@ -154,8 +171,8 @@ Fault fault_from_xml(const xml::Node& fault, std::string_view method, const std:
       break;
     }
   }
-  std::string msg = std::string(method) + " on " + host + " failed: " + type;
-  if (!host_message.empty()) msg += ": " + host_message;
+  std::string msg = method + " on " + host + " failed: " + type;
+  if (!host_message.empty()) msg += ": " + host_text(host_message);
   if (detail_elem) {
     // Name the file or property the host complains about, when it says.
     std::string file = detail_elem->child_text("file");
@@ -166,7 +183,7 @@ Fault fault_from_xml(const xml::Node& fault, std::string_view method, const std:
       msg += " (property " + quote(prop) + ")";
   }
   if (!explanation.empty()) msg += " — " + explanation;
-  return Fault(msg, code, type, std::string(method));
+  return Fault(msg, code, type, method);
 }
 
 ServiceContent service_content_from_xml(const xml::Node& rv) {
@@ -187,6 +204,9 @@ ServiceContent service_content_from_xml(const xml::Node& rv) {
   c.virtual_disk_manager = ref("virtualDiskManager");
   c.search_index = ref("searchIndex");
   c.license_manager = ref("licenseManager");
+  if (std::string missing = missing_content(c); !missing.empty())
+    throw Error("the service content has no " + missing + " (is this a vSphere SDK endpoint?)",
+                Exit::connection);
   return c;
 }
 
@@ -231,7 +251,9 @@ std::vector<ObjectContent> objects_from_xml(const xml::Node& rv, std::string* to
 Client::Client(Endpoint endpoint)
     : endpoint_(std::move(endpoint)),
       http_(std::make_unique<Http>(TlsSettings{endpoint_.insecure, endpoint_.thumbprint,
-                                               endpoint_.thumbprint_sha1, endpoint_.ca_file})),
+                                               endpoint_.thumbprint_sha1, endpoint_.ca_file},
+                                   HttpLimits{endpoint_.idle_timeout_s, endpoint_.call_timeout_s,
+                                              endpoint_.max_answer_bytes})),
       cache_(std::make_unique<SessionCache>(cache_dir(process_environment()) + "/sessions",
                                             endpoint_.id, endpoint_.user)) {}
 
@@ -264,36 +286,43 @@ xml::Node Client::raw_call(std::string_view method, const MoRef& self, std::stri
   std::function<void(std::string_view)> stream;
   if (split) {
     parser = std::make_unique<xml::StreamParser>(
-        split->parent, split->name, [&](xml::Node&& n) { ready.push_back(std::move(n)); });
+        split->parent, split->name, [&](xml::Node&& n) { ready.push_back(std::move(n)); },
+        endpoint_.max_answer_bytes);
     stream = [&](std::string_view chunk) {
       parser->feed(chunk);
       for (auto& n : ready) split->fn(std::move(n));
       ready.clear();
     };
   }
-  HttpResponse resp =
-      http_->post_soap(endpoint_.url, body, soap_action_, split ? &stream : nullptr);
-  if (resp.status == 401 || resp.status == 403)
-    throw Error(std::string(method) + " on " + host_of(endpoint_) + ": HTTP " +
-                    std::to_string(resp.status) + " (not authorised)",
-                Exit::connection);
-  if (resp.status != 200 && resp.status != 500)
-    throw Error(std::string(method) + " on " + host_of(endpoint_) + ": unexpected HTTP status " +
-                    std::to_string(resp.status) + " (is " + endpoint_.url +
-                    " a vSphere SDK endpoint?)",
-                Exit::connection);
+  const std::string where = std::string(method) + " on " + host_of(endpoint_);
+  HttpResponse resp;
   xml::Node doc;
-  if (split && resp.status == 200) {
-    doc = parser->finish();
-    for (auto& n : ready) split->fn(std::move(n));
-  } else {
-    doc = xml::parse(resp.body);
+  try {
+    resp = http_->post_soap(endpoint_.url, body, soap_action_, split ? &stream : nullptr);
+    if (resp.status == 401 || resp.status == 403 || (resp.status != 200 && resp.status != 500)) {
+      std::string msg = where + ": HTTP " + http_status_text(resp.status);
+      if (std::string line = first_line(resp.body); !line.empty()) msg += ": " + line;
+      msg += resp.status == 401 || resp.status == 403
+                 ? " (not authorised)"
+                 : " (is " + endpoint_.url + " a vSphere SDK endpoint?)";
+      throw Error(msg, Exit::connection);
+    }
+    if (split && resp.status == 200) {
+      doc = parser->finish();
+      for (auto& n : ready) split->fn(std::move(n));
+    } else {
+      doc = xml::parse(resp.body);
+    }
+  } catch (const LimitExceeded& e) {
+    throw LimitExceeded(where + ": " + e.what());
   }
-  const xml::Node* bodyn = doc.child("Body");
+  resp.body.clear();
+  xml::Node* bodyn = nullptr;
+  for (auto& c : doc.children)
+    if (c.name == "Body") bodyn = &c;
   if (!bodyn || bodyn->children.empty())
-    throw Error(std::string(method) + " on " + host_of(endpoint_) + ": response has no SOAP body",
-                Exit::connection);
-  const xml::Node& first = bodyn->children.front();
+    throw Error(where + ": response has no SOAP body", Exit::connection);
+  xml::Node first = std::move(bodyn->children.front());  // moved, not copied
   if (first.name == "Fault") throw fault_from_xml(first, method, host_of(endpoint_));
   return first;
 }
@@ -328,7 +357,11 @@ void Client::login(const std::string& stale_cookie) {
   if (!rv)
     throw Error("RetrieveServiceContent: empty answer from " + host_of(endpoint_),
                 Exit::connection);
-  content_ = service_content_from_xml(*rv);
+  try {
+    content_ = service_content_from_xml(*rv);
+  } catch (const Error& e) {
+    throw Error("RetrieveServiceContent on " + host_of(endpoint_) + ": " + e.what(), e.code());
+  }
   if (!content_.api_version.empty()) soap_action_ = "urn:vim25/" + content_.api_version;
   if (endpoint_.password.empty())
     throw Error("no password for " + quote(endpoint_.user) + " on " + host_of(endpoint_) +
@@ -467,7 +500,8 @@ xml::Node Client::wait_for_task(const MoRef& task, const std::function<void(int)
   bool cancel_asked = false;
   for (;;) {
     auto objs = retrieve({task}, {"info"});
-    if (objs.empty()) throw Error("task " + task.value + " disappeared on " + host_of(endpoint_));
+    if (objs.empty())
+      throw Error("task " + quote(task.value) + " disappeared on " + host_of(endpoint_));
     const xml::Node* info = objs.front().prop("info");
     std::string state = info ? info->child_text("state") : "";
     if (state == "success") {
@@ -479,7 +513,7 @@ xml::Node Client::wait_for_task(const MoRef& task, const std::function<void(int)
       const xml::Node* err = info->child("error");
       std::string method = info->child_text("descriptionId");
       if (method.empty()) method = info->child_text("name");
-      if (!err) throw Error(method + " failed on " + host_of(endpoint_));
+      if (!err) throw Error(host_text(method) + " failed on " + host_of(endpoint_));
       throw fault_from_xml(*err, method, host_of(endpoint_));
     }
     if (progress && info) {

@@ -6,6 +6,8 @@ load helpers/common
 
 setup_file() {
   sim_start -vms 2 -tls
+  export CESO_BACKUP_TARGET="file://$BATS_FILE_TMPDIR/target"
+  mkdir -p "$BATS_FILE_TMPDIR/target"
 }
 
 teardown_file() { sim_stop; }
@@ -139,4 +141,178 @@ YAML
       fi
     done
   done
+}
+
+# ---- Limits on what a host sends (ceso(7) LIMITS). The simulator plays the
+# hostile host (tests/sim/cesosim/hostile.go); small limits via the
+# environment keep the tests short. Only exit codes and messages are checked.
+
+hostile_setup() {
+  export CESO_THUMBPRINT="$CESO_SIM_THUMBPRINT"
+  fresh_cache
+  sim_fail '{}'
+}
+# A logged-in session in the cache, so the next run goes straight to its call.
+warm_session() { ceso-ls >/dev/null; }
+# No raw control character (ESC, CR, …) may reach the terminal.
+assert_no_controls() {
+  if printf '%s' "$1" | tr -d '\n' | LC_ALL=C grep -q '[[:cntrl:]]'; then
+    printf 'control characters in:\n%s\n' "$1" | cat -v >&2
+    return 1
+  fi
+}
+VM0=ha-host_VM0
+
+@test "an answer nested 100,000 or 1,000,000 deep at login is refused, not a crash (exit 6)" {
+  hostile_setup
+  for n in 100000 1000000; do
+    sim_fail "{\"method\":\"RetrieveServiceContent\",\"nest\":$n}"
+    run ceso-ls
+    assert_status 6
+    assert_contains "$output" "RetrieveServiceContent on 127.0.0.1:"
+    assert_contains "$output" "host answer nested deeper than 512 levels"
+  done
+  sim_fail '{"method":"Login","nest":1000000}'
+  run ceso-ls
+  assert_status 6
+  assert_contains "$output" "Login on 127.0.0.1:"
+  assert_contains "$output" "host answer nested deeper than 512 levels"
+  run ceso-ls -o name  # the host behaves again: so does ceso
+  assert_status 0
+}
+
+@test "deep nesting in a property retrieval and in a fault body is refused (exit 6)" {
+  hostile_setup
+  warm_session
+  for rule in '{"method":"RetrievePropertiesEx","nest":600,"nest_in":"val"}' \
+    '{"method":"RetrievePropertiesEx","nest":1000000,"nest_in":"val"}' \
+    '{"method":"RetrievePropertiesEx","fault":"SystemError","nest":1000000}'; do
+    sim_fail "$rule"
+    run ceso-ls
+    assert_status 6
+    assert_contains "$output" "RetrievePropertiesEx on 127.0.0.1:"
+    assert_contains "$output" "host answer nested deeper than 512 levels"
+  done
+  run ceso-info "$VM0"
+  assert_status 0
+}
+
+@test "an endless answer ends at the size cap (exit 6), at login and in a streamed retrieval" {
+  hostile_setup
+  sim_fail '{"method":"RetrieveServiceContent","endless":true}'
+  run ceso-ls
+  assert_status 6
+  assert_contains "$output" "RetrieveServiceContent on 127.0.0.1:"
+  assert_contains "$output" "host answer larger than 64 MiB"
+  sim_fail '{"method":"RetrieveServiceContent","endless":true}'
+  CESO_MAX_ANSWER_MIB=1 run ceso-ls
+  assert_status 6
+  assert_contains "$output" "host answer larger than 1 MiB"
+  warm_session
+  sim_fail '{"method":"RetrievePropertiesEx","endless":true}'
+  CESO_MAX_ANSWER_MIB=2 run ceso-ls
+  assert_status 6
+  assert_contains "$output" "RetrievePropertiesEx on 127.0.0.1:"
+  assert_contains "$output" "host answer larger than 2 MiB"
+}
+
+@test "a host that sends nothing is given up after the idle timeout (exit 6)" {
+  hostile_setup
+  sim_fail '{"method":"RetrieveServiceContent","stall_ms":8000}'
+  CESO_IDLE_TIMEOUT=1 run ceso-ls
+  assert_status 6
+  assert_contains "$output" "RetrieveServiceContent on 127.0.0.1:"
+  assert_contains "$output" "host sent nothing for 1 s"
+  warm_session
+  sim_fail '{"method":"RetrievePropertiesEx","stall_ms":8000}'
+  CESO_IDLE_TIMEOUT=1 run ceso-ls
+  assert_status 6
+  assert_contains "$output" "RetrievePropertiesEx on 127.0.0.1:"
+  assert_contains "$output" "host sent nothing for 1 s"
+}
+
+@test "a host trickling 2 bytes/s ends at the call timeout (exit 6): login and property retrieval" {
+  hostile_setup
+  sim_fail '{"method":"Login","trickle_bps":2}'
+  CESO_CALL_TIMEOUT=2 run ceso-ls
+  assert_status 6
+  assert_contains "$output" "Login on 127.0.0.1:"
+  assert_contains "$output" "host call took more than 2 s"
+  sim_fail '{}'
+  warm_session
+  sim_fail '{"method":"RetrievePropertiesEx","trickle_bps":2}'
+  CESO_CALL_TIMEOUT=2 run ceso-ls
+  assert_status 6
+  assert_contains "$output" "RetrievePropertiesEx on 127.0.0.1:"
+  assert_contains "$output" "host call took more than 2 s"
+}
+
+@test "a datastore download trickling 2 bytes/s ends at the idle timeout (exit 6)" {
+  hostile_setup
+  sim_fail '{"http":"GET /folder","path":"flat","trickle_bps":2,"count":-1}'
+  CESO_IDLE_TIMEOUT=2 run ceso-backup --hot --retries 0 "$VM0"
+  assert_status 6
+  assert_contains "$output" "host sent less than 1 KiB/s for 2 s"
+  assert_contains "$output" "[LocalDS_0] $VM0/"
+  ceso-info "$VM0" | jq -e '.snapshots == []'  # cleaned up
+}
+
+@test "HTTP errors on a download name the status and the file, with the page's first line escaped" {
+  hostile_setup
+  for code in 401 403 404 500 503; do
+    sim_fail "{\"http\":\"GET /folder\",\"path\":\"flat\",\"status\":$code,\"count\":-1,\"body\":\"\\u001b[2J\\u001b]0;pwned\\u0007busy\\r\\nsecond line\"}"
+    run ceso-backup --hot --retries 0 "$VM0"
+    sim_fail '{}'
+    case $code in
+      401 | 403) assert_status 6 ;;
+      *) assert_status 1 ;;
+    esac
+    assert_no_controls "$output"
+    if [ "$code" = 404 ]; then
+      assert_contains "$output" "the host says it does not exist"
+      continue
+    fi
+    assert_contains "$output" "HTTP $code "
+    assert_contains "$output" " from host for [LocalDS_0] $VM0/"
+    assert_contains "$output" '\x1b[2J\x1b]0;pwned\x07busy'
+    [[ "$output" != *"second line"* ]]
+    [[ "$output" != *"Failure writing"* ]]
+  done
+  sim_fail '{"http":"GET /folder","path":"flat","status":503,"count":-1}'
+  run ceso-backup --hot --retries 0 "$VM0"
+  assert_contains "$output" "HTTP 503 Service Unavailable from host for [LocalDS_0] $VM0/"
+}
+
+@test "HTTP errors on an upload name the status and the file, with the page's first line escaped" {
+  hostile_setup
+  id=$(ceso-backup --hot "$VM0" | jq -r .backup.id)
+  [ -n "$id" ] && [ "$id" != null ]
+  for code in 401 403 404 500 503; do
+    sim_fail "{\"http\":\"PUT /folder\",\"status\":$code,\"count\":-1,\"body\":\"\\u001b[2Jrefused\\nsecond line\"}"
+    run ceso-backup restore "$id" --as "restored-$code" --retries 0
+    sim_fail '{}'
+    assert_status 1  # restore reports a failed upload as its own failure, rolled back
+    assert_contains "$output" "rolled back"
+    assert_no_controls "$output"
+    assert_contains "$output" "HTTP $code "
+    assert_contains "$output" " from host for [LocalDS_0] restored-$code/"
+    assert_contains "$output" '\x1b[2Jrefused'
+    [[ "$output" != *"second line"* ]]
+  done
+}
+
+@test "a fault string with terminal controls and newlines, or 10 MB long, is printed escaped and short" {
+  hostile_setup
+  warm_session
+  sim_fail '{"method":"RetrievePropertiesEx","fault":"SystemError","message":"\u009b2J\u009b31mroot ok\nceso-ls: all fine\r"}'
+  run ceso-ls
+  assert_status 1
+  assert_no_controls "$output"
+  assert_contains "$output" '\xc2\x9b2J\xc2\x9b31mroot ok\nceso-ls: all fine\r'
+  [ "$(printf '%s\n' "$output" | wc -l)" -eq 1 ]
+  sim_fail '{"method":"RetrievePropertiesEx","fault":"SystemError","message":"A","message_repeat":10485760}'
+  run ceso-ls
+  assert_status 1
+  assert_contains "$output" "$(printf 'A%.0s' {1..300})…"
+  [ "${#output}" -lt 1000 ]
 }

@@ -1035,6 +1035,77 @@ TEST_F(ConfigRecord, MalformedEndpointIsBadInput) {
   }
 }
 
+// ------------------------------------------------------------------ limits
+
+class ConfigLimits : public Fixture {};
+
+TEST_F(ConfigLimits, Defaults) {
+  vars_["CESO_URL"] = "esxi9.lab";
+  auto ep = resolve();
+  EXPECT_EQ(ep.idle_timeout_s, 60);
+  EXPECT_EQ(ep.call_timeout_s, 300);
+  EXPECT_EQ(ep.max_answer_bytes, 64ull << 20);
+}
+
+TEST_F(ConfigLimits, EnvironmentBeatsConfigEntryBeatsDefault) {
+  write_config(R"(hosts:
+  esxi1:
+    url: esxi1.lab
+    idle_timeout: 30
+    call_timeout: 0
+    max_answer_mib: 256
+)");
+  auto ep = resolve(args({{"host", "esxi1"}}));
+  EXPECT_EQ(ep.idle_timeout_s, 30);
+  EXPECT_EQ(ep.call_timeout_s, 0);  // 0: no limit
+  EXPECT_EQ(ep.max_answer_bytes, 256ull << 20);
+  vars_["CESO_IDLE_TIMEOUT"] = "5";
+  vars_["CESO_CALL_TIMEOUT"] = "7";
+  vars_["CESO_MAX_ANSWER_MIB"] = "2";
+  ep = resolve(args({{"host", "esxi1"}}));
+  EXPECT_EQ(ep.idle_timeout_s, 5);
+  EXPECT_EQ(ep.call_timeout_s, 7);
+  EXPECT_EQ(ep.max_answer_bytes, 2ull << 20);
+}
+
+TEST_F(ConfigLimits, EnvironmentAppliesToAHostChosenElsewhere) {
+  // Not credentials: CESO_URL naming another host does not keep them away.
+  vars_["CESO_URL"] = "esxi1.lab";
+  vars_["CESO_CALL_TIMEOUT"] = "9";
+  EXPECT_EQ(resolve(args({{"url", "esxi2.lab"}})).call_timeout_s, 9);
+}
+
+TEST_F(ConfigLimits, MalformedEnvironmentValuesAreUsageErrors) {
+  vars_["CESO_URL"] = "esxi1.lab";
+  for (auto [var, value] : std::vector<std::pair<std::string, std::string>>{
+           {"CESO_IDLE_TIMEOUT", "abc"},
+           {"CESO_IDLE_TIMEOUT", "-1"},
+           {"CESO_CALL_TIMEOUT", "1.5"},
+           {"CESO_CALL_TIMEOUT", "604801"},
+           {"CESO_MAX_ANSWER_MIB", "0"},
+           {"CESO_MAX_ANSWER_MIB", "4097"},
+           {"CESO_MAX_ANSWER_MIB", "99999999999999999999"}}) {
+    auto saved = vars_;
+    vars_[var] = value;
+    auto e = resolve_error(args());
+    EXPECT_EQ(e.code(), ceso::Exit::usage) << var << "=" << value;
+    EXPECT_TRUE(contains(e.what(), var + ": '" + value + "'")) << e.what();
+    vars_ = saved;
+  }
+}
+
+TEST_F(ConfigLimits, MalformedConfigValuesNameFileLineAndKey) {
+  write_config(R"(hosts:
+  esxi1:
+    url: esxi1.lab
+    idle_timeout: soon
+)");
+  auto e = resolve_error(args({{"host", "esxi1"}}));
+  EXPECT_EQ(e.code(), ceso::Exit::bad_input);
+  EXPECT_TRUE(contains(e.what(), "line 4: hosts.esxi1.idle_timeout: 'soon' is not a whole number"))
+      << e.what();
+}
+
 }  // namespace
 
 // ------------------------------------------------------------ private files

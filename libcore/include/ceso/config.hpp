@@ -18,6 +18,7 @@
 // (the variable, or the config file and line).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -48,6 +49,16 @@ struct Endpoint {
                                 // entry whose url matches); empty = none
   std::string source;           // where the URL came from, for messages: "--url",
                                 // "CESO_URL", "GOVC_URL", "config 'esxi1'"
+  // Limits on the host (ceso(7) LIMITS, docs/configuration.md "Limits");
+  // from CESO_IDLE_TIMEOUT, CESO_CALL_TIMEOUT, CESO_MAX_ANSWER_MIB or the
+  // entry's idle_timeout, call_timeout, max_answer_mib. 0 turns a timeout off.
+  int idle_timeout_s = kDefaultIdleTimeout;  // every connection: nothing received this long
+  int call_timeout_s = kDefaultCallTimeout;  // one SOAP call, start to end
+  uint64_t max_answer_bytes = kDefaultMaxAnswerMiB * 1024 * 1024;  // one SOAP answer
+
+  static constexpr int kDefaultIdleTimeout = 60;
+  static constexpr int kDefaultCallTimeout = 300;
+  static constexpr uint64_t kDefaultMaxAnswerMiB = 64;
 };
 
 // getenv-like lookup; injectable so tests need not touch the real environment.

@@ -6,6 +6,7 @@
 // verification for self-signed hosts; insecure skips checks.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -42,20 +43,38 @@ class TlsPolicy {
   std::string peer_thumbprint_;
 };
 
+// What a host may do before a call is given up (ceso(7) LIMITS), each a
+// LimitExceeded (exit 6). 0 turns a timeout off.
+struct HttpLimits {
+  int idle_timeout_s = 60;   // nothing received (or sent) for this long: every request
+  int call_timeout_s = 300;  // post_soap only: the whole call, not counting the time
+                             // the caller's `stream` function takes
+  uint64_t max_answer_bytes = 64ull << 20;  // post_soap: headers + a collected body
+};
+
 struct HttpResponse {
   long status = 0;
   std::string body;
 };
 
+// "503 Service Unavailable": the status with its standard reason phrase
+// (ours, not the host's), or just the number for an unusual status.
+std::string http_status_text(long status);
+
+// The first non-blank line of an HTTP body (an error page), HTML tags
+// dropped, made printable with host_text(); "" if there is none.
+std::string first_line(std::string_view body);
+
 class Http {
  public:
-  explicit Http(TlsSettings tls);
+  explicit Http(TlsSettings tls, HttpLimits limits = {});
   ~Http();
   Http(const Http&) = delete;
   Http& operator=(const Http&) = delete;
 
   // POST a SOAP envelope. Throws Error(Exit::connection) for transport/TLS
-  // failures; HTTP errors (500 with a SOAP fault) are returned.
+  // failures, LimitExceeded for a broken limit; HTTP errors (500 with a SOAP
+  // fault) are returned.
   // With `stream`, the body of a 200 answer goes to it chunk by chunk as it
   // arrives instead of into HttpResponse::body (other answers, faults, are
   // still collected); an exception thrown by `stream` aborts the transfer
@@ -80,6 +99,7 @@ class Http {
 
  private:
   struct Impl;
+  struct StreamTarget;
   std::unique_ptr<Impl> impl_;
   std::string cookie_;
   void prepare(const std::string& url);

@@ -4,6 +4,8 @@
 // use one vocabulary and prefixes vary between servers.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -12,11 +14,29 @@
 
 namespace ceso::xml {
 
+// The deepest element a parsed document may have (the root is level 1);
+// deeper input is refused with LimitExceeded ("host answer nested deeper than
+// 512 levels"). Real vSphere answers are shallow: the deepest are snapshot
+// trees (ESXi allows 32 snapshots in a chain: about 45 levels with the SOAP
+// envelope) and a disk's backing.parent chain (at most 255 links: about 265
+// levels). 512 leaves about twice the deepest real answer.
+inline constexpr size_t kMaxDepth = 512;
+
+// Copying, destroying and serialising a Node never recurse (a tree may be
+// kMaxDepth deep, and trees built in code may be deeper): they walk the tree
+// with an explicit stack.
 struct Node {
-  std::string name;  // local name
+  std::string name;                                        // local name
   std::vector<std::pair<std::string, std::string>> attrs;  // local names
   std::string text;  // character data directly inside this element
   std::vector<Node> children;
+
+  Node() = default;
+  Node(const Node& other);
+  Node(Node&&) noexcept = default;
+  Node& operator=(const Node& other);
+  Node& operator=(Node&&) noexcept = default;
+  ~Node();
 
   // First child with this local name, or nullptr.
   const Node* child(std::string_view name) const;
@@ -33,16 +53,25 @@ struct Node {
   std::string type() const;
 };
 
-// Parse a document. Throws ceso::Error naming the line of a syntax error.
+// Parse a document. Throws ceso::Error naming the line of a syntax error,
+// LimitExceeded for an element deeper than kMaxDepth.
 Node parse(std::string_view document);
+
+// The element as XML text: names and attribute keys as stored, text and
+// attribute values escaped; `root_attrs` (e.g. namespace declarations) is
+// added verbatim to the outermost start tag. Throws like escape().
+std::string serialize(const Node& node, std::string_view root_attrs = {});
 
 // Incremental parsing for large responses: feed chunks as they arrive.
 // Elements named `split` whose parent is named `split_parent` are handed to
 // `on_split` as soon as they close and are not kept, so a 2,000-VM property
-// retrieval never holds more than one object's tree.
+// retrieval never holds more than one object's tree. With `max_held` > 0, the
+// bytes fed since the last split element closed (what the parser holds) may
+// not exceed it: LimitExceeded ("host answer larger than 64 MiB").
 class StreamParser {
  public:
-  StreamParser(std::string split_parent, std::string split, std::function<void(Node&&)> on_split);
+  StreamParser(std::string split_parent, std::string split, std::function<void(Node&&)> on_split,
+               uint64_t max_held = 0);
   ~StreamParser();
   StreamParser(const StreamParser&) = delete;
   StreamParser& operator=(const StreamParser&) = delete;

@@ -23,8 +23,12 @@ import (
 //
 // optionally restricted to URL paths containing "path". A method rule with only
 // "stall_ms" ({"method":"CreateVM_Task","stall_ms":3000}) answers normally after the
-// pause: a slow host, for interrupt tests. count defaults to 1; -1 means until
-// cleared. Posting {} clears every rule.
+// pause: a slow host, for interrupt tests. Hostile hosts (hostile.go): "nest":N
+// (N nested elements after the start tag of "nest_in", default returnval, or a
+// fault's detail), "endless":true (a body that never ends), "trickle_bps":N (the
+// normal answer, N bytes a second; also for "GET /folder"), "message_repeat":N (the
+// fault message N times), "body" (the page sent with an HTTP rule's status). count
+// defaults to 1; -1 means until cleared. Posting {} clears every rule.
 type injection struct {
 	Method     string `json:"method,omitempty"`
 	Fault      string `json:"fault,omitempty"`
@@ -37,6 +41,13 @@ type injection struct {
 	Status     int    `json:"status,omitempty"`
 	StallMS    int    `json:"stall_ms,omitempty"`
 	Count      *int   `json:"count,omitempty"`
+	// Hostile hosts (hostile.go).
+	Nest          int    `json:"nest,omitempty"`
+	NestIn        string `json:"nest_in,omitempty"`
+	Endless       bool   `json:"endless,omitempty"`
+	TrickleBPS    int    `json:"trickle_bps,omitempty"`
+	MessageRepeat int    `json:"message_repeat,omitempty"`
+	Body          string `json:"body,omitempty"`
 }
 
 type injector struct {
@@ -65,14 +76,17 @@ func (in *injector) post(body []byte) error {
 	if *r.Count == 0 || *r.Count < -1 {
 		return fmt.Errorf("count must be positive, or -1 for until cleared")
 	}
+	if err := r.checkHostile(); err != nil {
+		return err
+	}
 	switch {
 	case r.Method != "" && r.HTTP != "":
 		return fmt.Errorf("give either method or http, not both")
-	case r.Method != "" && r.Fault == "" && r.StallMS > 0:
-		// A slow answer, then the normal one.
+	case r.Method != "" && r.Fault == "" && (r.StallMS > 0 || r.Nest > 0 || r.Endless || r.TrickleBPS > 0):
+		// A slow or hostile answer instead of the normal one.
 	case r.Method != "":
 		if r.Fault == "" {
-			return fmt.Errorf("a method rule needs a fault type name, e.g. \"fault\":\"FileFault\" (or stall_ms)")
+			return fmt.Errorf("a method rule needs a fault type name, e.g. \"fault\":\"FileFault\" (or stall_ms, nest, endless, trickle_bps)")
 		}
 		if _, err := newFault(r.Fault, ""); err != nil {
 			return err
@@ -84,8 +98,14 @@ func (in *injector) post(body []byte) error {
 		if len(strings.Fields(r.HTTP)) != 2 {
 			return fmt.Errorf("http must look like \"GET /folder\", not %q", r.HTTP)
 		}
-		if (r.AfterBytes > 0) == (r.Status > 0) {
-			return fmt.Errorf("an http rule needs exactly one of after_bytes or status")
+		if n := btoi(r.AfterBytes > 0) + btoi(r.Status > 0) + btoi(r.TrickleBPS > 0); n != 1 {
+			return fmt.Errorf("an http rule needs exactly one of after_bytes, status or trickle_bps")
+		}
+		if r.Body != "" && r.Status == 0 {
+			return fmt.Errorf("body goes with status")
+		}
+		if r.Nest > 0 || r.Endless || r.MessageRepeat > 0 {
+			return fmt.Errorf("nest, endless and message_repeat are for method rules")
 		}
 		if r.StallMS > 0 && r.AfterBytes <= 0 {
 			return fmt.Errorf("stall_ms needs after_bytes")
@@ -97,6 +117,38 @@ func (in *injector) post(body []byte) error {
 	in.rules = append(in.rules, &r)
 	in.mu.Unlock()
 	return nil
+}
+
+// checkHostile validates the hostile-host fields (hostile.go).
+func (r *injection) checkHostile() error {
+	switch {
+	case r.Nest < 0 || r.Nest > 10000000:
+		return fmt.Errorf("nest must be 1 to 10000000")
+	case r.Nest > 0 && r.Endless:
+		return fmt.Errorf("give nest or endless, not both")
+	case r.TrickleBPS < 0:
+		return fmt.Errorf("trickle_bps must be positive")
+	case r.TrickleBPS > 0 && (r.Fault != "" || r.Nest > 0 || r.Endless):
+		return fmt.Errorf("trickle_bps slows the normal answer: not with fault, nest or endless")
+	case r.TrickleBPS > 0 && r.HTTP != "" && r.HTTP != "GET /folder":
+		return fmt.Errorf("trickle_bps is for SOAP methods and \"GET /folder\"")
+	case r.NestIn != "" && r.Nest == 0 && !r.Endless:
+		return fmt.Errorf("nest_in goes with nest or endless")
+	case r.MessageRepeat < 0 || r.MessageRepeat > 64<<20:
+		return fmt.Errorf("message_repeat must be 1 to %d", 64<<20)
+	case r.MessageRepeat > 0 && r.Fault == "":
+		return fmt.Errorf("message_repeat goes with fault")
+	case r.Body != "" && r.HTTP == "":
+		return fmt.Errorf("body is for http rules (with status)")
+	}
+	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (in *injector) list() []injection {

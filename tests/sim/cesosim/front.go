@@ -183,10 +183,7 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if inj := f.faults.takeSOAP(call.Method); inj != nil {
-		if inj.Fault == "" { // stall only
-			time.Sleep(time.Duration(inj.StallMS) * time.Millisecond)
-		} else {
-			f.inject(w, call, inj)
+		if w = f.serveInjectedSOAP(w, r, call, body, inj); w == nil { // hostile.go
 			return
 		}
 	}
@@ -526,19 +523,23 @@ func (f *front) serveFiles(w http.ResponseWriter, r *http.Request) {
 		http.Error(cw, "401 Unauthorized", http.StatusUnauthorized)
 		return
 	}
+	var out http.ResponseWriter = cw
 	if inj := f.faults.takeHTTP(key, r.URL.Path); inj != nil {
 		if inj.Status > 0 {
-			http.Error(cw, "injected "+strconv.Itoa(inj.Status), inj.Status)
+			writeInjectedStatus(cw, inj) // hostile.go
 			return
 		}
-		if r.Method == http.MethodPut && cr != nil {
+		out = httpWriter(cw, inj)
+		if inj.TrickleBPS > 0 {
+			// trickled by out
+		} else if r.Method == http.MethodPut && cr != nil {
 			// Uploads: cut (or stall) the request body after after_bytes.
 			cr.limit, cr.stall = inj.AfterBytes, time.Duration(inj.StallMS)*time.Millisecond
 		} else {
 			cw.limit = inj.AfterBytes
 		}
 	}
-	f.inner.ServeHTTP(cw, r)
+	f.inner.ServeHTTP(out, r)
 }
 
 func (f *front) authorized(r *http.Request) bool {
