@@ -374,7 +374,8 @@ class Fields {
       std::replace(s.begin(), s.end(), '_', '-');
       return s;
     }
-    return "field \"" + prefix_ + std::string(f) + "\"";
+    // A record's unknown field name is the record's text: keep it one line.
+    return "field \"" + printable(prefix_) + printable(f) + "\"";
   }
   [[noreturn]] void error(std::string_view f, const std::string& msg) const {
     bad_input(label(f) + ": " + msg);

@@ -434,7 +434,7 @@ class ConfigParser {
     try {
       root = YAML::Load(text);
     } catch (const YAML::Exception& e) {
-      throw error(e.mark, printable(e.msg));  // yaml-cpp quotes the offending byte raw
+      throw error(e.mark, e.msg);
     }
     if (root.IsNull()) return;
     if (!root.IsMap())
@@ -474,7 +474,9 @@ class ConfigParser {
   Error error(const YAML::Mark& mark, const std::string& what) const {
     std::string where = "config file " + quote(cfg_.path);
     if (!mark.is_null()) where += ", line " + std::to_string(mark.line + 1);
-    return Error(where + ": " + what, Exit::bad_input);
+    // `what` carries the file's own text (key names, yaml-cpp's reason, which
+    // quotes the offending byte raw): keep the message one line.
+    return Error(where + ": " + printable(what), Exit::bad_input);
   }
 
   // The key of a mapping entry as a string, refusing duplicates (yaml-cpp
@@ -848,7 +850,7 @@ Endpoint finish(const Choice& choice, const ConfigFile& cfg, const Environment& 
 std::string no_host_message(const ConfigFile& cfg) {
   std::string msg = "no host given: use --url, -H NAME";
   auto names = cfg.names();
-  if (!names.empty()) msg += " (" + join(names, ", ") + ")";
+  if (!names.empty()) msg += " (" + printable(join(names, ", ")) + ")";
   msg += ", CESO_URL, or a default in " + cfg.path;
   return msg;
 }
@@ -888,7 +890,8 @@ std::optional<Endpoint> resolve(const Args& args, const Environment& env, bool r
         msg += cfg.path + " (no such file)";
       } else {
         auto names = cfg.names();
-        msg += cfg.path + " (known: " + (names.empty() ? "none" : join(names, ", ")) + ")";
+        msg +=
+            cfg.path + " (known: " + (names.empty() ? "none" : printable(join(names, ", "))) + ")";
       }
       usage_error(msg + "; use --url for a host that is not in the config file");
     }
