@@ -21,12 +21,15 @@ $(BUILD)/build.ninja:
 build: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
-# All tests: GoogleTest for libcore, a smoke run of each fuzz target, bats for
-# the tools against the simulator.
+# All tests: GoogleTest for libcore, a smoke run of each fuzz target, the
+# simulator's own checks (its strict request schema), bats for the tools
+# against the simulator.
 check: deps
 	$(MAKE) build fuzz-build
 	meson test -C $(BUILD) --print-errorlogs
 	tests/fuzz/run smoke $(FUZZ_BUILD)
+	CESO_SIM_BUILD=$(abspath $(BUILD))/sim tests/sim/simctl test
+	CESO_SIM_BUILD=$(abspath $(BUILD))/sim tests/sim/smoke.sh
 	CESO_BUILD=$(abspath $(BUILD)) bats $(BATS_FILES)
 
 unit: build
