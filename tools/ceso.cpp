@@ -4,17 +4,24 @@
 // A tool is looked up first beside this executable (so a build tree or a
 // relocated install works without PATH changes), then on PATH.
 #include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ceso/records.hpp"
@@ -40,6 +47,14 @@ std::string self_dir() {
   return p.substr(0, p.rfind('/'));
 }
 
+// Tool names: ceso-[a-z0-9-]+. Nothing else on PATH is run, so neither a
+// backup file (ceso-ls~, ceso-ls.orig) nor a name with shell characters.
+bool valid_command(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
 bool executable(const std::string& path) {
   struct stat st {};
   return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(path.c_str(), X_OK) == 0;
@@ -62,6 +77,7 @@ std::vector<std::string> search_dirs() {
 }
 
 std::string find_tool(const std::string& command) {
+  if (!valid_command(command)) return {};
   for (const auto& d : search_dirs()) {
     std::string candidate = d + "/ceso-" + command;
     if (executable(candidate)) return candidate;
@@ -77,8 +93,7 @@ std::map<std::string, std::string> installed_tools() {
     if (!dir) continue;
     while (dirent* e = readdir(dir)) {
       std::string name = e->d_name;
-      if (name.rfind("ceso-", 0) != 0 || name.size() <= 5) continue;
-      if (name.find('.') != std::string::npos) continue;  // ceso-x.p build dirs, backups
+      if (name.rfind("ceso-", 0) != 0 || !valid_command(name.substr(5))) continue;
       std::string path = d + "/" + name;
       if (executable(path) && !tools.count(name.substr(5))) tools[name.substr(5)] = path;
     }
@@ -87,18 +102,74 @@ std::map<std::string, std::string> installed_tools() {
   return tools;
 }
 
-// The summary line a tool reports in its option table.
+// The summary line a tool reports in its option table, from
+// `TOOL --dump-options`, run without a shell (argv only: no file or directory
+// name is ever parsed as a command), in its own process group, with stdin and
+// stderr on /dev/null, at most kSummaryTimeout and 1 MiB of output; anything
+// else found on PATH under a tool's name gets an empty summary.
+constexpr int kSummaryTimeoutMs = 3000;
+constexpr size_t kMaxDumpBytes = 1 << 20;
+
 std::string summary_of(const std::string& path) {
-  std::string cmd = "'" + path + "' --dump-options 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return {};
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return {};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setpgroup(&attr, 0);  // a new group: a timeout kills its children too
+  short flags = POSIX_SPAWN_SETPGROUP;
+  posix_spawnattr_setflags(&attr, flags);
+  std::string argv0 = path.substr(path.rfind('/') + 1);
+  std::string option = "--dump-options";
+  char* argv[] = {argv0.data(), option.data(), nullptr};
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, path.c_str(), &actions, &attr, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  close(fds[1]);
+  if (rc != 0) {
+    close(fds[0]);
+    return {};
+  }
   std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
-  pclose(p);
+  bool complete = false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kSummaryTimeoutMs);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+    if (left <= 0) break;
+    pollfd p{fds[0], POLLIN, 0};
+    int n = poll(&p, 1, static_cast<int>(left));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    char buf[4096];
+    ssize_t r = read(fds[0], buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      complete = r == 0;
+      break;
+    }
+    text.append(buf, static_cast<size_t>(r));
+    if (text.size() > kMaxDumpBytes) break;
+  }
+  close(fds[0]);
+  kill(-pid, SIGKILL);  // whatever is left of its group (nothing, for a ceso tool)
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!complete || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return {};
   try {
-    return ceso::ordered_json::parse(text).value("summary", "");
+    std::string summary = ceso::ordered_json::parse(text).value("summary", "");
+    // Printed to a terminal: no control characters (escape sequences).
+    std::string clean;
+    for (unsigned char c : summary)
+      if (c >= 0x20 && c != 0x7f) clean += static_cast<char>(c);
+    return clean.substr(0, 200);
   } catch (const std::exception&) {
     return {};
   }
@@ -119,7 +190,8 @@ ceso::Exit run(const ceso::Args& args) {
   if (args.verb == "help" || args.operands.empty()) {
     if (args.verb == "help" && !args.operands.empty()) {
       std::string path = find_tool(args.operands.front());
-      if (path.empty()) ceso::usage_error("no tool " + ceso::quote("ceso-" + args.operands.front()));
+      if (path.empty())
+        ceso::usage_error("no tool " + ceso::quote("ceso-" + args.operands.front()));
       exec_tool(path, args.operands.front(), {"--help"});
     }
     if (args.operands.empty() && args.verb.empty()) {
@@ -131,7 +203,8 @@ ceso::Exit run(const ceso::Args& args) {
       std::string s = summary_of(path);
       std::printf("  %-12s %s\n", name.c_str(), s.c_str());
     }
-    std::printf("\n'ceso help TOOL' shows a tool's options; man ceso-TOOL and man 7 ceso say more.\n");
+    std::printf(
+        "\n'ceso help TOOL' shows a tool's options; man ceso-TOOL and man 7 ceso say more.\n");
     return ceso::Exit::ok;
   }
   const std::string& command = args.operands.front();

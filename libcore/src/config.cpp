@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -217,23 +219,6 @@ bool is_loopback(const std::string& host) {
   return ::inet_pton(AF_INET, host.c_str(), v4) == 1 && v4[0] == 127;
 }
 
-// The URL with any password replaced, for messages.
-std::string redact_url(std::string_view text) {
-  size_t start = text.find("://");
-  start = start == std::string_view::npos ? 0 : start + 3;
-  size_t end = text.find_first_of("/?#", start);
-  std::string_view authority =
-      text.substr(start, end == std::string_view::npos ? end : end - start);
-  size_t at = authority.rfind('@');
-  if (at == std::string_view::npos) return std::string(text);
-  size_t colon = authority.substr(0, at).find(':');
-  if (colon == std::string_view::npos) return std::string(text);
-  std::string out(text.substr(0, start + colon + 1));
-  out += "***";
-  out += text.substr(start + at);
-  return out;
-}
-
 // Parsed URL plus whether a password was embedded (even an empty one).
 struct ParsedUrl {
   Endpoint ep;
@@ -257,7 +242,7 @@ ParsedUrl parse_url(std::string_view text) {
   if (size_t sep = text.find("://"); sep != std::string_view::npos) {
     ep.scheme = lower(text.substr(0, sep));
     if (ep.scheme != "https" && ep.scheme != "http")
-      throw bad("unsupported scheme " + quote(ep.scheme) + " (use https:// or http://)");
+      throw bad("unsupported scheme (use https:// or http://)");
     rest = text.substr(sep + 3);
   }
   size_t authority_end = rest.find_first_of("/?#");
@@ -314,7 +299,7 @@ ParsedUrl parse_url(std::string_view text) {
       if (port_text.empty()) throw bad("empty port");
     }
     if (!ep.host.empty() && !valid_hostname(ep.host))
-      throw bad("host " + quote(ep.host) + " has characters other than letters, digits, '.', '-'");
+      throw bad("the host has characters other than letters, digits, '.', '-'");
   }
   if (ep.host.empty()) throw bad("no host");
 
@@ -325,8 +310,7 @@ ParsedUrl parse_url(std::string_view text) {
         port_text.size() <= 5 && std::all_of(port_text.begin(), port_text.end(),
                                              [](unsigned char c) { return std::isdigit(c) != 0; });
     int port = digits ? std::atoi(port_text.c_str()) : 0;
-    if (port < 1 || port > 65535)
-      throw bad("port " + quote(port_text) + " is not a number from 1 to 65535");
+    if (port < 1 || port > 65535) throw bad("the port is not a number from 1 to 65535");
     ep.port = port;
   }
 
@@ -719,6 +703,8 @@ struct Choice {
 
 Endpoint finish(const Choice& choice, const ConfigFile& cfg, const Environment& env,
                 const EnvFamily& ceso, const EnvFamily& govc) {
+  // The password is about to be in this process's memory.
+  forbid_core_dumps();
   Endpoint ep = choice.url.ep;
   ep.user.clear();
   ep.password.clear();
@@ -927,7 +913,48 @@ Environment process_environment() {
   };
 }
 
+void forbid_core_dumps() {
+  // Not dumpable: no core file, not even through a core_pattern pipe
+  // (systemd-coredump), which ignores RLIMIT_CORE; and no ptrace attach or
+  // /proc/PID/mem by other processes of the same user.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  struct rlimit none {
+    0, 0
+  };
+  ::setrlimit(RLIMIT_CORE, &none);
+}
+
 Endpoint parse_endpoint_url(std::string_view text) { return parse_url(text).ep; }
+
+std::string redact_url(std::string_view text) {
+  size_t start = 0;
+  if (size_t sep = text.find("://"); sep != std::string_view::npos && sep > 0) {
+    std::string_view scheme = text.substr(0, sep);
+    bool valid = std::all_of(scheme.begin(), scheme.end(), [](unsigned char c) {
+      return std::isalnum(c) || c == '+' || c == '-' || c == '.';
+    });
+    if (valid) start = sep + 3;
+  }
+  std::string_view rest = text.substr(start);
+  // user[:password]@host: the last '@' anywhere ends the user information,
+  // since an unescaped '/', '?' or '#' in a password would otherwise end
+  // the authority early and leave the password in what is printed.
+  if (size_t at = rest.rfind('@'); at != std::string_view::npos)
+    return std::string(text.substr(0, start)) + "***" + std::string(rest.substr(at));
+  // No '@': "user:password" with the host forgotten looks like host:port.
+  // A port is digits; anything else after the one colon may be a password.
+  std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  size_t colon = authority.find(':');
+  if (colon == std::string_view::npos || authority.front() == '[' ||
+      authority.find(':', colon + 1) != std::string_view::npos)
+    return std::string(text);
+  std::string_view port = authority.substr(colon + 1);
+  std::string_view after = rest.substr(authority.size());  // "", "/sdk", "?…", "#…"
+  bool digits =
+      std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c); });
+  if (digits && (after.empty() || after.front() == '/')) return std::string(text);
+  return std::string(text.substr(0, start + colon + 1)) + "***";
+}
 
 void make_private_dirs(const std::string& dir) {
   for (size_t pos = 1; pos <= dir.size(); ++pos) {

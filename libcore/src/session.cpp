@@ -38,6 +38,7 @@ SessionCache::SessionCache(std::string dir, const std::string& endpoint_id, cons
 }
 
 std::optional<SessionCache::Entry> SessionCache::load() const {
+  forbid_core_dumps();  // the cookie is a credential, like the password
   std::ifstream in(path_);
   if (!in) return std::nullopt;
   struct stat st {};

@@ -29,7 +29,7 @@ SftpUrl parse_sftp_url(const std::string& url) {
   std::string rest = url.substr(kScheme.size());
   size_t slash = rest.find('/');
   if (slash == std::string::npos || slash + 1 >= rest.size())
-    usage_error("backup target " + quote(url) + ": use sftp://user@host[:port]/path");
+    usage_error("backup target " + quote(redact_url(url)) + ": use sftp://user@host[:port]/path");
   SftpUrl u;
   u.path = rest.substr(slash);
   std::string authority = rest.substr(0, slash);
@@ -52,7 +52,7 @@ SftpUrl parse_sftp_url(const std::string& url) {
     u.user = user && *user ? user : "root";
   }
   if (u.host.empty() || u.port <= 0 || u.port > 65535)
-    usage_error("backup target " + quote(url) + ": use sftp://user@host[:port]/path");
+    usage_error("backup target " + quote(redact_url(url)) + ": use sftp://user@host[:port]/path");
   return u;
 }
 

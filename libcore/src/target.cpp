@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "ceso/config.hpp"
 #include "ceso/error.hpp"
 
 namespace ceso {
@@ -227,7 +228,7 @@ void BackupTarget::write_file(const std::string& path, const std::string& data) 
 std::unique_ptr<BackupTarget> open_file_target(const std::string& root, std::string url) {
   struct stat st {};
   if (::stat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    fail("backup target " + quote(url) + ": " + quote(root) + " is not a directory");
+    fail("backup target " + quote(redact_url(url)) + ": " + quote(root) + " is not a directory");
   return std::make_unique<FileTarget>(root, std::move(url));
 }
 
@@ -238,12 +239,12 @@ std::unique_ptr<BackupTarget> open_backup_target(const std::string& url,
   if (url.rfind(kFile, 0) == 0) {
     std::string path = percent_decode(std::string_view(url).substr(kFile.size()));
     if (path.empty() || path[0] != '/')
-      usage_error("backup target " + quote(url) + ": use file:///absolute/path");
+      usage_error("backup target " + quote(redact_url(url)) + ": use file:///absolute/path");
     while (path.size() > 1 && path.back() == '/') path.pop_back();
     return open_file_target(path, url);
   }
   if (!url.empty() && url[0] == '/') return open_file_target(url, "file://" + url);
-  usage_error("backup target " + quote(url) +
+  usage_error("backup target " + quote(redact_url(url)) +
               ": unsupported URL (use file:///path or sftp://user@host/path)");
 }
 

@@ -316,3 +316,31 @@ VM0=ha-host_VM0
   assert_contains "$output" "$(printf 'A%.0s' {1..300})…"
   [ "${#output}" -lt 1000 ]
 }
+
+@test "no error echoes a password given in a URL, however malformed" {
+  local pw=Pw9sEcReTz u
+  for u in "root:$pw" "root:$pw@" "https://root:$pw@" "https://root:$pw@/sdk" \
+    "https://root:pa#$pw@127.0.0.1/sdk" "root:pa/$pw" "ftp://root:$pw@h"; do
+    run env CESO_URL="$u" ceso-ls
+    assert_status 2
+    [[ "$output" != *"$pw"* ]] || { echo "CESO_URL=$u: $output" >&2; return 1; }
+    run env -u CESO_URL GOVC_URL="$u" ceso-ls
+    [[ "$output" != *"$pw"* ]] || { echo "GOVC_URL=$u: $output" >&2; return 1; }
+    run ceso-ls --url "$u"
+    assert_status 2
+    [[ "$output" != *"$pw"* ]] || { echo "--url $u: $output" >&2; return 1; }
+  done
+  mkdir -p "$XDG_CONFIG_HOME/ceso"
+  printf 'hosts:\n  lab:\n    url: "root:%s"\n' "$pw" >"$XDG_CONFIG_HOME/ceso/config"
+  chmod 600 "$XDG_CONFIG_HOME/ceso/config"
+  run env -u CESO_URL ceso-ls -H lab
+  assert_status 3
+  [[ "$output" != *"$pw"* ]]
+  rm -f "$XDG_CONFIG_HOME/ceso/config"
+  # Backup targets: a password is refused without being shown.
+  for u in "sftp://backup:$pw@" "sftp://backup:$pw@nas" "file://backup:$pw@/srv" "nas:$pw@x"; do
+    run ceso-backup reindex --target "$u"
+    assert_status 2
+    [[ "$output" != *"$pw"* ]] || { echo "--target $u: $output" >&2; return 1; }
+  done
+}

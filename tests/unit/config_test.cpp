@@ -2,7 +2,10 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -253,7 +256,61 @@ TEST_F(ConfigUrl, MalformedUrlsAreUsageErrors) {
 TEST_F(ConfigUrl, ErrorsNeverShowThePassword) {
   auto e = url_error("https://root:s3cret@esxi1:99999/sdk");
   EXPECT_FALSE(contains(e.what(), "s3cret")) << e.what();
-  EXPECT_TRUE(contains(e.what(), "root:***@esxi1")) << e.what();
+  EXPECT_TRUE(contains(e.what(), "https://***@esxi1:99999/sdk")) << e.what();
+}
+
+// Malformed URLs that carry user information, the host forgotten
+// (CESO_URL=user:pass), or a password with characters that end the
+// authority early: no error shows the password, nor the user information.
+TEST_F(ConfigUrl, NoErrorEchoesUserInformation) {
+  const std::string pw = "Pw9sEcReT";
+  for (const std::string& bad :
+       {"root:" + pw, "root:" + pw + "@", "https://root:" + pw + "@",
+        "https://root:" + pw + "@/sdk", "root:" + pw + "@esxi1:99999",
+        "https://root:" + pw + "@bad!host/sdk", "https://root:" + pw + "@esxi1/sdk?x=1",
+        "https://root:pa#" + pw + "@esxi1/sdk", "https://root:pa?" + pw + "@esxi1",
+        "https://root:pa/" + pw + "@esxi1", "root:pa/" + pw, "root:12#" + pw,
+        "ftp://root:" + pw + "@esxi1", "root:" + pw + "@esxi1://x",
+        "https://root:" + pw + "%zz@esxi1", "https://" + pw + "@",
+        "https://root:" + pw + " x@esxi1"}) {
+    auto e = url_error(bad);
+    EXPECT_EQ(e.code(), ceso::Exit::usage) << bad;
+    EXPECT_FALSE(contains(e.what(), pw)) << bad << " -> " << e.what();
+    // With an '@' the user is known to be one; without, "root" may be the host.
+    if (contains(bad, "@")) EXPECT_FALSE(contains(e.what(), "root")) << bad << " -> " << e.what();
+  }
+}
+
+TEST_F(ConfigUrl, RedactUrlKeepsWhatIsNotUserInformation) {
+  EXPECT_EQ(ceso::redact_url("https://esxi1.lab:8443/sdk"), "https://esxi1.lab:8443/sdk");
+  EXPECT_EQ(ceso::redact_url("esxi1:443"), "esxi1:443");
+  EXPECT_EQ(ceso::redact_url("esxi1:"), "esxi1:");
+  EXPECT_EQ(ceso::redact_url("[fe80::1]:443"), "[fe80::1]:443");
+  EXPECT_EQ(ceso::redact_url("fe80::1"), "fe80::1");
+  EXPECT_EQ(ceso::redact_url("file:///srv/backups"), "file:///srv/backups");
+  EXPECT_EQ(ceso::redact_url("sftp://backup@nas:2222/srv"), "sftp://***@nas:2222/srv");
+  EXPECT_EQ(ceso::redact_url("sftp://u:pw@nas/srv"), "sftp://***@nas/srv");
+  EXPECT_EQ(ceso::redact_url("user:pw"), "user:***");
+  EXPECT_EQ(ceso::redact_url("esxi1:https"), "esxi1:***");  // cannot tell: hidden
+}
+
+TEST_F(ConfigPrecedence, ConfigFileUrlErrorsDoNotShowThePassword) {
+  write_config("hosts:\n  lab:\n    url: root:Pw9sEcReT\n");
+  auto e = resolve_error(args({{"host", "lab"}}));
+  EXPECT_EQ(e.code(), ceso::Exit::bad_input);
+  EXPECT_TRUE(contains(e.what(), "line 3")) << e.what();
+  EXPECT_FALSE(contains(e.what(), "Pw9sEcReT")) << e.what();
+}
+
+TEST_F(ConfigPrecedence, EnvironmentUrlErrorsDoNotShowThePassword) {
+  for (const char* var : {"CESO_URL", "GOVC_URL"}) {
+    vars_[var] = "root:Pw9sEcReT";
+    auto e = resolve_error(args());
+    EXPECT_EQ(e.code(), ceso::Exit::usage) << var;
+    EXPECT_TRUE(contains(e.what(), var)) << e.what();
+    EXPECT_FALSE(contains(e.what(), "Pw9sEcReT")) << e.what();
+    vars_.erase(var);
+  }
 }
 
 // ------------------------------------------------------------ thumbprints
@@ -1203,4 +1260,34 @@ TEST_F(ConfigPrivateFiles, BackupCatalogAndItsSqliteFilesArePrivate) {
     EXPECT_EQ(mode_of(home_ + "/m" + std::to_string(mask) + "/.local/state/ceso"), 0700u);
     EXPECT_EQ(mode_of(home_ + "/m" + std::to_string(mask) + "/.local"), 0700u);
   }
+}
+
+// A process that has read a password leaves no core dump: it is not
+// dumpable, and its core size limit is 0. Checked in a child, because both
+// last for the rest of the process.
+TEST_F(ConfigPasswordFile, LoadingAPasswordForbidsCoreDumps) {
+  write(".pw", "secret\n");
+  vars_["CESO_URL"] = "esxi1.lab";
+  vars_["CESO_PASSWORD_FILE"] = home_ + "/.pw";
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);  // this test binary may have resolved before
+    int status = 0;
+    if (::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1) status |= 1;
+    try {
+      if (resolve().password != "secret") status |= 2;
+    } catch (...) {
+      status |= 4;
+    }
+    if (::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0) status |= 8;
+    struct rlimit rl {};
+    if (::getrlimit(RLIMIT_CORE, &rl) != 0 || rl.rlim_cur != 0 || rl.rlim_max != 0) status |= 16;
+    ::_exit(status);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "bits: 1 dumpable before, 2 password, 4 threw, "
+                                       "8 still dumpable, 16 core limit";
 }

@@ -117,6 +117,17 @@ std::string config_path(const Environment& env = process_environment());
 std::string cache_dir(const Environment& env = process_environment());
 std::string state_dir(const Environment& env = process_environment());
 
+// Once a password or session cookie is in memory: no core dumps (prctl
+// PR_SET_DUMPABLE 0, RLIMIT_CORE 0). Called by endpoint resolution and when
+// a cached session is loaded; lasts until the process execs.
+void forbid_core_dumps();
+
+// `url` for a message: any user information (user:password@, user@) becomes
+// "***", and so does what follows the colon of "user:password" (a URL whose
+// host was forgotten) unless it is a port number. Every message that shows a
+// URL given by the user goes through here.
+std::string redact_url(std::string_view url);
+
 // ceso's private files: every directory and file ceso keeps for itself (the
 // state, cache and config directories; the audit log and its checkpoint, the
 // session cache and its lock, the backup catalog and its SQLite companions,
