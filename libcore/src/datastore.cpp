@@ -315,6 +315,8 @@ void DatastoreFiles::upload(const std::string& url, uint64_t size,
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT,
+                   kMinTransferRate);  // not a download's --limit-rate floor
   curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(size));
   curl_easy_setopt(c, CURLOPT_READFUNCTION, upload_read);
   curl_easy_setopt(c, CURLOPT_READDATA, &st);
