@@ -57,7 +57,7 @@ inline bool checked(std::string_view name) {
   return true;
 }
 
-// DESIGN.md: an error is one line. A message carrying a control character
+// docs/design.md: an error is one line. A message carrying a control character
 // (a newline, an escape sequence from a hostile host or file) breaks that and
 // reaches the user's terminal raw. Check name: "messages".
 inline void check_message(const ceso::Error& e) {
