@@ -67,7 +67,7 @@ Manifest manifest_from_json(const std::string& text) {
   try {
     j = ordered_json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    bad_input(std::string("manifest: not JSON: ") + e.what());
+    bad_input(std::string("manifest: not JSON: ") + printable(e.what()));
   }
   if (!j.is_object()) bad_input("manifest: not a JSON object");
   Manifest m;

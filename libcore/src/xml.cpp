@@ -256,9 +256,13 @@ std::string escape(std::string_view text) {
       case '\'':
         out += "&apos;";
         break;
+      // As character references, so they survive in attribute values too
+      // (a parser normalises a raw tab or newline there to a space).
       case '\t':
+        out += "&#9;";
+        break;
       case '\n':
-        out += static_cast<char>(c);
+        out += "&#10;";
         break;
       case '\r':
         out += "&#13;";

@@ -51,6 +51,7 @@ TEST(Xml, EscapesEverythingSpecial) {
   EXPECT_EQ(ceso::xml::escape("a&b<c>d\"e'f"), "a&amp;b&lt;c&gt;d&quot;e&apos;f");
   EXPECT_EQ(ceso::xml::escape("web 01 é"), "web 01 é");
   EXPECT_EQ(ceso::xml::escape("a\rb"), "a&#13;b");
+  EXPECT_EQ(ceso::xml::escape("a\tb\nc"), "a&#9;b&#10;c");
 }
 
 TEST(Xml, RejectsControlCharacters) {
