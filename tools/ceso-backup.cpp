@@ -132,7 +132,7 @@ std::string backup_line(const ceso::ordered_json& r) {
 ceso::Exit create(const ceso::Args& args) {
   ceso::BackupOptions options = backup_options(args);
   auto target = require_target(args);
-  ceso::defer_interrupts();
+  ceso::DeferredInterrupts deferred;  // a signal stops the copy; the cleanup still runs
   ceso::Catalog catalog(ceso::Catalog::default_path());
   ceso::Output out(args, {}, backup_line);
   ceso::Gate gate(
@@ -458,7 +458,7 @@ ceso::Exit restore(const ceso::Args& args) {
   req.keep_on_failure = args.has("keep-on-failure");
   req.retries = static_cast<int>(args.get_int("retries", 3, 0, 100));
   req.timeout = std::chrono::seconds(args.get_int("timeout", 600, 1, 86400));
-  ceso::defer_interrupts();  // SIGINT/SIGTERM stop the upload; the rollback still runs
+  ceso::DeferredInterrupts deferred;  // SIGINT/SIGTERM stop the upload; the rollback still runs
   ceso::Catalog catalog(ceso::Catalog::default_path());
   ceso::vim::Client client(ceso::resolve_endpoint(args));
   Resolved b = resolve_restore(args, catalog, client, req);

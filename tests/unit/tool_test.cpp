@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -230,6 +232,99 @@ TEST(Interrupts, AReadOnlyPhaseIsPerThread) {
   EXPECT_FALSE(other);  // a -j worker that is making changes is not affected
   ceso::CleanupScope cleanup;
   EXPECT_FALSE(ceso::calls_abort_on_interrupt());
+}
+
+// The deferred mode of run_tool's one handler. Each case runs in a child
+// (a death test): the interrupt flag is process-wide and stays set.
+
+// Runs `body` as a tool under run_tool (which installs the one handler) and
+// exits with run_tool's status.
+[[noreturn]] void run_as_tool(const std::function<Exit()>& body) {
+  static const ceso::ToolSpec spec{"ceso-test", "", "", {}, 0, {}};
+  char name[] = "ceso-test";
+  char* argv[] = {name, nullptr};
+  std::exit(ceso::run_tool(spec, 1, argv, [&](const ceso::Args&) { return body(); }));
+}
+
+TEST(InterruptsDeathTest, ASecondSignalExitsAtOnceWhenNotDeferred) {
+  EXPECT_EXIT(run_as_tool([] {
+                ::raise(SIGINT);
+                EXPECT_TRUE(ceso::interrupted());
+                ::raise(SIGTERM);  // exits 130 here, without cleanup
+                return Exit::ok;
+              }),
+              ::testing::ExitedWithCode(130), "interrupted again");
+}
+
+TEST(InterruptsDeathTest, ASecondSignalInDeferredModeDoesNotExit) {
+  EXPECT_EXIT(run_as_tool([] {
+                ceso::DeferredInterrupts deferred;
+                ::raise(SIGINT);
+                ::raise(SIGINT);
+                ::raise(SIGTERM);
+                // Still running: calls and task waits are not cut, the
+                // tool's own checkpoints see the request.
+                if (ceso::interrupted()) return Exit::failure;
+                if (!ceso::interrupt_requested()) return Exit::failure;
+                try {
+                  ceso::throw_if_interrupt_requested();
+                } catch (const ceso::Error& e) {
+                  return e.code() == Exit::interrupted ? Exit::partial : Exit::failure;
+                }
+                return Exit::failure;
+              }),
+              ::testing::ExitedWithCode(static_cast<int>(Exit::partial)), "");
+}
+
+TEST(InterruptsDeathTest, DeferredScopesNestPushAndPop) {
+  EXPECT_EXIT(run_as_tool([] {
+                {
+                  ceso::DeferredInterrupts outer;
+                  ::raise(SIGINT);
+                  {
+                    ceso::DeferredInterrupts inner;
+                    ::raise(SIGINT);
+                  }
+                  // Popping the inner scope leaves the outer one's mode.
+                  ::raise(SIGINT);
+                  if (ceso::interrupted()) return Exit::failure;
+                }
+                // Popped: the flag is still set and now acted on at once.
+                if (!ceso::interrupted()) return Exit::failure;
+                {
+                  ceso::CleanupScope cleanup;  // cleanup still sees no interruption
+                  if (ceso::interrupted() || !ceso::interrupt_requested()) return Exit::failure;
+                }
+                return Exit::partial;
+              }),
+              ::testing::ExitedWithCode(static_cast<int>(Exit::partial)), "");
+}
+
+TEST(InterruptsDeathTest, AfterTheLastPopASecondSignalExitsAgain) {
+  EXPECT_EXIT(run_as_tool([] {
+                {
+                  ceso::DeferredInterrupts deferred;
+                  ::raise(SIGINT);
+                }
+                ::raise(SIGINT);  // not deferred any more: exits 130
+                return Exit::ok;
+              }),
+              ::testing::ExitedWithCode(130), "interrupted again");
+}
+
+TEST(InterruptsDeathTest, DeferredModeIsProcessWide) {
+  EXPECT_EXIT(run_as_tool([] {
+                ceso::DeferredInterrupts deferred;
+                ::raise(SIGINT);
+                bool seen = true, requested = false;
+                std::thread([&] {
+                  seen = ceso::interrupted();
+                  requested = ceso::interrupt_requested();
+                  ::raise(SIGINT);  // from a -j worker: no exit either
+                }).join();
+                return !seen && requested ? Exit::partial : Exit::failure;
+              }),
+              ::testing::ExitedWithCode(static_cast<int>(Exit::partial)), "");
 }
 
 }  // namespace

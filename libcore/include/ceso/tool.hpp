@@ -57,9 +57,30 @@ std::string_view tool_name();
 // cut (a request the host received is carried out: its result must be known
 // to be undone) unless the tool is read-only (ReadOnlyRun); a task being
 // waited for is asked to cancel and waited for.
-// A second signal exits at once (130), without cleanup.
+// A second signal exits at once (130), without cleanup, unless interrupts
+// are deferred (DeferredInterrupts). There is one handler (run_tool's) and
+// one flag; modes are pushed and popped on it, never a second handler.
 bool interrupted();
 void throw_if_interrupted();
+
+// The deferred mode of the one SIGINT/SIGTERM handler, for as long as one is
+// alive (process-wide: -j workers too; scopes nest, push and pop). A signal
+// sets the same flag, but interrupted() stays false, so calls and task waits
+// run on unhindered, and a second signal does not exit: the tool stops at its
+// own checkpoints (interrupt_requested()) and always finishes its cleanup
+// (ceso-backup: removing its snapshot, powering the VM back on, the restore's
+// rollback), then exits 130.
+class DeferredInterrupts {
+ public:
+  DeferredInterrupts();
+  ~DeferredInterrupts();
+  DeferredInterrupts(const DeferredInterrupts&) = delete;
+  DeferredInterrupts& operator=(const DeferredInterrupts&) = delete;
+};
+// True once SIGINT or SIGTERM arrived, whatever the mode or scope: the
+// checkpoints of a deferred run (and its cancel callbacks) ask this.
+bool interrupt_requested();
+void throw_if_interrupt_requested();
 
 // While one is alive, interrupted() is false on this thread: the rollback
 // after an interruption runs its calls and waits for its tasks to the end.
