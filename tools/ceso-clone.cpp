@@ -102,9 +102,8 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::Output out(args, {"name", "changed", "power", "ip", "id"}, [](const ceso::ordered_json& r) {
     return r.value("name", "") + ": cloned from " + r.value("source", "");
   });
-  ceso::Gate gate(
-      std::string(kSpec.name), args.has("dry-run"), [](const std::string& m) { ceso::warn(m); },
-      [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::Gate gate =
+      ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
   // Finding the source changes nothing: Ctrl-C cuts these calls at once.
   std::optional<ceso::ReadOnlyPhase> reading(std::in_place);
   ceso::VmLocator locator(args);

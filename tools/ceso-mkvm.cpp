@@ -171,9 +171,8 @@ ceso::Exit run(const ceso::Args& args) {
     return r.value("name", "") + ": " + (r.value("changed", false) ? "created" : "exists") +
            (r.contains("ip") ? ", ip " + r.value("ip", "") : "");
   });
-  ceso::Gate gate(
-      std::string(kSpec.name), args.has("dry-run"), [](const std::string& m) { ceso::warn(m); },
-      [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::Gate gate =
+      ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
   bool progress = s.jobs == 1 && isatty(STDERR_FILENO) && !ceso::quiet();
   std::vector<Worker> workers(s.jobs);
   ceso::Outcome outcome;

@@ -385,6 +385,11 @@ Exit unaudited_epilogue(Exit code) {
   return code == Exit::ok || code == Exit::partial ? Exit::failure : code;
 }
 
+Gate tool_gate(bool dry_run, Gate::PlanSink plan) {
+  return Gate(
+      g_tool, dry_run, [](const std::string& m) { warn(m); }, std::move(plan));
+}
+
 int run_tool(const ToolSpec& spec, int argc, char** argv,
              const std::function<Exit(const Args&)>& run) {
   g_tool = std::string(spec.name);

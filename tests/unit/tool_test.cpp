@@ -207,6 +207,32 @@ TEST(RunTool, AFailedChangeUnauditedCountsARefusalDoesNot) {
   EXPECT_EQ(ceso::unaudited_changes(), before + 1);
 }
 
+// ---------------------------------------------------------------- the gate from the frame
+
+TEST(RunTool, TheGateIsMadeFromTheFrame) {
+  static const ceso::ToolSpec spec{"ceso-gatetest", "", "", {}, 0, {}};
+  char name[] = "ceso-gatetest";
+  char* argv[] = {name, nullptr};
+  std::vector<ceso::ordered_json> plans;
+  std::string tool;
+  bool dry_run = false;
+  int code = ceso::run_tool(spec, 1, argv, [&](const ceso::Args&) {
+    ceso::Gate gate =
+        ceso::tool_gate(true, [&](const ceso::ordered_json& p) { plans.push_back(p); });
+    tool = gate.settings().tool;
+    dry_run = gate.dry_run();
+    EXPECT_FALSE(gate.perform({"h:443", "vm1", "vm-1", "PowerOnVM_Task", {}},
+                              [] { FAIL() << "a dry run ran the action"; }));
+    return Exit::ok;
+  });
+  // Earlier tests of this process left unaudited changes: the epilogue counts them.
+  EXPECT_EQ(code, static_cast<int>(ceso::unaudited_epilogue(Exit::ok)));
+  EXPECT_EQ(tool, "ceso-gatetest");  // the frame's name, not one each tool spells out
+  EXPECT_TRUE(dry_run);
+  ASSERT_EQ(plans.size(), 1u);
+  EXPECT_EQ(plans[0].value("operation", ""), "PowerOnVM_Task");
+}
+
 // ---------------------------------------------------------------- interrupts
 
 TEST(Interrupts, OnlyAReadOnlyRunCutsCallsAndNeverDuringCleanup) {

@@ -15,6 +15,7 @@
 
 #include "ceso/cli.hpp"
 #include "ceso/error.hpp"
+#include "ceso/policy.hpp"
 #include "ceso/records.hpp"
 
 namespace ceso {
@@ -169,6 +170,13 @@ Exit for_each_target_parallel(const Args& args, Outcome& outcome, size_t jobs,
 // and 4 into 1 and says so on stderr; other codes stand. run_tool applies
 // it to every tool, so no tool checks its Gate's audit_failures() itself.
 Exit unaudited_epilogue(Exit code);
+
+// The Gate of this run, made in one place from the frame: the tool's name
+// (run_tool knows it), `dry_run` (the tool's --dry-run), audit-log failures
+// reported on stderr, plan records to `plan` (a tool passes its Output's
+// emit; empty: stdout). Whether every change was audited is judged once, by
+// run_tool (unaudited_epilogue), never by the tool.
+Gate tool_gate(bool dry_run, Gate::PlanSink plan = {});
 
 int run_tool(const ToolSpec& spec, int argc, char** argv,
              const std::function<Exit(const Args&)>& run);
