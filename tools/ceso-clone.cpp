@@ -13,6 +13,7 @@
 #include "ceso/names.hpp"
 #include "ceso/netcfg.hpp"
 #include "ceso/policy.hpp"
+#include "ceso/progress.hpp"
 #include "ceso/provision.hpp"
 #include "ceso/tool.hpp"
 #include "ceso/vim.hpp"
@@ -69,12 +70,6 @@ std::vector<std::pair<std::string, std::string>> clone_guestinfo(const ceso::Sou
       src.extra_config, fields, *ceso::parse_encoding(args.get("encoding", "gzip+base64")));
   *instance_id = gi.instance_id;
   return gi.values;
-}
-
-void show_progress(const std::string& label, int pct) {
-  std::fprintf(stderr, "\r\033[K%s %d%%", label.c_str(), pct);
-  if (pct >= 100) std::fputs("\r\033[K", stderr);
-  std::fflush(stderr);
 }
 
 ceso::Exit run(const ceso::Args& args) {
@@ -143,8 +138,8 @@ ceso::Exit run(const ceso::Args& args) {
   };
   ceso::Provisioned made;
   std::string ip;
-  ceso::ProgressFn prog;
-  if (isatty(STDERR_FILENO) && !ceso::quiet()) prog = show_progress;
+  ceso::Progress progress(ceso::Progress::wanted());
+  ceso::ProgressFn prog = [&](const std::string& label, int pct) { progress.percent(label, pct); };
   try {
     ceso::Provisioner p(c, gated(name, ""), prog);
     made = p.create(src, req, ceso::plan_identity(src, req));
