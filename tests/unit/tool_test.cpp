@@ -13,12 +13,14 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "ceso/error.hpp"
 #include "ceso/policy.hpp"
+#include "ceso/progress.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -231,6 +233,72 @@ TEST(RunTool, TheGateIsMadeFromTheFrame) {
   EXPECT_TRUE(dry_run);
   ASSERT_EQ(plans.size(), 1u);
   EXPECT_EQ(plans[0].value("operation", ""), "PowerOnVM_Task");
+}
+
+// ---------------------------------------------------------------- one progress sink
+
+// Standard error into a file while alive; text() reads what was written.
+class StderrTo {
+ public:
+  explicit StderrTo(std::string path) : path_(std::move(path)) {
+    std::fflush(stderr);
+    int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    saved_ = ::dup(STDERR_FILENO);
+    ::dup2(fd, STDERR_FILENO);
+    ::close(fd);
+  }
+  ~StderrTo() { restore(); }
+  std::string text() {
+    restore();
+    std::ifstream in(path_);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+ private:
+  void restore() {
+    if (saved_ < 0) return;
+    std::fflush(stderr);
+    ::dup2(saved_, STDERR_FILENO);
+    ::close(saved_);
+    saved_ = -1;
+  }
+  std::string path_;
+  int saved_ = -1;
+};
+
+TEST(Progress, PercentStepsAreLinesOfTheOneSink) {
+  ceso::test::TempDir dir;
+  StderrTo err(dir / "stderr");
+  {
+    ceso::Progress p(true);
+    p.percent("vm1: cloning", 10);
+    p.percent("vm1: cloning", 100);  // ends the step: its line is erased
+    p.percent("vm1: copying disk", 0);
+    int t = p.start("vm1 disk.vmdk", 100);
+    p.advance(t, 100);
+    p.finish(t);
+  }
+  std::string out = err.text();
+  EXPECT_NE(out.find("vm1: cloning 10%\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("vm1: copying disk 0%\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("vm1: cloning 100%"), std::string::npos) << out;
+  EXPECT_EQ(out.find('\r'), std::string::npos) << out;  // no ad-hoc carriage-return line
+  // Only byte counts make the total line: none while only percentages are drawn.
+  size_t bytes_from = out.find("vm1 disk.vmdk");
+  ASSERT_NE(bytes_from, std::string::npos) << out;
+  EXPECT_EQ(out.substr(0, bytes_from).find("total"), std::string::npos) << out;
+  EXPECT_NE(out.find("total  0 B / 100 B (0%)"), std::string::npos) << out;
+}
+
+TEST(Progress, DisabledPercentWritesNothing) {
+  ceso::test::TempDir dir;
+  StderrTo err(dir / "stderr");
+  {
+    ceso::Progress p(false);
+    p.percent("vm1: cloning", 50);
+    p.percent("vm1: cloning", 100);
+  }
+  EXPECT_EQ(err.text(), "");
 }
 
 // ---------------------------------------------------------------- interrupts
