@@ -256,6 +256,7 @@ vm_line() { printf '{"type":"vm","name":"%s"}' "$1"; }
   run --separate-stderr ceso-power off <"$BATS_TEST_TMPDIR"
   assert_status 1
   assert_eq "$(sim_count PowerOffVM_Task)" 0
+}
 
 # ---- identity, not names (ceso(7) RECORDS) ----
 
