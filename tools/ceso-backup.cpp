@@ -132,12 +132,10 @@ std::string backup_line(const ceso::ordered_json& r) {
 ceso::Exit create(const ceso::Args& args) {
   ceso::BackupOptions options = backup_options(args);
   auto target = require_target(args);
-  ceso::defer_interrupts();
+  ceso::DeferredInterrupts deferred;  // a signal stops the copy; the cleanup still runs
   ceso::Catalog catalog(ceso::Catalog::default_path());
   ceso::Output out(args, {}, backup_line);
-  ceso::Gate gate(
-      "ceso-backup", args.has("dry-run"), [](const std::string& m) { ceso::warn(m); },
-      [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::Gate gate = ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
   ceso::Progress progress(ceso::Progress::wanted());
   ceso::Outcome outcome;
   size_t jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
@@ -268,9 +266,7 @@ ceso::Exit remove(const ceso::Args& args) {
   if (args.operands.empty()) ceso::usage_error("rm needs the ids of the backups to remove");
   ceso::Catalog catalog(ceso::Catalog::default_path());
   ceso::Output out(args, {"id", "vm", "removed"});
-  ceso::Gate gate(
-      "ceso-backup", args.has("dry-run"), [](const std::string& m) { ceso::warn(m); },
-      [&out](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::Gate gate = ceso::tool_gate(args.has("dry-run"), [&out](const ceso::ordered_json& plan) { out.emit(plan); });
   ceso::Outcome outcome;
   for (const auto& id : args.operands) {
     try {
@@ -329,9 +325,7 @@ ceso::Exit prune(const ceso::Args& args) {
         std::find(args.operands.begin(), args.operands.end(), e.vm_name) != args.operands.end())
       entries.push_back(std::move(e));
   ceso::Output out(args, {"id", "vm", "created", "action", "reasons"});
-  ceso::Gate gate(
-      "ceso-backup", args.has("dry-run"), [](const std::string& m) { ceso::warn(m); },
-      [](const ceso::ordered_json&) {});  // prune prints its own keep/remove records
+  ceso::Gate gate = ceso::tool_gate(args.has("dry-run"), [](const ceso::ordered_json&) {});  // prune prints its own keep/remove records
   ceso::Outcome outcome;
   std::map<std::string, std::unique_ptr<ceso::BackupTarget>> targets;
   auto target = [&](const std::string& url) -> ceso::BackupTarget& {
@@ -458,7 +452,7 @@ ceso::Exit restore(const ceso::Args& args) {
   req.keep_on_failure = args.has("keep-on-failure");
   req.retries = static_cast<int>(args.get_int("retries", 3, 0, 100));
   req.timeout = std::chrono::seconds(args.get_int("timeout", 600, 1, 86400));
-  ceso::defer_interrupts();  // SIGINT/SIGTERM stop the upload; the rollback still runs
+  ceso::DeferredInterrupts deferred;  // SIGINT/SIGTERM stop the upload; the rollback still runs
   ceso::Catalog catalog(ceso::Catalog::default_path());
   ceso::vim::Client client(ceso::resolve_endpoint(args));
   Resolved b = resolve_restore(args, catalog, client, req);
@@ -467,9 +461,7 @@ ceso::Exit restore(const ceso::Args& args) {
                    [](const ceso::ordered_json& r) {
                      return r.value("name", "") + ": restored from " + r.value("restored_from", "");
                    });
-  ceso::Gate gate(
-      "ceso-backup", args.has("dry-run"), [](const std::string& m) { ceso::warn(m); },
-      [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::Gate gate = ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
   ceso::Progress progress(ceso::Progress::wanted());
   ceso::ordered_json rec = ceso::restore_backup(client, *target, req, gate, progress);
   if (!rec.is_null())
@@ -477,7 +469,7 @@ ceso::Exit restore(const ceso::Args& args) {
   if (!rec.is_null()) out.emit(rec);
   out.finish();
   if (ceso::interrupt_requested()) return ceso::Exit::interrupted;
-  return gate.audit_failures() > 0 ? ceso::Exit::failure : ceso::Exit::ok;
+  return ceso::Exit::ok;  // a change not audited: run_tool makes it exit 1
 }
 
 ceso::Exit run(const ceso::Args& args) {

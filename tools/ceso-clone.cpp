@@ -13,6 +13,7 @@
 #include "ceso/names.hpp"
 #include "ceso/netcfg.hpp"
 #include "ceso/policy.hpp"
+#include "ceso/progress.hpp"
 #include "ceso/provision.hpp"
 #include "ceso/tool.hpp"
 #include "ceso/vim.hpp"
@@ -71,12 +72,6 @@ std::vector<std::pair<std::string, std::string>> clone_guestinfo(const ceso::Sou
   return gi.values;
 }
 
-void show_progress(const std::string& label, int pct) {
-  std::fprintf(stderr, "\r\033[K%s %d%%", label.c_str(), pct);
-  if (pct >= 100) std::fputs("\r\033[K", stderr);
-  std::fflush(stderr);
-}
-
 ceso::Exit run(const ceso::Args& args) {
   if (args.operands.size() != 2) ceso::usage_error("give SOURCE and NEWNAME");
   const std::string& source = args.operands[0];
@@ -102,9 +97,8 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::Output out(args, {"name", "changed", "power", "ip", "id"}, [](const ceso::ordered_json& r) {
     return r.value("name", "") + ": cloned from " + r.value("source", "");
   });
-  ceso::Gate gate(
-      std::string(kSpec.name), args.has("dry-run"), [](const std::string& m) { ceso::warn(m); },
-      [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::Gate gate =
+      ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
   // Finding the source changes nothing: Ctrl-C cuts these calls at once.
   std::optional<ceso::ReadOnlyPhase> reading(std::in_place);
   ceso::VmLocator locator(args);
@@ -144,8 +138,8 @@ ceso::Exit run(const ceso::Args& args) {
   };
   ceso::Provisioned made;
   std::string ip;
-  ceso::ProgressFn prog;
-  if (isatty(STDERR_FILENO) && !ceso::quiet()) prog = show_progress;
+  ceso::Progress progress(ceso::Progress::wanted());
+  ceso::ProgressFn prog = [&](const std::string& label, int pct) { progress.percent(label, pct); };
   try {
     ceso::Provisioner p(c, gated(name, ""), prog);
     made = p.create(src, req, ceso::plan_identity(src, req));

@@ -13,6 +13,7 @@
 #include "ceso/names.hpp"
 #include "ceso/netcfg.hpp"
 #include "ceso/policy.hpp"
+#include "ceso/progress.hpp"
 #include "ceso/provision.hpp"
 #include "ceso/tool.hpp"
 #include "ceso/vim.hpp"
@@ -159,22 +160,15 @@ ceso::ordered_json record_of(ceso::vim::Client& c, const ceso::vim::MoRef& vm) {
   return ceso::vm_record(objs.front(), c.endpoint());
 }
 
-void show_progress(const std::string& name, const std::string& label, int pct) {
-  std::fprintf(stderr, "\r\033[K%s: %s %d%%", name.c_str(), label.c_str(), pct);
-  if (pct >= 100) std::fputs("\r\033[K", stderr);
-  std::fflush(stderr);
-}
-
 ceso::Exit run(const ceso::Args& args) {
   Settings s = parse_settings(args);
   ceso::Output out(args, {"name", "changed", "power", "ip", "id"}, [](const ceso::ordered_json& r) {
     return r.value("name", "") + ": " + (r.value("changed", false) ? "created" : "exists") +
            (r.contains("ip") ? ", ip " + r.value("ip", "") : "");
   });
-  ceso::Gate gate(
-      std::string(kSpec.name), args.has("dry-run"), [](const std::string& m) { ceso::warn(m); },
-      [&](const ceso::ordered_json& plan) { out.emit(plan); });
-  bool progress = s.jobs == 1 && isatty(STDERR_FILENO) && !ceso::quiet();
+  ceso::Gate gate =
+      ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::Progress progress(s.jobs == 1 && ceso::Progress::wanted());
   std::vector<Worker> workers(s.jobs);
   ceso::Outcome outcome;
   ceso::for_each_target_parallel(
@@ -212,9 +206,9 @@ ceso::Exit run(const ceso::Args& args) {
           ceso::Mutation m{c.endpoint().id, t.name, "", op, params};
           return gate.perform(m, action);
         };
-        ceso::ProgressFn prog;
-        if (progress)
-          prog = [&](const std::string& label, int pct) { show_progress(t.name, label, pct); };
+        ceso::ProgressFn prog = [&](const std::string& label, int pct) {
+          progress.percent(t.name + ": " + label, pct);
+        };
         ceso::Provisioner p(c, step, prog);
         ceso::Provisioned made = p.create(*wk.source, req, ids);
         std::string ip;

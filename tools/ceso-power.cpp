@@ -92,9 +92,8 @@ ceso::Exit run(const ceso::Args& args) {
              std::chrono::seconds(args.get_int("timeout", 120, 0, 86400))};
   size_t jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
   ceso::Output out(args, {}, result_line);
-  ceso::Gate gate(
-      std::string(kSpec.name), args.has("dry-run"), [](const std::string& m) { ceso::warn(m); },
-      [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::Gate gate =
+      ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
   std::vector<std::unique_ptr<ceso::VmLocator>> locators;
   for (size_t i = 0; i < jobs; ++i) locators.push_back(std::make_unique<ceso::VmLocator>(args));
   ceso::Outcome outcome;

@@ -83,9 +83,8 @@ ceso::Exit run(const ceso::Args& args) {
   Settings s{args.has("force"), args.has("yes"), args.has("dry-run")};
   size_t jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
   ceso::Output out(args, {}, result_line);
-  ceso::Gate gate(
-      std::string(kSpec.name), s.dry_run, [](const std::string& m) { ceso::warn(m); },
-      [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::Gate gate =
+      ceso::tool_gate(s.dry_run, [&](const ceso::ordered_json& plan) { out.emit(plan); });
   std::vector<std::unique_ptr<ceso::VmLocator>> locators;
   for (size_t i = 0; i < jobs; ++i) locators.push_back(std::make_unique<ceso::VmLocator>(args));
   ceso::Outcome outcome;

@@ -157,9 +157,8 @@ ceso::Exit run(const ceso::Args& args) {
       args, {"name", "changed", "cpus", "memory_mib", "tags"}, [](const ceso::ordered_json& r) {
         return r.value("name", "") + ": " + (r.value("changed", false) ? "changed" : "unchanged");
       });
-  ceso::Gate gate(
-      std::string(kSpec.name), args.has("dry-run"), [](const std::string& m) { ceso::warn(m); },
-      [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::Gate gate =
+      ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
   std::vector<std::unique_ptr<ceso::VmLocator>> locators(jobs);
   const std::vector<std::string> props = paths();
   ceso::Outcome outcome;

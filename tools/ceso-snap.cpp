@@ -226,9 +226,8 @@ ceso::Exit run(const ceso::Args& args) {
   std::vector<std::string> columns;
   if (args.verb == "ls") columns = {"vm", "path", "id", "created", "power", "quiesced", "current"};
   ceso::Output out(args, columns, args.verb == "ls" ? nullptr : result_line);
-  ceso::Gate gate(
-      std::string(kSpec.name), args.has("dry-run"), [](const std::string& m) { ceso::warn(m); },
-      [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::Gate gate =
+      ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
   Context x{args, gate, out};
   std::vector<std::unique_ptr<ceso::VmLocator>> locators;
   for (size_t i = 0; i < jobs; ++i) locators.push_back(std::make_unique<ceso::VmLocator>(args));

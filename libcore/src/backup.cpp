@@ -27,27 +27,6 @@
 
 namespace ceso {
 
-// ---- interruption ----
-
-namespace {
-volatile std::sig_atomic_t g_stop = 0;
-void on_stop_signal(int) { g_stop = 1; }
-}  // namespace
-
-void defer_interrupts() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
-
-bool interrupt_requested() { return g_stop != 0 || interrupted(); }
-
-void throw_if_interrupt_requested() {
-  if (interrupt_requested()) throw Error("interrupted", Exit::interrupted);
-}
-
 // ---- hashing and the stored stream ----
 
 namespace {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "ceso/tool.hpp"
@@ -92,6 +93,22 @@ void Progress::finish(int task) {
   draw(true);
 }
 
+void Progress::percent(const std::string& label, int pct) {
+  if (!enabled_) return;
+  std::lock_guard lock(mutex_);
+  auto it = std::find_if(tasks_.begin(), tasks_.end(), [&](const auto& t) {
+    return t.second.pct >= 0 && t.second.label == label;
+  });
+  if (pct >= 100) {
+    if (it != tasks_.end()) tasks_.erase(it);
+    draw(true);
+    return;
+  }
+  if (it == tasks_.end()) it = tasks_.emplace(next_++, Task{label, 0, 0, Clock::now()}).first;
+  it->second.pct = std::max(pct, 0);
+  draw(false);
+}
+
 void Progress::draw(bool force) {
   auto now = Clock::now();
   if (!force && now - last_draw_ < std::chrono::milliseconds(200)) return;
@@ -100,11 +117,17 @@ void Progress::draw(bool force) {
   for (int i = 0; i < drawn_lines_; ++i) out += "\033[1A\033[2K";
   drawn_lines_ = 0;
   auto secs = [&](Clock::time_point t) { return std::chrono::duration<double>(now - t).count(); };
+  bool bytes = false;
   for (const auto& [id, t] : tasks_) {
-    out += line(t.label, t.done, t.total, secs(t.started)) + "\n";
+    if (t.pct >= 0) {
+      out += t.label + " " + std::to_string(t.pct) + "%\n";
+    } else {
+      out += line(t.label, t.done, t.total, secs(t.started)) + "\n";
+      bytes = true;
+    }
     ++drawn_lines_;
   }
-  if (!tasks_.empty()) {
+  if (bytes) {
     out += line("total", all_done_, all_total_, secs(begun_)) + "\n";
     ++drawn_lines_;
   }

@@ -27,8 +27,12 @@ thread_local int t_cleanup_depth = 0;
 std::atomic<int> g_read_only_runs{0};
 thread_local int t_read_only_phase = 0;
 
+// Depth of DeferredInterrupts scopes. Read in the signal handler: lock-free.
+std::atomic<int> g_deferred{0};
+static_assert(std::atomic<int>::is_always_lock_free);
+
 void on_signal(int) {
-  if (g_interrupted) {
+  if (g_interrupted && g_deferred.load() == 0) {
     static const char msg[] = "\nceso: interrupted again: exiting without cleanup\n";
     ssize_t n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
     (void)n;
@@ -158,7 +162,16 @@ void note(std::string_view message) {
 bool quiet() { return g_quiet; }
 std::string_view tool_name() { return g_tool; }
 
-bool interrupted() { return g_interrupted != 0 && t_cleanup_depth == 0; }
+bool interrupted() { return g_interrupted != 0 && t_cleanup_depth == 0 && g_deferred.load() == 0; }
+
+bool interrupt_requested() { return g_interrupted != 0; }
+
+void throw_if_interrupt_requested() {
+  if (interrupt_requested()) throw Error("interrupted", Exit::interrupted);
+}
+
+DeferredInterrupts::DeferredInterrupts() { ++g_deferred; }
+DeferredInterrupts::~DeferredInterrupts() { --g_deferred; }
 
 ReadOnlyRun::ReadOnlyRun() { ++g_read_only_runs; }
 ReadOnlyRun::~ReadOnlyRun() { --g_read_only_runs; }
@@ -370,6 +383,11 @@ Exit unaudited_epilogue(Exit code) {
   // Success and partial success would hide it; other failures already say
   // something went wrong and keep their own code (130, 5, 6, …).
   return code == Exit::ok || code == Exit::partial ? Exit::failure : code;
+}
+
+Gate tool_gate(bool dry_run, Gate::PlanSink plan) {
+  return Gate(
+      g_tool, dry_run, [](const std::string& m) { warn(m); }, std::move(plan));
 }
 
 int run_tool(const ToolSpec& spec, int argc, char** argv,

@@ -69,6 +69,14 @@ power_of() { ceso-ls --name "$1" | jq -r .power; }
   assert_eq "$(ceso-backup ls -o vm | jq -r .vm)" bk1
 }
 
+@test "audit rule: ceso-backup restore exits 1 after unrecorded changes (the frame's rule)" {
+  CESO_AUDIT_LOG="$BATS_TEST_TMPDIR/ok.log" ceso-backup --hot bk1 >/dev/null
+  id=$(ceso-backup ls -o id,vm | jq -r 'select(.vm == "bk1") | .id' | tail -1)
+  run_unaudited ceso-backup restore "$id" --as bk1-restored
+  assert_unrecorded "changes were"
+  assert_eq "$(ceso-ls --name bk1-restored | jq -r .name)" bk1-restored
+}
+
 @test "audit rule: a partial run (exit 4) with an unrecorded change is exit 1 too" {
   run_unaudited ceso-power on a5 nosuchvm
   assert_unrecorded "1 change was"

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,12 +12,15 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "ceso/error.hpp"
 #include "ceso/policy.hpp"
+#include "ceso/progress.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -205,6 +209,98 @@ TEST(RunTool, AFailedChangeUnauditedCountsARefusalDoesNot) {
   EXPECT_EQ(ceso::unaudited_changes(), before + 1);
 }
 
+// ---------------------------------------------------------------- the gate from the frame
+
+TEST(RunTool, TheGateIsMadeFromTheFrame) {
+  static const ceso::ToolSpec spec{"ceso-gatetest", "", "", {}, 0, {}};
+  char name[] = "ceso-gatetest";
+  char* argv[] = {name, nullptr};
+  std::vector<ceso::ordered_json> plans;
+  std::string tool;
+  bool dry_run = false;
+  int code = ceso::run_tool(spec, 1, argv, [&](const ceso::Args&) {
+    ceso::Gate gate =
+        ceso::tool_gate(true, [&](const ceso::ordered_json& p) { plans.push_back(p); });
+    tool = gate.settings().tool;
+    dry_run = gate.dry_run();
+    EXPECT_FALSE(gate.perform({"h:443", "vm1", "vm-1", "PowerOnVM_Task", {}},
+                              [] { FAIL() << "a dry run ran the action"; }));
+    return Exit::ok;
+  });
+  // Earlier tests of this process left unaudited changes: the epilogue counts them.
+  EXPECT_EQ(code, static_cast<int>(ceso::unaudited_epilogue(Exit::ok)));
+  EXPECT_EQ(tool, "ceso-gatetest");  // the frame's name, not one each tool spells out
+  EXPECT_TRUE(dry_run);
+  ASSERT_EQ(plans.size(), 1u);
+  EXPECT_EQ(plans[0].value("operation", ""), "PowerOnVM_Task");
+}
+
+// ---------------------------------------------------------------- one progress sink
+
+// Standard error into a file while alive; text() reads what was written.
+class StderrTo {
+ public:
+  explicit StderrTo(std::string path) : path_(std::move(path)) {
+    std::fflush(stderr);
+    int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    saved_ = ::dup(STDERR_FILENO);
+    ::dup2(fd, STDERR_FILENO);
+    ::close(fd);
+  }
+  ~StderrTo() { restore(); }
+  std::string text() {
+    restore();
+    std::ifstream in(path_);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+ private:
+  void restore() {
+    if (saved_ < 0) return;
+    std::fflush(stderr);
+    ::dup2(saved_, STDERR_FILENO);
+    ::close(saved_);
+    saved_ = -1;
+  }
+  std::string path_;
+  int saved_ = -1;
+};
+
+TEST(Progress, PercentStepsAreLinesOfTheOneSink) {
+  ceso::test::TempDir dir;
+  StderrTo err(dir / "stderr");
+  {
+    ceso::Progress p(true);
+    p.percent("vm1: cloning", 10);
+    p.percent("vm1: cloning", 100);  // ends the step: its line is erased
+    p.percent("vm1: copying disk", 0);
+    int t = p.start("vm1 disk.vmdk", 100);
+    p.advance(t, 100);
+    p.finish(t);
+  }
+  std::string out = err.text();
+  EXPECT_NE(out.find("vm1: cloning 10%\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("vm1: copying disk 0%\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("vm1: cloning 100%"), std::string::npos) << out;
+  EXPECT_EQ(out.find('\r'), std::string::npos) << out;  // no ad-hoc carriage-return line
+  // Only byte counts make the total line: none while only percentages are drawn.
+  size_t bytes_from = out.find("vm1 disk.vmdk");
+  ASSERT_NE(bytes_from, std::string::npos) << out;
+  EXPECT_EQ(out.substr(0, bytes_from).find("total"), std::string::npos) << out;
+  EXPECT_NE(out.find("total  0 B / 100 B (0%)"), std::string::npos) << out;
+}
+
+TEST(Progress, DisabledPercentWritesNothing) {
+  ceso::test::TempDir dir;
+  StderrTo err(dir / "stderr");
+  {
+    ceso::Progress p(false);
+    p.percent("vm1: cloning", 50);
+    p.percent("vm1: cloning", 100);
+  }
+  EXPECT_EQ(err.text(), "");
+}
+
 // ---------------------------------------------------------------- interrupts
 
 TEST(Interrupts, OnlyAReadOnlyRunCutsCallsAndNeverDuringCleanup) {
@@ -230,6 +326,99 @@ TEST(Interrupts, AReadOnlyPhaseIsPerThread) {
   EXPECT_FALSE(other);  // a -j worker that is making changes is not affected
   ceso::CleanupScope cleanup;
   EXPECT_FALSE(ceso::calls_abort_on_interrupt());
+}
+
+// The deferred mode of run_tool's one handler. Each case runs in a child
+// (a death test): the interrupt flag is process-wide and stays set.
+
+// Runs `body` as a tool under run_tool (which installs the one handler) and
+// exits with run_tool's status.
+[[noreturn]] void run_as_tool(const std::function<Exit()>& body) {
+  static const ceso::ToolSpec spec{"ceso-test", "", "", {}, 0, {}};
+  char name[] = "ceso-test";
+  char* argv[] = {name, nullptr};
+  std::exit(ceso::run_tool(spec, 1, argv, [&](const ceso::Args&) { return body(); }));
+}
+
+TEST(InterruptsDeathTest, ASecondSignalExitsAtOnceWhenNotDeferred) {
+  EXPECT_EXIT(run_as_tool([] {
+                ::raise(SIGINT);
+                EXPECT_TRUE(ceso::interrupted());
+                ::raise(SIGTERM);  // exits 130 here, without cleanup
+                return Exit::ok;
+              }),
+              ::testing::ExitedWithCode(130), "interrupted again");
+}
+
+TEST(InterruptsDeathTest, ASecondSignalInDeferredModeDoesNotExit) {
+  EXPECT_EXIT(run_as_tool([] {
+                ceso::DeferredInterrupts deferred;
+                ::raise(SIGINT);
+                ::raise(SIGINT);
+                ::raise(SIGTERM);
+                // Still running: calls and task waits are not cut, the
+                // tool's own checkpoints see the request.
+                if (ceso::interrupted()) return Exit::failure;
+                if (!ceso::interrupt_requested()) return Exit::failure;
+                try {
+                  ceso::throw_if_interrupt_requested();
+                } catch (const ceso::Error& e) {
+                  return e.code() == Exit::interrupted ? Exit::partial : Exit::failure;
+                }
+                return Exit::failure;
+              }),
+              ::testing::ExitedWithCode(static_cast<int>(Exit::partial)), "");
+}
+
+TEST(InterruptsDeathTest, DeferredScopesNestPushAndPop) {
+  EXPECT_EXIT(run_as_tool([] {
+                {
+                  ceso::DeferredInterrupts outer;
+                  ::raise(SIGINT);
+                  {
+                    ceso::DeferredInterrupts inner;
+                    ::raise(SIGINT);
+                  }
+                  // Popping the inner scope leaves the outer one's mode.
+                  ::raise(SIGINT);
+                  if (ceso::interrupted()) return Exit::failure;
+                }
+                // Popped: the flag is still set and now acted on at once.
+                if (!ceso::interrupted()) return Exit::failure;
+                {
+                  ceso::CleanupScope cleanup;  // cleanup still sees no interruption
+                  if (ceso::interrupted() || !ceso::interrupt_requested()) return Exit::failure;
+                }
+                return Exit::partial;
+              }),
+              ::testing::ExitedWithCode(static_cast<int>(Exit::partial)), "");
+}
+
+TEST(InterruptsDeathTest, AfterTheLastPopASecondSignalExitsAgain) {
+  EXPECT_EXIT(run_as_tool([] {
+                {
+                  ceso::DeferredInterrupts deferred;
+                  ::raise(SIGINT);
+                }
+                ::raise(SIGINT);  // not deferred any more: exits 130
+                return Exit::ok;
+              }),
+              ::testing::ExitedWithCode(130), "interrupted again");
+}
+
+TEST(InterruptsDeathTest, DeferredModeIsProcessWide) {
+  EXPECT_EXIT(run_as_tool([] {
+                ceso::DeferredInterrupts deferred;
+                ::raise(SIGINT);
+                bool seen = true, requested = false;
+                std::thread([&] {
+                  seen = ceso::interrupted();
+                  requested = ceso::interrupt_requested();
+                  ::raise(SIGINT);  // from a -j worker: no exit either
+                }).join();
+                return !seen && requested ? Exit::partial : Exit::failure;
+              }),
+              ::testing::ExitedWithCode(static_cast<int>(Exit::partial)), "");
 }
 
 }  // namespace

@@ -31,14 +31,8 @@
 
 namespace ceso {
 
-// ---- interruption ----
-
-// SIGINT/SIGTERM for a backup run: replaces run_tool's handlers so that a
-// signal stops the copy but still lets the cleanup (removing the snapshot,
-// powering the VM back on) talk to the host. Call once from the tool.
-void defer_interrupts();
-bool interrupt_requested();
-void throw_if_interrupt_requested();
+// Interruption: a backup run defers SIGINT/SIGTERM (DeferredInterrupts,
+// tool.hpp) and stops at interrupt_requested() checkpoints.
 
 // ---- the stored stream ----
 

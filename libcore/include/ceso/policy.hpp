@@ -1,8 +1,7 @@
 // The gate every mutation goes through (docs/design.md "Safety"; docs/audit.md).
 //
-//   ceso::Gate gate(spec.name, args.has("dry-run"),
-//                   [](const std::string& m) { ceso::warn(m); },
-//                   [&](const ceso::ordered_json& plan) { out.emit(plan); });
+//   ceso::Gate gate = ceso::tool_gate(args.has("dry-run"),   // tool.hpp: from the frame
+//                                     [&](const ceso::ordered_json& plan) { out.emit(plan); });
 //   ceso::Mutation m{endpoint, vm.name, vm.id, "CreateSnapshot_Task", {{"name", name}}};
 //   if (gate.perform(m, [&] { snapshot = create_snapshot(…); })) record["changed"] = true;
 //
@@ -97,8 +96,8 @@ class Gate {
   Mode mode() const { return settings_.mode; }
   const GateSettings& settings() const { return settings_; }
   const AuditLog& audit_log() const { return log_; }
-  // Audit records that could not be written so far; a tool may turn a
-  // success into a failure exit status when this is not 0.
+  // Audit records that could not be written so far by this Gate. Tools do
+  // not judge it: run_tool's unaudited_epilogue applies the rule for all.
   size_t audit_failures() const { return audit_failures_.load(); }
 
  private:

@@ -1,7 +1,9 @@
 // Progress bars on stderr (docs/design.md "Output"): only when stderr is a
 // terminal and --quiet is not given. One line per task in flight (a file of
 // a VM being copied) plus an overall line: bytes, rate, ETA. Redrawn at most
-// a few times per second; thread-safe for -j N.
+// a few times per second; thread-safe for -j N. The one progress sink of
+// every tool: byte counts (copies) and percentages (vSphere tasks: a clone,
+// a disk copy) alike.
 #pragma once
 
 #include <chrono>
@@ -23,12 +25,16 @@ class Progress {
   int start(std::string label, uint64_t total);
   void advance(int task, uint64_t bytes);
   void finish(int task);
+  // A step known by its label that reports a percentage (a vSphere task's
+  // progress): started on its first call, ended at 100.
+  void percent(const std::string& label, int pct);
 
  private:
   struct Task {
     std::string label;
     uint64_t total = 0, done = 0;
     std::chrono::steady_clock::time_point started;
+    int pct = -1;  // a percentage step (percent()); -1: a byte count
   };
   bool enabled_;
   std::mutex mutex_;

@@ -15,6 +15,7 @@
 
 #include "ceso/cli.hpp"
 #include "ceso/error.hpp"
+#include "ceso/policy.hpp"
 #include "ceso/records.hpp"
 
 namespace ceso {
@@ -57,9 +58,30 @@ std::string_view tool_name();
 // cut (a request the host received is carried out: its result must be known
 // to be undone) unless the tool is read-only (ReadOnlyRun); a task being
 // waited for is asked to cancel and waited for.
-// A second signal exits at once (130), without cleanup.
+// A second signal exits at once (130), without cleanup, unless interrupts
+// are deferred (DeferredInterrupts). There is one handler (run_tool's) and
+// one flag; modes are pushed and popped on it, never a second handler.
 bool interrupted();
 void throw_if_interrupted();
+
+// The deferred mode of the one SIGINT/SIGTERM handler, for as long as one is
+// alive (process-wide: -j workers too; scopes nest, push and pop). A signal
+// sets the same flag, but interrupted() stays false, so calls and task waits
+// run on unhindered, and a second signal does not exit: the tool stops at its
+// own checkpoints (interrupt_requested()) and always finishes its cleanup
+// (ceso-backup: removing its snapshot, powering the VM back on, the restore's
+// rollback), then exits 130.
+class DeferredInterrupts {
+ public:
+  DeferredInterrupts();
+  ~DeferredInterrupts();
+  DeferredInterrupts(const DeferredInterrupts&) = delete;
+  DeferredInterrupts& operator=(const DeferredInterrupts&) = delete;
+};
+// True once SIGINT or SIGTERM arrived, whatever the mode or scope: the
+// checkpoints of a deferred run (and its cancel callbacks) ask this.
+bool interrupt_requested();
+void throw_if_interrupt_requested();
 
 // While one is alive, interrupted() is false on this thread: the rollback
 // after an interruption runs its calls and waits for its tasks to the end.
@@ -148,6 +170,13 @@ Exit for_each_target_parallel(const Args& args, Outcome& outcome, size_t jobs,
 // and 4 into 1 and says so on stderr; other codes stand. run_tool applies
 // it to every tool, so no tool checks its Gate's audit_failures() itself.
 Exit unaudited_epilogue(Exit code);
+
+// The Gate of this run, made in one place from the frame: the tool's name
+// (run_tool knows it), `dry_run` (the tool's --dry-run), audit-log failures
+// reported on stderr, plan records to `plan` (a tool passes its Output's
+// emit; empty: stdout). Whether every change was audited is judged once, by
+// run_tool (unaudited_epilogue), never by the tool.
+Gate tool_gate(bool dry_run, Gate::PlanSink plan = {});
 
 int run_tool(const ToolSpec& spec, int argc, char** argv,
              const std::function<Exit(const Args&)>& run);
