@@ -29,7 +29,25 @@ tools() {
       if [ -n "$short" ]; then
         grep -q -- "\*-$short\*" "$page" || { echo "$t: -$short missing from $page" >&2; return 1; }
       fi
-    done < <("$CESO_BUILD/tools/$t" --dump-options | jq -r '.options[] | "\(.name) \(.short)"')
+    done < <("$CESO_BUILD/tools/$t" --dump-options | jq -r '.options[], .verbs[].options[]? | "\(.name) \(.short)"')
+  done
+}
+
+# With per-verb tables each verb's item under COMMANDS (from its "*VERB*"
+# line to the next unindented line) names every option that verb takes.
+@test "every verb's man-page item lists the options of its table" {
+  for t in $(tools); do
+    dump=$("$CESO_BUILD/tools/$t" --dump-options)
+    [ "$(jq -r '.per_verb_options // false' <<<"$dump")" = true ] || continue
+    page="$REPO_ROOT/man/$t.1.scd"
+    for verb in $(jq -r '.verbs[].name' <<<"$dump"); do
+      item=$(awk -v v="*$verb*" '/^# /{c = ($0 == "# COMMANDS")} c && index($0, v) == 1 {p = 1; print; next} p && /^[^\t ]/ && NF {p = 0} p' "$page")
+      [ -n "$item" ] || { echo "$t: no item *$verb* under COMMANDS in $page" >&2; return 1; }
+      for name in $(jq -r --arg v "$verb" '.verbs[] | select(.name == $v) | .options[].name' <<<"$dump"); do
+        case $name in quiet | help | version) continue ;; esac
+        grep -q -- "--$name\b" <<<"$item" || { echo "$t $verb: --$name missing from its item in $page" >&2; return 1; }
+      done
+    done
   done
 }
 
