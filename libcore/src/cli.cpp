@@ -204,7 +204,7 @@ std::string_view scan_verb(const ToolSpec& spec, const std::vector<Option>& all,
     for (const auto& vo : effective_options(spec, v.name))
       if (vo.name == o.name) owners += (owners.empty() ? "" : ", ") + std::string(v.name);
   usage_error("option '" + shown + "' is not an option of '" + std::string(spec.name) + " " +
-              std::string(verb) + "' (it is one of: " + owners + ")");
+              std::string(verb) + "' (it is an option of: " + owners + ")");
 }
 
 }  // namespace
