@@ -109,3 +109,22 @@ tools() {
   COMP_WORDS=(ceso-ls --power s); COMP_CWORD=2; _ceso_ls
   assert_eq "${COMPREPLY[*]}" "suspended"
 }
+
+@test "bash completion offers the verb's own options after the verb" {
+  source "$REPO_ROOT/completions/bash/ceso-backup"
+  COMP_WORDS=(ceso-backup ls --); COMP_CWORD=2; _ceso_backup
+  assert_eq "${COMPREPLY[*]}" "--target --json --output --quiet --help --version"
+  COMP_WORDS=(ceso-backup --target file:///t prune --keep-d); COMP_CWORD=4; _ceso_backup
+  assert_eq "${COMPREPLY[*]}" "--keep-daily"
+  # an option value that is a verb's name is not the verb
+  COMP_WORDS=(ceso-backup restore --as ls --power); COMP_CWORD=4; _ceso_backup
+  assert_eq "${COMPREPLY[*]}" "--power-on"
+  # before any verb: the default verb's (create's) options
+  COMP_WORDS=(ceso-backup --ho); COMP_CWORD=1; _ceso_backup
+  assert_eq "${COMPREPLY[*]}" "--hot --host"
+  source "$REPO_ROOT/completions/bash/ceso-snap"
+  COMP_WORDS=(ceso-snap rm --al); COMP_CWORD=2; _ceso_snap
+  assert_eq "${COMPREPLY[*]}" "--all"
+  COMP_WORDS=(ceso-snap ls --j); COMP_CWORD=2; _ceso_snap
+  assert_eq "${COMPREPLY[*]}" "--json --jobs"
+}

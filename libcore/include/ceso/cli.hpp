@@ -3,7 +3,10 @@
 // Each tool declares ONE table (ToolSpec). The same table drives argument
 // parsing, --help, the shell completions (scripts/gen-completions reads
 // `TOOL --dump-options`) and the man-page check (tests/cli/docs.bats checks
-// every option appears in man/TOOL.1.scd).
+// every option appears in man/TOOL.1.scd). A tool with verbs may give each
+// verb its own table (ToolSpec::per_verb_options): then the verb is found
+// first and only its table parses; --help, the dump, the completions and the
+// man-page check (each verb's item names its options) follow the verb.
 #pragma once
 
 #include <map>
