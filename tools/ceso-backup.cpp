@@ -22,6 +22,101 @@
 
 namespace {
 
+// Options several verbs share.
+const ceso::Option kTarget{"target", 0, "URL",
+                           "where backups are stored: file:///path or sftp://user@host/path "
+                           "(default: $CESO_BACKUP_TARGET or the config file's backup target)"};
+const ceso::Option kAcceptNewHostKey{
+    "accept-new-host-key", 0, "",
+    "sftp: add an unknown host's key to ~/.ssh/known_hosts instead of refusing"};
+
+// Each verb's table. --timeout and --retries mean one thing per verb: the
+// guest shutdown wait and the download resumes for create, the power-on
+// wait and the upload restarts for restore; no other verb takes them.
+std::vector<ceso::Verb> verbs() {
+  using ceso::kConnection, ceso::kOutput, ceso::kDryRun, ceso::kJobs;
+  std::vector<ceso::Verb> v = {
+      {"create",
+       "back up VMs named or read as records (the default)",
+       {
+           kTarget,
+           kAcceptNewHostKey,
+           {"hot", 0, "", "back up running VMs through a temporary snapshot (the default)"},
+           {"cold", 0, "", "shut running VMs down through VMware Tools, copy, power them back on"},
+           {"quiesce", 0, "", "hot: quiesce the guest file systems through VMware Tools"},
+           {"force", 0, "",
+            "cold: power off hard when the guest has not shut down after --timeout"},
+           {"timeout", 0, "SECONDS", "cold: how long to wait for a guest shutdown (default 300)"},
+           {"level", 0, "N", "zstd compression level 1-19 (default 3)"},
+           {"threads", 0, "N", "zstd worker threads per VM (default: half the CPUs, 1 to 4)"},
+           {"retries", 0, "N", "resume a cut download up to N times (default 5)"},
+           {"limit-rate", 0, "BYTES", "limit each download to BYTES per second (suffix K, M, G)"},
+       },
+       kConnection | kOutput | kDryRun | kJobs,
+       "[OPTION]... [VM]..."},
+      {"ls", "list backups from the catalog", {kTarget}, kOutput, "[OPTION]... [VM]..."},
+      {"verify",
+       "re-read, decompress and re-hash backups (default: all)",
+       {kTarget, kAcceptNewHostKey},
+       kOutput,
+       "[OPTION]... [ID]..."},
+      {"rm",
+       "remove backups",
+       {kTarget, kAcceptNewHostKey},
+       kOutput | kDryRun,
+       "[OPTION]... ID..."},
+      {"prune",
+       "remove backups by retention rules",
+       {
+           kTarget,
+           kAcceptNewHostKey,
+           {"keep-last", 0, "N", "keep the N newest backups"},
+           {"keep-hourly", 0, "N", "keep the newest backup of each of the last N hours"},
+           {"keep-daily", 0, "N", "keep the newest backup of each of the last N days"},
+           {"keep-weekly", 0, "N", "keep the newest backup of each of the last N ISO weeks"},
+           {"keep-monthly", 0, "N", "keep the newest backup of each of the last N months"},
+           {"keep-yearly", 0, "N", "keep the newest backup of each of the last N years"},
+           {"keep-within", 0, "DURATION",
+            "keep backups newer than the newest minus DURATION (e.g. 7d, 36h, 1y6mo)"},
+       },
+       kOutput | kDryRun,
+       "[OPTION]... [VM]..."},
+      {"gc",
+       "remove leftovers of interrupted runs from the target",
+       {kTarget, kAcceptNewHostKey},
+       kOutput | kDryRun,
+       "[OPTION]..."},
+      {"reindex",
+       "rebuild the catalog rows of --target from its manifests",
+       {kTarget, kAcceptNewHostKey},
+       0,
+       "[OPTION]..."},
+      {"restore",
+       "restore backup ID (or a VM's newest backup) as a new VM, with a new identity for "
+       "cloud-init",
+       {
+           kTarget,
+           kAcceptNewHostKey,
+           {"as", 0, "NAME", "name of the restored VM (default: the backed-up VM's)"},
+           {"datastore", 0, "NAME", "datastore for the VM (default: the one it was on)"},
+           {"network", 0, "PORTGROUP", "connect every NIC to this portgroup"},
+           {"power-on", 0, "", "power the restored VM on"},
+           {"timeout", 0, "SECONDS", "how long to wait for --power-on to finish (default 600)"},
+           {"retries", 0, "N", "start a failed disk upload again up to N times (default 3)"},
+           {"replace", 0, "",
+            "replace a powered-off VM of the same name (destroyed once the restore succeeded)"},
+           {"keep-on-failure", 0, "", "do not roll back what a failed restore created"},
+       },
+       kConnection | kOutput | kDryRun,
+       "[OPTION]... ID|VM"},
+  };
+  // restore: the cloud-init flags of ceso-cloudinit, same names and meaning.
+  for (auto& verb : v)
+    if (verb.name == "restore")
+      for (const auto& o : ceso::cloudinit_flag_options()) verb.options.push_back(o);
+  return v;
+}
+
 ceso::ToolSpec make_spec() {
   ceso::ToolSpec spec{
       "ceso-backup",
@@ -29,61 +124,13 @@ ceso::ToolSpec make_spec() {
       "and restore backups.",
       "[create] [OPTION]... [VM]...\n       ceso-backup ls|verify|rm|prune|gc|reindex [OPTION]... "
       "[ARG]...\n       ceso-backup restore [OPTION]... ID|VM",
-      {
-          {"target", 0, "URL",
-           "where backups are stored: file:///path or sftp://user@host/path (default: "
-           "$CESO_BACKUP_TARGET "
-           "or the config file's backup target)"},
-          {"accept-new-host-key", 0, "",
-           "sftp: add an unknown host's key to ~/.ssh/known_hosts instead of refusing"},
-          {"hot", 0, "", "back up running VMs through a temporary snapshot (the default)"},
-          {"cold", 0, "", "shut running VMs down through VMware Tools, copy, power them back on"},
-          {"quiesce", 0, "", "hot: quiesce the guest file systems through VMware Tools"},
-          {"force", 0, "", "cold: power off hard when the guest has not shut down after --timeout"},
-          {"timeout", 0, "SECONDS",
-           "cold: how long to wait for a guest shutdown (default 300); restore: for --power-on "
-           "(default 600)"},
-          {"level", 0, "N", "zstd compression level 1-19 (default 3)"},
-          {"threads", 0, "N", "zstd worker threads per VM (default: half the CPUs, 1 to 4)"},
-          {"retries", 0, "N",
-           "resume a cut download up to N times (default 5); restore: start a failed upload "
-           "again (default 3)"},
-          {"limit-rate", 0, "BYTES", "limit each download to BYTES per second (suffix K, M, G)"},
-          {"keep-last", 0, "N", "prune: keep the N newest backups"},
-          {"keep-hourly", 0, "N", "prune: keep the newest backup of each of the last N hours"},
-          {"keep-daily", 0, "N", "prune: keep the newest backup of each of the last N days"},
-          {"keep-weekly", 0, "N", "prune: keep the newest backup of each of the last N ISO weeks"},
-          {"keep-monthly", 0, "N", "prune: keep the newest backup of each of the last N months"},
-          {"keep-yearly", 0, "N", "prune: keep the newest backup of each of the last N years"},
-          {"keep-within", 0, "DURATION",
-           "prune: keep backups newer than the newest minus DURATION "
-           "(e.g. 7d, 36h, 1y6mo)"},
-          {"as", 0, "NAME", "restore: name of the restored VM (default: the backed-up VM's)"},
-          {"datastore", 0, "NAME", "restore: datastore for the VM (default: the one it was on)"},
-          {"network", 0, "PORTGROUP", "restore: connect every NIC to this portgroup"},
-          {"power-on", 0, "", "restore: power the restored VM on"},
-          {"replace", 0, "",
-           "restore: replace a powered-off VM of the same name (destroyed once the restore "
-           "succeeded)"},
-          {"keep-on-failure", 0, "", "restore: do not roll back what a failed restore created"},
-      },
-      ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs,
-      {
-          {"create", "back up VMs named or read as records (the default)"},
-          {"ls", "list backups from the catalog [VM]..."},
-          {"verify", "re-read, decompress and re-hash backups [ID]... (default: all)"},
-          {"rm", "remove backups ID..."},
-          {"prune", "remove backups by retention rules [VM]..."},
-          {"gc", "remove leftovers of interrupted runs from the target"},
-          {"reindex", "rebuild the catalog rows of --target from its manifests"},
-          {"restore",
-           "restore backup ID (or a VM's newest backup) as a new VM, with a new identity for "
-           "cloud-init"},
-      },
+      {},
+      0,
+      verbs(),
       ceso::Complete::vm,
   };
-  // restore: the cloud-init flags of ceso-cloudinit, same names and meaning.
-  for (const auto& o : ceso::cloudinit_flag_options()) spec.options.push_back(o);
+  spec.per_verb_options = true;
+  spec.default_verb = "create";
   return spec;
 }
 

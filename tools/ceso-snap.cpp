@@ -19,32 +19,54 @@
 
 namespace {
 
-const ceso::ToolSpec kSpec{
-    "ceso-snap",
-    "Create, list, revert and remove snapshots of VMs named or read from standard input.",
-    "[OPTION]... create|ls|revert|rm [VM]...",
-    {
-        {"name", 'N', "NAME", "snapshot name (create, rm; revert: default the current one)"},
-        {"description", 'd', "TEXT", "create: snapshot description"},
-        {"memory", 'm', "", "create: include the VM's memory"},
-        {"quiesce", 0, "", "create: quiesce the guest file systems (needs VMware Tools)"},
-        {"exist-ok", 0, "", "create: a snapshot of that name already there is fine"},
-        {"missing-ok", 0, "", "rm --name: no snapshot of that name is fine"},
-        {"children", 0, "", "rm --name: also remove the snapshot's children"},
-        {"all", 'a', "", "rm: remove every snapshot of the VM"},
-        {"older-than", 0, "DURATION",
-         "rm: remove snapshots older than this (90min, 12h, 7d, 2w, 6mo)"},
-        {"yes", 'y', "", "rm --all/--older-than: do not ask for confirmation"},
-    },
-    ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs,
-    {
-        {"create", "take a snapshot"},
-        {"ls", "list snapshots as records"},
-        {"revert", "revert to a snapshot"},
-        {"rm", "remove snapshots"},
-    },
-    ceso::Complete::vm,
-};
+// Each verb's own table; connection, output and --jobs are shared by all.
+ceso::ToolSpec make_spec() {
+  using ceso::kDryRun;
+  ceso::ToolSpec spec{
+      "ceso-snap",
+      "Create, list, revert and remove snapshots of VMs named or read from standard input.",
+      "[OPTION]... create|ls|revert|rm [OPTION]... [VM]...",
+      {},
+      ceso::kConnection | ceso::kOutput | ceso::kJobs,
+      {
+          {"create",
+           "take a snapshot",
+           {
+               {"name", 'N', "NAME", "snapshot name (required)"},
+               {"description", 'd', "TEXT", "snapshot description"},
+               {"memory", 'm', "", "include the VM's memory"},
+               {"quiesce", 0, "", "quiesce the guest file systems (needs VMware Tools)"},
+               {"exist-ok", 0, "", "a snapshot of that name already there is fine"},
+           },
+           kDryRun,
+           "--name NAME [OPTION]... [VM]..."},
+          {"ls", "list snapshots as records", {}, 0, "[OPTION]... [VM]..."},
+          {"revert",
+           "revert to a snapshot",
+           {{"name", 'N', "NAME", "snapshot to revert to (default: the current one)"}},
+           kDryRun,
+           "[OPTION]... [VM]..."},
+          {"rm",
+           "remove snapshots",
+           {
+               {"name", 'N', "NAME", "remove the snapshot of this name"},
+               {"missing-ok", 0, "", "--name: no snapshot of that name is fine"},
+               {"children", 0, "", "--name: also remove the snapshot's children"},
+               {"all", 'a', "", "remove every snapshot of the VM"},
+               {"older-than", 0, "DURATION",
+                "remove snapshots older than this (90min, 12h, 7d, 2w, 6mo)"},
+               {"yes", 'y', "", "--all/--older-than: do not ask for confirmation"},
+           },
+           kDryRun,
+           "--name NAME|--all|--older-than DURATION [OPTION]... [VM]..."},
+      },
+      ceso::Complete::vm,
+  };
+  spec.per_verb_options = true;
+  return spec;
+}
+
+const ceso::ToolSpec kSpec = make_spec();
 
 struct Context {
   const ceso::Args& args;

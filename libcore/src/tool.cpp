@@ -403,7 +403,7 @@ int run_tool(const ToolSpec& spec, int argc, char** argv,
   try {
     Args args = parse_args(spec, argc - 1, argv + 1);
     if (args.has("help")) {
-      std::fputs(help_text(spec).c_str(), stdout);
+      std::fputs(help_text(spec, args.verb).c_str(), stdout);
       return 0;
     }
     if (args.has("version")) {

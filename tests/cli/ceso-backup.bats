@@ -387,3 +387,93 @@ snapshots_of() { ceso-info "$1" | jq -c '[.snapshots[].name]'; }
   assert_eq "$(ls "$(target_dir)" | wc -l)" $((before + 1))
   rename_vm "$id" db01
 }
+
+# Per-verb option tables: an option of another verb is a usage error naming
+# the option and the verb, before any catalog, target or host is touched.
+@test "an option of another verb is refused with exit 2 naming option and verb" {
+  run ceso-backup ls --keep-daily 3 --power-on --as foo
+  assert_status 2
+  assert_contains "$output" "option '--keep-daily' is not an option of 'ceso-backup ls' (it is an option of: prune)"
+  run ceso-backup ls --power-on
+  assert_status 2
+  assert_contains "$output" "'--power-on' is not an option of 'ceso-backup ls' (it is an option of: restore)"
+  # before the verb; with an inline value; a common group of other verbs
+  run ceso-backup --as foo ls
+  assert_status 2
+  assert_contains "$output" "'--as' is not an option of 'ceso-backup ls'"
+  run ceso-backup prune --keep-last 1 --hot
+  assert_status 2
+  assert_contains "$output" "'--hot' is not an option of 'ceso-backup prune' (it is an option of: create)"
+  run ceso-backup verify --level=3
+  assert_status 2
+  assert_contains "$output" "'--level' is not an option of 'ceso-backup verify'"
+  run ceso-backup gc --url https://127.0.0.1:1
+  assert_status 2
+  assert_contains "$output" "'--url' is not an option of 'ceso-backup gc' (it is an option of: create, restore)"
+  run ceso-backup reindex --json
+  assert_status 2
+  assert_contains "$output" "'--json' is not an option of 'ceso-backup reindex'"
+  run ceso-backup ls -j 2
+  assert_status 2
+  assert_contains "$output" "'-j' is not an option of 'ceso-backup ls' (it is an option of: create)"
+  # the default verb (create) refuses restore's and prune's options
+  run ceso-backup --keep-last 2 web01
+  assert_status 2
+  assert_contains "$output" "'--keep-last' is not an option of 'ceso-backup create' (it is an option of: prune)"
+  run ceso-backup create --replace web01
+  assert_status 2
+  assert_contains "$output" "'--replace' is not an option of 'ceso-backup create' (it is an option of: restore)"
+  # restore refuses create's options, including the cloud-init group's absence elsewhere
+  run ceso-backup restore --cold ID
+  assert_status 2
+  assert_contains "$output" "'--cold' is not an option of 'ceso-backup restore'"
+  run ceso-backup create --fqdn a.example web01
+  assert_status 2
+  assert_contains "$output" "'--fqdn' is not an option of 'ceso-backup create' (it is an option of: restore)"
+}
+
+@test "--timeout and --retries: create's and restore's own, no other verb's" {
+  for verb in ls verify rm prune gc reindex; do
+    run ceso-backup "$verb" --timeout 5
+    assert_status 2
+    assert_contains "$output" "'--timeout' is not an option of 'ceso-backup $verb' (it is an option of: create, restore)"
+    run ceso-backup "$verb" --retries 1
+    assert_status 2
+  done
+  run ceso-backup create --help
+  assert_contains "$output" "cold: how long to wait for a guest shutdown (default 300)"
+  [[ "$output" != *"power-on"* ]] || { echo unexpected power-on >&2; return 1; }
+  run ceso-backup restore --help
+  assert_contains "$output" "how long to wait for --power-on to finish (default 600)"
+  assert_contains "$output" "start a failed disk upload again up to N times (default 3)"
+  [[ "$output" != *"guest shutdown"* ]] || { echo unexpected guest shutdown >&2; return 1; }
+}
+
+@test "VERB --help lists only that verb's options; --help the verbs and create's" {
+  run ceso-backup ls --help
+  assert_status 0
+  assert_contains "$output" "Usage: ceso-backup ls [OPTION]... [VM]..."
+  assert_contains "$output" "--target URL"
+  for o in --keep-daily --power-on --as --hot --dry-run --url --accept-new-host-key Commands:; do
+    [[ "$output" != *"$o"* ]] || { echo unexpected $o >&2; return 1; }
+  done
+  run ceso-backup prune --help
+  assert_status 0
+  assert_contains "$output" "--keep-within DURATION"
+  assert_contains "$output" "--dry-run"
+  [[ "$output" != *"--as "* ]] || { echo unexpected --as  >&2; return 1; }
+  [[ "$output" != *"--level"* ]] || { echo unexpected --level >&2; return 1; }
+  run ceso-backup restore --help
+  assert_status 0
+  assert_contains "$output" "--fqdn"
+  assert_contains "$output" "--as NAME"
+  [[ "$output" != *"--keep-last"* ]] || { echo unexpected --keep-last >&2; return 1; }
+  [[ "$output" != *"--jobs"* ]] || { echo unexpected --jobs >&2; return 1; }
+  run ceso-backup --help
+  assert_status 0
+  assert_contains "$output" "Commands:"
+  assert_contains "$output" "Options of create (the default command):"
+  assert_contains "$output" "--hot"
+  [[ "$output" != *"--keep-daily"* ]] || { echo unexpected --keep-daily >&2; return 1; }
+  [[ "$output" != *"--fqdn"* ]] || { echo unexpected --fqdn >&2; return 1; }
+}

@@ -369,3 +369,61 @@ assert_base_disk() {
   assert_status 0
   echo "$output" | jq -e --arg id "$new" '.vm_id == $id and .name == "after"'
 }
+
+# Per-verb option tables: another verb's option is a usage error (exit 2)
+# naming option and verb, before any VM is touched.
+@test "an option of another verb is refused with exit 2 naming option and verb" {
+  run ceso-snap ls --name x lsvm
+  assert_status 2
+  assert_contains "$output" "option '--name' is not an option of 'ceso-snap ls' (it is an option of: create, revert, rm)"
+  run ceso-snap ls -N x lsvm
+  assert_status 2
+  assert_contains "$output" "option '-N' is not an option of 'ceso-snap ls'"
+  run ceso-snap revert --memory rev
+  assert_status 2
+  assert_contains "$output" "'--memory' is not an option of 'ceso-snap revert' (it is an option of: create)"
+  run ceso-snap create --name a --all rev
+  assert_status 2
+  assert_contains "$output" "'--all' is not an option of 'ceso-snap create' (it is an option of: rm)"
+  run ceso-snap --yes create --name a rev
+  assert_status 2
+  assert_contains "$output" "'--yes' is not an option of 'ceso-snap create'"
+  run ceso-snap rm --name a --exist-ok rev
+  assert_status 2
+  assert_contains "$output" "'--exist-ok' is not an option of 'ceso-snap rm' (it is an option of: create)"
+  run ceso-snap ls --dry-run lsvm
+  assert_status 2
+  assert_contains "$output" "'--dry-run' is not an option of 'ceso-snap ls' (it is an option of: create, revert, rm)"
+  run ceso-snap rm -an rev
+  assert_status 0
+  run ceso-snap rm --all -m rev
+  assert_status 2
+  assert_contains "$output" "option '-m' is not an option of 'ceso-snap rm'"
+  # nothing was made: the refused creates never reached the host
+  run ceso-snap ls --json rev
+  assert_status 0
+  [[ "$output" != *'"name":"a"'* ]] || { echo "a refused create made a snapshot" >&2; return 1; }
+}
+
+@test "VERB --help lists only that verb's options; --help the commands and shared ones" {
+  run ceso-snap ls --help
+  assert_status 0
+  assert_contains "$output" "Usage: ceso-snap ls [OPTION]... [VM]..."
+  for o in --name --memory --all --yes --dry-run --older-than Commands:; do
+    [[ "$output" != *"$o"* ]] || { echo "unexpected $o" >&2; return 1; }
+  done
+  run ceso-snap create --help
+  assert_status 0
+  assert_contains "$output" "snapshot name (required)"
+  assert_contains "$output" "--memory"
+  [[ "$output" != *"--older-than"* ]] || return 1
+  run ceso-snap rm --help
+  assert_contains "$output" "--older-than DURATION"
+  [[ "$output" != *"--memory"* ]] || return 1
+  run ceso-snap --help
+  assert_status 0
+  assert_contains "$output" "Commands:"
+  assert_contains "$output" "Options of every command:"
+  assert_contains "$output" "--jobs"
+  [[ "$output" != *"--memory"* && "$output" != *"--dry-run"* ]] || return 1
+}

@@ -29,7 +29,25 @@ tools() {
       if [ -n "$short" ]; then
         grep -q -- "\*-$short\*" "$page" || { echo "$t: -$short missing from $page" >&2; return 1; }
       fi
-    done < <("$CESO_BUILD/tools/$t" --dump-options | jq -r '.options[] | "\(.name) \(.short)"')
+    done < <("$CESO_BUILD/tools/$t" --dump-options | jq -r '.options[], .verbs[].options[]? | "\(.name) \(.short)"')
+  done
+}
+
+# With per-verb tables each verb's item under COMMANDS (from its "*VERB*"
+# line to the next unindented line) names every option that verb takes.
+@test "every verb's man-page item lists the options of its table" {
+  for t in $(tools); do
+    dump=$("$CESO_BUILD/tools/$t" --dump-options)
+    [ "$(jq -r '.per_verb_options // false' <<<"$dump")" = true ] || continue
+    page="$REPO_ROOT/man/$t.1.scd"
+    for verb in $(jq -r '.verbs[].name' <<<"$dump"); do
+      item=$(awk -v v="*$verb*" '/^# /{c = ($0 == "# COMMANDS")} c && index($0, v) == 1 {p = 1; print; next} p && /^[^\t ]/ && NF {p = 0} p' "$page")
+      [ -n "$item" ] || { echo "$t: no item *$verb* under COMMANDS in $page" >&2; return 1; }
+      for name in $(jq -r --arg v "$verb" '.verbs[] | select(.name == $v) | .options[].name' <<<"$dump"); do
+        case $name in quiet | help | version) continue ;; esac
+        grep -q -- "--$name\b" <<<"$item" || { echo "$t $verb: --$name missing from its item in $page" >&2; return 1; }
+      done
+    done
   done
 }
 
@@ -90,4 +108,23 @@ tools() {
   assert_eq "${COMPREPLY[*]}" "--power"
   COMP_WORDS=(ceso-ls --power s); COMP_CWORD=2; _ceso_ls
   assert_eq "${COMPREPLY[*]}" "suspended"
+}
+
+@test "bash completion offers the verb's own options after the verb" {
+  source "$REPO_ROOT/completions/bash/ceso-backup"
+  COMP_WORDS=(ceso-backup ls --); COMP_CWORD=2; _ceso_backup
+  assert_eq "${COMPREPLY[*]}" "--target --json --output --quiet --help --version"
+  COMP_WORDS=(ceso-backup --target file:///t prune --keep-d); COMP_CWORD=4; _ceso_backup
+  assert_eq "${COMPREPLY[*]}" "--keep-daily"
+  # an option value that is a verb's name is not the verb
+  COMP_WORDS=(ceso-backup restore --as ls --power); COMP_CWORD=4; _ceso_backup
+  assert_eq "${COMPREPLY[*]}" "--power-on"
+  # before any verb: the default verb's (create's) options
+  COMP_WORDS=(ceso-backup --ho); COMP_CWORD=1; _ceso_backup
+  assert_eq "${COMPREPLY[*]}" "--hot --host"
+  source "$REPO_ROOT/completions/bash/ceso-snap"
+  COMP_WORDS=(ceso-snap rm --al); COMP_CWORD=2; _ceso_snap
+  assert_eq "${COMPREPLY[*]}" "--all"
+  COMP_WORDS=(ceso-snap ls --j); COMP_CWORD=2; _ceso_snap
+  assert_eq "${COMPREPLY[*]}" "--json --jobs"
 }

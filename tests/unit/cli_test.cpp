@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "ceso/error.hpp"
 #include "ceso/numbers.hpp"
 
@@ -92,6 +94,136 @@ TEST(Cli, VerbIsTakenFromFirstOperand) {
   auto a = ceso::parse_args(spec, 2, argv);
   EXPECT_EQ(a.verb, "ls");
   EXPECT_EQ(a.operands, (std::vector<std::string>{"vm1"}));
+}
+
+// A tool with per-verb tables: "backup" (the default) takes --level and the
+// connection group, "prune" takes --keep and --dry-run, "restore" takes
+// --as, -N/--name and its own --timeout; --target is shared by all.
+ceso::ToolSpec verb_spec(std::string_view default_verb = "backup") {
+  ceso::ToolSpec spec{
+      "ceso-v", "verbs", "[VERB] [OPTION]...", {{"target", 0, "URL", "where"}}, ceso::kOutput};
+  spec.verbs = {
+      {"backup",
+       "back up",
+       {{"level", 0, "N", "level"}, {"timeout", 0, "S", "shutdown wait"}},
+       ceso::kConnection,
+       "[OPTION]... [VM]..."},
+      {"prune", "prune", {{"keep", 0, "N", "keep"}}, ceso::kDryRun, "[OPTION]..."},
+      {"restore",
+       "restore",
+       {{"as", 0, "NAME", "new name"},
+        {"name", 'N', "NAME", "a name"},
+        {"timeout", 0, "S", "power-on wait"}},
+       ceso::kConnection | ceso::kDryRun,
+       "[OPTION]... ID"},
+  };
+  spec.per_verb_options = true;
+  spec.default_verb = default_verb;
+  return spec;
+}
+
+ceso::Args parse_v(const ceso::ToolSpec& spec, std::vector<const char*> argv) {
+  return ceso::parse_args(spec, static_cast<int>(argv.size()), argv.data());
+}
+
+std::string usage_message(const ceso::ToolSpec& spec, std::vector<const char*> argv) {
+  try {
+    parse_v(spec, argv);
+  } catch (const ceso::Error& e) {
+    EXPECT_EQ(e.code(), ceso::Exit::usage);
+    return e.what();
+  }
+  ADD_FAILURE() << "no usage error";
+  return {};
+}
+
+TEST(CliVerbs, EachVerbParsesItsOwnAndSharedOptions) {
+  auto spec = verb_spec();
+  auto a = parse_v(spec, {"prune", "--keep", "3", "--target", "file:///t", "-n", "--json"});
+  EXPECT_EQ(a.verb, "prune");
+  EXPECT_EQ(a.get("keep"), "3");
+  EXPECT_TRUE(a.has("dry-run"));
+  // Options before the verb count for the verb: `--as ls` is a value.
+  auto r = parse_v(spec, {"--as", "prune", "restore", "ID"});
+  EXPECT_EQ(r.verb, "restore");
+  EXPECT_EQ(r.get("as"), "prune");
+  EXPECT_EQ(r.operands, (std::vector<std::string>{"ID"}));
+  auto s = parse_v(spec, {"-Nprune", "restore", "-N", "x", "ID"});
+  EXPECT_EQ(s.verb, "restore");
+  // No verb: the default verb's table, and args.verb stays empty.
+  auto d = parse_v(spec, {"--level", "5", "vm1"});
+  EXPECT_EQ(d.verb, "");
+  EXPECT_EQ(d.get("level"), "5");
+  EXPECT_EQ(d.operands, (std::vector<std::string>{"vm1"}));
+}
+
+TEST(CliVerbs, AnotherVerbsOptionIsAUsageErrorNamingOptionAndVerb) {
+  auto spec = verb_spec();
+  EXPECT_EQ(usage_message(spec, {"prune", "--as", "x"}),
+            "option '--as' is not an option of 'ceso-v prune' (it is an option of: restore)");
+  // Before the verb, inline value, bundled short, default verb.
+  EXPECT_NE(usage_message(spec, {"--keep=3", "restore", "ID"})
+                .find("'--keep' is not an option of 'ceso-v restore'"),
+            std::string::npos);
+  EXPECT_NE(
+      usage_message(spec, {"prune", "-nN", "x"}).find("'-N' is not an option of 'ceso-v prune'"),
+      std::string::npos);
+  EXPECT_NE(usage_message(spec, {"--keep", "3", "vm1"}).find("not an option of 'ceso-v backup'"),
+            std::string::npos);
+  // A common group of one verb: --url is backup's and restore's, not prune's.
+  EXPECT_EQ(
+      usage_message(spec, {"prune", "--url", "https://192.0.2.1"}),
+      "option '--url' is not an option of 'ceso-v prune' (it is an option of: backup, restore)");
+  EXPECT_EQ(usage_message(spec, {"prune", "--dry-run", "--bogus"}),
+            "unrecognized option '--bogus'");
+}
+
+TEST(CliVerbs, NoVerbWithoutDefaultParsesEveryVerbsOptions) {
+  auto spec = verb_spec("");
+  auto a = parse_v(spec, {"--keep", "3", "--as", "x"});
+  EXPECT_EQ(a.verb, "");
+  EXPECT_TRUE(a.has("keep"));
+  EXPECT_TRUE(a.has("as"));
+}
+
+TEST(CliVerbs, HelpOfAVerbListsOnlyItsOptions) {
+  auto spec = verb_spec();
+  std::string prune = ceso::help_text(spec, "prune");
+  EXPECT_NE(prune.find("Usage: ceso-v prune [OPTION]..."), std::string::npos);
+  EXPECT_NE(prune.find("--keep N"), std::string::npos);
+  EXPECT_NE(prune.find("--target"), std::string::npos);
+  EXPECT_NE(prune.find("--dry-run"), std::string::npos);
+  for (const char* other : {"--level", "--as", "--url", "--timeout", "Commands:"})
+    EXPECT_EQ(prune.find(other), std::string::npos) << other;
+  // Each verb's --timeout says its own meaning.
+  EXPECT_NE(ceso::help_text(spec, "restore").find("power-on wait"), std::string::npos);
+  EXPECT_EQ(ceso::help_text(spec, "restore").find("shutdown wait"), std::string::npos);
+  // The overview: the verbs and the default verb's options only.
+  std::string top = ceso::help_text(spec);
+  EXPECT_NE(top.find("Commands:"), std::string::npos);
+  EXPECT_NE(top.find("--level"), std::string::npos);
+  EXPECT_EQ(top.find("--keep"), std::string::npos);
+  EXPECT_EQ(top.find("--as"), std::string::npos);
+}
+
+TEST(CliVerbs, DumpCarriesEachVerbsTable) {
+  auto j = nlohmann::json::parse(ceso::dump_options(verb_spec()));
+  EXPECT_EQ(j["default_verb"], "backup");
+  ASSERT_EQ(j["verbs"].size(), 3u);
+  std::vector<std::string> prune;
+  for (const auto& o : j["verbs"][1]["options"]) prune.push_back(o["name"]);
+  EXPECT_EQ(prune, (std::vector<std::string>{"keep", "target", "json", "output", "dry-run", "quiet",
+                                             "help", "version"}));
+  EXPECT_EQ(j["verbs"][2]["usage"], "[OPTION]... ID");
+}
+
+TEST(CliVerbs, DisagreeingTablesAreRefused) {
+  auto spec = verb_spec();
+  spec.verbs[1].options.push_back({"as", 0, "", "a flag here, a value in restore"});
+  EXPECT_THROW(ceso::all_options(spec), ceso::Error);
+  auto spec2 = verb_spec();
+  spec2.verbs[1].options.push_back({"keep-all", 'N', "", "-N is restore's --name"});
+  EXPECT_THROW(parse_v(spec2, {"prune"}), ceso::Error);
 }
 
 }  // namespace
