@@ -6,17 +6,26 @@
 # The call METHOD is stalled 2 s (tests/sim/README.md); SIG is sent once the
 # simulator has received it, so it arrives while the call is in flight.
 # Sets rc (exit status), err (stderr) and calls (how many METHOD calls arrived).
-interrupt_during() {
-  local method=$1 sig=$2
+# start_stalled METHOD MS CMD...: holds METHOD for MS ms in the simulator,
+# starts CMD in the background (stderr to $BATS_TEST_TMPDIR/err) and waits
+# (10 s at most) until the simulator has received the call. Sets pid.
+start_stalled() {
+  local method=$1 ms=$2
   shift 2
   sim_reset
-  sim_fail "{\"method\":\"$method\",\"stall_ms\":2000}"
+  sim_fail "{\"method\":\"$method\",\"stall_ms\":$ms}"
   "$@" >/dev/null 2>"$BATS_TEST_TMPDIR/err" &
-  local pid=$!
+  pid=$!
   for _ in $(seq 200); do
     [ "$(sim_count "$method")" -ge 1 ] && break
     sleep 0.05
   done
+}
+
+interrupt_during() {
+  local method=$1 sig=$2 pid
+  shift 2
+  start_stalled "$method" 2000 "$@"
   calls=$(sim_count "$method")
   kill "-$sig" "$pid"
   rc=0
@@ -40,17 +49,10 @@ nothing_left() {
 # stopped answering); it must end long before (a 10 s guard, no finer
 # timing): read-only tools and phases cut the call. Sets rc and err.
 interrupt_read() {
-  local method=$1
+  local method=$1 pid
   shift
   ceso-ls >/dev/null  # a warm session: the stalled call is the tool's own
-  sim_reset
-  sim_fail "{\"method\":\"$method\",\"stall_ms\":60000}"
-  "$@" >/dev/null 2>"$BATS_TEST_TMPDIR/err" &
-  local pid=$!
-  for _ in $(seq 200); do
-    [ "$(sim_count "$method")" -ge 1 ] && break
-    sleep 0.05
-  done
+  start_stalled "$method" 60000 "$@"
   [ "$(sim_count "$method")" -ge 1 ] || { kill -9 "$pid"; echo "$method never called" >&2; return 1; }
   kill -INT "$pid"
   for _ in $(seq 100); do
