@@ -9,6 +9,7 @@
 // snapshots, which ceso never does implicitly.
 #include <algorithm>
 #include <memory>
+#include <optional>
 
 #include "ceso/duration.hpp"
 #include "ceso/policy.hpp"
@@ -245,6 +246,9 @@ ceso::Exit run(const ceso::Args& args) {
   if (args.verb == "rm" && args.has("name") + args.has("all") + args.has("older-than") != 1)
     ceso::usage_error("rm needs exactly one of --name NAME, --all, --older-than DURATION");
   size_t jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
+  // ls only reads: Ctrl-C cuts a call in flight, there is nothing to undo.
+  std::optional<ceso::ReadOnlyRun> read_only;
+  if (args.verb == "ls") read_only.emplace();
   std::vector<std::string> columns;
   if (args.verb == "ls") columns = {"vm", "path", "id", "created", "power", "quiesced", "current"};
   ceso::Output out(args, columns, args.verb == "ls" ? nullptr : result_line);

@@ -96,7 +96,7 @@ power_of() { ceso-ls --name "$1" | jq -r .power; }
 
 # ------------------------------------------------------- read-only tools and SIGINT
 
-@test "SIGINT: ceso-ls, ceso-info, ceso-wait, ceso-template check stop at once while the host hangs" {
+@test "SIGINT: ceso-ls, ceso-info, ceso-wait, ceso-template check, ceso-snap ls stop at once while the host hangs" {
   interrupt_read RetrievePropertiesEx ceso-ls
   assert_eq "$rc" 130
   assert_contains "$err" "interrupted"
@@ -105,6 +105,8 @@ power_of() { ceso-ls --name "$1" | jq -r .power; }
   interrupt_read RetrievePropertiesEx ceso-wait --for on r1
   assert_eq "$rc" 130
   interrupt_read RetrievePropertiesEx ceso-template check r1
+  assert_eq "$rc" 130
+  interrupt_read RetrievePropertiesEx ceso-snap ls r1
   assert_eq "$rc" 130
 }
 
