@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <mutex>
 
+#include "ceso/base.hpp"
 #include "ceso/error.hpp"
 #include "ceso/tool.hpp"
 
@@ -19,13 +20,7 @@ namespace {
 std::once_flag g_curl_init;
 
 std::string hex_thumbprint(const unsigned char* md, unsigned len) {
-  std::string out;
-  char buf[4];
-  for (unsigned i = 0; i < len; ++i) {
-    std::snprintf(buf, sizeof buf, i ? ":%02X" : "%02X", md[i]);
-    out += buf;
-  }
-  return out;
+  return hex_encode(md, len, /*upper=*/true, ':');
 }
 
 using Clock = std::chrono::steady_clock;
