@@ -293,12 +293,6 @@ bool looks_like_private_key(std::string_view s) {
   return s.find("-----BEGIN") != std::string::npos && s.find("PRIVATE KEY") != std::string::npos;
 }
 
-std::string ascii_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // ------------------------------------------------------------- redaction
 
 // Below this length a digest is not written: a short secret (a password, a

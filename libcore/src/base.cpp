@@ -26,4 +26,11 @@ std::string sha256_hex(std::string_view data) {
   return hex_encode(md, len);
 }
 
+std::string ascii_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
 }  // namespace ceso

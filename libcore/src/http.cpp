@@ -180,8 +180,7 @@ struct Http::Impl {
     std::string_view line(data, size * n);
     constexpr std::string_view kSetCookie = "set-cookie:";
     if (line.size() > kSetCookie.size()) {
-      std::string head(line.substr(0, kSetCookie.size()));
-      for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string head = ascii_lower(line.substr(0, kSetCookie.size()));
       if (head == kSetCookie && self->cookie) {
         std::string_view v = line.substr(kSetCookie.size());
         while (!v.empty() && v.front() == ' ') v.remove_prefix(1);

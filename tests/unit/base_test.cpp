@@ -46,4 +46,16 @@ TEST(Sha256Hex, KnownVectors) {  // FIPS 180-2 examples
   EXPECT_NE(sha256_hex(std::string("a\0b", 3)), sha256_hex("a"));
 }
 
+TEST(AsciiLower, LettersOnly) {
+  EXPECT_EQ(ceso::ascii_lower("HTTPS://ESXi-01.Example"), "https://esxi-01.example");
+  EXPECT_EQ(ceso::ascii_lower("Set-Cookie:"), "set-cookie:");
+  EXPECT_EQ(ceso::ascii_lower(""), "");
+  EXPECT_EQ(ceso::ascii_lower("az09_@[`{"), "az09_@[`{");  // neighbours of A-Z stay
+}
+
+TEST(AsciiLower, NonAsciiBytesUnchanged) {
+  EXPECT_EQ(ceso::ascii_lower("\xC3\x84" "B"), "\xC3\x84" "b");  // UTF-8 "Ä" then B
+  EXPECT_EQ(ceso::ascii_lower(std::string("A\0B", 3)), std::string("a\0b", 3));
+}
+
 }  // namespace

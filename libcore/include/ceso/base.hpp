@@ -1,4 +1,4 @@
-// Small helpers every unit needs, with one home each (hex, SHA-256).
+// Small helpers every unit needs, with one home each (hex, SHA-256, lower-case).
 #pragma once
 
 #include <cstddef>
@@ -15,5 +15,9 @@ std::string hex_encode(const unsigned char* data, size_t size, bool upper = fals
 // SHA-256 of a string as lower-case hex (OpenSSL EVP). Throws ceso::Error
 // (Exit::failure) if libcrypto fails.
 std::string sha256_hex(std::string_view data);
+
+// ASCII letters A-Z to a-z; every other byte (UTF-8 included) unchanged,
+// whatever the C locale.
+std::string ascii_lower(std::string_view s);
 
 }  // namespace ceso
