@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "ceso/base.hpp"
 #include "ceso/codec.hpp"
 #include "ceso/config.hpp"
 #include "ceso/error.hpp"
@@ -40,21 +41,6 @@ std::string errno_text(int err) { return std::strerror(err); }
 
 [[noreturn]] void fail_on(std::string_view what, const std::string& path, int err) {
   fail("cannot " + std::string(what) + " " + quote(path) + ": " + errno_text(err));
-}
-
-std::string sha256_hex(std::string_view data) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-  unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr) != 1)
-    fail("SHA-256 failed (libcrypto)");
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * len);
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 0xf];
-  }
-  return out;
 }
 
 bool is_sha256_hex(const std::string& s) {
@@ -305,12 +291,6 @@ std::string lower_alnum(std::string_view key) {
 
 bool looks_like_private_key(std::string_view s) {
   return s.find("-----BEGIN") != std::string::npos && s.find("PRIVATE KEY") != std::string::npos;
-}
-
-std::string ascii_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 // ------------------------------------------------------------- redaction

@@ -17,6 +17,7 @@
 #include <map>
 #include <thread>
 
+#include "ceso/base.hpp"
 #include "ceso/config.hpp"
 #include "ceso/datastore.hpp"
 #include "ceso/error.hpp"
@@ -44,13 +45,7 @@ class Sha256 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned len = 0;
     EVP_DigestFinal_ex(ctx_, md, &len);
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) {
-      out += digits[md[i] >> 4];
-      out += digits[md[i] & 15];
-    }
-    return out;
+    return hex_encode(md, len);
   }
 
  private:
@@ -352,13 +347,8 @@ std::string describe_run(const ordered_json& run) {
 std::string make_backup_id(const std::string& vm_name, int64_t now) {
   unsigned char rnd[8] = {};
   if (RAND_bytes(rnd, sizeof rnd) != 1) fail("cannot get random bytes for a backup id");
-  std::string hex;
-  char two[3];
-  for (unsigned char b : rnd) {
-    std::snprintf(two, sizeof two, "%02x", b);
-    hex += two;
-  }
-  return safe_name(vm_name, 48) + "-" + utc_stamp(now, "%Y%m%dT%H%M%SZ") + "-" + hex;
+  return safe_name(vm_name, 48) + "-" + utc_stamp(now, "%Y%m%dT%H%M%SZ") + "-" +
+         hex_encode(rnd, sizeof rnd);
 }
 
 namespace {
@@ -895,7 +885,8 @@ ordered_json BackupRun::run(ordered_json& record) {
     ctx_.target.write_file(m_.id + "/" + kInProgress, run_.dump() + "\n");
     // The config as XML text again, so it can be stored as the API reported it.
     std::string config_xml = xml::serialize(
-        facts_.config, "xmlns=\"urn:vim25\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"");
+        facts_.config,
+        "xmlns=\"urn:vim25\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"");
     store_blob("config.xml", "config", config_xml);
     copy_all(small);  // before a snapshot rewrites the .vmx to name delta disks
     auto t1 = std::chrono::steady_clock::now();

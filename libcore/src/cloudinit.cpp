@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "ceso/base.hpp"
 #include "ceso/cloudinit_fields.hpp"
 #include "ceso/error.hpp"
 
@@ -53,13 +54,6 @@ bool is_space(char c) {
 }
 
 bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
 
 bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
@@ -171,7 +165,7 @@ bool ambiguous_as_plain(std::string_view s) {
     return true;
   static const char* const kWords[] = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"};
   if (s.size() <= 5) {
-    std::string l = lower(s);
+    std::string l = ascii_lower(s);
     for (const char* w : kWords)
       if (l == w) return true;
   }
@@ -822,8 +816,8 @@ std::shared_ptr<const UserDataFile> load_user_data(std::string text, std::string
   // cloud-init's own recognition: gzip, MIME (a MIME-Version header in the
   // first 4 KiB), then the longest matching "#…" type prefix.
   bool gzip = text.size() >= 2 && uint8_t(text[0]) == 0x1f && uint8_t(text[1]) == 0x8b;
-  bool mime =
-      lower(std::string_view(text).substr(0, 4096)).find("mime-version:") != std::string::npos;
+  bool mime = ascii_lower(std::string_view(text).substr(0, 4096)).find("mime-version:") !=
+              std::string::npos;
   static const char* const kPassThrough[] = {"#cloud-config-archive",
                                              "#cloud-config-jsonp",
                                              "## template: jinja",

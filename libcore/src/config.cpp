@@ -16,6 +16,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "ceso/base.hpp"
 #include "ceso/error.hpp"
 
 namespace ceso {
@@ -28,13 +29,6 @@ std::optional<std::string> getenv_nonempty(const Environment& env, std::string_v
   auto v = env(name);
   if (!v || v->empty()) return std::nullopt;
   return v;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
 }
 
 std::string join(const std::vector<std::string>& items, std::string_view sep) {
@@ -240,7 +234,7 @@ ParsedUrl parse_url(std::string_view text) {
   std::string_view rest = text;
   ep.scheme = "https";
   if (size_t sep = text.find("://"); sep != std::string_view::npos) {
-    ep.scheme = lower(text.substr(0, sep));
+    ep.scheme = ascii_lower(text.substr(0, sep));
     if (ep.scheme != "https" && ep.scheme != "http")
       throw bad("unsupported scheme (use https:// or http://)");
     rest = text.substr(sep + 3);
@@ -277,7 +271,7 @@ ParsedUrl parse_url(std::string_view text) {
     std::string host(authority.substr(1, close - 1));
     if (size_t zone = host.find("%25"); zone != std::string::npos) host.replace(zone, 3, "%");
     if (!valid_ipv6(host)) throw bad(quote(host) + " is not an IPv6 address");
-    ep.host = lower(host);
+    ep.host = ascii_lower(host);
     ipv6 = true;
     std::string_view after = authority.substr(close + 1);
     if (!after.empty()) {
@@ -289,11 +283,11 @@ ParsedUrl parse_url(std::string_view text) {
     // A bare IPv6 literal: it cannot carry a port without brackets.
     std::string host(authority);
     if (!valid_ipv6(host)) throw bad("an IPv6 address needs brackets: [ADDRESS] or [ADDRESS]:PORT");
-    ep.host = lower(host);
+    ep.host = ascii_lower(host);
     ipv6 = true;
   } else {
     size_t colon = authority.find(':');
-    ep.host = lower(authority.substr(0, colon));
+    ep.host = ascii_lower(authority.substr(0, colon));
     if (colon != std::string_view::npos) {
       port_text = authority.substr(colon + 1);
       if (port_text.empty()) throw bad("empty port");
@@ -623,7 +617,7 @@ EnvFamily read_family(const Environment& env, const char* url_var, bool strict) 
 std::optional<bool> parse_flag(const Environment& env, const char* var) {
   auto v = getenv_nonempty(env, var);
   if (!v) return std::nullopt;
-  std::string s = lower(*v);
+  std::string s = ascii_lower(*v);
   if (s == "1" || s == "true" || s == "yes" || s == "on") return true;
   if (s == "0" || s == "false" || s == "no" || s == "off") return false;
   usage_error(std::string(var) + ": " + quote(*v) +
@@ -635,7 +629,7 @@ std::optional<bool> parse_flag(const Environment& env, const char* var) {
 std::optional<bool> parse_govc_flag(const Environment& env, const char* var) {
   auto v = getenv_nonempty(env, var);
   if (!v) return std::nullopt;
-  std::string s = lower(*v);
+  std::string s = ascii_lower(*v);
   return s == "1" || s == "true";
 }
 
@@ -810,7 +804,7 @@ Endpoint finish(const Choice& choice, const ConfigFile& cfg, const Environment& 
   auto limit = [&](const char* var, auto from_entry, auto& field) {
     if (auto v = getenv_nonempty(env, var)) {
       std::string why;
-      auto n = parse_limit(lower(var), *v, &why);
+      auto n = parse_limit(ascii_lower(var), *v, &why);
       if (!n) usage_error(std::string(var) + ": " + why);
       field = static_cast<std::decay_t<decltype(field)>>(*n);
     } else if (entry && from_entry(*entry)) {

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <mutex>
 
+#include "ceso/base.hpp"
 #include "ceso/error.hpp"
 #include "ceso/tool.hpp"
 
@@ -19,13 +20,7 @@ namespace {
 std::once_flag g_curl_init;
 
 std::string hex_thumbprint(const unsigned char* md, unsigned len) {
-  std::string out;
-  char buf[4];
-  for (unsigned i = 0; i < len; ++i) {
-    std::snprintf(buf, sizeof buf, i ? ":%02X" : "%02X", md[i]);
-    out += buf;
-  }
-  return out;
+  return hex_encode(md, len, /*upper=*/true, ':');
 }
 
 using Clock = std::chrono::steady_clock;
@@ -132,9 +127,7 @@ struct Http::Impl {
   HttpLimits limits;
   std::string* cookie = nullptr;
   curl_slist* soap_headers = nullptr;
-  const std::function<bool(const char*, size_t)>* sink = nullptr;
-  bool sink_aborted = false;
-  bool abort_on_interrupt = false;  // true for get(), false for SOAP posts
+  bool abort_on_interrupt = false;
   char errbuf[CURL_ERROR_SIZE] = {};
 
   // Per request: answer bytes held (headers + collected body) against
@@ -185,8 +178,7 @@ struct Http::Impl {
     std::string_view line(data, size * n);
     constexpr std::string_view kSetCookie = "set-cookie:";
     if (line.size() > kSetCookie.size()) {
-      std::string head(line.substr(0, kSetCookie.size()));
-      for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string head = ascii_lower(line.substr(0, kSetCookie.size()));
       if (head == kSetCookie && self->cookie) {
         std::string_view v = line.substr(kSetCookie.size());
         while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
@@ -195,15 +187,6 @@ struct Http::Impl {
         while (!pair.empty() && (pair.back() == '\r' || pair.back() == '\n')) pair.remove_suffix(1);
         if (pair.substr(0, 20) == "vmware_soap_session=") *self->cookie = std::string(pair);
       }
-    }
-    return size * n;
-  }
-
-  static size_t on_data(char* data, size_t size, size_t n, void* user) {
-    auto* self = static_cast<Impl*>(user);
-    if (!(*self->sink)(data, size * n)) {
-      self->sink_aborted = true;
-      return 0;
     }
     return size * n;
   }
@@ -252,7 +235,6 @@ void Http::perform(const std::string& url) {
   CURLcode rc = curl_easy_perform(impl_->curl);
   if (rc == CURLE_OK) return;
   throw_if_interrupted();
-  if (rc == CURLE_WRITE_ERROR && impl_->sink_aborted) return;
   const HttpLimits& lim = impl_->limits;
   if (impl_->too_large)
     throw LimitExceeded("host answer larger than " + size_text(lim.max_answer_bytes) +
@@ -327,12 +309,10 @@ HttpResponse Http::post_soap(const std::string& url, const std::string& body,
     headers = curl_slist_append(headers, h->data);
   HttpResponse resp;
   impl_->abort_on_interrupt = calls_abort_on_interrupt();
-  curl_easy_setopt(c, CURLOPT_HTTPGET, 0L);
   curl_easy_setopt(c, CURLOPT_POST, 1L);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
   curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(c, CURLOPT_RANGE, nullptr);
   StreamTarget target{impl_.get(), &resp, stream, nullptr};
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, StreamTarget::on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &target);
@@ -350,27 +330,6 @@ HttpResponse Http::post_soap(const std::string& url, const std::string& body,
   if (target.error) std::rethrow_exception(target.error);
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
   return resp;
-}
-
-long Http::get(const std::string& url, uint64_t offset,
-               const std::function<bool(const char*, size_t)>& sink) {
-  CURL* c = impl_->curl;
-  prepare(url);
-  curl_easy_setopt(c, CURLOPT_POST, 0L);
-  curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
-  std::string range = offset ? std::to_string(offset) + "-" : std::string();
-  curl_easy_setopt(c, CURLOPT_RANGE, offset ? range.c_str() : nullptr);
-  impl_->sink = &sink;
-  impl_->sink_aborted = false;
-  impl_->abort_on_interrupt = true;
-  impl_->begin(false);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Impl::on_data);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, impl_.get());
-  perform(url);
-  long status = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  return status;
 }
 
 }  // namespace ceso

@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "ceso/base.hpp"
 #include "ceso/error.hpp"
 
 namespace ceso {
@@ -41,17 +42,11 @@ Digits leading_digits(std::string_view text) {
   return d;
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // Bytes per unit; 0 when `unit` is not one.
 int64_t unit_bytes(std::string_view unit, bool rate) {
   static const std::array<std::pair<std::string_view, int64_t>, 4> kUnits = {
       {{"k", int64_t{1} << 10}, {"m", kMiB}, {"g", kGiB}, {"t", kTiB}}};
-  std::string u = lower(unit);
+  std::string u = ascii_lower(unit);
   for (const auto& [name, bytes] : kUnits) {
     if (rate && name == "t") continue;
     if (u == name) return bytes;

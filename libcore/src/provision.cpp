@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "ceso/base.hpp"
 #include "ceso/error.hpp"
 #include "ceso/tool.hpp"
 #include "ceso/vm.hpp"
@@ -612,12 +613,7 @@ GuestInfo reidentified_guestinfo(const std::map<std::string, std::string>& sourc
 
 void replace_mac(std::string& text, const std::string& from, const std::string& to) {
   if (from.size() != 17 || to.empty()) return;
-  auto lower = [](std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
-  };
-  std::string hay = lower(text), needle = lower(from);
+  std::string hay = ascii_lower(text), needle = ascii_lower(from);
   for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1))
     text.replace(at, needle.size(), to);
 }

@@ -16,21 +16,6 @@
 
 namespace ceso {
 
-std::string sha256_hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1)
-    throw Error("SHA-256 failed");
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (unsigned i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  return out;
-}
-
 SessionCache::SessionCache(std::string dir, const std::string& endpoint_id, const std::string& user)
     : dir_(std::move(dir)) {
   // Hash the key: endpoint ids and user names may contain anything.

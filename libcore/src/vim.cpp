@@ -278,7 +278,6 @@ xml::Node Client::raw_call(std::string_view method, const MoRef& self, std::stri
   body += method;
   body += ">";
   body += kEnvelopeTail;
-  ++round_trips_;
   // Split elements are queued by the parser and handed on between chunks,
   // so the caller's function never runs inside expat's or curl's callbacks.
   std::vector<xml::Node> ready;

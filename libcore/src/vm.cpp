@@ -4,6 +4,7 @@
 #include <cmath>
 #include <set>
 
+#include "ceso/base.hpp"
 #include "ceso/codec.hpp"
 #include "ceso/names.hpp"
 
@@ -53,9 +54,7 @@ std::vector<const xml::Node*> devices(const vim::ObjectContent& vm) {
 
 // "VirtualVmxnet3" → "vmxnet3".
 std::string nic_type(const std::string& xsi_type) {
-  std::string t = xsi_type.rfind("Virtual", 0) == 0 ? xsi_type.substr(7) : xsi_type;
-  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
-  return t;
+  return ascii_lower(xsi_type.rfind("Virtual", 0) == 0 ? xsi_type.substr(7) : xsi_type);
 }
 
 bool is_nic(const xml::Node& d) {

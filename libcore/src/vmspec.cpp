@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <map>
 
+#include "ceso/base.hpp"
 #include "ceso/error.hpp"
 #include "ceso/numbers.hpp"
 
@@ -107,14 +108,9 @@ std::string random_uuid() {
   random_bytes(b.data(), b.size());
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
-  std::string out;
-  char hex[3];
-  for (size_t i = 0; i < b.size(); ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
-    std::snprintf(hex, sizeof hex, "%02x", b[i]);
-    out += hex;
-  }
-  return out;
+  const unsigned char* p = b.data();
+  return hex_encode(p, 4) + "-" + hex_encode(p + 4, 2) + "-" + hex_encode(p + 6, 2) + "-" +
+         hex_encode(p + 8, 2) + "-" + hex_encode(p + 10, 6);
 }
 
 std::string DatastorePath::text() const {

@@ -83,11 +83,6 @@ class Http {
                          const std::string& soap_action,
                          const std::function<void(std::string_view)>* stream = nullptr);
 
-  // GET with an optional byte offset (Range: bytes=N-); body chunks go to
-  // `sink` (return false to abort). Returns the HTTP status.
-  long get(const std::string& url, uint64_t offset,
-           const std::function<bool(const char*, size_t)>& sink);
-
   // The session cookie ("vmware_soap_session=\"…\""), set by the server on
   // Login or restored from the session cache.
   const std::string& cookie() const { return cookie_; }

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "ceso/base.hpp"  // sha256_hex, used by callers of the cache
 #include "ceso/records.hpp"
 
 namespace ceso {
@@ -46,8 +47,5 @@ class SessionCache {
   std::string dir_;
   std::string path_;
 };
-
-// SHA-256 of a string as lowercase hex (OpenSSL EVP).
-std::string sha256_hex(std::string_view data);
 
 }  // namespace ceso

@@ -123,8 +123,6 @@ class Client {
   // `progress` gets 0..100 when the host reports it.
   xml::Node wait_for_task(const MoRef& task, const std::function<void(int)>& progress = nullptr);
 
-  // SOAP round trips made by this client (for tests and benchmarks).
-  size_t round_trips() const { return round_trips_; }
   Http& http() { return *http_; }
 
  private:
@@ -135,7 +133,6 @@ class Client {
   bool connected_ = false;
   std::string soap_action_ = "urn:vim25/6.7";
   std::string vm_view_;
-  size_t round_trips_ = 0;
 
   xml::Node raw_call(std::string_view method, const MoRef& self, std::string_view args = {},
                      const Split* split = nullptr);

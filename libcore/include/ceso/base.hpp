@@ -1,0 +1,23 @@
+// Small helpers every unit needs, with one home each (hex, SHA-256, lower-case).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace ceso {
+
+// Bytes as hex, two digits each: lower-case by default, upper-case when
+// `upper`; `sep` (when not '\0') goes between bytes, e.g. ':' for the
+// "AB:CD:..." thumbprints vSphere prints.
+std::string hex_encode(const unsigned char* data, size_t size, bool upper = false, char sep = '\0');
+
+// SHA-256 of a string as lower-case hex (OpenSSL EVP). Throws ceso::Error
+// (Exit::failure) if libcrypto fails.
+std::string sha256_hex(std::string_view data);
+
+// ASCII letters A-Z to a-z; every other byte (UTF-8 included) unchanged,
+// whatever the C locale.
+std::string ascii_lower(std::string_view s);
+
+}  // namespace ceso
