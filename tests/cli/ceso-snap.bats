@@ -32,15 +32,9 @@ snap_names() { ceso-snap ls "$1" | jq -r .path | tr '\n' ,; }
 
 # A snapshot made behind ceso's back (ceso-snap create refuses a duplicate
 # name): plain SOAP over curl, as another client would.
-soap() {
-  curl -sf -c "$BATS_TEST_TMPDIR/jar" -b "$BATS_TEST_TMPDIR/jar" -H 'Content-Type: text/xml' \
-    -H 'SOAPAction: urn:vim25/6.5' --data-binary @- "$CESO_URL" <<XML
-<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>$1</soapenv:Body></soapenv:Envelope>
-XML
-}
 raw_snapshot() {
-  soap "<Login xmlns=\"urn:vim25\"><_this type=\"SessionManager\">ha-sessionmgr</_this><userName>$CESO_USER</userName><password>$CESO_PASSWORD</password></Login>" >/dev/null
-  soap "<CreateSnapshot_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$1</_this><name>$2</name><memory>false</memory><quiesce>false</quiesce></CreateSnapshot_Task>" >/dev/null
+  raw_login
+  raw_soap "<CreateSnapshot_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$1</_this><name>$2</name><memory>false</memory><quiesce>false</quiesce></CreateSnapshot_Task>" >/dev/null
 }
 
 @test "pipeline: ceso-ls --tag web | ceso-snap create prints vm records with snapshot and changed" {

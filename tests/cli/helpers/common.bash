@@ -82,3 +82,16 @@ assert_eq() {
     return 1
   fi
 }
+
+# A change made behind ceso's back, as another client (the host UI, govc)
+# would: plain SOAP over curl against the simulator, with its own session.
+#   raw_login; raw_soap '<Rename_Task xmlns="urn:vim25">…</Rename_Task>'
+raw_soap() {
+  curl -sf -c "$BATS_TEST_TMPDIR/raw-jar" -b "$BATS_TEST_TMPDIR/raw-jar" -H 'Content-Type: text/xml' \
+    -H 'SOAPAction: urn:vim25/6.5' --data-binary @- "$CESO_URL" <<XML
+<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>$1</soapenv:Body></soapenv:Envelope>
+XML
+}
+raw_login() {
+  raw_soap "<Login xmlns=\"urn:vim25\"><_this type=\"SessionManager\">ha-sessionmgr</_this><userName>$CESO_USER</userName><password>$CESO_PASSWORD</password></Login>" >/dev/null
+}

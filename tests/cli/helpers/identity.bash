@@ -7,13 +7,6 @@
 #                                   # new id, same uuid and name (prints the new id)
 #   saved_record NAME               # the VM's ceso-ls record, compact
 
-_id_soap() {
-  curl -sf -c "$BATS_TEST_TMPDIR/idjar" -b "$BATS_TEST_TMPDIR/idjar" -H 'Content-Type: text/xml' \
-    -H 'SOAPAction: urn:vim25/6.5' --data-binary @- "$CESO_URL" <<XML
-<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>$1</soapenv:Body></soapenv:Envelope>
-XML
-}
-
 _id_xml() {
   local s=$1
   s=${s//&/&amp;}
@@ -24,14 +17,14 @@ _id_xml() {
 
 _id_login() {
   rm -f "$BATS_TEST_TMPDIR/idjar" # a second Login on a session is a fault
-  _id_soap "<Login xmlns=\"urn:vim25\"><_this type=\"SessionManager\">ha-sessionmgr</_this><userName>$CESO_USER</userName><password>$CESO_PASSWORD</password></Login>" >/dev/null
+  raw_login
 }
 
 saved_record() { ceso-ls --json | jq -c --arg n "$1" 'select(.name == $n)'; }
 
 rename_vm() {
   _id_login
-  _id_soap "<Rename_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$1</_this><newName>$(_id_xml "$2")</newName></Rename_Task>" >/dev/null
+  raw_soap "<Rename_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$1</_this><newName>$(_id_xml "$2")</newName></Rename_Task>" >/dev/null
   local i
   for i in $(seq 50); do
     [ "$(ceso-ls --json | jq -r --arg id "$1" 'select(.id == $id) | .name')" = "$2" ] && return 0
@@ -47,8 +40,8 @@ reregister_vm() {
   name=$(jq -r .name <<<"$rec")
   vmx=$(jq -r .vmx <<<"$rec")
   _id_login
-  _id_soap "<UnregisterVM xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$1</_this></UnregisterVM>" >/dev/null || return 1
-  _id_soap "<RegisterVM_Task xmlns=\"urn:vim25\"><_this type=\"Folder\">ha-folder-vm</_this><path>$(_id_xml "$vmx")</path><name>$(_id_xml "$name")</name><asTemplate>false</asTemplate><pool type=\"ResourcePool\">ha-root-pool</pool></RegisterVM_Task>" >/dev/null || return 1
+  raw_soap "<UnregisterVM xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$1</_this></UnregisterVM>" >/dev/null || return 1
+  raw_soap "<RegisterVM_Task xmlns=\"urn:vim25\"><_this type=\"Folder\">ha-folder-vm</_this><path>$(_id_xml "$vmx")</path><name>$(_id_xml "$name")</name><asTemplate>false</asTemplate><pool type=\"ResourcePool\">ha-root-pool</pool></RegisterVM_Task>" >/dev/null || return 1
   for i in $(seq 50); do
     new=$(ceso-ls --json | jq -r --arg n "$name" 'select(.name == $n) | .id')
     if [ -n "$new" ] && [ "$new" != "$1" ]; then
