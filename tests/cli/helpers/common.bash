@@ -93,5 +93,6 @@ raw_soap() {
 XML
 }
 raw_login() {
+  rm -f "$BATS_TEST_TMPDIR/raw-jar" # a second Login on a session is a fault
   raw_soap "<Login xmlns=\"urn:vim25\"><_this type=\"SessionManager\">ha-sessionmgr</_this><userName>$CESO_USER</userName><password>$CESO_PASSWORD</password></Login>" >/dev/null
 }

@@ -15,15 +15,10 @@ _id_xml() {
   printf '%s' "$s"
 }
 
-_id_login() {
-  rm -f "$BATS_TEST_TMPDIR/idjar" # a second Login on a session is a fault
-  raw_login
-}
-
 saved_record() { ceso-ls --json | jq -c --arg n "$1" 'select(.name == $n)'; }
 
 rename_vm() {
-  _id_login
+  raw_login
   raw_soap "<Rename_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$1</_this><newName>$(_id_xml "$2")</newName></Rename_Task>" >/dev/null
   local i
   for i in $(seq 50); do
@@ -39,7 +34,7 @@ reregister_vm() {
   rec=$(ceso-ls --json | jq -c --arg id "$1" 'select(.id == $id)')
   name=$(jq -r .name <<<"$rec")
   vmx=$(jq -r .vmx <<<"$rec")
-  _id_login
+  raw_login
   raw_soap "<UnregisterVM xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$1</_this></UnregisterVM>" >/dev/null || return 1
   raw_soap "<RegisterVM_Task xmlns=\"urn:vim25\"><_this type=\"Folder\">ha-folder-vm</_this><path>$(_id_xml "$vmx")</path><name>$(_id_xml "$name")</name><asTemplate>false</asTemplate><pool type=\"ResourcePool\">ha-root-pool</pool></RegisterVM_Task>" >/dev/null || return 1
   for i in $(seq 50); do
