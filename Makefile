@@ -6,8 +6,11 @@ MESON_FLAGS ?=
 BATS_FILES = $$(find tests/cli -maxdepth 1 -name '*.bats' -type f | sort)
 # The libFuzzer build (tests/fuzz/README.md): clang++, ASan+UBSan, fuzz targets.
 FUZZ_BUILD ?= build-fuzz
+# Every C++ file under clang-format (.clang-format): `make format` rewrites,
+# `make check` refuses a difference.
+FORMAT_FILES = $$(find libcore tools tests/unit tests/fuzz -name '*.[ch]pp' | sort)
 
-.PHONY: all build deps check unit cli demo clean completions format fuzz-build fuzz chaos
+.PHONY: all build deps check unit cli demo clean completions format format-check layers fuzz-build fuzz chaos
 
 all: build
 
@@ -21,10 +24,11 @@ $(BUILD)/build.ninja:
 build: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
-# All tests: GoogleTest for libcore, a smoke run of each fuzz target, the
-# simulator's own checks (its strict request schema), bats for the tools
-# against the simulator.
+# All tests: the layer rule and clang-format, GoogleTest for libcore, a smoke
+# run of each fuzz target, the simulator's own checks (its strict request
+# schema), bats for the tools against the simulator.
 check: deps
+	$(MAKE) layers format-check
 	$(MAKE) build fuzz-build
 	meson test -C $(BUILD) --print-errorlogs
 	tests/fuzz/run smoke $(FUZZ_BUILD)
@@ -65,7 +69,16 @@ completions: build
 	scripts/gen-completions $(BUILD) completions
 
 format:
-	clang-format -i libcore/include/ceso/*.hpp libcore/src/*.cpp tools/*.cpp tests/unit/*.cpp
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	@clang-format --dry-run --Werror $(FORMAT_FILES) || \
+	  { echo "clang-format: the files above differ; run 'make format'" >&2; exit 1; }
+
+# libcore's include graph between folders has no upward edge
+# (docs/architecture.md "Layers").
+layers:
+	scripts/check-layers
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD)

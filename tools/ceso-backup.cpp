@@ -11,14 +11,16 @@
 #include <map>
 #include <memory>
 
-#include "ceso/backup.hpp"
-#include "ceso/config.hpp"
-#include "ceso/netcfg.hpp"
-#include "ceso/numbers.hpp"
-#include "ceso/provision.hpp"
-#include "ceso/restore.hpp"
-#include "ceso/tool.hpp"
-#include "ceso/vm.hpp"
+#include "cli/cloudinit_options.hpp"
+#include "backup/backup.hpp"
+#include "config/config.hpp"
+#include "cloudinit/netcfg.hpp"
+#include "base/numbers.hpp"
+#include "vm/provision.hpp"
+#include "backup/restore.hpp"
+#include "cli/endpoint.hpp"
+#include "cli/tool.hpp"
+#include "vm/vm.hpp"
 
 namespace {
 
@@ -189,7 +191,7 @@ ceso::Exit create(const ceso::Args& args) {
   std::vector<std::unique_ptr<ceso::VmLocator>> locators(jobs);
   ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t w) {
     ceso::throw_if_interrupt_requested();
-    if (!locators[w]) locators[w] = std::make_unique<ceso::VmLocator>(args);
+    if (!locators[w]) locators[w] = std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args));
     ceso::LocatedVm vm = locators[w]->locate(t);
     ceso::BackupContext ctx{gate, catalog, *target, progress, [&](const std::string& m) {
                               ceso::warn(ceso::quote(vm.name) + ": " + m);

@@ -8,17 +8,19 @@
 #include <cstdio>
 #include <optional>
 
-#include "ceso/cloudinit.hpp"
-#include "ceso/config.hpp"
-#include "ceso/names.hpp"
-#include "ceso/netcfg.hpp"
-#include "ceso/policy.hpp"
-#include "ceso/progress.hpp"
-#include "ceso/provision.hpp"
-#include "ceso/tool.hpp"
-#include "ceso/vim.hpp"
-#include "ceso/vm.hpp"
-#include "ceso/vmops.hpp"
+#include "cli/cloudinit_options.hpp"
+#include "cloudinit/cloudinit.hpp"
+#include "config/config.hpp"
+#include "vm/names.hpp"
+#include "cloudinit/netcfg.hpp"
+#include "safety/policy.hpp"
+#include "base/progress.hpp"
+#include "vm/provision.hpp"
+#include "cli/endpoint.hpp"
+#include "cli/tool.hpp"
+#include "vsphere/client.hpp"
+#include "vm/vm.hpp"
+#include "vm/lifecycle.hpp"
 
 namespace {
 
@@ -101,7 +103,7 @@ ceso::Exit run(const ceso::Args& args) {
       ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
   // Finding the source changes nothing: Ctrl-C cuts these calls at once.
   std::optional<ceso::ReadOnlyPhase> reading(std::in_place);
-  ceso::VmLocator locator(args);
+  ceso::VmLocator locator(ceso::endpoint_resolver(args));
   ceso::LocatedVm src_vm = locator.locate({source, ceso::ordered_json::object(), "argument 1"});
   ceso::vim::Client& c = *src_vm.client;
   for (const auto& vm : c.retrieve_all_vms({"name"}))

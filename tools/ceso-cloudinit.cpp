@@ -11,14 +11,15 @@
 #include <filesystem>
 #include <set>
 
-#include "ceso/cloudinit.hpp"
-#include "ceso/cloudinit_fields.hpp"
-#include "ceso/tool.hpp"
+#include "cli/cloudinit_options.hpp"
+#include "cloudinit/cloudinit.hpp"
+#include "cloudinit/fields.hpp"
+#include "cli/tool.hpp"
 
 namespace {
 
 // The spec field options and --encoding come from the one cloud-init field
-// table (ceso/cloudinit_fields.hpp); only the output options are this tool's.
+// table (cloudinit/fields.hpp); only the output options are this tool's.
 ceso::ToolSpec make_spec() {
   ceso::ToolSpec spec{
       "ceso-cloudinit",

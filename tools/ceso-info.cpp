@@ -4,9 +4,10 @@
 // CD-ROMs, the snapshot tree, VMware Tools state, IPs, annotation and the
 // guestinfo keys (decoded with --decode). Unknown fields of an input record
 // are kept.
-#include "ceso/tool.hpp"
-#include "ceso/vim.hpp"
-#include "ceso/vm.hpp"
+#include "cli/endpoint.hpp"
+#include "cli/tool.hpp"
+#include "vsphere/client.hpp"
+#include "vm/vm.hpp"
 
 namespace {
 
@@ -52,7 +53,7 @@ std::string summary_line(const ceso::ordered_json& r) {
 
 ceso::Exit run(const ceso::Args& args) {
   ceso::ReadOnlyRun read_only;  // Ctrl-C cuts a call in flight: nothing to undo
-  ceso::VmLocator locator(args);
+  ceso::VmLocator locator(ceso::endpoint_resolver(args));
   ceso::Output out(args, {}, summary_line);
   ceso::Outcome outcome;
   bool decode = args.has("decode");

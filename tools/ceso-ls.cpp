@@ -6,10 +6,11 @@
 
 #include <algorithm>
 
-#include "ceso/config.hpp"
-#include "ceso/tool.hpp"
-#include "ceso/vim.hpp"
-#include "ceso/vm.hpp"
+#include "config/config.hpp"
+#include "cli/endpoint.hpp"
+#include "cli/tool.hpp"
+#include "vsphere/client.hpp"
+#include "vm/vm.hpp"
 
 namespace {
 

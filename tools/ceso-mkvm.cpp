@@ -1,6 +1,6 @@
 // ceso-mkvm — create VMs from a powered-off golden-image VM, with cloud-init
 // guestinfo, on a standalone ESXi host (disk copies + CreateVM_Task) or through
-// vCenter (CloneVM_Task). See libcore/include/ceso/provision.hpp and
+// vCenter (CloneVM_Task). See libcore/vm/provision.hpp and
 // docs/provisioning.md.
 #include <unistd.h>
 
@@ -8,17 +8,19 @@
 #include <memory>
 #include <optional>
 
-#include "ceso/cloudinit.hpp"
-#include "ceso/config.hpp"
-#include "ceso/names.hpp"
-#include "ceso/netcfg.hpp"
-#include "ceso/policy.hpp"
-#include "ceso/progress.hpp"
-#include "ceso/provision.hpp"
-#include "ceso/tool.hpp"
-#include "ceso/vim.hpp"
-#include "ceso/vm.hpp"
-#include "ceso/vmops.hpp"
+#include "cli/cloudinit_options.hpp"
+#include "cloudinit/cloudinit.hpp"
+#include "config/config.hpp"
+#include "vm/names.hpp"
+#include "cloudinit/netcfg.hpp"
+#include "safety/policy.hpp"
+#include "base/progress.hpp"
+#include "vm/provision.hpp"
+#include "cli/endpoint.hpp"
+#include "cli/tool.hpp"
+#include "vsphere/client.hpp"
+#include "vm/vm.hpp"
+#include "vm/lifecycle.hpp"
 
 namespace {
 

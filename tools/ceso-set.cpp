@@ -4,13 +4,14 @@
 #include <algorithm>
 #include <memory>
 
-#include "ceso/config.hpp"
-#include "ceso/policy.hpp"
-#include "ceso/provision.hpp"
-#include "ceso/tool.hpp"
-#include "ceso/vim.hpp"
-#include "ceso/vm.hpp"
-#include "ceso/vmspec.hpp"
+#include "config/config.hpp"
+#include "safety/policy.hpp"
+#include "vm/provision.hpp"
+#include "cli/endpoint.hpp"
+#include "cli/tool.hpp"
+#include "vsphere/client.hpp"
+#include "vm/vm.hpp"
+#include "vm/spec.hpp"
 
 namespace {
 
@@ -165,7 +166,7 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::for_each_target_parallel(
       args, outcome, jobs,
       [&](const ceso::Target& t, size_t w) {
-        if (!locators[w]) locators[w] = std::make_unique<ceso::VmLocator>(args);
+        if (!locators[w]) locators[w] = std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args));
         ceso::LocatedVm located = locators[w]->locate(t);
         ceso::vim::Client& c = *located.client;
         auto objs = c.retrieve({located.ref}, props);

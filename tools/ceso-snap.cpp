@@ -11,12 +11,13 @@
 #include <memory>
 #include <optional>
 
-#include "ceso/duration.hpp"
-#include "ceso/policy.hpp"
-#include "ceso/snapshot.hpp"
-#include "ceso/tool.hpp"
-#include "ceso/vm.hpp"
-#include "ceso/vmops.hpp"
+#include "base/duration.hpp"
+#include "safety/policy.hpp"
+#include "vm/snapshot.hpp"
+#include "cli/endpoint.hpp"
+#include "cli/tool.hpp"
+#include "vm/vm.hpp"
+#include "vm/lifecycle.hpp"
 
 namespace {
 
@@ -256,7 +257,7 @@ ceso::Exit run(const ceso::Args& args) {
       ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
   Context x{args, gate, out};
   std::vector<std::unique_ptr<ceso::VmLocator>> locators;
-  for (size_t i = 0; i < jobs; ++i) locators.push_back(std::make_unique<ceso::VmLocator>(args));
+  for (size_t i = 0; i < jobs; ++i) locators.push_back(std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args)));
   ceso::Outcome outcome;
   ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t worker) {
     action(x, t, locators[worker]->locate(t));

@@ -6,9 +6,10 @@
 // exit 4 when any check fails.
 #include <algorithm>
 
-#include "ceso/tool.hpp"
-#include "ceso/vm.hpp"
-#include "ceso/vmops.hpp"
+#include "cli/endpoint.hpp"
+#include "cli/tool.hpp"
+#include "vm/vm.hpp"
+#include "vm/lifecycle.hpp"
 
 namespace {
 
@@ -114,7 +115,7 @@ ceso::Exit run(const ceso::Args& args) {
     ceso::usage_error("unknown command " + ceso::quote(args.operands.front()) + " (use check)");
   }
   ceso::ReadOnlyRun read_only;  // check only reads: Ctrl-C cuts a call in flight
-  ceso::VmLocator locator(args);
+  ceso::VmLocator locator(ceso::endpoint_resolver(args));
   ceso::Output out(args, {}, check_line);
   ceso::Outcome outcome;
   bool any_failed = false;

@@ -24,8 +24,8 @@
 #include <string_view>
 #include <vector>
 
-#include "ceso/records.hpp"
-#include "ceso/tool.hpp"
+#include "base/records.hpp"
+#include "cli/tool.hpp"
 
 namespace {
 

@@ -86,7 +86,7 @@ tools() {
 # The exit codes are interface: enum class Exit is the source, ceso(7) and
 # docs/design.md (the contract) must list exactly its codes.
 @test "ceso(7) and docs/design.md list exactly the exit codes of error.hpp" {
-  codes=$(sed -n '/enum class Exit/,/};/p' "$REPO_ROOT/libcore/include/ceso/error.hpp" |
+  codes=$(sed -n '/enum class Exit/,/};/p' "$REPO_ROOT/libcore/base/error.hpp" |
     grep -o '= [0-9]*' | tr -dc '0-9\n' | sort -n | tr '\n' ' ')
   [ -n "$codes" ]
   man=$(sed -n '/^# EXIT STATUS/,/^# /p' "$REPO_ROOT/man/ceso.7.scd" |
@@ -127,4 +127,62 @@ tools() {
   assert_eq "${COMPREPLY[*]}" "--all"
   COMP_WORDS=(ceso-snap ls --j); COMP_CWORD=2; _ceso_snap
   assert_eq "${COMPREPLY[*]}" "--json --jobs"
+}
+
+@test "libcore's folders keep the layer rule (scripts/check-layers)" {
+  run "$REPO_ROOT/scripts/check-layers"
+  [ "$status" -eq 0 ] || { echo "$output" >&2; return 1; }
+  [ -z "$output" ]
+}
+
+@test "scripts/check-layers refuses an upward include, Args below cli/, and an unknown folder" {
+  tree="$BATS_TEST_TMPDIR/libcore"
+  cp -r "$REPO_ROOT/libcore" "$tree"
+  # Each variant alone, on a fresh copy of one file.
+  cp "$tree/base/util.cpp" "$BATS_TEST_TMPDIR/util.cpp"
+  printf '#include "vm/vm.hpp"\n' >>"$tree/base/util.cpp"
+  run "$REPO_ROOT/scripts/check-layers" "$tree"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *'base/util.cpp:'*'base/ includes "vm/vm.hpp": vm/ is above base/'* ]]
+  cp "$BATS_TEST_TMPDIR/util.cpp" "$tree/base/util.cpp"
+
+  printf '  #  include "cli/tool.hpp"\n' >>"$tree/vm/spec.hpp"
+  run "$REPO_ROOT/scripts/check-layers" "$tree"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *'vm/ includes "cli/tool.hpp": cli/ is above vm/'* ]]
+  cp "$REPO_ROOT/libcore/vm/spec.hpp" "$tree/vm/spec.hpp"
+
+  printf 'void f(const Args& a);\n' >>"$tree/backup/backup.hpp"
+  run "$REPO_ROOT/scripts/check-layers" "$tree"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *'backup/ names Args'* ]]
+  cp "$REPO_ROOT/libcore/backup/backup.hpp" "$tree/backup/backup.hpp"
+
+  printf '#include "nowhere/x.hpp"\n' >>"$tree/cli/tool.cpp"
+  run "$REPO_ROOT/scripts/check-layers" "$tree"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *'includes "nowhere/x.hpp", which is in no layer'* ]]
+  cp "$REPO_ROOT/libcore/cli/tool.cpp" "$tree/cli/tool.cpp"
+
+  mkdir "$tree/misc"
+  run "$REPO_ROOT/scripts/check-layers" "$tree"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *'misc: folder is not a layer'* ]]
+  rmdir "$tree/misc"
+
+  # Back to the original: clean again (the variants above were each the cause).
+  run "$REPO_ROOT/scripts/check-layers" "$tree"
+  [ "$status" -eq 0 ]
+}
+
+@test "docs/architecture.md lists the layers of scripts/check-layers, in order" {
+  script=$(sed -n 's/^LAYERS=(\(.*\))$/\1/p' "$REPO_ROOT/scripts/check-layers")
+  # The layer table's first column, top to bottom; the script's list is bottom to top.
+  doc=$(sed -n 's/^| `\([a-z]*\)` | `.*/\1/p' "$REPO_ROOT/docs/architecture.md" | grep -v '^ceso' | tac | tr '\n' ' ')
+  [ -n "$script" ]
+  [ "$doc" = "$script " ] || { echo "architecture.md: '$doc' vs check-layers: '$script'" >&2; return 1; }
+  # Every folder of libcore is a layer.
+  for d in "$REPO_ROOT"/libcore/*/; do
+    [[ " $script " == *" $(basename "$d") "* ]] || { echo "libcore/$(basename "$d") is not a layer" >&2; return 1; }
+  done
 }

@@ -15,7 +15,7 @@
 #include <string>
 #include <string_view>
 
-#include "ceso/error.hpp"
+#include "base/error.hpp"
 
 // An invariant of the code under test; a violation aborts with the message so
 // libFuzzer saves the input.

@@ -7,8 +7,8 @@
 // no .vmx file parser; .vmx files are copied as bytes).
 #include <map>
 
-#include "ceso/cloudinit.hpp"
-#include "ceso/records.hpp"
+#include "cloudinit/cloudinit.hpp"
+#include "base/records.hpp"
 #include "fuzz.hpp"
 
 namespace {

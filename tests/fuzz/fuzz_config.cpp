@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "ceso/cli.hpp"
-#include "ceso/config.hpp"
+#include "cli/options.hpp"
+#include "config/config.hpp"
 #include "fuzz.hpp"
 
 namespace {
@@ -43,11 +43,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::string> names;
   ceso_fuzz::expect_ok_or_error([&] { names = config_host_names(env); });
   ceso_fuzz::expect_ok_or_error([&] { (void)config_backup_target(env); });
-  ceso_fuzz::expect_ok_or_error([&] { (void)resolve_endpoint_if_given(Args{}, env); });
+  ceso_fuzz::expect_ok_or_error([&] { (void)resolve_endpoint_if_given(HostSelection{}, env); });
   for (size_t i = 0; i < names.size() && i < 4; ++i) {
     ceso_fuzz::expect_ok_or_error([&] {
-      Args a;
-      a.add("host", names[i]);
+      HostSelection a;
+      a.name = names[i];
       Endpoint ep = resolve_endpoint(a, env);
       CESO_FUZZ_CHECK(!ep.url.empty() && !ep.host.empty() && !ep.user.empty(),
                       "a resolved endpoint has a URL, host and user");

@@ -1,7 +1,7 @@
 // manifest.json (manifest.hpp) as read back from a target by verify, reindex
 // and restore: a damaged or hostile target must give Error(bad_input), and
 // what we write must read back.
-#include "ceso/manifest.hpp"
+#include "backup/manifest.hpp"
 #include "fuzz.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -1,7 +1,7 @@
 // NDJSON reader (records.hpp): the first thing every tool does with its stdin.
 #include <cstdio>
 
-#include "ceso/records.hpp"
+#include "base/records.hpp"
 #include "fuzz.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -1,10 +1,10 @@
 // A SOAP answer from a hostile or broken host, taken the way vim::Client
-// takes it (vim.cpp raw_call, wait_for_task): parse, find Body, turn a Fault
+// takes it (vsphere/client.cpp raw_call, wait_for_task): parse, find Body, turn a Fault
 // into a ceso::Error; otherwise read service content and PropertyCollector
 // objects, and a task's error into a Fault. Both the whole-document path
 // (fault answers) and the streaming path (RetrievePropertiesEx) run.
-#include "ceso/vim.hpp"
-#include "ceso/xml.hpp"
+#include "vsphere/client.hpp"
+#include "base/xml.hpp"
 #include "fuzz.hpp"
 
 namespace {

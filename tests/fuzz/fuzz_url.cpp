@@ -2,8 +2,8 @@
 // GOVC_URL, config entries, records' endpoint fields), certificate
 // thumbprints, and backup target URLs (target.hpp: file://, sftp://). sftp
 // URLs are only parsed (parse_sftp_url): opening one would connect.
-#include "ceso/config.hpp"
-#include "ceso/target.hpp"
+#include "config/config.hpp"
+#include "transport/target.hpp"
 #include "fuzz.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

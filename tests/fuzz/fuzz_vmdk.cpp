@@ -1,13 +1,13 @@
 // VMDK descriptors as a backup stores them and restore rewrites them
 // (restore.cpp: descriptor_extents, rewrite_descriptor), and the datastore
-// paths ("[ds] dir/file.vmdk") the host reports for disk files (datastore.hpp,
-// vmspec.hpp). A descriptor comes from the host at backup time and from the
+// paths ("[ds] dir/file.vmdk") the host reports for disk files (transport/datastore.hpp,
+// vm/spec.hpp). A descriptor comes from the host at backup time and from the
 // target at restore time: both can be hostile.
 #include <algorithm>
 
-#include "ceso/datastore.hpp"
-#include "ceso/restore.hpp"
-#include "ceso/vmspec.hpp"
+#include "transport/datastore.hpp"
+#include "backup/restore.hpp"
+#include "vm/spec.hpp"
 #include "fuzz.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -48,13 +48,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       DatastorePath p = parse_datastore_path(line);
       DatastorePath q = parse_datastore_path(p.str());
       CESO_FUZZ_CHECK(p.datastore == q.datastore && p.path == q.path,
-                      "datastore path round trip (datastore.hpp)");
+                      "datastore path round trip (transport/datastore.hpp)");
     });
     ceso_fuzz::expect_ok_or_error([&] {
       vmspec::DatastorePath p = vmspec::parse_datastore_path(line);
       vmspec::DatastorePath q = vmspec::parse_datastore_path(p.text());
       CESO_FUZZ_CHECK(p.datastore == q.datastore && p.path == q.path,
-                      "datastore path round trip (vmspec.hpp)");
+                      "datastore path round trip (vm/spec.hpp)");
       (void)vmspec::base_name(p.path);
       (void)vmspec::dir_name(p.path);
     });

@@ -1,6 +1,6 @@
 // The XML layer (xml.hpp) every SOAP answer goes through: whole-document
 // parsing, the streaming parser fed in arbitrary chunks, navigation, escaping.
-#include "ceso/xml.hpp"
+#include "base/xml.hpp"
 #include "fuzz.hpp"
 
 namespace {

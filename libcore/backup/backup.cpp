@@ -1,0 +1,1114 @@
+#include "backup/backup.hpp"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <thread>
+
+#include "base/util.hpp"
+#include "config/config.hpp"
+#include "transport/datastore.hpp"
+#include "base/error.hpp"
+#include "backup/restore.hpp"
+#include "vm/snapshot.hpp"
+#include "base/cancel.hpp"
+#include "base/log.hpp"
+#include "vm/lifecycle.hpp"
+
+namespace ceso {
+
+// ---- hashing and the stored stream ----
+
+namespace {
+
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) {
+    if (!ctx_ || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) fail("cannot set up SHA-256");
+  }
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(const void* data, size_t size) { EVP_DigestUpdate(ctx_, data, size); }
+  std::string hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    EVP_DigestFinal_ex(ctx_, md, &len);
+    return hex_encode(md, len);
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+constexpr size_t kBufferSize = 1 << 20;
+
+int default_threads() {
+  // Half the CPUs: the calling thread needs one for receiving and the two
+  // hashes; more workers buy little at levels 1-3 and each holds job buffers
+  // (RSS). On a 2-CPU host one worker was faster than two (bench/backup).
+  unsigned n = std::thread::hardware_concurrency() / 2;
+  return static_cast<int>(std::clamp(n, 1u, 4u));
+}
+
+}  // namespace
+
+struct StoredFileWriter::Impl {
+  std::unique_ptr<TargetWriter> out;
+  ZSTD_CCtx* cctx = nullptr;
+  Sha256 raw_hash, stored_hash;
+  uint64_t raw = 0, stored = 0;
+  std::vector<char> buf = std::vector<char>(kBufferSize);
+
+  void drain(ZSTD_inBuffer& in, ZSTD_EndDirective mode) {
+    for (;;) {
+      ZSTD_outBuffer ob{buf.data(), buf.size(), 0};
+      size_t left = ZSTD_compressStream2(cctx, &ob, &in, mode);
+      if (ZSTD_isError(left)) fail(std::string("zstd: ") + ZSTD_getErrorName(left));
+      if (ob.pos) {
+        stored_hash.update(buf.data(), ob.pos);
+        out->write(buf.data(), ob.pos);
+        stored += ob.pos;
+      }
+      bool done = mode == ZSTD_e_end ? left == 0 : in.pos == in.size;
+      if (done) return;
+    }
+  }
+};
+
+StoredFileWriter::StoredFileWriter(std::unique_ptr<TargetWriter> out, int level, int threads)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->out = std::move(out);
+  impl_->cctx = ZSTD_createCCtx();
+  if (!impl_->cctx) fail("zstd: out of memory");
+  ZSTD_CCtx_setParameter(impl_->cctx, ZSTD_c_compressionLevel, level);
+  ZSTD_CCtx_setParameter(impl_->cctx, ZSTD_c_checksumFlag, 1);
+  int workers = threads > 0 ? threads : default_threads();
+  // Even one worker helps: compression then overlaps with receiving and hashing.
+  ZSTD_CCtx_setParameter(impl_->cctx, ZSTD_c_nbWorkers, workers);
+  ZSTD_CCtx_setParameter(impl_->cctx, ZSTD_c_jobSize, 2 << 20);
+}
+
+StoredFileWriter::~StoredFileWriter() { ZSTD_freeCCtx(impl_->cctx); }
+
+void StoredFileWriter::write(const char* data, size_t size) {
+  impl_->raw_hash.update(data, size);
+  impl_->raw += size;
+  ZSTD_inBuffer in{data, size, 0};
+  impl_->drain(in, ZSTD_e_continue);
+}
+
+void StoredFileWriter::finish(ManifestFile& file) {
+  ZSTD_inBuffer in{nullptr, 0, 0};
+  impl_->drain(in, ZSTD_e_end);
+  impl_->out->commit();
+  file.size = impl_->raw;
+  file.stored_size = impl_->stored;
+  file.sha256 = impl_->raw_hash.hex();
+  file.stored_sha256 = impl_->stored_hash.hex();
+  file.compression = "zstd";
+}
+
+struct StoredFileReader::Impl {
+  const ManifestFile* file = nullptr;
+  std::unique_ptr<TargetReader> reader;
+  std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx{ZSTD_createDCtx(), ZSTD_freeDCtx};
+  Sha256 raw_hash, stored_hash;
+  uint64_t raw = 0;
+  std::vector<char> in_buf = std::vector<char>(kBufferSize);
+  ZSTD_inBuffer in{in_buf.data(), 0, 0};
+  size_t pending = 1;  // ZSTD's "more input expected" (0 = frame complete)
+  bool corrupt = false, at_end = false, checked = false;
+  std::vector<std::string> problems;
+};
+
+StoredFileReader::StoredFileReader(BackupTarget& target, const std::string& dir,
+                                   const ManifestFile& file)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& im = *impl_;
+  im.file = &file;
+  const std::string path = dir + "/" + file.name;
+  auto size = target.file_size(path);
+  if (!size) {
+    im.problems.push_back(file.name + ": missing");
+    im.at_end = true;
+    return;
+  }
+  if (*size != file.stored_size)
+    im.problems.push_back(file.name + ": " + std::to_string(*size) +
+                          " bytes stored, manifest says " + std::to_string(file.stored_size) +
+                          (*size < file.stored_size ? " (truncated)" : ""));
+  im.reader = target.open(path);
+}
+
+StoredFileReader::~StoredFileReader() = default;
+
+size_t StoredFileReader::read(char* data, size_t size) {
+  Impl& im = *impl_;
+  while (!im.at_end) {
+    if (im.in.pos == im.in.size) {
+      throw_if_interrupt_requested();
+      size_t n = im.reader->read(im.in_buf.data(), im.in_buf.size());
+      if (n == 0) {
+        im.at_end = true;
+        break;
+      }
+      im.stored_hash.update(im.in_buf.data(), n);
+      im.in = {im.in_buf.data(), n, 0};
+    }
+    ZSTD_outBuffer out{data, size, 0};
+    im.pending = ZSTD_decompressStream(im.dctx.get(), &out, &im.in);
+    if (ZSTD_isError(im.pending)) {
+      im.problems.push_back(im.file->name + ": corrupt zstd stream (" +
+                            ZSTD_getErrorName(im.pending) + ")");
+      im.corrupt = im.at_end = true;
+      break;
+    }
+    if (out.pos) {
+      im.raw_hash.update(data, out.pos);
+      im.raw += out.pos;
+      return out.pos;
+    }
+  }
+  return 0;
+}
+
+std::vector<std::string> StoredFileReader::problems() {
+  Impl& im = *impl_;
+  if (!im.at_end) fail("StoredFileReader::problems() before the end of " + im.file->name);
+  if (im.checked || !im.reader) return im.problems;
+  im.checked = true;
+  // Hash what a corrupt stream left unread, so the stored hash is of the whole file.
+  if (im.corrupt) {
+    while (size_t n = im.reader->read(im.in_buf.data(), im.in_buf.size()))
+      im.stored_hash.update(im.in_buf.data(), n);
+  }
+  const ManifestFile& f = *im.file;
+  if (!im.corrupt && im.pending != 0)
+    im.problems.push_back(f.name + ": zstd stream ends early (truncated)");
+  if (im.stored_hash.hex() != f.stored_sha256)
+    im.problems.push_back(f.name + ": SHA-256 of the stored file differs from the manifest");
+  if (!im.corrupt) {
+    if (im.raw != f.size)
+      im.problems.push_back(f.name + ": " + std::to_string(im.raw) +
+                            " bytes after decompression, " + "manifest says " +
+                            std::to_string(f.size));
+    else if (im.raw_hash.hex() != f.sha256)
+      im.problems.push_back(f.name + ": SHA-256 of the data differs from the manifest");
+  }
+  return im.problems;
+}
+
+std::vector<std::string> check_stored_file(BackupTarget& target, const std::string& dir,
+                                           const ManifestFile& file,
+                                           const std::function<void(const char*, size_t)>& sink) {
+  StoredFileReader reader(target, dir, file);
+  std::vector<char> buf(kBufferSize);
+  while (size_t n = reader.read(buf.data(), buf.size()))
+    if (sink) sink(buf.data(), n);
+  return reader.problems();
+}
+
+// ---- ids, locks, in-progress markers ----
+
+namespace {
+
+constexpr const char* kInProgress = ".in-progress";
+constexpr const char* kSnapshotPrefix = "ceso-backup ";
+// Old runs' description (no run details): never removed automatically.
+constexpr const char* kSnapshotDescription =
+    "Temporary snapshot of a ceso-backup run; removed when the backup ends.";
+// What follows this in a snapshot's description is the run as JSON.
+constexpr const char* kSnapshotRunTag = " Run: ";
+
+std::string hostname() {
+  char buf[256] = {};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+std::string safe_name(const std::string& s, size_t max) {
+  std::string out;
+  for (unsigned char c : s) {
+    bool ok = std::isalnum(c) || c == '.' || c == '_' || c == '-';
+    char ch = ok ? static_cast<char>(c) : '_';
+    if (ch == '_' && !out.empty() && out.back() == '_') continue;
+    out += ch;
+    if (out.size() >= max) break;
+  }
+  while (!out.empty() && (out.front() == '.' || out.front() == '-')) out.erase(0, 1);
+  return out.empty() ? "vm" : out;
+}
+
+std::string utc_stamp(int64_t t, const char* fmt) {
+  time_t tt = static_cast<time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, fmt, &tm);
+  return buf;
+}
+
+int64_t now_seconds() { return static_cast<int64_t>(std::time(nullptr)); }
+
+// One backup of a VM at a time on this machine: an flock on a file in the
+// state directory, held for the whole run (released by the kernel when the
+// process dies, so a killed run never blocks the next one).
+class VmLock {
+ public:
+  VmLock(const std::string& key, const std::string& vm_name) : path_(path_for(key)) {
+    fd_ = open_private_file(path_, O_RDWR);  // in the state directory: 0700/0600
+    if (fd_ < 0) fail("cannot open lock file " + quote(path_) + ": " + std::strerror(errno));
+    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      char buf[32] = {};
+      ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+      std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+      while (!pid.empty() && pid.back() == '\n') pid.pop_back();
+      ::close(fd_);
+      fd_ = -1;
+      fail("VM " + quote(vm_name) + " is already being backed up" +
+           (pid.empty() ? "" : " by process " + pid) + " on this machine");
+    }
+    std::string pid = std::to_string(getpid()) + "\n";
+    if (ftruncate(fd_, 0) == 0) (void)!::pwrite(fd_, pid.data(), pid.size(), 0);
+  }
+  ~VmLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  VmLock(const VmLock&) = delete;
+  VmLock& operator=(const VmLock&) = delete;
+  const std::string& path() const { return path_; }
+
+  static std::string path_for(const std::string& key) {
+    return state_dir() + "/locks/backup-" + safe_name(key, 200) + ".lock";
+  }
+  // Whether some process holds the lock at `path` now; nullopt when the
+  // file cannot be opened (absent, or another user's).
+  static std::optional<bool> held(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    bool busy = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    ::close(fd);
+    return busy;
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+bool process_exists(int64_t pid) {
+  if (pid <= 0 || pid > std::numeric_limits<pid_t>::max()) return false;
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+// Whether the run a marker or a snapshot description names may still be
+// going. `own_lock` is the lock this process holds (a run that used the
+// same lock is dead: we could not hold it otherwise). Another machine's run
+// cannot be checked from here: it counts as alive.
+bool run_alive(const ordered_json& run, const std::string& own_lock = {}) {
+  if (!run.is_object()) return true;
+  std::string host = run.value("host", ""), lock = run.value("lock", "");
+  if (host != hostname()) return true;
+  if (!own_lock.empty() && lock == own_lock) return false;
+  if (auto busy = VmLock::held(lock)) return *busy;
+  // The lock file is gone or unreadable (another user's state directory):
+  // the process decides (a reused pid only keeps a leftover longer).
+  return run.value("pid", int64_t{0}) > 0 && process_exists(run.value("pid", int64_t{0}));
+}
+
+// A marker ceso wrote: a JSON object naming the run's machine and lock.
+bool is_marker(const ordered_json& m) {
+  return m.is_object() && m.contains("host") && m["host"].is_string() && m.contains("lock") &&
+         m["lock"].is_string() && m.contains("vm_key") && m["vm_key"].is_string();
+}
+
+std::string describe_run(const ordered_json& run) {
+  std::string s = "machine " + quote(run.value("host", "?"));
+  if (run.contains("pid")) s += ", pid " + std::to_string(run.value("pid", int64_t{0}));
+  if (run.contains("started") && run["started"].is_number_integer())
+    s += ", started " + utc_stamp(run["started"].get<int64_t>(), "%Y-%m-%dT%H:%M:%SZ");
+  return s;
+}
+
+}  // namespace
+
+std::string make_backup_id(const std::string& vm_name, int64_t now) {
+  unsigned char rnd[8] = {};
+  if (RAND_bytes(rnd, sizeof rnd) != 1) fail("cannot get random bytes for a backup id");
+  return safe_name(vm_name, 48) + "-" + utc_stamp(now, "%Y%m%dT%H%M%SZ") + "-" +
+         hex_encode(rnd, sizeof rnd);
+}
+
+namespace {
+
+std::string id_problem(std::string_view id) {
+  if (id.empty()) return "empty";
+  if (id.size() > 128) return "longer than 128 characters";
+  if (id.front() == '.' || id.front() == '-') return "starts with '" + std::string(1, id[0]) + "'";
+  for (unsigned char c : id)
+    if (!std::isalnum(c) && c != '.' && c != '_' && c != '-')
+      return c < 0x20 || c == 0x7f ? "holds a control character"
+                                   : "holds " + quote(std::string(1, static_cast<char>(c))) +
+                                         " (ids are letters, digits, '.', '_' and '-')";
+  return {};
+}
+
+}  // namespace
+
+bool is_backup_id(std::string_view id) { return id_problem(id).empty(); }
+
+void check_backup_id(std::string_view id) {
+  std::string why = id_problem(id);
+  if (!why.empty()) bad_input("bad backup id " + quote(id.substr(0, 160)) + ": " + why);
+}
+
+std::optional<std::string> manifest_id_at(BackupTarget& target, const std::string& id) {
+  check_backup_id(id);
+  const std::string path = id + "/" + kManifestName;
+  if (!target.file_size(path)) return std::nullopt;
+  try {
+    return manifest_from_json(target.read_file(path)).id;
+  } catch (const Error& e) {
+    bad_input("backup " + quote(id) + " at " + target.url() + ": " + e.what());
+  }
+}
+
+namespace {
+
+ordered_json read_marker(BackupTarget& target, const std::string& id) {
+  try {
+    return ordered_json::parse(target.read_file(id + "/" + kInProgress));
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+}
+
+}  // namespace
+
+TargetListing list_target(BackupTarget& target) {
+  TargetListing out;
+  auto entries = target.list("");
+  std::sort(entries.begin(), entries.end(),
+            [](const TargetEntry& a, const TargetEntry& b) { return a.name < b.name; });
+  for (const auto& e : entries) {
+    if (!e.dir || !is_backup_id(e.name))
+      out.foreign.push_back(e.name);
+    else if (target.file_size(e.name + "/" + kManifestName))
+      out.complete.push_back(e.name);
+    else if (target.file_size(e.name + "/" + kInProgress))
+      out.incomplete.push_back(e.name);
+    else
+      out.foreign.push_back(e.name);
+  }
+  return out;
+}
+
+std::vector<std::string> collect_garbage(BackupTarget& target, bool dry_run,
+                                         std::vector<std::string>* in_progress) {
+  std::vector<std::string> removed;
+  for (const auto& id : list_target(target).incomplete) {
+    ordered_json marker = read_marker(target, id);
+    // A marker that is not ours (or unreadable) is not proof that ceso made
+    // the directory: leave it, like a live run's.
+    if (!is_marker(marker) || run_alive(marker)) {
+      if (in_progress) in_progress->push_back(id);
+      continue;
+    }
+    if (!dry_run) target.remove_tree(id);
+    removed.push_back(id);
+  }
+  return removed;
+}
+
+// ---- what to copy ----
+
+namespace {
+
+struct SourceFile {
+  DatastorePath path;
+  std::string kind;  // vmx | nvram | descriptor | extent
+  int disk = -1;
+  std::string name;   // stored name, without ".zst"
+  uint64_t size = 0;  // from layoutEx; 0 when unknown
+};
+
+struct VmFacts {
+  ordered_json details;  // vm_details record
+  xml::Node config;      // the `config` property as the API reports it
+  std::string power;
+  std::vector<SourceFile> files;
+  ordered_json disks = ordered_json::array();
+  bool passthrough = false;
+};
+
+std::string flat_name(const std::string& descriptor) {
+  const std::string ext = ".vmdk";
+  if (descriptor.size() > ext.size() &&
+      descriptor.compare(descriptor.size() - ext.size(), ext.size(), ext) == 0)
+    return descriptor.substr(0, descriptor.size() - ext.size()) + "-flat.vmdk";
+  return descriptor + "-flat";
+}
+
+// Disk files from layoutEx: for each disk its chain (base first, then the
+// deltas of snapshots that exist already, the user's), each unit a descriptor
+// and its extent(s). Without layoutEx (some hosts, some simulators), the
+// descriptor from the device backing and ESXi's "-flat.vmdk" naming rule.
+void add_disk_files(VmFacts& f, const xml::Node& device, int index, const xml::Node* layout) {
+  std::string key = device.child_text("key");
+  std::string file = device.find_text("backing/fileName");
+  f.disks.push_back({{"index", index},
+                     {"device_key", std::atoi(key.c_str())},
+                     {"file", file},
+                     {"capacity_bytes",
+                      std::strtoull(device.child_text("capacityInBytes").c_str(), nullptr, 10)}});
+  std::map<std::string, const xml::Node*> by_key;
+  if (layout)
+    for (const xml::Node* lf : layout->all("file")) by_key[lf->child_text("key")] = lf;
+  const xml::Node* chain_owner = nullptr;
+  if (layout)
+    for (const xml::Node* d : layout->all("disk"))
+      if (d->child_text("key") == key) chain_owner = d;
+  std::string base = "disk" + std::to_string(index);
+  bool found = false;
+  if (chain_owner) {
+    auto units = chain_owner->all("chain");
+    for (size_t u = 0; u < units.size(); ++u) {
+      std::string unit = base + (u ? "-s" + std::to_string(u) : "");
+      int extent = 0;
+      for (const xml::Node* fk : units[u]->all("fileKey")) {
+        auto it = by_key.find(fk->text);
+        if (it == by_key.end()) continue;
+        const xml::Node* lf = it->second;
+        std::string type = lf->child_text("type");
+        bool is_extent = type == "diskExtent";
+        std::string name = is_extent
+                               ? unit + "-flat" + (extent ? std::to_string(extent) : "") + ".vmdk"
+                               : unit + ".vmdk";
+        if (is_extent) ++extent;
+        f.files.push_back({parse_datastore_path(lf->child_text("name")),
+                           is_extent ? "extent" : "descriptor", index, name,
+                           std::strtoull(lf->child_text("size").c_str(), nullptr, 10)});
+        found = true;
+      }
+    }
+  }
+  if (!found) {
+    DatastorePath d = parse_datastore_path(file);
+    f.files.push_back({d, "descriptor", index, base + ".vmdk", 0});
+    f.files.push_back({{d.datastore, flat_name(d.path)}, "extent", index, base + "-flat.vmdk", 0});
+  }
+}
+
+VmFacts read_vm(vim::Client& c, const vim::MoRef& ref) {
+  auto details = c.retrieve({ref}, vm_detail_paths());
+  auto raw = c.retrieve({ref}, {"config", "layoutEx"});
+  if (details.empty() || raw.empty()) fail("the VM disappeared while reading it");
+  VmFacts f;
+  f.details = vm_details(details.front(), c.endpoint(), false);
+  f.power = f.details.value("power", "");
+  const xml::Node* config = raw.front().prop("config");
+  if (!config) fail("the host reports no configuration for this VM");
+  f.config = *config;
+  const xml::Node* layout = raw.front().prop("layoutEx");
+  std::string vmx = config->find_text("files/vmPathName");
+  f.files.push_back({parse_datastore_path(vmx), "vmx", -1, "vm.vmx", 0});
+  if (layout)
+    for (const xml::Node* lf : layout->all("file"))
+      if (lf->child_text("type") == "nvram")
+        f.files.push_back({parse_datastore_path(lf->child_text("name")), "nvram", -1, "vm.nvram",
+                           std::strtoull(lf->child_text("size").c_str(), nullptr, 10)});
+  int index = 0;
+  if (const xml::Node* hw = config->child("hardware"))
+    for (const xml::Node* dev : hw->all("device")) {
+      if (dev->type() == "VirtualPCIPassthrough") f.passthrough = true;
+      if (dev->type() == "VirtualDisk") add_disk_files(f, *dev, index++, layout);
+    }
+  return f;
+}
+
+// The plain vm record (ceso-ls's fields) out of a detailed one.
+ordered_json vm_record_of(const ordered_json& details) {
+  ordered_json r = ordered_json::object();
+  for (const char* k : {"type", "endpoint", "id", "name", "uuid", "power", "cpus", "memory_mib",
+                        "disks_gib", "ip", "tags", "guest_id", "datastore", "vmx"})
+    if (details.contains(k)) r[k] = details[k];
+  return r;
+}
+
+// The datacenter part of /folder URLs: "ha-datacenter" on a standalone host;
+// on vCenter the name of the datacenter that holds the VM.
+std::string datacenter_of(vim::Client& c, const vim::MoRef& vm) {
+  if (!c.content().is_vcenter()) return "ha-datacenter";
+  vim::MoRef cur = vm;
+  for (int depth = 0; depth < 32; ++depth) {
+    auto objs = c.retrieve({cur}, {"parent", "name"});
+    if (objs.empty()) break;
+    if (cur.type == "Datacenter") return objs.front().text("name");
+    const xml::Node* parent = objs.front().prop("parent");
+    if (!parent) break;
+    cur = vim::moref_of(*parent);
+  }
+  fail("cannot find the datacenter of the VM");
+}
+
+}  // namespace
+
+// ---- one backup run ----
+
+namespace {
+
+class BackupRun {
+ public:
+  BackupRun(const LocatedVm& vm, const BackupOptions& o, BackupContext& ctx)
+      : vm_(vm), c_(*vm.client), o_(o), ctx_(ctx) {}
+
+  ordered_json run(ordered_json& record);
+
+ private:
+  const LocatedVm& vm_;
+  vim::Client& c_;
+  const BackupOptions& o_;
+  BackupContext& ctx_;
+  VmFacts facts_;
+  Manifest m_;
+  std::string vm_key_;
+  std::map<std::string, std::string> descriptors_;  // stored name → text
+  ordered_json run_;  // this run: id, machine, pid, lock (marker, snapshot description)
+  std::string datacenter_;
+  std::unique_ptr<DatastoreFiles> files_;
+
+  Mutation mutation(std::string op, ordered_json params = ordered_json::object()) const {
+    return {c_.endpoint().id, vm_.name, vm_.ref.value, std::move(op), std::move(params)};
+  }
+  void plan_only();
+  void clean_leftovers(const std::string& lock_path);
+  void copy_all(const std::vector<SourceFile>& files);
+  void copy_file(const SourceFile& src);
+  void store_blob(const std::string& name, const std::string& kind, const std::string& data);
+  void publish();
+  void hot_copy(const std::vector<SourceFile>& disks);
+  void cold_copy(const std::vector<SourceFile>& disks);
+  bool remove_snapshot_retrying(const vim::MoRef& snap);
+  void record_failure(const std::string& error);
+};
+
+void BackupRun::plan_only() {
+  ordered_json files = ordered_json::array();
+  for (const auto& f : facts_.files) files.push_back(f.path.str());
+  bool running = facts_.power == "on";
+  auto noop = [] {};
+  if (running && o_.mode == "hot")
+    ctx_.gate.perform(mutation("CreateSnapshot_Task", {{"memory", false}, {"quiesce", o_.quiesce}}),
+                      noop);
+  if (running && o_.mode == "cold")
+    ctx_.gate.perform(mutation("ShutdownGuest", {{"force", o_.force}}), noop);
+  ctx_.gate.perform(
+      mutation("Backup", {{"id", m_.id}, {"target", ctx_.target.url()}, {"files", files}}), noop);
+  if (running && o_.mode == "hot") ctx_.gate.perform(mutation("RemoveSnapshot_Task"), noop);
+  if (running && o_.mode == "cold") ctx_.gate.perform(mutation("PowerOnVM_Task"), noop);
+}
+
+// A killed run of this VM left a directory and maybe its snapshot. Its
+// directory: when its marker names our lock (we hold it now, so that run is
+// dead). A snapshot: only ours (our name prefix and a description naming
+// the run) whose run is dead; one whose run may be alive (this machine: its
+// lock is held or its process exists; another machine: always) stops this
+// run, and a user's snapshot never matches.
+void BackupRun::clean_leftovers(const std::string& lock_path) {
+  for (const auto& id : list_target(ctx_.target).incomplete) {
+    ordered_json marker = read_marker(ctx_.target, id);
+    if (is_marker(marker) && marker.value("vm_key", "") == vm_key_ &&
+        marker.value("lock", "") == lock_path && marker.value("host", "") == hostname()) {
+      ctx_.target.remove_tree(id);
+      ctx_.warn("removed " + quote(id) + " left by an interrupted run");
+    }
+  }
+  for (const auto& s : list_snapshots(c_, vm_.ref)) {
+    if (s.name.rfind(kSnapshotPrefix, 0) != 0) continue;
+    std::string who;
+    ordered_json run = nullptr;
+    if (size_t at = s.description.find(kSnapshotRunTag); at != std::string::npos) {
+      try {
+        run = ordered_json::parse(s.description.substr(at + std::strlen(kSnapshotRunTag)));
+      } catch (const std::exception&) {
+        run = nullptr;
+      }
+    }
+    if (!run.is_object() || !run.contains("host")) {
+      if (s.description != kSnapshotDescription) continue;  // a user's snapshot
+      fail("VM " + quote(vm_.name) + " has the snapshot " + quote(s.name) +
+           " of a backup run of an older ceso-backup, which cannot tell whether that run is "
+           "still going; if it is not, remove the snapshot (ceso-snap rm) and start again");
+    }
+    if (run_alive(run, lock_path))
+      fail("VM " + quote(vm_.name) + " is being backed up by another run (" + describe_run(run) +
+           ", snapshot " + quote(s.name) + "); if that run is dead, remove its snapshot " +
+           "(ceso-snap rm) and start again");
+    ctx_.gate.perform(mutation("RemoveSnapshot_Task", {{"snapshot", s.name}}),
+                      [&] { remove_snapshot(c_, s.ref, false, true); });
+    ctx_.warn("removed snapshot " + quote(s.name) + " left by an interrupted run");
+  }
+}
+
+void BackupRun::copy_file(const SourceFile& src) {
+  throw_if_interrupt_requested();
+  std::string url =
+      vim::datastore_file_url(c_.endpoint(), datacenter_, src.path.datastore, src.path.path);
+  ManifestFile mf;
+  mf.name = src.name + ".zst";
+  mf.source = src.path.str();
+  mf.kind = src.kind;
+  mf.disk = src.disk;
+  std::unique_ptr<StoredFileWriter> writer;
+  auto open_writer = [&] {
+    writer = std::make_unique<StoredFileWriter>(ctx_.target.create(m_.id + "/" + mf.name), o_.level,
+                                                o_.threads);
+  };
+  std::string descriptor;
+  int task = ctx_.progress.start(vm_.name + " " + src.name, src.size);
+  DownloadOptions dopt;
+  dopt.retries = o_.retries;
+  dopt.backoff = o_.backoff;
+  dopt.limit_rate = o_.limit_rate;
+  dopt.cancelled = [] { return interrupt_requested(); };
+  dopt.on_retry = [&](const std::string& why) { ctx_.warn(src.path.str() + ": " + why); };
+  auto got = files_->download(
+      url,
+      [&](const char* data, size_t n) {
+        if (!writer) open_writer();
+        writer->write(data, n);
+        // Descriptors are checked the way restore reads them before the
+        // backup is published (bounded: a real one is a few hundred bytes).
+        if (src.kind == "descriptor" && descriptor.size() <= (1u << 20))
+          descriptor.append(data, std::min<size_t>(n, (1u << 20) + 1 - descriptor.size()));
+        ctx_.progress.advance(task, n);
+      },
+      dopt);
+  ctx_.progress.finish(task);
+  if (!got) {
+    // layoutEx lists an NVRAM the host does not serve (a VM that never ran
+    // has none yet): the backup is still usable, but the record says so.
+    if (src.kind == "nvram") {
+      std::string w = src.path.str() +
+                      " (nvram): listed by the host but not served (HTTP 404); "
+                      "not in the backup";
+      m_.warnings.push_back(w);
+      ctx_.warn(w);
+      return;
+    }
+    fail("cannot download " + quote(src.path.str()) + ": the host says it does not exist");
+  }
+  if (src.kind == "extent" && src.size && *got != src.size)
+    fail("copied " + std::to_string(*got) + " bytes of " + quote(src.path.str()) + ", expected " +
+         std::to_string(src.size));
+  if (!writer) open_writer();
+  writer->finish(mf);
+  if (src.kind == "descriptor") descriptors_[mf.name] = std::move(descriptor);
+  m_.files.push_back(std::move(mf));
+}
+
+void BackupRun::store_blob(const std::string& name, const std::string& kind,
+                           const std::string& data) {
+  ManifestFile mf;
+  mf.name = name + ".zst";
+  mf.kind = kind;
+  StoredFileWriter w(ctx_.target.create(m_.id + "/" + mf.name), o_.level, 1);
+  w.write(data.data(), data.size());
+  w.finish(mf);
+  m_.files.push_back(std::move(mf));
+}
+
+void BackupRun::copy_all(const std::vector<SourceFile>& files) {
+  for (const auto& f : files) copy_file(f);
+}
+
+// files → fsync (each file at commit, then the directory) → manifest → rename.
+void BackupRun::publish() {
+  m_.finished = now_seconds();
+  ctx_.target.sync_dir(m_.id);
+  std::string tmp = m_.id + "/" + kManifestName + ".tmp";
+  ctx_.target.write_file(tmp, manifest_json(m_).dump(2) + "\n");
+  ctx_.target.rename(tmp, m_.id + "/" + kManifestName);
+  ctx_.target.sync_dir(m_.id);
+  ctx_.catalog.put(catalog_entry(m_, ctx_.target.url()));
+  try {
+    ctx_.target.remove_tree(m_.id + "/" + kInProgress);
+  } catch (const Error&) {
+    // Harmless: a manifest makes the backup complete whatever else is there.
+  }
+}
+
+bool BackupRun::remove_snapshot_retrying(const vim::MoRef& snap) {
+  auto delay = o_.backoff;
+  for (int attempt = 0;; ++attempt) {
+    try {
+      ctx_.gate.perform(mutation("RemoveSnapshot_Task", {{"snapshot", kSnapshotPrefix + m_.id}}),
+                        [&] { remove_snapshot(c_, snap, false, true); });
+      return true;
+    } catch (const Error& e) {
+      // The host may be back in a moment (the copy failed because it went away).
+      if (e.code() != Exit::connection || attempt >= o_.retries) {
+        ctx_.warn("could not remove the backup snapshot " + quote(kSnapshotPrefix + m_.id) + ": " +
+                  e.what() + " (the next backup of this VM removes it)");
+        return false;
+      }
+      std::this_thread::sleep_for(delay);
+      delay = std::min(delay * 2, std::chrono::milliseconds(30000));
+    }
+  }
+}
+
+void BackupRun::hot_copy(const std::vector<SourceFile>& disks) {
+  if (facts_.passthrough)
+    fail("VM " + quote(vm_.name) +
+         " has PCI passthrough devices and cannot be snapshotted; back it up with --cold");
+  vim::MoRef snap;
+  ctx_.gate.perform(
+      mutation("CreateSnapshot_Task",
+               {{"name", kSnapshotPrefix + m_.id}, {"memory", false}, {"quiesce", o_.quiesce}}),
+      [&] {
+        snap = create_snapshot(c_, vm_.ref, kSnapshotPrefix + m_.id,
+                               std::string(kSnapshotDescription) + kSnapshotRunTag + run_.dump(),
+                               false, o_.quiesce);
+        // The task result carries xsi:type="ManagedObjectReference" next to the
+        // MoRef's own type attribute; both parse as "type".
+        snap.type = "VirtualMachineSnapshot";
+      });
+  try {
+    copy_all(disks);
+  } catch (...) {
+    remove_snapshot_retrying(snap);
+    throw;
+  }
+  if (!remove_snapshot_retrying(snap)) fail("the backup snapshot could not be removed");
+}
+
+void BackupRun::cold_copy(const std::vector<SourceFile>& disks) {
+  bool was_on = facts_.power == "on";
+  if (was_on)
+    ctx_.gate.perform(mutation("ShutdownGuest", {{"force", o_.force}}),
+                      [&] { set_power(c_, vm_.ref, PowerOp::shutdown, o_.timeout, o_.force); });
+  auto power_back = [&] {
+    if (!was_on) return;
+    ctx_.gate.perform(mutation("PowerOnVM_Task"),
+                      [&] { set_power(c_, vm_.ref, PowerOp::on, o_.timeout, false); });
+  };
+  try {
+    copy_all(disks);
+  } catch (...) {
+    try {
+      power_back();
+    } catch (const Error& e) {
+      ctx_.warn(std::string("could not power the VM back on: ") + e.what());
+    }
+    throw;
+  }
+  power_back();
+}
+
+void BackupRun::record_failure(const std::string& error) {
+  CatalogEntry e;
+  e.id = m_.id;
+  e.target = ctx_.target.url();
+  e.endpoint = c_.endpoint().id;
+  e.vm_id = vm_.ref.value;
+  e.vm_name = vm_.name;
+  e.vm_uuid = facts_.details.value("uuid", "");
+  e.created = m_.started;
+  e.status = "failed";
+  e.mode = m_.mode;
+  e.error = error;
+  try {
+    // Never over another run's row (an id is unique, but the catalog is shared).
+    if (!ctx_.catalog.insert(e))
+      ctx_.warn("the failure is not recorded: the catalog has a row for " + quote(e.id));
+  } catch (const Error& ce) {
+    ctx_.warn(std::string("could not record the failure in the catalog: ") + ce.what());
+  }
+}
+
+ordered_json BackupRun::run(ordered_json& record) {
+  throw_if_interrupt_requested();
+  auto t0 = std::chrono::steady_clock::now();
+  facts_ = read_vm(c_, vm_.ref);
+  m_.started = now_seconds();
+  if (o_.forced_id.empty()) {
+    m_.id = make_backup_id(vm_.name, m_.started);
+  } else {
+    check_backup_id(o_.forced_id);
+    m_.id = o_.forced_id;
+  }
+  m_.tool_version = std::string(version());
+  bool running = facts_.power == "on";
+  m_.mode = running && o_.mode == "hot" ? "hot" : "cold";
+  m_.vm = vm_record_of(facts_.details);
+  m_.config = facts_.details;
+  m_.guestinfo = facts_.details.value("guestinfo", ordered_json::object());
+  m_.tags = facts_.details.value("tags", std::vector<std::string>{});
+  m_.disks = facts_.disks;
+  if (record.empty()) record = m_.vm;
+  if (ctx_.gate.dry_run()) {
+    plan_only();
+    return nullptr;
+  }
+  vm_key_ = c_.endpoint().id + "/" + facts_.details.value("uuid", vm_.ref.value);
+  VmLock lock(vm_key_, vm_.name);
+  datacenter_ = datacenter_of(c_, vm_.ref);
+  files_ = std::make_unique<DatastoreFiles>(c_.endpoint(), c_.http().cookie());
+  clean_leftovers(lock.path());
+  // Ours alone from here on: mkdir fails when the id is taken (then nothing
+  // is removed and no catalog row is written: they are another run's).
+  try {
+    ctx_.target.make_dir_exclusive(m_.id);
+  } catch (const Error& e) {
+    fail("cannot create backup directory " + quote(m_.id) + " at " + ctx_.target.url() + ": " +
+         e.what() + " (another run owns it; nothing was changed)");
+  }
+  run_ = {{"run", m_.id},       {"vm_key", vm_key_}, {"vm", vm_.name},       {"lock", lock.path()},
+          {"host", hostname()}, {"pid", getpid()},   {"started", m_.started}};
+  try {
+    std::vector<SourceFile> small, disks;
+    for (const auto& f : facts_.files)
+      (f.kind == "vmx" || f.kind == "nvram" ? small : disks).push_back(f);
+    ctx_.target.write_file(m_.id + "/" + kInProgress, run_.dump() + "\n");
+    // The config as XML text again, so it can be stored as the API reported it.
+    std::string config_xml = xml::serialize(
+        facts_.config,
+        "xmlns=\"urn:vim25\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"");
+    store_blob("config.xml", "config", config_xml);
+    copy_all(small);  // before a snapshot rewrites the .vmx to name delta disks
+    auto t1 = std::chrono::steady_clock::now();
+    if (m_.mode == "hot")
+      hot_copy(disks);
+    else
+      cold_copy(disks);
+    auto t2 = std::chrono::steady_clock::now();
+    m_.timings = {{"prepare_s", std::chrono::duration<double>(t1 - t0).count()},
+                  {"copy_s", std::chrono::duration<double>(t2 - t1).count()}};
+    // A backup restore would refuse is a failed run, not a complete backup.
+    auto blockers =
+        restore_blockers(m_, [&](const ManifestFile& f) { return descriptors_[f.name]; });
+    if (!blockers.empty())
+      fail("the copy could not be restored, so it is not kept as a backup: " + blockers.front());
+    publish();
+  } catch (const Error& e) {
+    try {
+      ctx_.target.remove_tree(m_.id);
+    } catch (const Error& re) {
+      ctx_.warn(std::string("could not remove the partial backup: ") + re.what());
+    }
+    record_failure(e.what());
+    throw;
+  }
+  ordered_json b = {{"id", m_.id},
+                    {"target", ctx_.target.url()},
+                    {"mode", m_.mode},
+                    {"created", utc_stamp(m_.started, "%Y-%m-%dT%H:%M:%SZ")},
+                    {"files", m_.files.size()},
+                    {"bytes_raw", m_.bytes_raw()},
+                    {"bytes_stored", m_.bytes_stored()},
+                    {"seconds", m_.finished - m_.started}};
+  if (!m_.warnings.empty()) b["warnings"] = m_.warnings;
+  return b;
+}
+
+}  // namespace
+
+ordered_json backup_vm(const LocatedVm& vm, const BackupOptions& options, BackupContext& ctx,
+                       ordered_json& record) {
+  BackupRun run(vm, options, ctx);
+  return run.run(record);
+}
+
+// ---- catalog operations ----
+
+ordered_json backup_record(const CatalogEntry& e) {
+  ordered_json r = {{"type", "backup"},
+                    {"id", e.id},
+                    {"vm", e.vm_name},
+                    {"vm_id", e.vm_id},
+                    {"endpoint", e.endpoint},
+                    {"uuid", e.vm_uuid},
+                    {"created", utc_stamp(e.created, "%Y-%m-%dT%H:%M:%SZ")},
+                    {"status", e.status},
+                    {"mode", e.mode},
+                    {"bytes_raw", e.bytes_raw},
+                    {"bytes_stored", e.bytes_stored},
+                    {"verify", e.verify},
+                    {"target", e.target}};
+  if (e.verified_at) r["verified"] = utc_stamp(e.verified_at, "%Y-%m-%dT%H:%M:%SZ");
+  if (!e.error.empty()) r["error"] = e.error;
+  return r;
+}
+
+VerifyResult verify_backup(BackupTarget& target, const std::string& id) {
+  VerifyResult r;
+  r.id = id;
+  check_backup_id(id);
+  if (!target.file_size(id + "/" + kManifestName)) {
+    r.problems.push_back(!target.file_size(id) ? "backup directory missing"
+                                               : "manifest.json missing (incomplete backup)");
+    return r;
+  }
+  Manifest m;
+  try {
+    m = manifest_from_json(target.read_file(id + "/" + kManifestName));
+  } catch (const Error& e) {
+    r.problems.push_back(e.what());
+    return r;
+  }
+  if (m.id != id) r.problems.push_back("manifest names backup " + quote(m.id));
+  for (const auto& f : m.files) {
+    auto p = check_stored_file(target, id, f);
+    r.problems.insert(r.problems.end(), p.begin(), p.end());
+  }
+  // What restore would stop at, although every byte is as stored.
+  if (r.problems.empty()) {
+    auto read = [&](const ManifestFile& f) {
+      std::string out;  // a descriptor; more than 1 MiB is reported as too large
+      check_stored_file(target, id, f, [&](const char* d, size_t n) {
+        if (out.size() <= (1u << 20))
+          out.append(d, std::min<size_t>(n, (1u << 20) + 1 - out.size()));
+      });
+      return out;
+    };
+    for (auto& p : restore_blockers(m, read)) r.problems.push_back(std::move(p));
+  }
+  r.ok = r.problems.empty();
+  return r;
+}
+
+std::optional<std::string> backup_presence_problem(BackupTarget& target, const std::string& id) {
+  if (!is_backup_id(id)) return "not a well-formed backup id";
+  if (!target.file_size(id + "/" + kManifestName))
+    return !target.file_size(id) ? "backup directory missing" : "manifest.json missing";
+  Manifest m;
+  try {
+    m = manifest_from_json(target.read_file(id + "/" + kManifestName));
+  } catch (const Error& e) {
+    return e.what();
+  }
+  if (m.id != id) return "its manifest names backup " + quote(m.id);
+  for (const auto& f : m.files) {
+    auto size = target.file_size(id + "/" + f.name);
+    if (!size) return f.name + " missing";
+    if (*size != f.stored_size)
+      return f.name + " has " + std::to_string(*size) + " bytes, the manifest says " +
+             std::to_string(f.stored_size);
+  }
+  return std::nullopt;
+}
+
+ReindexResult reindex(BackupTarget& target, Catalog& catalog) {
+  std::vector<CatalogEntry> rows;
+  ReindexResult result;
+  for (const auto& id : list_target(target).complete) {
+    try {
+      Manifest m = manifest_from_json(target.read_file(id + "/" + kManifestName));
+      if (m.id != id) bad_input("its manifest names " + quote(m.id));
+      rows.push_back(catalog_entry(m, target.url()));
+    } catch (const Error& e) {
+      if (e.code() == Exit::connection || e.code() == Exit::interrupted) throw;
+      result.bad.push_back(id + ": " + e.what());
+    }
+  }
+  // Verification results of backups still there are kept.
+  std::map<std::string, CatalogEntry> old;
+  for (auto& e : catalog.list(target.url())) old[e.id] = e;
+  catalog.begin();
+  try {
+    catalog.remove_target(target.url());
+    for (auto& r : rows) {
+      if (auto it = old.find(r.id); it != old.end() && it->second.status == "complete") {
+        r.verify = it->second.verify;
+        r.verified_at = it->second.verified_at;
+      }
+      catalog.put(r);
+    }
+    catalog.commit();
+  } catch (...) {
+    catalog.rollback();
+    throw;
+  }
+  result.indexed = rows.size();
+  return result;
+}
+
+std::vector<PruneDecision> plan_prune(const std::vector<CatalogEntry>& entries,
+                                      const RetentionPolicy& policy,
+                                      const PresenceCheck& presence) {
+  std::map<std::string, std::vector<const CatalogEntry*>> groups;  // target + VM
+  for (const auto& e : entries) groups[e.target + "\n" + e.vm_key()].push_back(&e);
+  std::vector<PruneDecision> out;
+  for (auto& [key, list] : groups) {
+    // Newest first. Times have one-second resolution: within a second a
+    // failed run counts as the newer one (when in doubt, hold).
+    std::stable_sort(list.begin(), list.end(), [](auto* a, auto* b) {
+      bool af = a->status != "complete", bf = b->status != "complete";
+      return std::tie(a->created, af, a->id) > std::tie(b->created, bf, b->id);
+    });
+    // The catalog is an index: only backups present at the target count.
+    // One that is not is neither kept by a rule nor removed (gc forgets it).
+    std::vector<const CatalogEntry*> present;
+    for (auto* e : list) {
+      if (e->status == "complete" && presence)
+        if (auto why = presence(*e)) {
+          out.push_back({*e, true, {"missing: " + *why}, true});
+          continue;
+        }
+      present.push_back(e);
+    }
+    if (present.empty()) continue;
+    const CatalogEntry* newest = present.front();
+    std::string hold;
+    if (newest->status != "complete")
+      hold = "newest backup " + newest->id + " failed";
+    else if (newest->verify == "failed")
+      hold = "newest backup " + newest->id + " failed verification";
+    if (!hold.empty()) {
+      for (auto* e : present) out.push_back({*e, true, {"held: " + hold}});
+      continue;
+    }
+    std::vector<RetentionItem> items;
+    std::map<std::string, const CatalogEntry*> by_id;
+    int64_t newest_complete = 0;
+    for (auto* e : present)
+      if (e->status == "complete") {
+        items.push_back({e->id, e->created});
+        by_id[e->id] = e;
+        newest_complete = std::max(newest_complete, e->created);
+      }
+    bool first = true;
+    for (auto& d : apply_retention(items, policy)) {
+      // Whatever the rules say (--keep-within 0h), a VM keeps its newest
+      // restorable backup.
+      if (first && !d.keep) {
+        d.keep = true;
+        d.reasons.push_back("newest");
+      }
+      first = false;
+      out.push_back({*by_id[d.id], d.keep, d.reasons});
+    }
+    for (auto* e : present)
+      if (e->status != "complete")
+        out.push_back({*e, e->created > newest_complete,
+                       e->created > newest_complete ? std::vector<std::string>{"failed run"}
+                                                    : std::vector<std::string>{}});
+  }
+  return out;
+}
+
+}  // namespace ceso

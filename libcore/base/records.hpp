@@ -1,0 +1,94 @@
+// NDJSON records: one JSON object per line (docs/design.md "Records").
+//
+// Reading uses simdjson (fast, strict UTF-8 check) and hands each record on
+// as an nlohmann::json so a tool can add its result and pass unknown fields
+// through untouched. Writing prints one line and flushes it so the next tool
+// in a pipe can start at once.
+#pragma once
+
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ceso {
+
+using json = nlohmann::json;
+using ordered_json = nlohmann::ordered_json;
+
+// A record read from input, with where it came from for messages.
+struct InputRecord {
+  ordered_json value;
+  std::string origin;  // "<stdin>:3"
+  size_t line = 0;
+};
+
+// The longest input line (one record, without its newline) a reader takes:
+// 16 MiB, far above any record ceso writes (a guestinfo record with base64
+// cloud-init user-data is tens of KiB) and small enough that a stray binary
+// file on stdin cannot make a tool hold gigabytes. Documented in ceso(7).
+inline constexpr size_t kMaxRecordLine = size_t{16} << 20;
+
+class NdjsonReader {
+ public:
+  // Reads from `stream`; `name` is used in messages ("<stdin>").
+  // `max_line` is the longest line taken (tests pass a small one).
+  NdjsonReader(FILE* stream, std::string name, size_t max_line = kMaxRecordLine);
+  ~NdjsonReader();
+  NdjsonReader(const NdjsonReader&) = delete;
+  NdjsonReader& operator=(const NdjsonReader&) = delete;
+
+  // Next record; std::nullopt at the end of input (a last line without a
+  // newline is a record like any other). Blank lines are skipped.
+  // A line that is not a JSON object, is longer than `max_line`, holds a NUL
+  // byte or is not UTF-8 throws Error(Exit::bad_input) naming the line; the
+  // reader stays usable (the rest of a long line is skipped), so callers may
+  // report and go on.
+  // A failure to read (EIO, EISDIR, out of memory) is never taken for the
+  // end of input: it throws Error(Exit::failure) naming the line, and the
+  // reader is then at its end (failed() is true): callers must stop.
+  std::optional<InputRecord> next();
+  size_t line() const { return line_; }
+  bool failed() const { return failed_; }
+
+ private:
+  enum class Read { line, too_long, end };
+  Read read_line();
+  [[noreturn]] void read_failed(const std::string& reason);
+
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  FILE* stream_;
+  std::string name_;
+  size_t max_line_;
+  size_t line_ = 0;
+  bool failed_ = false;
+};
+
+// Parse one JSON text with simdjson into an ordered_json (key order kept).
+// Throws Error(bad_input) with simdjson's reason.
+ordered_json parse_json_text(std::string_view text);
+
+// Write one record as a line on stdout and flush. Returns false when stdout is
+// a closed pipe (EPIPE): the caller should stop quietly (`ceso-ls | head -1`).
+bool write_record(const ordered_json& record);
+
+// A field of a record by dotted path ("snapshot.name"); null if absent.
+const ordered_json* field_at(const ordered_json& record, std::string_view path);
+
+// Render a scalar/array value for a table cell: strings unquoted, arrays
+// comma-joined, null as "-".
+std::string cell_text(const ordered_json* value);
+
+// What a VM tool acts on: a name given as an operand, or a record read from
+// the pipeline (cli/tool.hpp for_each_target makes them).
+struct Target {
+  std::string name;     // from an operand, or the record's "name"
+  ordered_json record;  // the input record (object); {} for an operand
+  std::string origin;   // "<stdin>:3" or "argument 2", for messages
+};
+
+}  // namespace ceso

@@ -1,0 +1,36 @@
+#include "base/util.hpp"
+
+#include <openssl/evp.h>
+
+#include "base/error.hpp"
+
+namespace ceso {
+
+std::string hex_encode(const unsigned char* data, size_t size, bool upper, char sep) {
+  const char* digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+  std::string out;
+  out.reserve(size * (sep ? 3 : 2));
+  for (size_t i = 0; i < size; ++i) {
+    if (sep && i) out += sep;
+    out += digits[data[i] >> 4];
+    out += digits[data[i] & 15];
+  }
+  return out;
+}
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1)
+    fail("SHA-256 failed (libcrypto)");
+  return hex_encode(md, len);
+}
+
+std::string ascii_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+}  // namespace ceso

@@ -1,0 +1,370 @@
+#include "cli/tool.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <iostream>
+#include <set>
+#include <thread>
+
+#include "safety/policy.hpp"
+
+namespace ceso {
+
+namespace {
+
+// Display width of UTF-8 text: one column per code point (good enough for
+// names; East Asian wide characters would need wcwidth).
+size_t display_width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s)
+    if ((c & 0xC0) != 0x80) ++n;
+  return n;
+}
+
+std::vector<std::string> split_fields(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t comma = s.find(',', start);
+    std::string f = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!f.empty()) out.push_back(f);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string header_of(const std::string& column) {
+  std::string h = column;
+  for (auto& c : h)
+    c = c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return h;
+}
+
+// Keep only the -o fields (dotted paths kept as nested objects).
+ordered_json select_fields(const ordered_json& record, const std::vector<std::string>& fields) {
+  ordered_json out = ordered_json::object();
+  for (const auto& f : fields) {
+    const ordered_json* v = field_at(record, f);
+    if (!v) continue;
+    ordered_json* dst = &out;
+    std::string_view path = f;
+    for (;;) {
+      size_t dot = path.find('.');
+      std::string key(path.substr(0, dot));
+      if (dot == std::string_view::npos) {
+        (*dst)[key] = *v;
+        break;
+      }
+      dst = &(*dst)[key];
+      path = path.substr(dot + 1);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Output::Output(const Args& args, std::vector<std::string> columns, LineFormatter line)
+    : columns_(std::move(columns)), line_(std::move(line)) {
+  records_ = args.has("json") || !isatty(STDOUT_FILENO);
+  if (auto o = args.maybe("output")) {
+    fields_ = split_fields(*o);
+    if (fields_.empty()) usage_error("--output: no field names given");
+    columns_ = fields_;
+    line_ = nullptr;  // explicit columns: a table even for actions
+  }
+}
+
+void Output::emit(const ordered_json& record) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (records_) {
+    if (!write_record(fields_.empty() ? record : select_fields(record, fields_))) {
+      // The reader went away (`| head -1`): stop quietly, like cat does.
+      std::fflush(stderr);
+      _exit(0);
+    }
+    return;
+  }
+  if (line_) {
+    std::string text = line_(record);
+    std::fputs((text + "\n").c_str(), stdout);
+    std::fflush(stdout);
+    return;
+  }
+  std::vector<std::string> row;
+  row.reserve(columns_.size());
+  for (const auto& c : columns_) row.push_back(cell_text(field_at(record, c)));
+  rows_.push_back(std::move(row));
+}
+
+void Output::finish() {
+  if (records_ || line_ || rows_.empty()) return;
+  std::vector<size_t> width(columns_.size());
+  for (size_t i = 0; i < columns_.size(); ++i) width[i] = display_width(header_of(columns_[i]));
+  for (const auto& r : rows_)
+    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], display_width(r[i]));
+  auto print_row = [&](const std::vector<std::string>& cells) {
+    std::string line;
+    for (size_t i = 0; i < cells.size(); ++i) {
+      line += cells[i];
+      if (i + 1 < cells.size()) line.append(width[i] - display_width(cells[i]) + 2, ' ');
+    }
+    line += '\n';
+    std::fputs(line.c_str(), stdout);
+  };
+  std::vector<std::string> headers;
+  for (const auto& c : columns_) headers.push_back(header_of(c));
+  print_row(headers);
+  for (const auto& r : rows_) print_row(r);
+  std::fflush(stdout);
+  rows_.clear();
+}
+
+void Outcome::succeeded() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++ok_;
+}
+
+size_t Outcome::failures() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return failed_;
+}
+
+void Outcome::failed(const Error& e, std::string_view what) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  warn(what.empty() ? std::string(e.what()) : std::string(what) + ": " + e.what());
+  if (failed_ == 0)
+    first_code_ = e.code();
+  else if (e.code() != first_code_)
+    mixed_codes_ = true;
+  ++failed_;
+}
+
+Exit Outcome::exit_code() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (failed_ == 0) return Exit::ok;
+  if (ok_ > 0) return Exit::partial;
+  if (first_code_ == Exit::interrupted) return Exit::interrupted;
+  return mixed_codes_ ? Exit::failure : first_code_;
+}
+
+namespace {
+
+// Reads the targets (operands, or records on stdin) and hands each to
+// `dispatch`; input errors are counted in `outcome`.
+void read_targets(const Args& args, Outcome& outcome, const std::vector<std::string>& accept_types,
+                  const std::function<void(Target)>& dispatch) {
+  if (!args.operands.empty()) {
+    for (size_t i = 0; i < args.operands.size() && !interrupted(); ++i)
+      dispatch(
+          Target{args.operands[i], ordered_json::object(), "argument " + std::to_string(i + 1)});
+    return;
+  }
+  if (isatty(STDIN_FILENO)) usage_error("no VM named and no records on standard input");
+  NdjsonReader reader(stdin, "<stdin>");
+  std::set<std::string> planned;  // VMs of upstream plan records already dispatched
+  bool noted = false;
+  while (!interrupted()) {
+    std::optional<InputRecord> rec;
+    try {
+      rec = reader.next();
+    } catch (const Error& e) {
+      // A bad line is that record's failure; a failed read ends the run
+      // with the reader's error (exit 1), never as if the input had ended.
+      if (reader.failed()) throw;
+      outcome.failed(e);
+      continue;
+    }
+    if (!rec) break;
+    const auto& v = rec->value;
+    auto type = v.find("type");
+    if (type == v.end() || !type->is_string()) {
+      outcome.failed(
+          Error("error (at " + rec->origin + "): record has no \"type\"", Exit::bad_input));
+      continue;
+    }
+    // An upstream --dry-run stage's plans: passed on, so the end of a dry-run
+    // pipeline shows every stage's plan. A dry run plans its own step for the
+    // plan's VM (once per VM); a real run does nothing for it, since the
+    // step before was never made.
+    if (*type == "plan" &&
+        std::find(accept_types.begin(), accept_types.end(), "vm") != accept_types.end()) {
+      write_record(v);
+      std::string vm = v.value("vm", "");
+      if (vm.empty() || !v.contains("vm")) continue;  // a plan about the host itself
+      if (!args.has("dry-run")) {
+        if (!noted)
+          note("plan records from a --dry-run stage passed on; nothing done for their VMs");
+        noted = true;
+        continue;
+      }
+      std::string id = v["vm_id"].is_string() ? v["vm_id"].get<std::string>() : "";
+      std::string ep = v["endpoint"].is_string() ? v["endpoint"].get<std::string>() : "";
+      if (!planned.insert(ep + "\n" + (id.empty() ? vm : id)).second) continue;
+      ordered_json vm_rec = {{"type", "vm"}, {"endpoint", ep}, {"id", id}, {"name", vm}};
+      if (id.empty()) vm_rec.erase("id");
+      if (ep.empty()) vm_rec.erase("endpoint");
+      dispatch(Target{vm, std::move(vm_rec), rec->origin});
+      continue;
+    }
+    if (std::find(accept_types.begin(), accept_types.end(), type->get<std::string>()) ==
+        accept_types.end()) {
+      outcome.failed(Error("error (at " + rec->origin + "): cannot act on a record of type " +
+                               quote(type->get<std::string>()),
+                           Exit::bad_input));
+      continue;
+    }
+    auto name = v.find("name");
+    if (name == v.end() || !name->is_string() || name->get<std::string>().empty()) {
+      outcome.failed(Error("error (at " + rec->origin + "): field \"name\" missing or not a string",
+                           Exit::bad_input));
+      continue;
+    }
+    dispatch(Target{name->get<std::string>(), v, rec->origin});
+  }
+}
+
+void run_target(Outcome& outcome, const Target& t, const std::function<void()>& fn) {
+  try {
+    throw_if_interrupted();
+    fn();
+  } catch (const Error& e) {
+    outcome.failed(e, quote(t.name));
+  }
+}
+
+}  // namespace
+
+Exit for_each_target(const Args& args, Outcome& outcome,
+                     const std::function<void(const Target&)>& fn,
+                     std::vector<std::string> accept_types) {
+  return for_each_target_parallel(
+      args, outcome, 1, [&](const Target& t, size_t) { fn(t); }, std::move(accept_types));
+}
+
+Exit for_each_target_parallel(const Args& args, Outcome& outcome, size_t jobs,
+                              const std::function<void(const Target&, size_t worker)>& fn,
+                              std::vector<std::string> accept_types) {
+  if (jobs <= 1) {
+    read_targets(args, outcome, accept_types,
+                 [&](Target t) { run_target(outcome, t, [&] { fn(t, 0); }); });
+  } else {
+    // A bounded queue: reading stays at most `jobs` targets ahead.
+    std::mutex m;
+    std::condition_variable cv;
+    std::deque<Target> queue;
+    bool done = false;
+    std::vector<std::thread> workers;
+    for (size_t w = 0; w < jobs; ++w) {
+      workers.emplace_back([&, w] {
+        for (;;) {
+          Target t;
+          {
+            std::unique_lock<std::mutex> lock(m);
+            cv.wait(lock, [&] { return done || !queue.empty(); });
+            if (queue.empty()) return;
+            t = std::move(queue.front());
+            queue.pop_front();
+          }
+          cv.notify_all();
+          run_target(outcome, t, [&] { fn(t, w); });
+        }
+      });
+    }
+    try {
+      read_targets(args, outcome, accept_types, [&](Target t) {
+        std::unique_lock<std::mutex> lock(m);
+        cv.wait(lock, [&] { return queue.size() < jobs; });
+        queue.push_back(std::move(t));
+        cv.notify_all();
+      });
+    } catch (...) {
+      // Reading stopped (a read error): the targets read before it are
+      // still done, as they would be one by one, then the error is raised.
+      {
+        std::lock_guard<std::mutex> lock(m);
+        done = true;
+      }
+      cv.notify_all();
+      for (auto& th : workers) th.join();
+      throw;
+    }
+    {
+      std::lock_guard<std::mutex> lock(m);
+      done = true;
+    }
+    cv.notify_all();
+    for (auto& th : workers) th.join();
+  }
+  // An interrupted run exits 130 even when some targets were done: the
+  // others were not (the interrupted one has said so already).
+  if (interrupted()) {
+    if (outcome.failures() == 0) throw Error("interrupted", Exit::interrupted);
+    return Exit::interrupted;
+  }
+  return outcome.exit_code();
+}
+
+Exit unaudited_epilogue(Exit code) {
+  size_t lost = unaudited_changes();
+  if (lost == 0) return code;
+  warn(std::to_string(lost) + (lost == 1 ? " change was" : " changes were") +
+       " made but not recorded in the audit log (see above)");
+  // Success and partial success would hide it; other failures already say
+  // something went wrong and keep their own code (130, 5, 6, …).
+  return code == Exit::ok || code == Exit::partial ? Exit::failure : code;
+}
+
+Gate tool_gate(bool dry_run, Gate::PlanSink plan) {
+  return Gate(
+      std::string(tool_name()), dry_run, [](const std::string& m) { warn(m); }, std::move(plan));
+}
+
+int run_tool(const ToolSpec& spec, int argc, char** argv,
+             const std::function<Exit(const Args&)>& run) {
+  set_tool_name(std::string(spec.name));
+  // A closed pipe is an EPIPE we handle, not a signal that kills us.
+  signal(SIGPIPE, SIG_IGN);
+  install_interrupt_handler();
+  try {
+    Args args = parse_args(spec, argc - 1, argv + 1);
+    if (args.has("help")) {
+      std::fputs(help_text(spec, args.verb).c_str(), stdout);
+      return 0;
+    }
+    if (args.has("version")) {
+      std::printf("%s %s\n", std::string(tool_name()).c_str(), std::string(version()).c_str());
+      return 0;
+    }
+    if (args.has("dump-options")) {
+      std::fputs(dump_options(spec).c_str(), stdout);
+      return 0;
+    }
+    set_quiet(args.has("quiet"));
+    Exit code = run(args);
+    std::fflush(stdout);
+    return static_cast<int>(unaudited_epilogue(code));
+  } catch (const Error& e) {
+    std::fflush(stdout);
+    warn(e.what());
+    if (e.code() == Exit::usage)
+      std::fprintf(stderr, "Try '%s --help' for more information.\n", std::string(tool_name()).c_str());
+    return static_cast<int>(unaudited_epilogue(e.code()));
+  } catch (const std::bad_alloc&) {
+    warn("out of memory");
+    return static_cast<int>(Exit::failure);
+  } catch (const std::exception& e) {
+    warn(std::string("internal error: ") + e.what());
+    return static_cast<int>(Exit::failure);
+  }
+}
+
+}  // namespace ceso

@@ -1,0 +1,815 @@
+#include "safety/audit.hpp"
+
+#include <expat.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <pwd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "base/util.hpp"
+#include "base/codec.hpp"
+#include "config/config.hpp"
+#include "base/error.hpp"
+#include "base/xml.hpp"
+
+namespace ceso {
+
+namespace {
+
+const std::string kNoPrevious(64, '0');
+// A line longer than this is not one of ours: refuse rather than buffer it.
+constexpr size_t kMaxLine = 16u << 20;
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+[[noreturn]] void fail_on(std::string_view what, const std::string& path, int err) {
+  fail("cannot " + std::string(what) + " " + quote(path) + ": " + errno_text(err));
+}
+
+bool is_sha256_hex(const std::string& s) {
+  if (s.size() != 64) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  Fd& operator=(Fd&&) = delete;
+  int get() const { return fd_; }
+  explicit operator bool() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
+// flock(2), retried when a signal (SIGINT with run_tool's handler) interrupts
+// the wait: the record of a mutation that already happened must still be written.
+void lock(int fd, int how, const std::string& path) {
+  while (::flock(fd, how) != 0) {
+    if (errno != EINTR) fail_on("lock", path, errno);
+  }
+}
+
+// Reads exactly n bytes at offset (the file only grows, so a short read is an error).
+void read_at(int fd, char* buf, size_t n, off_t offset, const std::string& path) {
+  while (n > 0) {
+    ssize_t r = ::pread(fd, buf, n, offset);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      fail_on("read", path, errno);
+    }
+    if (r == 0) fail("cannot read " + quote(path) + ": unexpected end of file");
+    buf += r;
+    n -= static_cast<size_t>(r);
+    offset += r;
+  }
+}
+
+struct Tail {
+  std::string line;      // without its newline
+  bool complete = true;  // ends with a newline (false: a torn write)
+};
+
+// The line that ends at `end` (exclusive), found by reading backwards in
+// blocks so appending never reads the whole log.
+Tail line_ending_at(int fd, off_t end, const std::string& path) {
+  Tail tail;
+  if (end <= 0) return tail;
+  char last = 0;
+  read_at(fd, &last, 1, end - 1, path);
+  off_t pos = end;
+  if (last == '\n') {
+    --pos;
+  } else {
+    tail.complete = false;
+  }
+  std::vector<std::string> blocks;  // last block first
+  size_t total = 0;
+  constexpr off_t kBlock = 8192;
+  while (pos > 0) {
+    off_t start = pos > kBlock ? pos - kBlock : 0;
+    std::string block(static_cast<size_t>(pos - start), '\0');
+    read_at(fd, block.data(), block.size(), start, path);
+    size_t nl = block.rfind('\n');
+    if (nl != std::string::npos) {
+      blocks.push_back(block.substr(nl + 1));
+      total += block.size() - nl - 1;
+      break;
+    }
+    total += block.size();
+    blocks.push_back(std::move(block));
+    if (total > kMaxLine) fail(quote(path) + " is not an audit log: its last line is too long");
+    pos = start;
+  }
+  tail.line.reserve(total);
+  for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) tail.line += *it;
+  return tail;
+}
+
+Fd open_log_for_append(const std::string& path) {
+  // New directories 0700, a new log 0600, whatever the umask.
+  int fd = open_private_file(path, O_RDWR | O_APPEND);
+  if (fd < 0) fail_on("open audit log", path, errno);
+  Fd file(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) fail_on("stat", path, errno);
+  if (!S_ISREG(st.st_mode)) fail("audit log " + quote(path) + " is not a regular file");
+  return file;
+}
+
+// <log>.head: {"size":N,"sha256":"…"} — the log's size and the hash of the
+// line that ends there. Writers update it under the log's lock after each
+// append, in place with one pwrite(2) of a fixed length (the size is padded
+// with blanks), which is much cheaper than write-and-rename on ext4.
+struct Checkpoint {
+  enum class State { absent, valid, invalid } state = State::absent;
+  off_t size = 0;
+  std::string sha256;
+  std::string problem;  // for invalid
+};
+
+// An empty file counts as absent: a writer created it and died.
+Checkpoint parse_checkpoint(std::string_view text) {
+  Checkpoint c;
+  if (text.empty()) return c;
+  c.state = Checkpoint::State::invalid;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    c.problem = "not JSON";
+    return c;
+  }
+  auto size = j.find("size");
+  auto hash = j.find("sha256");
+  if (size == j.end() || !size->is_number_unsigned() || hash == j.end() || !hash->is_string() ||
+      !is_sha256_hex(hash->get<std::string>())) {
+    c.problem = "fields \"size\" and \"sha256\" missing or malformed";
+    return c;
+  }
+  c.state = Checkpoint::State::valid;
+  c.size = static_cast<off_t>(size->get<uint64_t>());
+  c.sha256 = hash->get<std::string>();
+  return c;
+}
+
+std::string read_fd_text(int fd, const std::string& path) {
+  std::string text;
+  char buf[512];
+  for (off_t off = 0;;) {
+    ssize_t r = ::pread(fd, buf, sizeof buf, off);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      fail_on("read", path, errno);
+    }
+    if (r == 0 || text.size() > 4096) return text;
+    text.append(buf, static_cast<size_t>(r));
+    off += r;
+  }
+}
+
+Checkpoint read_checkpoint(const std::string& head_path) {
+  Fd fd(::open(head_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    Checkpoint c;
+    if (errno != ENOENT) {
+      c.state = Checkpoint::State::invalid;
+      c.problem = errno_text(errno);
+    }
+    return c;
+  }
+  return parse_checkpoint(read_fd_text(fd.get(), head_path));
+}
+
+std::string checkpoint_text(off_t size, const std::string& sha256) {
+  std::string number = std::to_string(static_cast<uint64_t>(size));
+  number.resize(20, ' ');  // JSON allows blanks: every checkpoint has the same length
+  return "{\"size\":" + number + ",\"sha256\":\"" + sha256 + "\"}\n";
+}
+
+// Does the old checkpoint still describe a prefix of the log? If not, it is
+// evidence (the tail was cut, the log replaced) and must not be overwritten.
+bool checkpoint_agrees(const Checkpoint& c, int fd, off_t size, const std::string& last_hash,
+                       const std::string& path) {
+  if (c.state == Checkpoint::State::absent) return true;
+  if (c.state == Checkpoint::State::invalid) return false;
+  if (c.size == size) return c.sha256 == last_hash;
+  if (c.size > size) return false;
+  if (c.size == 0) return c.sha256 == kNoPrevious;
+  // Older than the log: a writer died between its line and the checkpoint.
+  Tail t = line_ending_at(fd, c.size, path);
+  return t.complete && sha256_hex(t.line) == c.sha256;
+}
+
+// Moves the checkpoint from (old_size, old_hash) to (new_size, new_hash);
+// called with the log locked.
+void write_checkpoint(const std::string& head_path, int log_fd, const std::string& log_path,
+                      off_t old_size, const std::string& old_hash, off_t new_size,
+                      const std::string& new_hash) {
+  const std::string what = "update the audit checkpoint";
+  Fd fd(open_private_file(head_path, O_RDWR));
+  if (!fd) fail_on(what, head_path, errno);
+  std::string current = read_fd_text(fd.get(), head_path);
+  if (!checkpoint_agrees(parse_checkpoint(current), log_fd, old_size, old_hash, log_path)) return;
+  std::string text = checkpoint_text(new_size, new_hash);
+  ssize_t w;
+  do {
+    w = ::pwrite(fd.get(), text.data(), text.size(), 0);
+  } while (w < 0 && errno == EINTR);
+  if (w != static_cast<ssize_t>(text.size())) fail_on(what, head_path, w < 0 ? errno : ENOSPC);
+  if (current.size() > text.size() && ::ftruncate(fd.get(), static_cast<off_t>(text.size())) != 0)
+    fail_on(what, head_path, errno);
+}
+
+std::string os_user_name() {
+  uid_t uid = ::getuid();
+  long max = ::sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buf(max > 0 ? static_cast<size_t>(max) : 16384);
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found && found->pw_name)
+    return found->pw_name;
+  return std::to_string(uid);
+}
+
+std::string read_small_file(const char* path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::string text;
+  std::getline(in, text);
+  return text;
+}
+
+// Field 22 (starttime, clock ticks since boot) of /proc/PID/stat, or "0".
+std::string process_start_time(pid_t pid) {
+  std::string stat = read_small_file(("/proc/" + std::to_string(pid) + "/stat").c_str());
+  size_t paren = stat.rfind(')');  // the command name may contain spaces and ')'
+  if (paren == std::string::npos) return "0";
+  size_t pos = paren + 1;
+  // Fields after the name start at 3 (state); starttime is field 22.
+  for (int field = 3; field <= 22; ++field) {
+    pos = stat.find_first_not_of(' ', pos);
+    if (pos == std::string::npos) return "0";
+    size_t end = stat.find(' ', pos);
+    if (field == 22) return stat.substr(pos, end - pos);
+    if (end == std::string::npos) return "0";
+    pos = end;
+  }
+  return "0";
+}
+
+std::string lower_alnum(std::string_view key) {
+  std::string out;
+  out.reserve(key.size());
+  for (unsigned char c : key)
+    if (std::isalnum(c)) out += static_cast<char>(std::tolower(c));
+  return out;
+}
+
+bool looks_like_private_key(std::string_view s) {
+  return s.find("-----BEGIN") != std::string::npos && s.find("PRIVATE KEY") != std::string::npos;
+}
+
+// ------------------------------------------------------------- redaction
+
+// Below this length a digest is not written: a short secret (a password, a
+// token) could be found again by hashing guesses.
+constexpr size_t kDigestMinBytes = 64;
+// Decoded guestinfo larger than this is not examined (and so counts as secret).
+constexpr size_t kMaxInflated = 8u << 20;
+
+// gunzip with a limit on the output; nullopt when `data` is not a complete
+// gzip/zlib stream or inflates beyond the limit.
+std::optional<std::string> inflate_bounded(std::string_view data, bool* too_large) {
+  z_stream zs{};
+  if (inflateInit2(&zs, 15 + 32) != Z_OK) return std::nullopt;
+  std::unique_ptr<z_stream, int (*)(z_stream*)> guard(&zs, inflateEnd);
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = static_cast<uInt>(data.size());
+  std::string out;
+  char buf[16384];
+  for (;;) {
+    zs.next_out = reinterpret_cast<Bytef*>(buf);
+    zs.avail_out = sizeof buf;
+    int rc = inflate(&zs, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END) return std::nullopt;
+    out.append(buf, sizeof buf - zs.avail_out);
+    if (out.size() > kMaxInflated) {
+      *too_large = true;
+      return std::nullopt;
+    }
+    if (rc == Z_STREAM_END) return out;
+    if (zs.avail_in == 0 && zs.avail_out != 0) return std::nullopt;  // truncated
+  }
+}
+
+// Does free text (decoded cloud-init metadata, say) name a secret? Its words
+// (runs of letters, digits, '_', '-', '.') are checked like keys, so
+// "password:" in a netplan document counts; so does a PEM private key.
+bool mentions_secret(std::string_view text) {
+  if (looks_like_private_key(text)) return true;
+  auto word_char = [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '-' || c == '.';
+  };
+  for (size_t i = 0; i < text.size();) {
+    while (i < text.size() && !word_char(static_cast<unsigned char>(text[i]))) ++i;
+    size_t start = i;
+    while (i < text.size() && word_char(static_cast<unsigned char>(text[i]))) ++i;
+    if (i > start && is_secret_key(text.substr(start, i - start))) return true;
+  }
+  return false;
+}
+
+// guestinfo.metadata is kept (host name, instance-id, network, public keys)
+// unless what it decodes to names a secret: a netplan "password" (802.1x,
+// Wi-Fi), a private key, or anything that cannot be examined.
+bool metadata_holds_secret(std::string_view value) {
+  std::string decoded;
+  try {
+    decoded = base64_decode(value);
+  } catch (const Error&) {
+    return mentions_secret(value);  // not base64: plain text (encoding "none")
+  }
+  bool too_large = false;
+  if (auto inflated = inflate_bounded(decoded, &too_large)) return mentions_secret(*inflated);
+  if (too_large) return true;
+  return mentions_secret(decoded);
+}
+
+// ---- secrets inside XML text (the ConfigSpec of a ReconfigVM_Task, say)
+
+struct XmlElement {
+  std::string name;  // without a namespace prefix
+  size_t tag_begin = 0;
+  size_t content_begin = 0;
+  size_t content_end = 0;
+  bool empty = true;  // <x/> or <x></x>: nothing to hide
+  std::string text;   // character data directly inside
+  std::vector<size_t> children;
+};
+
+// Parses `text` as an XML fragment (wrapped in one element, so several
+// siblings or leading text are fine) and keeps each element's byte range.
+class XmlRanges {
+ public:
+  static constexpr std::string_view kOpen = "<r>";
+  static constexpr std::string_view kClose = "</r>";
+
+  bool parse(std::string_view text) {
+    doc_ = std::string(kOpen) + std::string(text) + std::string(kClose);
+    std::unique_ptr<XML_ParserStruct, decltype(&XML_ParserFree)> parser(XML_ParserCreate("UTF-8"),
+                                                                        XML_ParserFree);
+    if (!parser) return false;
+    parser_ = parser.get();
+    XML_SetUserData(parser_, this);
+    XML_SetElementHandler(parser_, start, end);
+    XML_SetCharacterDataHandler(parser_, chars);
+    return XML_Parse(parser_, doc_.data(), static_cast<int>(doc_.size()), 1) == XML_STATUS_OK &&
+           !elements_.empty();
+  }
+
+  const std::string& doc() const { return doc_; }
+  const XmlElement& at(size_t i) const { return elements_[i]; }
+
+ private:
+  static void start(void* self, const XML_Char* name, const XML_Char**) {
+    auto* x = static_cast<XmlRanges*>(self);
+    XmlElement e;
+    std::string_view n(name);
+    e.name = std::string(n.substr(n.find(':') == std::string_view::npos ? 0 : n.find(':') + 1));
+    e.tag_begin = static_cast<size_t>(XML_GetCurrentByteIndex(x->parser_));
+    e.content_begin = e.tag_begin + static_cast<size_t>(XML_GetCurrentByteCount(x->parser_));
+    size_t index = x->elements_.size();
+    if (!x->open_.empty()) x->elements_[x->open_.back()].children.push_back(index);
+    x->elements_.push_back(std::move(e));
+    x->open_.push_back(index);
+  }
+  static void end(void* self, const XML_Char*) {
+    auto* x = static_cast<XmlRanges*>(self);
+    XmlElement& e = x->elements_[x->open_.back()];
+    x->open_.pop_back();
+    size_t at = static_cast<size_t>(XML_GetCurrentByteIndex(x->parser_));
+    e.empty = at == e.tag_begin || at <= e.content_begin;  // <x/> ends where it began
+    e.content_end = e.empty ? e.content_begin : at;
+  }
+  static void chars(void* self, const XML_Char* s, int len) {
+    auto* x = static_cast<XmlRanges*>(self);
+    x->elements_[x->open_.back()].text.append(s, static_cast<size_t>(len));
+  }
+
+  std::string doc_;
+  XML_Parser parser_ = nullptr;
+  std::vector<XmlElement> elements_;
+  std::vector<size_t> open_;
+};
+
+struct Replacement {
+  size_t begin, end;
+  std::string text;
+};
+
+void find_xml_secrets(const XmlRanges& x, size_t index, std::vector<Replacement>& out) {
+  const XmlElement& e = x.at(index);
+  auto hide = [&](const XmlElement& el, std::string_view value) {
+    if (!el.empty)
+      out.push_back({el.content_begin, el.content_end, xml::escape(redacted_value(value))});
+  };
+  if (index != 0 && is_secret_key(e.name)) {  // <password>…</password>: all of it
+    hide(e, std::string_view(x.doc()).substr(e.content_begin, e.content_end - e.content_begin));
+    return;
+  }
+  // OptionValue, vApp property: <key>guestinfo.userdata</key><value>…</value>
+  // (a vApp property has both <key>1</key> and <id>db_password</id>).
+  const XmlElement* value = nullptr;
+  for (size_t c : e.children)
+    if (!value && x.at(c).name == "value") value = &x.at(c);
+  bool hide_value = false;
+  for (size_t c : e.children) {
+    const XmlElement& label = x.at(c);
+    if (value && (label.name == "key" || label.name == "id" || label.name == "name") &&
+        is_secret_option(label.text, value->text))
+      hide_value = true;
+  }
+  if (hide_value) hide(*value, value->text);
+  if (e.children.empty() && looks_like_private_key(e.text)) hide(e, e.text);
+  for (size_t c : e.children)
+    if (!(hide_value && &x.at(c) == value)) find_xml_secrets(x, c, out);
+}
+
+// `text` with the secrets of the XML in it replaced; nullopt when it is not
+// well-formed XML.
+std::optional<std::string> redact_xml(std::string_view text) {
+  XmlRanges x;
+  if (!x.parse(text)) return std::nullopt;
+  std::vector<Replacement> found;
+  find_xml_secrets(x, 0, found);
+  std::sort(found.begin(), found.end(),
+            [](const Replacement& a, const Replacement& b) { return a.begin > b.begin; });
+  std::string doc = x.doc();
+  for (const auto& r : found) doc.replace(r.begin, r.end - r.begin, r.text);
+  return doc.substr(XmlRanges::kOpen.size(),
+                    doc.size() - XmlRanges::kOpen.size() - XmlRanges::kClose.size());
+}
+
+// A string value: secrets in the XML it may carry, a PEM private key.
+std::string redact_string(const std::string& s) {
+  std::string out = s;
+  if (s.find('<') != std::string::npos) {
+    if (auto x = redact_xml(s)) {
+      out = std::move(*x);
+    } else if (mentions_secret(s) || ascii_lower(s).find("guestinfo.") != std::string::npos) {
+      return redacted_value(s);  // XML-like but unreadable: cannot tell what is inside
+    }
+  }
+  if (looks_like_private_key(out)) return redacted_value(s);
+  return out;
+}
+
+}  // namespace
+
+std::string_view to_string(AuditResult result) {
+  switch (result) {
+    case AuditResult::ok:
+      return "ok";
+    case AuditResult::error:
+      return "error";
+    case AuditResult::refused:
+      return "refused";
+  }
+  return "error";
+}
+
+std::string utc_timestamp(std::chrono::system_clock::time_point when) {
+  auto ms = std::chrono::floor<std::chrono::milliseconds>(when.time_since_epoch()).count();
+  auto secs = static_cast<time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+  int millis = static_cast<int>(ms - static_cast<int64_t>(secs) * 1000);
+  struct tm tm {};
+  ::gmtime_r(&secs, &tm);
+  char buf[40];
+  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", millis);
+  return buf;
+}
+
+AuditLog::AuditLog(std::string path) : path_(std::move(path)) {
+  if (path_.empty()) usage_error("the audit log path is empty");
+}
+
+void AuditLog::check_writable() const { open_log_for_append(path_); }
+
+void AuditLog::append(const AuditRecord& record) {
+  auto or_null = [](const std::string& s) { return s.empty() ? ordered_json() : ordered_json(s); };
+  ordered_json j = ordered_json::object();
+  j["type"] = "audit";
+  j["time"] = record.time.empty() ? utc_timestamp(std::chrono::system_clock::now()) : record.time;
+  j["user"] = record.user.empty() ? os_user_name() : record.user;
+  j["tool"] = record.tool;
+  j["endpoint"] = or_null(record.endpoint);
+  j["vm"] = or_null(record.vm);
+  j["vm_id"] = or_null(record.vm_id);
+  j["operation"] = record.operation;
+  j["params"] = redact(record.params);
+  j["result"] = to_string(record.result);
+  // A host's fault message may quote what was sent.
+  if (record.result != AuditResult::ok) j["error"] = redact(ordered_json(record.error));
+  j["duration_ms"] = record.duration_ms;
+  j["correlation_id"] = record.correlation_id.empty() ? correlation_id() : record.correlation_id;
+  j["pid"] = static_cast<int64_t>(record.pid == 0 ? ::getpid() : record.pid);
+
+  // Each append opens its own file description: flock(2) then serializes
+  // threads of this process as well as other processes.
+  Fd fd = open_log_for_append(path_);
+  lock(fd.get(), LOCK_EX, path_);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) fail_on("stat", path_, errno);
+  const off_t size = st.st_size;
+  Tail tail = line_ending_at(fd.get(), size, path_);
+  const std::string prev = size == 0 ? kNoPrevious : sha256_hex(tail.line);
+  j["prev"] = prev;
+  std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+
+  std::string out;
+  out.reserve(line.size() + 2);
+  // After a torn write (a crash) start on a fresh line; verify reports the fragment.
+  if (!tail.complete) out += '\n';
+  out += line;
+  out += '\n';
+  ssize_t w;
+  do {
+    w = ::write(fd.get(), out.data(), out.size());  // one write(2): one whole line
+  } while (w < 0 && errno == EINTR);
+  if (w != static_cast<ssize_t>(out.size())) {
+    int err = w < 0 ? errno : ENOSPC;
+    if (w > 0 && ::ftruncate(fd.get(), size) != 0) {
+      fail("cannot write audit log " + quote(path_) + ": " + errno_text(err) +
+           "; the partial line could not be removed either: " + errno_text(errno));
+    }
+    fail_on("write audit log", path_, err);
+  }
+
+  write_checkpoint(head_path(), fd.get(), path_, size, prev, size + static_cast<off_t>(out.size()),
+                   sha256_hex(line));
+  // The lock is released when fd is closed.
+}
+
+std::string default_audit_log_path() {
+  if (const char* p = std::getenv("CESO_AUDIT_LOG"); p && *p) return p;
+  // XDG: a relative XDG_STATE_HOME is invalid and ignored.
+  if (const char* s = std::getenv("XDG_STATE_HOME"); s && s[0] == '/')
+    return std::string(s) + "/ceso/audit.log";
+  std::string home;
+  if (const char* h = std::getenv("HOME"); h && *h) {
+    home = h;
+  } else {
+    long max = ::sysconf(_SC_GETPW_R_SIZE_MAX);
+    std::vector<char> buf(max > 0 ? static_cast<size_t>(max) : 16384);
+    struct passwd pw {};
+    struct passwd* found = nullptr;
+    if (::getpwuid_r(::getuid(), &pw, buf.data(), buf.size(), &found) == 0 && found &&
+        found->pw_dir)
+      home = found->pw_dir;
+  }
+  if (home.empty()) fail("cannot place the audit log: set CESO_AUDIT_LOG, XDG_STATE_HOME or HOME");
+  return home + "/.local/state/ceso/audit.log";
+}
+
+AuditVerification verify_audit_log(const std::string& path) {
+  AuditVerification r;
+  r.last_hash = kNoPrevious;
+  const std::string head_path = path + ".head";
+  // Records the first problem; returns false so a check can `return bad(…)`.
+  auto bad = [&r](size_t line, std::string text) {
+    r.ok = false;
+    r.bad_line = line;
+    r.problem = std::move(text);
+    return false;
+  };
+
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    int err = errno;
+    Checkpoint c = read_checkpoint(head_path);
+    if (err == ENOENT && c.state == Checkpoint::State::valid && c.size > 0) {
+      bad(0, "the log is missing but " + quote(head_path) + " records " + std::to_string(c.size) +
+                 " bytes: it was deleted or moved");
+      return r;
+    }
+    fail_on("open audit log", path, err);
+  }
+  // Under the shared lock no append is half done: take the size and the
+  // checkpoint together. The bytes before `size` never change (append-only),
+  // so the reading itself need not hold writers up.
+  lock(fd.get(), LOCK_SH, path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) fail_on("stat", path, errno);
+  const off_t size = st.st_size;
+  const Checkpoint checkpoint = read_checkpoint(head_path);
+  lock(fd.get(), LOCK_UN, path);
+
+  const bool has_checkpoint = checkpoint.state == Checkpoint::State::valid;
+  bool checkpoint_seen = has_checkpoint && checkpoint.size == 0 && checkpoint.sha256 == kNoPrevious;
+  std::string expected = kNoPrevious;
+  size_t line_no = 0;
+
+  // Checks the line that ends (exclusive of its newline) at byte `end`.
+  auto check = [&](std::string_view line, bool complete, off_t end) {
+    ++line_no;
+    const std::string n = "line " + std::to_string(line_no);
+    if (!complete)
+      return bad(line_no, n + " is incomplete (no newline at the end): a write was cut short, "
+                              "or the log was truncated");
+    auto j = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return bad(line_no, n + " is not a JSON object");
+    auto prev = j.find("prev");
+    if (prev == j.end() || !prev->is_string() || !is_sha256_hex(prev->get<std::string>()))
+      return bad(line_no, n + " has no \"prev\" hash");
+    if (prev->get<std::string>() != expected) {
+      if (line_no == 1)
+        return bad(1,
+                   "line 1 does not start a chain (its \"prev\" is not 64 zeros): lines were "
+                   "removed from the beginning of the log");
+      const std::string before = "line " + std::to_string(line_no - 1);
+      return bad(line_no, n + "'s \"prev\" is not the SHA-256 of " + before + ": " + before +
+                              " was changed, or lines were removed or inserted there");
+    }
+    expected = sha256_hex(line);
+    r.lines = line_no;
+    r.last_hash = expected;
+    if (has_checkpoint && end == checkpoint.size) {
+      if (expected != checkpoint.sha256)
+        return bad(0, quote(head_path) + " does not match " + n +
+                          ", which ends where it says the log ended: the log was rewritten");
+      checkpoint_seen = true;
+    }
+    return true;
+  };
+
+  std::string pending;  // bytes read but not yet checked: the start of a line
+  off_t offset = 0;     // of pending[0] in the file
+  std::string buf(1 << 16, '\0');
+  for (off_t read_pos = 0; read_pos < size;) {
+    size_t want = std::min(static_cast<size_t>(size - read_pos), buf.size());
+    read_at(fd.get(), buf.data(), want, read_pos, path);
+    read_pos += static_cast<off_t>(want);
+    pending.append(buf.data(), want);
+    size_t start = 0;
+    for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+      off_t end = offset + static_cast<off_t>(nl + 1);
+      if (!check(std::string_view(pending).substr(start, nl - start), true, end)) return r;
+    }
+    pending.erase(0, start);
+    offset += static_cast<off_t>(start);
+    if (pending.size() > kMaxLine) {
+      bad(line_no + 1, "line " + std::to_string(line_no + 1) + " is too long for an audit record");
+      return r;
+    }
+  }
+  if (!pending.empty() && !check(pending, false, size)) return r;
+
+  switch (checkpoint.state) {
+    case Checkpoint::State::absent:
+      break;
+    case Checkpoint::State::invalid:
+      bad(0, "cannot read " + quote(head_path) + ": " + checkpoint.problem);
+      break;
+    case Checkpoint::State::valid:
+      if (checkpoint.size > size)
+        bad(0, "the log has " + std::to_string(size) + " bytes but " + quote(head_path) +
+                   " records " + std::to_string(checkpoint.size) +
+                   ": its tail was truncated, or the log was replaced");
+      else if (!checkpoint_seen)
+        bad(0, quote(head_path) + " does not match the log (no line ends at byte " +
+                   std::to_string(checkpoint.size) + "): the log was rewritten");
+      else
+        r.checkpoint = true;
+      break;
+  }
+  return r;
+}
+
+std::string correlation_id() {
+  if (const char* env = std::getenv("CESO_CORRELATION_ID"); env && *env) {
+    std::string_view id(env);
+    bool printable = id.size() <= 128;
+    for (unsigned char c : id) printable = printable && c >= 0x20 && c < 0x7f;
+    if (!printable)
+      usage_error("CESO_CORRELATION_ID must be 1 to 128 printable ASCII characters, not " +
+                  quote(id.substr(0, 160)));
+    return std::string(id);
+  }
+  // Every member of a shell pipeline is in the same process group; the group
+  // leader's start time tells this group from a later one that reuses its id,
+  // and the boot id tells boots apart.
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || !host[0]) std::strcpy(host, "localhost");
+  std::string boot = lower_alnum(read_small_file("/proc/sys/kernel/random/boot_id")).substr(0, 8);
+  if (boot.empty()) boot = "0";
+  pid_t pgid = ::getpgrp();
+  // 0: the group leader is outside our pid namespace (a container); this
+  // process alone is all we can name.
+  if (pgid <= 0) pgid = ::getpid();
+  return std::string(host) + ":" + boot + ":" + std::to_string(pgid) + ":" +
+         process_start_time(pgid);
+}
+
+bool is_secret_key(std::string_view key) {
+  // Compared without case and separators: "user-data", "userData" and
+  // "guestinfo.userdata" all contain "userdata".
+  static constexpr std::string_view kSecretParts[] = {
+      "password",   "passwd",     "passphrase",    "pwd",           "secret",      "token",
+      "private",    "credential", "authorization", "cookie",        "session",     "userdata",
+      "vendordata", "apikey",     "accesskey",     "encryptionkey", "keymaterial",
+  };
+  std::string k = lower_alnum(key);
+  for (auto part : kSecretParts)
+    if (k.find(part) != std::string::npos) return true;
+  return false;
+}
+
+std::string redacted_value(std::string_view secret) {
+  if (secret.size() < kDigestMinBytes) return std::string(kRedacted);
+  return "[redacted sha256:" + sha256_hex(secret) + " bytes:" + std::to_string(secret.size()) + "]";
+}
+
+bool is_secret_option(std::string_view key, std::string_view value) {
+  if (is_secret_key(key)) return true;
+  if (lower_alnum(key).find("key") != std::string::npos) return true;
+  std::string k = ascii_lower(key);
+  if (k.rfind("guestinfo.", 0) != 0) return false;
+  // Every guestinfo value is the user's data, of unknown nature, except the
+  // cloud-init metadata, which ceso writes (host name, network) and checks.
+  if (k == "guestinfo.metadata.encoding") return false;
+  if (k == "guestinfo.metadata") return metadata_holds_secret(value);
+  return true;
+}
+
+namespace {
+
+ordered_json hidden(const ordered_json& value) {
+  if (value.is_string()) return redacted_value(value.get_ref<const std::string&>());
+  return kRedacted;
+}
+
+std::string_view text_of(const ordered_json& value) {
+  return value.is_string() ? std::string_view(value.get_ref<const std::string&>())
+                           : std::string_view();
+}
+
+}  // namespace
+
+ordered_json redact(const ordered_json& value) {
+  if (value.is_object()) {
+    // vSphere option values and vApp properties name the secret in a field
+    // and carry it in "value": {"key":"guestinfo.userdata","value":"…"}.
+    bool secret_value = false;
+    if (auto v = value.find("value"); v != value.end()) {
+      for (const char* label : {"key", "name", "id"}) {
+        auto it = value.find(label);
+        if (it != value.end() && it->is_string() &&
+            is_secret_option(it->get_ref<const std::string&>(), text_of(*v)))
+          secret_value = true;
+      }
+    }
+    ordered_json out = ordered_json::object();
+    for (auto it = value.begin(); it != value.end(); ++it) {
+      const std::string& k = it.key();
+      bool secret =
+          is_secret_key(k) || (secret_value && k == "value") ||
+          (ascii_lower(k).rfind("guestinfo.", 0) == 0 && is_secret_option(k, text_of(it.value())));
+      out[k] = secret ? hidden(it.value()) : redact(it.value());
+    }
+    return out;
+  }
+  if (value.is_array()) {
+    ordered_json out = ordered_json::array();
+    for (const auto& v : value) out.push_back(redact(v));
+    return out;
+  }
+  if (value.is_string()) return redact_string(value.get_ref<const std::string&>());
+  return value;
+}
+
+}  // namespace ceso

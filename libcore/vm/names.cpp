@@ -1,0 +1,148 @@
+#include "vm/names.hpp"
+
+#include <cstdio>
+#include <optional>
+
+namespace ceso {
+
+namespace {
+
+// One UTF-8 sequence at s[i]: its code point and length, or nullopt when the
+// bytes there are not well-formed UTF-8 (overlong forms, surrogates and code
+// points above U+10FFFF included).
+struct CodePoint {
+  char32_t value;
+  size_t length;
+};
+
+std::optional<CodePoint> next_code_point(std::string_view s, size_t i) {
+  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char b = byte(i);
+  if (b < 0x80) return CodePoint{b, 1};
+  size_t len;
+  char32_t cp, min;
+  if ((b & 0xe0) == 0xc0) {
+    len = 2, cp = b & 0x1f, min = 0x80;
+  } else if ((b & 0xf0) == 0xe0) {
+    len = 3, cp = b & 0x0f, min = 0x800;
+  } else if ((b & 0xf8) == 0xf0) {
+    len = 4, cp = b & 0x07, min = 0x10000;
+  } else {
+    return std::nullopt;
+  }
+  if (i + len > s.size()) return std::nullopt;
+  for (size_t k = 1; k < len; ++k) {
+    if ((byte(i + k) & 0xc0) != 0x80) return std::nullopt;
+    cp = (cp << 6) | (byte(i + k) & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return std::nullopt;
+  return CodePoint{cp, len};
+}
+
+// Why a code point may not be in a VM name, or nullptr.
+const char* forbidden(char32_t c) {
+  if (c < 0x20 || c == 0x7f || (c >= 0x80 && c <= 0x9f)) return "a control character";
+  if (c == 0x2028 || c == 0x2029) return "a line separator";
+  if (c == 0x200e || c == 0x200f || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069))
+    return "a bidirectional formatting character";
+  if (c == '/' || c == '\\')
+    return "not allowed (vSphere stores it escaped; write %2f for '/', %5c for '\\')";
+  return nullptr;
+}
+
+// The escape %2f, %5c or %25 (either case) at s[i], if there is one.
+std::optional<char> escape_at(std::string_view s, size_t i) {
+  if (i + 3 > s.size() || s[i] != '%') return std::nullopt;
+  char hi = s[i + 1], lo = static_cast<char>(s[i + 2] | 0x20);
+  if (hi == '2' && lo == 'f') return '/';
+  if (hi == '5' && lo == 'c') return '\\';
+  if (hi == '2' && s[i + 2] == '5') return '%';
+  return std::nullopt;
+}
+
+std::string code_text(char32_t c) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "U+%04X", static_cast<unsigned>(c));
+  return buf;
+}
+
+// The name for a message: quoted, with invalid bytes and forbidden code
+// points shown as \xNN and \u{XXXX}, so a hostile name cannot reach the
+// terminal raw (quote() escapes only C0 and DEL; C1 U+009B is a CSI).
+std::string shown(std::string_view s) {  // see quote_name()
+  std::string out = "'";
+  size_t count = 0;
+  for (size_t i = 0; i < s.size(); ++count) {
+    if (count == kMaxVmNameChars + 8) return out + "'...";  // enough to recognise it
+    auto cp = next_code_point(s, i);
+    char buf[16];
+    if (!cp) {
+      std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(s[i]));
+      out += buf;
+      ++i;
+      continue;
+    }
+    if (cp->value != '/' && cp->value != '\\' && forbidden(cp->value)) {
+      std::snprintf(buf, sizeof buf, "\\u{%04X}", static_cast<unsigned>(cp->value));
+      out += buf;
+    } else {
+      out.append(s.substr(i, cp->length));
+    }
+    i += cp->length;
+  }
+  return out + "'";
+}
+
+}  // namespace
+
+void check_vm_name(std::string_view name, std::string_view field, Exit code) {
+  const std::string head = std::string(field) + ": VM name " + shown(name);
+  if (name.empty()) throw Error(std::string(field) + ": VM name is empty", code);
+  size_t chars = 0;
+  for (size_t i = 0; i < name.size();) {
+    ++chars;
+    auto cp = next_code_point(name, i);
+    if (!cp) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "0x%02X", static_cast<unsigned char>(name[i]));
+      throw Error(
+          head + " is not valid UTF-8 (byte " + buf + " at byte " + std::to_string(i + 1) + ")",
+          code);
+    }
+    if (const char* why = forbidden(cp->value))
+      throw Error(head + " has " + code_text(cp->value) + " at character " + std::to_string(chars) +
+                      ": " + why,
+                  code);
+    if (cp->value == '%' && !escape_at(name, i))
+      throw Error(head + " has '%' at character " + std::to_string(chars) +
+                      " not starting %2f, %5c or %25 (vSphere would store it as %25; write %25)",
+                  code);
+    i += cp->length;
+  }
+  if (chars > kMaxVmNameChars)
+    throw Error(head + " has " + std::to_string(chars) + " characters; vSphere allows at most " +
+                    std::to_string(kMaxVmNameChars),
+                code);
+}
+
+std::string decoded_vm_name(std::string_view name) {
+  std::string out;
+  out.reserve(name.size());
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (auto c = escape_at(name, i)) {
+      out += *c;
+      i += 2;
+    } else {
+      out += name[i];
+    }
+  }
+  return out;
+}
+
+std::string quote_name(std::string_view name) { return shown(name); }
+
+bool same_vm_name(std::string_view a, std::string_view b) {
+  return a == b || decoded_vm_name(a) == decoded_vm_name(b);
+}
+
+}  // namespace ceso

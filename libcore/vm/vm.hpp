@@ -1,0 +1,125 @@
+// VM records (docs/design.md "Records") built from PropertyCollector results, and
+// finding the VM a record or a name refers to.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vm/names.hpp"
+#include "base/records.hpp"
+#include "base/cancel.hpp"
+#include "base/log.hpp"
+#include "vsphere/client.hpp"
+
+namespace ceso {
+
+// Property paths a VM record is built from.
+const std::vector<std::string>& vm_record_paths();
+// The `vm` record: id, name, uuid, power, cpus, memory_mib, disks_gib, ip,
+// tags, guest_id, datastore, vmx (+ template on vCenter templates).
+ordered_json vm_record(const vim::ObjectContent& vm, const Endpoint& ep);
+
+// Property paths for the detailed record of ceso-info.
+const std::vector<std::string>& vm_detail_paths();
+// The vm record plus hardware, disks, nics, cdroms, snapshots, tools, ips,
+// annotation and guestinfo keys. `decode` decodes encoded guestinfo values.
+ordered_json vm_details(const vim::ObjectContent& vm, const Endpoint& ep, bool decode);
+
+// Tags compare case-insensitively (ASCII letters) and without surrounding
+// blanks: "Protected" and " PROTECTED" in a hand-edited ExtraConfig are the
+// tag "protected" (ceso(7) "Tags"). Tools write them normalised (lower case).
+//
+// "web, DB,,x,db" → {"web","db","x"}: trimmed, lower-cased, empty entries
+// dropped, order kept, duplicates removed.
+std::vector<std::string> parse_tags(std::string_view csv);
+// A tag from the command line, normalised for writing and comparing: trimmed
+// and lower-cased. Throws Error(usage) naming `option` for an empty tag or
+// one with a comma (the separator in ceso.tags).
+std::string normalize_tag(std::string_view option, std::string_view tag);
+// Every tag of a repeated option normalised, duplicates dropped, order kept.
+std::vector<std::string> normalize_tags(std::string_view option,
+                                        const std::vector<std::string>& tags);
+// Whether a record's "tags" array holds `tag`, compared as above.
+bool has_tag(const ordered_json& tags, std::string_view tag);
+
+// ExtraConfig (ArrayOfOptionValue) as key → value.
+std::map<std::string, std::string> extra_config_map(const xml::Node* val);
+
+// "on"/"off"/"suspended" from runtime.powerState.
+std::string power_word(std::string_view power_state);
+
+// Who a VM is: its managed object id, name and BIOS uuid (config.uuid), as a
+// record states them or as the host shows them. Empty when not known.
+struct VmIdentity {
+  std::string id;
+  std::string name;
+  std::string uuid;
+};
+
+// The identity a target asks for: an operand's name, or a record's id, name
+// and uuid. A field present with a non-string value is bad input (exit 3);
+// null counts as absent.
+VmIdentity wanted_identity(const Target& target);
+
+// Picks the VM a target means (ceso(7) RECORDS). Ids change when a VM is
+// re-registered and are reused after a deletion; uuids stay with the VM;
+// names move to whatever VM has them now. So:
+//   - record with uuid: the VM with its id if that VM has the uuid (a rename
+//     keeps the VM), else the one VM with its name AND its uuid (re-registered);
+//   - record with id but no uuid (hand-written): the VM with that id if it
+//     still has that name; no fallback, since nothing proves a VM found by
+//     name is the one meant;
+//   - a name alone (operand, or a record with neither id nor uuid): the one VM
+//     of that name.
+// Names compare in decoded form (same_vm_name). `by_id`: the VM with want.id,
+// if any. `listing` lists every VM of the endpoint; called only when needed.
+// A record that matches no VM this way throws Error(bad_input) naming
+// `origin`, the record's id/name/uuid and what differed; a name that matches
+// no VM or several throws Error(failure).
+VmIdentity match_vm(const VmIdentity& want, const std::optional<VmIdentity>& by_id,
+                    const std::function<std::vector<VmIdentity>()>& listing, bool from_record,
+                    std::string_view origin, std::string_view endpoint);
+
+// A VM found on a host.
+struct LocatedVm {
+  vim::Client* client = nullptr;
+  vim::MoRef ref;
+  std::string name;  // as the host has it now (after a rename: the new one)
+  std::string uuid;  // config.uuid now
+  // The target's vm record with endpoint, id, name and uuid set to the VM
+  // acted on; {} for an operand. Print this, not the input record.
+  ordered_json record;
+};
+
+// Finds the VMs that names and records refer to, by match_vm(). Keeps one
+// Client per endpoint, so records from several hosts can share a pipe; a
+// record's endpoint is used only if configured (endpoint_for_record), never
+// replaced by the default one.
+class VmLocator {
+ public:
+  // `default_endpoint` gives the endpoint of the command line, environment
+  // or config (cli/endpoint.hpp endpoint_resolver); it is called once, when
+  // a target first needs it.
+  explicit VmLocator(std::function<Endpoint()> default_endpoint);
+  ~VmLocator();
+
+  // The endpoint of the command line / environment / config.
+  vim::Client& default_client();
+  // The client for a target: its record's endpoint, or the default when the
+  // record has none. An endpoint that is not a string is bad input.
+  vim::Client& client_for(const Target& target);
+  // Throws Error as match_vm() does; costs one call when a record's id still
+  // matches, else one listing of the endpoint's VMs per call.
+  LocatedVm locate(const Target& target);
+
+ private:
+  std::function<Endpoint()> default_endpoint_;
+  std::map<std::string, std::unique_ptr<vim::Client>> clients_;  // by endpoint id
+  std::string default_id_;
+};
+
+}  // namespace ceso

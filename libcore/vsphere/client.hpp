@@ -1,0 +1,154 @@
+// The vSphere SOAP API (vim25) over libcurl + expat.
+//
+// A Client talks to one endpoint (ESXi host or vCenter). It logs in lazily,
+// shares its session with the other tools of a pipeline through the session
+// cache (session.hpp), renews an expired session transparently, and maps
+// SOAP faults to ceso::Error with a clear message and exit code.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+#include "base/error.hpp"
+#include "transport/http.hpp"
+#include "base/xml.hpp"
+
+namespace ceso {
+class SessionCache;
+}
+
+namespace ceso::vim {
+
+// A managed object reference: type ("VirtualMachine") and value ("vm-42").
+struct MoRef {
+  std::string type;
+  std::string value;
+  bool empty() const { return value.empty(); }
+  bool operator==(const MoRef&) const = default;
+};
+
+MoRef moref_of(const xml::Node& node);  // <obj type="VirtualMachine">vm-42</obj>
+std::string moref_xml(std::string_view element, const MoRef& ref);
+
+// A SOAP fault from the host. `fault_type` is the vSphere fault name
+// ("InvalidLogin", "NotSupported", "FileNotFound"…) so callers can branch.
+class Fault : public Error {
+ public:
+  Fault(std::string message, Exit code, std::string fault_type, std::string method)
+      : Error(std::move(message), code), type_(std::move(fault_type)), method_(std::move(method)) {}
+  const std::string& fault_type() const { return type_; }
+  const std::string& method() const { return method_; }
+
+ private:
+  std::string type_;
+  std::string method_;
+};
+
+// Build the Fault for a SOAP fault element (Body/Fault). Exposed for tests.
+Fault fault_from_xml(const xml::Node& fault, std::string_view method, const std::string& host);
+
+struct ServiceContent {
+  std::string api_type;     // "HostAgent" (ESXi) or "VirtualCenter"
+  std::string api_version;  // "8.0.2.0"
+  std::string full_name;
+  std::string instance_uuid;
+  MoRef root_folder, property_collector, view_manager, session_manager, file_manager,
+      virtual_disk_manager, search_index, license_manager;
+  bool is_vcenter() const { return api_type == "VirtualCenter"; }
+};
+
+ServiceContent service_content_from_xml(const xml::Node& returnval);
+
+// One object's properties from the PropertyCollector.
+struct ObjectContent {
+  MoRef obj;
+  std::vector<std::pair<std::string, xml::Node>> props;  // path → <val>
+  const xml::Node* prop(std::string_view path) const;
+  std::string text(std::string_view path) const;  // "" when absent
+};
+
+// Parse a RetrievePropertiesEx/ContinueRetrievePropertiesEx returnval;
+// `token` receives the paging token ("" at the end).
+std::vector<ObjectContent> objects_from_xml(const xml::Node& returnval, std::string* token);
+// One <objects> element; nullopt for an object that vanished (only a
+// missingSet with ManagedObjectNotFound) or has no <obj>.
+std::optional<ObjectContent> object_from_xml(const xml::Node& objects);
+
+class Client {
+ public:
+  explicit Client(Endpoint endpoint);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  const Endpoint& endpoint() const { return endpoint_; }
+  // Connects (service content + session) on first use.
+  const ServiceContent& content();
+
+  // Invoke a method. `args` is the XML of the arguments after _this (already
+  // escaped). Returns the <MethodResponse> element. Re-logs in once on
+  // NotAuthenticated. Throws Fault for SOAP faults, Error(connection) for
+  // transport failures.
+  xml::Node call(std::string_view method, const MoRef& self, std::string_view args = {});
+
+  // For large answers: elements `name` under `parent` are parsed as they
+  // arrive and handed to `fn` one at a time, not kept in the returned
+  // response (see xml::StreamParser).
+  struct Split {
+    std::string parent, name;
+    std::function<void(xml::Node&&)> fn;
+  };
+  xml::Node call(std::string_view method, const MoRef& self, std::string_view args,
+                 const Split& split);
+
+  // Properties of every VirtualMachine (a container view over the root
+  // folder, kept for the session), all pages.
+  std::vector<ObjectContent> retrieve_all_vms(const std::vector<std::string>& paths);
+  // The same, one VM at a time as the answer arrives: memory stays at one
+  // VM's properties whatever the inventory size (ceso-ls).
+  void for_each_vm(const std::vector<std::string>& paths,
+                   const std::function<void(ObjectContent&&)>& fn);
+  // Properties of the given objects (all of one type). Objects that no longer
+  // exist are left out of the result.
+  std::vector<ObjectContent> retrieve(const std::vector<MoRef>& objs,
+                                      const std::vector<std::string>& paths);
+
+  // Wait for a Task to finish; returns the task's info.result node (may be
+  // empty). A task error becomes a Fault carrying the task's fault type.
+  // `progress` gets 0..100 when the host reports it.
+  xml::Node wait_for_task(const MoRef& task, const std::function<void(int)>& progress = nullptr);
+
+  Http& http() { return *http_; }
+
+ private:
+  Endpoint endpoint_;
+  std::unique_ptr<Http> http_;
+  std::unique_ptr<SessionCache> cache_;
+  ServiceContent content_;
+  bool connected_ = false;
+  std::string soap_action_ = "urn:vim25/6.7";
+  std::string vm_view_;
+
+  xml::Node raw_call(std::string_view method, const MoRef& self, std::string_view args = {},
+                     const Split* split = nullptr);
+  xml::Node call_impl(std::string_view method, const MoRef& self, std::string_view args,
+                      const Split* split);
+  void connect();
+  bool adopt_cached(const std::string* stale_cookie);
+  void login(const std::string& stale_cookie);
+  std::string create_vm_view();
+  std::vector<ObjectContent> retrieve_spec(const std::string& spec_xml);
+  void stream_spec(const std::string& spec_xml, const std::function<void(ObjectContent&&)>& fn);
+  std::string vm_spec(const std::vector<std::string>& paths) const;
+};
+
+// The `ha-datacenter` style path for datastore file URLs on this endpoint.
+std::string datastore_file_url(const Endpoint& ep, const std::string& datacenter,
+                               const std::string& datastore, const std::string& path);
+
+}  // namespace ceso::vim

@@ -1,0 +1,249 @@
+#include "base/records.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+#include "base/error.hpp"
+
+namespace {
+
+FILE* memfile(const std::string& text) {
+  FILE* f = tmpfile();
+  fputs(text.c_str(), f);
+  rewind(f);
+  return f;
+}
+
+TEST(Ndjson, ReadsRecordsAndSkipsBlankLines) {
+  FILE* f = memfile("{\"type\":\"vm\",\"name\":\"a\"}\n\n  \n{\"type\":\"vm\",\"name\":\"b\",\"x\":[1,2]}\n");
+  ceso::NdjsonReader r(f, "<stdin>");
+  auto a = r.next();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->value["name"], "a");
+  EXPECT_EQ(a->line, 1u);
+  auto b = r.next();
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->origin, "<stdin>:4");
+  EXPECT_EQ(b->value["x"][1], 2);
+  EXPECT_FALSE(r.next());
+  fclose(f);
+}
+
+TEST(Ndjson, BadLineNamesTheLineAndReaderGoesOn) {
+  FILE* f = memfile("{\"type\":\"vm\"}\n{not json\n[1]\n{\"type\":\"vm\",\"name\":\"ok\"}\n");
+  ceso::NdjsonReader r(f, "<stdin>");
+  ASSERT_TRUE(r.next());
+  try {
+    r.next();
+    FAIL();
+  } catch (const ceso::Error& e) {
+    EXPECT_EQ(e.code(), ceso::Exit::bad_input);
+    EXPECT_NE(std::string(e.what()).find("<stdin>:2"), std::string::npos) << e.what();
+  }
+  try {
+    r.next();
+    FAIL();
+  } catch (const ceso::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("<stdin>:3"), std::string::npos) << e.what();
+  }
+  auto ok = r.next();
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->value["name"], "ok");
+  fclose(f);
+}
+
+TEST(Ndjson, KeepsKeyOrderAndUnknownFields) {
+  auto v = ceso::parse_json_text(R"({"type":"vm","zeta":1,"alpha":{"b":2,"a":1}})");
+  EXPECT_EQ(v.dump(), R"({"type":"vm","zeta":1,"alpha":{"b":2,"a":1}})");
+}
+
+TEST(Ndjson, InvalidUtf8IsBadInput) {
+  EXPECT_THROW(ceso::parse_json_text("{\"name\":\"\xff\"}"), ceso::Error);
+}
+
+// The error a next() throws; fails the test when it returns instead.
+ceso::Error next_error(ceso::NdjsonReader& r) {
+  try {
+    r.next();
+  } catch (const ceso::Error& e) {
+    return e;
+  }
+  ADD_FAILURE() << "next() returned instead of throwing";
+  return ceso::Error("none");
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+TEST(Ndjson, LineOverTheDefaultLimitIsBadInputAndTheNextRecordsAreRead) {
+  std::string huge =
+      "{\"type\":\"vm\",\"name\":\"" + std::string(ceso::kMaxRecordLine, 'x') + "\"}";
+  FILE* f = memfile("{\"name\":\"a\"}\n" + huge + "\n{\"name\":\"b\"}\n");
+  ceso::NdjsonReader r(f, "<stdin>");
+  ASSERT_EQ(r.next()->value["name"], "a");
+  ceso::Error e = next_error(r);
+  EXPECT_EQ(e.code(), ceso::Exit::bad_input);
+  EXPECT_TRUE(contains(e.what(), "<stdin>:2")) << e.what();
+  EXPECT_TRUE(contains(e.what(), "line longer than 16777216 bytes")) << e.what();
+  auto b = r.next();
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->value["name"], "b");
+  EXPECT_EQ(b->line, 3u);
+  EXPECT_FALSE(r.next());
+  fclose(f);
+}
+
+TEST(Ndjson, LimitIsInclusiveAndOverLongLinesAtTheEndAreReported) {
+  // Exactly max_line bytes is taken; one more is not, also without a final newline.
+  FILE* f = memfile("{\"n\":\"12\"}\n{\"n\":\"123\"}\n{\"n\":\"1234\"}");
+  ceso::NdjsonReader r(f, "<stdin>", 10);  // the first line is 10 bytes
+  EXPECT_EQ(r.next()->value["n"], "12");
+  ceso::Error second = next_error(r);
+  EXPECT_TRUE(contains(second.what(), "(at <stdin>:2): line longer than 10 bytes"))
+      << second.what();
+  ceso::Error last = next_error(r);
+  EXPECT_TRUE(contains(last.what(), "<stdin>:3")) << last.what();
+  EXPECT_FALSE(r.next());
+  EXPECT_FALSE(r.failed());
+  fclose(f);
+}
+
+TEST(Ndjson, LastLineWithoutNewlineAndCrLfAreRecords) {
+  FILE* f = memfile("{\"name\":\"a\"}\r\n{\"name\":\"b\"}");
+  ceso::NdjsonReader r(f, "<stdin>");
+  EXPECT_EQ(r.next()->value["name"], "a");
+  auto b = r.next();
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->value["name"], "b");
+  EXPECT_EQ(b->origin, "<stdin>:2");
+  EXPECT_FALSE(r.next());
+  fclose(f);
+}
+
+TEST(Ndjson, NulBytesAreNamedAndTheLineSkipped) {
+  for (std::string bad : {std::string("{\"name\":\"a\0b\"}", 13), std::string("\0", 1),
+                          std::string("{\"name\":\"a\"}\0", 14)}) {
+    FILE* f = memfile("");
+    fwrite(bad.data(), 1, bad.size(), f);
+    fputs("\n{\"name\":\"ok\"}\n", f);
+    rewind(f);
+    ceso::NdjsonReader r(f, "<stdin>");
+    ceso::Error e = next_error(r);
+    EXPECT_EQ(e.code(), ceso::Exit::bad_input);
+    EXPECT_TRUE(contains(e.what(), "<stdin>:1")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "NUL byte")) << e.what();
+    EXPECT_EQ(r.next()->value["name"], "ok");
+    fclose(f);
+  }
+}
+
+TEST(Ndjson, InvalidUtf8LineIsNamedAndTheReaderGoesOn) {
+  for (const char* bad : {"{\"name\":\"\xff\"}", "{\"name\":\"\xc3\"}", "{\"\xed\xa0\x80\":1}"}) {
+    FILE* f = memfile(std::string(bad) + "\n{\"name\":\"ok\"}\n");
+    ceso::NdjsonReader r(f, "<stdin>");
+    ceso::Error e = next_error(r);
+    EXPECT_EQ(e.code(), ceso::Exit::bad_input);
+    EXPECT_TRUE(contains(e.what(), "<stdin>:1")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "UTF-8")) << e.what();
+    EXPECT_EQ(r.next()->value["name"], "ok");
+    fclose(f);
+  }
+}
+
+// A read error is a failure of its own, never the end of input.
+TEST(Ndjson, ReadErrorIsAFailureNotTheEnd) {
+  // A directory opens but read(2) fails with EISDIR.
+  auto dir = std::filesystem::temp_directory_path();
+  FILE* d = fopen(dir.c_str(), "r");
+  ASSERT_NE(d, nullptr);
+  ceso::NdjsonReader r(d, "<stdin>");
+  ceso::Error e = next_error(r);
+  EXPECT_EQ(e.code(), ceso::Exit::failure);
+  EXPECT_TRUE(contains(e.what(), "cannot read <stdin> at line 1")) << e.what();
+  EXPECT_TRUE(contains(e.what(), "Is a directory")) << e.what();
+  EXPECT_TRUE(r.failed());
+  EXPECT_FALSE(r.next());  // at its end; callers stop
+  fclose(d);
+}
+
+TEST(Ndjson, ReadErrorAfterRecordsNamesTheNextLine) {
+  // A pipe whose read end is closed under the reader after the first record.
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const char text[] = "{\"name\":\"a\"}\n";
+  ASSERT_EQ(write(fds[1], text, sizeof text - 1), static_cast<ssize_t>(sizeof text - 1));
+  close(fds[1]);
+  FILE* f = fdopen(fds[0], "r");
+  ASSERT_NE(f, nullptr);
+  ceso::NdjsonReader r(f, "<stdin>");
+  EXPECT_EQ(r.next()->value["name"], "a");
+  close(fds[0]);  // the descriptor goes away: the next read(2) fails with EBADF
+  ceso::Error e = next_error(r);
+  EXPECT_EQ(e.code(), ceso::Exit::failure);
+  EXPECT_TRUE(contains(e.what(), "cannot read <stdin> at line 2")) << e.what();
+  EXPECT_TRUE(contains(e.what(), "Bad file descriptor")) << e.what();
+  fclose(f);
+}
+
+// A stream that hands out `text`, then fails every read with `err` (EIO from
+// a failing disk or pipe, ENOMEM under memory pressure).
+struct FailingStream {
+  std::string text;
+  int err;
+  size_t pos = 0;
+};
+
+FILE* failing_stream(FailingStream& s) {
+  cookie_io_functions_t io{};
+  io.read = [](void* c, char* buf, size_t n) -> ssize_t {
+    auto* s = static_cast<FailingStream*>(c);
+    if (s->pos == s->text.size()) {
+      errno = s->err;
+      return -1;
+    }
+    size_t k = std::min(n, s->text.size() - s->pos);
+    std::memcpy(buf, s->text.data() + s->pos, k);
+    s->pos += k;
+    return static_cast<ssize_t>(k);
+  };
+  return fopencookie(&s, "r", io);
+}
+
+TEST(Ndjson, EioAndEnomemFromTheStreamAreFailuresNamingTheLine) {
+  for (int err : {EIO, ENOMEM}) {
+    // The failure comes in the middle of line 3, after two good records.
+    FailingStream s{"{\"name\":\"a\"}\n{\"name\":\"b\"}\n{\"name\":", err};
+    FILE* f = failing_stream(s);
+    ASSERT_NE(f, nullptr);
+    ceso::NdjsonReader r(f, "<stdin>");
+    EXPECT_EQ(r.next()->value["name"], "a");
+    EXPECT_EQ(r.next()->value["name"], "b");
+    ceso::Error e = next_error(r);
+    EXPECT_EQ(e.code(), ceso::Exit::failure);
+    EXPECT_TRUE(contains(e.what(), "cannot read <stdin> at line 3: " + std::string(strerror(err))))
+        << e.what();
+    EXPECT_TRUE(r.failed());
+    EXPECT_FALSE(r.next());
+    fclose(f);
+  }
+}
+
+TEST(Records, FieldAtFollowsDottedPaths) {
+  auto v = ceso::parse_json_text(R"({"snapshot":{"name":"pre"},"tags":["a","b"],"n":null})");
+  EXPECT_EQ(ceso::cell_text(ceso::field_at(v, "snapshot.name")), "pre");
+  EXPECT_EQ(ceso::cell_text(ceso::field_at(v, "tags")), "a,b");
+  EXPECT_EQ(ceso::cell_text(ceso::field_at(v, "n")), "-");
+  EXPECT_EQ(ceso::field_at(v, "snapshot.none"), nullptr);
+}
+
+}  // namespace

@@ -1,0 +1,220 @@
+#include "base/xml.hpp"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "base/error.hpp"
+
+namespace {
+
+std::string nested(size_t levels, const std::string& inner = "x") {
+  std::string doc;
+  doc.reserve(levels * 7 + inner.size());
+  for (size_t i = 0; i < levels; ++i) doc += "<n>";
+  doc += inner;
+  for (size_t i = 0; i < levels; ++i) doc += "</n>";
+  return doc;
+}
+
+// The message of the LimitExceeded `fn` throws ("" and a failure if none).
+template <typename Fn>
+std::string limit_message(Fn fn) {
+  try {
+    fn();
+  } catch (const ceso::LimitExceeded& e) {
+    EXPECT_EQ(e.code(), ceso::Exit::connection);
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not a LimitExceeded: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "no LimitExceeded";
+  return "";
+}
+
+// A chain of `levels` nodes built in code, not parsed (no depth limit).
+ceso::xml::Node chain(size_t levels) {
+  ceso::xml::Node root;
+  root.name = "n";
+  ceso::xml::Node* cur = &root;
+  for (size_t i = 1; i < levels; ++i) {
+    cur->children.emplace_back();
+    cur = &cur->children.back();
+    cur->name = "n";
+  }
+  cur->text = "leaf";
+  return root;
+}
+
+TEST(Xml, EscapesEverythingSpecial) {
+  EXPECT_EQ(ceso::xml::escape("a&b<c>d\"e'f"), "a&amp;b&lt;c&gt;d&quot;e&apos;f");
+  EXPECT_EQ(ceso::xml::escape("web 01 é"), "web 01 é");
+  EXPECT_EQ(ceso::xml::escape("a\rb"), "a&#13;b");
+  EXPECT_EQ(ceso::xml::escape("a\tb\nc"), "a&#9;b&#10;c");
+}
+
+TEST(Xml, RejectsControlCharacters) {
+  try {
+    ceso::xml::escape(std::string("a\x01", 2));
+    FAIL();
+  } catch (const ceso::Error& e) {
+    EXPECT_EQ(e.code(), ceso::Exit::bad_input);
+    EXPECT_NE(std::string(e.what()).find("0x01"), std::string::npos);
+  }
+}
+
+TEST(Xml, EscapedTextRoundTripsThroughParser) {
+  std::string hostile = "web \"01\" & <x> 'q' é ☃";
+  auto doc = ceso::xml::parse("<a><name>" + ceso::xml::escape(hostile) + "</name></a>");
+  EXPECT_EQ(doc.child_text("name"), hostile);
+}
+
+TEST(Xml, DropsPrefixesAndKeepsTypes) {
+  auto doc = ceso::xml::parse(
+      "<soapenv:Envelope xmlns:soapenv=\"s\" xmlns:xsi=\"i\"><soapenv:Body>"
+      "<val xsi:type=\"xsd:string\">x</val><obj type=\"VirtualMachine\">vm-1</obj>"
+      "</soapenv:Body></soapenv:Envelope>");
+  EXPECT_EQ(doc.name, "Envelope");
+  const auto* val = doc.find("Body/val");
+  ASSERT_NE(val, nullptr);
+  EXPECT_EQ(val->type(), "string");
+  EXPECT_EQ(val->attr("type"), "");
+  EXPECT_EQ(doc.find_text("Body/obj"), "vm-1");
+  EXPECT_EQ(doc.find("Body/obj")->attr("type"), "VirtualMachine");
+}
+
+TEST(Xml, KeepsWhitespaceInLeavesOnly) {
+  auto doc = ceso::xml::parse("<a>\n  <b>  </b>\n</a>");
+  EXPECT_EQ(doc.text, "");
+  EXPECT_EQ(doc.child_text("b"), "  ");
+}
+
+TEST(Xml, MalformedNamesLine) {
+  try {
+    ceso::xml::parse("<a>\n<b>\n</a>");
+    FAIL();
+  } catch (const ceso::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("line 3"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Xml, AllAndMissing) {
+  auto doc = ceso::xml::parse("<a><x>1</x><y/><x>2</x></a>");
+  ASSERT_EQ(doc.all("x").size(), 2u);
+  EXPECT_EQ(doc.all("x")[1]->text, "2");
+  EXPECT_EQ(doc.child("z"), nullptr);
+  EXPECT_EQ(doc.find_text("y/z"), "");
+}
+
+TEST(XmlLimits, NestingUpToTheLimitIsAccepted) {
+  auto doc = ceso::xml::parse(nested(ceso::xml::kMaxDepth));
+  const ceso::xml::Node* n = &doc;
+  size_t depth = 1;
+  while (!n->children.empty()) n = &n->children.front(), ++depth;
+  EXPECT_EQ(depth, ceso::xml::kMaxDepth);
+  EXPECT_EQ(n->text, "x");
+}
+
+TEST(XmlLimits, OneLevelDeeperIsRefused) {
+  std::string msg = limit_message([] { ceso::xml::parse(nested(ceso::xml::kMaxDepth + 1)); });
+  EXPECT_EQ(msg, "host answer nested deeper than 512 levels");
+}
+
+TEST(XmlLimits, MillionLevelsAreRefusedNotACrash) {
+  for (size_t levels : {100000u, 1000000u})
+    EXPECT_EQ(limit_message([&] { ceso::xml::parse(nested(levels)); }),
+              "host answer nested deeper than 512 levels")
+        << levels;
+}
+
+TEST(XmlLimits, DeepNestingInsideAStreamedObjectIsRefused) {
+  size_t handed = 0;
+  ceso::xml::StreamParser p("returnval", "objects", [&](ceso::xml::Node&&) { ++handed; });
+  std::string msg = limit_message([&] {
+    p.feed("<Envelope><Body><R><returnval><objects><obj>vm-1</obj></objects><objects><val>");
+    std::string deep = nested(200000);
+    for (size_t at = 0; at < deep.size(); at += 4096) p.feed(deep.substr(at, 4096));
+  });
+  EXPECT_EQ(msg, "host answer nested deeper than 512 levels");
+  EXPECT_EQ(handed, 1u);  // the object before it was handed on
+}
+
+TEST(XmlLimits, StreamedAnswerHoldsAtMostTheCap) {
+  const uint64_t cap = 1 << 20;
+  // Many objects, together far more than the cap: fine, each is handed on.
+  size_t handed = 0;
+  ceso::xml::StreamParser ok(
+      "returnval", "objects", [&](ceso::xml::Node&&) { ++handed; }, cap);
+  ok.feed("<Envelope><Body><R><returnval>");
+  std::string object = "<objects><obj>" + std::string(10000, 'v') + "</obj></objects>";
+  for (int i = 0; i < 300; ++i) ok.feed(object);  // 3 MB
+  ok.feed("</returnval></R></Body></Envelope>");
+  ok.finish();
+  EXPECT_EQ(handed, 300u);
+  // One endless element (held, never handed on) is stopped at the cap.
+  ceso::xml::StreamParser endless(
+      "returnval", "objects", [](ceso::xml::Node&&) {}, cap);
+  EXPECT_EQ(limit_message([&] {
+              endless.feed("<Envelope><Body><R><returnval><endless>");
+              for (;;) endless.feed(std::string(16384, 'A'));
+            }),
+            "host answer larger than 1 MiB");
+  // So is an object that grows past it.
+  ceso::xml::StreamParser big(
+      "returnval", "objects", [](ceso::xml::Node&&) {}, cap);
+  EXPECT_EQ(limit_message([&] {
+              big.feed("<Envelope><Body><R><returnval><objects><obj>");
+              for (int i = 0; i < 100; ++i) big.feed(std::string(16384, 'A'));
+            }),
+            "host answer larger than 1 MiB");
+}
+
+TEST(XmlTree, CopyIsDeepAndEqual) {
+  auto doc = ceso::xml::parse("<a k=\"v\"><b>1</b><c><d x=\"y\">2</d><e/></c><b>3</b></a>");
+  ceso::xml::Node copy = doc;
+  EXPECT_EQ(ceso::xml::serialize(copy), ceso::xml::serialize(doc));
+  EXPECT_EQ(ceso::xml::serialize(copy),
+            "<a k=\"v\"><b>1</b><c><d x=\"y\">2</d><e></e></c><b>3</b></a>");
+  copy.children[1].children[0].text = "changed";
+  EXPECT_EQ(doc.find_text("c/d"), "2");  // deep: the original is untouched
+  ceso::xml::Node assigned;
+  assigned = doc;
+  EXPECT_EQ(ceso::xml::serialize(assigned), ceso::xml::serialize(doc));
+  assigned = assigned;  // self-assignment keeps it
+  EXPECT_EQ(assigned.find_text("c/d"), "2");
+}
+
+TEST(XmlTree, MillionDeepTreeCopiesSerialisesAndDiesWithoutRecursion) {
+  // Built in code, so the parser's limit does not apply: copy, serialise and
+  // destroy must not recurse (a recursive destructor overflows the stack).
+  const size_t levels = 1000000;
+  ceso::xml::Node root = chain(levels);
+  {
+    ceso::xml::Node copy = root;
+    const ceso::xml::Node* n = &copy;
+    size_t depth = 1;
+    while (!n->children.empty()) n = &n->children.front(), ++depth;
+    EXPECT_EQ(depth, levels);
+    EXPECT_EQ(n->text, "leaf");
+  }
+  std::string text = ceso::xml::serialize(root);
+  EXPECT_EQ(text.size(), levels * 7 + 4);
+  std::vector<ceso::xml::Node> many(3, root);  // copies inside a vector, destroyed with it
+  ceso::xml::Node moved = std::move(root);
+  EXPECT_EQ(moved.children.size(), 1u);
+}
+
+TEST(XmlTree, SerializeEscapesAndAddsRootAttributes) {
+  ceso::xml::Node n;
+  n.name = "config";
+  n.attrs = {{"xsi:type", "a\"<"}};
+  n.text = "x & y";
+  n.children.emplace_back().name = "name";
+  n.children.back().text = "<web>";
+  EXPECT_EQ(ceso::xml::serialize(n, "xmlns=\"urn:vim25\""),
+            "<config xmlns=\"urn:vim25\" xsi:type=\"a&quot;&lt;\">x &amp; y<name>&lt;web&gt;</name>"
+            "</config>");
+}
+
+}  // namespace
