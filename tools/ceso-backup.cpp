@@ -11,15 +11,15 @@
 #include <map>
 #include <memory>
 
-#include "cli/cloudinit_options.hpp"
 #include "backup/backup.hpp"
-#include "config/config.hpp"
-#include "cloudinit/netcfg.hpp"
-#include "base/numbers.hpp"
-#include "vm/provision.hpp"
 #include "backup/restore.hpp"
+#include "base/numbers.hpp"
+#include "cli/cloudinit_options.hpp"
 #include "cli/endpoint.hpp"
 #include "cli/tool.hpp"
+#include "cloudinit/netcfg.hpp"
+#include "config/config.hpp"
+#include "vm/provision.hpp"
 #include "vm/vm.hpp"
 
 namespace {
@@ -184,14 +184,16 @@ ceso::Exit create(const ceso::Args& args) {
   ceso::DeferredInterrupts deferred;  // a signal stops the copy; the cleanup still runs
   ceso::Catalog catalog(ceso::Catalog::default_path());
   ceso::Output out(args, {}, backup_line);
-  ceso::Gate gate = ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::Gate gate =
+      ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
   ceso::Progress progress(ceso::Progress::wanted());
   ceso::Outcome outcome;
   size_t jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
   std::vector<std::unique_ptr<ceso::VmLocator>> locators(jobs);
   ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t w) {
     ceso::throw_if_interrupt_requested();
-    if (!locators[w]) locators[w] = std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args));
+    if (!locators[w])
+      locators[w] = std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args));
     ceso::LocatedVm vm = locators[w]->locate(t);
     ceso::BackupContext ctx{gate, catalog, *target, progress, [&](const std::string& m) {
                               ceso::warn(ceso::quote(vm.name) + ": " + m);
@@ -315,7 +317,8 @@ ceso::Exit remove(const ceso::Args& args) {
   if (args.operands.empty()) ceso::usage_error("rm needs the ids of the backups to remove");
   ceso::Catalog catalog(ceso::Catalog::default_path());
   ceso::Output out(args, {"id", "vm", "removed"});
-  ceso::Gate gate = ceso::tool_gate(args.has("dry-run"), [&out](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::Gate gate = ceso::tool_gate(args.has("dry-run"),
+                                    [&out](const ceso::ordered_json& plan) { out.emit(plan); });
   ceso::Outcome outcome;
   for (const auto& id : args.operands) {
     try {
@@ -374,7 +377,8 @@ ceso::Exit prune(const ceso::Args& args) {
         std::find(args.operands.begin(), args.operands.end(), e.vm_name) != args.operands.end())
       entries.push_back(std::move(e));
   ceso::Output out(args, {"id", "vm", "created", "action", "reasons"});
-  ceso::Gate gate = ceso::tool_gate(args.has("dry-run"), [](const ceso::ordered_json&) {});  // prune prints its own keep/remove records
+  ceso::Gate gate = ceso::tool_gate(args.has("dry-run"), [](const ceso::ordered_json&) {
+  });  // prune prints its own keep/remove records
   ceso::Outcome outcome;
   std::map<std::string, std::unique_ptr<ceso::BackupTarget>> targets;
   auto target = [&](const std::string& url) -> ceso::BackupTarget& {
@@ -510,7 +514,8 @@ ceso::Exit restore(const ceso::Args& args) {
                    [](const ceso::ordered_json& r) {
                      return r.value("name", "") + ": restored from " + r.value("restored_from", "");
                    });
-  ceso::Gate gate = ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::Gate gate =
+      ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
   ceso::Progress progress(ceso::Progress::wanted());
   ceso::ordered_json rec = ceso::restore_backup(client, *target, req, gate, progress);
   if (!rec.is_null())

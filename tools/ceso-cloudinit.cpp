@@ -12,9 +12,9 @@
 #include <set>
 
 #include "cli/cloudinit_options.hpp"
+#include "cli/tool.hpp"
 #include "cloudinit/cloudinit.hpp"
 #include "cloudinit/fields.hpp"
-#include "cli/tool.hpp"
 
 namespace {
 

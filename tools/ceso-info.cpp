@@ -6,8 +6,8 @@
 // are kept.
 #include "cli/endpoint.hpp"
 #include "cli/tool.hpp"
-#include "vsphere/client.hpp"
 #include "vm/vm.hpp"
+#include "vsphere/client.hpp"
 
 namespace {
 

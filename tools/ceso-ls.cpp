@@ -6,11 +6,11 @@
 
 #include <algorithm>
 
-#include "config/config.hpp"
 #include "cli/endpoint.hpp"
 #include "cli/tool.hpp"
-#include "vsphere/client.hpp"
+#include "config/config.hpp"
 #include "vm/vm.hpp"
+#include "vsphere/client.hpp"
 
 namespace {
 

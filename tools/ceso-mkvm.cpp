@@ -8,19 +8,19 @@
 #include <memory>
 #include <optional>
 
-#include "cli/cloudinit_options.hpp"
-#include "cloudinit/cloudinit.hpp"
-#include "config/config.hpp"
-#include "vm/names.hpp"
-#include "cloudinit/netcfg.hpp"
-#include "safety/policy.hpp"
 #include "base/progress.hpp"
-#include "vm/provision.hpp"
+#include "cli/cloudinit_options.hpp"
 #include "cli/endpoint.hpp"
 #include "cli/tool.hpp"
-#include "vsphere/client.hpp"
-#include "vm/vm.hpp"
+#include "cloudinit/cloudinit.hpp"
+#include "cloudinit/netcfg.hpp"
+#include "config/config.hpp"
+#include "safety/policy.hpp"
 #include "vm/lifecycle.hpp"
+#include "vm/names.hpp"
+#include "vm/provision.hpp"
+#include "vm/vm.hpp"
+#include "vsphere/client.hpp"
 
 namespace {
 

@@ -7,11 +7,11 @@
 #include <algorithm>
 #include <memory>
 
-#include "safety/policy.hpp"
 #include "cli/endpoint.hpp"
 #include "cli/tool.hpp"
-#include "vm/vm.hpp"
+#include "safety/policy.hpp"
 #include "vm/lifecycle.hpp"
+#include "vm/vm.hpp"
 
 namespace {
 
@@ -87,7 +87,8 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::Gate gate =
       ceso::tool_gate(s.dry_run, [&](const ceso::ordered_json& plan) { out.emit(plan); });
   std::vector<std::unique_ptr<ceso::VmLocator>> locators;
-  for (size_t i = 0; i < jobs; ++i) locators.push_back(std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args)));
+  for (size_t i = 0; i < jobs; ++i)
+    locators.push_back(std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args)));
   ceso::Outcome outcome;
   ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t worker) {
     remove_one(s, *locators[worker], gate, out, t);

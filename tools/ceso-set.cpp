@@ -4,14 +4,14 @@
 #include <algorithm>
 #include <memory>
 
+#include "cli/endpoint.hpp"
+#include "cli/tool.hpp"
 #include "config/config.hpp"
 #include "safety/policy.hpp"
 #include "vm/provision.hpp"
-#include "cli/endpoint.hpp"
-#include "cli/tool.hpp"
-#include "vsphere/client.hpp"
-#include "vm/vm.hpp"
 #include "vm/spec.hpp"
+#include "vm/vm.hpp"
+#include "vsphere/client.hpp"
 
 namespace {
 
@@ -166,7 +166,8 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::for_each_target_parallel(
       args, outcome, jobs,
       [&](const ceso::Target& t, size_t w) {
-        if (!locators[w]) locators[w] = std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args));
+        if (!locators[w])
+          locators[w] = std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args));
         ceso::LocatedVm located = locators[w]->locate(t);
         ceso::vim::Client& c = *located.client;
         auto objs = c.retrieve({located.ref}, props);

@@ -12,12 +12,12 @@
 #include <optional>
 
 #include "base/duration.hpp"
-#include "safety/policy.hpp"
-#include "vm/snapshot.hpp"
 #include "cli/endpoint.hpp"
 #include "cli/tool.hpp"
-#include "vm/vm.hpp"
+#include "safety/policy.hpp"
 #include "vm/lifecycle.hpp"
+#include "vm/snapshot.hpp"
+#include "vm/vm.hpp"
 
 namespace {
 
@@ -257,7 +257,8 @@ ceso::Exit run(const ceso::Args& args) {
       ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
   Context x{args, gate, out};
   std::vector<std::unique_ptr<ceso::VmLocator>> locators;
-  for (size_t i = 0; i < jobs; ++i) locators.push_back(std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args)));
+  for (size_t i = 0; i < jobs; ++i)
+    locators.push_back(std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args)));
   ceso::Outcome outcome;
   ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t worker) {
     action(x, t, locators[worker]->locate(t));

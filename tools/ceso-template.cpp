@@ -8,8 +8,8 @@
 
 #include "cli/endpoint.hpp"
 #include "cli/tool.hpp"
-#include "vm/vm.hpp"
 #include "vm/lifecycle.hpp"
+#include "vm/vm.hpp"
 
 namespace {
 

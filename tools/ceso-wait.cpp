@@ -10,8 +10,8 @@
 
 #include "cli/endpoint.hpp"
 #include "cli/tool.hpp"
-#include "vm/vm.hpp"
 #include "vm/lifecycle.hpp"
+#include "vm/vm.hpp"
 
 namespace {
 
@@ -42,7 +42,8 @@ ceso::Exit run(const ceso::Args& args) {
   size_t jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
   ceso::Output out(args, {}, result_line);
   std::vector<std::unique_ptr<ceso::VmLocator>> locators;
-  for (size_t i = 0; i < jobs; ++i) locators.push_back(std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args)));
+  for (size_t i = 0; i < jobs; ++i)
+    locators.push_back(std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args)));
   ceso::Outcome outcome;
   ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t worker) {
     ceso::LocatedVm vm = locators[worker]->locate(t);

@@ -17,15 +17,15 @@
 #include <map>
 #include <thread>
 
+#include "backup/restore.hpp"
+#include "base/cancel.hpp"
+#include "base/error.hpp"
+#include "base/log.hpp"
 #include "base/util.hpp"
 #include "config/config.hpp"
 #include "transport/datastore.hpp"
-#include "base/error.hpp"
-#include "backup/restore.hpp"
-#include "vm/snapshot.hpp"
-#include "base/cancel.hpp"
-#include "base/log.hpp"
 #include "vm/lifecycle.hpp"
+#include "vm/snapshot.hpp"
 
 namespace ceso {
 

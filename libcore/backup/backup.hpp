@@ -22,10 +22,10 @@
 
 #include "backup/catalog.hpp"
 #include "backup/manifest.hpp"
-#include "safety/policy.hpp"
+#include "backup/retention.hpp"
 #include "base/progress.hpp"
 #include "base/records.hpp"
-#include "backup/retention.hpp"
+#include "safety/policy.hpp"
 #include "transport/target.hpp"
 #include "vm/vm.hpp"
 

@@ -8,8 +8,8 @@
 #include <cstring>
 #include <memory>
 
-#include "config/config.hpp"
 #include "base/error.hpp"
+#include "config/config.hpp"
 
 namespace ceso {
 

@@ -5,16 +5,16 @@
 #include <thread>
 
 #include "backup/backup.hpp"
-#include "transport/datastore.hpp"
-#include "base/error.hpp"
 #include "backup/manifest.hpp"
-#include "cloudinit/netcfg.hpp"
-#include "vm/provision.hpp"
 #include "base/cancel.hpp"
+#include "base/error.hpp"
 #include "base/log.hpp"
-#include "vm/vm.hpp"
+#include "cloudinit/netcfg.hpp"
+#include "transport/datastore.hpp"
 #include "vm/lifecycle.hpp"
+#include "vm/provision.hpp"
 #include "vm/spec.hpp"
+#include "vm/vm.hpp"
 
 namespace ceso {
 

@@ -24,11 +24,11 @@
 #include <vector>
 
 #include "backup/catalog.hpp"
-#include "cloudinit/cloudinit.hpp"
 #include "backup/manifest.hpp"
-#include "safety/policy.hpp"
 #include "base/progress.hpp"
 #include "base/records.hpp"
+#include "cloudinit/cloudinit.hpp"
+#include "safety/policy.hpp"
 #include "transport/target.hpp"
 #include "vsphere/client.hpp"
 

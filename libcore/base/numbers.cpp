@@ -7,8 +7,8 @@
 #include <string>
 #include <utility>
 
-#include "base/util.hpp"
 #include "base/error.hpp"
+#include "base/util.hpp"
 
 namespace ceso {
 

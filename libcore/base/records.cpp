@@ -26,12 +26,18 @@ ordered_json convert(simdjson::dom::element e) {
       for (auto v : simdjson::dom::array(e)) a.push_back(convert(v));
       return a;
     }
-    case element_type::STRING: return std::string(std::string_view(e));
-    case element_type::INT64: return int64_t(e);
-    case element_type::UINT64: return uint64_t(e);
-    case element_type::DOUBLE: return double(e);
-    case element_type::BOOL: return bool(e);
-    case element_type::NULL_VALUE: return nullptr;
+    case element_type::STRING:
+      return std::string(std::string_view(e));
+    case element_type::INT64:
+      return int64_t(e);
+    case element_type::UINT64:
+      return uint64_t(e);
+    case element_type::DOUBLE:
+      return double(e);
+    case element_type::BOOL:
+      return bool(e);
+    case element_type::NULL_VALUE:
+      return nullptr;
   }
   return nullptr;
 }

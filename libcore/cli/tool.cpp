@@ -356,7 +356,8 @@ int run_tool(const ToolSpec& spec, int argc, char** argv,
     std::fflush(stdout);
     warn(e.what());
     if (e.code() == Exit::usage)
-      std::fprintf(stderr, "Try '%s --help' for more information.\n", std::string(tool_name()).c_str());
+      std::fprintf(stderr, "Try '%s --help' for more information.\n",
+                   std::string(tool_name()).c_str());
     return static_cast<int>(unaudited_epilogue(e.code()));
   } catch (const std::bad_alloc&) {
     warn("out of memory");

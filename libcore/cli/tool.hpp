@@ -13,12 +13,12 @@
 #include <string_view>
 #include <vector>
 
-#include "cli/options.hpp"
 #include "base/cancel.hpp"
 #include "base/error.hpp"
 #include "base/log.hpp"
-#include "safety/policy.hpp"
 #include "base/records.hpp"
+#include "cli/options.hpp"
+#include "safety/policy.hpp"
 
 namespace ceso {
 

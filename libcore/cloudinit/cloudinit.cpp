@@ -14,9 +14,9 @@
 #include <cstring>
 #include <ctime>
 
+#include "base/error.hpp"
 #include "base/util.hpp"
 #include "cloudinit/fields.hpp"
-#include "base/error.hpp"
 
 namespace ceso {
 

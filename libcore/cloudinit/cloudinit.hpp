@@ -26,8 +26,8 @@
 #include <vector>
 
 #include "base/codec.hpp"  // base64/gzip (OpenSSL EVP, zlib)
-#include "cloudinit/netcfg.hpp"
 #include "base/records.hpp"
+#include "cloudinit/netcfg.hpp"
 
 namespace ceso {
 

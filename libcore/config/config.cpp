@@ -16,8 +16,8 @@
 #include <cstring>
 #include <type_traits>
 
-#include "base/util.hpp"
 #include "base/error.hpp"
+#include "base/util.hpp"
 
 namespace ceso {
 
@@ -344,10 +344,9 @@ std::optional<uint64_t> parse_limit(std::string_view key, const std::string& tex
 // ---------------------------------------------------------------- config file
 
 const char* const kTopKeys[] = {"default", "hosts", "backup"};
-const char* const kHostKeys[] = {"url",          "user",         "password",
-                                 "password_file", "insecure",    "thumbprint",
-                                 "ca_file",      "idle_timeout", "call_timeout",
-                                 "max_answer_mib"};
+const char* const kHostKeys[] = {"url",          "user",          "password", "password_file",
+                                 "insecure",     "thumbprint",    "ca_file",  "idle_timeout",
+                                 "call_timeout", "max_answer_mib"};
 const char* const kBackupKeys[] = {"target"};
 
 template <size_t N>
@@ -811,10 +810,13 @@ Endpoint finish(const Choice& choice, const ConfigFile& cfg, const Environment& 
       field = static_cast<std::decay_t<decltype(field)>>(*from_entry(*entry));
     }
   };
-  limit("CESO_IDLE_TIMEOUT", [](const HostEntry& h) { return h.idle_timeout_s; }, ep.idle_timeout_s);
-  limit("CESO_CALL_TIMEOUT", [](const HostEntry& h) { return h.call_timeout_s; }, ep.call_timeout_s);
+  limit(
+      "CESO_IDLE_TIMEOUT", [](const HostEntry& h) { return h.idle_timeout_s; }, ep.idle_timeout_s);
+  limit(
+      "CESO_CALL_TIMEOUT", [](const HostEntry& h) { return h.call_timeout_s; }, ep.call_timeout_s);
   uint64_t mib = Endpoint::kDefaultMaxAnswerMiB;
-  limit("CESO_MAX_ANSWER_MIB", [](const HostEntry& h) { return h.max_answer_mib; }, mib);
+  limit(
+      "CESO_MAX_ANSWER_MIB", [](const HostEntry& h) { return h.max_answer_mib; }, mib);
   ep.max_answer_bytes = mib * 1024 * 1024;
 
   // Plain http sends the password in clear: only to this machine (the

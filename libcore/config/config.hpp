@@ -25,7 +25,6 @@
 #include <string_view>
 #include <vector>
 
-
 namespace ceso {
 
 // One vSphere endpoint (ESXi host or vCenter) and how to log in to it.

@@ -23,11 +23,11 @@
 #include <utility>
 #include <vector>
 
-#include "base/util.hpp"
 #include "base/codec.hpp"
-#include "config/config.hpp"
 #include "base/error.hpp"
+#include "base/util.hpp"
 #include "base/xml.hpp"
+#include "config/config.hpp"
 
 namespace ceso {
 

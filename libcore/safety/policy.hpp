@@ -26,8 +26,8 @@
 #include <string>
 #include <string_view>
 
-#include "safety/audit.hpp"
 #include "base/records.hpp"
+#include "safety/audit.hpp"
 
 namespace ceso {
 

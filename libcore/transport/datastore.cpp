@@ -6,10 +6,10 @@
 #include <cstdio>
 #include <thread>
 
-#include "base/error.hpp"
-#include "transport/http.hpp"
 #include "base/cancel.hpp"
+#include "base/error.hpp"
 #include "base/log.hpp"
+#include "transport/http.hpp"
 
 namespace ceso {
 

@@ -9,10 +9,10 @@
 #include <cstdio>
 #include <mutex>
 
-#include "base/util.hpp"
-#include "base/error.hpp"
 #include "base/cancel.hpp"
+#include "base/error.hpp"
 #include "base/log.hpp"
+#include "base/util.hpp"
 
 namespace ceso {
 

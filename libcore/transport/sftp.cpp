@@ -16,8 +16,8 @@
 #include <cstring>
 #include <mutex>
 
-#include "config/config.hpp"
 #include "base/error.hpp"
+#include "config/config.hpp"
 #include "transport/target.hpp"
 
 namespace ceso {

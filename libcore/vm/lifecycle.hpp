@@ -10,11 +10,11 @@
 #include <string>
 #include <string_view>
 
-#include "base/records.hpp"
 #include "base/cancel.hpp"
 #include "base/log.hpp"
-#include "vsphere/client.hpp"
+#include "base/records.hpp"
 #include "vm/vm.hpp"
+#include "vsphere/client.hpp"
 
 namespace ceso {
 

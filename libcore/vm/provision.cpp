@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <set>
 
-#include "base/util.hpp"
-#include "base/error.hpp"
 #include "base/cancel.hpp"
+#include "base/error.hpp"
 #include "base/log.hpp"
-#include "vm/vm.hpp"
+#include "base/util.hpp"
 #include "vm/lifecycle.hpp"
+#include "vm/vm.hpp"
 
 namespace ceso {
 

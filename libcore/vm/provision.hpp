@@ -28,11 +28,11 @@
 #include <utility>
 #include <vector>
 
+#include "base/records.hpp"
 #include "cloudinit/cloudinit.hpp"
 #include "cloudinit/fields.hpp"
-#include "base/records.hpp"
-#include "vsphere/client.hpp"
 #include "vm/spec.hpp"
+#include "vsphere/client.hpp"
 
 namespace ceso {
 

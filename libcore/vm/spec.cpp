@@ -8,9 +8,9 @@
 #include <cstdio>
 #include <map>
 
-#include "base/util.hpp"
 #include "base/error.hpp"
 #include "base/numbers.hpp"
+#include "base/util.hpp"
 
 namespace ceso::vmspec {
 

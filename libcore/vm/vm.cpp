@@ -4,8 +4,8 @@
 #include <cmath>
 #include <set>
 
-#include "base/util.hpp"
 #include "base/codec.hpp"
+#include "base/util.hpp"
 #include "vm/names.hpp"
 
 namespace ceso {
@@ -59,8 +59,8 @@ std::string nic_type(const std::string& xsi_type) {
 
 bool is_nic(const xml::Node& d) {
   static const std::set<std::string> kNics = {
-      "VirtualVmxnet3",  "VirtualVmxnet3Vrdma", "VirtualVmxnet2", "VirtualVmxnet",
-      "VirtualE1000",    "VirtualE1000e",       "VirtualPCNet32", "VirtualSriovEthernetCard",
+      "VirtualVmxnet3",     "VirtualVmxnet3Vrdma", "VirtualVmxnet2", "VirtualVmxnet",
+      "VirtualE1000",       "VirtualE1000e",       "VirtualPCNet32", "VirtualSriovEthernetCard",
       "VirtualEthernetCard"};
   return kNics.count(d.type()) > 0;
 }
@@ -154,10 +154,17 @@ std::map<std::string, std::string> extra_config_map(const xml::Node* val) {
 }
 
 const std::vector<std::string>& vm_record_paths() {
-  static const std::vector<std::string> kPaths = {
-      "name",          "config.uuid",       "runtime.powerState", "config.hardware.numCPU",
-      "config.hardware.memoryMB", "config.hardware.device", "guest.ipAddress",
-      "config.extraConfig", "config.guestId", "config.files.vmPathName", "config.template"};
+  static const std::vector<std::string> kPaths = {"name",
+                                                  "config.uuid",
+                                                  "runtime.powerState",
+                                                  "config.hardware.numCPU",
+                                                  "config.hardware.memoryMB",
+                                                  "config.hardware.device",
+                                                  "guest.ipAddress",
+                                                  "config.extraConfig",
+                                                  "config.guestId",
+                                                  "config.files.vmPathName",
+                                                  "config.template"};
   return kPaths;
 }
 
@@ -192,10 +199,11 @@ const std::vector<std::string>& vm_detail_paths() {
     std::vector<std::string> p = vm_record_paths();
     for (const char* extra :
          {"config.instanceUuid", "config.annotation", "config.firmware", "config.version",
-          "config.guestFullName", "config.hardware.numCoresPerSocket", "config.changeTrackingEnabled",
-          "guest.toolsStatus", "guest.toolsRunningStatus", "guest.toolsVersion",
-          "guest.toolsVersionStatus2", "guest.hostName", "guest.net", "snapshot",
-          "runtime.bootTime", "summary.storage.committed", "summary.storage.uncommitted"})
+          "config.guestFullName", "config.hardware.numCoresPerSocket",
+          "config.changeTrackingEnabled", "guest.toolsStatus", "guest.toolsRunningStatus",
+          "guest.toolsVersion", "guest.toolsVersionStatus2", "guest.hostName", "guest.net",
+          "snapshot", "runtime.bootTime", "summary.storage.committed",
+          "summary.storage.uncommitted"})
       p.emplace_back(extra);
     return p;
   }();
@@ -223,8 +231,10 @@ ordered_json vm_details(const vim::ObjectContent& vm, const Endpoint& ep, bool d
     if (type == "VirtualDisk") {
       std::string file = backing ? backing->child_text("fileName") : "";
       std::string provisioning = "thick";
-      if (backing && backing->child_text("thinProvisioned") == "true") provisioning = "thin";
-      else if (backing && backing->child_text("eagerlyScrub") == "true") provisioning = "eagerzeroedthick";
+      if (backing && backing->child_text("thinProvisioned") == "true")
+        provisioning = "thin";
+      else if (backing && backing->child_text("eagerlyScrub") == "true")
+        provisioning = "eagerzeroedthick";
       uint64_t bytes = disk_bytes(*d);
       disks.push_back({{"label", label},
                        {"file", file},
@@ -255,12 +265,15 @@ ordered_json vm_details(const vim::ObjectContent& vm, const Endpoint& ep, bool d
                         {"iso", iso.empty() ? ordered_json(nullptr) : ordered_json(iso)},
                         {"connected", d->find_text("connectable/connected") == "true"},
                         {"start_connected", d->find_text("connectable/startConnected") == "true"}});
-    } else if (type.find("Controller") != std::string::npos && type.find("SCSI") != std::string::npos) {
-      controllers.push_back({{"label", label}, {"type", type}, {"key", to_long(d->child_text("key"))}});
+    } else if (type.find("Controller") != std::string::npos &&
+               type.find("SCSI") != std::string::npos) {
+      controllers.push_back(
+          {{"label", label}, {"type", type}, {"key", to_long(d->child_text("key"))}});
     } else if (type == "ParaVirtualSCSIController" || type == "VirtualLsiLogicController" ||
                type == "VirtualLsiLogicSASController" || type == "VirtualBusLogicController" ||
                type == "VirtualNVMEController" || type == "VirtualAHCIController") {
-      controllers.push_back({{"label", label}, {"type", type}, {"key", to_long(d->child_text("key"))}});
+      controllers.push_back(
+          {{"label", label}, {"type", type}, {"key", to_long(d->child_text("key"))}});
     }
   }
   r["disks"] = std::move(disks);

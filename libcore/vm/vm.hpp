@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "vm/names.hpp"
-#include "base/records.hpp"
 #include "base/cancel.hpp"
 #include "base/log.hpp"
+#include "base/records.hpp"
+#include "vm/names.hpp"
 #include "vsphere/client.hpp"
 
 namespace ceso {

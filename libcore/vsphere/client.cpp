@@ -7,9 +7,9 @@
 #include <chrono>
 #include <thread>
 
-#include "vsphere/session.hpp"
 #include "base/cancel.hpp"
 #include "base/log.hpp"
+#include "vsphere/session.hpp"
 
 namespace ceso::vim {
 

@@ -13,10 +13,10 @@
 #include <string_view>
 #include <vector>
 
-#include "config/config.hpp"
 #include "base/error.hpp"
-#include "transport/http.hpp"
 #include "base/xml.hpp"
+#include "config/config.hpp"
+#include "transport/http.hpp"
 
 namespace ceso {
 class SessionCache;

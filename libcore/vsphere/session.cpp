@@ -11,8 +11,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "config/config.hpp"
 #include "base/error.hpp"
+#include "config/config.hpp"
 
 namespace ceso {
 

@@ -7,8 +7,8 @@
 #include <optional>
 #include <string>
 
-#include "base/util.hpp"  // sha256_hex, used by callers of the cache
 #include "base/records.hpp"
+#include "base/util.hpp"  // sha256_hex, used by callers of the cache
 
 namespace ceso {
 

@@ -7,8 +7,8 @@
 // no .vmx file parser; .vmx files are copied as bytes).
 #include <map>
 
-#include "cloudinit/cloudinit.hpp"
 #include "base/records.hpp"
+#include "cloudinit/cloudinit.hpp"
 #include "fuzz.hpp"
 
 namespace {

@@ -3,9 +3,9 @@
 // into a ceso::Error; otherwise read service content and PropertyCollector
 // objects, and a task's error into a Fault. Both the whole-document path
 // (fault answers) and the streaming path (RetrievePropertiesEx) run.
-#include "vsphere/client.hpp"
 #include "base/xml.hpp"
 #include "fuzz.hpp"
+#include "vsphere/client.hpp"
 
 namespace {
 

@@ -3,8 +3,8 @@
 // thumbprints, and backup target URLs (target.hpp: file://, sftp://). sftp
 // URLs are only parsed (parse_sftp_url): opening one would connect.
 #include "config/config.hpp"
-#include "transport/target.hpp"
 #include "fuzz.hpp"
+#include "transport/target.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ceso;

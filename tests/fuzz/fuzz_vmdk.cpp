@@ -5,10 +5,10 @@
 // target at restore time: both can be hostile.
 #include <algorithm>
 
-#include "transport/datastore.hpp"
 #include "backup/restore.hpp"
-#include "vm/spec.hpp"
 #include "fuzz.hpp"
+#include "transport/datastore.hpp"
+#include "vm/spec.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ceso;

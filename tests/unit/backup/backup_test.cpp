@@ -9,8 +9,8 @@
 #include <fstream>
 #include <map>
 
-#include "base/error.hpp"
 #include "backup/manifest.hpp"
+#include "base/error.hpp"
 
 namespace {
 

@@ -9,8 +9,8 @@
 #include <sstream>
 
 #include "base/error.hpp"
-#include "vm/provision.hpp"
 #include "base/xml.hpp"
+#include "vm/provision.hpp"
 
 namespace {
 

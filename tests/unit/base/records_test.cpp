@@ -1,8 +1,7 @@
 #include "base/records.hpp"
 
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,7 +23,8 @@ FILE* memfile(const std::string& text) {
 }
 
 TEST(Ndjson, ReadsRecordsAndSkipsBlankLines) {
-  FILE* f = memfile("{\"type\":\"vm\",\"name\":\"a\"}\n\n  \n{\"type\":\"vm\",\"name\":\"b\",\"x\":[1,2]}\n");
+  FILE* f = memfile(
+      "{\"type\":\"vm\",\"name\":\"a\"}\n\n  \n{\"type\":\"vm\",\"name\":\"b\",\"x\":[1,2]}\n");
   ceso::NdjsonReader r(f, "<stdin>");
   auto a = r.next();
   ASSERT_TRUE(a);

@@ -54,7 +54,10 @@ TEST(AsciiLower, LettersOnly) {
 }
 
 TEST(AsciiLower, NonAsciiBytesUnchanged) {
-  EXPECT_EQ(ceso::ascii_lower("\xC3\x84" "B"), "\xC3\x84" "b");  // UTF-8 "Ä" then B
+  EXPECT_EQ(ceso::ascii_lower("\xC3\x84"
+                              "B"),
+            "\xC3\x84"
+            "b");  // UTF-8 "Ä" then B
   EXPECT_EQ(ceso::ascii_lower(std::string("A\0B", 3)), std::string("a\0b", 3));
 }
 

@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "base/error.hpp"
-#include "safety/policy.hpp"
 #include "base/progress.hpp"
+#include "safety/policy.hpp"
 #include "test_support.hpp"
 
 namespace {

@@ -1,7 +1,6 @@
 // The one cloud-init field table and everything derived from it: the option
 // rows of ceso-cloudinit and of the copy tools' flag group, the spec record
 // fields SpecReader accepts, the NIC lists and the re-IP classification.
-#include "cli/cloudinit_options.hpp"
 #include "cloudinit/fields.hpp"
 
 #include <gtest/gtest.h>
@@ -9,8 +8,9 @@
 #include <map>
 #include <set>
 
-#include "cloudinit/cloudinit.hpp"
 #include "base/error.hpp"
+#include "cli/cloudinit_options.hpp"
+#include "cloudinit/cloudinit.hpp"
 
 namespace {
 

@@ -19,9 +19,9 @@
 
 #include "base/codec.hpp"
 #include "base/error.hpp"
-#include "vm/spec.hpp"
 #include "base/xml.hpp"
 #include "test_support.hpp"
+#include "vm/spec.hpp"
 
 namespace {
 

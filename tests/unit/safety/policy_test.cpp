@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "safety/audit.hpp"
 #include "base/error.hpp"
+#include "safety/audit.hpp"
 #include "test_support.hpp"
 
 namespace {

@@ -56,7 +56,9 @@ TEST(VmName, RefusesControlCharactersNamingPositionAndCode) {
             "U+009B", "at character 3"},               // C1 CSI
            {"a\xc2\x85", "U+0085", "at character 2"},  // C1 NEL
            {"a\xe2\x80\xa8z", "U+2028", "at character 2"},
-           {"a\xe2\x80\xae" "evil", "U+202E", "at character 2"},  // right-to-left override
+           {"a\xe2\x80\xae"
+            "evil",
+            "U+202E", "at character 2"},  // right-to-left override
            {"\xe2\x81\xa6x", "U+2066", "at character 1"},
        }) {
     std::string e = refusal(c.name);

@@ -1,7 +1,8 @@
-#include "cli/cloudinit_options.hpp"
 #include "vm/provision.hpp"
 
 #include <gtest/gtest.h>
+
+#include "cli/cloudinit_options.hpp"
 
 namespace {
 
