@@ -9,6 +9,7 @@
 #include "cli/endpoint.hpp"
 #include "cli/tool.hpp"
 #include "config/config.hpp"
+#include "vm/names.hpp"
 #include "vm/vm.hpp"
 #include "vsphere/client.hpp"
 
@@ -19,7 +20,8 @@ const ceso::ToolSpec kSpec{
     "List VMs as NDJSON records (a table on a terminal).",
     "[OPTION]...",
     {
-        {"name", 0, "GLOB", "only VMs whose name matches the shell pattern"},
+        {"name", 0, "GLOB",
+         "only VMs whose name matches the shell pattern ('a/b' also matches vSphere's 'a%2fb')"},
         {"tag", 't', "TAG", "only VMs with this tag (repeat: all of them)", ceso::kRepeatable},
         {"power", 'p', "STATE", "only VMs in this power state", 0, ceso::Complete::choices,
          "on off suspended"},
@@ -32,7 +34,16 @@ bool matches(const ceso::ordered_json& vm, const ceso::Args& args) {
   auto glob = [](const std::string& pattern, const std::string& value) {
     return fnmatch(pattern.c_str(), value.c_str(), 0) == 0;
   };
-  if (auto n = args.maybe("name"); n && !glob(*n, vm["name"].get<std::string>())) return false;
+  // vSphere returns '/', '\' and '%' escaped (vm/names.hpp): a pattern
+  // matches the name as returned or, both decoded, as the user reads it. The
+  // decoded pair is matched without backslash escapes, which a decoded '\'
+  // would otherwise turn into one.
+  if (auto n = args.maybe("name")) {
+    const auto& name = vm["name"].get_ref<const std::string&>();
+    if (!glob(*n, name) && fnmatch(ceso::decoded_vm_name(*n).c_str(),
+                                   ceso::decoded_vm_name(name).c_str(), FNM_NOESCAPE) != 0)
+      return false;
+  }
   if (auto g = args.maybe("guest"); g && !glob(*g, vm["guest_id"].get<std::string>())) return false;
   if (auto p = args.maybe("power"); p && vm["power"] != *p) return false;
   for (const auto& t : args.all("tag"))

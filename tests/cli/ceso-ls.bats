@@ -10,7 +10,9 @@ setup_file() {
  {"name":"web02","power":"off","tags":["web"],"guest_id":"ubuntu64Guest"},
  {"name":"db01","power":"suspended","tags":["db","prod"],"guest_id":"debian11_64Guest"},
  {"name":"t1","power":"off","extra_config":{"ceso.tags":" Blue, GREEN ,blue,,"}},
- {"name":"t2","power":"off","extra_config":{"ceso.tags":"green"}}]
+ {"name":"t2","power":"off","extra_config":{"ceso.tags":"green"}},
+ {"name":"esc%2fone","power":"off"},
+ {"name":"pct%25two","power":"off"}]
 JSON
   sim_start -vms 2 -vm-spec "$spec"
 }
@@ -20,7 +22,7 @@ teardown_file() { sim_stop; }
 @test "lists every VM of the simulator's inventory with ids, names and power" {
   run ceso-ls
   assert_status 0
-  [ "$(echo "$output" | wc -l)" -eq 7 ]
+  [ "$(echo "$output" | wc -l)" -eq 9 ]
   # Compare with the inventory as the simulator itself reports it.
   expected=$(curl -s "${CESO_URL%/sdk}/_ceso/inventory" | jq -c '[.vms[] | {id, name, power}] | sort_by(.name)')
   got=$(echo "$output" | jq -sc '[.[] | {id, name, power}] | sort_by(.name)')
@@ -55,6 +57,24 @@ teardown_file() { sim_stop; }
   assert_eq "$(echo "$output" | jq -r .name)" 'db01'
   run ceso-ls --tag nosuchtag
   assert_status 0
+  assert_eq "$output" ""
+}
+
+@test "--name matches vSphere's escaped names in either form ('a/b' finds 'a%2fb')" {
+  for pattern in 'esc/one' 'esc%2fone' 'esc%2Fone' 'esc/*' 'esc?one' '*/one'; do
+    run ceso-ls --name "$pattern"
+    assert_status 0
+    assert_eq "$(echo "$output" | jq -r .name)" 'esc%2fone'
+  done
+  for pattern in 'pct%two' 'pct%25two' 'pct%*'; do
+    run ceso-ls --name "$pattern"
+    assert_eq "$(echo "$output" | jq -r .name)" 'pct%25two'
+  done
+  # A glob still means a glob, and no other VM is taken for an escaped one.
+  run ceso-ls --name 'esc/two'
+  assert_status 0
+  assert_eq "$output" ""
+  run ceso-ls --name 'esc\one'
   assert_eq "$output" ""
 }
 
@@ -138,7 +158,7 @@ teardown_file() { sim_stop; }
   sim_reset
   run ceso-ls
   assert_status 0
-  [ "$(echo "$output" | wc -l)" -eq 7 ]
+  [ "$(echo "$output" | wc -l)" -eq 9 ]
   assert_eq "$(sim_count Login)" 1
 }
 
