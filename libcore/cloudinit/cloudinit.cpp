@@ -155,7 +155,7 @@ std::string gzip_small(std::string_view data) {
 // "!": quoted in the user's file, or made by us) are double-quoted whenever
 // their plain form could read as a YAML 1.1 number, boolean, null or date.
 
-constexpr size_t kPlainMax = 16;  // longer strings go double-quoted (see emit_string)
+constexpr size_t kPlainMax = 16;  // longer strings go double-quoted (see put_string)
 
 bool ambiguous_as_plain(std::string_view s) {
   if (s.empty()) return true;
@@ -172,89 +172,390 @@ bool ambiguous_as_plain(std::string_view s) {
   return false;
 }
 
-// yaml-cpp writes literal blocks with plain "|", so only texts that survive
-// that unchanged go as blocks (a file's content is easier to review so).
+// Characters cloud-init's YAML loader (PyYAML, YAML 1.1) reads as a line
+// break although they are not '\n': NEL (U+0085), LS (U+2028), PS (U+2029)
+// at s[i], as UTF-8. Written raw in a plain scalar or a literal block they
+// would split it; they go double-quoted and escaped.
+bool yaml11_break_at(std::string_view s, size_t i) {
+  auto b = [&](size_t k) { return k < s.size() ? static_cast<unsigned char>(s[k]) : 0u; };
+  return (b(i) == 0xc2 && b(i + 1) == 0x85) ||
+         (b(i) == 0xe2 && b(i + 1) == 0x80 && (b(i + 2) == 0xa8 || b(i + 2) == 0xa9));
+}
+
+// Literal blocks are written with plain "|", so only texts that survive that
+// unchanged go as blocks (a file's content is easier to review so).
 bool literal_block_ok(std::string_view s) {
   if (s.size() < 2 || s.back() != '\n' || s[s.size() - 2] == '\n') return false;
   if (s.front() == ' ' || s.front() == '\t' || s.front() == '\n') return false;
-  for (unsigned char c : s)
-    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f || yaml11_break_at(s, i)) return false;
+  }
   return true;
 }
 
-// A string: of ours, or quoted in the user's file. yaml-cpp checks a plain
-// scalar with several regular expressions per character, which costs more
-// than all the other work, so long values go double-quoted too (keys stay
-// plain for the reader).
-void emit_string(YAML::Emitter& out, const std::string& v, bool key = false) {
-  if (!key && v.find('\n') != std::string::npos && literal_block_ok(v))
-    out << YAML::Literal << v;
-  else if ((!key && v.size() > kPlainMax) || ambiguous_as_plain(v))
-    out << YAML::DoubleQuoted << v;
-  else
-    out << v;
+// The writer. Documents are written in yaml-cpp's block layout (what
+// earlier versions emitted with YAML::Emitter, byte for byte, except that
+// characters cloud-init's loader refuses raw or reads as line breaks are now
+// escaped), but by a small writer of our own: yaml-cpp's emitter checks every plain scalar with
+// several regular expressions per character, which cost more than all the
+// other work of a fleet run. Parsing stays with yaml-cpp.
+//
+// The layout: a mapping's entries and a sequence's items each start a line at
+// their indent (two spaces deeper than their parent's); a mapping that is a
+// sequence item starts on the dash's line ("- key: v"), a sequence that is a
+// sequence item on the next line; an empty block collection as a value goes
+// on the next line ("key:\n  []"). Lines are separated, not terminated: a
+// literal block ends with its own newline, so the next line leaves a blank
+// one, as yaml-cpp does; yaml_done() adds the final newline.
+
+// Where a value starts: the document's start, after "key:", or after "-".
+enum class At { top, key, dash };
+
+class YamlOut {
+ public:
+  // A new line at `indent` (no newline before the document's first line).
+  void line(int indent) {
+    if (!out_.empty()) out_ += '\n';
+    out_.append(size_t(indent), ' ');
+  }
+  void put(std::string_view s) { out_ += s; }
+  void put(char c) { out_ += c; }
+  // A one-line value (scalar or flow collection) where `at` says.
+  void value(std::string_view text, At at) {
+    if (at != At::top) out_ += ' ';
+    out_ += text;
+  }
+  // "|" and the text, every line indented by `indent` (blank lines stay empty).
+  void literal(std::string_view text, int indent, At at) {
+    out_ += at == At::top ? "|\n" : " |\n";
+    bool line_start = true;
+    for (char c : text) {
+      if (c == '\n') {
+        out_ += '\n';
+        line_start = true;
+        continue;
+      }
+      if (line_start) out_.append(size_t(indent), ' ');
+      line_start = false;
+      out_ += c;
+    }
+  }
+  const std::string& text() const { return out_; }
+
+ private:
+  std::string out_;
+};
+
+std::string yaml_done(const YamlOut& out) { return out.text() + '\n'; }
+
+// The UTF-8 code point at s[i] (advancing i); an invalid byte is returned as
+// itself (a negative value), to be escaped.
+long next_code_point(std::string_view s, size_t& i) {
+  unsigned char c = static_cast<unsigned char>(s[i]);
+  size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+  if (n == 0 || i + n > s.size()) {
+    ++i;
+    return -long(c);
+  }
+  long cp = n == 1 ? c : n == 2 ? (c & 0x1f) : n == 3 ? (c & 0x0f) : (c & 0x07);
+  for (size_t k = 1; k < n; ++k) {
+    unsigned char d = static_cast<unsigned char>(s[i + k]);
+    if ((d & 0xc0) != 0x80) {
+      ++i;
+      return -long(c);
+    }
+    cp = (cp << 6) | (d & 0x3f);
+  }
+  i += n;
+  return cp;
 }
 
-void emit_scalar(YAML::Emitter& out, const YAML::Node& n, bool key) {
+// yaml-cpp's rules for a plain scalar (its IsValidPlainScalar), with the
+// regular expressions written out: no "null" look-alike, a safe first
+// character, no trailing blank, and nothing inside that ends a plain scalar
+// (": ", " #", a line break, a tab, a control character, a byte order mark;
+// in flow context also ",?[]{}" and ":" before ",]}"), and besides yaml-cpp's
+// rules no NEL, LS or PS, which cloud-init's YAML 1.1 loader reads as breaks.
+bool valid_plain(std::string_view s, bool flow) {
+  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return false;
+  auto blank_or_break = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  auto after = [&](size_t i) { return i + 1 < s.size() ? s[i + 1] : '\0'; };
+  char c0 = s[0];
+  if (blank_or_break(c0)) return false;
+  if (std::string_view(flow ? "?,[]{}#&*!|>'\"%@`" : ",[]{}#&*!|>'\"%@`").find(c0) !=
+      std::string_view::npos)
+    return false;
+  if (std::string_view(flow ? "-:" : "-?:").find(c0) != std::string_view::npos) {
+    char n = after(0);
+    if (n == '\0' || blank_or_break(n)) return false;
+  }
+  if (s.back() == ' ') return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    char n = after(i);
+    if (c == ':' &&
+        (n == '\0' || blank_or_break(n) || (flow && (n == ',' || n == ']' || n == '}'))))
+      return false;
+    if (flow && std::string_view(",?[]{}").find(char(c)) != std::string_view::npos) return false;
+    if (blank_or_break(char(c)) && n == '#') return false;
+    if (c == '\n' || c == '\r' || c == '\t' || c < 0x20 || c == 0x7f) return false;
+    // C1 control characters, NEL among them, and LS, PS: line breaks to YAML 1.1.
+    if (c == 0xc2 && static_cast<unsigned char>(n) >= 0x80 && static_cast<unsigned char>(n) <= 0x9f)
+      return false;
+    if (yaml11_break_at(s, i)) return false;
+    if (c == 0xef && n == '\xbb' && i + 2 < s.size() && s[i + 2] == '\xbf') return false;  // BOM
+  }
+  return true;
+}
+
+// A double-quoted scalar: the usual escapes, \xNN / \uNNNN for control
+// characters, DEL, C1, no-break space, the byte order mark, LS, PS and the
+// noncharacters U+FFFE/U+FFFF (cloud-init's loader refuses DEL, C1 and those
+// raw, and reads NEL, LS and PS as line breaks); other UTF-8 as is.
+void put_double_quoted(std::string& out, std::string_view s) {
+  static const char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (size_t i = 0; i < s.size();) {
+    long cp = next_code_point(s, i);
+    if (cp < 0) cp = 0xfffd;  // as yaml-cpp: an invalid byte becomes U+FFFD
+    switch (cp) {
+      case '"':
+        out += "\\\"";
+        continue;
+      case '\\':
+        out += "\\\\";
+        continue;
+      case '\n':
+        out += "\\n";
+        continue;
+      case '\t':
+        out += "\\t";
+        continue;
+      case '\r':
+        out += "\\r";
+        continue;
+      case '\b':
+        out += "\\b";
+        continue;
+      case '\f':
+        out += "\\f";
+        continue;
+      default:
+        break;
+    }
+    if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0xa0) || cp == 0xfeff || cp == 0x2028 ||
+        cp == 0x2029 || cp == 0xfffe || cp == 0xffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+      int digits = cp <= 0xff ? 2 : 4;
+      out += digits == 2 ? "\\x" : "\\u";
+      for (int d = digits - 1; d >= 0; --d) out += kHex[(cp >> (4 * d)) & 0xf];
+      continue;
+    }
+    // Write the code point back as UTF-8.
+    if (cp < 0x80) {
+      out += char(cp);
+    } else if (cp < 0x800) {
+      out += char(0xc0 | (cp >> 6));
+      out += char(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+      out += char(0xe0 | (cp >> 12));
+      out += char(0x80 | ((cp >> 6) & 0x3f));
+      out += char(0x80 | (cp & 0x3f));
+    } else {
+      out += char(0xf0 | (cp >> 18));
+      out += char(0x80 | ((cp >> 12) & 0x3f));
+      out += char(0x80 | ((cp >> 6) & 0x3f));
+      out += char(0x80 | (cp & 0x3f));
+    }
+  }
+  out += '"';
+}
+
+// One scalar's text: plain when asked and valid, else double-quoted; `tag`
+// (not "?" or "!") goes first as a verbatim tag.
+std::string scalar_text(std::string_view v, bool quoted, bool flow, std::string_view tag = {}) {
+  std::string t;
+  if (!tag.empty()) {
+    t += "!<";
+    t += tag;
+    t += "> ";
+  }
+  if (!quoted && valid_plain(v, flow))
+    t += v;
+  else
+    put_double_quoted(t, v);
+  return t;
+}
+
+// A string: of ours, or quoted in the user's file. Long values go
+// double-quoted (keys stay plain for the reader); a multi-line text that
+// survives it goes as a literal block (a file's content is easier to review
+// so), except inside a flow collection.
+void put_string(YamlOut& out, std::string_view v, int indent, At at, bool flow) {
+  if (!flow && v.find('\n') != std::string_view::npos && literal_block_ok(v))
+    out.literal(v, indent, at);
+  else
+    out.value(scalar_text(v, v.size() > kPlainMax || ambiguous_as_plain(v), flow), at);
+}
+
+std::string key_text(std::string_view k, bool flow) {
+  return scalar_text(k, ambiguous_as_plain(k), flow);
+}
+
+// A scalar of the user's file: a string (tag "!": it was quoted) is written as
+// one of ours; a plain scalar stays plain where it can (a long one that YAML
+// 1.1 reads as a string goes quoted); other tags are kept.
+std::string user_scalar_text(const YAML::Node& n, bool key, bool flow) {
   const std::string& tag = n.Tag();
   const std::string& v = n.Scalar();
-  if (!tag.empty() && tag != "?" && tag != "!") out << YAML::VerbatimTag(tag);
-  if (tag == "!")
-    emit_string(out, v, key);
-  else if (!key && v.size() > kPlainMax && !ambiguous_as_plain(v))
-    out << YAML::DoubleQuoted << v;  // a plain scalar YAML 1.1 reads as a string stays one
-  else
-    out << v;
+  std::string_view verbatim;
+  if (!tag.empty() && tag != "?" && tag != "!") verbatim = tag;
+  bool quoted = tag == "!" ? ((!key && v.size() > kPlainMax) || ambiguous_as_plain(v))
+                           : (!key && v.size() > kPlainMax && !ambiguous_as_plain(v));
+  return scalar_text(v, quoted, flow, verbatim);
 }
 
-void emit_node(YAML::Emitter& out, const YAML::Node& n);
-
-void emit_key(YAML::Emitter& out, const YAML::Node& k) {
-  if (k.IsScalar())
-    emit_scalar(out, k, true);
+void put_user_scalar(YamlOut& out, const YAML::Node& n, int indent, At at, bool flow) {
+  const std::string& tag = n.Tag();
+  const std::string& v = n.Scalar();
+  if (tag == "!" && !flow && v.find('\n') != std::string::npos && literal_block_ok(v))
+    out.literal(v, indent, at);
   else
-    emit_node(out, k);
+    out.value(user_scalar_text(n, false, flow), at);
 }
 
-void emit_node(YAML::Emitter& out, const YAML::Node& n) {
+// A flow collection of the user's file, on one line.
+void put_flow(std::string& out, const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Map:
-      if (n.Style() == YAML::EmitterStyle::Flow) out << YAML::Flow;
-      out << YAML::BeginMap;
+    case YAML::NodeType::Map: {
+      out += '{';
+      bool first = true;
       for (const auto& kv : n) {
-        out << YAML::Key;
-        emit_key(out, kv.first);
-        out << YAML::Value;
-        emit_node(out, kv.second);
+        if (!first) out += ", ";
+        first = false;
+        if (kv.first.IsScalar())
+          out += user_scalar_text(kv.first, true, true);
+        else
+          put_flow(out, kv.first);
+        out += ": ";
+        put_flow(out, kv.second);
       }
-      out << YAML::EndMap;
+      out += '}';
       break;
-    case YAML::NodeType::Sequence:
-      if (n.Style() == YAML::EmitterStyle::Flow) out << YAML::Flow;
-      out << YAML::BeginSeq;
-      for (const auto& item : n) emit_node(out, item);
-      out << YAML::EndSeq;
+    }
+    case YAML::NodeType::Sequence: {
+      out += '[';
+      bool first = true;
+      for (const auto& item : n) {
+        if (!first) out += ", ";
+        first = false;
+        put_flow(out, item);
+      }
+      out += ']';
       break;
+    }
     case YAML::NodeType::Scalar:
-      emit_scalar(out, n, false);
+      out += user_scalar_text(n, false, true);
       break;
     default:
-      out << YAML::Null;
+      out += '~';
       break;
   }
 }
 
-std::string emitted(YAML::Emitter& out) {
-  if (!out.good()) fail("YAML emitter: " + out.GetLastError());
-  std::string s(out.c_str(), out.size());
-  s += '\n';
-  return s;
+// A block collection's members. A mapping's first entry shares the dash's
+// line when the mapping is a sequence item; a sequence's items always start
+// their own lines. An empty one is written "{}" / "[]" where a value goes.
+class Members {
+ public:
+  Members(YamlOut& out, int indent, At at) : out_(out), indent_(indent), at_(at) {}
+  // Positions for the next entry's key, and writes it with its ':'.
+  void key(std::string_view text) {
+    if (first_ && at_ == At::dash)
+      out_.put(' ');
+    else
+      out_.line(indent_);
+    first_ = false;
+    out_.put(text);
+    out_.put(':');
+  }
+  // Positions for the next item, and writes its dash.
+  void dash() {
+    out_.line(indent_);
+    first_ = false;
+    out_.put('-');
+  }
+  // For an empty collection: its flow form where the value goes.
+  void empty(std::string_view text) {
+    if (at_ == At::top || (at_ == At::dash && text == "{}")) {
+      out_.value(text, at_);
+    } else {
+      out_.line(indent_);
+      out_.put(text);
+    }
+  }
+  int child() const { return indent_ + 2; }
+  bool any() const { return !first_; }
+
+ private:
+  YamlOut& out_;
+  int indent_;
+  At at_;
+  bool first_ = true;
+};
+
+void put_node(YamlOut& out, const YAML::Node& n, int indent, At at);
+
+void put_user_key(Members& m, const YAML::Node& k) {
+  if (k.IsScalar()) {
+    m.key(user_scalar_text(k, true, false));
+  } else {
+    std::string t;  // a collection as key: in flow form (YAML allows it on one line)
+    put_flow(t, k);
+    m.key(t);
+  }
+}
+
+void put_node(YamlOut& out, const YAML::Node& n, int indent, At at) {
+  bool flow_style = n.Style() == YAML::EmitterStyle::Flow;
+  switch (n.Type()) {
+    case YAML::NodeType::Map:
+    case YAML::NodeType::Sequence: {
+      if (flow_style) {
+        std::string t;
+        put_flow(t, n);
+        out.value(t, at);
+        break;
+      }
+      Members m(out, indent, at);
+      if (n.IsMap()) {
+        for (const auto& kv : n) {
+          put_user_key(m, kv.first);
+          put_node(out, kv.second, m.child(), At::key);
+        }
+        if (!m.any()) m.empty("{}");
+      } else {
+        for (const auto& item : n) {
+          m.dash();
+          put_node(out, item, m.child(), At::dash);
+        }
+        if (!m.any()) m.empty("[]");
+      }
+      break;
+    }
+    case YAML::NodeType::Scalar:
+      put_user_scalar(out, n, indent, at, false);
+      break;
+    default:
+      out.value("~", at);
+      break;
+  }
 }
 
 std::string yaml_text(const YAML::Node& n) {
-  YAML::Emitter out;
-  emit_node(out, n);
-  return emitted(out);
+  YamlOut out;
+  put_node(out, n, 0, At::top);
+  return yaml_done(out);
 }
 
 // The value of `key` in a map, or an invalid node. Never modifies `map`.
@@ -1205,7 +1506,7 @@ const std::string* GuestInfo::find(std::string_view key) const {
 
 namespace {
 
-// The documents we generate, as a small tree for the yaml-cpp emitter.
+// The documents we generate, as a small tree for the YAML writer.
 // (YAML::Node would do, but building and freeing its shared nodes costs more
 // than writing the text.)
 struct Gen {
@@ -1273,45 +1574,49 @@ const Gen* Gen::get(std::string_view key) const {
   return nullptr;
 }
 
-void emit_gen(YAML::Emitter& out, const Gen& g) {
+void put_gen(YamlOut& out, const Gen& g, int indent, At at) {
   switch (g.kind) {
     case Gen::string:
-      emit_string(out, g.text);
+      put_string(out, g.text, indent, at, false);
       break;
     case Gen::boolean:
-      out << g.flag;
+      out.value(g.flag ? "true" : "false", at);
       break;
     case Gen::integer:
-      out << g.number;
+      out.value(std::to_string(g.number), at);
       break;
-    case Gen::list:
-      out << YAML::BeginSeq;
-      for (const auto& i : g.items) emit_gen(out, i);
-      out << YAML::EndSeq;
-      break;
-    case Gen::map:
-      out << YAML::BeginMap;
-      for (const auto& [k, v] : g.entries) {
-        out << YAML::Key;
-        emit_string(out, k, true);
-        out << YAML::Value;
-        emit_gen(out, v);
+    case Gen::list: {
+      Members m(out, indent, at);
+      for (const auto& i : g.items) {
+        m.dash();
+        put_gen(out, i, m.child(), At::dash);
       }
-      out << YAML::EndMap;
+      if (!m.any()) m.empty("[]");
       break;
+    }
+    case Gen::map: {
+      Members m(out, indent, at);
+      for (const auto& [k, v] : g.entries) {
+        m.key(key_text(k, false));
+        put_gen(out, v, m.child(), At::key);
+      }
+      if (!m.any()) m.empty("{}");
+      break;
+    }
   }
 }
 
 std::string gen_text(const Gen& g) {
-  YAML::Emitter out;
-  emit_gen(out, g);
-  return emitted(out);
+  YamlOut out;
+  put_gen(out, g, 0, At::top);
+  return yaml_done(out);
 }
 
 // Their #cloud-config merged into ours while written (see "merging" above).
-void emit_merged(YAML::Emitter& out, const Gen& ours, const YAML::Node& theirs, bool users_list);
+void put_merged(YamlOut& out, const Gen& ours, const YAML::Node& theirs, bool users_list,
+                int indent, At at);
 
-void emit_merged_users(YAML::Emitter& out, const Gen& ours, const YAML::Node& theirs) {
+void put_merged_users(YamlOut& out, const Gen& ours, const YAML::Node& theirs, int indent, At at) {
   const Gen& user = ours.items[0];  // {name: U, …}
   const std::string& name = user.get("name")->text;
   YAML::Node match(YAML::NodeType::Undefined);
@@ -1320,49 +1625,57 @@ void emit_merged_users(YAML::Emitter& out, const Gen& ours, const YAML::Node& th
       match.reset(e);
       break;
     }
-  out << YAML::BeginSeq;
+  Members m(out, indent, at);
+  m.dash();
   if (match.IsDefined() && match.IsMap())
-    emit_merged(out, user, match, false);
+    put_merged(out, user, match, false, m.child(), At::dash);
   else
-    emit_gen(out, user);
+    put_gen(out, user, m.child(), At::dash);
   for (const auto& e : theirs)
-    if (!names_user(e, name)) emit_node(out, e);
-  out << YAML::EndSeq;
+    if (!names_user(e, name)) {
+      m.dash();
+      put_node(out, e, m.child(), At::dash);
+    }
 }
 
-void emit_merged(YAML::Emitter& out, const Gen& ours, const YAML::Node& theirs, bool users_list) {
+void put_merged(YamlOut& out, const Gen& ours, const YAML::Node& theirs, bool users_list,
+                int indent, At at) {
   if (ours.kind == Gen::map && theirs.IsMap()) {
-    out << YAML::BeginMap;
+    Members m(out, indent, at);
     for (const auto& [k, v] : ours.entries) {
       YAML::Node t = lookup(theirs, k);
-      out << YAML::Key << k << YAML::Value;
+      m.key(scalar_text(k, false, false));
       if (t.IsDefined())
-        emit_merged(out, v, t, k == "users");
+        put_merged(out, v, t, k == "users", m.child(), At::key);
       else
-        emit_gen(out, v);
+        put_gen(out, v, m.child(), At::key);
     }
     for (const auto& kv : theirs) {
       if (kv.first.IsScalar() && ours.get(kv.first.Scalar())) continue;
-      out << YAML::Key;
-      emit_key(out, kv.first);
-      out << YAML::Value;
-      emit_node(out, kv.second);
+      put_user_key(m, kv.first);
+      put_node(out, kv.second, m.child(), At::key);
     }
-    out << YAML::EndMap;
+    if (!m.any()) m.empty("{}");
     return;
   }
   if (ours.kind == Gen::list && theirs.IsSequence()) {
     if (users_list && ours.items.size() == 1 && ours.items[0].kind == Gen::map) {
-      emit_merged_users(out, ours, theirs);
+      put_merged_users(out, ours, theirs, indent, at);
       return;
     }
-    out << YAML::BeginSeq;
-    for (const auto& i : ours.items) emit_gen(out, i);
-    for (const auto& e : theirs) emit_node(out, e);
-    out << YAML::EndSeq;
+    Members m(out, indent, at);
+    for (const auto& i : ours.items) {
+      m.dash();
+      put_gen(out, i, m.child(), At::dash);
+    }
+    for (const auto& e : theirs) {
+      m.dash();
+      put_node(out, e, m.child(), At::dash);
+    }
+    if (!m.any()) m.empty("[]");
     return;
   }
-  emit_node(out, theirs);  // theirs wins
+  put_node(out, theirs, indent, at);  // theirs wins
 }
 
 // A compact, unambiguous serialization: the key of the user-data cache.
@@ -1475,12 +1788,12 @@ class UserDataCache {
     if (spec.user_data && !spec.user_data->cloud_config) {
       render->text = spec.user_data->text;
     } else {
-      YAML::Emitter out;
+      YamlOut out;
       if (spec.user_data)
-        emit_merged(out, ours, spec.user_data->config, false);
+        put_merged(out, ours, spec.user_data->config, false, 0, At::top);
       else
-        emit_gen(out, ours);
-      render->text = "#cloud-config\n" + emitted(out);
+        put_gen(out, ours, 0, At::top);
+      render->text = "#cloud-config\n" + yaml_done(out);
     }
     if (entries_.size() == kSize) entries_.pop_back();
     entries_.insert(entries_.begin(), Entry{spec.user_data, std::move(key), render});
@@ -1559,35 +1872,33 @@ bool is_network_key(const YAML::Node& key) {
 }
 
 // Writes a metadata mapping's entries, without its network keys.
-using EntryWriter = std::function<void(YAML::Emitter&)>;
+using EntryWriter = std::function<void(YamlOut&, Members&)>;
 
 EntryWriter node_entries(const YAML::Node& md) {
-  return [&md](YAML::Emitter& out) {
+  return [&md](YamlOut& out, Members& m) {
     for (const auto& kv : md) {
       if (is_network_key(kv.first)) continue;
-      out << YAML::Key;
-      emit_key(out, kv.first);
-      out << YAML::Value;
-      emit_node(out, kv.second);
+      put_user_key(m, kv.first);
+      put_node(out, kv.second, m.child(), At::key);
     }
   };
 }
 
 EntryWriter gen_entries(const Gen& md) {
-  return [&md](YAML::Emitter& out) {
+  return [&md](YamlOut& out, Members& m) {
     for (const auto& [k, v] : md.entries) {
-      out << YAML::Key << k << YAML::Value;
-      emit_gen(out, v);
+      m.key(scalar_text(k, false, false));
+      put_gen(out, v, m.child(), At::key);
     }
   };
 }
 
 std::string metadata_text(const EntryWriter& entries) {
-  YAML::Emitter out;
-  out << YAML::BeginMap;
-  entries(out);
-  out << YAML::EndMap;
-  return emitted(out);
+  YamlOut out;
+  Members m(out, 0, At::top);
+  entries(out, m);
+  if (!m.any()) m.empty("{}");
+  return yaml_done(out);
 }
 
 std::string metadata_without_network(const YAML::Node& md) {
@@ -1623,7 +1934,8 @@ struct Parts {
   const std::string* metadata_doc = nullptr;  // the same as a document, if known
   std::string instance_id, hostname;
   std::string network_text;  // "" = no network config
-  EntryWriter network_tree;  // writes it as a YAML value (for --encoding none)
+  // Writes it as the value of "network" (for --encoding none).
+  std::function<void(YamlOut&, int indent)> network_tree;
   std::shared_ptr<UserDataRender> userdata;
 };
 
@@ -1638,25 +1950,26 @@ GuestInfo encode_parts(const Parts& p, GuestInfoEncoding enc) {
   gi.instance_id = p.instance_id;
   gi.hostname = p.hostname;
 
-  YAML::Emitter out;
-  out << YAML::BeginMap;
-  p.metadata(out);
+  YamlOut out;
+  Members m(out, 0, At::top);
+  p.metadata(out, m);
   // The network keys come last, so the metadata document without them is
-  // what the emitter has written so far (a block mapping's entries).
-  gi.documents.metadata =
-      p.metadata_doc ? *p.metadata_doc : std::string(out.c_str(), out.size()) + "\n";
+  // what has been written so far (a block mapping's entries).
+  gi.documents.metadata = p.metadata_doc ? *p.metadata_doc : yaml_done(out);
   if (!p.network_text.empty()) {
-    out << YAML::Key << "network" << YAML::Value;
+    m.key("network");
     if (enc == GuestInfoEncoding::none) {
-      p.network_tree(out);
+      p.network_tree(out, m.child());
     } else {
-      // Quoted: base64 needs no quoting, but yaml-cpp's plain-scalar check
-      // costs more than the compression.
-      out << YAML::DoubleQuoted << encode_value("guestinfo.metadata network", p.network_text, enc);
-      out << YAML::Key << "network.encoding" << YAML::Value << std::string(encoding_name(enc));
+      // Quoted, as always before (base64 needs no quoting).
+      std::string v;
+      put_double_quoted(v, encode_value("guestinfo.metadata network", p.network_text, enc));
+      out.value(v, At::key);
+      m.key("network.encoding");
+      out.value(scalar_text(encoding_name(enc), false, false), At::key);
     }
   }
-  out << YAML::EndMap;
+  if (!m.any()) m.empty("{}");
 
   auto& userdata = p.userdata->encoded[static_cast<int>(enc)];
   if (!userdata) userdata = encode_value("guestinfo.userdata", p.userdata->text, enc);
@@ -1664,7 +1977,7 @@ GuestInfo encode_parts(const Parts& p, GuestInfoEncoding enc) {
   // an empty ExtraConfig value removes a stale encoding from an existing VM.
   std::string enc_value = enc == GuestInfoEncoding::none ? "" : std::string(encoding_name(enc));
   gi.values.emplace_back("guestinfo.metadata",
-                         encode_value("guestinfo.metadata", emitted(out), enc));
+                         encode_value("guestinfo.metadata", yaml_done(out), enc));
   gi.values.emplace_back("guestinfo.metadata.encoding", enc_value);
   gi.values.emplace_back("guestinfo.userdata", *userdata);
   gi.values.emplace_back("guestinfo.userdata.encoding", enc_value);
@@ -1697,11 +2010,11 @@ GuestInfo build_guestinfo(const CloudInitSpec& spec, GuestInfoEncoding encoding)
   if (spec.network_config) {
     p.network_text = spec.network_config->text;
     const YAML::Node& tree = spec.network_config->config;
-    p.network_tree = [&tree](YAML::Emitter& out) { emit_node(out, tree); };
+    p.network_tree = [&tree](YamlOut& out, int indent) { put_node(out, tree, indent, At::key); };
   } else if (!spec.nics.empty()) {
     net = network_config(spec);
     p.network_text = gen_text(net);
-    p.network_tree = [&net](YAML::Emitter& out) { emit_gen(out, net); };
+    p.network_tree = [&net](YamlOut& out, int indent) { put_gen(out, net, indent, At::key); };
   }
   return encode_parts(p, encoding);
 }
@@ -1719,7 +2032,7 @@ GuestInfo encode_guestinfo(const GuestInfoDocuments& docs, GuestInfoEncoding enc
   if (!docs.network.empty()) {
     p.network_text = docs.network;
     if (encoding == GuestInfoEncoding::none) net = parse_yaml(docs.network, "network config");
-    p.network_tree = [&net](YAML::Emitter& out) { emit_node(out, net); };
+    p.network_tree = [&net](YamlOut& out, int indent) { put_node(out, net, indent, At::key); };
   }
   p.userdata = std::make_shared<UserDataRender>();
   p.userdata->text = docs.userdata;

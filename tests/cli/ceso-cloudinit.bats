@@ -146,6 +146,34 @@ setup() { cd "$FIX"; }
     and .userdata.write_files[0].content == "yes"'
 }
 
+@test "their #cloud-config is written back as cloud-init's YAML loader read it: every scalar kind, style and escape" {
+  # hostile-scalars.yaml: plain and quoted look-alikes of YAML 1.1 numbers,
+  # booleans, nulls and octals, tags, indicators, flow and block collections,
+  # empty ones, literal blocks, control characters, C1, BOM, NEL, non-ASCII.
+  for enc in none gzip+base64; do
+    run --separate-stderr ceso-cloudinit --hostname h1 --instance-id i1 --encoding "$enc" -v \
+      --user-data hostile-scalars.yaml
+    assert_status 0
+    echo "$output" | jq -j .documents.userdata >"$BATS_TEST_TMPDIR/out.yaml"
+    /usr/bin/python3 - hostile-scalars.yaml "$BATS_TEST_TMPDIR/out.yaml" <<'PY'
+import sys, yaml
+want, got = (yaml.safe_load(open(p, encoding="utf-8")) for p in sys.argv[1:3])
+if want != got:
+    for k in sorted(set(want) | set(got), key=str):
+        if want.get(k) != got.get(k):
+            print("key %r: input %r, written %r" % (k, want.get(k), got.get(k)), file=sys.stderr)
+    sys.exit(1)
+PY
+    # What the VM gets is that document.
+    if [ "$enc" = none ]; then
+      echo "$output" | jq -j '.guestinfo["guestinfo.userdata"]' >"$BATS_TEST_TMPDIR/value"
+    else
+      echo "$output" | jq -r '.guestinfo["guestinfo.userdata"]' | base64 -d | gzip -dc >"$BATS_TEST_TMPDIR/value"
+    fi
+    cmp "$BATS_TEST_TMPDIR/value" "$BATS_TEST_TMPDIR/out.yaml"
+  done
+}
+
 @test "script and multipart user-data are passed through as is" {
   run --separate-stderr ceso-cloudinit --hostname s1 --user-data script.sh -v
   assert_status 0
