@@ -208,7 +208,7 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 	case f.inv.esx && vCenterOnly[call.Method] && hasSession():
 		writeFault(w, notSupportedMsg, &types.NotSupported{})
 		return
-	case f.o.free && !freeLicenseAllowed[call.Method] && hasSession():
+	case f.o.free && !freeLicenseAllowed[call.Method] && !f.isLocalClient(r) && hasSession():
 		writeFault(w, restrictedVersionMsg, &types.RestrictedVersion{})
 		return
 	}
@@ -521,6 +521,9 @@ func (f *front) serveFiles(w http.ResponseWriter, r *http.Request) {
 	if segment == "/folder" && !f.authorized(r) {
 		cw.Header().Set("WWW-Authenticate", `Basic realm="VMware HTTP server"`)
 		http.Error(cw, "401 Unauthorized", http.StatusUnauthorized)
+		return
+	}
+	if segment == "/folder" && f.restrictedFileWrite(cw, r) {
 		return
 	}
 	var out http.ResponseWriter = cw
