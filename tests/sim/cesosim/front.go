@@ -243,6 +243,11 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 
 	// Everything vcsim answers is recorded first (vcsim buffers whole responses anyway),
 	// so that hooks can look at it and a vcsim panic can become a SOAP fault.
+	if call.Method == "RegisterVM_Task" && hasSession() {
+		if err := f.inv.prepareRegister(ctx, body); err != nil {
+			log.Printf("RegisterVM_Task: %v", err)
+		}
+	}
 	var pre preState
 	if needsAfterHook[call.Method] {
 		pre = f.beforeHook(ctx, call)
@@ -437,6 +442,7 @@ func (f *front) afterHook(ctx context.Context, call soapCall, pre preState, req,
 			return f.inv.applyCloneConfig(ctx, ref, req)
 		}
 	case "ReconfigVM_Task":
+		fixExtraConfig(call.This)
 		return f.inv.syncVM(ctx, call.This)
 	case "CopyVirtualDisk_Task", "MoveVirtualDisk_Task":
 		dest, _ := findElementText(req, "destName")

@@ -14,6 +14,7 @@ package main
 // configuration, and ceso's tests prove the refusal with their own sessions.
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -21,8 +22,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 
+	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/types"
 )
@@ -113,6 +116,47 @@ func writeSecretFile(path string, data []byte) error {
 	if err := os.Rename(name, path); err != nil {
 		os.Remove(name)
 		return err
+	}
+	return nil
+}
+
+// prepareRegister lets RegisterVM_Task register a .vmx as a host does. vcsim insists on
+// opening NAME.nvram and vmware.log next to it (files it would have created itself) and
+// answers NotFound without them; a host needs only the .vmx (it creates the NVRAM at
+// the first power-on). So when the .vmx exists, empty ones are created if missing.
+func (inv *inventory) prepareRegister(ctx context.Context, req []byte) error {
+	m, err := simulator.UnmarshalBody(types.TypeFunc(), req)
+	if err != nil {
+		return err
+	}
+	rv, ok := m.Body.(*types.RegisterVM_Task)
+	if !ok {
+		return nil
+	}
+	dirs, err := inv.datastoreDirs(ctx)
+	if err != nil {
+		return err
+	}
+	vmx, err := localPath(dirs, rv.Path)
+	if err != nil {
+		return nil // vcsim answers
+	}
+	if fi, err := os.Stat(vmx); err != nil || fi.IsDir() {
+		return nil
+	}
+	name := rv.Name
+	if name == "" { // vcsim's default: the directory's name
+		var p object.DatastorePath
+		p.FromString(rv.Path)
+		name = path.Dir(p.Path)
+	}
+	for _, f := range []string{name + ".nvram", "vmware.log"} {
+		fh, err := os.OpenFile(filepath.Join(filepath.Dir(vmx), f), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err == nil {
+			fh.Close()
+		} else if !os.IsExist(err) {
+			return err
+		}
 	}
 	return nil
 }

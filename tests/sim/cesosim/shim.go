@@ -30,7 +30,6 @@ import (
 	"github.com/vmware/govmomi/task"
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/soap"
-	"github.com/vmware/govmomi/vim25/types"
 )
 
 // shimTools maps the names the binary answers to onto their implementations.
@@ -143,24 +142,30 @@ func faultNamespace(name string) string {
 
 // faultOf extracts the fault name and message of a failed call or task.
 func faultOf(err error) (name, msg string) {
+	name, msg = "SystemError", err.Error()
 	switch e := err.(type) {
 	case task.Error:
-		return faultTypeName(e.Fault()), e.LocalizedMessage
-	}
-	if soap.IsSoapFault(err) {
-		sf := soap.ToSoapFault(err)
-		if f, ok := sf.VimFault().(types.BaseMethodFault); ok {
-			return faultTypeName(f), sf.String
+		name, msg = faultTypeName(e.Fault()), e.LocalizedMessage
+	default:
+		if soap.IsSoapFault(err) {
+			sf := soap.ToSoapFault(err)
+			name, msg = faultTypeName(sf.VimFault()), sf.String
+		} else if soap.IsVimFault(err) {
+			name = faultTypeName(soap.ToVimFault(err))
 		}
-		return "SystemError", sf.String
 	}
-	if soap.IsVimFault(err) {
-		return faultTypeName(soap.ToVimFault(err)), err.Error()
+	if msg == "" || strings.HasPrefix(msg, "*types.") { // vcsim's task faults carry the Go type name
+		msg = defaultFaultMsg[name]
+		if msg == "" {
+			msg = "A general system error occurred: " + name
+		}
 	}
-	return "SystemError", err.Error()
+	return name, msg
 }
 
-func faultTypeName(f types.BaseMethodFault) string {
+// faultTypeName is the fault's WSDL type name (vcsim decodes some as values, some as
+// pointers).
+func faultTypeName(f interface{}) string {
 	if f == nil {
 		return "SystemError"
 	}
@@ -174,12 +179,6 @@ func faultTypeName(f types.BaseMethodFault) string {
 // printFault writes a fault block the way vim-cmd does (its exit status stays 0). The
 // message is printed between quotes as is: quotes inside it are not escaped.
 func (h *shimHost) printFault(name, msg string) {
-	if msg == "" || strings.HasPrefix(msg, "*types.") { // vcsim's task faults carry the Go type name
-		msg = defaultFaultMsg[name]
-		if msg == "" {
-			msg = "A general system error occurred: " + name
-		}
-	}
 	fmt.Fprintf(h.out, "(%s) {\n   faultCause = (vmodl.MethodFault) null,\n   msg = \"%s\"\n}\n",
 		faultNamespace(name), msg)
 }
@@ -189,7 +188,7 @@ var defaultFaultMsg = map[string]string{
 	"InvalidPowerState":     "The attempted operation cannot be performed in the current state.",
 	"InvalidState":          "The operation is not allowed in the current state.",
 	"NotFound":              "The object or item referred to could not be found.",
-	"FileNotFound":          "File was not found",
+	"FileNotFound":          "The system cannot find the file specified",
 	"FileLocked":            "Unable to access file since it is locked",
 	"AlreadyExists":         "The specified key, name, or identifier already exists.",
 	"ToolsUnavailable":      "Cannot complete operation because VMware Tools is not running in this virtual machine.",

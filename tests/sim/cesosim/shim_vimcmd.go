@@ -400,8 +400,9 @@ func (h *shimHost) registerVM(args []string) int {
 		return 0
 	}
 	name := vmx.get("displayName")
-	if len(args) > 1 {
+	if len(args) > 1 { // the name given wins over the file's displayName
 		name = args[1]
+		vmx.vals["displayname"] = name
 	}
 	finder := find.NewFinder(h.c)
 	dc, err := finder.DefaultDatacenter(h.ctx)
