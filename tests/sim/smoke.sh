@@ -372,6 +372,7 @@ if start_sim -vms 2 --license free --ssh; then
 	soap "<CreateContainerView xmlns=\"urn:vim25\"><_this type=\"ViewManager\">ViewManager</_this><container type=\"Folder\">$root</container><type>VirtualMachine</type><recursive>true</recursive></CreateContainerView>"
 	retrieve_vms "$(first returnval)"
 	vm0=$(grep -o '<obj type="VirtualMachine">[^<]*</obj>' "$work/resp" | head -1 | sed 's/<[^>]*>//g')
+	vm1=$(grep -o '<obj type="VirtualMachine">[^<]*</obj>' "$work/resp" | sed -n 2p | sed 's/<[^>]*>//g')
 	check "free+ssh: the API says $vm0 is poweredOn" is "$(power_state)" poweredOn
 
 	soap "<PowerOffVM_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$vm0</_this></PowerOffVM_Task>"
@@ -414,6 +415,25 @@ if start_sim -vms 2 --license free --ssh; then
 		out_has "|-ROOT" && out_has "--Snapshot Name        : s1" && out_has "--Snapshot Desciption  : first one"'
 	soap "<RetrievePropertiesEx xmlns=\"urn:vim25\"><_this type=\"PropertyCollector\">$pc</_this><specSet><propSet><type>VirtualMachine</type><pathSet>snapshot</pathSet></propSet><objectSet><obj type=\"VirtualMachine\">$vm0</obj></objectSet></specSet><options/></RetrievePropertiesEx>"
 	check "free+ssh: ... and the API sees the snapshot" eval '[ "$code" = 200 ] && has "<name>s1</name>"'
+
+	# ceso-mkvm's path on a free host: mkdir, a thin copy, a .vmx written in the shell at
+	# /vmfs/volumes/…, registervm; the API then shows the VM as the .vmx describes it.
+	ds=/vmfs/volumes/LocalDS_0
+	on_host "vim-cmd vmsvc/power.off $vm1 >/dev/null && mkdir $ds/web01 &&
+		vmkfstools -i $ds/ha-host_VM1/disk1.vmdk -d thin $ds/web01/web01.vmdk >/dev/null &&
+		printf '%s = \"%s\"\n' displayName 'web |22q|22' guestOS ubuntu64Guest numvcpus 2 memSize 1536 \
+			scsi0.virtualDev pvscsi scsi0:0.present TRUE scsi0:0.fileName web01.vmdk >$ds/web01/web01.vmx &&
+		ls $ds/web01 && vim-cmd solo/registervm $ds/web01/web01.vmx"
+	newvm=$(tail -1 "$work/out")
+	check "free+ssh: mkdir, vmkfstools -i and a .vmx under /vmfs/volumes, then registervm prints the vmid" eval '[ $rc = 0 ] &&
+		out_has web01-flat.vmdk && out_has web01.vmx && [[ $newvm =~ ^vm-[0-9]+$ ]]'
+	soap "<RetrievePropertiesEx xmlns=\"urn:vim25\"><_this type=\"PropertyCollector\">$pc</_this><specSet><propSet><type>VirtualMachine</type><pathSet>name</pathSet><pathSet>config.hardware.numCPU</pathSet><pathSet>config.hardware.memoryMB</pathSet></propSet><objectSet><obj type=\"VirtualMachine\">$newvm</obj></objectSet></specSet><options/></RetrievePropertiesEx>"
+	check "free+ssh: ... and the API shows it as the .vmx says" eval '[ "$code" = 200 ] && has ">web &#34;q&#34;<" &&
+		has ">2</val>" && has ">1536</val>"'
+	on_host "ls /vmfs/volumes/LocalDS_0/nonexistent"
+	check "free+ssh: the shell sees only the datastores under /vmfs/volumes" eval '[ $rc != 0 ] &&
+		[ "$(ssh -o BatchMode=yes -o UserKnownHostsFile="$CESO_SIM_SSH_KNOWN_HOSTS" -i "$CESO_SIM_SSH_KEY" \
+			-p "$CESO_SIM_SSH_PORT" "$CESO_SIM_SSH_USER@127.0.0.1" "ls /vmfs/volumes")" = LocalDS_0 ]'
 
 	check "free+ssh: GET /folder still works" is "$(control -u "$CESO_USER:$CESO_PASSWORD" "$base/folder/ha-host_VM0/ha-host_VM0.vmx?dsName=LocalDS_0")" 200
 	check "free+ssh: PUT /folder is refused (403)" eval '[ "$(control -u "$CESO_USER:$CESO_PASSWORD" -T /dev/null "$base/folder/ha-host_VM0/x.txt?dsName=LocalDS_0")" = 403 ] &&
