@@ -166,7 +166,12 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = "(unparsable)"
 	}
-	f.stats.countSOAP(name)
+	local := f.isLocalClient(r)
+	if local {
+		f.stats.countLocal("soap", name)
+	} else {
+		f.stats.countSOAP(name)
+	}
 
 	// Like a real host's deserializer, refuse requests that do not follow the WSDL
 	// before anything else looks at them (strict.go).
@@ -178,7 +183,7 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	if f.o.delayMS > 0 {
+	if f.o.delayMS > 0 && !local { // the host's own clients are not across a network
 		time.Sleep(time.Duration(f.o.delayMS) * time.Millisecond)
 	}
 
@@ -208,7 +213,7 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 	case f.inv.esx && vCenterOnly[call.Method] && hasSession():
 		writeFault(w, notSupportedMsg, &types.NotSupported{})
 		return
-	case f.o.free && !freeLicenseAllowed[call.Method] && !f.isLocalClient(r) && hasSession():
+	case f.o.free && !freeLicenseAllowed[call.Method] && !local && hasSession():
 		writeFault(w, restrictedVersionMsg, &types.RestrictedVersion{})
 		return
 	}
@@ -514,7 +519,12 @@ func (f *front) continueRetrieve(w http.ResponseWriter, r *http.Request, body []
 func (f *front) serveFiles(w http.ResponseWriter, r *http.Request) {
 	segment := "/" + strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 2)[0]
 	key := r.Method + " " + segment
-	f.stats.countHTTP(key)
+	local := f.isLocalClient(r)
+	if local {
+		f.stats.countLocal("http", key)
+	} else {
+		f.stats.countHTTP(key)
+	}
 	cw := &countingWriter{ResponseWriter: w, limit: -1}
 	var in int64
 	var cr *countingReader
@@ -522,7 +532,11 @@ func (f *front) serveFiles(w http.ResponseWriter, r *http.Request) {
 		cr = &countingReader{ReadCloser: r.Body, n: &in, limit: -1}
 		r.Body = cr
 	}
-	defer func() { f.stats.addHTTPBytes(cw.n, in) }()
+	defer func() {
+		if !local {
+			f.stats.addHTTPBytes(cw.n, in)
+		}
+	}()
 
 	if segment == "/folder" && !f.authorized(r) {
 		cw.Header().Set("WWW-Authenticate", `Basic realm="VMware HTTP server"`)

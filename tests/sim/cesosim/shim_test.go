@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/property"
@@ -32,6 +33,7 @@ type testSim struct {
 	url   *url.URL
 	state string
 	inv   *inventory
+	front *front
 }
 
 // startTestSim starts an esx model with two powered-on VMs, as cesosim's run() does.
@@ -62,7 +64,8 @@ func startTestSim(t *testing.T, license string) *testSim {
 	}
 	m.Service.Listen = &url.URL{Host: "127.0.0.1:0", User: url.UserPassword(o.user, o.password)}
 	srv := m.Service.NewServer()
-	srv.Server.Config.Handler = newFront(o, srv.Server.Config.Handler, inv)
+	fr := newFront(o, srv.Server.Config.Handler, inv)
+	srv.Server.Config.Handler = fr
 	t.Cleanup(func() { srv.Close(); m.Remove() })
 
 	u := *srv.URL
@@ -74,7 +77,7 @@ func startTestSim(t *testing.T, license string) *testSim {
 			t.Fatal(err)
 		}
 	}
-	return &testSim{t: t, url: &u, state: state, inv: inv}
+	return &testSim{t: t, url: &u, state: state, inv: inv, front: fr}
 }
 
 // remote logs in as a remote API client (ceso), optionally sending a local-ticket header.
@@ -641,5 +644,36 @@ func TestExtraConfigReplacedAndRemovedLikeAHost(t *testing.T) {
 	}
 	if count["guestinfo.a"] != 1 || extra(m, "guestinfo.a") != "2" || count["guestinfo.b"] != 0 || count["govcsim"] != 1 {
 		t.Errorf("extraConfig after set, reset and remove: %v (a = %q)", count, extra(m, "guestinfo.a"))
+	}
+}
+
+// The host's own clients' calls are counted apart from the tool's round trips.
+func TestLocalClientCallsCountedApart(t *testing.T) {
+	for _, delay := range []int{0, 50} {
+		s := startTestSim(t, "free")
+		f := s.front
+		f.o.delayMS = delay
+		f.stats.reset()
+		start := time.Now()
+		s.run("vim-cmd", "vmsvc/power.getstate", "vm-9")
+		took := time.Since(start)
+		f.stats.mu.Lock()
+		soapTotal, local := f.stats.soapTotal, f.stats.localSOAP["RetrievePropertiesEx"]+f.stats.localSOAP["RetrieveProperties"]
+		login := f.stats.localSOAP["Login"]
+		f.stats.mu.Unlock()
+		if soapTotal != 0 || login != 1 || local == 0 {
+			t.Errorf("delay %d: soap_total %d, local Login %d, local retrievals %d", delay, soapTotal, login, local)
+		}
+		if delay > 0 && took > time.Duration(delay)*time.Millisecond {
+			t.Errorf("a local client's calls were delayed: %s", took)
+		}
+		c := s.remote("")
+		f.stats.reset()
+		s.vm(c, "vm-9")
+		f.stats.mu.Lock()
+		if f.stats.soapTotal == 0 || len(f.stats.localSOAP) != 0 {
+			t.Errorf("a remote client's call: soap_total %d, local %v", f.stats.soapTotal, f.stats.localSOAP)
+		}
+		f.stats.mu.Unlock()
 	}
 }
