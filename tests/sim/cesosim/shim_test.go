@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"io/ioutil"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -675,5 +676,47 @@ func TestLocalClientCallsCountedApart(t *testing.T) {
 			t.Errorf("a remote client's call: soap_total %d, local %v", f.stats.soapTotal, f.stats.localSOAP)
 		}
 		f.stats.mu.Unlock()
+	}
+}
+
+// On a free host /folder reads work and writes are refused, except for a local client.
+func TestFreeLicenseFolderWrites(t *testing.T) {
+	for _, license := range []string{"free", "eval"} {
+		s := startTestSim(t, license)
+		base := strings.TrimSuffix(s.url.String(), "/sdk") + "/folder/"
+		req := func(method, file, ticket string) int {
+			r, err := http.NewRequest(method, base+file+"?dsName=LocalDS_0", strings.NewReader("data"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.SetBasicAuth("root", "test-pass")
+			if ticket != "" {
+				r.Header.Set(localTicketHeader, ticket)
+			}
+			res, err := http.DefaultClient.Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			return res.StatusCode
+		}
+		refused := 403
+		if license == "eval" {
+			refused = 0 // anything but 403
+		}
+		for _, m := range []string{"PUT", "POST", "DELETE"} {
+			if got := req(m, "ha-host_VM0/new-"+m+".txt", ""); (got == 403) != (refused == 403) {
+				t.Errorf("%s: %s without ticket: %d", license, m, got)
+			}
+			if got := req(m, "ha-host_VM0/new-"+m+".txt", "bad"); (got == 403) != (refused == 403) {
+				t.Errorf("%s: %s with a wrong ticket: %d", license, m, got)
+			}
+		}
+		if got := req("PUT", "ha-host_VM0/local.txt", testTicket); got != 200 {
+			t.Errorf("%s: PUT by a local client: %d", license, got)
+		}
+		if got := req("GET", "ha-host_VM0/ha-host_VM0.vmx", ""); got != 200 {
+			t.Errorf("%s: GET: %d", license, got)
+		}
 	}
 }
