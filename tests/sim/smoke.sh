@@ -252,7 +252,7 @@ if start_sim -vms 3 -fill-mib 2 -vm-spec "$work/spec.json" -tls; then
 	check "stats count bytes served" eval '[ "$(sed "s/.*\"http_bytes\":\([0-9]*\).*/\1/" <<<"$stats")" -ge 4194304 ]'
 	check "POST /_ceso/reset" is "$(control -X POST "$base/_ceso/reset")" 200
 	check "counters are zero after reset" is "$(curl -sS "${tls[@]}" "$base/_ceso/stats")" \
-		'{"soap":{},"soap_total":0,"http":{},"http_bytes":0,"http_bytes_in":0}'
+		'{"soap":{},"soap_total":0,"http":{},"http_bytes":0,"http_bytes_in":0,"local_soap":{},"local_http":{}}'
 
 	# fault injection: SOAP
 	check "inject a FileFault" is "$(control -X POST --data-binary \
