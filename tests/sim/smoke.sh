@@ -353,7 +353,15 @@ on_host() {
 }
 out_has() { grep -qF -- "$1" "$work/out"; }
 
-if start_sim -vms 2 --license free --ssh; then
+ssh-keygen -q -t ecdsa -b 256 -N '' -C smoke -f "$work/own_key"
+if CESO_SIM_SSH_PUBKEY=$work/own_key.pub start_sim -vms 2 --license free --ssh; then
+	check "free+ssh: a key from CESO_SIM_SSH_PUBKEY may log in too" ssh -o BatchMode=yes -o IdentitiesOnly=yes \
+		-o StrictHostKeyChecking=yes -o UserKnownHostsFile="$CESO_SIM_SSH_KNOWN_HOSTS" -i "$work/own_key" \
+		-p "$CESO_SIM_SSH_PORT" "$CESO_SIM_SSH_USER@127.0.0.1" 'vim-cmd vmsvc/getallvms >/dev/null'
+	ssh-keygen -q -t ed25519 -N '' -C stranger -f "$work/stranger_key"
+	check "free+ssh: another key may not" eval '! ssh -o BatchMode=yes -o IdentitiesOnly=yes \
+		-o StrictHostKeyChecking=yes -o UserKnownHostsFile="$CESO_SIM_SSH_KNOWN_HOSTS" -i "$work/stranger_key" \
+		-p "$CESO_SIM_SSH_PORT" "$CESO_SIM_SSH_USER@127.0.0.1" true 2>/dev/null'
 	check "free+ssh: exports the SSH port, key, known_hosts and fingerprint" eval '
 		[[ $CESO_SIM_SSH_PORT =~ ^[0-9]+$ ]] && [ -s "$CESO_SIM_SSH_KEY" ] && [ -s "$CESO_SIM_SSH_KNOWN_HOSTS" ] &&
 		[[ $CESO_SIM_SSH_FINGERPRINT =~ ^SHA256: ]]'
