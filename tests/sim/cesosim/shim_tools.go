@@ -62,7 +62,7 @@ func vmkfstools(h *shimHost, args []string) int {
 		return h.toolError("Invalid disk format %q", format)
 	}
 	if f := h.takeShimFault(op); f != nil {
-		return h.toolError("%s", shimFaultText(op, f))
+		return h.toolError("%s", shimFaultText(f))
 	}
 	dst, ok := datastorePath(rest[0])
 	if !ok {
@@ -121,7 +121,7 @@ func errMsg(err error) string {
 	return fmt.Sprintf("%s (%s)", msg, name)
 }
 
-func shimFaultText(op string, f *shimFault) string {
+func shimFaultText(f *shimFault) string {
 	if f.msg != "" {
 		return f.msg
 	}
@@ -165,7 +165,7 @@ func esxcli(h *shimHost, args []string) int {
 	cmd := strings.Join(words, " ")
 	if len(words) > 0 {
 		if f := h.takeShimFault(words[0]); f != nil {
-			return h.toolError("Error: %s", shimFaultText(words[0], f))
+			return h.toolError("Error: %s", shimFaultText(f))
 		}
 	}
 	switch cmd {
