@@ -4,6 +4,7 @@
 # Builds cesosim, then runs three simulators one after the other:
 #   esx  (-vms 3 -fill-mib 2 -tls, plus a VM with a hostile name): the main checks
 #   esx -free: the free-license RestrictedVersion behaviour
+#   esx --license free --ssh: API writes refused, vim-cmd over the real sshd works
 #   vpx: vCenter-only methods work there
 # Prints one "ok"/"not ok" line per check and "N passed, N failed"; exits 1 on failure.
 # Checks are often 'eval'-ed single-quoted conditions, expanded when the check runs:
@@ -62,15 +63,16 @@ xml_escape() {
 	printf '%s' "$s"
 }
 
-# soap BODY: POST an envelope around BODY with the session cookie jar; the response goes
-# to $work/resp and the HTTP status to $code.
+# soap BODY [CURL-ARGS...]: POST an envelope around BODY with the session cookie jar; the
+# response goes to $work/resp and the HTTP status to $code.
 code=
 soap() {
 	local env='<?xml version="1.0" encoding="UTF-8"?>'
 	env+='<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"'
 	env+=' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>'
 	env+="$1</soapenv:Body></soapenv:Envelope>"
-	code=$(curl -sS "${tls[@]}" -b "$work/jar" -c "$work/jar" \
+	shift
+	code=$(curl -sS "${tls[@]}" -b "$work/jar" -c "$work/jar" "$@" \
 		-H 'Content-Type: text/xml; charset=utf-8' -H 'SOAPAction: "urn:vim25/6.5"' \
 		--data-binary "$env" -o "$work/resp" -w '%{http_code}' "$CESO_URL")
 }
@@ -250,7 +252,7 @@ if start_sim -vms 3 -fill-mib 2 -vm-spec "$work/spec.json" -tls; then
 	check "stats count bytes served" eval '[ "$(sed "s/.*\"http_bytes\":\([0-9]*\).*/\1/" <<<"$stats")" -ge 4194304 ]'
 	check "POST /_ceso/reset" is "$(control -X POST "$base/_ceso/reset")" 200
 	check "counters are zero after reset" is "$(curl -sS "${tls[@]}" "$base/_ceso/stats")" \
-		'{"soap":{},"soap_total":0,"http":{},"http_bytes":0,"http_bytes_in":0}'
+		'{"soap":{},"soap_total":0,"http":{},"http_bytes":0,"http_bytes_in":0,"local_soap":{},"local_http":{}}'
 
 	# fault injection: SOAP
 	check "inject a FileFault" is "$(control -X POST --data-binary \
@@ -333,6 +335,127 @@ if start_sim -vms 2 -free; then
 	soap "<CreateContainerView xmlns=\"urn:vim25\"><_this type=\"ViewManager\">ViewManager</_this><container type=\"Folder\">$root</container><type>VirtualMachine</type><recursive>true</recursive></CreateContainerView>"
 	check "free: CreateContainerView still works" is "$code" 200
 	stop_sim
+fi
+
+# ---- 2b. free license with the SSH side: API writes refused, the host's clients write ----
+# power_state: the powered state of $vm0 as the API reports it.
+power_state() {
+	soap "<RetrievePropertiesEx xmlns=\"urn:vim25\"><_this type=\"PropertyCollector\">$pc</_this><specSet><propSet><type>VirtualMachine</type><pathSet>runtime.powerState</pathSet></propSet><objectSet><obj type=\"VirtualMachine\">$vm0</obj></objectSet></specSet><options/></RetrievePropertiesEx>"
+	first val
+}
+# on_host COMMAND-LINE: run it in the simulated host's shell over the real sshd, with the
+# pinned host key only; stdout to $work/out, the exit status to $rc.
+on_host() {
+	ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$CESO_SIM_SSH_KNOWN_HOSTS" \
+		-o GlobalKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o ConnectTimeout=10 \
+		-i "$CESO_SIM_SSH_KEY" -p "$CESO_SIM_SSH_PORT" "$CESO_SIM_SSH_USER@127.0.0.1" "$1" >"$work/out" 2>"$work/err"
+	rc=$?
+}
+out_has() { grep -qF -- "$1" "$work/out"; }
+
+ssh-keygen -q -t ecdsa -b 256 -N '' -C smoke -f "$work/own_key"
+if CESO_SIM_SSH_PUBKEY=$work/own_key.pub start_sim -vms 2 --license free --ssh; then
+	check "free+ssh: a key from CESO_SIM_SSH_PUBKEY may log in too" ssh -o BatchMode=yes -o IdentitiesOnly=yes \
+		-o StrictHostKeyChecking=yes -o UserKnownHostsFile="$CESO_SIM_SSH_KNOWN_HOSTS" -i "$work/own_key" \
+		-p "$CESO_SIM_SSH_PORT" "$CESO_SIM_SSH_USER@127.0.0.1" 'vim-cmd vmsvc/getallvms >/dev/null'
+	ssh-keygen -q -t ed25519 -N '' -C stranger -f "$work/stranger_key"
+	check "free+ssh: another key may not" eval '! ssh -o BatchMode=yes -o IdentitiesOnly=yes \
+		-o StrictHostKeyChecking=yes -o UserKnownHostsFile="$CESO_SIM_SSH_KNOWN_HOSTS" -i "$work/stranger_key" \
+		-p "$CESO_SIM_SSH_PORT" "$CESO_SIM_SSH_USER@127.0.0.1" true 2>/dev/null'
+	check "free+ssh: exports the SSH port, key, known_hosts and fingerprint" eval '
+		[[ $CESO_SIM_SSH_PORT =~ ^[0-9]+$ ]] && [ -s "$CESO_SIM_SSH_KEY" ] && [ -s "$CESO_SIM_SSH_KNOWN_HOSTS" ] &&
+		[[ $CESO_SIM_SSH_FINGERPRINT =~ ^SHA256: ]]'
+	check "free+ssh: simctl status names cesosim and sshd" eval '"$simctl" status >"$work/out" &&
+		out_has "sshd: pid" && out_has "port $CESO_SIM_SSH_PORT"'
+	check "free+ssh: the host key is ECDSA P-256 and matches the fingerprint" eval '
+		ssh-keyscan -t ecdsa -p "$CESO_SIM_SSH_PORT" 127.0.0.1 2>/dev/null >"$work/scan" &&
+		grep -q " ecdsa-sha2-nistp256 " "$work/scan" &&
+		[ "$(ssh-keygen -l -E sha256 -f "$work/scan" | awk "{print \$2}")" = "$CESO_SIM_SSH_FINGERPRINT" ]'
+	login "$CESO_PASSWORD"
+	soap '<RetrieveServiceContent xmlns="urn:vim25"><_this type="ServiceInstance">ServiceInstance</_this></RetrieveServiceContent>'
+	lm=$(first licenseManager)
+	soap "<RetrievePropertiesEx xmlns=\"urn:vim25\"><_this type=\"PropertyCollector\">$pc</_this><specSet><propSet><type>LicenseManager</type><pathSet>licenses</pathSet></propSet><objectSet><obj type=\"LicenseManager\">$lm</obj></objectSet></specSet><options/></RetrievePropertiesEx>"
+	check "free+ssh: LicenseManager reports the free edition (esxBasic)" eval '[ "$code" = 200 ] &&
+		has "<editionKey>esxBasic</editionKey>" && has "<name>VMware vSphere 6 Hypervisor</name>" && lacks ">eval<"'
+	soap "<CreateContainerView xmlns=\"urn:vim25\"><_this type=\"ViewManager\">ViewManager</_this><container type=\"Folder\">$root</container><type>VirtualMachine</type><recursive>true</recursive></CreateContainerView>"
+	retrieve_vms "$(first returnval)"
+	vm0=$(grep -o '<obj type="VirtualMachine">[^<]*</obj>' "$work/resp" | head -1 | sed 's/<[^>]*>//g')
+	vm1=$(grep -o '<obj type="VirtualMachine">[^<]*</obj>' "$work/resp" | sed -n 2p | sed 's/<[^>]*>//g')
+	check "free+ssh: the API says $vm0 is poweredOn" is "$(power_state)" poweredOn
+
+	soap "<PowerOffVM_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$vm0</_this></PowerOffVM_Task>"
+	check "free+ssh: API PowerOffVM_Task fails with RestrictedVersion" eval '[ "$code" = 500 ] &&
+		has "<RestrictedVersionFault xmlns=\"urn:vim25\" xsi:type=\"RestrictedVersion\">"'
+	soap "<PowerOffVM_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$vm0</_this></PowerOffVM_Task>" \
+		-H "X-Ceso-Local-Ticket: 0000000000000000000000000000000000000000000000000000000000000000"
+	check "free+ssh: ... also with a wrong local ticket" eval '[ "$code" = 500 ] && has "xsi:type=\"RestrictedVersion\""'
+	check "free+ssh: the VM is still poweredOn" is "$(power_state)" poweredOn
+
+	on_host "vim-cmd vmsvc/power.off $vm0"
+	check "free+ssh: ssh vim-cmd vmsvc/power.off works" eval '[ $rc = 0 ] && out_has "Powering off VM:" && ! out_has "fault"'
+	check "free+ssh: ... and the API reports poweredOff" is "$(power_state)" poweredOff
+	soap "<PowerOnVM_Task xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$vm0</_this></PowerOnVM_Task>"
+	check "free+ssh: API PowerOnVM_Task fails with RestrictedVersion" eval '[ "$code" = 500 ] && has "xsi:type=\"RestrictedVersion\""'
+	on_host "vim-cmd vmsvc/power.on $vm0"
+	check "free+ssh: ssh vim-cmd vmsvc/power.on works" eval '[ $rc = 0 ] && out_has "Powering on VM:" && ! out_has "fault"'
+	check "free+ssh: ... and the API then reports poweredOn" is "$(power_state)" poweredOn
+	on_host "vim-cmd vmsvc/power.getstate $vm0"
+	check "free+ssh: power.getstate prints the host's two lines" eval '[ "$(cat "$work/out")" = "$(printf "Retrieved runtime info\nPowered on")" ]'
+	on_host "vim-cmd vmsvc/power.on $vm0"
+	check "free+ssh: power.on of a running VM prints an InvalidPowerState block, exit status 0" eval '[ $rc = 0 ] &&
+		out_has "(vim.fault.InvalidPowerState) {" && out_has "   faultCause = (vmodl.MethodFault) null,"'
+	on_host "vim-cmd vmsvc/power.getstate 424242"
+	check "free+ssh: an unknown vmid prints NotFound with the id in raw quotes" eval '[ $rc = 0 ] &&
+		out_has "msg = \"Unable to find a VM corresponding to \"424242\"\""'
+
+	on_host "vim-cmd vmsvc/getallvms"
+	check "free+ssh: getallvms lists the VM with its vmid and .vmx path" eval '[ $rc = 0 ] &&
+		head -1 "$work/out" | grep -Eq "^Vmid +Name +File +Guest OS +Version +Annotation$" &&
+		grep -Eq "^$vm0 +ha-host_VM0 +\[LocalDS_0\] ha-host_VM0/ha-host_VM0\.vmx +" "$work/out"'
+	"$simctl" shim-fault "vim-cmd vmsvc/getallvms ManagedObjectNotFound 1"
+	on_host "vim-cmd vmsvc/getallvms; echo ---; vim-cmd vmsvc/getallvms"
+	check "free+ssh: shim fault mode: one ManagedObjectNotFound block, then the table" eval '[ $rc = 0 ] &&
+		[ "$(head -1 "$work/out")" = "(vmodl.fault.ManagedObjectNotFound) {" ] &&
+		sed "1,/^---$/d" "$work/out" | head -1 | grep -q "^Vmid "'
+
+	on_host "vim-cmd vmsvc/snapshot.create $vm0 s1 'first one' 0 0 && vim-cmd vmsvc/snapshot.get $vm0"
+	check "free+ssh: snapshot.create over SSH, snapshot.get prints the tree (with Desciption)" eval '[ $rc = 0 ] &&
+		out_has "|-ROOT" && out_has "--Snapshot Name        : s1" && out_has "--Snapshot Desciption  : first one"'
+	soap "<RetrievePropertiesEx xmlns=\"urn:vim25\"><_this type=\"PropertyCollector\">$pc</_this><specSet><propSet><type>VirtualMachine</type><pathSet>snapshot</pathSet></propSet><objectSet><obj type=\"VirtualMachine\">$vm0</obj></objectSet></specSet><options/></RetrievePropertiesEx>"
+	check "free+ssh: ... and the API sees the snapshot" eval '[ "$code" = 200 ] && has "<name>s1</name>"'
+
+	# ceso-mkvm's path on a free host: mkdir, a thin copy, a .vmx written in the shell at
+	# /vmfs/volumes/…, registervm; the API then shows the VM as the .vmx describes it.
+	ds=/vmfs/volumes/LocalDS_0
+	on_host "vim-cmd vmsvc/power.off $vm1 >/dev/null && mkdir $ds/web01 &&
+		vmkfstools -i $ds/ha-host_VM1/disk1.vmdk -d thin $ds/web01/web01.vmdk >/dev/null &&
+		printf '%s = \"%s\"\n' displayName 'web |22q|22' guestOS ubuntu64Guest numvcpus 2 memSize 1536 \
+			scsi0.virtualDev pvscsi scsi0:0.present TRUE scsi0:0.fileName web01.vmdk >$ds/web01/web01.vmx &&
+		ls $ds/web01 && vim-cmd solo/registervm $ds/web01/web01.vmx"
+	newvm=$(tail -1 "$work/out")
+	check "free+ssh: mkdir, vmkfstools -i and a .vmx under /vmfs/volumes, then registervm prints the vmid" eval '[ $rc = 0 ] &&
+		out_has web01-flat.vmdk && out_has web01.vmx && [[ $newvm =~ ^vm-[0-9]+$ ]]'
+	soap "<RetrievePropertiesEx xmlns=\"urn:vim25\"><_this type=\"PropertyCollector\">$pc</_this><specSet><propSet><type>VirtualMachine</type><pathSet>name</pathSet><pathSet>config.hardware.numCPU</pathSet><pathSet>config.hardware.memoryMB</pathSet></propSet><objectSet><obj type=\"VirtualMachine\">$newvm</obj></objectSet></specSet><options/></RetrievePropertiesEx>"
+	check "free+ssh: ... and the API shows it as the .vmx says" eval '[ "$code" = 200 ] && has ">web &#34;q&#34;<" &&
+		has ">2</val>" && has ">1536</val>"'
+	on_host "ls /vmfs/volumes/LocalDS_0/nonexistent"
+	check "free+ssh: the shell sees only the datastores under /vmfs/volumes" eval '[ $rc != 0 ] &&
+		[ "$(ssh -o BatchMode=yes -o UserKnownHostsFile="$CESO_SIM_SSH_KNOWN_HOSTS" -i "$CESO_SIM_SSH_KEY" \
+			-p "$CESO_SIM_SSH_PORT" "$CESO_SIM_SSH_USER@127.0.0.1" "ls /vmfs/volumes")" = LocalDS_0 ]'
+
+	check "free+ssh: GET /folder still works" is "$(control -u "$CESO_USER:$CESO_PASSWORD" "$base/folder/ha-host_VM0/ha-host_VM0.vmx?dsName=LocalDS_0")" 200
+	check "free+ssh: PUT /folder is refused (403)" eval '[ "$(control -u "$CESO_USER:$CESO_PASSWORD" -T /dev/null "$base/folder/ha-host_VM0/x.txt?dsName=LocalDS_0")" = 403 ] &&
+		has RestrictedVersion'
+
+	on_host 'a=(1 2)'
+	check "free+ssh: the shell is BusyBox ash (no bash arrays)" eval '[ $rc != 0 ] && grep -q "syntax error" "$work/err"'
+	check "free+ssh: password logins are refused" eval '! ssh -o BatchMode=yes -o PreferredAuthentications=password,keyboard-interactive \
+		-o StrictHostKeyChecking=yes -o UserKnownHostsFile="$CESO_SIM_SSH_KNOWN_HOSTS" -p "$CESO_SIM_SSH_PORT" \
+		"$CESO_SIM_SSH_USER@127.0.0.1" true 2>/dev/null'
+	sshd_pid=$(cat "$CESO_SIM_STATE/ssh/pid")
+	stop_sim
+	# (a zombie counts as ended: in containers PID 1 may never reap it)
+	check "free+ssh: simctl stop ended sshd" eval '! ps -o stat= -p "$sshd_pid" | grep -qv "^Z"'
 fi
 
 # ---- 3. vCenter model ----

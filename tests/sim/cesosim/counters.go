@@ -16,6 +16,10 @@ type counters struct {
 	http        map[string]int64 // "GET /folder" → requests
 	httpBytes   int64            // response body bytes sent for those requests
 	httpBytesIn int64            // request body bytes received (uploads)
+	// The host's own clients (vim-cmd & co. behind SSH, license.go) are counted apart:
+	// their calls are not the tool's round trips.
+	localSOAP map[string]int64
+	localHTTP map[string]int64
 }
 
 func newCounters() *counters {
@@ -28,6 +32,8 @@ func (c *counters) reset() {
 	c.mu.Lock()
 	c.soap = map[string]int64{}
 	c.http = map[string]int64{}
+	c.localSOAP = map[string]int64{}
+	c.localHTTP = map[string]int64{}
 	c.soapTotal, c.httpBytes, c.httpBytesIn = 0, 0, 0
 	c.mu.Unlock()
 }
@@ -36,6 +42,16 @@ func (c *counters) countSOAP(method string) {
 	c.mu.Lock()
 	c.soap[method]++
 	c.soapTotal++
+	c.mu.Unlock()
+}
+
+func (c *counters) countLocal(kind, key string) {
+	c.mu.Lock()
+	if kind == "soap" {
+		c.localSOAP[key]++
+	} else {
+		c.localHTTP[key]++
+	}
 	c.mu.Unlock()
 }
 
@@ -60,7 +76,10 @@ func (c *counters) serveJSON(w http.ResponseWriter) {
 		HTTP        map[string]int64 `json:"http"`
 		HTTPBytes   int64            `json:"http_bytes"`
 		HTTPBytesIn int64            `json:"http_bytes_in"`
-	}{copyMap(c.soap), c.soapTotal, copyMap(c.http), c.httpBytes, c.httpBytesIn}
+		LocalSOAP   map[string]int64 `json:"local_soap"`
+		LocalHTTP   map[string]int64 `json:"local_http"`
+	}{copyMap(c.soap), c.soapTotal, copyMap(c.http), c.httpBytes, c.httpBytesIn,
+		copyMap(c.localSOAP), copyMap(c.localHTTP)}
 	c.mu.Unlock()
 	writeJSON(w, http.StatusOK, snapshot)
 }

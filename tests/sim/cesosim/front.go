@@ -166,7 +166,12 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = "(unparsable)"
 	}
-	f.stats.countSOAP(name)
+	local := f.isLocalClient(r)
+	if local {
+		f.stats.countLocal("soap", name)
+	} else {
+		f.stats.countSOAP(name)
+	}
 
 	// Like a real host's deserializer, refuse requests that do not follow the WSDL
 	// before anything else looks at them (strict.go).
@@ -178,7 +183,7 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	if f.o.delayMS > 0 {
+	if f.o.delayMS > 0 && !local { // the host's own clients are not across a network
 		time.Sleep(time.Duration(f.o.delayMS) * time.Millisecond)
 	}
 
@@ -208,7 +213,7 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 	case f.inv.esx && vCenterOnly[call.Method] && hasSession():
 		writeFault(w, notSupportedMsg, &types.NotSupported{})
 		return
-	case f.o.free && !freeLicenseAllowed[call.Method] && hasSession():
+	case f.o.free && !freeLicenseAllowed[call.Method] && !local && hasSession():
 		writeFault(w, restrictedVersionMsg, &types.RestrictedVersion{})
 		return
 	}
@@ -243,6 +248,11 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 
 	// Everything vcsim answers is recorded first (vcsim buffers whole responses anyway),
 	// so that hooks can look at it and a vcsim panic can become a SOAP fault.
+	if call.Method == "RegisterVM_Task" && hasSession() {
+		if err := f.inv.prepareRegister(ctx, body); err != nil {
+			log.Printf("RegisterVM_Task: %v", err)
+		}
+	}
 	var pre preState
 	if needsAfterHook[call.Method] {
 		pre = f.beforeHook(ctx, call)
@@ -437,6 +447,7 @@ func (f *front) afterHook(ctx context.Context, call soapCall, pre preState, req,
 			return f.inv.applyCloneConfig(ctx, ref, req)
 		}
 	case "ReconfigVM_Task":
+		fixExtraConfig(call.This)
 		return f.inv.syncVM(ctx, call.This)
 	case "CopyVirtualDisk_Task", "MoveVirtualDisk_Task":
 		dest, _ := findElementText(req, "destName")
@@ -508,7 +519,12 @@ func (f *front) continueRetrieve(w http.ResponseWriter, r *http.Request, body []
 func (f *front) serveFiles(w http.ResponseWriter, r *http.Request) {
 	segment := "/" + strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 2)[0]
 	key := r.Method + " " + segment
-	f.stats.countHTTP(key)
+	local := f.isLocalClient(r)
+	if local {
+		f.stats.countLocal("http", key)
+	} else {
+		f.stats.countHTTP(key)
+	}
 	cw := &countingWriter{ResponseWriter: w, limit: -1}
 	var in int64
 	var cr *countingReader
@@ -516,11 +532,18 @@ func (f *front) serveFiles(w http.ResponseWriter, r *http.Request) {
 		cr = &countingReader{ReadCloser: r.Body, n: &in, limit: -1}
 		r.Body = cr
 	}
-	defer func() { f.stats.addHTTPBytes(cw.n, in) }()
+	defer func() {
+		if !local {
+			f.stats.addHTTPBytes(cw.n, in)
+		}
+	}()
 
 	if segment == "/folder" && !f.authorized(r) {
 		cw.Header().Set("WWW-Authenticate", `Basic realm="VMware HTTP server"`)
 		http.Error(cw, "401 Unauthorized", http.StatusUnauthorized)
+		return
+	}
+	if segment == "/folder" && f.restrictedFileWrite(cw, r) {
 		return
 	}
 	var out http.ResponseWriter = cw

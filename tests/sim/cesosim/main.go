@@ -30,25 +30,28 @@ import (
 
 // options holds the command line; see usage() and README.md.
 type options struct {
-	model          string
-	listen         string
-	urlFile        string
-	user           string
-	password       string
-	passwordFile   string
-	useTLS         bool
-	thumbprintFile string
-	certFile       string
-	vms            int
-	delayMS        int
-	fillMiB        int
-	vmSpec         string
-	free           bool
-	dir            string
-	pageSize       int
-	sessionIdle    time.Duration
-	trace          bool
-	lenient        bool
+	model           string
+	listen          string
+	urlFile         string
+	user            string
+	password        string
+	passwordFile    string
+	useTLS          bool
+	thumbprintFile  string
+	certFile        string
+	vms             int
+	delayMS         int
+	fillMiB         int
+	vmSpec          string
+	free            bool
+	license         string
+	localTicket     string // the local-client ticket (localclient.go); "" = none
+	localTicketFile string
+	dir             string
+	pageSize        int
+	sessionIdle     time.Duration
+	trace           bool
+	lenient         bool
 }
 
 func parseFlags() *options {
@@ -66,7 +69,9 @@ func parseFlags() *options {
 	flag.IntVar(&o.delayMS, "delay", 0, "milliseconds added to every SOAP call (simulated latency)")
 	flag.IntVar(&o.fillMiB, "fill-mib", 0, "MiB of deterministic pseudo-random data written into each disk's flat file")
 	flag.StringVar(&o.vmSpec, "vm-spec", "", "JSON file listing extra VMs to create at start")
-	flag.BoolVar(&o.free, "free", false, "behave like a free-licensed ESXi: writes fail with RestrictedVersion")
+	flag.BoolVar(&o.free, "free", false, "same as -license free")
+	flag.StringVar(&o.license, "license", "eval", "host licence: eval (writes allowed, vcsim's evaluation licence) or free (vSphere Hypervisor: API writes fail with RestrictedVersion)")
+	flag.StringVar(&o.localTicketFile, "local-ticket-file", "", "write a fresh local-client ticket here (mode 0600): loopback requests carrying it in X-Ceso-Local-Ticket may write on a free host, as the host's own vim-cmd does")
 	flag.StringVar(&o.dir, "dir", "", "parent directory for the datastore directories (default $TMPDIR)")
 	flag.IntVar(&o.pageSize, "page-size", 100, "server-side page size of RetrievePropertiesEx (0: never page, like vcsim)")
 	flag.DurationVar(&o.sessionIdle, "session-idle", 0, "end sessions idle this long, e.g. 30m like ESXi (0: never)")
@@ -95,6 +100,16 @@ func (o *options) validate() error {
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return fmt.Errorf("-listen %q: only loopback addresses are allowed", o.listen)
 	}
+	switch o.license {
+	case "eval":
+		if o.free {
+			o.license = "free"
+		}
+	case "free":
+		o.free = true
+	default:
+		return fmt.Errorf("-license must be eval or free, not %q", o.license)
+	}
 	if o.passwordFile != "" {
 		b, err := ioutil.ReadFile(o.passwordFile)
 		if err != nil {
@@ -112,6 +127,10 @@ func (o *options) validate() error {
 }
 
 func main() {
+	// Started as vim-cmd, vmkfstools or esxcli: be that host client (shim.go).
+	if code, ok := runShim(); ok {
+		os.Exit(code)
+	}
 	log.SetPrefix("cesosim: ")
 	o := parseFlags()
 	if err := o.validate(); err != nil {
@@ -177,6 +196,18 @@ func run(o *options) error {
 	vmCount := inv.vmCount(ctx)
 	log.Printf("%d VMs and their disk files ready after %s", vmCount, time.Since(start).Round(time.Millisecond))
 
+	if o.free {
+		setFreeLicense(*c.ServiceContent.LicenseManager)
+	}
+	if o.localTicketFile != "" {
+		if o.localTicket, err = newLocalTicket(); err != nil {
+			return err
+		}
+		if err := writeSecretFile(o.localTicketFile, []byte(o.localTicket+"\n")); err != nil {
+			return err
+		}
+	}
+
 	m.Service.Listen = &url.URL{Host: o.listen, User: url.UserPassword(o.user, o.password)}
 	var thumbprint string
 	if o.useTLS {
@@ -218,6 +249,9 @@ func run(o *options) error {
 	s := <-sig
 	log.Printf("%s: shutting down", s)
 
+	if o.localTicketFile != "" {
+		_ = os.Remove(o.localTicketFile)
+	}
 	if o.urlFile != "" {
 		_ = os.Remove(o.urlFile) // a stale URL would point the next test at a dead port
 	}

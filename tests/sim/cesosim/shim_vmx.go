@@ -1,0 +1,283 @@
+package main
+
+// Reading a .vmx the way hostd does on `vim-cmd solo/registervm` and `vmsvc/reload`.
+// vcsim registers a VM without looking at its .vmx (an empty VM named after the
+// directory); a real host takes the hardware and settings from the file, so the shim
+// applies what the file says through ReconfigVM_Task.
+
+import (
+	"bufio"
+	"fmt"
+	"io/ioutil"
+	"net/http"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/vmware/govmomi/find"
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/property"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+// vmxFile holds a .vmx's settings; keys are lowercase (the format is case-insensitive).
+type vmxFile struct {
+	dsPath string // "[DS] dir/x.vmx"
+	vals   map[string]string
+	keys   []string // in file order, lowercase
+}
+
+func (v *vmxFile) get(key string) string { return v.vals[strings.ToLower(key)] }
+
+var vmxLine = regexp.MustCompile(`^\s*([A-Za-z0-9_.:-]+)\s*=\s*"(.*)"\s*$`)
+
+// parseVMX reads `key = "value"` lines; "|22" style escapes (pipe + two hex digits)
+// stand for the byte they encode, as ESXi writes `"` and `|` inside values.
+func parseVMX(dsPath, text string) (*vmxFile, error) {
+	v := &vmxFile{dsPath: dsPath, vals: map[string]string{}}
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ".encoding") {
+			continue
+		}
+		m := vmxLine.FindStringSubmatch(line)
+		if m == nil {
+			return nil, fmt.Errorf("%s line %d: not a key = \"value\" line", dsPath, n)
+		}
+		key := strings.ToLower(m[1])
+		if _, dup := v.vals[key]; !dup {
+			v.keys = append(v.keys, key)
+		}
+		v.vals[key] = vmxUnescape(m[2])
+	}
+	return v, sc.Err()
+}
+
+func vmxUnescape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '|' && i+2 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// readVMX fetches a datastore file over the host's /folder endpoint with our session.
+func (h *shimHost) readVMX(dsPath string) (*vmxFile, error) {
+	b, err := h.readDatastoreFile(dsPath)
+	if err != nil {
+		return nil, err
+	}
+	return parseVMX(dsPath, string(b))
+}
+
+func (h *shimHost) readDatastoreFile(dsPath string) ([]byte, error) {
+	var p object.DatastorePath
+	if !p.FromString(dsPath) {
+		return nil, fmt.Errorf("not a datastore path: %q", dsPath)
+	}
+	u := h.base + "/folder/" + (&url.URL{Path: p.Path}).EscapedPath() + "?dsName=" + url.QueryEscape(p.Datastore)
+	res, err := h.http.Get(u)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", vmfsPath(dsPath), res.Status)
+	}
+	return ioutil.ReadAll(res.Body)
+}
+
+// vmxExtraPrefixes are the ExtraConfig keys the shim carries from the .vmx into the
+// VM's config (what ceso writes: cloud-init's guestinfo and its own tags).
+var vmxExtraPrefixes = []string{"guestinfo.", "ceso."}
+
+// applyVMX reconfigures vm to match the .vmx: name, CPUs, memory, guest OS,
+// annotation, guestinfo/ceso ExtraConfig (keys gone from the file are removed), and the
+// disks and NICs the VM does not have yet.
+func (h *shimHost) applyVMX(vm *object.VirtualMachine, vmx *vmxFile) error {
+	var m mo.VirtualMachine
+	if err := property.DefaultCollector(h.c).RetrieveOne(h.ctx, vm.Reference(),
+		[]string{"config"}, &m); err != nil {
+		return err
+	}
+	spec := types.VirtualMachineConfigSpec{
+		Name:       vmx.get("displayName"),
+		GuestId:    vmx.get("guestOS"),
+		Annotation: vmx.get("annotation"),
+	}
+	if n, err := strconv.Atoi(vmx.get("numvcpus")); err == nil && n > 0 {
+		spec.NumCPUs = int32(n)
+	}
+	if n, err := strconv.ParseInt(vmx.get("memSize"), 10, 64); err == nil && n > 0 {
+		spec.MemoryMB = n
+	}
+	seen := map[string]bool{}
+	for _, k := range vmx.keys {
+		if hasAnyPrefix(k, vmxExtraPrefixes) {
+			seen[k] = true
+			spec.ExtraConfig = append(spec.ExtraConfig, &types.OptionValue{Key: k, Value: vmx.vals[k]})
+		}
+	}
+	if m.Config != nil {
+		for _, o := range m.Config.ExtraConfig {
+			k := o.GetOptionValue().Key
+			if hasAnyPrefix(strings.ToLower(k), vmxExtraPrefixes) && !seen[strings.ToLower(k)] {
+				spec.ExtraConfig = append(spec.ExtraConfig, &types.OptionValue{Key: k, Value: ""})
+			}
+		}
+	}
+	var devices object.VirtualDeviceList
+	if m.Config != nil {
+		devices = object.VirtualDeviceList(m.Config.Hardware.Device)
+	}
+	changes, err := h.vmxDevices(vmx, devices)
+	if err != nil {
+		return err
+	}
+	spec.DeviceChange = changes
+	t, err := vm.Reconfigure(h.ctx, spec)
+	if err == nil {
+		_, err = t.WaitForResult(h.ctx, nil)
+	}
+	return err
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+var scsiDiskKey = regexp.MustCompile(`^scsi(\d+):(\d+)\.filename$`)
+var ethernetKey = regexp.MustCompile(`^ethernet(\d+)\.present$`)
+
+// vmxDevices lists the device additions that bring devices up to the .vmx: SCSI
+// controllers and disks whose files the VM does not use yet, and, for a VM without
+// NICs, the .vmx's NICs.
+func (h *shimHost) vmxDevices(vmx *vmxFile, devices object.VirtualDeviceList) ([]types.BaseVirtualDeviceConfigSpec, error) {
+	var changes []types.BaseVirtualDeviceConfigSpec
+	add := func(d types.BaseVirtualDevice) {
+		devices = append(devices, d)
+		changes = append(changes, &types.VirtualDeviceConfigSpec{
+			Operation: types.VirtualDeviceConfigSpecOperationAdd, Device: d})
+	}
+	var dir object.DatastorePath
+	dir.FromString(vmx.dsPath)
+	finder := find.NewFinder(h.c)
+	if dc, err := finder.DefaultDatacenter(h.ctx); err == nil {
+		finder.SetDatacenter(dc)
+	}
+	for _, k := range vmx.keys {
+		mm := scsiDiskKey.FindStringSubmatch(k)
+		if mm == nil || strings.EqualFold(vmx.vals["scsi"+mm[1]+":"+mm[2]+".present"], "false") {
+			continue
+		}
+		file := vmx.vals[k]
+		dsFile, ok := datastorePath(file)
+		if !ok {
+			dsFile = fmt.Sprintf("[%s] %s", dir.Datastore, path.Join(path.Dir(dir.Path), file))
+		}
+		if len(devices.SelectByBackingInfo(&types.VirtualDiskFlatVer2BackingInfo{
+			VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{FileName: dsFile}})) > 0 {
+			continue
+		}
+		bus, _ := strconv.Atoi(mm[1])
+		unit, _ := strconv.Atoi(mm[2])
+		ctl := scsiController(devices, int32(bus))
+		if ctl == nil {
+			kind := vmx.vals["scsi"+mm[1]+".virtualdev"]
+			if kind == "" {
+				kind = "lsilogic"
+			}
+			c, err := devices.CreateSCSIController(kind)
+			if err != nil {
+				return nil, err
+			}
+			c.(types.BaseVirtualSCSIController).GetVirtualSCSIController().BusNumber = int32(bus)
+			add(c)
+			ctl = c.(types.BaseVirtualController)
+		}
+		var p object.DatastorePath
+		p.FromString(dsFile)
+		ds, err := finder.Datastore(h.ctx, p.Datastore)
+		if err != nil {
+			return nil, err
+		}
+		disk := devices.CreateDisk(ctl, ds.Reference(), dsFile)
+		disk.UnitNumber = types.NewInt32(int32(unit))
+		disk.CapacityInKB = h.diskCapacityKB(dsFile)
+		add(disk)
+	}
+	if len(devices.SelectByType((*types.VirtualEthernetCard)(nil))) > 0 {
+		return changes, nil
+	}
+	for _, k := range vmx.keys {
+		mm := ethernetKey.FindStringSubmatch(k)
+		if mm == nil || !strings.EqualFold(vmx.vals[k], "true") {
+			continue
+		}
+		pre := "ethernet" + mm[1] + "."
+		net, err := finder.Network(h.ctx, vmx.vals[pre+"networkname"])
+		if err != nil {
+			return nil, err
+		}
+		backing, err := net.EthernetCardBackingInfo(h.ctx)
+		if err != nil {
+			return nil, err
+		}
+		kind := vmx.vals[pre+"virtualdev"]
+		if kind == "" {
+			kind = "e1000"
+		}
+		nic, err := devices.CreateEthernetCard(kind, backing)
+		if err != nil {
+			return nil, err
+		}
+		if mac := vmx.vals[pre+"address"]; mac != "" {
+			card := nic.(types.BaseVirtualEthernetCard).GetVirtualEthernetCard()
+			card.AddressType, card.MacAddress = string(types.VirtualEthernetCardMacTypeManual), mac
+		}
+		add(nic)
+	}
+	return changes, nil
+}
+
+func scsiController(devices object.VirtualDeviceList, bus int32) types.BaseVirtualController {
+	for _, d := range devices {
+		if c, ok := d.(types.BaseVirtualSCSIController); ok && c.GetVirtualSCSIController().BusNumber == bus {
+			return d.(types.BaseVirtualController)
+		}
+	}
+	return nil
+}
+
+var descriptorExtent = regexp.MustCompile(`(?m)^RW (\d+) `)
+
+// diskCapacityKB reads the size from the disk's descriptor ("RW <sectors> VMFS …").
+func (h *shimHost) diskCapacityKB(dsFile string) int64 {
+	b, err := h.readDatastoreFile(dsFile)
+	if err != nil {
+		return 0
+	}
+	var total int64
+	for _, m := range descriptorExtent.FindAllStringSubmatch(string(b), -1) {
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		total += n
+	}
+	return total / 2
+}
