@@ -92,7 +92,9 @@ class SshConnection;
 // The output of one command, read as it arrives (disk images and other large
 // output): read() until it returns 0, then finish() for the exit status.
 // Only the idle timeout applies (no call timeout); SIGINT/SIGTERM stop it.
-// Its connection runs nothing else until it is destroyed.
+// Its connection runs nothing else until it is destroyed (run() on the same
+// thread meanwhile throws); a stream destroyed before its end closes the
+// connection, since the rest of the output cannot be skipped cheaply.
 class SshStream {
  public:
   ~SshStream();
