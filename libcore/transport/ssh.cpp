@@ -439,7 +439,21 @@ struct SshConnection::Impl {
   bool auth_agent(std::string* why);
 };
 
-void SshConnection::Impl::check_host_key() {
+namespace {
+
+struct HostKey {
+  std::string fingerprint, type;
+};
+
+// The host key check (see check_ssh_host_key); `prefix` starts every
+// message ("ssh root@h:22: ", "sftp: ").
+HostKey check_key(LIBSSH2_SESSION* session, const SshSettings& s, const std::string& prefix,
+                  std::string_view pin_advice) {
+  auto lost = [&](const std::string& what) { throw Error(prefix + what, Exit::connection); };
+  const std::string kh_name = s.port == 22 ? s.host : "[" + s.host + "]:" + std::to_string(s.port);
+  HostKey result;
+  std::string& fingerprint = result.fingerprint;
+  std::string& key_type = result.type;
   size_t len = 0;
   int type = 0;
   const char* key = libssh2_session_hostkey(session, &len, &type);
@@ -450,7 +464,7 @@ void SshConnection::Impl::check_host_key() {
   const std::string offered = key_type + " " + fingerprint;
 
   if (!s.host_key_pin.empty()) {
-    if (fingerprint == s.host_key_pin) return;
+    if (fingerprint == s.host_key_pin) return result;
     lost("the host key is " + offered + ", not the pinned " + s.host_key_pin +
          ": refusing to connect (if the host's key was changed on purpose, pin the new one: "
          "ssh_host_key: " +
@@ -489,7 +503,7 @@ void SshConnection::Impl::check_host_key() {
     int rc = libssh2_knownhost_checkp(kh.get(), kh_name.c_str(), -1, key, len,
                                       LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW,
                                       &found);
-    if (rc == LIBSSH2_KNOWNHOST_CHECK_MATCH) return;
+    if (rc == LIBSSH2_KNOWNHOST_CHECK_MATCH) return result;
     if (rc == LIBSSH2_KNOWNHOST_CHECK_MISMATCH && found && found->key && old_keys.empty()) {
       std::string old_blob;
       try {
@@ -501,8 +515,8 @@ void SshConnection::Impl::check_host_key() {
     }
   }
   if (!old_keys.empty())
-    lost("the host key of " + kh_name + " has CHANGED: " + old_file + " has " + old_keys +
-         ", the host now offers " + offered +
+    lost("the host key of " + kh_name + " has CHANGED, it differs from the known one: " + old_file +
+         " has " + old_keys + ", the host now offers " + offered +
          "; refusing to connect (someone may be intercepting the connection; if the key was "
          "changed on purpose, remove the old one with: ssh-keygen -R '" +
          kh_name + "' -f " + old_file + ")");
@@ -510,14 +524,15 @@ void SshConnection::Impl::check_host_key() {
   std::string files;
   for (const auto& f : s.known_hosts_files) files += (files.empty() ? "" : ", ") + f;
   if (!s.accept_new_host_key)
-    lost("the host key of " + kh_name + " is not known (" + offered + "; looked in " +
-         (files.empty() ? "no known_hosts file" : files) +
-         "): compare it with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_ecdsa_key.pub on "
-         "its console), then pin it with ssh_host_key: " +
-         fingerprint +
-         " in the config entry (or CESO_SSH_HOST_KEY), or accept it once with "
-         "--accept-new-host-key");
-  if (s.record_file.empty()) return;  // accepted for this run only
+    lost("the host key of " + kh_name + " is not known: it is not in " +
+         (files.empty() ? "any known_hosts file" : files) + " (" + offered +
+         "); compare it with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_ecdsa_key.pub on "
+         "its console), then " +
+         (pin_advice.empty() ? std::string()
+                             : "pin it with ssh_host_key: " + fingerprint + " " +
+                                   std::string(pin_advice) + ", or ") +
+         "accept it once with --accept-new-host-key");
+  if (s.record_file.empty()) return result;  // accepted for this run only
 
   // Recorded as one appended line, so the file's other lines stay as they are.
   std::unique_ptr<LIBSSH2_KNOWNHOSTS, decltype(&libssh2_knownhost_free)> kh(
@@ -531,7 +546,7 @@ void SshConnection::Impl::check_host_key() {
                              &node) != 0 ||
       libssh2_knownhost_writeline(kh.get(), node, line, sizeof line, &line_len,
                                   LIBSSH2_KNOWNHOST_FILE_OPENSSH) != 0)
-    fail("ssh " + name + ": cannot record the host key: " + last_error());
+    fail(prefix + "cannot record the host key");
   int kfd = open_private_file(s.record_file, O_WRONLY | O_APPEND);
   if (kfd < 0)
     fail("cannot record the host key in " + quote(s.record_file) + ": " + strerror(errno));
@@ -541,6 +556,26 @@ void SshConnection::Impl::check_host_key() {
   ::close(kfd);
   if (!ok)
     fail("cannot record the host key in " + quote(s.record_file) + ": " + std::strerror(err));
+  return result;
+}
+
+}  // namespace
+
+void check_ssh_host_key(void* session, const SshSettings& settings, const std::string& prefix,
+                        std::string_view pin_advice) {
+  check_key(static_cast<LIBSSH2_SESSION*>(session), settings, prefix, pin_advice);
+}
+
+void SshConnection::Impl::check_host_key() {
+  try {
+    HostKey k =
+        check_key(session, s, "ssh " + name + ": ", "in the config entry (or CESO_SSH_HOST_KEY)");
+    fingerprint = k.fingerprint;
+    key_type = k.type;
+  } catch (const Error&) {
+    broken = true;
+    throw;
+  }
 }
 
 namespace {

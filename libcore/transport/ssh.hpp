@@ -87,6 +87,17 @@ struct PrivateKeyInfo {
 };
 PrivateKeyInfo private_key_info(std::string_view file_text);
 
+// The host key check of SshConnection for another libssh2 session, after
+// its handshake (the sftp backup target's): `session` is a LIBSSH2_SESSION*;
+// the pin or settings.known_hosts_files, settings.accept_new_host_key and
+// settings.record_file as for SshConnection. Every message starts with
+// `prefix`; an unknown key's message advises "ssh_host_key: FINGERPRINT"
+// followed by `pin_advice` ("in the config entry"), or no pin when it is "".
+// Throws Error(connection) for an unknown, changed, revoked or wrongly
+// pinned key.
+void check_ssh_host_key(void* session, const SshSettings& settings, const std::string& prefix,
+                        std::string_view pin_advice);
+
 class SshConnection;
 
 // The output of one command, read as it arrives (disk images and other large

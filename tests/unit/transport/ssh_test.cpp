@@ -6,6 +6,7 @@
 #include "transport/ssh.hpp"
 
 #include <gtest/gtest.h>
+#include <libssh2.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
@@ -576,6 +577,44 @@ TEST_F(SshdTest, ChangedHostKeyIsRefusedNamingBothFingerprints) {
   write_file(tmp / "good", known_line(sshd_->host_key + ".pub", sshd_->port));
   s.known_hosts_files = {tmp / "known_hosts", tmp / "good"};
   SshConnection(s).run({"true"});
+}
+
+// The sftp backup target checks its session with the same function: a
+// changed key behind a line libssh2 cannot read is refused even with
+// accept-new, and the user's file keeps every line.
+TEST_F(SshdTest, CheckOfAnotherSessionAsTheSftpTargetUsesIt) {
+  ceso::test::TempDir tmp;
+  keygen(tmp / "old", "-t ecdsa -b 256");
+  const std::string text = "@cert-authority *.example " + read_file(tmp / "old.pub") +
+                           "# a comment\n" + known_line(tmp / "old.pub", sshd_->port);
+  write_file(tmp / "known_hosts", text);
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(sshd_->port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  libssh2_init(0);
+  LIBSSH2_SESSION* session = libssh2_session_init();
+  ASSERT_EQ(libssh2_session_handshake(session, fd), 0);
+  SshSettings s;
+  s.host = "127.0.0.1";
+  s.port = sshd_->port;
+  s.known_hosts_files = {tmp / "known_hosts"};
+  s.record_file = tmp / "known_hosts";
+  s.accept_new_host_key = true;
+  auto msg =
+      error_of([&] { ceso::check_ssh_host_key(session, s, "sftp: ", ""); }, Exit::connection);
+  EXPECT_EQ(msg.rfind("sftp: ", 0), 0u) << msg;
+  EXPECT_TRUE(contains(msg, "differs")) << msg;
+  EXPECT_TRUE(contains(msg, fingerprint_of(tmp / "old.pub"))) << msg;
+  EXPECT_EQ(read_file(tmp / "known_hosts"), text);
+  // Unknown and accepted: one line appended, the rest kept.
+  write_file(tmp / "known_hosts", "# a comment\n");
+  ceso::check_ssh_host_key(session, s, "sftp: ", "");
+  EXPECT_EQ(read_file(tmp / "known_hosts").rfind("# a comment\n[127.0.0.1]:", 0), 0u);
+  libssh2_session_free(session);
+  ::close(fd);
 }
 
 TEST_F(SshdTest, KnownKeyForPort22IsNotThisPort) {
