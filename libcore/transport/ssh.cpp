@@ -4,11 +4,13 @@
 #include <libssh2.h>
 #include <netdb.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -423,14 +425,78 @@ struct SshConnection::Impl {
     session = libssh2_session_init();
     if (!session) throw Error("ssh: cannot initialise libssh2");
     libssh2_session_set_blocking(session, 0);
-    // OpenSSH's own order, so the key ssh recorded for a host is the one
-    // offered here (ESXi has ECDSA P-256 and RSA: ECDSA either way).
-    libssh2_session_method_pref(session, LIBSSH2_METHOD_HOSTKEY,
-                                "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,"
-                                "ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256,ssh-rsa");
+    // As OpenSSH does: the key types known for this host first, then
+    // OpenSSH's own order, so the host offers the key that was recorded
+    // (ESXi has ECDSA P-256 and RSA: ECDSA either way).
+    std::string pref;
+    std::vector<std::string> order =
+        s.host_key_pin.empty() ? known_key_types() : std::vector<std::string>{};
+    for (const char* t : {"ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
+                          "ecdsa-sha2-nistp521", "ssh-rsa"})
+      if (std::find(order.begin(), order.end(), t) == order.end()) order.push_back(t);
+    for (const auto& t : order) {
+      if (t != "ssh-ed25519" && t.rfind("ecdsa-sha2-nistp", 0) != 0 && t != "ssh-rsa") continue;
+      pref += (pref.empty() ? "" : ",") + t;
+    }
+    libssh2_session_method_pref(session, LIBSSH2_METHOD_HOSTKEY, pref.c_str());
     begin("SSH handshake", false, true);
     if (retry([&] { return libssh2_session_handshake(session, fd); }) != 0)
       lost("SSH handshake failed: " + last_error());
+  }
+
+  // The key types the known_hosts files have for this host, in file order
+  // (plain names and hashed ones: |1|salt|HMAC-SHA1(salt, name)).
+  std::vector<std::string> known_key_types() const {
+    std::vector<std::string> types;
+    for (const auto& file : s.known_hosts_files) {
+      std::optional<std::string> text;
+      try {
+        text = read_text_file(file);
+      } catch (const Error&) {
+        continue;  // reported by the check itself
+      }
+      if (!text) continue;
+      for (std::string_view line : lines_of(*text)) {
+        if (line.empty() || line.front() == '#' || line.front() == '@') continue;
+        size_t sp = line.find_first_of(" \t");
+        if (sp == std::string_view::npos) continue;
+        std::string_view hosts = line.substr(0, sp);
+        std::string_view rest = line.substr(sp);
+        size_t t0 = rest.find_first_not_of(" \t");
+        if (t0 == std::string_view::npos) continue;
+        size_t t1 = rest.find_first_of(" \t", t0);
+        std::string type(rest.substr(t0, t1 == std::string_view::npos ? t1 : t1 - t0));
+        if (names_host(hosts) && std::find(types.begin(), types.end(), type) == types.end())
+          types.push_back(type);
+      }
+    }
+    return types;
+  }
+  bool names_host(std::string_view hosts) const {
+    if (hosts.substr(0, 3) == "|1|") {
+      size_t bar = hosts.find('|', 3);
+      if (bar == std::string_view::npos) return false;
+      try {
+        std::string salt = base64_decode(hosts.substr(3, bar - 3));
+        std::string hash = base64_decode(hosts.substr(bar + 1));
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned len = 0;
+        HMAC(EVP_sha1(), salt.data(), static_cast<int>(salt.size()),
+             reinterpret_cast<const unsigned char*>(kh_name.data()), kh_name.size(), md, &len);
+        return hash == std::string(reinterpret_cast<char*>(md), len);
+      } catch (const Error&) {
+        return false;
+      }
+    }
+    size_t pos = 0;
+    while (pos <= hosts.size()) {
+      size_t comma = hosts.find(',', pos);
+      if (hosts.substr(pos, comma == std::string_view::npos ? comma : comma - pos) == kh_name)
+        return true;
+      if (comma == std::string_view::npos) break;
+      pos = comma + 1;
+    }
+    return false;
   }
 
   void check_host_key();

@@ -194,15 +194,22 @@ class Sshd {
       : dir_(dir / ("sshd-" + host_key_type)) {
     std::filesystem::create_directories(dir_);
     host_key = dir_ + "/host_key";
-    keygen(host_key, host_key_type == "ecdsa" ? "-t ecdsa -b 256" : "-t " + host_key_type);
+    const std::string first = host_key_type.substr(0, host_key_type.find('+'));
+    keygen(host_key, first == "ecdsa" ? "-t ecdsa -b 256" : "-t " + first);
+    std::string more;
+    if (host_key_type.find('+') != std::string::npos) {  // "ecdsa+ed25519"
+      host_key2 = dir_ + "/host_key2";
+      keygen(host_key2, "-t " + host_key_type.substr(host_key_type.find('+') + 1));
+      more = "\nHostKey " + host_key2;
+    }
     port = free_port();
     sh_port = free_port();
     ash_port = free_port();
     std::string config = "ListenAddress 127.0.0.1:" + std::to_string(port) +
                          "\nListenAddress 127.0.0.1:" + std::to_string(sh_port) +
                          "\nListenAddress 127.0.0.1:" + std::to_string(ash_port) + "\nHostKey " +
-                         host_key + "\nPidFile " + dir_ + "/pid" + "\nAuthorizedKeysFile " + dir_ +
-                         "/authorized_keys" +
+                         host_key + more + "\nPidFile " + dir_ + "/pid" + "\nAuthorizedKeysFile " +
+                         dir_ + "/authorized_keys" +
                          "\nStrictModes no\nUsePAM no\nPasswordAuthentication no"
                          "\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes"
                          "\nPermitRootLogin prohibit-password\nLogLevel VERBOSE"
@@ -234,7 +241,7 @@ class Sshd {
       ++n;
     return n;
   }
-  std::string host_key, log;
+  std::string host_key, host_key2, log;
   int port = 0, sh_port = 0, ash_port = 0;
 
  private:
@@ -665,6 +672,27 @@ TEST_F(SshdTest, Ed25519HostKey) {
   SshConnection c(s);
   EXPECT_EQ(c.host_key_type(), "ssh-ed25519");
   EXPECT_EQ(c.run({"echo", "ok"}).out, "ok\n");
+}
+
+// A host with two keys offers the one known for it (as OpenSSH asks): not
+// a false "changed" when the known one is not the first in OpenSSH's order.
+TEST_F(SshdTest, HostWithTwoKeysOffersTheKnownOne) {
+  Sshd two(*dir_, "ecdsa+ed25519");
+  two.authorize(keys_ + "/ed25519.pub");
+  ceso::test::TempDir tmp;
+  SshSettings s = settings(two.port);
+  s.host_key_pin.clear();
+  s.known_hosts_files = {tmp / "known_hosts"};
+  write_file(tmp / "known_hosts", known_line(two.host_key + ".pub", two.port));
+  EXPECT_EQ(SshConnection(s).host_key_type(), "ecdsa-sha2-nistp256");
+  sh("ssh-keygen -q -H -f '" + tmp / "known_hosts" + "' >/dev/null 2>&1");
+  EXPECT_EQ(SshConnection(s).host_key_type(), "ecdsa-sha2-nistp256");
+  write_file(tmp / "known_hosts", "192.0.2.1," + known_line(two.host_key2 + ".pub", two.port));
+  EXPECT_EQ(SshConnection(s).host_key_type(), "ssh-ed25519");
+  // Nothing known: OpenSSH's order, ed25519 first.
+  write_file(tmp / "known_hosts", "");
+  s.accept_new_host_key = true;
+  EXPECT_EQ(SshConnection(s).host_key_type(), "ssh-ed25519");
 }
 
 // ---------------------------------------------------------------- identities
