@@ -16,6 +16,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "base/codec.hpp"
 #include "base/error.hpp"
 #include "base/util.hpp"
 
@@ -344,9 +345,10 @@ std::optional<uint64_t> parse_limit(std::string_view key, const std::string& tex
 // ---------------------------------------------------------------- config file
 
 const char* const kTopKeys[] = {"default", "hosts", "backup"};
-const char* const kHostKeys[] = {"url",          "user",          "password", "password_file",
-                                 "insecure",     "thumbprint",    "ca_file",  "idle_timeout",
-                                 "call_timeout", "max_answer_mib"};
+const char* const kHostKeys[] = {"url",          "user",           "password", "password_file",
+                                 "insecure",     "thumbprint",     "ca_file",  "idle_timeout",
+                                 "call_timeout", "max_answer_mib", "ssh",      "ssh_identity",
+                                 "ssh_host_key"};
 const char* const kBackupKeys[] = {"target"};
 
 template <size_t N>
@@ -372,6 +374,9 @@ struct HostEntry {
   std::optional<std::string> ca_file;     // already ~-expanded and absolute
   std::optional<int> idle_timeout_s, call_timeout_s;
   std::optional<uint64_t> max_answer_mib;
+  std::optional<SshAccess> ssh;             // ssh: user@host[:port]
+  std::optional<std::string> ssh_identity;  // a path (absolute) or "agent"
+  std::optional<std::string> ssh_host_key;  // normalized pin
 
   // The user this entry's password is for.
   std::string effective_user() const {
@@ -546,6 +551,20 @@ class ConfigParser {
         }
       } else if (key == "ca_file") {
         h.ca_file = path_value(v, full);
+      } else if (key == "ssh") {
+        try {
+          h.ssh = parse_ssh_access(scalar(v, full));
+        } catch (const Error& e) {
+          throw error(v.Mark(), full + ": " + e.what());
+        }
+      } else if (key == "ssh_identity") {
+        h.ssh_identity = scalar(v, full) == "agent" ? "agent" : path_value(v, full);
+      } else if (key == "ssh_host_key") {
+        try {
+          h.ssh_host_key = normalize_host_key_pin(scalar(v, full));
+        } catch (const Error& e) {
+          throw error(v.Mark(), full + ": " + e.what());
+        }
       } else if (key == "idle_timeout" || key == "call_timeout" || key == "max_answer_mib") {
         std::string why;
         auto n = parse_limit(key, scalar(v, full), &why);
@@ -556,6 +575,10 @@ class ConfigParser {
       }
     }
     if (!has_url) throw error(name_node.Mark(), prefix + ": missing url");
+    if (!h.ssh && (h.ssh_identity || h.ssh_host_key))
+      throw error(name_node.Mark(), prefix + ": " +
+                                        (h.ssh_identity ? "ssh_identity" : "ssh_host_key") +
+                                        " without ssh (add ssh: root@HOST)");
     if (h.password && h.password_file)
       throw error(password_mark, prefix + ": give password or password_file, not both");
   }
@@ -684,6 +707,44 @@ std::optional<KnownHost> known_hosts_lookup(const Environment& env, const std::s
     }
   }
   return found;
+}
+
+// SSH access: CESO_SSH, CESO_SSH_IDENTITY, CESO_SSH_HOST_KEY (when the
+// CESO_* family applies to this endpoint) before the entry's ssh,
+// ssh_identity, ssh_host_key. No address anywhere: no SSH access (the
+// identity and pin alone do not make one).
+void resolve_ssh(Endpoint& ep, const HostEntry* entry, const Environment& env, bool ceso_applies) {
+  auto var = [&](const char* name) {
+    return ceso_applies ? getenv_nonempty(env, name) : std::nullopt;
+  };
+  if (auto v = var("CESO_SSH")) {
+    try {
+      ep.ssh = parse_ssh_access(*v);
+    } catch (const Error& e) {
+      usage_error(std::string("CESO_SSH: ") + e.what());
+    }
+    ep.ssh->source = "CESO_SSH";
+  } else if (entry && entry->ssh) {
+    ep.ssh = *entry->ssh;
+    ep.ssh->source = "config " + quote(entry->name);
+  }
+  if (!ep.ssh) return;
+  if (auto v = var("CESO_SSH_IDENTITY")) {
+    ep.ssh->identity = *v == "agent" ? "agent" : expand_home(*v, env);
+    if (ep.ssh->identity.front() != '/')
+      usage_error("CESO_SSH_IDENTITY: " + quote(*v) + " is not an absolute path or \"agent\"");
+  } else if (entry && entry->ssh_identity) {
+    ep.ssh->identity = *entry->ssh_identity;
+  }
+  if (auto v = var("CESO_SSH_HOST_KEY")) {
+    try {
+      ep.ssh->host_key = normalize_host_key_pin(*v);
+    } catch (const Error& e) {
+      usage_error(std::string("CESO_SSH_HOST_KEY: ") + e.what());
+    }
+  } else if (entry && entry->ssh_host_key) {
+    ep.ssh->host_key = *entry->ssh_host_key;
+  }
 }
 
 // How the host was chosen.
@@ -818,6 +879,8 @@ Endpoint finish(const Choice& choice, const ConfigFile& cfg, const Environment& 
   limit(
       "CESO_MAX_ANSWER_MIB", [](const HostEntry& h) { return h.max_answer_mib; }, mib);
   ep.max_answer_bytes = mib * 1024 * 1024;
+
+  resolve_ssh(ep, entry, env, ceso_applies);
 
   // Plain http sends the password in clear: only to this machine (the
   // simulator) unless certificate checks are off anyway.
@@ -1010,6 +1073,88 @@ std::string normalize_thumbprint(std::string_view text) {
   if (!why.empty()) usage_error(quote(text) + " is not a SHA-256 certificate thumbprint: " + why);
   return *normalized;
 }
+
+std::string normalize_host_key_pin(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    usage_error(quote(text) + " is not a SHA-256 host key fingerprint: " + why +
+                " (ssh-keygen -lf /etc/ssh/ssh_host_ecdsa_key.pub on the host prints it)");
+  };
+  if (ascii_lower(text.substr(0, 4)) == "md5:" || (text.size() > 2 && text[2] == ':'))
+    bad("that looks like an MD5 fingerprint; ceso pins SHA256:… ones");
+  if (text.size() < 7 || ascii_lower(text.substr(0, 7)) != "sha256:")
+    bad("expected SHA256: and 43 base64 characters");
+  std::string b64(text.substr(7));
+  while (!b64.empty() && b64.back() == '=') b64.pop_back();
+  if (b64.size() != 43) bad(std::to_string(b64.size()) + " base64 characters, expected 43");
+  for (char c : b64)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/')
+      bad("a character that is not base64");
+  // 43 characters carry 258 bits: the last one must leave the spare 2 zero.
+  std::string decoded = base64_decode(b64 + "=");
+  if (decoded.size() != 32 || base64_encode(decoded) != b64 + "=")
+    bad("not the base64 of 32 bytes");
+  return "SHA256:" + b64;
+}
+
+SshAccess parse_ssh_access(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    usage_error("bad SSH address " + quote(text) + ": " + why + " (use [USER@]HOST[:PORT])");
+  };
+  for (char c : text)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
+      bad("it contains a space or control character");
+  SshAccess a;
+  std::string_view rest = text;
+  if (size_t at = rest.rfind('@'); at != std::string_view::npos) {
+    a.user = std::string(rest.substr(0, at));
+    rest = rest.substr(at + 1);
+    if (a.user.empty()) bad("empty user name");
+    if (a.user.find_first_of(":/") != std::string::npos)
+      bad("no password or path in it: use a key or the SSH agent");
+  }
+  std::string_view port_text;
+  bool has_port = false;
+  if (!rest.empty() && rest.front() == '[') {
+    size_t close = rest.find(']');
+    if (close == std::string_view::npos) bad("missing ']' after the IPv6 address");
+    a.host = ascii_lower(rest.substr(1, close - 1));
+    if (!valid_ipv6(a.host)) bad(quote(a.host) + " is not an IPv6 address");
+    std::string_view after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') bad("unexpected text after ']'");
+      port_text = after.substr(1);
+      has_port = true;
+    }
+  } else if (std::count(rest.begin(), rest.end(), ':') >= 2) {
+    a.host = ascii_lower(rest);
+    if (!valid_ipv6(a.host)) bad("an IPv6 address needs brackets: [ADDRESS]:PORT");
+  } else {
+    size_t colon = rest.find(':');
+    a.host = ascii_lower(rest.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port_text = rest.substr(colon + 1);
+      has_port = true;
+    }
+    if (!valid_hostname(a.host))
+      bad("the host has characters other than letters, digits, '.', '-'");
+  }
+  if (a.host.empty()) bad("no host");
+  if (has_port) {
+    bool digits = !port_text.empty() && port_text.size() <= 5 &&
+                  std::all_of(port_text.begin(), port_text.end(),
+                              [](unsigned char c) { return std::isdigit(c) != 0; });
+    int port = digits ? std::atoi(std::string(port_text).c_str()) : 0;
+    if (port < 1 || port > 65535) bad("the port is not a number from 1 to 65535");
+    a.port = port;
+  }
+  return a;
+}
+
+std::vector<std::string> ssh_known_hosts_files(const Environment& env) {
+  return {home_dir(env) + "/.ssh/known_hosts", ssh_record_file(env)};
+}
+
+std::string ssh_record_file(const Environment& env) { return state_dir(env) + "/known_hosts"; }
 
 std::string expand_home(std::string_view path, const Environment& env) {
   if (path == "~") return home_dir(env);

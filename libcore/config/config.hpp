@@ -27,6 +27,20 @@
 
 namespace ceso {
 
+// SSH access to a host's shell: the way to write on a free-licensed ESXi
+// host, whose API is read-only (transport/ssh). From the config entry's
+// `ssh`, `ssh_identity`, `ssh_host_key` or CESO_SSH, CESO_SSH_IDENTITY,
+// CESO_SSH_HOST_KEY (docs/configuration.md "SSH access").
+struct SshAccess {
+  std::string user = "root";
+  std::string host;  // lower case; an IPv6 literal without brackets
+  int port = 22;
+  std::string identity;  // private key file (absolute), "agent", or "" for the
+                         // agent, then ~/.ssh/id_ed25519, ~/.ssh/id_ecdsa
+  std::string host_key;  // pinned "SHA256:…" (normalize_host_key_pin) or ""
+  std::string source;    // "CESO_SSH", "config 'esxi1'", for messages
+};
+
 // One vSphere endpoint (ESXi host or vCenter) and how to log in to it.
 struct Endpoint {
   std::string url;              // normalized SDK URL without credentials:
@@ -53,6 +67,9 @@ struct Endpoint {
   int idle_timeout_s = kDefaultIdleTimeout;  // every connection: nothing received this long
   int call_timeout_s = kDefaultCallTimeout;  // one SOAP call, start to end
   uint64_t max_answer_bytes = kDefaultMaxAnswerMiB * 1024 * 1024;  // one SOAP answer
+
+  // SSH access to the host, when configured (free-licensed ESXi).
+  std::optional<SshAccess> ssh;
 
   static constexpr int kDefaultIdleTimeout = 60;
   static constexpr int kDefaultCallTimeout = 300;
@@ -114,6 +131,24 @@ Endpoint parse_endpoint_url(std::string_view text);
 // bytes optional → "AB:CD:…" (upper case, colons). Throws Error(usage) saying
 // what is wrong (a SHA-1 thumbprint is named as such).
 std::string normalize_thumbprint(std::string_view text);
+
+// An SSH address "[user@]host[:port]", "[user@][v6addr]:port" (user root,
+// port 22 by default) → user/host/port of SshAccess. Throws Error(usage)
+// "bad SSH address …: why".
+SshAccess parse_ssh_access(std::string_view text);
+
+// A pinned SSH host key as written in the config: "SHA256:" (any case) + 43
+// base64 characters (padding '=' optional), as ssh-keygen -lf prints it →
+// "SHA256:…" without padding. Throws Error(usage) saying what is wrong (an
+// MD5 "aa:bb:…" fingerprint is named as such).
+std::string normalize_host_key_pin(std::string_view text);
+
+// The OpenSSH known_hosts files ceso checks SSH host keys against: the
+// user's ~/.ssh/known_hosts (hosts met with ssh) and ceso's own
+// ${XDG_STATE_HOME}/ceso/known_hosts, where --accept-new-host-key records
+// new keys (ssh_record_file), so the user's file is never rewritten.
+std::vector<std::string> ssh_known_hosts_files(const Environment& env = process_environment());
+std::string ssh_record_file(const Environment& env = process_environment());
 
 // XDG locations (relative XDG_* values are ignored, as the spec says; "~" is
 // HOME). config_path: ${XDG_CONFIG_HOME:-~/.config}/ceso/config;

@@ -1,8 +1,9 @@
 // sftp://user@host[:port]/path targets over libssh2.
 //
 // Host keys are checked against ~/.ssh/known_hosts (OpenSSH format, "[host]:port"
-// for other ports than 22); an unknown host is refused unless the caller allows
-// adding it (--accept-new-host-key), a changed key always is. Authentication:
+// for other ports than 22) by transport/ssh's check; an unknown host is refused
+// unless the caller allows adding it (--accept-new-host-key: one line appended),
+// a changed key always is. Authentication:
 // the SSH agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa (unencrypted).
 // One SSH session per target, shared by -j workers under a mutex.
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 
 #include "base/error.hpp"
 #include "config/config.hpp"
+#include "transport/ssh.hpp"
 #include "transport/target.hpp"
 
 namespace ceso {
@@ -251,50 +253,19 @@ class SftpTarget : public BackupTarget {
     return s;
   }
 
+  // The same check as SshConnection's (transport/ssh): ~/.ssh/known_hosts
+  // read line by line (an unreadable line does not hide the rest), a changed
+  // key refused whatever its type, a new one appended, never the file
+  // rewritten.
   void check_host_key(bool accept_new) {
     std::string file = expand_home("~/.ssh/known_hosts");
-    LIBSSH2_KNOWNHOSTS* kh = libssh2_knownhost_init(session_);
-    libssh2_knownhost_readfile(kh, file.c_str(), LIBSSH2_KNOWNHOST_FILE_OPENSSH);
-    size_t len = 0;
-    int type = 0;
-    const char* key = libssh2_session_hostkey(session_, &len, &type);
-    if (!key) {
-      libssh2_knownhost_free(kh);
-      throw Error("sftp: " + u_.host + " sent no host key", Exit::connection);
-    }
-    int key_type = type == LIBSSH2_HOSTKEY_TYPE_RSA         ? LIBSSH2_KNOWNHOST_KEY_SSHRSA
-                   : type == LIBSSH2_HOSTKEY_TYPE_ED25519   ? LIBSSH2_KNOWNHOST_KEY_ED25519
-                   : type == LIBSSH2_HOSTKEY_TYPE_ECDSA_256 ? LIBSSH2_KNOWNHOST_KEY_ECDSA_256
-                   : type == LIBSSH2_HOSTKEY_TYPE_ECDSA_384 ? LIBSSH2_KNOWNHOST_KEY_ECDSA_384
-                   : type == LIBSSH2_HOSTKEY_TYPE_ECDSA_521 ? LIBSSH2_KNOWNHOST_KEY_ECDSA_521
-                                                            : LIBSSH2_KNOWNHOST_KEY_UNKNOWN;
-    int mask = LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | key_type;
-    int rc = libssh2_knownhost_checkp(kh, u_.host.c_str(), u_.port, key, len, mask, nullptr);
-    std::string name = u_.port == 22 ? u_.host : "[" + u_.host + "]:" + std::to_string(u_.port);
-    if (rc == LIBSSH2_KNOWNHOST_CHECK_MATCH) {
-      libssh2_knownhost_free(kh);
-      return;
-    }
-    if (rc == LIBSSH2_KNOWNHOST_CHECK_MISMATCH) {
-      libssh2_knownhost_free(kh);
-      throw Error("sftp: the host key of " + name + " differs from the one in " + file +
-                      ": refusing to connect (if the key was changed on purpose, remove the "
-                      "old line with: ssh-keygen -R '" +
-                      name + "')",
-                  Exit::connection);
-    }
-    if (!accept_new) {
-      libssh2_knownhost_free(kh);
-      throw Error("sftp: " + name + " is not in " + file +
-                      "; check its key and connect once with ssh, or pass "
-                      "--accept-new-host-key",
-                  Exit::connection);
-    }
-    libssh2_knownhost_addc(kh, name.c_str(), nullptr, key, len, nullptr, 0, mask, nullptr);
-    ::mkdir(expand_home("~/.ssh").c_str(), 0700);
-    int wrc = libssh2_knownhost_writefile(kh, file.c_str(), LIBSSH2_KNOWNHOST_FILE_OPENSSH);
-    libssh2_knownhost_free(kh);
-    if (wrc != 0) fail("sftp: cannot add " + name + " to " + file);
+    SshSettings s;
+    s.host = u_.host;
+    s.port = u_.port;
+    s.known_hosts_files = {file};
+    s.record_file = file;
+    s.accept_new_host_key = accept_new;
+    check_ssh_host_key(session_, s, "sftp: ", "");
   }
 
   void authenticate() {

@@ -141,6 +141,12 @@ std::string moref_xml(std::string_view element, const MoRef& ref) {
          ">";
 }
 
+FaultMeaning fault_meaning(std::string_view type) {
+  for (const auto& f : kFaults)
+    if (f.type == type) return {f.code, f.explanation};
+  return {};
+}
+
 Fault fault_from_xml(const xml::Node& fault, std::string_view method_name,
                      const std::string& host) {
   // Everything below but our own explanations is the host's text.
@@ -163,15 +169,9 @@ Fault fault_from_xml(const xml::Node& fault, std::string_view method_name,
   }
   if (type.empty()) type = "SystemError";
   type = host_text(type, 100);
-  Exit code = Exit::failure;
-  std::string explanation;
-  for (const auto& f : kFaults) {
-    if (f.type == type) {
-      code = f.code;
-      explanation = f.explanation;
-      break;
-    }
-  }
+  const FaultMeaning meaning = fault_meaning(type);
+  const Exit code = meaning.code;
+  const std::string explanation(meaning.explanation);
   std::string msg = method + " on " + host + " failed: " + type;
   if (!host_message.empty()) msg += ": " + host_text(host_message);
   if (detail_elem) {

@@ -49,6 +49,16 @@ class Fault : public Error {
   std::string method_;
 };
 
+// The exit code of a vSphere fault type ("InvalidLogin" → connection) and
+// the explanation ceso adds after the host's message ("" for a type it has
+// none for: exit failure). The one table for SOAP faults and the fault
+// blocks vim-cmd prints (vsphere/vimcmd).
+struct FaultMeaning {
+  Exit code = Exit::failure;
+  std::string_view explanation;
+};
+FaultMeaning fault_meaning(std::string_view type);
+
 // Build the Fault for a SOAP fault element (Body/Fault). Exposed for tests.
 Fault fault_from_xml(const xml::Node& fault, std::string_view method, const std::string& host);
 
