@@ -18,7 +18,9 @@
 
 #include "base/codec.hpp"
 #include "base/error.hpp"
+#include "base/process.hpp"
 #include "base/util.hpp"
+#include "config/allowlist.hpp"
 
 namespace ceso {
 
@@ -344,11 +346,11 @@ std::optional<uint64_t> parse_limit(std::string_view key, const std::string& tex
 
 // ---------------------------------------------------------------- config file
 
-const char* const kTopKeys[] = {"default", "hosts", "backup"};
-const char* const kHostKeys[] = {"url",          "user",           "password", "password_file",
-                                 "insecure",     "thumbprint",     "ca_file",  "idle_timeout",
-                                 "call_timeout", "max_answer_mib", "ssh",      "ssh_identity",
-                                 "ssh_host_key"};
+const char* const kTopKeys[] = {"default", "hosts", "backup", "allow_hosts"};
+const char* const kHostKeys[] = {
+    "url",        "user",         "password",     "password_file",   "insecure",
+    "thumbprint", "ca_file",      "idle_timeout", "call_timeout",    "max_answer_mib",
+    "ssh",        "ssh_identity", "ssh_host_key", "password_command"};
 const char* const kBackupKeys[] = {"target"};
 
 template <size_t N>
@@ -368,7 +370,8 @@ struct HostEntry {
   ParsedUrl url;
   std::optional<std::string> user;
   std::optional<std::string> password;
-  std::optional<std::string> password_file;  // already ~-expanded and absolute
+  std::optional<std::string> password_file;                  // already ~-expanded and absolute
+  std::optional<std::vector<std::string>> password_command;  // argv
   std::optional<bool> insecure;
   std::optional<std::string> thumbprint;  // normalized
   std::optional<std::string> ca_file;     // already ~-expanded and absolute
@@ -392,6 +395,8 @@ struct ConfigFile {
   std::optional<std::string> default_name;
   std::vector<HostEntry> hosts;
   std::optional<std::string> backup_target;
+  std::optional<std::vector<AllowEntry>> allow_hosts;  // set: only these hosts
+  int allow_hosts_line = 0;
 
   const HostEntry* find(std::string_view name) const {
     for (const auto& h : hosts)
@@ -435,6 +440,8 @@ class ConfigParser {
         parse_hosts(kv.second);
       } else if (key == "backup") {
         parse_backup(kv.second);
+      } else if (key == "allow_hosts") {
+        parse_allow_hosts(kv.first, kv.second);
       }
     }
     if (cfg_.default_name && !cfg_.find(*cfg_.default_name)) {
@@ -538,6 +545,9 @@ class ConfigParser {
       } else if (key == "password_file") {
         h.password_file = path_value(v, full);
         password_mark = kv.first.Mark();
+      } else if (key == "password_command") {
+        h.password_command = command_value(v, full);
+        password_mark = kv.first.Mark();
       } else if (key == "insecure") {
         bool b = false;
         if (!v.IsScalar() || !YAML::convert<bool>::decode(v, b))
@@ -579,8 +589,43 @@ class ConfigParser {
       throw error(name_node.Mark(), prefix + ": " +
                                         (h.ssh_identity ? "ssh_identity" : "ssh_host_key") +
                                         " without ssh (add ssh: root@HOST)");
-    if (h.password && h.password_file)
-      throw error(password_mark, prefix + ": give password or password_file, not both");
+    if (int{h.password.has_value()} + h.password_file.has_value() + h.password_command.has_value() >
+        1)
+      throw error(password_mark,
+                  prefix + ": give one of password, password_file and password_command");
+  }
+
+  // password_command: a command line (split by split_command) or a list of
+  // words (taken as they are).
+  std::vector<std::string> command_value(const YAML::Node& node, const std::string& key) const {
+    if (node.IsSequence()) {
+      std::vector<std::string> argv;
+      for (const auto& word : node) argv.push_back(scalar(word, key));
+      if (argv.empty() || argv.front().empty()) throw error(node.Mark(), key + ": empty command");
+      return argv;
+    }
+    std::string why;
+    auto argv = split_command(scalar(node, key), &why);
+    if (!argv) throw error(node.Mark(), key + ": " + why);
+    return *argv;
+  }
+
+  void parse_allow_hosts(const YAML::Node& key, const YAML::Node& list) {
+    if (!list.IsSequence())
+      throw error(
+          list.IsNull() ? key.Mark() : list.Mark(),
+          "allow_hosts: expected a list of host names, addresses and networks (ADDRESS/BITS); "
+          "[] allows no host");
+    std::vector<AllowEntry> entries;
+    for (const auto& item : list) {
+      std::string text = scalar(item, "allow_hosts");
+      std::string why;
+      auto entry = parse_allow_entry(text, &why);
+      if (!entry) throw error(item.Mark(), "allow_hosts: " + quote(text) + ": " + why);
+      entries.push_back(std::move(*entry));
+    }
+    cfg_.allow_hosts = std::move(entries);
+    cfg_.allow_hosts_line = key.Mark().line + 1;
   }
 
   void parse_backup(const YAML::Node& backup) {
@@ -747,6 +792,38 @@ void resolve_ssh(Endpoint& ep, const HostEntry* entry, const Environment& env, b
   }
 }
 
+// ---------------------------------------------------------------- allow_hosts
+
+// Refuses (exit 5) a host the config file's allow_hosts does not allow,
+// before anything resolves or connects to it. `what` says where the host came
+// from ("--url", "config 'lab'", "backup target").
+void enforce_allowlist(const ConfigFile& cfg, std::string_view host, std::string_view what) {
+  if (!cfg.allow_hosts || host_allowed(*cfg.allow_hosts, host)) return;
+  throw Error(std::string(what) + ": host " + quote(host) + " is not in allow_hosts (config file " +
+                  quote(cfg.path) + ", line " + std::to_string(cfg.allow_hosts_line) +
+                  "); not connecting",
+              Exit::policy);
+}
+
+// ---------------------------------------------------------------- password command
+
+// The password a command prints (docs/configuration.md "Password from a
+// command"): its first line without trailing white space. `what` names the
+// setting for messages, which never show the output.
+std::string password_from_command(const std::vector<std::string>& argv, const std::string& what) {
+  std::string out;
+  try {
+    out = run_capture(argv);
+  } catch (const Error& e) {
+    throw Error(what + ": " + e.what(), e.code());
+  }
+  out.erase(std::min(out.find('\n'), out.size()));
+  while (!out.empty() && (out.back() == ' ' || out.back() == '\t' || out.back() == '\r'))
+    out.pop_back();
+  if (out.empty()) fail(what + ": " + quote(argv.front()) + " printed no password");
+  return out;
+}
+
 // How the host was chosen.
 struct Choice {
   ParsedUrl url;
@@ -757,6 +834,7 @@ struct Choice {
 
 Endpoint finish(const Choice& choice, const ConfigFile& cfg, const Environment& env,
                 const EnvFamily& ceso, const EnvFamily& govc) {
+  enforce_allowlist(cfg, choice.url.ep.host, choice.source);
   // The password is about to be in this process's memory.
   forbid_core_dumps();
   Endpoint ep = choice.url.ep;
@@ -806,12 +884,25 @@ Endpoint finish(const Choice& choice, const ConfigFile& cfg, const Environment& 
   // Password: environment, else the entry's.
   auto ceso_password = ceso_var("CESO_PASSWORD");
   auto ceso_password_file = ceso_var("CESO_PASSWORD_FILE");
-  if (ceso_password && ceso_password_file)
-    usage_error("CESO_PASSWORD and CESO_PASSWORD_FILE are both set; unset one");
+  auto ceso_password_command = ceso_var("CESO_PASSWORD_COMMAND");
+  {
+    std::vector<std::string> set;
+    if (ceso_password) set.emplace_back("CESO_PASSWORD");
+    if (ceso_password_file) set.emplace_back("CESO_PASSWORD_FILE");
+    if (ceso_password_command) set.emplace_back("CESO_PASSWORD_COMMAND");
+    if (set.size() == 2) usage_error(set[0] + " and " + set[1] + " are both set; unset one");
+    if (set.size() == 3)
+      usage_error(set[0] + ", " + set[1] + " and " + set[2] + " are all set; unset all but one");
+  }
   if (ceso_password) {
     ep.password = *ceso_password;
   } else if (ceso_password_file) {
     ep.password = read_password_file(expand_home(*ceso_password_file, env), "CESO_PASSWORD_FILE");
+  } else if (ceso_password_command) {
+    std::string why;
+    auto argv = split_command(*ceso_password_command, &why);
+    if (!argv) usage_error("CESO_PASSWORD_COMMAND: " + why);
+    ep.password = password_from_command(*argv, "CESO_PASSWORD_COMMAND");
   } else if (ceso_url && ceso_url->has_password) {
     ep.password = ceso_url->ep.password;
   } else if (auto p = govc_var("GOVC_PASSWORD")) {
@@ -824,6 +915,9 @@ Endpoint finish(const Choice& choice, const ConfigFile& cfg, const Environment& 
     else if (entry->password_file)
       ep.password = read_password_file(*entry->password_file,
                                        "config " + quote(entry->name) + " password_file");
+    else if (entry->password_command)
+      ep.password = password_from_command(*entry->password_command,
+                                          "config " + quote(entry->name) + " password_command");
     else if (entry->url.has_password)
       ep.password = entry->url.ep.password;
   }
@@ -1196,6 +1290,7 @@ Endpoint endpoint_for_record(const std::string& endpoint_id,
   // Only hosts the user configured get credentials: a record naming some
   // other host must not make us send a password there.
   ConfigFile cfg = load_config(env);
+  enforce_allowlist(cfg, parse_url(endpoint_id).ep.host, "record endpoint " + quote(endpoint_id));
   EnvFamily ceso = read_family(env, "CESO_URL", true);
   EnvFamily govc = read_family(env, "GOVC_URL", false);
   Choice choice;
@@ -1219,6 +1314,10 @@ Endpoint endpoint_for_record(const std::string& endpoint_id,
     fail("record is from host " + quote(endpoint_id) +
          " but no credentials for it are configured; add it to " + cfg.path + " or set CESO_URL");
   return finish(choice, cfg, env, ceso, govc);
+}
+
+void check_host_allowed(std::string_view host, std::string_view what, const Environment& env) {
+  enforce_allowlist(load_config(env), host, what);
 }
 
 std::vector<std::string> config_host_names(const Environment& env) {

@@ -96,8 +96,10 @@ struct HostSelection {
 //              --url, malformed CESO_* / GOVC_* values
 //   bad_input  malformed config file (message names file, line and key)
 //   policy     password file or config file with a password readable by
-//              group/others; plain http to a non-loopback host without insecure
-//   failure    a named file cannot be read
+//              group/others; plain http to a non-loopback host without insecure;
+//              a host the config file's allow_hosts does not allow (checked
+//              first, before any password is read or command run)
+//   failure    a named file cannot be read; the password command fails
 Endpoint resolve_endpoint(const HostSelection& given,
                           const Environment& env = process_environment());
 
@@ -192,6 +194,18 @@ std::string expand_home(std::string_view path, const Environment& env = process_
 // messages); empty when there is no config file. Throws like
 // resolve_endpoint for a malformed or unsafe config file.
 std::vector<std::string> config_host_names(const Environment& env = process_environment());
+
+// The endpoint allowlist (config key allow_hosts, docs/configuration.md
+// "Allowed hosts"; matching in config/allowlist.hpp). When the config file
+// sets it, throws Error(policy) "WHAT: host 'H' is not in allow_hosts
+// (config file …, line N); not connecting" unless `host` is allowed; without
+// it, any host is. Every transport calls this before it resolves or connects
+// to a host: resolve_endpoint and endpoint_for_record do for vSphere
+// endpoints, open_sftp_target for backup targets, and the SSH transport must
+// for its hosts. `what` says where the host came from ("backup target").
+// Throws like config_host_names for a malformed config file.
+void check_host_allowed(std::string_view host, std::string_view what,
+                        const Environment& env = process_environment());
 
 // `backup: target:` from the config file, if set. Throws like
 // config_host_names.

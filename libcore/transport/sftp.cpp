@@ -63,6 +63,7 @@ namespace {
 std::once_flag g_ssh_init;
 
 int connect_tcp(const SftpUrl& u) {
+  check_host_allowed(u.host, "backup target");  // allow_hosts: before DNS and TCP
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;

@@ -365,7 +365,8 @@ void Client::login(const std::string& stale_cookie) {
   if (!content_.api_version.empty()) soap_action_ = "urn:vim25/" + content_.api_version;
   if (endpoint_.password.empty())
     throw Error("no password for " + quote(endpoint_.user) + " on " + host_of(endpoint_) +
-                    ": set CESO_PASSWORD or CESO_PASSWORD_FILE, or password_file in the config",
+                    ": set CESO_PASSWORD, CESO_PASSWORD_FILE or CESO_PASSWORD_COMMAND, or "
+                    "password_file or password_command in the config",
                 Exit::connection);
   try {
     raw_call("Login", content_.session_manager,

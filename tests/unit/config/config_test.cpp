@@ -974,7 +974,7 @@ TEST_F(ConfigFile, SchemaErrors) {
            Case{"hosts:\n  a:\n    url: [a, b]\n", "line 3: hosts.a.url: expected a single value"},
            Case{"default: b\nhosts:\n  a:\n    url: a.lab\n", "line 1: default: 'b' is not a host"},
            Case{"hosts:\n  a:\n    url: a.lab\n    password: x\n    password_file: f\n",
-                "hosts.a: give password or password_file, not both"},
+                "line 5: hosts.a: give one of password, password_file and password_command"},
            Case{"backup:\n  target: x\n  keep: 3\n", "line 3: backup: unknown key 'keep'"},
        }) {
     write_config(c.text);
