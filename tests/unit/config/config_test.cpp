@@ -298,6 +298,17 @@ TEST_F(ConfigUrl, UppercaseSchemeAndDefaultPorts) {
   EXPECT_EQ(ceso::parse_endpoint_url("http://vc.example:443").url, "http://vc.example:443/sdk");
 }
 
+// An IPv4 address in a form inet_aton reads (as the connection would) is
+// one endpoint: the same id as its dotted quad.
+TEST_F(ConfigUrl, Ipv4ShortFormsAreNormalized) {
+  for (const char* text :
+       {"http://127.1:8989/sdk", "http://0x7f.0.0.1:8989/sdk", "http://127.0.0.1:8989/sdk"}) {
+    auto ep = ceso::parse_endpoint_url(text);
+    EXPECT_EQ(ep.host, "127.0.0.1") << text;
+    EXPECT_EQ(ep.id, "127.0.0.1:8989") << text;
+  }
+}
+
 TEST_F(ConfigUrl, TrailingSlashes) {
   EXPECT_EQ(ceso::parse_endpoint_url("esxi1.lab/").url, "https://esxi1.lab/sdk");
   EXPECT_EQ(ceso::parse_endpoint_url("esxi1.lab:8443/").url, "https://esxi1.lab:8443/sdk");
