@@ -19,6 +19,7 @@
 #include "base/codec.hpp"
 #include "base/error.hpp"
 #include "base/process.hpp"
+#include "base/url.hpp"
 #include "base/util.hpp"
 #include "config/allowlist.hpp"
 
@@ -48,24 +49,6 @@ int hex_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-// %XX decoding for the user and password parts of a URL (Go's url.Parse does
-// the same, so govc users' GOVC_URL values mean the same here).
-std::optional<std::string> percent_decode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size()) return std::nullopt;
-    int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
 }
 
 std::string errno_text(int err) { return std::strerror(err); }
@@ -198,18 +181,6 @@ std::optional<std::string> parse_hex_fingerprint(std::string_view text, size_t* 
 
 // ---------------------------------------------------------------- URLs
 
-bool valid_hostname(std::string_view host) {
-  return std::all_of(host.begin(), host.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
-  });
-}
-
-bool valid_ipv6(const std::string& host) {
-  std::string addr = host.substr(0, host.find('%'));  // without a zone id
-  unsigned char buf[16];
-  return ::inet_pton(AF_INET6, addr.c_str(), buf) == 1;
-}
-
 bool is_loopback(const std::string& host) {
   if (host == "localhost" || host == "localhost." || host == "::1") return true;
   unsigned char v4[4];
@@ -223,103 +194,31 @@ struct ParsedUrl {
   bool has_password = false;
 };
 
+// Every endpoint URL form ("host", "host:port", "[v6]:port", "v6",
+// "user@host", "https://user:pass@host:port/path") through the one URL
+// parser (base/url.hpp, libcurl's curl_url); this adds the endpoint's
+// defaults: https, port 443 (80 for http), the path /sdk.
 ParsedUrl parse_url(std::string_view text) {
-  auto bad = [&](const std::string& why) -> Error {
-    return Error("bad URL " + quote(redact_url(text)) + ": " + why, Exit::usage);
-  };
-  if (text.empty()) throw bad("empty");
-  for (char c : text)
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
-      throw bad("contains a space or control character");
+  static const UrlSyntax kSyntax{{"https", "http"}, "https", true};
+  std::string why;
+  auto parts = parse_url_parts(text, kSyntax, &why);
+  if (!parts) throw Error("bad URL " + quote(redact_url(text)) + ": " + why, Exit::usage);
 
   ParsedUrl out;
   Endpoint& ep = out.ep;
-  std::string_view rest = text;
-  ep.scheme = "https";
-  if (size_t sep = text.find("://"); sep != std::string_view::npos) {
-    ep.scheme = ascii_lower(text.substr(0, sep));
-    if (ep.scheme != "https" && ep.scheme != "http")
-      throw bad("unsupported scheme (use https:// or http://)");
-    rest = text.substr(sep + 3);
+  ep.scheme = parts->scheme;
+  ep.host = parts->host;
+  ep.user = parts->user.value_or("");
+  out.has_user = !ep.user.empty();
+  if (parts->password) {
+    ep.password = *parts->password;
+    out.has_password = true;
   }
-  size_t authority_end = rest.find_first_of("/?#");
-  std::string_view authority = rest.substr(0, authority_end);
-  std::string path(authority_end == std::string_view::npos ? "" : rest.substr(authority_end));
-  if (path.find_first_of("?#") != std::string::npos)
-    throw bad("a query or fragment (?, #) is not supported");
-  if (path.empty() || path == "/") path = "/sdk";
-
-  // user:password@ — the last '@' ends it, as in Go, so "user@domain@host" works.
-  if (size_t at = authority.rfind('@'); at != std::string_view::npos) {
-    std::string_view userinfo = authority.substr(0, at);
-    authority = authority.substr(at + 1);
-    size_t colon = userinfo.find(':');
-    auto user = percent_decode(userinfo.substr(0, colon));
-    if (!user) throw bad("bad %-escape in the user name");
-    ep.user = *user;
-    out.has_user = !ep.user.empty();
-    if (colon != std::string_view::npos) {
-      auto password = percent_decode(userinfo.substr(colon + 1));
-      if (!password) throw bad("bad %-escape in the password");
-      ep.password = *password;
-      out.has_password = true;
-    }
-  }
-
-  std::string port_text;
-  bool ipv6 = false;
-  if (!authority.empty() && authority.front() == '[') {
-    size_t close = authority.find(']');
-    if (close == std::string_view::npos) throw bad("missing ']' after the IPv6 address");
-    std::string host(authority.substr(1, close - 1));
-    if (size_t zone = host.find("%25"); zone != std::string::npos) host.replace(zone, 3, "%");
-    if (!valid_ipv6(host)) throw bad(quote(host) + " is not an IPv6 address");
-    ep.host = ascii_lower(host);
-    ipv6 = true;
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') throw bad("unexpected text after ']'");
-      port_text = after.substr(1);
-      if (port_text.empty()) throw bad("empty port");
-    }
-  } else if (std::count(authority.begin(), authority.end(), ':') >= 2) {
-    // A bare IPv6 literal: it cannot carry a port without brackets.
-    std::string host(authority);
-    if (!valid_ipv6(host)) throw bad("an IPv6 address needs brackets: [ADDRESS] or [ADDRESS]:PORT");
-    ep.host = ascii_lower(host);
-    ipv6 = true;
-  } else {
-    size_t colon = authority.find(':');
-    ep.host = ascii_lower(authority.substr(0, colon));
-    if (colon != std::string_view::npos) {
-      port_text = authority.substr(colon + 1);
-      if (port_text.empty()) throw bad("empty port");
-    }
-    if (!ep.host.empty() && !valid_hostname(ep.host))
-      throw bad("the host has characters other than letters, digits, '.', '-'");
-  }
-  if (ep.host.empty()) throw bad("no host");
-
   const int default_port = ep.scheme == "https" ? 443 : 80;
-  ep.port = default_port;
-  if (!port_text.empty()) {
-    bool digits =
-        port_text.size() <= 5 && std::all_of(port_text.begin(), port_text.end(),
-                                             [](unsigned char c) { return std::isdigit(c) != 0; });
-    int port = digits ? std::atoi(port_text.c_str()) : 0;
-    if (port < 1 || port > 65535) throw bad("the port is not a number from 1 to 65535");
-    ep.port = port;
-  }
-
-  std::string host_ref = ep.host;
-  if (ipv6) {
-    host_ref = ep.host;
-    if (size_t zone = host_ref.find('%'); zone != std::string::npos)
-      host_ref.replace(zone, 1, "%25");
-    host_ref = "[" + host_ref + "]";
-  }
-  ep.id = (ipv6 ? "[" + ep.host + "]" : ep.host) + ":" + std::to_string(ep.port);
-  ep.url = ep.scheme + "://" + host_ref +
+  ep.port = parts->port ? parts->port : default_port;
+  std::string path = parts->path == "/" ? "/sdk" : parts->path;
+  ep.id = (parts->ipv6 ? "[" + ep.host + "]" : ep.host) + ":" + std::to_string(ep.port);
+  ep.url = ep.scheme + "://" + parts->host_ref() +
            (ep.port == default_port ? "" : ":" + std::to_string(ep.port)) + path;
   return out;
 }
@@ -1189,6 +1088,23 @@ std::string normalize_host_key_pin(std::string_view text) {
     bad("not the base64 of 32 bytes");
   return "SHA256:" + b64;
 }
+
+namespace {
+
+// The host part of `ssh:` (parse_ssh_access).
+bool valid_hostname(std::string_view host) {
+  return std::all_of(host.begin(), host.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+  });
+}
+
+bool valid_ipv6(const std::string& host) {
+  std::string addr = host.substr(0, host.find('%'));  // without a zone id
+  unsigned char buf[16];
+  return ::inet_pton(AF_INET6, addr.c_str(), buf) == 1;
+}
+
+}  // namespace
 
 SshAccess parse_ssh_access(std::string_view text) {
   auto bad = [&](const std::string& why) {

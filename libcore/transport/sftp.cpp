@@ -25,36 +25,22 @@
 namespace ceso {
 
 SftpUrl parse_sftp_url(const std::string& url) {
-  constexpr std::string_view kScheme = "sftp://";
-  if (url.rfind(kScheme, 0) != 0)
-    usage_error("backup target " + quote(url) + ": use sftp://user@host[:port]/path");
-  std::string rest = url.substr(kScheme.size());
-  size_t slash = rest.find('/');
-  if (slash == std::string::npos || slash + 1 >= rest.size())
-    usage_error("backup target " + quote(redact_url(url)) + ": use sftp://user@host[:port]/path");
+  UrlParts parts = parse_target_url(url);
+  auto bad = [&](const std::string& why) {
+    usage_error("backup target " + quote(redact_url(url)) + ": " + why);
+  };
+  if (parts.scheme != "sftp") bad("not an sftp:// URL");
+  if (parts.password) bad("no password in the URL; use a key or the SSH agent");
   SftpUrl u;
-  u.path = rest.substr(slash);
-  std::string authority = rest.substr(0, slash);
-  size_t at = authority.rfind('@');
-  if (at != std::string::npos) {
-    u.user = authority.substr(0, at);
-    authority = authority.substr(at + 1);
-  }
-  if (u.user.find(':') != std::string::npos)
-    usage_error("backup target " + quote(url.substr(0, kScheme.size())) +
-                "…: no password in the URL; use a key or the SSH agent");
-  size_t colon = authority.rfind(':');
-  if (colon != std::string::npos && authority.find(']') == std::string::npos) {
-    u.port = std::atoi(authority.substr(colon + 1).c_str());
-    authority = authority.substr(0, colon);
-  }
-  u.host = authority;
+  u.user = parts.user.value_or("");
   if (u.user.empty()) {
     const char* user = std::getenv("USER");
     u.user = user && *user ? user : "root";
   }
-  if (u.host.empty() || u.port <= 0 || u.port > 65535)
-    usage_error("backup target " + quote(redact_url(url)) + ": use sftp://user@host[:port]/path");
+  u.host = parts.host;
+  if (parts.port) u.port = parts.port;
+  u.path = target_root(parts, url);
+  if (u.path == "/") bad("no path: use sftp://[user@]host[:port]/path");
   return u;
 }
 

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "base/error.hpp"
+#include "base/url.hpp"
 #include "config/config.hpp"
 
 namespace ceso {
@@ -167,21 +168,6 @@ class FileTarget : public BackupTarget {
   }
 };
 
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() + 0 &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 void check_target_path(const std::string& rel, bool allow_root) {
@@ -232,20 +218,37 @@ std::unique_ptr<BackupTarget> open_file_target(const std::string& root, std::str
   return std::make_unique<FileTarget>(root, std::move(url));
 }
 
+UrlParts parse_target_url(const std::string& url) {
+  static const UrlSyntax kSyntax{{"file", "sftp"}, "", false};
+  std::string why;
+  auto parts = parse_url_parts(url, kSyntax, &why);
+  if (!parts) usage_error("backup target " + quote(redact_url(url)) + ": " + why);
+  return *parts;
+}
+
+std::string target_root(const UrlParts& parts, const std::string& url) {
+  std::string path = parts.decoded_path;
+  // The root anchors every path checked by check_target_path: it is
+  // written out, not resolved ("/srv/../etc" is refused, not read as /etc).
+  if (has_dot_segment(path))
+    usage_error("backup target " + quote(redact_url(url)) +
+                ": a '.' or '..' component in the path");
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
+}
+
 std::unique_ptr<BackupTarget> open_backup_target(const std::string& url,
                                                  const TargetOptions& options) {
-  constexpr std::string_view kFile = "file://";
-  if (url.rfind("sftp://", 0) == 0) return open_sftp_target(url, options);
-  if (url.rfind(kFile, 0) == 0) {
-    std::string path = percent_decode(std::string_view(url).substr(kFile.size()));
-    if (path.empty() || path[0] != '/')
-      usage_error("backup target " + quote(redact_url(url)) + ": use file:///absolute/path");
-    while (path.size() > 1 && path.back() == '/') path.pop_back();
-    return open_file_target(path, url);
+  // A plain absolute path is a file:// URL; the catalog records it as one.
+  if (!url.empty() && url[0] == '/') {
+    for (unsigned char c : url)
+      if (c < 0x20 || c == 0x7f)
+        usage_error("backup target " + quote(url) + ": the path holds a control character");
+    return open_backup_target(file_url(url), options);
   }
-  if (!url.empty() && url[0] == '/') return open_file_target(url, "file://" + url);
-  usage_error("backup target " + quote(redact_url(url)) +
-              ": unsupported URL (use file:///path or sftp://user@host/path)");
+  UrlParts parts = parse_target_url(url);
+  if (parts.scheme == "sftp") return open_sftp_target(url, options);
+  return open_file_target(target_root(parts, url), url);
 }
 
 }  // namespace ceso

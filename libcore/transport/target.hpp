@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "base/url.hpp"
+
 namespace ceso {
 
 // A file being written. commit() makes the data durable (fsync) and closes
@@ -83,14 +85,27 @@ class BackupTarget {
   void write_file(const std::string& path, const std::string& data);
 };
 
-// Opens the target of a URL. Throws Error(usage) for an unknown scheme or a
-// malformed URL, Error(connection) when an sftp host cannot be reached or
-// its key is not trusted, Error(failure) when the root does not exist.
+// Opens the target of a URL: file:///path, file://localhost/path, a plain
+// absolute path (recorded as its file:// URL), sftp://…. Throws Error(usage)
+// for an unknown scheme or a malformed URL, Error(connection) when an sftp host cannot be reached
+// or its key is not trusted, Error(failure) when the root does not exist.
 std::unique_ptr<BackupTarget> open_backup_target(const std::string& url,
                                                  const TargetOptions& options = {});
 
-// The parts of sftp://[user@]host[:port]/path (user defaults to $USER, port
-// to 22). Throws Error(usage) for a malformed URL or one with a password.
+// A file:// or sftp:// URL split by parse_url_parts (base/url.hpp); the
+// scheme may be written in any case. Throws Error(usage) "backup target
+// 'URL': why" (user information redacted) for a malformed one.
+UrlParts parse_target_url(const std::string& url);
+
+// The root directory of a parsed target URL: %-decoded, trailing '/'
+// dropped ("/" stays). Throws Error(usage) for a "." or ".." component:
+// the root is what every checked target path stays under, so it is never
+// resolved.
+std::string target_root(const UrlParts& parts, const std::string& url);
+
+// The parts of sftp://[user@]host[:port]/path (user %-decoded, defaults to
+// $USER, port to 22; host without IPv6 brackets; path %-decoded, not "/").
+// Throws Error(usage) for a malformed URL or one with a password.
 // Used by open_sftp_target; public for tests and fuzzing (no connection).
 struct SftpUrl {
   std::string user, host, path;

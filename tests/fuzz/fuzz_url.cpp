@@ -1,7 +1,8 @@
 // URLs: the vSphere endpoint (config.hpp parse_endpoint_url: --url, CESO_URL,
 // GOVC_URL, config entries, records' endpoint fields), certificate
-// thumbprints, and backup target URLs (target.hpp: file://, sftp://). sftp
-// URLs are only parsed (parse_sftp_url): opening one would connect.
+// thumbprints, and backup target URLs (target.hpp: file://, sftp://; all
+// through base/url.hpp's parse_url_parts). sftp URLs are only parsed
+// (parse_target_url, parse_sftp_url): opening one would connect.
 #include "config/config.hpp"
 #include "fuzz.hpp"
 #include "transport/target.hpp"
@@ -34,16 +35,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     CESO_FUZZ_CHECK(t.size() == 95, "a SHA-256 thumbprint is 32 hex pairs with colons");
     CESO_FUZZ_CHECK(normalize_thumbprint(t) == t, "thumbprint normalization is idempotent");
   });
-  if (text.rfind("sftp://", 0) == 0) {
+  // Target URLs. sftp ones (the scheme in any case) are only parsed:
+  // opening one would connect. file:// URLs and plain paths are opened (that
+  // only looks at the directory).
+  bool sftp = false;
+  try {
+    sftp = parse_target_url(text).scheme == "sftp";
+  } catch (const Error&) {
+  }
+  if (sftp) {
     ceso_fuzz::expect_ok_or_error([&] {
       SftpUrl u = parse_sftp_url(text);
       CESO_FUZZ_CHECK(!u.host.empty() && !u.user.empty(), "sftp URL has a host and a user");
       CESO_FUZZ_CHECK(u.port > 0 && u.port < 65536, "sftp port in range");
-      CESO_FUZZ_CHECK(!u.path.empty() && u.path[0] == '/', "sftp path is absolute");
+      CESO_FUZZ_CHECK(u.path.size() > 1 && u.path[0] == '/', "sftp path is absolute, not /");
+      CESO_FUZZ_CHECK(!has_dot_segment(u.path), "no . or .. in the sftp path");
+      for (unsigned char c : u.user + u.host + u.path)
+        CESO_FUZZ_CHECK(c >= 0x20 && c != 0x7f, "no control character in an sftp URL's parts");
     });
   } else {
-    // file:// and plain paths: opening only looks at the directory.
-    ceso_fuzz::expect_ok_or_error([&] { (void)open_backup_target(text); });
+    ceso_fuzz::expect_ok_or_error([&] {
+      auto t = open_backup_target(text);
+      // What the catalog records opens the same way again.
+      (void)open_backup_target(t->url());
+    });
   }
   ceso_fuzz::expect_ok_or_error([&] { (void)parse_sftp_url(text); });
   return 0;

@@ -245,6 +245,123 @@ TEST_F(ConfigUrl, Ipv4) {
   EXPECT_EQ(ep.id, "10.0.0.5:444");
 }
 
+TEST_F(ConfigUrl, Ipv6WithoutSchemeWithAndWithoutPort) {
+  auto ep = ceso::parse_endpoint_url("[2001:db8::1]:8443");
+  EXPECT_EQ(ep.url, "https://[2001:db8::1]:8443/sdk");
+  EXPECT_EQ(ep.id, "[2001:db8::1]:8443");
+  ep = ceso::parse_endpoint_url("root@[2001:db8::1]");
+  EXPECT_EQ(ep.user, "root");
+  EXPECT_EQ(ep.url, "https://[2001:db8::1]/sdk");
+  EXPECT_EQ(ep.id, "[2001:db8::1]:443");
+  ep = ceso::parse_endpoint_url("root@2001:db8::1");  // bare, with a user
+  EXPECT_EQ(ep.user, "root");
+  EXPECT_EQ(ep.id, "[2001:db8::1]:443");
+  ep = ceso::parse_endpoint_url("https://2001:DB8::2/sdk");  // bare, with a scheme
+  EXPECT_EQ(ep.url, "https://[2001:db8::2]/sdk");
+}
+
+// A zone id is written %25 in a URL; the host keeps it as "%zone", and the
+// zone (an interface name, which is case-sensitive) keeps its case.
+TEST_F(ConfigUrl, Ipv6ZoneIds) {
+  for (const char* text :
+       {"[fe80::1%25eth0]:8443", "https://[fe80::1%25eth0]:8443/sdk", "[FE80::1%eth0]:8443"}) {
+    auto ep = ceso::parse_endpoint_url(text);
+    EXPECT_EQ(ep.host, "fe80::1%eth0") << text;
+    EXPECT_EQ(ep.url, "https://[fe80::1%25eth0]:8443/sdk") << text;
+    EXPECT_EQ(ep.id, "[fe80::1%eth0]:8443") << text;
+  }
+  auto ep = ceso::parse_endpoint_url("fe80::1%enP1s0");  // bare, no port
+  EXPECT_EQ(ep.host, "fe80::1%enP1s0");
+  EXPECT_EQ(ep.url, "https://[fe80::1%25enP1s0]/sdk");
+  EXPECT_EQ(ceso::parse_endpoint_url(ep.url).id, ep.id);
+}
+
+TEST_F(ConfigUrl, PercentEncodedUserAndPath) {
+  auto ep = ceso::parse_endpoint_url("alice%40corp.example@esxi1.lab");
+  EXPECT_EQ(ep.user, "alice@corp.example");
+  EXPECT_EQ(ep.url, "https://esxi1.lab/sdk");
+  ep = ceso::parse_endpoint_url("https://svc%2Bbackup:p%20w@vc.example/my%20sdk");
+  EXPECT_EQ(ep.user, "svc+backup");
+  EXPECT_EQ(ep.password, "p w");
+  EXPECT_EQ(ep.url, "https://vc.example/my%20sdk");  // the path is sent as written
+}
+
+TEST_F(ConfigUrl, UppercaseSchemeAndDefaultPorts) {
+  auto ep = ceso::parse_endpoint_url("HTTP://127.0.0.1:8989/sdk");
+  EXPECT_EQ(ep.scheme, "http");
+  EXPECT_EQ(ep.url, "http://127.0.0.1:8989/sdk");
+  EXPECT_EQ(ceso::parse_endpoint_url("Https://vc.example").id, "vc.example:443");
+  EXPECT_EQ(ceso::parse_endpoint_url("hTTp://vc.example").id, "vc.example:80");
+  EXPECT_EQ(ceso::parse_endpoint_url("http://vc.example:80/sdk").url, "http://vc.example/sdk");
+  // The other scheme's default port is not a default: it stays in the URL.
+  EXPECT_EQ(ceso::parse_endpoint_url("https://vc.example:80/sdk").url, "https://vc.example:80/sdk");
+  EXPECT_EQ(ceso::parse_endpoint_url("http://vc.example:443").url, "http://vc.example:443/sdk");
+}
+
+// An IPv4 address in a form inet_aton reads (as the connection would) is
+// one endpoint: the same id as its dotted quad.
+TEST_F(ConfigUrl, Ipv4ShortFormsAreNormalized) {
+  for (const char* text :
+       {"http://127.1:8989/sdk", "http://0x7f.0.0.1:8989/sdk", "http://127.0.0.1:8989/sdk"}) {
+    auto ep = ceso::parse_endpoint_url(text);
+    EXPECT_EQ(ep.host, "127.0.0.1") << text;
+    EXPECT_EQ(ep.id, "127.0.0.1:8989") << text;
+  }
+}
+
+TEST_F(ConfigUrl, TrailingSlashes) {
+  EXPECT_EQ(ceso::parse_endpoint_url("esxi1.lab/").url, "https://esxi1.lab/sdk");
+  EXPECT_EQ(ceso::parse_endpoint_url("esxi1.lab:8443/").url, "https://esxi1.lab:8443/sdk");
+  EXPECT_EQ(ceso::parse_endpoint_url("[::1]:8989/").url, "https://[::1]:8989/sdk");
+  EXPECT_EQ(ceso::parse_endpoint_url("https://vc.example/sdk/").url, "https://vc.example/sdk/");
+}
+
+// What libcurl's URL parser accepts and an endpoint must not be: an empty
+// host (curl reads "https:///sdk" as the host "sdk"), port 0, an empty
+// query or fragment, malformed %-escapes, escaped control characters, an
+// unbracketed IPv6 address with a port.
+TEST_F(ConfigUrl, WhatCurlAcceptsIsStillRefused) {
+  for (const char* bad : {"https:///sdk",
+                          "https:///",
+                          "esxi1:0",
+                          "https://esxi1:0/sdk",
+                          "https://esxi1:00000",
+                          "https://esxi1?",
+                          "https://esxi1/sdk#",
+                          "https://esxi1/sdk#top",
+                          "esxi1?x",
+                          "https://esxi1/a%zz",
+                          "https://esxi1/a%2",
+                          "https://a%zz@esxi1",
+                          "https://a:b%g1@esxi1",
+                          "https://root:a%0Ab@esxi1",
+                          "https://ro%00ot@esxi1",
+                          "https://esxi1/a%0d%0aX:1",
+                          "fe80::1:443:",
+                          "2001:db8::1]:443",
+                          "https://esxi1:+443",
+                          "https://esxi1:-1",
+                          "https://es%78i1",
+                          "https://b%C3%BCcher.example",
+                          "esxi1\t",
+                          "\x7f"}) {
+    auto e = url_error(bad);
+    EXPECT_EQ(e.code(), ceso::Exit::usage) << bad;
+    EXPECT_TRUE(contains(e.what(), "bad URL")) << bad << ": " << e.what();
+  }
+}
+
+TEST_F(ConfigUrl, ReasonsNameTheFault) {
+  EXPECT_TRUE(contains(url_error("https:///sdk").what(), "no host"));
+  EXPECT_TRUE(contains(url_error("esxi1:0").what(), "port"));
+  EXPECT_TRUE(contains(url_error("esxi1/sdk#x").what(), "query or fragment"));
+  EXPECT_TRUE(contains(url_error("https://a:b%zz@esxi1").what(), "%-escape in the password"));
+  EXPECT_TRUE(contains(url_error("https://a%0a@esxi1").what(), "%-escape in the user name"));
+  EXPECT_TRUE(contains(url_error("2001:db8::zz").what(), "needs brackets"));
+  EXPECT_TRUE(contains(url_error("ftp://esxi1").what(), "use https:// or http://"));
+  EXPECT_TRUE(contains(url_error("bad!host").what(), "characters other than"));
+}
+
 TEST_F(ConfigUrl, MalformedUrlsAreUsageErrors) {
   for (const char* bad : {"", "ftp://esxi1", "esxi1:0", "esxi1:65536", "esxi1:https",
                           "esxi1:", "[::1", "[zz::1]", "[::1]x", "2001:db8::zz", "esxi1/sdk?x=1",
@@ -266,15 +383,30 @@ TEST_F(ConfigUrl, ErrorsNeverShowThePassword) {
 // authority early: no error shows the password, nor the user information.
 TEST_F(ConfigUrl, NoErrorEchoesUserInformation) {
   const std::string pw = "Pw9sEcReT";
-  for (const std::string& bad :
-       {"root:" + pw, "root:" + pw + "@", "https://root:" + pw + "@",
-        "https://root:" + pw + "@/sdk", "root:" + pw + "@esxi1:99999",
-        "https://root:" + pw + "@bad!host/sdk", "https://root:" + pw + "@esxi1/sdk?x=1",
-        "https://root:pa#" + pw + "@esxi1/sdk", "https://root:pa?" + pw + "@esxi1",
-        "https://root:pa/" + pw + "@esxi1", "root:pa/" + pw, "root:12#" + pw,
-        "ftp://root:" + pw + "@esxi1", "root:" + pw + "@esxi1://x",
-        "https://root:" + pw + "%zz@esxi1", "https://" + pw + "@",
-        "https://root:" + pw + " x@esxi1"}) {
+  for (const std::string& bad : {"root:" + pw,
+                                 "root:" + pw + "@",
+                                 "https://root:" + pw + "@",
+                                 "https://root:" + pw + "@/sdk",
+                                 "root:" + pw + "@esxi1:99999",
+                                 "https://root:" + pw + "@bad!host/sdk",
+                                 "https://root:" + pw + "@esxi1/sdk?x=1",
+                                 "https://root:pa#" + pw + "@esxi1/sdk",
+                                 "https://root:pa?" + pw + "@esxi1",
+                                 "https://root:pa/" + pw + "@esxi1",
+                                 "root:pa/" + pw,
+                                 "root:12#" + pw,
+                                 "ftp://root:" + pw + "@esxi1",
+                                 "root:" + pw + "@esxi1://x",
+                                 "https://root:" + pw + "%zz@esxi1",
+                                 "https://" + pw + "@",
+                                 "https://root:" + pw + " x@esxi1",
+                                 "https://root:" + pw + "@esxi1:0",
+                                 "https://root:" + pw + "%0a@esxi1",
+                                 "https://root:" + pw + "@esxi1/sdk#",
+                                 "https://root:" + pw + "@/sdk",
+                                 "https://root:" + pw + "@[::1/sdk",
+                                 "root:" + pw + "@fe80::1:443:",
+                                 "https://root:" + pw + "@es%78i1"}) {
     auto e = url_error(bad);
     EXPECT_EQ(e.code(), ceso::Exit::usage) << bad;
     EXPECT_FALSE(contains(e.what(), pw)) << bad << " -> " << e.what();
