@@ -14,6 +14,7 @@
 #include "backup/backup.hpp"
 #include "backup/restore.hpp"
 #include "base/numbers.hpp"
+#include "base/time.hpp"
 #include "cli/cloudinit_options.hpp"
 #include "cli/endpoint.hpp"
 #include "cli/tool.hpp"
@@ -279,7 +280,7 @@ ceso::Exit verify(const ceso::Args& args) {
     try {
       Resolved b = resolve(args, catalog, id);
       ceso::VerifyResult r = ceso::verify_backup(*b.target, id);
-      auto now = static_cast<int64_t>(std::time(nullptr));
+      auto now = ceso::unix_now();
       if (b.entry) catalog.set_verify(id, r.ok ? "ok" : "failed", now);
       ceso::ordered_json rec = {{"type", "backup"}, {"id", id}};
       if (auto e = catalog.find(id)) rec = ceso::backup_record(*e);

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <set>
 
+#include "base/file.hpp"
 #include "cli/cloudinit_options.hpp"
 #include "cli/tool.hpp"
 #include "cloudinit/cloudinit.hpp"
@@ -73,42 +74,18 @@ Settings parse_settings(const ceso::Args& args) {
   return s;
 }
 
-// Text on stdout; false when the reader went away (EPIPE).
-bool write_text(const std::string& text) {
-  const char* p = text.data();
-  size_t left = text.size();
-  while (left > 0) {
-    ssize_t w = ::write(STDOUT_FILENO, p, left);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EPIPE) return false;
-      ceso::fail(std::string("cannot write to standard output: ") + std::strerror(errno));
-    }
-    p += w;
-    left -= static_cast<size_t>(w);
-  }
-  return true;
+[[noreturn]] void cannot_write(const std::filesystem::path& path) {
+  ceso::fail("cannot write " + ceso::quote(path.string()) + ": " + std::strerror(errno));
 }
 
 void write_file_0600(const std::filesystem::path& path, const std::string& content) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0)
-    ceso::fail("cannot write " + ceso::quote(path.string()) + ": " + std::strerror(errno));
-  const char* p = content.data();
-  size_t left = content.size();
-  while (left > 0) {
-    ssize_t w = ::write(fd, p, left);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) {
-      int err = errno;
-      ::close(fd);
-      ceso::fail("cannot write " + ceso::quote(path.string()) + ": " + std::strerror(err));
-    }
-    p += w;
-    left -= static_cast<size_t>(w);
+  ceso::Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) cannot_write(path);
+  if (int err = ceso::write_all(fd.get(), content)) {
+    errno = err;
+    cannot_write(path);
   }
-  if (::close(fd) != 0)
-    ceso::fail("cannot write " + ceso::quote(path.string()) + ": " + std::strerror(errno));
+  if (fd.close() != 0) cannot_write(path);
 }
 
 class Emitter {
@@ -121,11 +98,11 @@ class Emitter {
       case Format::ndjson:
         return ceso::write_record(record(spec, gi));
       case Format::vmx:
-        return write_text(header(spec) + vmx(gi));
+        return ceso::write_stdout(header(spec) + vmx(gi));
       case Format::kv:
-        return write_text(header(spec) + kv(gi));
+        return ceso::write_stdout(header(spec) + kv(gi));
       case Format::govc:
-        return write_text(govc(gi));
+        return ceso::write_stdout(govc(gi));
       case Format::dir:
         write_dir(spec, gi);
         return true;

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "base/duration.hpp"
+#include "base/time.hpp"
 #include "cli/endpoint.hpp"
 #include "cli/tool.hpp"
 #include "safety/policy.hpp"
@@ -190,11 +191,10 @@ void remove_bulk(const Context& x, const ceso::Target& t, const ceso::LocatedVm&
   } else {
     auto age = ceso::parse_duration(x.args.get("older-than"), "--older-than");
     // Calendar units (mo, y) count back from now in UTC, like --keep-within.
-    auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-    auto cutoff = std::chrono::system_clock::from_time_t(ceso::subtract(now, age));
+    int64_t cutoff = ceso::subtract(ceso::unix_now(), age);
+    // createTime is an xsd:dateTime ("2026-11-22T03:04:05.123Z", "…+01:00").
     for (const auto& s : snaps)
-      if (auto when = ceso::parse_snapshot_time(s.created); when && *when < cutoff)
-        doomed.push_back(s);
+      if (auto when = ceso::parse_utc_time(s.created); when && *when < cutoff) doomed.push_back(s);
   }
   ceso::ordered_json rec = ceso::target_record(t, vm);
   ceso::ordered_json removed = ceso::ordered_json::array();

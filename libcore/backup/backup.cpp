@@ -11,7 +11,6 @@
 #include <atomic>
 #include <csignal>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -20,7 +19,9 @@
 #include "backup/restore.hpp"
 #include "base/cancel.hpp"
 #include "base/error.hpp"
+#include "base/file.hpp"
 #include "base/log.hpp"
+#include "base/time.hpp"
 #include "base/util.hpp"
 #include "config/config.hpp"
 #include "transport/datastore.hpp"
@@ -252,40 +253,24 @@ std::string safe_name(const std::string& s, size_t max) {
   return out.empty() ? "vm" : out;
 }
 
-std::string utc_stamp(int64_t t, const char* fmt) {
-  time_t tt = static_cast<time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, fmt, &tm);
-  return buf;
-}
-
-int64_t now_seconds() { return static_cast<int64_t>(std::time(nullptr)); }
-
 // One backup of a VM at a time on this machine: an flock on a file in the
 // state directory, held for the whole run (released by the kernel when the
 // process dies, so a killed run never blocks the next one).
 class VmLock {
  public:
   VmLock(const std::string& key, const std::string& vm_name) : path_(path_for(key)) {
-    fd_ = open_private_file(path_, O_RDWR);  // in the state directory: 0700/0600
-    if (fd_ < 0) fail("cannot open lock file " + quote(path_) + ": " + std::strerror(errno));
-    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    fd_.reset(open_private_file(path_, O_RDWR));  // in the state directory: 0700/0600
+    if (!fd_) fail("cannot open lock file " + quote(path_) + ": " + std::strerror(errno));
+    if (flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
       char buf[32] = {};
-      ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+      ssize_t n = ::pread(fd_.get(), buf, sizeof buf - 1, 0);
       std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
       while (!pid.empty() && pid.back() == '\n') pid.pop_back();
-      ::close(fd_);
-      fd_ = -1;
       fail("VM " + quote(vm_name) + " is already being backed up" +
            (pid.empty() ? "" : " by process " + pid) + " on this machine");
     }
     std::string pid = std::to_string(getpid()) + "\n";
-    if (ftruncate(fd_, 0) == 0) (void)!::pwrite(fd_, pid.data(), pid.size(), 0);
-  }
-  ~VmLock() {
-    if (fd_ >= 0) ::close(fd_);
+    if (ftruncate(fd_.get(), 0) == 0) (void)!::pwrite(fd_.get(), pid.data(), pid.size(), 0);
   }
   VmLock(const VmLock&) = delete;
   VmLock& operator=(const VmLock&) = delete;
@@ -297,16 +282,14 @@ class VmLock {
   // Whether some process holds the lock at `path` now; nullopt when the
   // file cannot be opened (absent, or another user's).
   static std::optional<bool> held(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return std::nullopt;
-    bool busy = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-    ::close(fd);
-    return busy;
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return std::nullopt;
+    return flock(fd.get(), LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
   }
 
  private:
   std::string path_;
-  int fd_ = -1;
+  Fd fd_;
 };
 
 bool process_exists(int64_t pid) {
@@ -339,7 +322,7 @@ std::string describe_run(const ordered_json& run) {
   std::string s = "machine " + quote(run.value("host", "?"));
   if (run.contains("pid")) s += ", pid " + std::to_string(run.value("pid", int64_t{0}));
   if (run.contains("started") && run["started"].is_number_integer())
-    s += ", started " + utc_stamp(run["started"].get<int64_t>(), "%Y-%m-%dT%H:%M:%SZ");
+    s += ", started " + format_utc(run["started"].get<int64_t>());
   return s;
 }
 
@@ -348,8 +331,7 @@ std::string describe_run(const ordered_json& run) {
 std::string make_backup_id(const std::string& vm_name, int64_t now) {
   unsigned char rnd[8] = {};
   if (RAND_bytes(rnd, sizeof rnd) != 1) fail("cannot get random bytes for a backup id");
-  return safe_name(vm_name, 48) + "-" + utc_stamp(now, "%Y%m%dT%H%M%SZ") + "-" +
-         hex_encode(rnd, sizeof rnd);
+  return safe_name(vm_name, 48) + "-" + format_utc_compact(now) + "-" + hex_encode(rnd, sizeof rnd);
 }
 
 namespace {
@@ -737,7 +719,7 @@ void BackupRun::copy_all(const std::vector<SourceFile>& files) {
 
 // files → fsync (each file at commit, then the directory) → manifest → rename.
 void BackupRun::publish() {
-  m_.finished = now_seconds();
+  m_.finished = unix_now();
   ctx_.target.sync_dir(m_.id);
   std::string tmp = m_.id + "/" + kManifestName + ".tmp";
   ctx_.target.write_file(tmp, manifest_json(m_).dump(2) + "\n");
@@ -844,7 +826,7 @@ ordered_json BackupRun::run(ordered_json& record) {
   throw_if_interrupt_requested();
   auto t0 = std::chrono::steady_clock::now();
   facts_ = read_vm(c_, vm_.ref);
-  m_.started = now_seconds();
+  m_.started = unix_now();
   if (o_.forced_id.empty()) {
     m_.id = make_backup_id(vm_.name, m_.started);
   } else {
@@ -916,7 +898,7 @@ ordered_json BackupRun::run(ordered_json& record) {
   ordered_json b = {{"id", m_.id},
                     {"target", ctx_.target.url()},
                     {"mode", m_.mode},
-                    {"created", utc_stamp(m_.started, "%Y-%m-%dT%H:%M:%SZ")},
+                    {"created", format_utc(m_.started)},
                     {"files", m_.files.size()},
                     {"bytes_raw", m_.bytes_raw()},
                     {"bytes_stored", m_.bytes_stored()},
@@ -942,14 +924,14 @@ ordered_json backup_record(const CatalogEntry& e) {
                     {"vm_id", e.vm_id},
                     {"endpoint", e.endpoint},
                     {"uuid", e.vm_uuid},
-                    {"created", utc_stamp(e.created, "%Y-%m-%dT%H:%M:%SZ")},
+                    {"created", format_utc(e.created)},
                     {"status", e.status},
                     {"mode", e.mode},
                     {"bytes_raw", e.bytes_raw},
                     {"bytes_stored", e.bytes_stored},
                     {"verify", e.verify},
                     {"target", e.target}};
-  if (e.verified_at) r["verified"] = utc_stamp(e.verified_at, "%Y-%m-%dT%H:%M:%SZ");
+  if (e.verified_at) r["verified"] = format_utc(e.verified_at);
   if (!e.error.empty()) r["error"] = e.error;
   return r;
 }

@@ -5,17 +5,11 @@
 #include <functional>
 
 #include "base/error.hpp"
+#include "base/time.hpp"
 
 namespace ceso {
 
 namespace {
-
-std::tm utc(int64_t t) {
-  time_t tt = static_cast<time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  return tm;
-}
 
 // ISO 8601 week-numbering year * 100 + week (Monday first).
 int64_t iso_week(const std::tm& tm) {
@@ -64,7 +58,7 @@ std::vector<RetentionDecision> apply_retention(std::vector<RetentionItem> backup
   if (policy.within && !out.empty()) keep_after = subtract(out.front().time, *policy.within);
   for (size_t nr = 0; nr < out.size(); ++nr) {
     auto& d = out[nr];
-    std::tm tm = utc(d.time);
+    std::tm tm = utc_tm(d.time);
     for (auto& b : buckets) {
       if (b.count == 0) continue;
       int64_t key = b.key(tm, nr);

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "base/error.hpp"
@@ -37,20 +38,55 @@ std::string base64_decode(std::string_view text) {
   return out;
 }
 
-std::string gzip_compress(std::string_view data, int level) {
-  z_stream zs{};
-  if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK)
-    throw Error("zlib: deflateInit2 failed");
-  std::string out(deflateBound(&zs, static_cast<uLong>(data.size())) + 32, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  zs.avail_in = static_cast<uInt>(data.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  int rc = deflate(&zs, Z_FINISH);
-  deflateEnd(&zs);
-  if (rc != Z_STREAM_END) throw Error("zlib: deflate failed");
-  out.resize(zs.total_out);
-  return out;
+namespace {
+
+// A fleet run compresses three small documents per VM. A fresh deflate
+// state costs ~400 KiB of allocation and a 128 KiB hash clear each time, more
+// than the compression itself, so streams are kept and reset. The window is
+// sized to the input (a window larger than the input cannot find more
+// matches), which keeps the reset cheap for small documents.
+class GzipCompressor {
+ public:
+  ~GzipCompressor() {
+    for (auto& s : streams_)
+      if (s.ready) deflateEnd(&s.z);
+  }
+  std::string compress(std::string_view data) {
+    int bits = 9;  // zlib's smallest window; matches reach back wsize - 262 bytes
+    while (bits < 15 && (size_t(1) << bits) < data.size() + 262) ++bits;
+    Stream& s = streams_[bits - 9];
+    if (!s.ready) {
+      // memLevel follows the window: hash table about the window's size.
+      if (deflateInit2(&s.z, Z_BEST_COMPRESSION, Z_DEFLATED, bits + 16, std::max(1, bits - 6),
+                       Z_DEFAULT_STRATEGY) != Z_OK)
+        fail("zlib: cannot start compression");
+      s.ready = true;
+    } else if (deflateReset(&s.z) != Z_OK) {
+      fail("zlib: cannot reset compression");
+    }
+    std::string out(deflateBound(&s.z, data.size()), '\0');
+    s.z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+    s.z.avail_in = static_cast<uInt>(data.size());
+    s.z.next_out = reinterpret_cast<Bytef*>(out.data());
+    s.z.avail_out = static_cast<uInt>(out.size());
+    if (deflate(&s.z, Z_FINISH) != Z_STREAM_END) fail("zlib: compression failed");
+    out.resize(s.z.total_out);
+    return out;
+  }
+
+ private:
+  struct Stream {
+    z_stream z{};
+    bool ready = false;
+  };
+  Stream streams_[7];  // window bits 9..15
+};
+
+}  // namespace
+
+std::string gzip_compress(std::string_view data) {
+  static thread_local GzipCompressor compressor;
+  return compressor.compress(data);
 }
 
 std::string gzip_decompress(std::string_view data) {

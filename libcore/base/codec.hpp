@@ -11,8 +11,10 @@ std::string base64_encode(std::string_view data);
 // Throws Error(bad_input) on malformed base64. Whitespace is ignored.
 std::string base64_decode(std::string_view text);
 
-// gzip member (RFC 1952), as cloud-init's gzip+base64 expects.
-std::string gzip_compress(std::string_view data, int level = 9);
+// gzip member (RFC 1952) at the best compression, as cloud-init's
+// gzip+base64 guestinfo expects; the same bytes for the same input (mtime 0).
+// Throws Error(failure) if zlib fails.
+std::string gzip_compress(std::string_view data);
 // Accepts gzip or zlib streams. Throws Error(bad_input) when corrupt.
 std::string gzip_decompress(std::string_view data);
 

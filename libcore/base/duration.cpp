@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "base/error.hpp"
+#include "base/time.hpp"
 
 namespace ceso {
 
@@ -96,9 +97,7 @@ std::string to_string(const Duration& d) {
 }
 
 int64_t subtract(int64_t t, const Duration& d) {
-  time_t tt = static_cast<time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
+  std::tm tm = utc_tm(t);
   // parse_duration caps a duration at kMaxDurationYears, so these fit an int.
   tm.tm_year -= static_cast<int>(d.years);
   tm.tm_mon -= static_cast<int>(d.months);

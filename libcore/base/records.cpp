@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "base/error.hpp"
+#include "base/file.hpp"
 
 namespace ceso {
 
@@ -144,27 +145,17 @@ std::optional<InputRecord> NdjsonReader::next() {
   }
 }
 
-ordered_json parse_json_text(std::string_view text) {
-  static thread_local simdjson::dom::parser parser;
-  return parse_with(parser, text);
-}
-
 bool write_record(const ordered_json& record) {
   std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   line += '\n';
-  const char* p = line.data();
-  size_t left = line.size();
+  return write_stdout(line);
+}
+
+bool write_stdout(std::string_view text) {
   // Plain write(2): one record reaches the pipe whole, and we see EPIPE.
-  while (left > 0) {
-    ssize_t w = ::write(STDOUT_FILENO, p, left);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EPIPE) return false;
-      fail(std::string("cannot write to standard output: ") + std::strerror(errno));
-    }
-    p += w;
-    left -= static_cast<size_t>(w);
-  }
+  int err = write_all(STDOUT_FILENO, text);
+  if (err == EPIPE) return false;
+  if (err) fail(std::string("cannot write to standard output: ") + std::strerror(err));
   return true;
 }
 

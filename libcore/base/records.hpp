@@ -68,13 +68,11 @@ class NdjsonReader {
   bool failed_ = false;
 };
 
-// Parse one JSON text with simdjson into an ordered_json (key order kept).
-// Throws Error(bad_input) with simdjson's reason.
-ordered_json parse_json_text(std::string_view text);
-
 // Write one record as a line on stdout and flush. Returns false when stdout is
 // a closed pipe (EPIPE): the caller should stop quietly (`ceso-ls | head -1`).
 bool write_record(const ordered_json& record);
+// The same for any text: one write(2) loop, so it reaches a pipe whole.
+bool write_stdout(std::string_view text);
 
 // A field of a record by dotted path ("snapshot.name"); null if absent.
 const ordered_json* field_at(const ordered_json& record, std::string_view path);

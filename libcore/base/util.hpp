@@ -16,6 +16,9 @@ std::string hex_encode(const unsigned char* data, size_t size, bool upper = fals
 // (Exit::failure) if libcrypto fails.
 std::string sha256_hex(std::string_view data);
 
+// The value of a hex digit (0-9, a-f, A-F), or -1 for any other byte.
+int hex_value(char c);
+
 // ASCII letters A-Z to a-z; every other byte (UTF-8 included) unchanged,
 // whatever the C locale.
 std::string ascii_lower(std::string_view s);

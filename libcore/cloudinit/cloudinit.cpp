@@ -1,20 +1,17 @@
 #include "cloudinit/cloudinit.hpp"
 
-#include <fcntl.h>
 #include <openssl/rand.h>
 #include <simdjson.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <yaml-cpp/yaml.h>
-#include <zlib.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 
 #include "base/error.hpp"
+#include "base/file.hpp"
+#include "base/time.hpp"
 #include "base/util.hpp"
 #include "cloudinit/fields.hpp"
 
@@ -67,84 +64,11 @@ struct LocalFile {
 };
 
 LocalFile read_local_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) bad_input("cannot read " + quote(path) + ": " + std::strerror(errno));
-  LocalFile f;
   struct stat st {};
-  if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
-    int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
-    ::close(fd);
-    bad_input("cannot read " + quote(path) + ": " + std::strerror(err));
-  }
+  LocalFile f;
+  f.content = *read_file(path, {.max_bytes = kMaxInputFile, .exit = Exit::bad_input}, &st);
   f.mode = st.st_mode & 07777;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      bad_input("cannot read " + quote(path) + ": " + std::strerror(err));
-    }
-    if (n == 0) break;
-    f.content.append(buf, static_cast<size_t>(n));
-    if (f.content.size() > kMaxInputFile) {
-      ::close(fd);
-      bad_input(quote(path) + " is larger than 8 MiB");
-    }
-  }
-  ::close(fd);
   return f;
-}
-
-// ------------------------------------------------------------ gzip, reused
-//
-// A fleet run compresses three small documents per VM. A fresh deflate
-// state costs ~400 KiB of allocation and a 128 KiB hash clear each time, more
-// than the compression itself, so streams are kept and reset. The window is
-// sized to the input (a window larger than the input cannot find more
-// matches), which keeps the reset cheap for small documents.
-
-class GzipCompressor {
- public:
-  ~GzipCompressor() {
-    for (auto& s : streams_)
-      if (s.ready) deflateEnd(&s.z);
-  }
-  std::string compress(std::string_view data) {
-    int bits = 9;  // zlib's smallest window; matches reach back wsize - 262 bytes
-    while (bits < 15 && (size_t(1) << bits) < data.size() + 262) ++bits;
-    Stream& s = streams_[bits - 9];
-    if (!s.ready) {
-      // memLevel follows the window: hash table about the window's size.
-      if (deflateInit2(&s.z, Z_BEST_COMPRESSION, Z_DEFLATED, bits + 16, std::max(1, bits - 6),
-                       Z_DEFAULT_STRATEGY) != Z_OK)
-        fail("zlib: cannot start compression");
-      s.ready = true;
-    } else if (deflateReset(&s.z) != Z_OK) {
-      fail("zlib: cannot reset compression");
-    }
-    std::string out(deflateBound(&s.z, data.size()), '\0');
-    s.z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-    s.z.avail_in = static_cast<uInt>(data.size());
-    s.z.next_out = reinterpret_cast<Bytef*>(out.data());
-    s.z.avail_out = static_cast<uInt>(out.size());
-    if (deflate(&s.z, Z_FINISH) != Z_STREAM_END) fail("zlib: compression failed");
-    out.resize(s.z.total_out);
-    return out;
-  }
-
- private:
-  struct Stream {
-    z_stream z{};
-    bool ready = false;
-  };
-  Stream streams_[7];  // window bits 9..15
-};
-
-std::string gzip_small(std::string_view data) {
-  static thread_local GzipCompressor compressor;
-  return compressor.compress(data);
 }
 
 // ------------------------------------------------------------ YAML output
@@ -1010,26 +934,6 @@ std::string vmx_quote(std::string_view value) {
   return out;
 }
 
-std::string vmx_unquote(std::string_view q) {
-  if (q.size() >= 2 && q.front() == '"' && q.back() == '"') q = q.substr(1, q.size() - 2);
-  auto hex = [](char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  std::string out;
-  for (size_t i = 0; i < q.size(); ++i) {
-    if (q[i] == '|' && i + 2 < q.size() + 0 && hex(q[i + 1]) >= 0 && hex(q[i + 2]) >= 0) {
-      out += static_cast<char>(hex(q[i + 1]) * 16 + hex(q[i + 2]));
-      i += 2;
-    } else {
-      out += q[i];
-    }
-  }
-  return out;
-}
-
 std::string shell_quote(std::string_view s) {
   bool safe = !s.empty();
   for (char c : s)
@@ -1152,8 +1056,6 @@ std::shared_ptr<const UserDataFile> load_user_data(std::string text, std::string
   return u;
 }
 
-bool user_data_is_cloud_config(const UserDataFile& u) { return u.cloud_config; }
-
 std::shared_ptr<const NetworkConfigFile> load_network_config(std::string text,
                                                              std::string_view origin) {
   auto n = std::make_shared<NetworkConfigFile>();
@@ -1182,18 +1084,7 @@ std::string new_instance_id(std::string_view hostname) {
   }
   const unsigned char* rnd = pool + used;
   used += 6;
-  static const char kHex[] = "0123456789abcdef";
-  std::string suffix;
-  for (int i = 0; i < 6; ++i) {
-    suffix += kHex[rnd[i] >> 4];
-    suffix += kHex[rnd[i] & 0xf];
-  }
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-  return std::string(hostname) + "-" + stamp + "-" + suffix;
+  return std::string(hostname) + "-" + format_utc_compact(unix_now()) + "-" + hex_encode(rnd, 6);
 }
 
 const std::vector<std::string_view>& spec_field_names() { return kSpecFields; }
@@ -1450,11 +1341,6 @@ CloudInitSpec SpecReader::read(const ordered_json& fields, FieldStyle style) {
 
 void SpecReader::check(const ordered_json& fields, FieldStyle style) {
   impl_->parse(fields, style, false);
-}
-
-CloudInitSpec spec_from_record(const ordered_json& record) {
-  SpecReader reader;
-  return reader.read(record);
 }
 
 ordered_json merge_spec_fields(const ordered_json& defaults, const ordered_json& record) {
@@ -1909,7 +1795,7 @@ std::string encode_value(std::string_view key, const std::string& text, GuestInf
   std::string value;
   switch (enc) {
     case GuestInfoEncoding::gzip_base64:
-      value = base64_encode(gzip_small(text));
+      value = base64_encode(gzip_compress(text));
       break;
     case GuestInfoEncoding::base64:
       value = base64_encode(text);

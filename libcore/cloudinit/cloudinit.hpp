@@ -78,7 +78,6 @@ struct UserDataFile;  // opaque: the text and, for #cloud-config, its parsed YAM
 // generated keys); scripts ("#!"), MIME multipart and cloud-init's other
 // formats are kept as they are. Throws Error(bad_input).
 std::shared_ptr<const UserDataFile> load_user_data(std::string text, std::string_view origin);
-bool user_data_is_cloud_config(const UserDataFile& u);
 
 // Network config given by the user (--network-config FILE): used as is, after
 // checking it is YAML with "version: 1|2" (at the top or under "network").
@@ -142,9 +141,6 @@ class SpecReader {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// One spec from one record, without file caching across calls.
-CloudInitSpec spec_from_record(const ordered_json& record);
 
 // Flags as defaults for records: a record's field replaces the default of
 // the same name. A record with "nics" or "network_config" also drops the
@@ -219,7 +215,6 @@ std::vector<std::string> ssh_keys_from_text(std::string_view text, std::string_v
 // (open-vm-tools lib/dict/dictll.c): '"', '|', DEL and control characters
 // except tab become |XX (upper-case hex).
 std::string vmx_quote(std::string_view value);
-std::string vmx_unquote(std::string_view quoted);  // inverse; for tests and readers
 // POSIX shell word: unchanged when made only of safe characters, otherwise in
 // single quotes ('\'' for a quote).
 std::string shell_quote(std::string_view s);

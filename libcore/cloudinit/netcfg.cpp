@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include "base/error.hpp"
+#include "base/util.hpp"
 
 namespace ceso {
 
@@ -13,13 +14,6 @@ bool all_digits(std::string_view s) {
   for (char c : s)
     if (c < '0' || c > '9') return false;
   return true;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 }  // namespace

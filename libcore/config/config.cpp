@@ -20,6 +20,7 @@
 #include "base/error.hpp"
 #include "base/process.hpp"
 #include "base/url.hpp"
+#include "base/file.hpp"
 #include "base/util.hpp"
 #include "config/allowlist.hpp"
 
@@ -44,13 +45,6 @@ std::string join(const std::vector<std::string>& items, std::string_view sep) {
   return out;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 std::string errno_text(int err) { return std::strerror(err); }
 
 std::string mode_text(mode_t mode) {
@@ -64,37 +58,8 @@ std::string mode_text(mode_t mode) {
 // `st` receives the file's status.
 std::optional<std::string> read_small_file(const std::string& path, std::string_view what,
                                            bool missing_ok, struct stat* st) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    if (err == ENOENT && missing_ok) return std::nullopt;
-    fail(std::string(what) + ": cannot read " + quote(path) + ": " + errno_text(err));
-  }
-  if (::fstat(fd, st) != 0) {
-    int err = errno;
-    ::close(fd);
-    fail(std::string(what) + ": cannot read " + quote(path) + ": " + errno_text(err));
-  }
   constexpr size_t kMaxSize = 1 << 20;  // a config or password file, not a data set
-  std::string text;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      fail(std::string(what) + ": cannot read " + quote(path) + ": " + errno_text(err));
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > kMaxSize) {
-      ::close(fd);
-      fail(std::string(what) + ": " + quote(path) + " is larger than 1 MiB");
-    }
-  }
-  ::close(fd);
-  return text;
+  return read_file(path, {.what = what, .max_bytes = kMaxSize, .missing_ok = missing_ok}, st);
 }
 
 void check_readable(const std::string& path, const std::string& what) {

@@ -6,7 +6,6 @@
 #include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -17,7 +16,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -25,6 +23,7 @@
 
 #include "base/codec.hpp"
 #include "base/error.hpp"
+#include "base/file.hpp"
 #include "base/util.hpp"
 #include "base/xml.hpp"
 #include "config/config.hpp"
@@ -49,23 +48,6 @@ bool is_sha256_hex(const std::string& s) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   return true;
 }
-
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  Fd& operator=(Fd&&) = delete;
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
 
 // flock(2), retried when a signal (SIGINT with run_tool's handler) interrupts
 // the wait: the record of a mutation that already happened must still be written.
@@ -255,12 +237,15 @@ std::string os_user_name() {
   return std::to_string(uid);
 }
 
+// The first line of a small file, or "" if it cannot be read.
 std::string read_small_file(const char* path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  std::string text;
-  std::getline(in, text);
-  return text;
+  std::optional<std::string> text;
+  try {
+    text = read_file(path);
+  } catch (const Error&) {
+    return {};
+  }
+  return text->substr(0, text->find('\n'));
 }
 
 // Field 22 (starttime, clock ticks since boot) of /proc/PID/stat, or "0".
@@ -500,18 +485,6 @@ std::string_view to_string(AuditResult result) {
       return "refused";
   }
   return "error";
-}
-
-std::string utc_timestamp(std::chrono::system_clock::time_point when) {
-  auto ms = std::chrono::floor<std::chrono::milliseconds>(when.time_since_epoch()).count();
-  auto secs = static_cast<time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-  int millis = static_cast<int>(ms - static_cast<int64_t>(secs) * 1000);
-  struct tm tm {};
-  ::gmtime_r(&secs, &tm);
-  char buf[40];
-  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", millis);
-  return buf;
 }
 
 AuditLog::AuditLog(std::string path) : path_(std::move(path)) {

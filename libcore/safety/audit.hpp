@@ -25,6 +25,7 @@
 #include <string_view>
 
 #include "base/records.hpp"
+#include "base/time.hpp"  // utc_timestamp: the format of AuditRecord::time
 
 namespace ceso {
 
@@ -70,9 +71,6 @@ class AuditLog {
  private:
   std::string path_;
 };
-
-// "2026-11-22T03:04:05.123Z": UTC with milliseconds, as in the "time" field.
-std::string utc_timestamp(std::chrono::system_clock::time_point when);
 
 // $CESO_AUDIT_LOG if set, else ${XDG_STATE_HOME:-$HOME/.local/state}/ceso/audit.log.
 // Throws Error when neither XDG_STATE_HOME nor a home directory is known.

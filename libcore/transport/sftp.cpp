@@ -18,6 +18,7 @@
 #include <mutex>
 
 #include "base/error.hpp"
+#include "base/file.hpp"
 #include "config/config.hpp"
 #include "transport/ssh.hpp"
 #include "transport/target.hpp"
@@ -115,9 +116,9 @@ class SftpTarget : public BackupTarget {
   void connect_session(const TargetOptions& options) {
     std::call_once(g_ssh_init, [] { libssh2_init(0); });
     u_ = parse_sftp_url(url_);
-    fd_ = connect_tcp(u_);
+    fd_.reset(connect_tcp(u_));
     session_ = libssh2_session_init();
-    if (!session_ || libssh2_session_handshake(session_, fd_) != 0)
+    if (!session_ || libssh2_session_handshake(session_, fd_.get()) != 0)
       throw Error("sftp: SSH handshake with " + u_.host + " failed: " + last_error(),
                   Exit::connection);
     check_host_key(options.accept_new_host_key);
@@ -137,8 +138,7 @@ class SftpTarget : public BackupTarget {
       libssh2_session_free(session_);
     }
     session_ = nullptr;
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
+    fd_.reset();
   }
 
  public:
@@ -222,7 +222,7 @@ class SftpTarget : public BackupTarget {
  private:
   std::string url_;
   SftpUrl u_;
-  int fd_ = -1;
+  Fd fd_;
   LIBSSH2_SESSION* session_ = nullptr;
 
   std::string at(const std::string& rel) const {

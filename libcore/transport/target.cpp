@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "base/error.hpp"
+#include "base/file.hpp"
 #include "base/url.hpp"
 #include "config/config.hpp"
 
@@ -25,28 +26,20 @@ namespace {
 class FileWriter : public TargetWriter {
  public:
   explicit FileWriter(std::string path) : path_(std::move(path)) {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd_ < 0) fail_errno("create", path_);
-  }
-  ~FileWriter() override {
-    if (fd_ >= 0) ::close(fd_);
+    fd_.reset(::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd_) fail_errno("create", path_);
   }
   void write(const char* data, size_t size) override {
-    while (size > 0) {
-      ssize_t n = ::write(fd_, data, size);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) fail_errno("write", path_);
-      data += n;
-      size -= static_cast<size_t>(n);
-      written_ += static_cast<uint64_t>(n);
+    if (int err = write_all(fd_.get(), {data, size})) {
+      errno = err;
+      fail_errno("write", path_);
     }
+    written_ += size;
     if (written_ - started_ >= kWindow) write_back();
   }
   void commit() override {
-    if (::fsync(fd_) != 0) fail_errno("sync", path_);
-    int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) fail_errno("close", path_);
+    if (::fsync(fd_.get()) != 0) fail_errno("sync", path_);
+    if (fd_.close() != 0) fail_errno("close", path_);
   }
 
  private:
@@ -62,33 +55,32 @@ class FileWriter : public TargetWriter {
   void write_back() {
     auto off = static_cast<off64_t>(started_);
     auto len = static_cast<off64_t>(written_ - started_);
-    ::sync_file_range(fd_, off, len, SYNC_FILE_RANGE_WRITE);
+    ::sync_file_range(fd_.get(), off, len, SYNC_FILE_RANGE_WRITE);
     if (started_ > waited_) {
       auto prev = static_cast<off64_t>(waited_);
       auto plen = static_cast<off64_t>(started_ - waited_);
       ::sync_file_range(
-          fd_, prev, plen,
+          fd_.get(), prev, plen,
           SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
-      ::posix_fadvise(fd_, prev, plen, POSIX_FADV_DONTNEED);
+      ::posix_fadvise(fd_.get(), prev, plen, POSIX_FADV_DONTNEED);
       waited_ = started_;
     }
     started_ = written_;
   }
   std::string path_;
-  int fd_ = -1;
+  Fd fd_;
 };
 
 class FileReader : public TargetReader {
  public:
   explicit FileReader(std::string path) : path_(std::move(path)) {
-    fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) fail_errno("open", path_);
-    posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+    fd_.reset(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd_) fail_errno("open", path_);
+    posix_fadvise(fd_.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   }
-  ~FileReader() override { ::close(fd_); }
   size_t read(char* data, size_t size) override {
     for (;;) {
-      ssize_t n = ::read(fd_, data, size);
+      ssize_t n = ::read(fd_.get(), data, size);
       if (n >= 0) return static_cast<size_t>(n);
       if (errno != EINTR) fail_errno("read", path_);
     }
@@ -96,7 +88,7 @@ class FileReader : public TargetReader {
 
  private:
   std::string path_;
-  int fd_ = -1;
+  Fd fd_;
 };
 
 class FileTarget : public BackupTarget {

@@ -1,9 +1,6 @@
 #include "vm/snapshot.hpp"
 
-#include <cctype>
 #include <charconv>
-#include <cstdio>
-#include <ctime>
 #include <functional>
 
 #include "vm/vm.hpp"
@@ -127,27 +124,6 @@ ordered_json snapshot_record(const SnapshotInfo& s, const std::string& endpoint,
   ordered_json fields = snapshot_record(s);
   for (auto& [k, v] : fields.items()) r[k] = v;
   return r;
-}
-
-std::optional<std::chrono::system_clock::time_point> parse_snapshot_time(std::string_view text) {
-  std::tm tm{};
-  std::string s(text);
-  const char* rest = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (!rest) return std::nullopt;
-  if (*rest == '.')
-    while (std::isdigit(static_cast<unsigned char>(*++rest))) {
-    }
-  long offset = 0;
-  if (*rest == '+' || *rest == '-') {
-    int hh = 0, mm = 0;
-    if (std::sscanf(rest + 1, "%2d:%2d", &hh, &mm) != 2) return std::nullopt;
-    offset = (*rest == '+' ? 1 : -1) * (hh * 3600L + mm * 60L);
-  } else if (*rest != 'Z' && *rest != '\0') {
-    return std::nullopt;
-  }
-  time_t t = timegm(&tm);
-  if (t == static_cast<time_t>(-1)) return std::nullopt;
-  return std::chrono::system_clock::from_time_t(t - offset);
 }
 
 }  // namespace ceso

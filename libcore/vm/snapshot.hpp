@@ -4,7 +4,6 @@
 // call in ceso::Gate::perform).
 #pragma once
 
-#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -62,9 +61,5 @@ ordered_json snapshot_record(const SnapshotInfo& s);
 // "type":"snapshot" and the VM's endpoint, id and name.
 ordered_json snapshot_record(const SnapshotInfo& s, const std::string& endpoint,
                              const std::string& vm_id, const std::string& vm_name);
-
-// An xsd:dateTime as the host reports createTime ("2026-11-22T03:04:05.123Z",
-// "…+01:00", no zone = UTC); nullopt when unreadable.
-std::optional<std::chrono::system_clock::time_point> parse_snapshot_time(std::string_view text);
 
 }  // namespace ceso

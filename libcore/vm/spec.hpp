@@ -56,8 +56,7 @@ struct DatastorePath {
 };
 // Throws Error(failure) for text that is not "[ds] path".
 DatastorePath parse_datastore_path(std::string_view text);
-// Last component of a path, and everything before it ("" if none).
-std::string base_name(std::string_view path);
+// Everything before the last component of a path ("" if none).
 std::string dir_name(std::string_view path);
 
 // ----------------------------------------------------------------- hardware

@@ -241,14 +241,6 @@ std::optional<ObjectContent> object_from_xml(const xml::Node& o) {
   return oc;
 }
 
-std::vector<ObjectContent> objects_from_xml(const xml::Node& rv, std::string* token) {
-  std::vector<ObjectContent> out;
-  if (token) *token = rv.child_text("token");
-  for (const xml::Node* o : rv.all("objects"))
-    if (auto oc = object_from_xml(*o)) out.push_back(std::move(*oc));
-  return out;
-}
-
 Client::Client(Endpoint endpoint)
     : endpoint_(std::move(endpoint)),
       http_(std::make_unique<Http>(TlsSettings{endpoint_.insecure, endpoint_.thumbprint,

@@ -82,9 +82,6 @@ struct ObjectContent {
   std::string text(std::string_view path) const;  // "" when absent
 };
 
-// Parse a RetrievePropertiesEx/ContinueRetrievePropertiesEx returnval;
-// `token` receives the paging token ("" at the end).
-std::vector<ObjectContent> objects_from_xml(const xml::Node& returnval, std::string* token);
 // One <objects> element; nullopt for an object that vanished (only a
 // missingSet with ManagedObjectNotFound) or has no <obj>.
 std::optional<ObjectContent> object_from_xml(const xml::Node& objects);

@@ -8,10 +8,9 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "base/error.hpp"
+#include "base/file.hpp"
 #include "config/config.hpp"
 
 namespace ceso {
@@ -24,16 +23,17 @@ SessionCache::SessionCache(std::string dir, const std::string& endpoint_id, cons
 
 std::optional<SessionCache::Entry> SessionCache::load() const {
   forbid_core_dumps();  // the cookie is a credential, like the password
-  std::ifstream in(path_);
-  if (!in) return std::nullopt;
   struct stat st {};
-  // Someone else's or a world-readable file is not ours to trust.
-  if (::stat(path_.c_str(), &st) != 0 || st.st_uid != ::geteuid() || (st.st_mode & 077))
-    return std::nullopt;
-  std::stringstream buf;
-  buf << in.rdbuf();
+  std::optional<std::string> text;
   try {
-    auto j = ordered_json::parse(buf.str());
+    text = read_file(path_, {.missing_ok = true}, &st);
+  } catch (const Error&) {
+    return std::nullopt;  // an unreadable cache is a cache miss too
+  }
+  // Someone else's or a world-readable file is not ours to trust.
+  if (!text || st.st_uid != ::geteuid() || (st.st_mode & 077)) return std::nullopt;
+  try {
+    auto j = ordered_json::parse(*text);
     Entry e;
     e.cookie = j.value("cookie", "");
     e.content = j.value("content", ordered_json::object());
@@ -65,18 +65,11 @@ void SessionCache::save(const Entry& e) const {
 void SessionCache::remove() const { ::unlink(path_.c_str()); }
 
 SessionCache::Lock::Lock(const std::string& path) {
-  fd_ = open_private_file(path, O_RDWR);
-  if (fd_ < 0) throw Error("cannot open lock file " + quote(path) + ": " + std::strerror(errno));
-  while (::flock(fd_, LOCK_EX) != 0) {
-    if (errno != EINTR) {
-      ::close(fd_);
-      throw Error("cannot lock " + quote(path) + ": " + std::strerror(errno));
-    }
+  fd_.reset(open_private_file(path, O_RDWR));
+  if (!fd_) throw Error("cannot open lock file " + quote(path) + ": " + std::strerror(errno));
+  while (::flock(fd_.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) throw Error("cannot lock " + quote(path) + ": " + std::strerror(errno));
   }
-}
-
-SessionCache::Lock::~Lock() {
-  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
 }
 
 }  // namespace ceso

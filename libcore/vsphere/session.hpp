@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "base/file.hpp"
 #include "base/records.hpp"
 #include "base/util.hpp"  // sha256_hex, used by callers of the cache
 
@@ -34,12 +35,11 @@ class SessionCache {
   class Lock {
    public:
     explicit Lock(const std::string& path);
-    ~Lock();
     Lock(const Lock&) = delete;
     Lock& operator=(const Lock&) = delete;
 
    private:
-    int fd_ = -1;
+    Fd fd_;  // closing it releases the flock
   };
   Lock lock() const { return Lock(path_ + ".lock"); }
 

@@ -12,10 +12,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "base/error.hpp"
+#include "base/records.hpp"
 
 // An invariant of the code under test; a violation aborts with the message so
 // libFuzzer saves the input.
@@ -31,6 +34,20 @@ namespace ceso_fuzz {
 
 inline std::string_view as_text(const uint8_t* data, size_t size) {
   return {reinterpret_cast<const char*>(data), size};
+}
+
+// The first record of `text` as a tool reads it from its stdin
+// (NdjsonReader); nullopt when there is none. Throws ceso::Error as the
+// reader does (not JSON, not an object).
+inline std::optional<ceso::ordered_json> first_record(std::string_view text) {
+  if (text.empty()) return std::nullopt;  // fmemopen refuses a size of 0
+  std::string copy(text);
+  std::unique_ptr<FILE, int (*)(FILE*)> f(fmemopen(copy.data(), copy.size(), "r"), &std::fclose);
+  if (!f) return std::nullopt;
+  ceso::NdjsonReader reader(f.get(), "<stdin>");
+  auto rec = reader.next();
+  if (!rec) return std::nullopt;
+  return std::move(rec->value);
 }
 
 // Whether the named invariant is checked. CESO_FUZZ_SKIP="a,manifest:b"

@@ -40,11 +40,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       std::string line = rec->value.dump();
       // A record we read must read back the same (tools pass records on).
-      ordered_json again = parse_json_text(line);
-      CESO_FUZZ_CHECK(again == rec->value, "a record reads back as it was written");
+      auto again = ceso_fuzz::first_record(line);
+      CESO_FUZZ_CHECK(again && *again == rec->value, "a record reads back as it was written");
     }
     std::fclose(f);
   }
-  ceso_fuzz::expect_ok_or_error([&] { (void)parse_json_text(ceso_fuzz::as_text(data, size)); });
   return 0;
 }

@@ -44,8 +44,8 @@ void read_answer(const xml::Node& doc) {
   if (!rv) return;
   vim::ServiceContent sc = vim::service_content_from_xml(*rv);
   (void)sc.is_vcenter();
-  std::string token;
-  for (const auto& oc : vim::objects_from_xml(*rv, &token)) read_object(oc);
+  for (const xml::Node* o : rv->all("objects"))
+    if (auto oc = vim::object_from_xml(*o)) read_object(*oc);
 }
 
 }  // namespace

@@ -36,17 +36,23 @@ var snapshotRemovals = map[string]bool{
 	"RemoveAllSnapshots_Task": true,
 }
 
-// recordSnapshotFile remembers the file of a snapshot just created: right after
-// CreateSnapshot_Task its dataKey names the .vmsn vcsim made for it.
-func recordSnapshotFile(vmRef, snap types.ManagedObjectReference) {
+// withLayoutEx runs fn under the VM's lock when the VM exists and has a layoutEx.
+func withLayoutEx(vmRef types.ManagedObjectReference, fn func(vm *simulator.VirtualMachine)) {
 	vm, ok := simulator.Map.Get(vmRef).(*simulator.VirtualMachine)
 	if !ok {
 		return
 	}
 	simulator.Map.WithLock(vm, func() {
-		if vm.LayoutEx == nil {
-			return
+		if vm.LayoutEx != nil {
+			fn(vm)
 		}
+	})
+}
+
+// recordSnapshotFile remembers the file of a snapshot just created: right after
+// CreateSnapshot_Task its dataKey names the .vmsn vcsim made for it.
+func recordSnapshotFile(vmRef, snap types.ManagedObjectReference) {
+	withLayoutEx(vmRef, func(vm *simulator.VirtualMachine) {
 		for _, s := range vm.LayoutEx.Snapshot {
 			if s.Key != snap {
 				continue
@@ -150,14 +156,7 @@ func (inv *inventory) finishSnapshotRemoval(ctx context.Context, vmRef types.Man
 // repointSnapshots keeps the layout entries of the snapshots in `keep` and points their
 // dataKey at their .vmsn by name (keys change with every RefreshStorageInfo).
 func repointSnapshots(vmRef types.ManagedObjectReference, keep map[string]types.ManagedObjectReference) {
-	vm, ok := simulator.Map.Get(vmRef).(*simulator.VirtualMachine)
-	if !ok {
-		return
-	}
-	simulator.Map.WithLock(vm, func() {
-		if vm.LayoutEx == nil {
-			return
-		}
+	withLayoutEx(vmRef, func(vm *simulator.VirtualMachine) {
 		keys := map[string]int32{}
 		for _, f := range vm.LayoutEx.File {
 			keys[f.Name] = f.Key

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "base/error.hpp"
 
 namespace {
@@ -34,6 +37,26 @@ TEST(Codec, GzipRoundTripAndMagic) {
   EXPECT_EQ(static_cast<unsigned char>(gz[1]), 0x8b);
   EXPECT_LT(gz.size(), 1000u);
   EXPECT_EQ(ceso::gzip_decompress(gz), text);
+}
+
+TEST(Codec, GzipReusedStreamsGiveTheSameBytesAtEverySize) {
+  // One kept deflate stream per window size (9..15 bits): each size class,
+  // first use and reuse after other sizes, must round-trip and be reproducible.
+  std::vector<std::string> texts;
+  for (size_t n : {size_t{0}, size_t{1}, size_t{249}, size_t{250}, size_t{1000}, size_t{5000},
+                   size_t{20000}, size_t{70000}, size_t{3u << 20}}) {
+    std::string t;
+    for (size_t i = 0; t.size() < n; ++i) t += std::to_string(i * 7919 % 10007) + " ";
+    t.resize(n);
+    texts.push_back(t);
+  }
+  std::vector<std::string> first;
+  for (const auto& t : texts) first.push_back(ceso::gzip_compress(t));
+  for (size_t i = texts.size(); i-- > 0;) {
+    SCOPED_TRACE(texts[i].size());
+    EXPECT_EQ(ceso::gzip_decompress(first[i]), texts[i]);
+    EXPECT_EQ(ceso::gzip_compress(texts[i]), first[i]);
+  }
 }
 
 TEST(Codec, GzipCorruptIsBadInput) {

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "base/error.hpp"
@@ -61,13 +63,35 @@ TEST(Ndjson, BadLineNamesTheLineAndReaderGoesOn) {
   fclose(f);
 }
 
+// The one record of `line`, read as a tool reads its stdin.
+ceso::ordered_json read_one(const std::string& line) {
+  FILE* f = memfile(line + "\n");
+  ceso::NdjsonReader r(f, "<stdin>");
+  std::optional<ceso::InputRecord> rec;
+  try {
+    rec = r.next();
+  } catch (...) {
+    fclose(f);
+    throw;
+  }
+  fclose(f);
+  if (!rec) throw std::runtime_error("no record in " + line);
+  return rec->value;
+}
+
 TEST(Ndjson, KeepsKeyOrderAndUnknownFields) {
-  auto v = ceso::parse_json_text(R"({"type":"vm","zeta":1,"alpha":{"b":2,"a":1}})");
+  auto v = read_one(R"({"type":"vm","zeta":1,"alpha":{"b":2,"a":1}})");
   EXPECT_EQ(v.dump(), R"({"type":"vm","zeta":1,"alpha":{"b":2,"a":1}})");
 }
 
 TEST(Ndjson, InvalidUtf8IsBadInput) {
-  EXPECT_THROW(ceso::parse_json_text("{\"name\":\"\xff\"}"), ceso::Error);
+  try {
+    read_one("{\"name\":\"\xff\"}");
+    FAIL() << "invalid UTF-8 read";
+  } catch (const ceso::Error& e) {
+    EXPECT_EQ(e.code(), ceso::Exit::bad_input);
+    EXPECT_NE(std::string(e.what()).find("<stdin>:1"), std::string::npos) << e.what();
+  }
 }
 
 // The error a next() throws; fails the test when it returns instead.
@@ -239,7 +263,7 @@ TEST(Ndjson, EioAndEnomemFromTheStreamAreFailuresNamingTheLine) {
 }
 
 TEST(Records, FieldAtFollowsDottedPaths) {
-  auto v = ceso::parse_json_text(R"({"snapshot":{"name":"pre"},"tags":["a","b"],"n":null})");
+  auto v = read_one(R"({"snapshot":{"name":"pre"},"tags":["a","b"],"n":null})");
   EXPECT_EQ(ceso::cell_text(ceso::field_at(v, "snapshot.name")), "pre");
   EXPECT_EQ(ceso::cell_text(ceso::field_at(v, "tags")), "a,b");
   EXPECT_EQ(ceso::cell_text(ceso::field_at(v, "n")), "-");

@@ -62,3 +62,16 @@ TEST(AsciiLower, NonAsciiBytesUnchanged) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(HexValue, DigitsOfBothCasesAndNothingElse) {
+  EXPECT_EQ(ceso::hex_value('0'), 0);
+  EXPECT_EQ(ceso::hex_value('9'), 9);
+  EXPECT_EQ(ceso::hex_value('a'), 10);
+  EXPECT_EQ(ceso::hex_value('F'), 15);
+  for (char c : {'g', 'G', '/', ':', '@', '`', ' ', '\0', '\xff'})
+    EXPECT_EQ(ceso::hex_value(c), -1);
+}
+
+}  // namespace

@@ -56,7 +56,7 @@ std::pair<ceso::Exit, std::string> error_of(const std::function<void()>& fn) {
     EXPECT_NE(err_.second.find(needle), std::string::npos) << err_.second; \
   } while (0)
 
-ceso::CloudInitSpec spec(ordered_json fields) { return ceso::spec_from_record(fields); }
+ceso::CloudInitSpec spec(ordered_json fields) { return ceso::SpecReader().read(fields); }
 
 std::map<std::string, std::string, std::less<>> as_map(const ceso::GuestInfo& gi) {
   return {gi.values.begin(), gi.values.end()};
@@ -100,8 +100,12 @@ TEST(CloudInitCodecs, VmxQuotingFollowsVmwareDictionaryEscapes) {
   EXPECT_EQ(ceso::vmx_quote("H4sI+/="), "\"H4sI+/=\"");
   EXPECT_EQ(ceso::vmx_quote("a \"b\" | c\nd\te\x7f"), "\"a |22b|22 |7C c|0Ad\te|7F\"");
   EXPECT_EQ(ceso::vmx_quote("é#"), "\"é#\"");  // UTF-8 and '#' stay as they are
-  for (std::string s : {"plain", "multi\nline\r\n", "|22 literal", "\"\"", "tab\tand\x01"})
-    EXPECT_EQ(ceso::vmx_unquote(ceso::vmx_quote(s)), s);
+  EXPECT_EQ(ceso::vmx_quote("plain"), "\"plain\"");
+  EXPECT_EQ(ceso::vmx_quote("multi\nline\r\n"), "\"multi|0Aline|0D|0A\"");
+  EXPECT_EQ(ceso::vmx_quote("|22 literal"), "\"|7C22 literal\"");  // '|' itself is escaped
+  EXPECT_EQ(ceso::vmx_quote("\"\""), "\"|22|22\"");
+  EXPECT_EQ(ceso::vmx_quote("tab\tand\x01"), "\"tab\tand|01\"");
+  EXPECT_EQ(ceso::vmx_quote(""), "\"\"");
 }
 
 TEST(CloudInitCodecs, ShellQuoting) {
@@ -501,7 +505,6 @@ TEST(CloudInitUserData, MergeTheirsWinsListsConcatenate) {
           "    content: 'yes'\n"
           "package_upgrade: true\n",
       "'ud.yaml'");
-  ASSERT_TRUE(ceso::user_data_is_cloud_config(*s.user_data));
   std::string text = ceso::render_documents(s).userdata;
   ASSERT_EQ(text.rfind("#cloud-config\n", 0), 0u);
   YAML::Node cc = YAML::Load(text);
@@ -526,21 +529,24 @@ TEST(CloudInitUserData, MergeTheirsWinsListsConcatenate) {
 }
 
 TEST(CloudInitUserData, PassThroughAndErrors) {
-  auto script = ceso::load_user_data("#!/bin/sh\necho hi\n", "'s.sh'");
-  EXPECT_FALSE(ceso::user_data_is_cloud_config(*script));
+  // Not cloud-config: passed on as written, not merged with generated settings.
   ceso::CloudInitSpec s = spec({{"hostname", "a"}, {"instance_id", "i"}});
-  s.user_data = script;
+  s.user_data = ceso::load_user_data("#!/bin/sh\necho hi\n", "'s.sh'");
   EXPECT_EQ(ceso::render_documents(s).userdata, "#!/bin/sh\necho hi\n");
-  auto mime = ceso::load_user_data(
-      "Content-Type: multipart/mixed; boundary=\"X\"\nMIME-Version: 1.0\n\n--X--\n", "'m'");
-  EXPECT_FALSE(ceso::user_data_is_cloud_config(*mime));
+  std::string mime = "Content-Type: multipart/mixed; boundary=\"X\"\nMIME-Version: 1.0\n\n--X--\n";
+  s.user_data = ceso::load_user_data(mime, "'m'");
+  EXPECT_EQ(ceso::render_documents(s).userdata, mime);
   EXPECT_BAD_INPUT(ceso::load_user_data("#cloud-config\nusers: [\n", "'bad.yaml'"),
                    "'bad.yaml': invalid YAML at line");
   EXPECT_BAD_INPUT(ceso::load_user_data("#cloud-config\n- a\n", "'l.yaml'"), "mapping");
   EXPECT_BAD_INPUT(ceso::load_user_data("packages: [jq]\n", "'nohdr.yaml'"), "#cloud-config");
   EXPECT_BAD_INPUT(ceso::load_user_data("#cloud-config\nnetwork: {version: 2}\n", "'n.yaml'"),
                    "network_config");
-  EXPECT_TRUE(ceso::user_data_is_cloud_config(*ceso::load_user_data("#cloud-config\n", "'e'")));
+  // An empty cloud-config is merged: the same document as no user-data at all.
+  s.user_data = nullptr;
+  std::string generated = ceso::render_documents(s).userdata;
+  s.user_data = ceso::load_user_data("#cloud-config\n", "'e'");
+  EXPECT_EQ(ceso::render_documents(s).userdata, generated);
 }
 
 TEST(CloudInitUserData, ScriptCannotBeCombinedWithGeneratedSettings) {

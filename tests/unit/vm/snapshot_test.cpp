@@ -78,17 +78,5 @@ TEST(SnapshotTest, Records) {
   EXPECT_EQ(snapshot_record(snaps[1]).contains("type"), false);
 }
 
-TEST(SnapshotTest, ParseSnapshotTime) {
-  using std::chrono::system_clock;
-  auto t = [](const char* s) { return system_clock::to_time_t(*parse_snapshot_time(s)); };
-  EXPECT_EQ(t("1970-01-01T00:01:00Z"), 60);
-  EXPECT_EQ(t("1970-01-01T00:01:00.123456789Z"), 60);
-  EXPECT_EQ(t("1970-01-01T01:01:00+01:00"), 60);
-  EXPECT_EQ(t("1970-01-01T00:00:00-00:01"), 60);
-  EXPECT_EQ(t("1970-01-01T00:01:00"), 60);
-  EXPECT_FALSE(parse_snapshot_time("yesterday").has_value());
-  EXPECT_FALSE(parse_snapshot_time("1970-01-01T00:01:00 junk").has_value());
-}
-
 }  // namespace
 }  // namespace ceso

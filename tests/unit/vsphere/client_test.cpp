@@ -4,23 +4,36 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
+#include <string>
+#include <vector>
 
+#include "base/file.hpp"
 #include "vm/vm.hpp"
 
 namespace {
 
 std::string read_data(const std::string& name) {
-  std::ifstream in(std::string(CESO_TEST_DATA) + "/soap/" + name);
-  EXPECT_TRUE(in) << name;
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return *ceso::read_file(std::string(CESO_TEST_DATA) + "/soap/" + name);
 }
 
 const ceso::xml::Node& body_first(const ceso::xml::Node& doc) {
   return doc.child("Body")->children.front();
+}
+
+// A PropertyCollector answer as vim::Client::stream_spec reads it: each
+// <objects> handed on as it closes, the paging token from what is left.
+struct Retrieved {
+  std::vector<ceso::vim::ObjectContent> objects;
+  std::string token;
+};
+Retrieved retrieve(const std::string& answer) {
+  Retrieved r;
+  ceso::xml::StreamParser p("returnval", "objects", [&](ceso::xml::Node&& n) {
+    if (auto oc = ceso::vim::object_from_xml(n)) r.objects.push_back(std::move(*oc));
+  });
+  p.feed(answer);
+  r.token = body_first(p.finish()).find_text("returnval/token");
+  return r;
 }
 
 ceso::vim::Fault fault_of(const std::string& file, const char* method) {
@@ -71,9 +84,7 @@ TEST(VimFault, FaultTypeFromElementNameWhenNoXsiType) {
 }
 
 TEST(VimFault, TaskErrorFromTaskInfo) {
-  auto doc = ceso::xml::parse(read_data("task_info_error.xml"));
-  std::string token;
-  auto objs = ceso::vim::objects_from_xml(*body_first(doc).child("returnval"), &token);
+  auto objs = retrieve(read_data("task_info_error.xml")).objects;
   ASSERT_EQ(objs.size(), 1u);
   const auto* info = objs[0].prop("info");
   ASSERT_NE(info, nullptr);
@@ -95,9 +106,7 @@ TEST(VimServiceContent, EsxHostAgent) {
 }
 
 TEST(VimRetrieve, VmRecordsFromContainerViewResponse) {
-  auto doc = ceso::xml::parse(read_data("retrieve_vms.xml"));
-  std::string token = "x";
-  auto objs = ceso::vim::objects_from_xml(*body_first(doc).child("returnval"), &token);
+  auto [objs, token] = retrieve(read_data("retrieve_vms.xml"));
   EXPECT_EQ(token, "");
   ASSERT_EQ(objs.size(), 2u);
   ceso::Endpoint ep;
