@@ -3,6 +3,7 @@
 #include <simdjson.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -166,6 +167,19 @@ bool write_record(const ordered_json& record) {
     left -= static_cast<size_t>(w);
   }
   return true;
+}
+
+ordered_json pass_through(const ordered_json& upstream, const ordered_json& ours,
+                          const std::vector<std::string>& owned) {
+  if (!ours.is_object()) fail("internal error: a record to print is not a JSON object");
+  ordered_json out = ours;
+  if (!upstream.is_object()) return out;
+  for (const auto& [key, value] : upstream.items()) {
+    if (ours.contains(key)) continue;
+    if (std::find(owned.begin(), owned.end(), key) != owned.end()) continue;
+    out[key] = value;
+  }
+  return out;
 }
 
 const ordered_json* field_at(const ordered_json& record, std::string_view path) {
