@@ -95,7 +95,9 @@ std::string cell_text(const ordered_json* value);
 //     to state and we did not state it this time, so upstream's value would
 //     be stale (a vm record's `template` on a VM that is no template, the
 //     `forced` of an earlier ceso-power, a ceso-info field a tool did not
-//     read). A field we know to be empty is in `ours` as null (`ip`).
+//     read). Dropped rather than null: null would state that the VM has no
+//     such value, which is known only to a tool that read it; such a tool
+//     puts the null in `ours` (`ip` without an address).
 //   - Every other upstream field is kept as it was, nested values untouched,
 //     whatever the upstream record's type (a tool that consumes fields of
 //     another type, like ceso-mkvm the `guestinfo` of a guestinfo record,
