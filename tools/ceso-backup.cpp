@@ -199,12 +199,12 @@ ceso::Exit create(const ceso::Args& args) {
     ceso::BackupContext ctx{gate, catalog, *target, progress, [&](const std::string& m) {
                               ceso::warn(ceso::quote(vm.name) + ": " + m);
                             }};
-    ceso::ordered_json rec = vm.record;  // the identity of the VM backed up
+    ceso::ordered_json rec;  // the VM's vm record, as read for the backup
     ceso::ordered_json b = ceso::backup_vm(vm, options, ctx, rec);
     if (!b.is_null()) {
       rec["backup"] = std::move(b);
       rec["changed"] = true;
-      out.emit(rec);
+      out.emit(ceso::pass_through(t.record, rec, ceso::vm_owned_fields({"backup", "changed"})));
     }
     outcome.succeeded();
   });

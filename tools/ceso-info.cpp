@@ -62,10 +62,8 @@ ceso::Exit run(const ceso::Args& args) {
     auto objs = vm.client->retrieve({vm.ref}, ceso::vm_detail_paths());
     if (objs.empty()) throw ceso::Error("VM disappeared while reading it");
     ceso::ordered_json rec = ceso::vm_details(objs.front(), vm.client->endpoint(), decode);
-    // Keep fields added upstream that we do not produce ourselves.
-    for (const auto& [k, v] : t.record.items())
-      if (!rec.contains(k)) rec[k] = v;
-    out.emit(rec);
+    // Fields added upstream are kept; every vm field is the host's now.
+    out.emit(ceso::pass_through(t.record, rec, ceso::vm_owned_fields()));
     outcome.succeeded();
   });
   out.finish();

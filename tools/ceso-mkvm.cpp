@@ -156,6 +156,11 @@ std::optional<std::string> existing_vm(ceso::vim::Client& c, const std::string& 
   return found;
 }
 
+// What ceso-mkvm states in the records it prints; the guestinfo and
+// documents of a guestinfo record were consumed (written to the new VM).
+const std::vector<std::string> kOwned =
+    ceso::vm_owned_fields({"changed", "source", "macs", "instance_id", "guestinfo", "documents"});
+
 ceso::ordered_json record_of(ceso::vim::Client& c, const ceso::vim::MoRef& vm) {
   auto objs = c.retrieve({vm}, ceso::vm_record_paths());
   if (objs.empty()) ceso::fail("the new VM disappeared");
@@ -195,7 +200,7 @@ ceso::Exit run(const ceso::Args& args) {
                        c.endpoint().id + " (--exist-ok accepts it)");
           auto rec = record_of(c, {"VirtualMachine", *id});
           rec["changed"] = false;
-          out.emit(rec);
+          out.emit(ceso::pass_through(t.record, rec, kOwned));
           outcome.succeeded();
           return;
         }
@@ -231,9 +236,7 @@ ceso::Exit run(const ceso::Args& args) {
         rec["source"] = wk.source->name;
         rec["macs"] = made.macs;
         if (!instance_id.empty()) rec["instance_id"] = instance_id;
-        for (const auto& [k, v] : t.record.items())
-          if (!rec.contains(k) && k != "guestinfo" && k != "documents") rec[k] = v;
-        out.emit(rec);
+        out.emit(ceso::pass_through(t.record, rec, kOwned));
         outcome.succeeded();
       },
       {"guestinfo"});

@@ -63,9 +63,9 @@ void power_one(const Settings& s, ceso::VmLocator& locator, ceso::Gate& gate, ce
                const ceso::Target& t) {
   ceso::LocatedVm vm = locator.locate(t);
   ceso::vim::Client& c = *vm.client;
-  ceso::ordered_json rec = ceso::target_record(t, vm);
   std::string state = ceso::vm_power(c, vm.ref);
   bool changed = false;
+  std::string forced;
   if (!ceso::power_op_is_noop(s.op, state)) {
     ceso::check_power_op(s.op, state, s.force);
     ceso::Mutation m{c.endpoint().id,
@@ -78,14 +78,16 @@ void power_one(const Settings& s, ceso::VmLocator& locator, ceso::Gate& gate, ce
     if (!gate.perform(
             m, [&] { changed = ceso::set_power(c, vm.ref, s.op, s.timeout, s.force, &method); }))
       return;  // dry run: the plan record says it all
-    if (changed && method != m.operation) rec["forced"] = method;
+    if (changed && method != m.operation) forced = method;
   }
   bool up =
       s.op == ceso::PowerOp::on || s.op == ceso::PowerOp::reset || s.op == ceso::PowerOp::reboot;
   if (s.wait && up) ceso::wait_for(c, vm.ref, "tools", s.timeout);
-  rec["power"] = ceso::vm_power(c, vm.ref);
+  // Read once the change is done: power, ip and the rest as they are now.
+  ceso::ordered_json rec = ceso::current_vm_record(vm);
+  if (!forced.empty()) rec["forced"] = forced;
   rec["changed"] = changed;
-  out.emit(rec);
+  out.emit(ceso::pass_through(t.record, rec, ceso::vm_owned_fields({"forced", "changed"})));
 }
 
 ceso::Exit run(const ceso::Args& args) {

@@ -37,13 +37,6 @@ struct Settings {
   bool force, yes, dry_run;
 };
 
-// The host's current view of the VM: power state and tags.
-ceso::ordered_json current(const ceso::LocatedVm& vm) {
-  auto objs = vm.client->retrieve({vm.ref}, ceso::vm_record_paths());
-  if (objs.empty()) throw ceso::Error("the VM disappeared while reading it");
-  return ceso::vm_record(objs.front(), vm.client->endpoint());
-}
-
 void check_allowed(const Settings& s, const ceso::ordered_json& now) {
   if (s.force) return;
   if (ceso::has_tag(now["tags"], "protected"))  // also "Protected", " PROTECTED"
@@ -61,7 +54,7 @@ void remove_one(const Settings& s, ceso::VmLocator& locator, ceso::Gate& gate, c
                 const ceso::Target& t) {
   ceso::LocatedVm vm = locator.locate(t);
   ceso::vim::Client& c = *vm.client;
-  ceso::ordered_json now = current(vm);
+  ceso::ordered_json now = ceso::current_vm_record(vm);  // power state and tags
   check_allowed(s, now);
   bool ask = !s.yes && !s.dry_run && gate.mode() != ceso::Mode::restricted;
   if (ask && !ceso::confirm_on_terminal("Delete VM " + ceso::quote(vm.name) + " (" + vm.ref.value +
@@ -70,14 +63,15 @@ void remove_one(const Settings& s, ceso::VmLocator& locator, ceso::Gate& gate, c
   std::string id = c.endpoint().id;
   if (now["power"] != "off") {
     ceso::Mutation off{id, vm.name, vm.ref.value, "PowerOffVM_Task", {{"action", "off"}}};
-    gate.perform(off, [&] { ceso::set_power(c, vm.ref, ceso::PowerOp::off, {}, true); });
+    // The record printed shows the VM as it was deleted: read again once off.
+    if (gate.perform(off, [&] { ceso::set_power(c, vm.ref, ceso::PowerOp::off, {}, true); }))
+      now = ceso::current_vm_record(vm);
   }
   ceso::Mutation destroy{id, vm.name, vm.ref.value, "Destroy_Task", {{"disks", "deleted"}}};
   if (!gate.perform(destroy, [&] { ceso::destroy_vm(c, vm.ref); })) return;
-  ceso::ordered_json rec = vm.record.empty() ? now : vm.record;
-  rec["deleted"] = true;
-  rec["changed"] = true;
-  out.emit(rec);
+  now["deleted"] = true;
+  now["changed"] = true;
+  out.emit(ceso::pass_through(t.record, now, ceso::vm_owned_fields({"deleted", "changed"})));
 }
 
 ceso::Exit run(const ceso::Args& args) {

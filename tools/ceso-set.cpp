@@ -206,13 +206,10 @@ ceso::Exit run(const ceso::Args& args) {
           if (ch.spec.memory_mib) rec["memory_mib"] = *ch.spec.memory_mib;
           rec["tags"] = ch.tags;
         }
-        // The input record, with what we know now.
-        ceso::ordered_json result = t.record.is_object() && t.record.value("type", "") == "vm"
-                                        ? t.record
-                                        : ceso::ordered_json::object();
-        for (const auto& [k, v] : rec.items()) result[k] = v;
-        result["changed"] = changed;
-        out.emit(result);
+        rec["changed"] = changed;
+        // The guestinfo and documents of a guestinfo record were applied, not passed on.
+        out.emit(ceso::pass_through(t.record, rec,
+                                    ceso::vm_owned_fields({"changed", "guestinfo", "documents"})));
         outcome.succeeded();
       },
       {"vm", "guestinfo"});

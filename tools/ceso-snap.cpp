@@ -94,18 +94,27 @@ ceso::Mutation mutation(const ceso::LocatedVm& vm, std::string operation, ceso::
   return {vm.client->endpoint().id, vm.name, vm.ref.value, std::move(operation), std::move(p)};
 }
 
+// The VM's record as it is now, with `results` added, passed through with
+// the input record. ceso-snap owns snapshot, snapshots_removed and changed:
+// an earlier stage's snapshot never poses as this one's.
+void emit_result(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm,
+                 const ceso::ordered_json& results) {
+  ceso::ordered_json rec = ceso::current_vm_record(vm);
+  for (const auto& [k, v] : results.items()) rec[k] = v;
+  static const std::vector<std::string> kOwned =
+      ceso::vm_owned_fields({"snapshot", "snapshots_removed", "changed"});
+  x.out.emit(ceso::pass_through(t.record, rec, kOwned));
+}
+
 void create(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm) {
   std::string name = x.args.get("name");
   ceso::vim::Client& c = *vm.client;
-  ceso::ordered_json rec = ceso::target_record(t, vm);
   auto snaps = ceso::list_snapshots(c, vm.ref);
   if (const ceso::SnapshotInfo* s = ceso::find_snapshot(snaps, name)) {
     if (!x.args.has("exist-ok"))
       ceso::fail("already has a snapshot named " + ceso::quote(name) +
                  " (pass --exist-ok to accept it)");
-    rec["snapshot"] = ceso::snapshot_record(*s);
-    rec["changed"] = false;
-    x.out.emit(rec);
+    emit_result(x, t, vm, {{"snapshot", ceso::snapshot_record(*s)}, {"changed", false}});
     return;
   }
   std::string description = x.args.get("description");
@@ -120,9 +129,7 @@ void create(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm) 
   snaps = ceso::list_snapshots(c, vm.ref);
   auto it = std::find_if(snaps.begin(), snaps.end(), [&](const auto& s) { return s.ref == ref; });
   if (it == snaps.end()) ceso::fail("the new snapshot " + ref.value + " is not in the VM's tree");
-  rec["snapshot"] = ceso::snapshot_record(*it);
-  rec["changed"] = true;
-  x.out.emit(rec);
+  emit_result(x, t, vm, {{"snapshot", ceso::snapshot_record(*it)}, {"changed", true}});
 }
 
 void list(const Context& x, const ceso::Target&, const ceso::LocatedVm& vm) {
@@ -142,37 +149,30 @@ void revert(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm) 
     if (cur == snaps.end()) ceso::fail("has no current snapshot to revert to");
     s = &*cur;
   }
-  ceso::ordered_json rec = ceso::target_record(t, vm);
   auto m = mutation(vm, "RevertToSnapshot_Task", {{"snapshot", s->path}, {"id", s->id}});
   if (!x.gate.perform(m, [&] { ceso::revert_snapshot(c, s->ref, false); })) return;
   ceso::SnapshotInfo reverted = *s;
   reverted.current = true;
-  rec["snapshot"] = ceso::snapshot_record(reverted);
-  rec["power"] = ceso::vm_power(c, vm.ref);
-  rec["changed"] = true;
-  x.out.emit(rec);
+  // Read after the revert: power (and the rest) as the snapshot left them.
+  emit_result(x, t, vm, {{"snapshot", ceso::snapshot_record(reverted)}, {"changed", true}});
 }
 
 void remove_named(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm,
                   const std::string& name) {
   ceso::vim::Client& c = *vm.client;
   auto snaps = ceso::list_snapshots(c, vm.ref);
-  ceso::ordered_json rec = ceso::target_record(t, vm);
   const ceso::SnapshotInfo* s = ceso::find_snapshot(snaps, name);
   if (!s) {
     if (!x.args.has("missing-ok"))
       ceso::fail("has no snapshot named " + ceso::quote(name) + " (pass --missing-ok to accept)");
-    rec["changed"] = false;
-    x.out.emit(rec);
+    emit_result(x, t, vm, {{"changed", false}});
     return;
   }
   bool children = x.args.has("children");
   auto m = mutation(vm, "RemoveSnapshot_Task",
                     {{"snapshot", s->path}, {"id", s->id}, {"remove_children", children}});
   if (!x.gate.perform(m, [&] { ceso::remove_snapshot(c, s->ref, children, true); })) return;
-  rec["snapshot"] = ceso::snapshot_record(*s);
-  rec["changed"] = true;
-  x.out.emit(rec);
+  emit_result(x, t, vm, {{"snapshot", ceso::snapshot_record(*s)}, {"changed", true}});
 }
 
 void confirm_bulk(const Context& x, const ceso::LocatedVm& vm, size_t count) {
@@ -196,7 +196,6 @@ void remove_bulk(const Context& x, const ceso::Target& t, const ceso::LocatedVm&
     for (const auto& s : snaps)
       if (auto when = ceso::parse_utc_time(s.created); when && *when < cutoff) doomed.push_back(s);
   }
-  ceso::ordered_json rec = ceso::target_record(t, vm);
   ceso::ordered_json removed = ceso::ordered_json::array();
   if (!doomed.empty()) confirm_bulk(x, vm, doomed.size());
   bool dry = x.gate.dry_run();
@@ -216,9 +215,8 @@ void remove_bulk(const Context& x, const ceso::Target& t, const ceso::LocatedVm&
     }
   }
   if (dry && !doomed.empty()) return;
-  rec["snapshots_removed"] = removed;
-  rec["changed"] = !removed.empty();
-  x.out.emit(rec);
+  bool changed = !removed.empty();
+  emit_result(x, t, vm, {{"snapshots_removed", std::move(removed)}, {"changed", changed}});
 }
 
 void remove(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm) {

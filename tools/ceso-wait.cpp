@@ -47,13 +47,15 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::Outcome outcome;
   ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t worker) {
     ceso::LocatedVm vm = locators[worker]->locate(t);
-    ceso::ordered_json rec = ceso::target_record(t, vm);
     std::string value = ceso::wait_for(*vm.client, vm.ref, *what, timeout);
+    // Read once the wait is over, so every vm field is as fresh as `waited`.
+    ceso::ordered_json rec = ceso::current_vm_record(vm);
     if (*what == "ip") rec["ip"] = value;
     if (*what == "on" || *what == "off") rec["power"] = value;
     rec["waited"] = {{"for", *what}, {"value", value}};
     rec["changed"] = false;
-    out.emit(rec);
+    static const std::vector<std::string> kOwned = ceso::vm_owned_fields({"waited", "changed"});
+    out.emit(ceso::pass_through(t.record, rec, kOwned));
     outcome.succeeded();
   });
   out.finish();

@@ -841,7 +841,8 @@ ordered_json BackupRun::run(ordered_json& record) {
   m_.guestinfo = facts_.details.value("guestinfo", ordered_json::object());
   m_.tags = facts_.details.value("tags", std::vector<std::string>{});
   m_.disks = facts_.disks;
-  if (record.empty()) record = m_.vm;
+  record = m_.vm;  // vm_record_of leaves `template` out of the manifest, not out of records
+  if (auto t = facts_.details.find("template"); t != facts_.details.end()) record["template"] = *t;
   if (ctx_.gate.dry_run()) {
     plan_only();
     return nullptr;

@@ -122,8 +122,9 @@ void check_backup_id(std::string_view id);
 std::optional<std::string> manifest_id_at(BackupTarget& target, const std::string& id);
 
 // Backs up one VM; returns the `backup` field of its output record, or null
-// in --dry-run (the plan records went to the gate's plan sink). `record` is
-// the input record; an empty one is replaced by the VM's record. Throws
+// in --dry-run (the plan records went to the gate's plan sink). `record`
+// receives the VM's `vm` record as read for the backup (the tool passes it
+// through with the input record, base/records.hpp pass_through). Throws
 // Error; the snapshot is removed (and the power state restored) before it does.
 ordered_json backup_vm(const LocatedVm& vm, const BackupOptions& options, BackupContext& ctx,
                        ordered_json& record);

@@ -3,6 +3,7 @@
 #include <simdjson.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -157,6 +158,19 @@ bool write_stdout(std::string_view text) {
   if (err == EPIPE) return false;
   if (err) fail(std::string("cannot write to standard output: ") + std::strerror(err));
   return true;
+}
+
+ordered_json pass_through(const ordered_json& upstream, const ordered_json& ours,
+                          const std::vector<std::string>& owned) {
+  if (!ours.is_object()) fail("internal error: a record to print is not a JSON object");
+  ordered_json out = ours;
+  if (!upstream.is_object()) return out;
+  for (const auto& [key, value] : upstream.items()) {
+    if (ours.contains(key)) continue;
+    if (std::find(owned.begin(), owned.end(), key) != owned.end()) continue;
+    out[key] = value;
+  }
+  return out;
 }
 
 const ordered_json* field_at(const ordered_json& record, std::string_view path) {

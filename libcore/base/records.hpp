@@ -81,6 +81,33 @@ const ordered_json* field_at(const ordered_json& record, std::string_view path);
 // comma-joined, null as "-".
 std::string cell_text(const ordered_json* value);
 
+// The record a tool prints for an input record (docs/design.md "Records",
+// ceso(7) RECORDS): unknown upstream fields kept, our fields fresh.
+//
+//   - Every field of `ours` is in the result with our value, whatever the
+//     upstream had under that key (another value, another JSON type, null):
+//     so `type`, `endpoint`, `id`, `name` and `uuid` are always the host's,
+//     never the input's. Values are replaced whole (shallow): an upstream
+//     object under one of our keys is not merged into ours.
+//   - A field named in `owned` but absent from `ours` is dropped: it is ours
+//     to state and we did not state it this time, so upstream's value would
+//     be stale (a vm record's `template` on a VM that is no template, the
+//     `forced` of an earlier ceso-power, a ceso-info field a tool did not
+//     read). Dropped rather than null: null would state that the VM has no
+//     such value, which is known only to a tool that read it; such a tool
+//     puts the null in `ours` (`ip` without an address).
+//   - Every other upstream field is kept as it was, nested values untouched,
+//     whatever the upstream record's type (a tool that consumes fields of
+//     another type, like ceso-mkvm the `guestinfo` of a guestinfo record,
+//     lists them in `owned`).
+//   - Key order: ours first, in our order, then the kept upstream fields in
+//     the upstream's order. So a tool prints its fields in one layout whether
+//     the VM came as a name or as a record, whatever order the input had.
+//   - An upstream that is not an object (an operand's empty record, null)
+//     adds nothing. `ours` must be an object (Error otherwise).
+ordered_json pass_through(const ordered_json& upstream, const ordered_json& ours,
+                          const std::vector<std::string>& owned = {});
+
 // What a VM tool acts on: a name given as an operand, or a record read from
 // the pipeline (cli/tool.hpp for_each_target makes them).
 struct Target {

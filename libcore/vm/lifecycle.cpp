@@ -250,8 +250,7 @@ std::string wait_for(vim::Client& c, const vim::MoRef& vm, std::string_view what
 
 void destroy_vm(vim::Client& c, const vim::MoRef& vm) { run_task(c, "Destroy_Task", vm); }
 
-ordered_json target_record(const Target& target, const LocatedVm& vm) {
-  if (!target.record.empty()) return vm.record;  // with the identity of the VM acted on
+ordered_json current_vm_record(const LocatedVm& vm) {
   auto objs = vm.client->retrieve({vm.ref}, vm_record_paths());
   if (objs.empty()) fail("VM " + vm.ref.value + " no longer exists on " + vm.client->endpoint().id);
   return vm_record(objs.front(), vm.client->endpoint());

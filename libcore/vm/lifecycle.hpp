@@ -68,9 +68,10 @@ std::string wait_for(vim::Client& c, const vim::MoRef& vm, std::string_view what
 // Destroy_Task: unregisters the VM and deletes its files, disks included.
 void destroy_vm(vim::Client& c, const vim::MoRef& vm);
 
-// The record a VM tool prints for a target: the input record (unknown fields
-// kept), or for a VM named as an operand a fresh `vm` record from the host.
-ordered_json target_record(const Target& target, const LocatedVm& vm);
+// The VM's `vm` record as the host has it now (one call). A tool adds its
+// result fields to it and prints pass_through(target.record, it,
+// vm_owned_fields({results…})): the input's unknown fields kept, ours fresh.
+ordered_json current_vm_record(const LocatedVm& vm);
 
 // One human line for a `plan` record on a terminal: "web01: would call
 // PowerOffVM_Task" (+ " (refused: …)" in restricted mode).

@@ -340,6 +340,42 @@ ordered_json vm_details(const vim::ObjectContent& vm, const Endpoint& ep, bool d
   return r;
 }
 
+std::vector<std::string> vm_owned_fields(std::initializer_list<std::string_view> results) {
+  // vm_record's fields, then vm_details' (docs/design.md "Types").
+  static const char* const kFields[] = {"type",
+                                        "endpoint",
+                                        "id",
+                                        "name",
+                                        "uuid",
+                                        "power",
+                                        "cpus",
+                                        "memory_mib",
+                                        "disks_gib",
+                                        "ip",
+                                        "tags",
+                                        "guest_id",
+                                        "datastore",
+                                        "vmx",
+                                        "template",
+                                        "instance_uuid",
+                                        "annotation",
+                                        "guest_full_name",
+                                        "hardware",
+                                        "disks",
+                                        "nics",
+                                        "cdroms",
+                                        "controllers",
+                                        "snapshots",
+                                        "tools",
+                                        "ips",
+                                        "guest_hostname",
+                                        "storage",
+                                        "guestinfo"};
+  std::vector<std::string> out(std::begin(kFields), std::end(kFields));
+  for (auto r : results) out.emplace_back(r);
+  return out;
+}
+
 // ---- finding a target's VM ----
 
 namespace {
@@ -495,17 +531,6 @@ std::vector<VmIdentity> list_identities(vim::Client& c) {
   return out;
 }
 
-// The target's vm record describing the VM acted on.
-ordered_json located_record(const Target& t, const vim::Client& c, const VmIdentity& vm) {
-  if (t.record.empty() || t.record.value("type", "") != "vm") return t.record;
-  ordered_json r = t.record;
-  r["endpoint"] = c.endpoint().id;
-  r["id"] = vm.id;
-  r["name"] = vm.name;
-  r["uuid"] = vm.uuid;
-  return r;
-}
-
 }  // namespace
 
 LocatedVm VmLocator::locate(const Target& target) {
@@ -524,7 +549,7 @@ LocatedVm VmLocator::locate(const Target& target) {
       fail("VM " + describe(vm) + " changed on " + client.endpoint().id +
            " while it was being looked up; try again");
   }
-  return {&client, {"VirtualMachine", vm.id}, vm.name, vm.uuid, located_record(target, client, vm)};
+  return {&client, {"VirtualMachine", vm.id}, vm.name, vm.uuid};
 }
 
 }  // namespace ceso

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -28,6 +29,14 @@ const std::vector<std::string>& vm_detail_paths();
 // The vm record plus hardware, disks, nics, cdroms, snapshots, tools, ips,
 // annotation and guestinfo keys. `decode` decodes encoded guestinfo values.
 ordered_json vm_details(const vim::ObjectContent& vm, const Endpoint& ep, bool decode);
+
+// Every field a `vm` record states about its VM: vm_record's (template
+// included) and vm_details'. A tool that prints a vm record owns them all
+// (pass_through, base/records.hpp): one it did not read this time is left
+// out rather than passed on stale from its input. `results`: the tool's own
+// result fields ("changed", "forced"…), owned as well, so an earlier stage's
+// value of one the tool did not write this time is dropped too.
+std::vector<std::string> vm_owned_fields(std::initializer_list<std::string_view> results = {});
 
 // Tags compare case-insensitively (ASCII letters) and without surrounding
 // blanks: "Protected" and " PROTECTED" in a hand-edited ExtraConfig are the
@@ -90,9 +99,6 @@ struct LocatedVm {
   vim::MoRef ref;
   std::string name;  // as the host has it now (after a rename: the new one)
   std::string uuid;  // config.uuid now
-  // The target's vm record with endpoint, id, name and uuid set to the VM
-  // acted on; {} for an operand. Print this, not the input record.
-  ordered_json record;
 };
 
 // Finds the VMs that names and records refer to, by match_vm(). Keeps one

@@ -62,6 +62,18 @@ snapshots_of() { ceso-info "$1" | jq -c '[.snapshots[].name]'; }
   [ "$(sim_count CreateSnapshot_Task)" -eq 0 ]
 }
 
+@test "pass-through: unknown fields kept; a stale power, ip, template, backup or detail is not" {
+  rec=$(ceso-info db01 | jq -c '.power = "poweredOn" | .ip = "192.0.2.9" | .template = true
+    | .backup = {"id": "stale", "note": "x"} | .tags = "db" | .note = {"keep": ["me", 1]}')
+  out=$(ceso-backup --hot <<<"$rec")
+  echo "$out" | jq -e '.name == "db01" and .power == "off" and has("ip") and .ip == null
+    and .tags == ["db"] and .changed == true and .backup.id != "stale" and .backup.mode == "cold"
+    and (.backup | has("note") | not) and .note == {"keep": ["me", 1]}
+    and (has("template") or has("hardware") or has("snapshots") or has("guestinfo") | not)'
+  assert_eq "$(echo "$out" | jq -c keys_unsorted)" \
+    "$(ceso-backup --hot db01 | jq -c 'keys_unsorted + ["note"]')"
+}
+
 @test "--cold shuts a running VM down through Tools and powers it back on" {
   run ceso-backup --cold app01
   assert_status 0

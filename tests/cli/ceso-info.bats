@@ -41,6 +41,17 @@ teardown_file() { sim_stop; }
   assert_contains "$output" "o'brien & <co> é"
 }
 
+@test "pass-through: unknown fields and earlier results kept; stale vm fields replaced or dropped" {
+  rec=$(ceso-ls --name web01 | jq -c '.power = "poweredOff" | .ip = "192.0.2.9" | .template = true
+    | .hardware = "x" | .tools = null | .changed = true | .note = {"keep": ["me", 1]}')
+  out=$(ceso-info <<<"$rec")
+  echo "$out" | jq -e '.power == "on" and has("ip") and .ip == null and (has("template") | not)
+    and (.hardware | type) == "object" and (.tools | type) == "object"
+    and .changed == true and .note == {"keep": ["me", 1]}'
+  assert_eq "$(echo "$out" | jq -c keys_unsorted)" \
+    "$(ceso-info web01 | jq -c 'keys_unsorted + ["changed", "note"]')"
+}
+
 @test "a 3-tool pipe logs in once" {
   fresh_cache
   sim_reset

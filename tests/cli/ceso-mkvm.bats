@@ -67,6 +67,24 @@ guestinfo_record() { ceso-info "$1" | jq -c '{type:"guestinfo",name,guestinfo}';
   echo "$output" | jq -e '.local_hostname == "web02" and .addresses == ["10.0.0.22/24"]'
 }
 
+@test "pass-through: a guestinfo record's other fields kept, its guestinfo and documents and stale fields not" {
+  rec=$(ceso-cloudinit --hostname mkpass --verbose |
+    jq -c '.role = {"tier": ["web", 1]} | .power = "poweredOn" | .ip = "192.0.2.9" | .template = true
+      | .source = "stale" | .macs = "stale"')
+  run --separate-stderr ceso-mkvm --from golden --no-power-on <<<"$rec"
+  assert_status 0
+  echo "$output" | jq -e --arg iid "$(jq -r .instance_id <<<"$rec")" \
+    '.type == "vm" and .name == "mkpass" and .changed == true and .power == "off" and .ip == null
+     and .source == "golden" and (.macs | type) == "array" and .instance_id == $iid
+     and .role == {"tier": ["web", 1]} and (has("guestinfo") or has("documents") or has("template") | not)'
+  # --exist-ok prints the VM that is there: the same rule, no instance_id it was not given
+  run --separate-stderr ceso-mkvm --from golden --exist-ok <<<"$rec"
+  assert_status 0
+  echo "$output" | jq -e '.name == "mkpass" and .changed == false and .power == "off" and .ip == null
+     and .role == {"tier": ["web", 1]}
+     and (has("guestinfo") or has("documents") or has("template") or has("instance_id") | not)'
+}
+
 @test "an existing name is an error; --exist-ok reports changed: false" {
   sim_reset
   run ceso-mkvm --from golden web01

@@ -28,7 +28,7 @@ setup_file() {
  {"name":"in1","power":"off"},{"name":"in2","power":"off"},{"name":"in3","power":"off"},
  {"name":"in4","power":"off"},{"name":"in5","power":"off"},
  {"name":"pgold","power":"off"},{"name":"ptook","power":"off"},{"name":"prereg","power":"off"},
- {"name":"pren","power":"off"}]
+ {"name":"pren","power":"off"},{"name":"ptpass","power":"off"}]
 JSON
   sim_start -vms 0 -vm-spec "$spec"
 }
@@ -291,4 +291,27 @@ vm_line() { printf '{"type":"vm","name":"%s"}' "$1"; }
   assert_status 0
   echo "$output" | jq -e --argjson s "$saved" '.id == $s.id and .name == "pren2" and .power == "off"'
   assert_eq "$(power_of pren2)" off
+}
+
+# ---- pass-through: unknown upstream fields kept, our fields fresh (ceso(7) RECORDS) ----
+
+@test "pass-through: unknown fields kept; a stale power, ip, template, forced or ceso-info detail is not" {
+  rec=$(ceso-info ptpass | jq -c '.power = "poweredOn" | .ip = "192.0.2.9" | .template = true
+    | .forced = "PowerOffVM_Task" | .tags = "x" | .note = {"keep": ["me", 1]}')
+  run --separate-stderr ceso-power off <<<"$rec"
+  assert_status 0
+  echo "$output" | jq -e '.power == "off" and has("ip") and .ip == null and .tags == []
+    and .changed == false and .note == {"keep": ["me", 1]}
+    and (has("template") or has("forced") or has("hardware") or has("snapshots") or has("tools") | not)'
+  # One layout: ours first (as for a VM given by name), then the extras.
+  assert_eq "$(echo "$output" | jq -c keys_unsorted)" \
+    "$(ceso-power off ptpass | jq -c 'keys_unsorted + ["note"]')"
+  # vm fields of another JSON type or null upstream: the host's are printed.
+  rec=$(ceso-ls --name ptpass | jq -c '.cpus = "many" | .memory_mib = null | .disks_gib = {}')
+  run --separate-stderr ceso-power on <<<"$rec"
+  assert_status 0
+  echo "$output" | jq -e --argjson s "$(ceso-ls --name ptpass)" \
+    '.power == "on" and .changed == true and .id == $s.id and .uuid == $s.uuid and .cpus == $s.cpus
+     and .memory_mib == $s.memory_mib and .disks_gib == $s.disks_gib'
+  ceso-power off ptpass >/dev/null
 }

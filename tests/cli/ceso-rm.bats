@@ -23,7 +23,8 @@ setup_file() {
  {"name":"golden","power":"off"},
  {"name":"took","power":"off"},{"name":"rereg","power":"off"},{"name":"renamed","power":"off"},
  {"name":"handid","power":"off"},{"name":"handid2","power":"off"},{"name":"elsewhere","power":"off"},
- {"name":"mixok","power":"off"},{"name":"mixbad","power":"off"}]
+ {"name":"mixok","power":"off"},{"name":"mixbad","power":"off"},
+ {"name":"rmpass","power":"off"},{"name":"rmpassrun","power":"on"},{"name":"rmpassop","power":"on"}]
 JSON
   sim_start -vms 0 -vm-spec "$spec"
 }
@@ -248,4 +249,30 @@ $(saved_record mixok)"
   done
   assert_eq "$(sim_count Destroy_Task)" 0
   exists elsewhere
+}
+
+# ---- pass-through: unknown upstream fields kept, our fields fresh (ceso(7) RECORDS) ----
+
+@test "pass-through: unknown fields kept; a stale power, ip, template or ceso-info detail is not" {
+  rec=$(ceso-info rmpass | jq -c '.power = "poweredOn" | .ip = "192.0.2.9" | .template = true
+    | .deleted = "no" | .note = {"keep": ["me", 1]}')
+  run --separate-stderr ceso-rm --yes <<<"$rec"
+  assert_status 0
+  echo "$output" | jq -e '.name == "rmpass" and .deleted == true and .changed == true
+    and .power == "off" and has("ip") and .ip == null and .note == {"keep": ["me", 1]}
+    and (has("template") or has("hardware") or has("snapshots") or has("guestinfo") | not)'
+  ! exists rmpass
+}
+
+@test "--force on a running VM: the record shows it powered off, given by record or by name" {
+  rec=$(ceso-ls --name rmpassrun | jq -c '.note = "keep me"')
+  [ "$(jq -r .power <<<"$rec")" = on ]
+  run --separate-stderr ceso-rm --yes --force <<<"$rec"
+  assert_status 0
+  echo "$output" | jq -e '.power == "off" and .deleted == true and .note == "keep me"'
+  run --separate-stderr ceso-rm --yes --force rmpassop
+  assert_status 0
+  echo "$output" | jq -e '.power == "off" and .deleted == true and .name == "rmpassop"'
+  ! exists rmpassrun
+  ! exists rmpassop
 }

@@ -14,7 +14,7 @@ setup_file() {
  {"name":"odd & <\"q\"> é","power":"off"},
  {"name":"tagged","power":"off","extra_config":{"ceso.tags":"Blue, PROTECTED"}},
  {"name":"sgold","power":"off"},{"name":"stook","power":"off"},{"name":"sren","power":"off"},
- {"name":"srereg","power":"off"}]
+ {"name":"srereg","power":"off"},{"name":"setpass","power":"off","tags":["a"]}]
 JSON
   echo '[{"name":"free1","power":"off"}]' >"$BATS_FILE_TMPDIR/free.json"
   sim_start -vms 0 -vm-spec "$spec"
@@ -253,4 +253,28 @@ teardown_file() { sim_stop; }
   [ "$(echo "$keep" | jq -r '.nics[0].network')" = "$(echo "$mkvm" | jq -r '.nics[0].network')" ]
   [ "$missing_status" -eq 1 ]
   assert_contains "$missing" "no portgroup named 'NoSuchNet' on the host of 'dv1'"
+}
+
+# ---- pass-through: unknown upstream fields kept, our fields fresh (ceso(7) RECORDS) ----
+
+@test "pass-through: unknown fields and other tools' results kept; stale vm fields and details not" {
+  rec=$(ceso-info setpass | jq -c '.power = "poweredOn" | .ip = "192.0.2.9" | .template = true
+    | .tags = "a" | .forced = "PowerOffVM_Task" | .note = {"keep": ["me", 1]}')
+  run --separate-stderr ceso-set --tag +b <<<"$rec"
+  assert_status 0
+  echo "$output" | jq -e '.changed == true and .tags == ["a","b"] and .power == "off"
+    and has("ip") and .ip == null and .note == {"keep": ["me", 1]} and .forced == "PowerOffVM_Task"
+    and (has("template") or has("hardware") or has("annotation") or has("guestinfo") | not)'
+  assert_eq "$(echo "$output" | jq -c keys_unsorted)" \
+    "$(ceso-set setpass --tag b | jq -c 'keys_unsorted + ["forced", "note"]')"
+}
+
+@test "pass-through: a guestinfo record's own fields are consumed, its other fields kept" {
+  rec=$(ceso-cloudinit --hostname setpass --name setpass --verbose |
+    jq -c '.role = "web" | .power = "poweredOn"')
+  run --separate-stderr ceso-set <<<"$rec"
+  assert_status 0
+  echo "$output" | jq -e --arg iid "$(jq -r .instance_id <<<"$rec")" \
+    '.type == "vm" and .name == "setpass" and .changed == true and .power == "off"
+     and .role == "web" and .instance_id == $iid and (has("guestinfo") or has("documents") | not)'
 }

@@ -21,7 +21,8 @@ setup_file() {
  {"name":"chain3","power":"off"},{"name":"chain4","power":"off"},
  {"name":"j1","tags":["many"]},{"name":"j2","tags":["many"]},{"name":"j3","tags":["many"]},
  {"name":"j4","tags":["many"]},{"name":"j5","tags":["many"]},
- {"name":"ngold","power":"off"},{"name":"ntook","power":"off"},{"name":"nrereg","power":"off"}]
+ {"name":"ngold","power":"off"},{"name":"ntook","power":"off"},{"name":"nrereg","power":"off"},
+ {"name":"spass","power":"off"}]
 JSON
   sim_start -vms 0 -fill-mib 1 -vm-spec "$spec"
 }
@@ -420,4 +421,20 @@ assert_base_disk() {
   assert_contains "$output" "Options of every command:"
   assert_contains "$output" "--jobs"
   [[ "$output" != *"--memory"* && "$output" != *"--dry-run"* ]] || return 1
+}
+
+# ---- pass-through: unknown upstream fields kept, our fields fresh (ceso(7) RECORDS) ----
+
+@test "pass-through: unknown fields kept; stale vm fields, details and an earlier snapshot are not" {
+  rec=$(ceso-info spass | jq -c '.power = "poweredOn" | .ip = "192.0.2.9" | .template = true
+    | .snapshot = {"name": "old", "extra": 1} | .note = {"keep": ["me", 1]}')
+  run --separate-stderr ceso-snap create --name p1 <<<"$rec"
+  assert_status 0
+  echo "$output" | jq -e '.power == "off" and has("ip") and .ip == null and .changed == true
+    and .snapshot.name == "p1" and (.snapshot | has("extra") | not) and .note == {"keep": ["me", 1]}
+    and (has("template") or has("hardware") or has("snapshots") | not)'
+  # rm --name --missing-ok of a snapshot that is not there: no snapshot claimed
+  run --separate-stderr ceso-snap rm --name nosuch --missing-ok <<<"$output"
+  assert_status 0
+  echo "$output" | jq -e '.changed == false and (has("snapshot") | not) and .note == {"keep": ["me", 1]}'
 }

@@ -61,3 +61,15 @@ guest() { curl -sf -X POST -d "$1" "${CESO_URL%/sdk}/_ceso/guest" >/dev/null; }
   run ceso-wait --for lunch never
   assert_status 2
 }
+
+# ---- pass-through: unknown upstream fields kept, our fields fresh (ceso(7) RECORDS) ----
+
+@test "pass-through: unknown fields kept; a stale ip, template or detail is not" {
+  rec=$(ceso-info offvm | jq -c '.power = "poweredOn" | .ip = "192.0.2.9" | .template = true
+    | .waited = {"for": "ip", "value": "192.0.2.9"} | .note = {"keep": ["me", 1]}')
+  run --separate-stderr ceso-wait --for off <<<"$rec"
+  assert_status 0
+  echo "$output" | jq -e '.power == "off" and has("ip") and .ip == null
+    and .waited == {"for": "off", "value": "off"} and .note == {"keep": ["me", 1]}
+    and (has("template") or has("hardware") or has("tools") | not)'
+}

@@ -270,4 +270,102 @@ TEST(Records, FieldAtFollowsDottedPaths) {
   EXPECT_EQ(ceso::field_at(v, "snapshot.none"), nullptr);
 }
 
+// ---- pass_through: unknown upstream fields kept, our fields fresh ----
+
+ceso::ordered_json j(std::string_view text) { return ceso::parse_json_text(text); }
+
+const std::vector<std::string> kOwned = {"type",   "endpoint", "id",      "name",
+                                         "uuid",   "power",    "ip",      "template",
+                                         "forced", "changed",  "hardware"};
+
+TEST(PassThrough, UnknownUpstreamFieldsAreKeptInTheirOrderAfterOurs) {
+  auto up = j(R"({"zeta":1,"type":"vm","note":"keep me","name":"web01","alpha":[1,2]})");
+  auto ours = j(R"({"type":"vm","name":"web01","power":"on","changed":true})");
+  EXPECT_EQ(ceso::pass_through(up, ours, kOwned).dump(),
+            R"({"type":"vm","name":"web01","power":"on","changed":true,)"
+            R"("zeta":1,"note":"keep me","alpha":[1,2]})");
+}
+
+TEST(PassThrough, KeyOrderIsOursWhateverTheUpstreamOrder) {
+  auto ours = j(R"({"type":"vm","id":"vm-1","name":"a","power":"off"})");
+  auto a = ceso::pass_through(j(R"({"power":"on","x":1,"name":"a","type":"vm"})"), ours, kOwned);
+  auto b = ceso::pass_through(j(R"({"type":"vm","name":"a","x":1,"power":"on"})"), ours, kOwned);
+  EXPECT_EQ(a.dump(), R"({"type":"vm","id":"vm-1","name":"a","power":"off","x":1})");
+  EXPECT_EQ(a.dump(), b.dump());
+}
+
+TEST(PassThrough, StaleOwnedFieldsAreOverwrittenOrDropped) {
+  // Upstream says on with an address and a forced power-off of an earlier
+  // stage, and that the VM is a template: none of it is true now.
+  auto up = j(R"({"type":"vm","name":"db","power":"poweredOn","ip":"192.0.2.7",)"
+              R"("template":true,"forced":"PowerOffVM_Task","hardware":{"cpus":8}})");
+  auto ours = j(R"({"type":"vm","name":"db","power":"off","ip":null,"changed":true})");
+  auto r = ceso::pass_through(up, ours, kOwned);
+  EXPECT_EQ(r.dump(), R"({"type":"vm","name":"db","power":"off","ip":null,"changed":true})");
+  EXPECT_TRUE(r.contains("ip"));  // null, not absent: known to have no address now
+  EXPECT_FALSE(r.contains("template"));
+  EXPECT_FALSE(r.contains("forced"));
+  EXPECT_FALSE(r.contains("hardware"));
+}
+
+TEST(PassThrough, WithoutAnOwnedListOnlyOurKeysAreReplaced) {
+  auto up = j(R"({"type":"vm","power":"on","template":true,"note":1})");
+  auto r = ceso::pass_through(up, j(R"({"type":"vm","power":"off"})"));
+  EXPECT_EQ(r.dump(), R"({"type":"vm","power":"off","template":true,"note":1})");
+}
+
+TEST(PassThrough, CollisionsOfAnotherJsonTypeTakeOurValue) {
+  auto up = j(R"({"power":5,"ip":["192.0.2.1"],"tags":"web","name":{"x":1},"changed":"yes",)"
+              R"("uuid":null})");
+  auto ours = j(R"({"type":"vm","name":"n","uuid":"42","power":"on","ip":null,"tags":[],)"
+                R"("changed":false})");
+  EXPECT_EQ(ceso::pass_through(up, ours, kOwned).dump(), ours.dump());
+}
+
+TEST(PassThrough, IdentityIsNeverTakenFromUpstream) {
+  auto up = j(R"({"type":"vm","endpoint":"esxi9.example:443","id":"vm-9","name":"old",)"
+              R"("uuid":"aaaa","k":"v"})");
+  auto ours = j(R"({"type":"vm","endpoint":"127.0.0.1:8989","id":"vm-42","name":"new",)"
+                R"("uuid":"bbbb"})");
+  auto r = ceso::pass_through(up, ours, kOwned);
+  EXPECT_EQ(r["endpoint"], "127.0.0.1:8989");
+  EXPECT_EQ(r["id"], "vm-42");
+  EXPECT_EQ(r["name"], "new");
+  EXPECT_EQ(r["uuid"], "bbbb");
+  EXPECT_EQ(r["k"], "v");
+}
+
+TEST(PassThrough, NestedValuesAreMergedShallow) {
+  // Our `snapshot` replaces upstream's whole; an upstream object we do not
+  // produce passes with everything inside it.
+  auto up = j(R"({"snapshot":{"name":"old","note":"x"},"meta":{"a":{"b":[1,{"c":null}]}}})");
+  auto ours = j(R"({"type":"vm","snapshot":{"name":"new"}})");
+  EXPECT_EQ(ceso::pass_through(up, ours, {"snapshot"}).dump(),
+            R"({"type":"vm","snapshot":{"name":"new"},"meta":{"a":{"b":[1,{"c":null}]}}})");
+}
+
+TEST(PassThrough, UpstreamOfAnotherTypeGivesItsFieldsButNotItsTypeOrConsumedOnes) {
+  // ceso-mkvm given a guestinfo record: the guestinfo and documents it
+  // consumed are dropped, the rest travels on, the type is ours.
+  auto up = j(R"({"type":"guestinfo","name":"web01","instance_id":"i-1",)"
+              R"("guestinfo":{"guestinfo.metadata":"x"},"documents":{},"role":"web"})");
+  auto ours = j(R"({"type":"vm","name":"web01","changed":true})");
+  auto r = ceso::pass_through(up, ours, {"type", "name", "changed", "guestinfo", "documents"});
+  EXPECT_EQ(r.dump(), R"({"type":"vm","name":"web01","changed":true,"instance_id":"i-1",)"
+                      R"("role":"web"})");
+}
+
+TEST(PassThrough, NonObjectOrEmptyUpstreamAddsNothing) {
+  auto ours = j(R"({"type":"vm","name":"a","ip":null})");
+  for (const auto& up :
+       {ceso::ordered_json(), ceso::ordered_json::object(), ceso::ordered_json::array({1, 2}),
+        ceso::ordered_json("vm"), ceso::ordered_json(42)})
+    EXPECT_EQ(ceso::pass_through(up, ours, kOwned).dump(), ours.dump()) << up.dump();
+}
+
+TEST(PassThrough, OursMustBeAnObject) {
+  EXPECT_THROW(ceso::pass_through(j(R"({"a":1})"), ceso::ordered_json::array()), ceso::Error);
+  EXPECT_THROW(ceso::pass_through(j(R"({"a":1})"), ceso::ordered_json()), ceso::Error);
+}
+
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 namespace {
@@ -193,6 +194,31 @@ TEST(WantedIdentity, NonStringIdOrUuidIsBadInputNamingTheLine) {
       }
     }
   }
+}
+
+// pass_through drops an owned field a tool did not state: the list must hold
+// every field vm_record and vm_details write, or a stale upstream value of
+// the missing one would survive (ceso(7) RECORDS, "our fields fresh").
+TEST(VmOwnedFields, HoldEveryFieldOfVmRecordAndVmDetailsAndTheResults) {
+  ceso::vim::ObjectContent oc;
+  oc.obj = {"VirtualMachine", "vm-7"};
+  oc.props = {{"name", ceso::xml::parse("<val>t1</val>")},
+              {"config.template", ceso::xml::parse("<val>true</val>")}};
+  ceso::Endpoint ep;
+  ep.id = "127.0.0.1:8989";
+  auto owned = ceso::vm_owned_fields({"changed", "forced"});
+  auto has = [&](const std::string& k) {
+    return std::find(owned.begin(), owned.end(), k) != owned.end();
+  };
+  auto record = ceso::vm_record(oc, ep);
+  ASSERT_TRUE(record.contains("template"));
+  for (const auto& [k, v] : record.items()) EXPECT_TRUE(has(k)) << k;
+  auto details = ceso::vm_details(oc, ep, false);
+  EXPECT_GT(details.size(), record.size());
+  for (const auto& [k, v] : details.items()) EXPECT_TRUE(has(k)) << k;
+  EXPECT_TRUE(has("changed"));
+  EXPECT_TRUE(has("forced"));
+  EXPECT_FALSE(has("note"));
 }
 
 }  // namespace
