@@ -124,13 +124,17 @@ Fd open_log_for_append(const std::string& path) {
   return file;
 }
 
-// <log>.head: {"size":N,"sha256":"…"} — the log's size and the hash of the
-// line that ends there. Writers update it under the log's lock after each
-// append, in place with one pwrite(2) of a fixed length (the size is padded
-// with blanks), which is much cheaper than write-and-rename on ext4.
+// The anchor <log>.head: {"size":N,"lines":N,"sha256":"…"} — the log's size,
+// its number of lines and the hash of the line that ends there. Writers
+// update it under the log's lock after each append, in place with one
+// pwrite(2) of a fixed length (the numbers are padded with blanks), which is
+// much cheaper than write-and-rename on ext4; readers take the lock's shared
+// side to read it, so they never see half an update. Anchors written before
+// "lines" existed are read with the count unknown.
 struct Checkpoint {
   enum class State { absent, valid, invalid } state = State::absent;
   off_t size = 0;
+  std::optional<uint64_t> lines;
   std::string sha256;
   std::string problem;  // for invalid
 };
@@ -147,15 +151,33 @@ Checkpoint parse_checkpoint(std::string_view text) {
   }
   auto size = j.find("size");
   auto hash = j.find("sha256");
+  auto lines = j.find("lines");
   if (size == j.end() || !size->is_number_unsigned() || hash == j.end() || !hash->is_string() ||
-      !is_sha256_hex(hash->get<std::string>())) {
-    c.problem = "fields \"size\" and \"sha256\" missing or malformed";
+      !is_sha256_hex(hash->get<std::string>()) ||
+      (lines != j.end() && !lines->is_number_unsigned())) {
+    c.problem = "fields \"size\", \"lines\" and \"sha256\" missing or malformed";
     return c;
   }
   c.state = Checkpoint::State::valid;
   c.size = static_cast<off_t>(size->get<uint64_t>());
+  if (lines != j.end()) c.lines = lines->get<uint64_t>();
   c.sha256 = hash->get<std::string>();
   return c;
+}
+
+ordered_json checkpoint_json(const Checkpoint& c) {
+  switch (c.state) {
+    case Checkpoint::State::absent:
+      return nullptr;
+    case Checkpoint::State::invalid:
+      return {{"problem", c.problem}};
+    case Checkpoint::State::valid:
+      break;
+  }
+  ordered_json j = {{"size", static_cast<uint64_t>(c.size)}};
+  j["lines"] = c.lines ? ordered_json(*c.lines) : ordered_json();
+  j["sha256"] = c.sha256;
+  return j;
 }
 
 std::string read_fd_text(int fd, const std::string& path) {
@@ -186,43 +208,95 @@ Checkpoint read_checkpoint(const std::string& head_path) {
   return parse_checkpoint(read_fd_text(fd.get(), head_path));
 }
 
-std::string checkpoint_text(off_t size, const std::string& sha256) {
-  std::string number = std::to_string(static_cast<uint64_t>(size));
-  number.resize(20, ' ');  // JSON allows blanks: every checkpoint has the same length
-  return "{\"size\":" + number + ",\"sha256\":\"" + sha256 + "\"}\n";
+std::string checkpoint_text(off_t size, uint64_t lines, const std::string& sha256) {
+  // JSON allows blanks: every anchor has the same length.
+  auto padded = [](uint64_t n) {
+    std::string s = std::to_string(n);
+    s.resize(20, ' ');
+    return s;
+  };
+  return "{\"size\":" + padded(static_cast<uint64_t>(size)) + ",\"lines\":" + padded(lines) +
+         ",\"sha256\":\"" + sha256 + "\"}\n";
 }
 
-// Does the old checkpoint still describe a prefix of the log? If not, it is
-// evidence (the tail was cut, the log replaced) and must not be overwritten.
-bool checkpoint_agrees(const Checkpoint& c, int fd, off_t size, const std::string& last_hash,
-                       const std::string& path) {
-  if (c.state == Checkpoint::State::absent) return true;
-  if (c.state == Checkpoint::State::invalid) return false;
-  if (c.size == size) return c.sha256 == last_hash;
-  if (c.size > size) return false;
-  if (c.size == 0) return c.sha256 == kNoPrevious;
-  // Older than the log: a writer died between its line and the checkpoint.
-  Tail t = line_ending_at(fd, c.size, path);
-  return t.complete && sha256_hex(t.line) == c.sha256;
+// Newlines in [from, to) of the log.
+uint64_t count_newlines(int fd, off_t from, off_t to, const std::string& path) {
+  uint64_t n = 0;
+  std::string buf(1 << 16, '\0');
+  for (off_t pos = from; pos < to;) {
+    size_t want = std::min(static_cast<size_t>(to - pos), buf.size());
+    read_at(fd, buf.data(), want, pos, path);
+    n +=
+        static_cast<uint64_t>(std::count(buf.begin(), buf.begin() + static_cast<long>(want), '\n'));
+    pos += static_cast<off_t>(want);
+  }
+  return n;
 }
 
-// Moves the checkpoint from (old_size, old_hash) to (new_size, new_hash);
-// called with the log locked.
-void write_checkpoint(const std::string& head_path, int log_fd, const std::string& log_path,
-                      off_t old_size, const std::string& old_hash, off_t new_size,
-                      const std::string& new_hash) {
-  const std::string what = "update the audit checkpoint";
-  Fd fd(open_private_file(head_path, O_RDWR));
-  if (!fd) fail_on(what, head_path, errno);
-  std::string current = read_fd_text(fd.get(), head_path);
-  if (!checkpoint_agrees(parse_checkpoint(current), log_fd, old_size, old_hash, log_path)) return;
-  std::string text = checkpoint_text(new_size, new_hash);
+// Why an anchor does not vouch for a log's tail; empty kind when it does.
+struct TailProblem {
+  std::string kind;  // "no-anchor", "anchor-unreadable", "truncated", "rewritten"
+  std::string text;
+  bool empty() const { return kind.empty(); }
+  ordered_json json() const { return {{"kind", kind}, {"problem", text}}; }
+};
+
+// Does the anchor still describe a prefix of the log whose last line hashes
+// to `last_hash` and ends at `size`? An anchor that does not is evidence (the
+// tail was cut, the log replaced) and must not be overwritten.
+TailProblem checkpoint_disagreement(const Checkpoint& c, int fd, off_t size,
+                                    const std::string& last_hash, const std::string& path) {
+  const std::string head = quote(path + ".head");
+  switch (c.state) {
+    case Checkpoint::State::absent:
+      if (size == 0) return {};
+      return {"no-anchor", "the log has no anchor " + head + ", so its tail cannot be verified"};
+    case Checkpoint::State::invalid:
+      return {"anchor-unreadable", "its anchor " + head + " cannot be read: " + c.problem};
+    case Checkpoint::State::valid:
+      break;
+  }
+  if (c.size > size)
+    return {"truncated", "the log has " + std::to_string(size) + " bytes but its anchor " + head +
+                             " records " + std::to_string(c.size) +
+                             ": its tail was truncated, or the log was replaced"};
+  bool agrees;
+  if (c.size == size) {
+    agrees = c.sha256 == last_hash;
+  } else if (c.size == 0) {
+    agrees = c.sha256 == kNoPrevious;
+  } else {
+    // Older than the log: a writer died between its line and the anchor.
+    Tail t = line_ending_at(fd, c.size, path);
+    agrees = t.complete && sha256_hex(t.line) == c.sha256;
+  }
+  if (agrees) return {};
+  return {"rewritten", "the line that ends where its anchor " + head + " says (byte " +
+                           std::to_string(c.size) +
+                           ") is not the one it records: the log was rewritten"};
+}
+
+// The number of lines of a log of `size` bytes that `c` agrees with (an
+// incomplete last line counts as one).
+uint64_t lines_in_log(const Checkpoint& c, int fd, off_t size, bool tail_complete,
+                      const std::string& path) {
+  bool usable = c.state == Checkpoint::State::valid && c.lines && c.size <= size;
+  uint64_t n = usable ? *c.lines + count_newlines(fd, c.size, size, path)
+                      : count_newlines(fd, 0, size, path);
+  return n + (tail_complete ? 0 : 1);
+}
+
+// Writes the anchor in place; called with the log locked.
+void write_checkpoint(int head_fd, const std::string& head_path, const std::string& current,
+                      off_t size, uint64_t lines, const std::string& sha256) {
+  const std::string what = "update the audit log's anchor";
+  std::string text = checkpoint_text(size, lines, sha256);
   ssize_t w;
   do {
-    w = ::pwrite(fd.get(), text.data(), text.size(), 0);
+    w = ::pwrite(head_fd, text.data(), text.size(), 0);
   } while (w < 0 && errno == EINTR);
   if (w != static_cast<ssize_t>(text.size())) fail_on(what, head_path, w < 0 ? errno : ENOSPC);
-  if (current.size() > text.size() && ::ftruncate(fd.get(), static_cast<off_t>(text.size())) != 0)
+  if (current.size() > text.size() && ::ftruncate(head_fd, static_cast<off_t>(text.size())) != 0)
     fail_on(what, head_path, errno);
 }
 
@@ -493,7 +567,51 @@ AuditLog::AuditLog(std::string path) : path_(std::move(path)) {
 
 void AuditLog::check_writable() const { open_log_for_append(path_); }
 
-void AuditLog::append(const AuditRecord& record) {
+namespace {
+
+// The log locked for writing, with what its tail and anchor say.
+struct LockedLog {
+  Fd fd;
+  off_t size = 0;
+  Tail tail;
+  std::string last_hash;  // of the last line (64 zeros for an empty log)
+  Fd head;                // -1 when the anchor cannot be opened
+  std::string head_text;
+  Checkpoint checkpoint;
+};
+
+LockedLog lock_log(const std::string& path) {
+  LockedLog l;
+  l.fd = open_log_for_append(path);
+  lock(l.fd.get(), LOCK_EX, path);
+  struct stat st {};
+  if (::fstat(l.fd.get(), &st) != 0) fail_on("stat", path, errno);
+  l.size = st.st_size;
+  l.tail = line_ending_at(l.fd.get(), l.size, path);
+  l.last_hash = l.size == 0 ? kNoPrevious : sha256_hex(l.tail.line);
+  const std::string head_path = path + ".head";
+  l.head = Fd(open_private_file(head_path, O_RDWR));
+  if (l.head) {
+    l.head_text = read_fd_text(l.head.get(), head_path);
+    l.checkpoint = parse_checkpoint(l.head_text);
+  } else {
+    l.checkpoint.state = Checkpoint::State::invalid;
+    l.checkpoint.problem = errno_text(errno);
+  }
+  return l;
+}
+
+void write_anchor(LockedLog& l, const std::string& path, off_t size, uint64_t lines,
+                  const std::string& sha256) {
+  if (!l.head)
+    fail("cannot update the audit log's anchor " + quote(path + ".head") + ": " +
+         l.checkpoint.problem);
+  write_checkpoint(l.head.get(), path + ".head", l.head_text, size, lines, sha256);
+}
+
+}  // namespace
+
+std::string AuditLog::append(const AuditRecord& record) {
   auto or_null = [](const std::string& s) { return s.empty() ? ordered_json() : ordered_json(s); };
   ordered_json j = ordered_json::object();
   j["type"] = "audit";
@@ -514,38 +632,79 @@ void AuditLog::append(const AuditRecord& record) {
 
   // Each append opens its own file description: flock(2) then serializes
   // threads of this process as well as other processes.
-  Fd fd = open_log_for_append(path_);
-  lock(fd.get(), LOCK_EX, path_);
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) fail_on("stat", path_, errno);
-  const off_t size = st.st_size;
-  Tail tail = line_ending_at(fd.get(), size, path_);
-  const std::string prev = size == 0 ? kNoPrevious : sha256_hex(tail.line);
-  j["prev"] = prev;
+  LockedLog l = lock_log(path_);
+  const TailProblem problem =
+      checkpoint_disagreement(l.checkpoint, l.fd.get(), l.size, l.last_hash, path_);
+  // Chain on (a record is never dropped), but say so in the record itself:
+  // the chain then shows which records were written onto an unverified tail,
+  // and verify can name what the first of them found.
+  if (!problem.empty()) j["tail_unverified"] = problem.json();
+  j["prev"] = l.last_hash;
   std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 
   std::string out;
   out.reserve(line.size() + 2);
   // After a torn write (a crash) start on a fresh line; verify reports the fragment.
-  if (!tail.complete) out += '\n';
+  if (!l.tail.complete) out += '\n';
   out += line;
   out += '\n';
   ssize_t w;
   do {
-    w = ::write(fd.get(), out.data(), out.size());  // one write(2): one whole line
+    w = ::write(l.fd.get(), out.data(), out.size());  // one write(2): one whole line
   } while (w < 0 && errno == EINTR);
   if (w != static_cast<ssize_t>(out.size())) {
     int err = w < 0 ? errno : ENOSPC;
-    if (w > 0 && ::ftruncate(fd.get(), size) != 0) {
+    if (w > 0 && ::ftruncate(l.fd.get(), l.size) != 0) {
       fail("cannot write audit log " + quote(path_) + ": " + errno_text(err) +
            "; the partial line could not be removed either: " + errno_text(errno));
     }
     fail_on("write audit log", path_, err);
   }
 
-  write_checkpoint(head_path(), fd.get(), path_, size, prev, size + static_cast<off_t>(out.size()),
-                   sha256_hex(line));
-  // The lock is released when fd is closed.
+  // An anchor that disagrees stays as it is, as evidence for verify; a
+  // missing one is started here (the record says the tail before it was not
+  // vouched for).
+  if (problem.empty() || l.checkpoint.state == Checkpoint::State::absent) {
+    uint64_t lines = lines_in_log(l.checkpoint, l.fd.get(), l.size, l.tail.complete, path_) + 1;
+    write_anchor(l, path_, l.size + static_cast<off_t>(out.size()), lines, sha256_hex(line));
+  }
+  if (problem.empty()) return {};
+  return "audit log " + quote(path_) + ": " + problem.text +
+         "; the record was appended all the same, marked \"tail_unverified\" (see ceso-audit "
+         "verify)";
+  // The lock is released when l.fd is closed.
+}
+
+AuditLog::AnchorChange AuditLog::anchor_status() const {
+  Fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) fail_on("open audit log", path_, errno);
+  lock(fd.get(), LOCK_SH, path_);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) fail_on("stat", path_, errno);
+  Checkpoint c = read_checkpoint(head_path());
+  Tail tail = line_ending_at(fd.get(), st.st_size, path_);
+  AnchorChange change;
+  change.before = checkpoint_json(c);
+  Checkpoint none;  // counted from the start, as reset_anchor does: c may be wrong
+  change.after = {{"size", static_cast<uint64_t>(st.st_size)},
+                  {"lines", lines_in_log(none, fd.get(), st.st_size, tail.complete, path_)},
+                  {"sha256", st.st_size == 0 ? kNoPrevious : sha256_hex(tail.line)}};
+  return change;
+}
+
+AuditLog::AnchorChange AuditLog::reset_anchor() const {
+  // open_log_for_append would create a missing log: a reset names a log that exists.
+  if (::access(path_.c_str(), F_OK) != 0) fail_on("open audit log", path_, errno);
+  LockedLog l = lock_log(path_);
+  AnchorChange change;
+  change.before = checkpoint_json(l.checkpoint);
+  // Lines are counted from the start: the old anchor is not trusted here.
+  Checkpoint none;
+  uint64_t lines = lines_in_log(none, l.fd.get(), l.size, l.tail.complete, path_);
+  write_anchor(l, path_, l.size, lines, l.last_hash);
+  change.after = {
+      {"size", static_cast<uint64_t>(l.size)}, {"lines", lines}, {"sha256", l.last_hash}};
+  return change;
 }
 
 std::string default_audit_log_path() {
@@ -569,14 +728,82 @@ std::string default_audit_log_path() {
   return home + "/.local/state/ceso/audit.log";
 }
 
+namespace {
+
+// After the first broken link (line k's "prev" is not the hash of line k-1),
+// the rest of the log is read to tell what was done there.
+struct BreakAnalysis {
+  size_t line = 0;     // k
+  std::string prev;    // line k's "prev"
+  std::string hash_1;  // hash of line k-1
+  std::string hash_2;  // hash of line k-2 (64 zeros for k = 2)
+  struct Later {
+    std::string prev, hash;
+  };
+  std::vector<Later> later;  // lines k+1 … (at most kMaxLater)
+  static constexpr size_t kMaxLater = 1u << 20;
+};
+
+// Sets r's kind and problem for the break `b`; `total` lines in the log.
+void classify_break(AuditVerification& r, const BreakAnalysis& b, size_t total,
+                    const Checkpoint& anchor) {
+  const size_t k = b.line;
+  auto n = [](size_t i) { return "line " + std::to_string(i); };
+  r.ok = false;
+  r.bad_line = k;
+  for (size_t i = 0; i < b.later.size(); ++i) {
+    if (b.later[i].hash == b.prev) {
+      r.kind = "reordered";
+      r.problem = n(k) + " is out of order: it links to " + n(k + 1 + i) +
+                  ", which comes after it (lines were swapped or moved)";
+      return;
+    }
+  }
+  if (!b.later.empty() && b.later[0].prev == b.hash_1) {
+    r.kind = "inserted";
+    r.problem =
+        n(k) + " was inserted: it does not link to " + n(k - 1) + ", and " + n(k + 1) + " does";
+    return;
+  }
+  if (b.prev == b.hash_2) {
+    r.kind = "inserted";
+    r.problem = n(k - 1) + " was inserted (with a recomputed \"prev\"): " + n(k) +
+                " links past it to " + (k == 2 ? std::string("the start") : n(k - 2));
+    return;
+  }
+  const std::string base =
+      n(k) + "'s \"prev\" is not the SHA-256 of " + n(k - 1) + " nor of any line: ";
+  if (anchor.state == Checkpoint::State::valid && anchor.lines) {
+    if (total < *anchor.lines) {
+      r.kind = "deleted";
+      r.problem = base + std::to_string(*anchor.lines - total) + " line(s) were deleted before " +
+                  n(k) + " (the log has " + std::to_string(total) + " lines, its anchor records " +
+                  std::to_string(*anchor.lines) + ")";
+      return;
+    }
+    if (total == *anchor.lines) {
+      r.kind = "edited";
+      r.problem = base + n(k - 1) + " was edited (the log still has the " + std::to_string(total) +
+                  " lines its anchor records)";
+      return;
+    }
+  }
+  r.kind = "changed";
+  r.problem = base + n(k - 1) + " was edited, or lines after it were deleted";
+}
+
+}  // namespace
+
 AuditVerification verify_audit_log(const std::string& path) {
   AuditVerification r;
   r.last_hash = kNoPrevious;
   const std::string head_path = path + ".head";
+  const std::string head = "its anchor " + quote(head_path);
   // Records the first problem; returns false so a check can `return bad(…)`.
-  auto bad = [&r](size_t line, std::string text) {
+  auto bad = [&r](size_t line, std::string kind, std::string text) {
     r.ok = false;
     r.bad_line = line;
+    r.kind = std::move(kind);
     r.problem = std::move(text);
     return false;
   };
@@ -586,14 +813,15 @@ AuditVerification verify_audit_log(const std::string& path) {
     int err = errno;
     Checkpoint c = read_checkpoint(head_path);
     if (err == ENOENT && c.state == Checkpoint::State::valid && c.size > 0) {
-      bad(0, "the log is missing but " + quote(head_path) + " records " + std::to_string(c.size) +
-                 " bytes: it was deleted or moved");
+      bad(0, "missing",
+          "the log is missing but " + head + " records " + std::to_string(c.size) +
+              " bytes: it was deleted or moved");
       return r;
     }
     fail_on("open audit log", path, err);
   }
   // Under the shared lock no append is half done: take the size and the
-  // checkpoint together. The bytes before `size` never change (append-only),
+  // anchor together. The bytes before `size` never change (append-only),
   // so the reading itself need not hold writers up.
   lock(fd.get(), LOCK_SH, path);
   struct stat st {};
@@ -604,38 +832,56 @@ AuditVerification verify_audit_log(const std::string& path) {
 
   const bool has_checkpoint = checkpoint.state == Checkpoint::State::valid;
   bool checkpoint_seen = has_checkpoint && checkpoint.size == 0 && checkpoint.sha256 == kNoPrevious;
-  std::string expected = kNoPrevious;
+  size_t anchored_lines = 0;
+  std::string expected = kNoPrevious, hash_before = kNoPrevious;
   size_t line_no = 0;
+  std::optional<BreakAnalysis> broken;
+  nlohmann::json first_mark;  // "tail_unverified" of the first record appended onto a break
 
   // Checks the line that ends (exclusive of its newline) at byte `end`.
   auto check = [&](std::string_view line, bool complete, off_t end) {
     ++line_no;
     const std::string n = "line " + std::to_string(line_no);
-    if (!complete)
-      return bad(line_no, n + " is incomplete (no newline at the end): a write was cut short, "
-                              "or the log was truncated");
     auto j = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return bad(line_no, n + " is not a JSON object");
-    auto prev = j.find("prev");
-    if (prev == j.end() || !prev->is_string() || !is_sha256_hex(prev->get<std::string>()))
-      return bad(line_no, n + " has no \"prev\" hash");
+    auto prev = j.is_object() ? j.find("prev") : j.end();
+    const bool has_prev = j.is_object() && prev != j.end() && prev->is_string() &&
+                          is_sha256_hex(prev->get<std::string>());
+    if (broken) {  // reading on only to tell what happened at the break
+      if (broken->later.size() < BreakAnalysis::kMaxLater)
+        broken->later.push_back({has_prev ? prev->get<std::string>() : "", sha256_hex(line)});
+      return true;
+    }
+    if (!complete)
+      return bad(line_no, "incomplete",
+                 n + " is incomplete (no newline at the end): a write was cut short, or the log "
+                     "was truncated");
+    if (j.is_discarded() || !j.is_object())
+      return bad(line_no, "not-json", n + " is not a JSON object: it was edited, or added by hand");
+    if (!has_prev) return bad(line_no, "edited", n + " has no \"prev\" hash: it was edited");
     if (prev->get<std::string>() != expected) {
       if (line_no == 1)
-        return bad(1,
+        return bad(1, "start",
                    "line 1 does not start a chain (its \"prev\" is not 64 zeros): lines were "
                    "removed from the beginning of the log");
-      const std::string before = "line " + std::to_string(line_no - 1);
-      return bad(line_no, n + "'s \"prev\" is not the SHA-256 of " + before + ": " + before +
-                              " was changed, or lines were removed or inserted there");
+      broken = BreakAnalysis{line_no, prev->get<std::string>(), expected, hash_before, {}};
+      return true;
     }
+    if (auto mark = j.find("tail_unverified"); mark != j.end()) {
+      if (r.marked.empty() && mark->is_object()) first_mark = *mark;
+      r.marked.push_back(line_no);
+    }
+    hash_before = expected;
     expected = sha256_hex(line);
     r.lines = line_no;
     r.last_hash = expected;
+    if (checkpoint_seen) ++r.unanchored;
     if (has_checkpoint && end == checkpoint.size) {
       if (expected != checkpoint.sha256)
-        return bad(0, quote(head_path) + " does not match " + n +
-                          ", which ends where it says the log ended: the log was rewritten");
+        return bad(0, "rewritten",
+                   head + " does not match " + n +
+                       ", which ends where it says the log ended: the log was rewritten");
       checkpoint_seen = true;
+      anchored_lines = line_no;
     }
     return true;
   };
@@ -656,29 +902,58 @@ AuditVerification verify_audit_log(const std::string& path) {
     pending.erase(0, start);
     offset += static_cast<off_t>(start);
     if (pending.size() > kMaxLine) {
-      bad(line_no + 1, "line " + std::to_string(line_no + 1) + " is too long for an audit record");
+      if (broken) break;  // enough to tell what happened at the break
+      bad(line_no + 1, "too-long",
+          "line " + std::to_string(line_no + 1) + " is too long for an audit record (over " +
+              std::to_string(kMaxLine >> 20) + " MiB)");
       return r;
     }
   }
   if (!pending.empty() && !check(pending, false, size)) return r;
+  if (broken) {
+    classify_break(r, *broken, line_no, checkpoint);
+    return r;
+  }
 
   switch (checkpoint.state) {
     case Checkpoint::State::absent:
       break;
     case Checkpoint::State::invalid:
-      bad(0, "cannot read " + quote(head_path) + ": " + checkpoint.problem);
+      bad(0, "anchor", "cannot read " + head + ": " + checkpoint.problem);
       break;
     case Checkpoint::State::valid:
       if (checkpoint.size > size)
-        bad(0, "the log has " + std::to_string(size) + " bytes but " + quote(head_path) +
-                   " records " + std::to_string(checkpoint.size) +
-                   ": its tail was truncated, or the log was replaced");
+        bad(0, "truncated",
+            "the log has " + std::to_string(size) + " bytes (" + std::to_string(line_no) +
+                " lines) but " + head + " records " + std::to_string(checkpoint.size) +
+                (checkpoint.lines ? " (" + std::to_string(*checkpoint.lines) + " lines)" : "") +
+                ": its tail was truncated, or the log was replaced");
       else if (!checkpoint_seen)
-        bad(0, quote(head_path) + " does not match the log (no line ends at byte " +
-                   std::to_string(checkpoint.size) + "): the log was rewritten");
+        bad(0, "rewritten",
+            head + " does not match the log (no line ends at byte " +
+                std::to_string(checkpoint.size) +
+                " with the hash it records): the log was "
+                "rewritten");
+      else if (checkpoint.lines && *checkpoint.lines != anchored_lines)
+        bad(0, "rewritten",
+            head + " records " + std::to_string(*checkpoint.lines) + " lines up to byte " +
+                std::to_string(checkpoint.size) + ", the log has " +
+                std::to_string(anchored_lines) + ": the log was rewritten");
       else
         r.checkpoint = true;
       break;
+  }
+  // Records appended after the break said what they found then: the
+  // original break (a cut tail), which later appends may have grown past.
+  if (!r.ok && r.bad_line == 0 && !r.marked.empty() && first_mark.is_object()) {
+    auto kind = first_mark.find("kind");
+    auto text = first_mark.find("problem");
+    if (kind != first_mark.end() && kind->is_string() && text != first_mark.end() &&
+        text->is_string()) {
+      r.kind = kind->get<std::string>();
+      r.problem += "; line " + std::to_string(r.marked.front()) +
+                   ", the first record appended since, found: " + text->get<std::string>();
+    }
   }
   return r;
 }

@@ -9,9 +9,12 @@
 // Writers take an exclusive flock(2) on the log while they read the last line
 // and append theirs with a single write(2), so processes (a pipeline, parallel
 // jobs) and threads (every append opens its own file description) never
-// interleave or fork the chain. Next to the log, `<log>.head` records the
-// size and last-line hash after each append, so truncating the tail — which
-// a chain alone cannot reveal — is detected by verify_audit_log.
+// interleave or fork the chain. Next to the log, the anchor `<log>.head`
+// records the size, line count and last-line hash after each append (under
+// the same lock), so truncating the tail — which a chain alone cannot reveal
+// — is detected by verify_audit_log. An append whose anchor does not describe
+// the log's tail still chains on, but marks its record ("tail_unverified")
+// and leaves the anchor as evidence (docs/audit.md "The anchor").
 //
 // Most tools do not use this header directly: they go through ceso::Gate
 // (policy.hpp), which audits every mutation.
@@ -23,6 +26,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/records.hpp"
 #include "base/time.hpp"  // utc_timestamp: the format of AuditRecord::time
@@ -59,7 +63,24 @@ class AuditLog {
   // once. Creates the file (0600) and missing parent directories (0700).
   // Throws Error(Exit::failure) naming the path when the log cannot be
   // written; a short write is rolled back, so the log never keeps half a line.
-  void append(const AuditRecord& record);
+  // Returns a warning for the caller to show when the anchor could not vouch
+  // for the log's tail (the record was written, marked "tail_unverified");
+  // empty otherwise.
+  std::string append(const AuditRecord& record);
+
+  // Makes the anchor describe the log as it is now (size, lines, last hash),
+  // under the log's lock, whatever it said before; the log itself is not
+  // touched. For a log deliberately rotated or reset, after a break has been
+  // looked into (`ceso-audit anchor --reset`, which audits it through a Gate
+  // right after). Returns what the anchor said before and says now.
+  struct AnchorChange {
+    ordered_json before;  // {"size","lines","sha256"}, or {"problem"}, or null (none)
+    ordered_json after;   // {"size","lines","sha256"}
+  };
+  AnchorChange reset_anchor() const;
+  // What reset_anchor would change, without changing it (for --dry-run and the
+  // audit record's params).
+  AnchorChange anchor_status() const;
 
   // Creates the log (and its directories) if needed and checks it can be
   // opened for appending, so a tool can fail before it changes anything.
@@ -76,20 +97,34 @@ class AuditLog {
 // Throws Error when neither XDG_STATE_HOME nor a home directory is known.
 std::string default_audit_log_path();
 
-// Result of checking a log's chain and its head checkpoint.
+// Result of checking a log's chain and its anchor.
 struct AuditVerification {
   bool ok = true;
-  size_t lines = 0;         // lines whose chain link checked out
-  size_t bad_line = 0;      // first bad line (1-based); 0 when ok or the checkpoint is at fault
-  std::string problem;      // what is wrong, for a message; empty when ok
+  size_t lines = 0;     // lines whose chain link checked out
+  size_t bad_line = 0;  // first bad line (1-based); 0 when ok or the anchor is at fault
+  std::string problem;  // what is wrong, for a message; empty when ok
+  // What was done, where it can be told: "edited", "deleted", "inserted",
+  // "reordered", "not-json", "too-long", "incomplete", "start" (lines removed
+  // from the beginning), "truncated", "rewritten", "missing", "anchor"
+  // (unreadable anchor), or "changed" (edited or deleted: cannot tell).
+  std::string kind;
   std::string last_hash;    // SHA-256 of the last good line (64 zeros when none)
   bool checkpoint = false;  // a <log>.head was found and matched
+  // Complete lines after the one the anchor names: written by a writer that
+  // died before moving the anchor, or appended by hand — the anchor cannot
+  // vouch for them.
+  size_t unanchored = 0;
+  // Lines marked "tail_unverified" (appended onto a tail the anchor could not
+  // vouch for), for the report.
+  std::vector<size_t> marked;
 };
 
-// Reads the whole log under a shared lock (writers wait) and checks that each
-// line is a JSON object whose "prev" is the SHA-256 of the line before, that
-// the last line is complete, and that <log>.head matches. Stops at the first
-// problem. Throws Error only when the log cannot be read at all.
+// Reads the whole log and checks that each line is a JSON object whose "prev"
+// is the SHA-256 of the line before, that the last line is complete, and that
+// <log>.head matches (size, lines and hash). Reports the first problem, and
+// after a broken link reads on to tell an edit, a deletion, an insertion and
+// a reordering apart. Throws Error only when the log cannot be read at all
+// (a missing log without an anchor included).
 AuditVerification verify_audit_log(const std::string& path);
 
 // The correlation id shared by all tools of one pipeline: $CESO_CORRELATION_ID

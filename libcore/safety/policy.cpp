@@ -153,7 +153,12 @@ bool Gate::perform(const Mutation& m, const std::function<void()>& action) {
 void Gate::audit(const Mutation& m, const AuditRecord& record) {
   std::string reason;
   try {
-    log_.append(record);
+    std::string warning = log_.append(record);
+    // Written, onto a tail the anchor could not vouch for: say so once per run.
+    if (!warning.empty() && on_audit_failure_ && !tail_warned_.exchange(true)) {
+      std::lock_guard<std::mutex> lock(hooks_mutex_);
+      on_audit_failure_(warning);
+    }
     return;
   } catch (const std::exception& e) {
     reason = e.what();

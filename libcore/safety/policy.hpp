@@ -68,7 +68,9 @@ struct GateSettings {
 class Gate {
  public:
   using PlanSink = std::function<void(const ordered_json& plan)>;
-  // Told (with a complete message) when an audit record could not be written.
+  // Told (with a complete message) when an audit record could not be written,
+  // and once when one was written onto a tail its anchor could not vouch for
+  // (AuditLog::append's warning; not counted as a failure).
   // Tools pass [](const std::string& m) { ceso::warn(m); }. Must not throw;
   // calls are serialized.
   using AuditFailureHandler = std::function<void(const std::string& message)>;
@@ -110,6 +112,7 @@ class Gate {
   PlanSink plan_;
   std::mutex hooks_mutex_;  // one plan line / one failure report at a time
   std::atomic<size_t> audit_failures_{0};
+  std::atomic<bool> tail_warned_{false};  // the unverified-tail warning was shown
 };
 
 }  // namespace ceso

@@ -272,7 +272,7 @@ TEST(Records, FieldAtFollowsDottedPaths) {
 
 // ---- pass_through: unknown upstream fields kept, our fields fresh ----
 
-ceso::ordered_json j(std::string_view text) { return ceso::parse_json_text(text); }
+ceso::ordered_json j(std::string_view text) { return read_one(std::string(text)); }
 
 const std::vector<std::string> kOwned = {"type",   "endpoint", "id",      "name",
                                          "uuid",   "power",    "ip",      "template",

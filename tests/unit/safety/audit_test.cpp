@@ -255,7 +255,8 @@ TEST(AuditVerify, EditedByteIsFoundAtTheLineThatNoLongerLinks) {
   EXPECT_FALSE(v.ok);
   EXPECT_EQ(v.bad_line, 5u);
   EXPECT_EQ(v.lines, 4u);
-  EXPECT_NE(v.problem.find("line 4 was changed"), std::string::npos) << v.problem;
+  EXPECT_EQ(v.kind, "edited");  // the line count still matches the anchor's
+  EXPECT_NE(v.problem.find("line 4 was edited"), std::string::npos) << v.problem;
 }
 
 TEST(AuditVerify, EditThatBreaksJsonIsFoundAtThatLine) {
@@ -282,6 +283,8 @@ TEST(AuditVerify, DeletedLineIsFound) {
   auto v = ceso::verify_audit_log(log.path());
   EXPECT_FALSE(v.ok);
   EXPECT_EQ(v.bad_line, 4u);
+  EXPECT_EQ(v.kind, "deleted");
+  EXPECT_NE(v.problem.find("1 line(s) were deleted before line 4"), std::string::npos) << v.problem;
 
   auto first = lines;
   first.erase(first.begin());
@@ -423,6 +426,137 @@ TEST(AuditVerify, LongLinesAreReadBackwardsAcrossBlocks) {
   auto v = ceso::verify_audit_log(log.path());
   EXPECT_TRUE(v.ok) << v.problem;
   EXPECT_EQ(v.lines, 4u);
+}
+
+TEST(AuditAnchor, RecordsSizeLinesAndLastHash) {
+  TempDir dir;
+  ceso::AuditLog log(dir / "audit.log");
+  append_samples(log, 5);
+  auto head = nlohmann::json::parse(read_file(log.head_path()));
+  EXPECT_EQ(head["size"], fs::file_size(log.path()));
+  EXPECT_EQ(head["lines"], 5);
+  EXPECT_EQ(head["sha256"], sha256_hex(read_lines(log.path()).back()));
+}
+
+TEST(AuditAnchor, AnchorWithoutLinesIsReadAndUpgraded) {
+  TempDir dir;
+  ceso::AuditLog log(dir / "audit.log");
+  append_samples(log, 3);
+  auto head = nlohmann::json::parse(read_file(log.head_path()));
+  head.erase("lines");  // as written before the count existed
+  write_file(log.head_path(), head.dump());
+  EXPECT_TRUE(ceso::verify_audit_log(log.path()).ok);
+  EXPECT_EQ(log.append(sample(4)), "");
+  EXPECT_EQ(nlohmann::json::parse(read_file(log.head_path()))["lines"], 4);
+}
+
+TEST(AuditAnchor, AppendOntoACutTailWarnsMarksTheRecordAndKeepsTheEvidence) {
+  TempDir dir;
+  ceso::AuditLog log(dir / "audit.log");
+  append_samples(log, 5);
+  auto lines = read_lines(log.path());
+  const std::string head = read_file(log.head_path());
+  lines.pop_back();
+  write_lines(log.path(), lines);
+  std::string warning = log.append(sample(6));
+  EXPECT_NE(warning.find("truncated"), std::string::npos) << warning;
+  auto last = ordered_json::parse(read_lines(log.path()).back());
+  EXPECT_EQ(last["tail_unverified"]["kind"], "truncated");
+  EXPECT_EQ(last["prev"], sha256_hex(lines.back()));  // chained on all the same
+  EXPECT_EQ(read_file(log.head_path()), head);        // the anchor stays as evidence
+  auto v = ceso::verify_audit_log(log.path());
+  EXPECT_FALSE(v.ok);
+  EXPECT_EQ(v.kind, "truncated");
+  EXPECT_EQ(v.marked, std::vector<size_t>{5});
+  EXPECT_NE(v.problem.find("line 5, the first record appended since"), std::string::npos)
+      << v.problem;
+}
+
+TEST(AuditAnchor, MissingAnchorIsWarnedAboutAndStartedAfresh) {
+  TempDir dir;
+  ceso::AuditLog log(dir / "audit.log");
+  append_samples(log, 2);
+  ASSERT_EQ(unlink(log.head_path().c_str()), 0);
+  std::string warning = log.append(sample(3));
+  EXPECT_NE(warning.find("no anchor"), std::string::npos) << warning;
+  EXPECT_EQ(ordered_json::parse(read_lines(log.path()).back())["tail_unverified"]["kind"],
+            "no-anchor");
+  EXPECT_EQ(nlohmann::json::parse(read_file(log.head_path()))["lines"], 3);
+  EXPECT_EQ(log.append(sample(4)), "");  // from now on vouched for again
+  EXPECT_TRUE(ceso::verify_audit_log(log.path()).ok);
+}
+
+TEST(AuditAnchor, ResetAcceptsTheLogAsItIs) {
+  TempDir dir;
+  ceso::AuditLog log(dir / "audit.log");
+  append_samples(log, 4);
+  auto lines = read_lines(log.path());
+  lines.resize(2);
+  write_lines(log.path(), lines);
+  EXPECT_FALSE(ceso::verify_audit_log(log.path()).ok);
+  auto status = log.anchor_status();
+  EXPECT_EQ(status.before["lines"], 4);
+  EXPECT_EQ(status.after["lines"], 2);
+  auto change = log.reset_anchor();
+  EXPECT_EQ(change.before["lines"], 4);
+  EXPECT_EQ(change.after["lines"], 2);
+  EXPECT_EQ(change.after["sha256"], sha256_hex(lines.back()));
+  EXPECT_TRUE(ceso::verify_audit_log(log.path()).ok);
+  EXPECT_EQ(log.append(sample(5)), "");
+  // A reset names a log that exists; it does not create one.
+  ceso::AuditLog none(dir / "none.log");
+  EXPECT_THROW(none.reset_anchor(), ceso::Error);
+  EXPECT_FALSE(fs::exists(dir / "none.log"));
+}
+
+TEST(AuditVerify, SwappedLinesAreReordered) {
+  TempDir dir;
+  ceso::AuditLog log(dir / "audit.log");
+  append_samples(log, 8);
+  auto lines = read_lines(log.path());
+  for (auto [i, j] : {std::pair{2, 3}, std::pair{1, 5}, std::pair{6, 7}}) {
+    auto swapped = lines;
+    std::swap(swapped[i], swapped[j]);
+    write_lines(log.path(), swapped);
+    auto v = ceso::verify_audit_log(log.path());
+    EXPECT_FALSE(v.ok);
+    EXPECT_EQ(v.kind, "reordered") << i << "," << j << ": " << v.problem;
+    EXPECT_EQ(v.bad_line, static_cast<size_t>(i + 1));
+  }
+}
+
+TEST(AuditVerify, InsertedLinesWithAndWithoutARecomputedHash) {
+  TempDir dir;
+  ceso::AuditLog log(dir / "audit.log");
+  append_samples(log, 6);
+  auto lines = read_lines(log.path());
+  auto forged = ordered_json::parse(lines[2]);
+  forged["vm"] = "forged";
+  forged["prev"] = sha256_hex(lines[2]);  // links to line 3
+  auto with = lines;
+  with.insert(with.begin() + 3, forged.dump());  // becomes line 4
+  write_lines(log.path(), with);
+  auto v = ceso::verify_audit_log(log.path());
+  EXPECT_EQ(v.kind, "inserted") << v.problem;
+  EXPECT_EQ(v.bad_line, 5u);
+  EXPECT_NE(v.problem.find("line 4 was inserted"), std::string::npos) << v.problem;
+
+  forged["prev"] = std::string(64, 'f');  // links nowhere
+  auto without = lines;
+  without.insert(without.begin() + 3, forged.dump());
+  write_lines(log.path(), without);
+  v = ceso::verify_audit_log(log.path());
+  EXPECT_EQ(v.kind, "inserted") << v.problem;
+  EXPECT_EQ(v.bad_line, 4u);
+
+  // At the end, with a correct link: not a break, but beyond the anchor.
+  write_lines(log.path(), lines);
+  forged["prev"] = sha256_hex(lines.back());
+  std::ofstream(log.path(), std::ios::app) << forged.dump() << "\n";
+  v = ceso::verify_audit_log(log.path());
+  EXPECT_TRUE(v.ok) << v.problem;
+  EXPECT_EQ(v.unanchored, 1u);
+  EXPECT_EQ(v.lines, 7u);
 }
 
 // Several processes (a pipeline, parallel jobs) and threads append at once:

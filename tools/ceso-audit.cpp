@@ -1,0 +1,369 @@
+// ceso-audit — check and read the audit log every change is recorded in.
+//
+//   ceso-audit verify                       # exit 0 intact, 4 broken
+//   ceso-audit ls --since 2h --vm 'web*' --failed
+//   ceso-audit tail -f
+//   ceso-audit show "$CESO_CORRELATION_ID"
+//   ceso-audit export --format csv --since 2026-11-01 > audit.csv
+//   ceso-audit anchor --reset --reason 'rotated by logrotate'
+//
+// The log's format, its anchor and what verify can tell are in docs/audit.md.
+// Everything but `anchor --reset` only reads; records are printed as the log
+// holds them (redacted when written), never with more.
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <optional>
+
+#include "cli/tool.hpp"
+#include "safety/audit.hpp"
+#include "safety/audit_query.hpp"
+#include "safety/policy.hpp"
+#include "vm/lifecycle.hpp"  // plan_line
+
+namespace {
+
+// The filters of ls, tail and export.
+std::vector<ceso::Option> filter_options() {
+  return {
+      {"since", 0, "WHEN", "records from this time on (2h, 7d, 2026-11-22, 2026-11-22T03:04Z)"},
+      {"until", 0, "WHEN", "records before this time (same forms as --since)"},
+      {"tool", 0, "GLOB", "records of matching tools (ceso-snap, 'ceso-b*')"},
+      {"vm", 0, "GLOB", "records of matching VMs"},
+      {"actor", 0, "GLOB", "records of matching users (the \"user\" field)"},
+      {"correlation", 'c', "ID", "records of one pipeline (its correlation id)"},
+      {"failed", 0, "", "only records whose result is not ok (error, refused)"},
+  };
+}
+
+// Each verb's own table; --log is shared. A verb added later (promote) gets
+// its own row and table here.
+ceso::ToolSpec make_spec() {
+  using ceso::kDryRun;
+  using ceso::kOutput;
+  std::vector<ceso::Option> tail_options = filter_options();
+  tail_options.insert(tail_options.begin(),
+                      {{"lines", 0, "N", "start with the last N records (default 10)"},
+                       {"follow", 'f', "", "then print records as they are appended"}});
+  std::vector<ceso::Option> export_options = filter_options();
+  export_options.insert(export_options.begin(),
+                        {"format", 0, "FORMAT", "ndjson (the log's lines as they are) or csv", 0,
+                         ceso::Complete::choices, "ndjson csv"});
+  ceso::ToolSpec spec{
+      "ceso-audit",
+      "Verify, list, follow and export the audit log.",
+      "[OPTION]... verify|ls|tail|show|export|anchor [OPTION]...",
+      {{"log", 0, "FILE", "the audit log (default: $CESO_AUDIT_LOG or the state directory's)", 0,
+        ceso::Complete::file}},
+      0,
+      {
+          {"verify", "check the hash chain and the anchor", {}, kOutput, "[OPTION]..."},
+          {"ls", "print records, filtered", filter_options(), kOutput, "[OPTION]..."},
+          {"tail", "print the last records, and follow the log with -f", tail_options, kOutput,
+           "[OPTION]..."},
+          {"show", "print one pipeline's records in order", {}, kOutput, "[OPTION]... CORRELATION"},
+          {"export", "print records for another system (SIEM)", export_options, 0,
+           "--format ndjson|csv [OPTION]..."},
+          {"anchor",
+           "show the anchor, or reset it to the log as it is (audited)",
+           {
+               {"reset", 0, "", "make the anchor describe the log as it is now"},
+               {"reason", 0, "TEXT", "--reset: why (recorded in the audit log)"},
+           },
+           kDryRun | kOutput,
+           "[--reset [--reason TEXT] [--dry-run]]"},
+      },
+  };
+  spec.per_verb_options = true;
+  return spec;
+}
+
+const ceso::ToolSpec kSpec = make_spec();
+
+std::string log_path(const ceso::Args& args) {
+  if (auto p = args.maybe("log")) {
+    if (p->empty()) ceso::usage_error("--log: the path is empty");
+    return *p;
+  }
+  return ceso::default_audit_log_path();
+}
+
+// Parsed filters; usage errors before the log is opened.
+ceso::AuditFilter filter_from(const ceso::Args& args) {
+  ceso::AuditFilter f;
+  auto now = std::chrono::system_clock::now();
+  if (auto s = args.maybe("since")) f.since = ceso::parse_time_bound(*s, "--since", now);
+  if (auto u = args.maybe("until")) f.until = ceso::parse_time_bound(*u, "--until", now);
+  if (!f.since.empty() && !f.until.empty() && f.until <= f.since)
+    ceso::usage_error("--until " + ceso::quote(args.get("until")) + " is not after --since " +
+                      ceso::quote(args.get("since")));
+  f.tool = args.get("tool");
+  f.vm = args.get("vm");
+  f.actor = args.get("actor");
+  f.correlation = args.get("correlation");
+  f.failed = args.has("failed");
+  return f;
+}
+
+// Reads the log's lines and hands the records that pass `filter` to `emit`
+// with their line number; a line that is no record is reported and counted.
+class RecordSource {
+ public:
+  RecordSource(const std::string& path, ceso::AuditFilter filter)
+      : reader_(path), filter_(std::move(filter)) {}
+
+  size_t read(const std::function<void(const ceso::ordered_json&, const ceso::AuditLine&)>& emit) {
+    return reader_.read([&](const ceso::AuditLine& line) {
+      const std::string where =
+          "audit log " + ceso::quote(reader_.path()) + " line " + std::to_string(line.number);
+      if (line.too_long) return skip(where + " is too long for an audit record; skipped");
+      auto j = ceso::ordered_json::parse(line.text, nullptr, false);
+      if (j.is_discarded() || !j.is_object()) return skip(where + " is not a JSON object; skipped");
+      if (filter_.matches(j)) emit(j, line);
+    });
+  }
+  ceso::AuditReader& reader() { return reader_; }
+  size_t skipped() const { return skipped_; }
+
+ private:
+  void skip(const std::string& message) {
+    ceso::warn(message);
+    ++skipped_;
+  }
+  ceso::AuditReader reader_;
+  ceso::AuditFilter filter_;
+  size_t skipped_ = 0;
+};
+
+// Lines that are no record make a listing partial (exit 4): it is not the whole log.
+ceso::Exit listing_exit(const RecordSource& src) {
+  return src.skipped() ? ceso::Exit::partial : ceso::Exit::ok;
+}
+
+const std::vector<std::string> kColumns = {"time",      "user",   "tool",          "vm",
+                                           "operation", "result", "correlation_id"};
+
+std::string record_line(const ceso::ordered_json& r) {
+  auto s = [&](const char* k) {
+    auto it = r.find(k);
+    return it != r.end() && it->is_string() ? it->get<std::string>() : std::string("-");
+  };
+  std::string line = s("time") + "  " + s("user") + "  " + s("tool") + "  " + s("vm") + "  " +
+                     s("operation") + "  " + s("result");
+  if (r.contains("error")) line += ": " + s("error");
+  return line;
+}
+
+ceso::Exit verify(const ceso::Args& args) {
+  const std::string path = log_path(args);
+  ceso::AuditVerification v = ceso::verify_audit_log(path);
+  ceso::ordered_json rec = {{"type", "audit_verify"},
+                            {"log", path},
+                            {"ok", v.ok},
+                            {"lines", v.lines},
+                            {"last_hash", v.last_hash},
+                            {"anchored", v.checkpoint}};
+  if (!v.ok) {
+    rec["break"] = {{"line", v.bad_line ? ceso::ordered_json(v.bad_line) : ceso::ordered_json()},
+                    {"kind", v.kind},
+                    {"problem", v.problem}};
+  }
+  rec["unanchored_lines"] = v.unanchored;
+  rec["tail_unverified_lines"] = v.marked;
+  ceso::Output out(args, {}, [](const ceso::ordered_json& r) {
+    if (!r["ok"].get<bool>()) return "broken: " + r["break"]["problem"].get<std::string>();
+    return "intact: " + std::to_string(r["lines"].get<size_t>()) + " line(s), last hash " +
+           r["last_hash"].get<std::string>();
+  });
+  out.emit(rec);
+  out.finish();
+  if (!v.ok) {
+    ceso::warn("audit log " + ceso::quote(path) + " is broken: " + v.problem);
+    return ceso::Exit::partial;
+  }
+  if (!v.checkpoint && v.lines > 0)
+    ceso::warn("audit log " + ceso::quote(path) +
+               " has no anchor: lines cut off its end could not be told (ceso-audit anchor "
+               "--reset starts one)");
+  if (v.unanchored > 0)
+    ceso::warn(std::to_string(v.unanchored) + " line(s) at the end of " + ceso::quote(path) +
+               " come after what its anchor records: they chain correctly, but the anchor "
+               "cannot vouch for them (a writer that died, or lines added by hand)");
+  for (size_t line : v.marked)
+    ceso::warn("line " + std::to_string(line) +
+               " was appended onto a tail its anchor could not vouch for (\"tail_unverified\")");
+  return ceso::Exit::ok;
+}
+
+ceso::Exit list(const ceso::Args& args) {
+  ceso::AuditFilter filter = filter_from(args);
+  RecordSource src(log_path(args), std::move(filter));
+  ceso::Output out(args, kColumns);
+  src.read([&](const ceso::ordered_json& r, const ceso::AuditLine&) { out.emit(r); });
+  out.finish();
+  return listing_exit(src);
+}
+
+ceso::Exit show(const ceso::Args& args) {
+  if (args.operands.size() != 1)
+    ceso::usage_error("show needs exactly one CORRELATION id (see ceso-audit ls)");
+  ceso::AuditFilter filter;
+  filter.correlation = args.operands.front();
+  RecordSource src(log_path(args), filter);
+  ceso::Output out(args, kColumns);
+  size_t found = 0;
+  src.read([&](const ceso::ordered_json& r, const ceso::AuditLine&) {
+    out.emit(r);
+    ++found;
+  });
+  out.finish();
+  if (found == 0 && src.skipped() == 0)
+    ceso::fail("no records with correlation id " + ceso::quote(filter.correlation) + " in " +
+               ceso::quote(src.reader().path()));
+  return listing_exit(src);
+}
+
+// Sleeps a little while following; a signal cuts the sleep short.
+void pause_for_more() {
+  struct timespec ts {
+    0, 200 * 1000 * 1000
+  };
+  ::nanosleep(&ts, nullptr);
+}
+
+ceso::Exit tail(const ceso::Args& args) {
+  const size_t keep = static_cast<size_t>(args.get_int("lines", 10, 0, 1000000));
+  ceso::AuditFilter filter = filter_from(args);
+  RecordSource src(log_path(args), std::move(filter));
+  ceso::Output out(args, {}, record_line);
+  std::deque<ceso::ordered_json> last;
+  src.read([&](const ceso::ordered_json& r, const ceso::AuditLine&) {
+    last.push_back(r);
+    if (last.size() > keep) last.pop_front();
+  });
+  for (const auto& r : last) out.emit(r);
+  if (!args.has("follow")) return listing_exit(src);
+  auto emit = [&](const ceso::ordered_json& r, const ceso::AuditLine&) { out.emit(r); };
+  bool announced = false;  // the replacement was reported
+  while (!ceso::interrupted()) {
+    if (src.read(emit) > 0) continue;
+    // Rotated, replaced or cut: say so once and follow what the path names
+    // now, as soon as it names a file again.
+    if (src.reader().replaced()) {
+      if (!announced)
+        ceso::warn("audit log " + ceso::quote(src.reader().path()) +
+                   " was replaced or truncated; following it from its start");
+      announced = true;
+      try {
+        src.reader().reopen();
+        announced = false;
+        continue;
+      } catch (const ceso::Error&) {
+        // not there yet: keep reading the old file and try again
+      }
+    }
+    pause_for_more();
+  }
+  return ceso::Exit::interrupted;
+}
+
+bool write_out(const std::string& text) {
+  const char* p = text.data();
+  size_t left = text.size();
+  while (left > 0) {
+    ssize_t w = ::write(STDOUT_FILENO, p, left);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EPIPE) return false;
+      ceso::fail(std::string("cannot write to standard output: ") + std::strerror(errno));
+    }
+    p += w;
+    left -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+ceso::Exit export_log(const ceso::Args& args) {
+  const std::string format = args.get("format");
+  if (format.empty()) ceso::usage_error("export needs --format ndjson or --format csv");
+  ceso::AuditFilter filter = filter_from(args);
+  RecordSource src(log_path(args), std::move(filter));
+  const bool csv = format == "csv";
+  bool open = !csv || write_out(ceso::audit_csv_header());
+  src.read([&](const ceso::ordered_json& r, const ceso::AuditLine& line) {
+    if (!open) return;
+    // ndjson: the line byte for byte, so its hash still links the chain.
+    open = write_out(csv ? ceso::audit_csv_row(r, line.number) : std::string(line.text) + "\n");
+  });
+  return listing_exit(src);
+}
+
+ceso::Exit anchor(const ceso::Args& args) {
+  if (!args.has("reset") && (args.has("reason") || args.has("dry-run")))
+    ceso::usage_error("--reason and --dry-run go with --reset");
+  const std::string path = log_path(args);
+  ceso::AuditLog log(path);
+  ceso::Output out(args, {}, [](const ceso::ordered_json& r) {
+    if (r.value("type", "") == "plan") return ceso::plan_line(r);
+    return "anchor " + r["anchor"].dump() + (r.value("changed", false) ? " (reset)" : "");
+  });
+  ceso::AuditLog::AnchorChange status = log.anchor_status();
+  if (!args.has("reset")) {
+    out.emit({{"type", "audit_anchor"}, {"log", path}, {"anchor", status.before}});
+    return ceso::Exit::ok;
+  }
+  // The reset goes through the Gate like any change: planned with --dry-run,
+  // refused in restricted mode, and recorded — in the log it re-anchors,
+  // right after the reset, so the new anchor then covers its own record.
+  ceso::GateSettings settings =
+      ceso::GateSettings::from_environment("ceso-audit", args.has("dry-run"));
+  settings.audit_log = path;
+  ceso::Gate gate(
+      settings, [](const std::string& m) { ceso::warn(m); },
+      [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::Mutation m{"",
+                   "",
+                   "",
+                   "ResetAuditAnchor",
+                   {{"log", path},
+                    {"before", status.before},
+                    {"after", status.after},
+                    {"reason", args.get("reason")}}};
+  ceso::AuditLog::AnchorChange done;
+  if (!gate.perform(m, [&] { done = log.reset_anchor(); })) return ceso::Exit::ok;
+  out.emit({{"type", "audit_anchor"},
+            {"log", path},
+            {"anchor", done.after},
+            {"before", done.before},
+            {"changed", true}});
+  return ceso::Exit::ok;
+}
+
+ceso::Exit run(const ceso::Args& args) {
+  using Verb = ceso::Exit (*)(const ceso::Args&);
+  static const std::pair<std::string_view, Verb> kVerbs[] = {
+      {"verify", verify}, {"ls", list},           {"tail", tail},
+      {"show", show},     {"export", export_log}, {"anchor", anchor},
+  };
+  for (const auto& [name, fn] : kVerbs) {
+    if (name != args.verb) continue;
+    if (name != "show" && !args.operands.empty())
+      ceso::usage_error(std::string(name) + " takes no operands, not " +
+                        ceso::quote(args.operands.front()));
+    // Only `anchor --reset` writes: Ctrl-C need not wait for anything else.
+    std::optional<ceso::ReadOnlyRun> read_only;
+    if (!args.has("reset")) read_only.emplace();
+    return fn(args);
+  }
+  if (args.operands.empty())
+    ceso::usage_error("missing command: verify, ls, tail, show, export or anchor");
+  ceso::usage_error("unknown command " + ceso::quote(args.operands.front()) +
+                    " (use verify, ls, tail, show, export or anchor)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return ceso::run_tool(kSpec, argc, argv, run); }
