@@ -16,7 +16,9 @@
 #include "base/numbers.hpp"
 #include "base/time.hpp"
 #include "cli/cloudinit_options.hpp"
+#include "cli/backup_target.hpp"
 #include "cli/endpoint.hpp"
+#include "cli/restore.hpp"
 #include "cli/tool.hpp"
 #include "cloudinit/netcfg.hpp"
 #include "config/config.hpp"
@@ -25,17 +27,13 @@
 
 namespace {
 
-// Options several verbs share.
-const ceso::Option kTarget{"target", 0, "URL",
-                           "where backups are stored: file:///path or sftp://user@host/path "
-                           "(default: $CESO_BACKUP_TARGET or the config file's backup target)"};
-const ceso::Option kAcceptNewHostKey{
-    "accept-new-host-key", 0, "",
-    "sftp: add an unknown host's key to ~/.ssh/known_hosts instead of refusing"};
+// Options several verbs share (and ceso-restore: cli/backup_target.hpp).
+const ceso::Option kTarget = ceso::kTargetOption;
+const ceso::Option kAcceptNewHostKey = ceso::kAcceptNewHostKeyOption;
 
 // Each verb's table. --timeout and --retries mean one thing per verb: the
-// guest shutdown wait and the download resumes for create, the power-on
-// wait and the upload restarts for restore; no other verb takes them.
+// guest shutdown wait and the download resumes for create, the power
+// changes and the upload restarts for restore; no other verb takes them.
 std::vector<ceso::Verb> verbs() {
   using ceso::kConnection, ceso::kOutput, ceso::kDryRun, ceso::kJobs;
   std::vector<ceso::Verb> v = {
@@ -94,39 +92,20 @@ std::vector<ceso::Verb> verbs() {
        {kTarget, kAcceptNewHostKey},
        0,
        "[OPTION]..."},
-      {"restore",
-       "restore backup ID (or a VM's newest backup) as a new VM, with a new identity for "
-       "cloud-init",
-       {
-           kTarget,
-           kAcceptNewHostKey,
-           {"as", 0, "NAME", "name of the restored VM (default: the backed-up VM's)"},
-           {"datastore", 0, "NAME", "datastore for the VM (default: the one it was on)"},
-           {"network", 0, "PORTGROUP", "connect every NIC to this portgroup"},
-           {"power-on", 0, "", "power the restored VM on"},
-           {"timeout", 0, "SECONDS", "how long to wait for --power-on to finish (default 600)"},
-           {"retries", 0, "N", "start a failed disk upload again up to N times (default 3)"},
-           {"replace", 0, "",
-            "replace a powered-off VM of the same name (destroyed once the restore succeeded)"},
-           {"keep-on-failure", 0, "", "do not roll back what a failed restore created"},
-       },
-       kConnection | kOutput | kDryRun,
-       "[OPTION]... ID|VM"},
+      // Deprecated alias of ceso-restore for one release: its table (cli/restore.hpp).
+      {"restore", "deprecated: use ceso-restore (the same command)", ceso::restore_options(),
+       ceso::kRestoreCommon, ceso::kRestoreUsage},
   };
-  // restore: the cloud-init flags of ceso-cloudinit, same names and meaning.
-  for (auto& verb : v)
-    if (verb.name == "restore")
-      for (const auto& o : ceso::cloudinit_flag_options()) verb.options.push_back(o);
   return v;
 }
 
 ceso::ToolSpec make_spec() {
   ceso::ToolSpec spec{
       "ceso-backup",
-      "Back up VMs (hot through a snapshot, or cold) to a target; list, verify, remove, prune "
-      "and restore backups.",
+      "Back up VMs (hot through a snapshot, or cold) to a target; list, verify, remove and prune "
+      "backups (ceso-restore restores them).",
       "[create] [OPTION]... [VM]...\n       ceso-backup ls|verify|rm|prune|gc|reindex [OPTION]... "
-      "[ARG]...\n       ceso-backup restore [OPTION]... ID|VM",
+      "[ARG]...",
       {},
       0,
       verbs(),
@@ -139,15 +118,9 @@ ceso::ToolSpec make_spec() {
 
 const ceso::ToolSpec kSpec = make_spec();
 
-std::optional<std::string> target_url(const ceso::Args& args) {
-  if (auto t = args.maybe("target")) return t;
-  if (const char* env = std::getenv("CESO_BACKUP_TARGET"); env && *env) return std::string(env);
-  return ceso::config_backup_target();
-}
-
-ceso::TargetOptions target_options(const ceso::Args& args) {
-  return {args.has("accept-new-host-key")};
-}
+// Shared with ceso-restore (cli/backup_target.hpp).
+using ceso::catalog_entries, ceso::target_options, ceso::target_url;
+using Resolved = ceso::ResolvedBackup;
 
 std::unique_ptr<ceso::BackupTarget> require_target(const ceso::Args& args) {
   auto url = target_url(args);
@@ -213,11 +186,6 @@ ceso::Exit create(const ceso::Args& args) {
   return outcome.exit_code();
 }
 
-std::vector<ceso::CatalogEntry> catalog_entries(const ceso::Args& args, ceso::Catalog& catalog) {
-  auto url = target_url(args);
-  return catalog.list(args.has("target") && url ? *url : std::string());
-}
-
 ceso::Exit list(const ceso::Args& args) {
   ceso::Catalog catalog(ceso::Catalog::default_path());
   ceso::Output out(args, {"id", "vm", "created", "mode", "status", "verify", "bytes_stored"});
@@ -231,42 +199,6 @@ ceso::Exit list(const ceso::Args& args) {
   return ceso::Exit::ok;
 }
 
-// A backup named by the user on the command line.
-struct Resolved {
-  std::string id;
-  std::optional<ceso::CatalogEntry> entry;  // its catalog row, if the catalog knows it
-  std::unique_ptr<ceso::BackupTarget> target;
-};
-
-// Backup ids are untrusted: `id` must be well-formed and name exactly one
-// backup the catalog knows (at --target when that is given) or whose
-// manifest under the target names it. Anything else is Error(bad_input):
-// nothing is ever looked up or removed by a path built from a bad id.
-// Ids are matched exactly (no prefixes).
-Resolved resolve(const ceso::Args& args, ceso::Catalog& catalog, const std::string& id) {
-  ceso::check_backup_id(id);
-  Resolved r{id, catalog.find(id), nullptr};
-  auto url = target_url(args);
-  if (r.entry) {
-    if (args.has("target") && url && *url != r.entry->target)
-      ceso::bad_input("backup " + ceso::quote(id) + " is at " + r.entry->target + ", not at " +
-                      *url);
-    r.target = ceso::open_backup_target(r.entry->target, target_options(args));
-    return r;
-  }
-  if (!url)
-    ceso::bad_input("no backup " + ceso::quote(id) +
-                    " in the catalog (give --target URL to look at a target)");
-  r.target = ceso::open_backup_target(*url, target_options(args));
-  auto named = ceso::manifest_id_at(*r.target, id);
-  if (!named)
-    ceso::bad_input("no backup " + ceso::quote(id) + " in the catalog or at " + r.target->url());
-  if (*named != id)
-    ceso::bad_input("backup directory " + ceso::quote(id) + " at " + r.target->url() +
-                    " holds a manifest of " + ceso::quote(*named));
-  return r;
-}
-
 ceso::Exit verify(const ceso::Args& args) {
   ceso::Catalog catalog(ceso::Catalog::default_path());
   std::vector<std::string> ids = args.operands;
@@ -278,7 +210,7 @@ ceso::Exit verify(const ceso::Args& args) {
   bool mismatch = false;
   for (const auto& id : ids) {
     try {
-      Resolved b = resolve(args, catalog, id);
+      Resolved b = ceso::resolve_backup(args, catalog, id);
       ceso::VerifyResult r = ceso::verify_backup(*b.target, id);
       auto now = ceso::unix_now();
       if (b.entry) catalog.set_verify(id, r.ok ? "ok" : "failed", now);
@@ -323,7 +255,7 @@ ceso::Exit remove(const ceso::Args& args) {
   ceso::Outcome outcome;
   for (const auto& id : args.operands) {
     try {
-      Resolved b = resolve(args, catalog, id);
+      Resolved b = ceso::resolve_backup(args, catalog, id);
       ceso::CatalogEntry entry = b.entry ? *b.entry : ceso::CatalogEntry{id, b.target->url()};
       if (!b.entry) entry.status = "complete";
       if (entry.status != "failed") {
@@ -466,65 +398,10 @@ ceso::Exit reindex(const ceso::Args& args) {
   return r.bad.empty() ? ceso::Exit::ok : ceso::Exit::partial;
 }
 
-// `restore ID|VM`: an id the catalog knows is that backup; else a VM name
-// (backup_for_name: the VM of that name on the host restored to, or the
-// only VM such backups come from); else an id whose manifest is at the
-// target. Anything else is Error(bad_input).
-Resolved resolve_restore(const ceso::Args& args, ceso::Catalog& catalog, ceso::vim::Client& client,
-                         ceso::RestoreRequest& req) {
-  const std::string operand = req.id;
-  if (ceso::is_backup_id(operand) && catalog.find(operand)) return resolve(args, catalog, operand);
-  std::vector<ceso::VmOrigin> live;
-  for (auto& vm : client.retrieve_all_vms({"name", "config.uuid"}))
-    if (vm.text("name") == operand) live.push_back({client.endpoint().id, vm.text("config.uuid")});
-  if (auto e = ceso::backup_for_name(catalog_entries(args, catalog), operand, live)) {
-    ceso::note("restoring " + ceso::quote(e->id) + ", the newest backup of " +
-               ceso::quote(operand) + " (VM on " + e->endpoint + ", uuid " + e->vm_uuid + ")");
-    req.id = e->id;
-    req.by_id = false;
-    return resolve(args, catalog, e->id);
-  }
-  if (!ceso::is_backup_id(operand))
-    ceso::bad_input("no backup id or backed-up VM named " + ceso::quote(operand));
-  return resolve(args, catalog, operand);
-}
-
+// Deprecated alias of ceso-restore (one release): a warning, then the same run.
 ceso::Exit restore(const ceso::Args& args) {
-  if (args.operands.size() != 1)
-    ceso::usage_error("restore needs one backup ID (or the name of a VM: its newest backup)");
-  ceso::RestoreRequest req;
-  req.id = args.operands[0];
-  req.name = args.get("as");
-  if (args.has("as")) ceso::check_vm_name(req.name, "--as", ceso::Exit::usage);
-  req.datastore = args.get("datastore");
-  req.network = args.get("network");
-  req.cloudinit = ceso::cloudinit_flag_fields(args);
-  req.encoding = *ceso::parse_encoding(args.get("encoding", "gzip+base64"));
-  if (auto mac = args.maybe("mac")) req.macs.push_back(ceso::normalize_mac(*mac));
-  req.power_on = args.has("power-on");
-  req.replace = args.has("replace");
-  req.keep_on_failure = args.has("keep-on-failure");
-  req.retries = static_cast<int>(args.get_int("retries", 3, 0, 100));
-  req.timeout = std::chrono::seconds(args.get_int("timeout", 600, 1, 86400));
-  ceso::DeferredInterrupts deferred;  // SIGINT/SIGTERM stop the upload; the rollback still runs
-  ceso::Catalog catalog(ceso::Catalog::default_path());
-  ceso::vim::Client client(ceso::resolve_endpoint(args));
-  Resolved b = resolve_restore(args, catalog, client, req);
-  auto& target = b.target;
-  ceso::Output out(args, {"name", "restored_from", "power", "id", "instance_id"},
-                   [](const ceso::ordered_json& r) {
-                     return r.value("name", "") + ": restored from " + r.value("restored_from", "");
-                   });
-  ceso::Gate gate =
-      ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
-  ceso::Progress progress(ceso::Progress::wanted());
-  ceso::ordered_json rec = ceso::restore_backup(client, *target, req, gate, progress);
-  if (!rec.is_null())
-    for (const auto& w : rec.value("warnings", std::vector<std::string>{})) ceso::warn(w);
-  if (!rec.is_null()) out.emit(rec);
-  out.finish();
-  if (ceso::interrupt_requested()) return ceso::Exit::interrupted;
-  return ceso::Exit::ok;  // a change not audited: run_tool makes it exit 1
+  ceso::warn("ceso-backup restore is deprecated; use ceso-restore");
+  return ceso::run_restore(args);
 }
 
 ceso::Exit run(const ceso::Args& args) {

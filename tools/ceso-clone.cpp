@@ -12,6 +12,7 @@
 #include "cli/cloudinit_options.hpp"
 #include "cli/endpoint.hpp"
 #include "cli/tool.hpp"
+#include "cli/vm_options.hpp"
 #include "cloudinit/cloudinit.hpp"
 #include "cloudinit/netcfg.hpp"
 #include "config/config.hpp"
@@ -24,6 +25,9 @@
 
 namespace {
 
+// A clone keeps the source's tags unless --tag.
+constexpr ceso::VmShapeDefaults kShape{.copies_disks = true, .keeps_tags = true, .powers_on = true};
+
 ceso::ToolSpec make_spec() {
   ceso::ToolSpec spec{
       "ceso-clone",
@@ -31,24 +35,12 @@ ceso::ToolSpec make_spec() {
       "[OPTION]... SOURCE NEWNAME",
       {
           {"stop-source", 0, "", "shut a running source down (VMware Tools), start it again after"},
-          {"datastore", 0, "NAME", "datastore for the clone (default: the source's)"},
-          {"thick", 0, "", "copy disks preallocated instead of thin"},
-          {"cpus", 'c', "N", "number of virtual CPUs"},
-          {"memory", 'm', "SIZE", "memory: MiB, or with a unit (512M, 2G, 2GiB)"},
-          {"disk-grow", 0, "SIZE", "grow the first disk to SIZE, or by +SIZE (GiB by default)"},
-          {"network", 0, "PORTGROUP", "connect every NIC to this portgroup"},
-          {"tag", 't', "TAG", "tags of the clone (default: the source's)", ceso::kRepeatable},
-          {"annotation", 0, "TEXT", "annotation (notes) of the clone"},
-          {"no-power-on", 0, "", "leave the clone powered off"},
-          {"wait", 'w', "WHAT", "after power-on, wait for the guest's IP address", 0,
-           ceso::Complete::choices, "ip"},
-          {"timeout", 0, "SECONDS", "limit for shutdown, power-on and --wait (default 600)"},
-          {"keep-on-failure", 0, "", "do not roll back what a failed run created"},
       },
       ceso::kConnection | ceso::kOutput | ceso::kDryRun,
       {},
       ceso::Complete::vm,
   };
+  for (const auto& o : ceso::vm_shape_options(kShape)) spec.options.push_back(o);
   for (const auto& o : ceso::cloudinit_flag_options()) spec.options.push_back(o);
   return spec;
 }
@@ -79,22 +71,13 @@ ceso::Exit run(const ceso::Args& args) {
   const std::string& source = args.operands[0];
   const std::string& name = args.operands[1];
   ceso::check_vm_name(name, "NEWNAME", ceso::Exit::usage);
-  ceso::NewVm req;
+  const ceso::VmShape shape = ceso::vm_shape(args, kShape);
+  ceso::NewVm req = shape.vm;
   req.name = name;
-  req.datastore = args.get("datastore");
-  req.thick = args.has("thick");
-  if (args.has("cpus")) req.cpus = static_cast<int>(args.get_int("cpus", 1, 1, 768));
-  if (auto m = args.maybe("memory")) req.memory_mib = ceso::vmspec::parse_memory_mib(*m);
-  if (auto g = args.maybe("disk-grow")) req.disk_grow = ceso::vmspec::parse_disk_grow(*g);
-  req.network = args.get("network");
-  if (args.has("tag")) req.tags = ceso::normalize_tags("tag", args.all("tag"));
-  if (auto a = args.maybe("annotation")) req.annotation = *a;
-  req.keep_on_failure = args.has("keep-on-failure");
   if (auto mac = args.maybe("mac")) req.macs.push_back(ceso::normalize_mac(*mac));
-  bool power_on = !args.has("no-power-on");
-  bool wait_ip = args.has("wait");
-  if (wait_ip && !power_on) ceso::usage_error("--wait ip needs the clone powered on");
-  std::chrono::seconds timeout(args.get_int("timeout", 600, 1, 86400));
+  const bool power_on = shape.power_on;
+  const bool wait_ip = shape.wait_ip;
+  const std::chrono::seconds timeout = shape.timeout;
 
   ceso::Output out(args, {"name", "changed", "power", "ip", "id"}, [](const ceso::ordered_json& r) {
     return r.value("name", "") + ": cloned from " + r.value("source", "");

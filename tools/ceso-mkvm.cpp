@@ -12,6 +12,7 @@
 #include "cli/cloudinit_options.hpp"
 #include "cli/endpoint.hpp"
 #include "cli/tool.hpp"
+#include "cli/vm_options.hpp"
 #include "cloudinit/cloudinit.hpp"
 #include "cloudinit/netcfg.hpp"
 #include "config/config.hpp"
@@ -24,6 +25,10 @@
 
 namespace {
 
+// A golden image's tags are its own: the new VM gets only --tag.
+constexpr ceso::VmShapeDefaults kShape{
+    .copies_disks = true, .keeps_tags = false, .powers_on = true};
+
 ceso::ToolSpec make_spec() {
   ceso::ToolSpec spec{
       "ceso-mkvm",
@@ -32,25 +37,13 @@ ceso::ToolSpec make_spec() {
       {
           {"from", 'F', "SOURCE", "the golden-image VM (powered off) to copy", 0,
            ceso::Complete::vm},
-          {"datastore", 0, "NAME", "datastore for the new VM (default: the source's)"},
-          {"thick", 0, "", "copy disks preallocated instead of thin"},
-          {"cpus", 'c', "N", "number of virtual CPUs"},
-          {"memory", 'm', "SIZE", "memory: MiB, or with a unit (512M, 2G, 2GiB)"},
-          {"disk-grow", 0, "SIZE", "grow the first disk to SIZE, or by +SIZE (GiB by default)"},
-          {"network", 0, "PORTGROUP", "connect every NIC to this portgroup"},
-          {"tag", 't', "TAG", "tag of the new VM (repeatable)", ceso::kRepeatable},
-          {"annotation", 0, "TEXT", "annotation (notes) of the new VM"},
-          {"no-power-on", 0, "", "leave the new VM powered off"},
-          {"wait", 'w', "WHAT", "after power-on, wait for the guest's IP address", 0,
-           ceso::Complete::choices, "ip"},
-          {"timeout", 0, "SECONDS", "limit for power-on and --wait (default 600)"},
           {"exist-ok", 0, "", "an existing VM of that name is not an error (changed: false)"},
-          {"keep-on-failure", 0, "", "do not roll back what a failed run created"},
       },
       ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs,
       {},
       ceso::Complete::none,
   };
+  for (const auto& o : ceso::vm_shape_options(kShape)) spec.options.push_back(o);
   for (const auto& o : ceso::cloudinit_flag_options()) spec.options.push_back(o);
   return spec;
 }
@@ -66,13 +59,10 @@ struct Worker {
 struct Settings {
   ceso::Endpoint endpoint;
   std::string source;
-  ceso::NewVm base;  // everything but name, guestinfo and MACs
+  ceso::VmShape shape;  // its vm: everything but name, guestinfo and MACs
   ceso::ordered_json ci_fields;
   ceso::GuestInfoEncoding encoding = ceso::GuestInfoEncoding::gzip_base64;
-  bool power_on = true;
-  bool wait_ip = false;
   bool exist_ok = false;
-  std::chrono::seconds timeout{600};
   size_t jobs = 1;
 };
 
@@ -80,26 +70,13 @@ Settings parse_settings(const ceso::Args& args) {
   Settings s;
   s.source = args.get("from");
   if (s.source.empty()) ceso::usage_error("--from SOURCE is required (the golden-image VM)");
-  s.base.datastore = args.get("datastore");
-  s.base.thick = args.has("thick");
-  if (args.has("cpus")) s.base.cpus = static_cast<int>(args.get_int("cpus", 1, 1, 768));
-  if (auto m = args.maybe("memory")) s.base.memory_mib = ceso::vmspec::parse_memory_mib(*m);
-  if (auto g = args.maybe("disk-grow")) s.base.disk_grow = ceso::vmspec::parse_disk_grow(*g);
-  s.base.network = args.get("network");
-  if (args.has("tag")) s.base.tags = ceso::normalize_tags("tag", args.all("tag"));
-  if (auto a = args.maybe("annotation")) s.base.annotation = *a;
-  s.base.keep_on_failure = args.has("keep-on-failure");
+  s.shape = ceso::vm_shape(args, kShape);
   s.ci_fields = ceso::cloudinit_flag_fields(args);
   if (auto e = args.maybe("encoding")) s.encoding = *ceso::parse_encoding(*e);
   if (!s.ci_fields.empty()) ceso::SpecReader().check(s.ci_fields, ceso::FieldStyle::flag);
   if (s.ci_fields.contains("mac"))
-    s.base.macs.push_back(ceso::normalize_mac(s.ci_fields["mac"].get<std::string>()));
-  s.power_on = !args.has("no-power-on");
-  s.wait_ip = args.has("wait");
-  if (s.wait_ip && !s.power_on)
-    ceso::usage_error("--wait ip needs the VM powered on (drop --no-power-on)");
+    s.shape.vm.macs.push_back(ceso::normalize_mac(s.ci_fields["mac"].get<std::string>()));
   s.exist_ok = args.has("exist-ok");
-  s.timeout = std::chrono::seconds(args.get_int("timeout", 600, 1, 86400));
   s.jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
   // Every new name is checked before any VM is made.
   for (size_t i = 0; i < args.operands.size(); ++i)
@@ -188,7 +165,7 @@ ceso::Exit run(const ceso::Args& args) {
         if (!wk.client) wk.client = std::make_unique<ceso::vim::Client>(s.endpoint);
         ceso::vim::Client& c = *wk.client;
         std::string instance_id;
-        ceso::NewVm req = s.base;
+        ceso::NewVm req = s.shape.vm;
         req.name = t.name;
         req.extra_config = guestinfo_for(t, s, &instance_id);
         std::string source_id;
@@ -219,12 +196,12 @@ ceso::Exit run(const ceso::Args& args) {
         ceso::Provisioner p(c, step, prog);
         ceso::Provisioned made = p.create(*wk.source, req, ids);
         std::string ip;
-        if (s.power_on)
+        if (s.shape.power_on)
           p.step("powering on", "PowerOnVM_Task", ceso::ordered_json::object(),
-                 [&] { ceso::set_power(c, made.vm, ceso::PowerOp::on, s.timeout, false); });
-        if (s.wait_ip && !gate.dry_run())
+                 [&] { ceso::set_power(c, made.vm, ceso::PowerOp::on, s.shape.timeout, false); });
+        if (s.shape.wait_ip && !gate.dry_run())
           p.step("waiting for an IP address", "", {},
-                 [&] { ip = ceso::wait_for(c, made.vm, "ip", s.timeout); });
+                 [&] { ip = ceso::wait_for(c, made.vm, "ip", s.shape.timeout); });
         p.commit();
         if (gate.dry_run()) {
           outcome.succeeded();

@@ -471,13 +471,11 @@ ordered_json Restore::run() {
          std::to_string(src.hardware.disks.size()) + " disk(s), the backup " +
          std::to_string(m_.disks.size()));
 
-  NewVm nv;
+  NewVm nv = req_.shape.vm;
   nv.name = name_;
-  nv.datastore = req_.datastore.empty() ? src.datastore() : req_.datastore;
-  nv.network = req_.network;
-  nv.tags = m_.tags;
+  if (nv.datastore.empty()) nv.datastore = src.datastore();
+  if (!nv.tags) nv.tags = m_.tags;
   nv.macs = req_.macs;
-  nv.keep_on_failure = req_.keep_on_failure;
   place_ = find_placement(c_, nv.datastore);
   src.folder = place_.folder;
   src.pool = place_.pool;
@@ -550,6 +548,7 @@ ordered_json Restore::run() {
     return perform(name_, "", op, params, action);
   };
   Provisioned made;
+  std::string ip;  // with --wait ip
   try {
     Provisioner p(c_, gated);
     made = p.create_from_disks(src, nv, ids, [&](const std::string& dir, const std::string& vmx) {
@@ -568,9 +567,12 @@ ordered_json Restore::run() {
                     *nvram, nullptr);
       });
     }
-    if (req_.power_on)
+    if (req_.shape.power_on)
       p.step("powering on", "PowerOnVM_Task", ordered_json::object(),
-             [&] { set_power(c_, made.vm, PowerOp::on, req_.timeout, false); });
+             [&] { set_power(c_, made.vm, PowerOp::on, req_.shape.timeout, false); });
+    if (req_.shape.wait_ip && !gate_.dry_run())
+      p.step("waiting for an IP address", "", {},
+             [&] { ip = wait_for(c_, made.vm, "ip", req_.shape.timeout); });
     p.commit();
   } catch (const Error&) {
     CleanupScope cleanup;
@@ -593,6 +595,7 @@ ordered_json Restore::run() {
   auto objs = c_.retrieve({made.vm}, vm_record_paths());
   if (objs.empty()) fail("the restored VM disappeared");
   ordered_json rec = vm_record(objs.front(), c_.endpoint());
+  if (!ip.empty()) rec["ip"] = ip;
   rec["changed"] = true;
   rec["restored_from"] = m_.id;
   rec["backup_of"] = {{"endpoint", backed_up.endpoint},

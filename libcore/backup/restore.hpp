@@ -1,4 +1,4 @@
-// Restoring a backup as a new VM (`ceso-backup restore`).
+// Restoring a backup as a new VM (ceso-restore).
 //
 // The backup's config (config.xml: the `config` property as the API reported
 // it) gives the hardware; the disks are uploaded through the host's /folder
@@ -30,6 +30,7 @@
 #include "cloudinit/cloudinit.hpp"
 #include "safety/policy.hpp"
 #include "transport/target.hpp"
+#include "vm/shape.hpp"
 #include "vsphere/client.hpp"
 
 namespace ceso {
@@ -39,17 +40,16 @@ struct RestoreRequest {
   // The user named the backup by its id (not by a VM name): --replace may
   // then replace a VM of another identity (with a warning); by name it may not.
   bool by_id = true;
-  std::string name;       // --as; "" = the backed-up VM's name
-  std::string datastore;  // "" = the datastore the VM was on
-  std::string network;    // portgroup for every NIC; "" = the original portgroups
+  std::string name;  // --as; "" = the backed-up VM's name
+  // The VM-shape options. Unset fields keep the backed-up VM's: datastore
+  // ("" = the one it was on), network ("" = the original portgroups), tags,
+  // CPUs, memory, annotation. Powered off unless power_on.
+  VmShape shape = {.vm = {}, .power_on = false};
   ordered_json cloudinit = ordered_json::object();  // cloud-init flag fields
   GuestInfoEncoding encoding = GuestInfoEncoding::gzip_base64;
   std::vector<std::string> macs;  // MACs of the first NICs; the others are generated
-  bool power_on = false;
   bool replace = false;
-  bool keep_on_failure = false;
   int retries = 3;  // uploads started again after a cut connection
-  std::chrono::seconds timeout{600};
 };
 
 // Who a VM is: the endpoint it lives on and its BIOS uuid (names change and

@@ -12,7 +12,7 @@ namespace ceso {
 
 // The option rows of ceso-cloudinit: every field's row, then --encoding.
 const std::vector<Option>& cloudinit_tool_options();
-// The cloud-init flag group of ceso-mkvm, ceso-clone and ceso-backup restore:
+// The cloud-init flag group of ceso-mkvm, ceso-clone and ceso-restore:
 // the rows of copy_tools fields with their copy_help, then --encoding.
 const std::vector<Option>& cloudinit_flag_options();
 // The field flags given on the command line, as spec record fields (option

@@ -5,7 +5,7 @@
 //     field lists, the fields that cannot go with passed-through user-data);
 //   - through cli/cloudinit_options.hpp, the option rows of ceso-cloudinit
 //     and of the cloud-init flag group of ceso-mkvm, ceso-clone and
-//     ceso-backup restore, hence their --help, --dump-options, the
+//     ceso-restore, hence their --help, --dump-options, the
 //     completions and the man-page check, and flags → spec record fields;
 //   - what a field changes when a copy of a VM is re-identified (clone,
 //     restore): touches_user_data, touches_network.
@@ -42,7 +42,7 @@ struct CloudInitField {
   bool cloud_config = false;  // goes into the generated #cloud-config (so it cannot be
                               // combined with user-data that is passed through as is)
   bool record_only = false;   // no option ("nics": an array of objects)
-  bool copy_tools = true;     // also a flag of ceso-mkvm, ceso-clone, ceso-backup restore
+  bool copy_tools = true;     // also a flag of ceso-mkvm, ceso-clone, ceso-restore
   // The option row (ceso-cloudinit). An empty `arg` makes a flag without a
   // value (true in the record); a repeatable option makes the record field
   // an array.

@@ -1,4 +1,4 @@
-// Creating a VM from a source VM (ceso-mkvm, ceso-clone; later backup restore).
+// Creating a VM from a source VM (ceso-mkvm, ceso-clone, ceso-restore).
 //
 // Two paths, chosen by the endpoint's apiType (docs/esxi.md):
 //   HostAgent (standalone ESXi): CloneVM_Task is NotSupported, so

@@ -39,7 +39,7 @@ dir_of() { echo "$BATS_FILE_TMPDIR/$1-target"; }
 row_of() { ceso-backup ls | jq -c --arg i "$1" 'select(.id == $i) | {status, created}'; }
 backup_to() { ceso-backup --target "$(url_of "$1")" "$2" | jq -r .backup.id; }
 
-@test "ids are untrusted: rm, verify and restore resolve them or exit 3, and remove nothing else" {
+@test "ids are untrusted: rm, verify and ceso-restore resolve them or exit 3, and remove nothing else" {
   for k in $KINDS; do
     url=$(url_of "$k")
     dir=$(dir_of "$k")
@@ -49,9 +49,9 @@ backup_to() { ceso-backup --target "$(url_of "$1")" "$2" | jq -r .backup.id; }
     long=$(printf 'a%.0s' $(seq 300))
     for bad in "" "." ".." "../outside" "$id/" "$dir/$id" "/abs" "a/b" "$id"$'\n'x "$long" \
       "$id-unknown" "${id:0:20}"; do
-      for verb in rm verify restore; do
-        run ceso-backup "$verb" --target "$url" "$bad"
-        [ "$status" -eq 3 ] || { echo "$verb $k ${bad@Q}: status $status: $output"; false; }
+      for cmd in "ceso-backup rm" "ceso-backup verify" ceso-restore; do
+        run $cmd --target "$url" "$bad"
+        [ "$status" -eq 3 ] || { echo "$cmd $k ${bad@Q}: status $status: $output"; false; }
         # One line naming the problem; a newline in the id is shown escaped.
         [ "$(echo "$output" | wc -l)" -eq 1 ] || { echo "$output"; false; }
       done
@@ -257,7 +257,7 @@ backup_to() { ceso-backup --target "$(url_of "$1")" "$2" | jq -r .backup.id; }
   run ceso-backup verify "$id"
   assert_status 4
   assert_contains "$output" "restore cannot use it"
-  run ceso-backup restore "$id" --as hv03b
+  run ceso-restore "$id" --as hv03b
   assert_status 1
   assert_contains "$output" "cannot be restored"
   assert_eq "$(sim_count MakeDirectory)" 0
@@ -291,32 +291,32 @@ backup_to() { ceso-backup --target "$(url_of "$1")" "$2" | jq -r .backup.id; }
   ceso-backup reindex -q
   # --as another VM by name: that VM is not the one backed up.
   hv02=$(ceso-ls --name hv02 | jq -r .id)
-  run ceso-backup restore dup --as hv02 --replace
+  run ceso-restore dup --as hv02 --replace
   assert_status 5
   assert_contains "$output" "is not the VM backup '$id' was made of"
   assert_eq "$(ceso-ls --name hv02 | jq -r .id)" "$hv02"
   assert_eq "$(sim_count CreateVM_Task)" 0
   # The live dup's own backup, not the other host's newer one.
-  run ceso-backup restore dup --replace
+  run ceso-restore dup --replace
   assert_status 0
   assert_contains "$output" "the newest backup of 'dup' (VM on 127.0.0.1"
   echo "$output" | grep '^{' | jq -e --arg id "$id" --arg u "$uuid" '.restored_from == $id
     and .backup_of.uuid == $u and .backup_of.name == "dup"'
   # The restored dup has a new uuid: by name it has no backup; by id it may be replaced.
-  run ceso-backup restore dup --replace
+  run ceso-restore dup --replace
   assert_status 3
   assert_contains "$output" "has no backup"
   assert_contains "$output" "esx-other.example:443 uuid 4200-other (newest dup-other)"
   # No VM of that name: backups of two VMs are ambiguous, both listed.
   ceso-rm --yes dup >/dev/null
-  run ceso-backup restore dup
+  run ceso-restore dup
   assert_status 3
   assert_contains "$output" "more than one VM"
   assert_contains "$output" "uuid $uuid (newest $id)"
   assert_contains "$output" "uuid 4200-other (newest dup-other)"
   assert_eq "$(sim_count CreateVM_Task)" 1
   # By id it restores.
-  run ceso-backup restore "$id" -q
+  run ceso-restore "$id" -q
   assert_status 0
   ceso-backup rm dup-other >/dev/null
 }

@@ -368,7 +368,7 @@ snapshots_of() { ceso-info "$1" | jq -c '[.snapshots[].name]'; }
   assert_status 0
   echo "$output" | jq -e '.verify == "ok"'
   # Restore streams from the sftp target into the host: the same bytes.
-  run ceso-backup restore "$id" --as db01-sftp -q
+  run ceso-restore "$id" --as db01-sftp -q
   assert_status 0
   file=$(ceso-info db01-sftp | jq -r '.disks[0].file')
   zstd -qdc "$dir/$id/disk0-flat.vmdk.zst" | cmp - "$(ds_file "${file%.vmdk}-flat.vmdk")"
@@ -456,7 +456,7 @@ snapshots_of() { ceso-info "$1" | jq -c '[.snapshots[].name]'; }
   assert_contains "$output" "cold: how long to wait for a guest shutdown (default 300)"
   [[ "$output" != *"power-on"* ]] || { echo unexpected power-on >&2; return 1; }
   run ceso-backup restore --help
-  assert_contains "$output" "how long to wait for --power-on to finish (default 600)"
+  assert_contains "$output" "limit for each power change and for --wait (default 600)"
   assert_contains "$output" "start a failed disk upload again up to N times (default 3)"
   [[ "$output" != *"guest shutdown"* ]] || { echo unexpected guest shutdown >&2; return 1; }
 }

@@ -310,7 +310,7 @@ $bad2"
   done
   [[ "$stderr" != *$'\n'*$'\n'* ]]
   [ -z "$(ceso-ls --name hn1)" ]
-  # ceso-clone NEWNAME and ceso-backup restore --as: usage errors before anything is read
+  # ceso-clone NEWNAME and ceso-restore --as: usage errors before anything is read
   sim_reset
   run --separate-stderr ceso-clone golden $'cl\tone'
   assert_status 2
@@ -319,11 +319,11 @@ $bad2"
   run --separate-stderr ceso-clone golden 'cl/one'
   assert_status 2
   assert_eq "$(sim_stats | jq .soap_total)" 0
-  run --separate-stderr ceso-backup restore some-backup --as $'r\x7fone'
+  run --separate-stderr ceso-restore some-backup --as $'r\x7fone'
   assert_status 2
   assert_contains "$stderr" "--as: VM name"
   assert_contains "$stderr" "U+007F at character 2"
-  run --separate-stderr ceso-backup restore some-backup --as ''
+  run --separate-stderr ceso-restore some-backup --as ''
   assert_status 2
   assert_contains "$stderr" "--as: VM name is empty"
 }

@@ -289,7 +289,7 @@ VM0=ha-host_VM0
   [ -n "$id" ] && [ "$id" != null ]
   for code in 401 403 404 500 503; do
     sim_fail "{\"http\":\"PUT /folder\",\"status\":$code,\"count\":-1,\"body\":\"\\u001b[2Jrefused\\nsecond line\"}"
-    run ceso-backup restore "$id" --as "restored-$code" --retries 0
+    run ceso-restore "$id" --as "restored-$code" --retries 0
     sim_fail '{}'
     assert_status 1  # restore reports a failed upload as its own failure, rolled back
     assert_contains "$output" "rolled back"

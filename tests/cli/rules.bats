@@ -69,10 +69,10 @@ power_of() { ceso-ls --name "$1" | jq -r .power; }
   assert_eq "$(ceso-backup ls -o vm | jq -r .vm)" bk1
 }
 
-@test "audit rule: ceso-backup restore exits 1 after unrecorded changes (the frame's rule)" {
+@test "audit rule: ceso-restore exits 1 after unrecorded changes (the frame's rule)" {
   CESO_AUDIT_LOG="$BATS_TEST_TMPDIR/ok.log" ceso-backup --hot bk1 >/dev/null
   id=$(ceso-backup ls -o id,vm | jq -r 'select(.vm == "bk1") | .id' | tail -1)
-  run_unaudited ceso-backup restore "$id" --as bk1-restored
+  run_unaudited ceso-restore "$id" --as bk1-restored
   assert_unrecorded "changes were"
   assert_eq "$(ceso-ls --name bk1-restored | jq -r .name)" bk1-restored
 }
