@@ -18,9 +18,9 @@
 
 #include "base/codec.hpp"
 #include "base/error.hpp"
+#include "base/file.hpp"
 #include "base/process.hpp"
 #include "base/url.hpp"
-#include "base/file.hpp"
 #include "base/util.hpp"
 #include "config/allowlist.hpp"
 
