@@ -40,4 +40,16 @@ std::string ascii_lower(std::string_view s) {
   return out;
 }
 
+std::string sh_single_quote(std::string_view s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
+  }
+  out += '\'';
+  return out;
+}
+
 }  // namespace ceso

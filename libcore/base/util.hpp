@@ -23,4 +23,8 @@ int hex_value(char c);
 // whatever the C locale.
 std::string ascii_lower(std::string_view s);
 
+// `s` in single quotes for a POSIX shell (sh, bash, BusyBox ash): each ' as
+// '\'' and nothing else changed. Callers refuse what must not reach a shell.
+std::string sh_single_quote(std::string_view s);
+
 }  // namespace ceso

@@ -941,15 +941,7 @@ std::string shell_quote(std::string_view s) {
         std::string_view("_@%+=:,./-").find(c) == std::string_view::npos)
       safe = false;
   if (safe) return std::string(s);
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  out += '\'';
-  return out;
+  return sh_single_quote(s);
 }
 
 // ---------------------------------------------------------------- SSH keys

@@ -168,15 +168,7 @@ std::string shell_quote(std::string_view arg, std::string_view what) {
                 " has a control character: refusing to send it to the host's shell");
     i += len;
   }
-  std::string out = "'";
-  for (char c : arg) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  out += '\'';
-  return out;
+  return sh_single_quote(arg);
 }
 
 std::string shell_command(const std::vector<std::string>& argv) {

@@ -75,3 +75,11 @@ TEST(HexValue, DigitsOfBothCasesAndNothingElse) {
 }
 
 }  // namespace
+
+TEST(ShSingleQuote, QuotesEverythingAndEscapesOnlyTheQuote) {
+  EXPECT_EQ(ceso::sh_single_quote(""), "''");
+  EXPECT_EQ(ceso::sh_single_quote("a b"), "'a b'");
+  EXPECT_EQ(ceso::sh_single_quote("it's"), "'it'\\''s'");
+  EXPECT_EQ(ceso::sh_single_quote("''"), "''\\'''\\'''");
+  EXPECT_EQ(ceso::sh_single_quote("$HOME `x` \\ \" *"), "'$HOME `x` \\ \" *'");
+}
