@@ -94,12 +94,12 @@ ceso::Mutation mutation(const ceso::LocatedVm& vm, std::string operation, ceso::
   return {vm.client->endpoint().id, vm.name, vm.ref.value, std::move(operation), std::move(p)};
 }
 
-// The VM's record as it is now, with `results` added, passed through with
-// the input record. ceso-snap owns snapshot, snapshots_removed and changed:
-// an earlier stage's snapshot never poses as this one's.
-void emit_result(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm,
+// The VM's record `rec` (read with the snapshot tree, or after the change),
+// with `results` added, passed through with the input record. ceso-snap owns
+// snapshot, snapshots_removed and changed: an earlier stage's snapshot never
+// poses as this one's.
+void emit_result(const Context& x, const ceso::Target& t, ceso::ordered_json rec,
                  const ceso::ordered_json& results) {
-  ceso::ordered_json rec = ceso::current_vm_record(vm);
   for (const auto& [k, v] : results.items()) rec[k] = v;
   static const std::vector<std::string> kOwned =
       ceso::vm_owned_fields({"snapshot", "snapshots_removed", "changed"});
@@ -109,12 +109,14 @@ void emit_result(const Context& x, const ceso::Target& t, const ceso::LocatedVm&
 void create(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm) {
   std::string name = x.args.get("name");
   ceso::vim::Client& c = *vm.client;
-  auto snaps = ceso::list_snapshots(c, vm.ref);
+  // The vm record comes with each tree read: no round trip of its own.
+  ceso::ordered_json rec;
+  auto snaps = ceso::list_snapshots(c, vm.ref, rec);
   if (const ceso::SnapshotInfo* s = ceso::find_snapshot(snaps, name)) {
     if (!x.args.has("exist-ok"))
       ceso::fail("already has a snapshot named " + ceso::quote(name) +
                  " (pass --exist-ok to accept it)");
-    emit_result(x, t, vm, {{"snapshot", ceso::snapshot_record(*s)}, {"changed", false}});
+    emit_result(x, t, rec, {{"snapshot", ceso::snapshot_record(*s)}, {"changed", false}});
     return;
   }
   std::string description = x.args.get("description");
@@ -126,10 +128,10 @@ void create(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm) 
   if (!x.gate.perform(
           m, [&] { ref = ceso::create_snapshot(c, vm.ref, name, description, memory, quiesce); }))
     return;
-  snaps = ceso::list_snapshots(c, vm.ref);
+  snaps = ceso::list_snapshots(c, vm.ref, rec);  // after the change
   auto it = std::find_if(snaps.begin(), snaps.end(), [&](const auto& s) { return s.ref == ref; });
   if (it == snaps.end()) ceso::fail("the new snapshot " + ref.value + " is not in the VM's tree");
-  emit_result(x, t, vm, {{"snapshot", ceso::snapshot_record(*it)}, {"changed", true}});
+  emit_result(x, t, rec, {{"snapshot", ceso::snapshot_record(*it)}, {"changed", true}});
 }
 
 void list(const Context& x, const ceso::Target&, const ceso::LocatedVm& vm) {
@@ -154,25 +156,29 @@ void revert(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm) 
   ceso::SnapshotInfo reverted = *s;
   reverted.current = true;
   // Read after the revert: power (and the rest) as the snapshot left them.
-  emit_result(x, t, vm, {{"snapshot", ceso::snapshot_record(reverted)}, {"changed", true}});
+  emit_result(x, t, ceso::current_vm_record(vm),
+              {{"snapshot", ceso::snapshot_record(reverted)}, {"changed", true}});
 }
 
 void remove_named(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm,
                   const std::string& name) {
   ceso::vim::Client& c = *vm.client;
-  auto snaps = ceso::list_snapshots(c, vm.ref);
+  // The vm record is read with the tree; removing a snapshot changes none of
+  // its fields (power, hardware, disk capacities and the .vmx stay).
+  ceso::ordered_json rec;
+  auto snaps = ceso::list_snapshots(c, vm.ref, rec);
   const ceso::SnapshotInfo* s = ceso::find_snapshot(snaps, name);
   if (!s) {
     if (!x.args.has("missing-ok"))
       ceso::fail("has no snapshot named " + ceso::quote(name) + " (pass --missing-ok to accept)");
-    emit_result(x, t, vm, {{"changed", false}});
+    emit_result(x, t, rec, {{"changed", false}});
     return;
   }
   bool children = x.args.has("children");
   auto m = mutation(vm, "RemoveSnapshot_Task",
                     {{"snapshot", s->path}, {"id", s->id}, {"remove_children", children}});
   if (!x.gate.perform(m, [&] { ceso::remove_snapshot(c, s->ref, children, true); })) return;
-  emit_result(x, t, vm, {{"snapshot", ceso::snapshot_record(*s)}, {"changed", true}});
+  emit_result(x, t, rec, {{"snapshot", ceso::snapshot_record(*s)}, {"changed", true}});
 }
 
 void confirm_bulk(const Context& x, const ceso::LocatedVm& vm, size_t count) {
@@ -184,7 +190,8 @@ void confirm_bulk(const Context& x, const ceso::LocatedVm& vm, size_t count) {
 
 void remove_bulk(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm) {
   ceso::vim::Client& c = *vm.client;
-  auto snaps = ceso::list_snapshots(c, vm.ref);
+  ceso::ordered_json rec;  // read with the tree, as in remove_named
+  auto snaps = ceso::list_snapshots(c, vm.ref, rec);
   std::vector<ceso::SnapshotInfo> doomed;
   if (x.args.has("all")) {
     doomed = snaps;
@@ -216,7 +223,8 @@ void remove_bulk(const Context& x, const ceso::Target& t, const ceso::LocatedVm&
   }
   if (dry && !doomed.empty()) return;
   bool changed = !removed.empty();
-  emit_result(x, t, vm, {{"snapshots_removed", std::move(removed)}, {"changed", changed}});
+  emit_result(x, t, std::move(rec),
+              {{"snapshots_removed", std::move(removed)}, {"changed", changed}});
 }
 
 void remove(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm) {

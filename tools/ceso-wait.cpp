@@ -47,9 +47,10 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::Outcome outcome;
   ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t worker) {
     ceso::LocatedVm vm = locators[worker]->locate(t);
-    std::string value = ceso::wait_for(*vm.client, vm.ref, *what, timeout);
-    // Read once the wait is over, so every vm field is as fresh as `waited`.
-    ceso::ordered_json rec = ceso::current_vm_record(vm);
+    // The vm record comes with the poll that saw the condition: every vm
+    // field is as fresh as `waited`, without a call of its own.
+    ceso::ordered_json rec;
+    std::string value = ceso::wait_for(*vm.client, vm.ref, *what, timeout, &rec);
     if (*what == "ip") rec["ip"] = value;
     if (*what == "on" || *what == "off") rec["power"] = value;
     rec["waited"] = {{"for", *what}, {"value", value}};

@@ -213,7 +213,7 @@ bool set_power(vim::Client& c, const vim::MoRef& vm, PowerOp op, std::chrono::se
 }
 
 std::string wait_for(vim::Client& c, const vim::MoRef& vm, std::string_view what,
-                     std::chrono::seconds timeout) {
+                     std::chrono::seconds timeout, ordered_json* record) {
   std::vector<std::string> paths;
   std::function<std::optional<std::string>(const vim::ObjectContent&)> done;
   if (what == "ip") {
@@ -237,6 +237,15 @@ std::string wait_for(vim::Client& c, const vim::MoRef& vm, std::string_view what
     };
   } else {
     usage_error("cannot wait for " + quote(what) + " (use ip, tools, on or off)");
+  }
+  if (record) {
+    for (const auto& p : vm_record_paths())
+      if (std::find(paths.begin(), paths.end(), p) == paths.end()) paths.push_back(p);
+    done = [condition = std::move(done), record, &c](const vim::ObjectContent& o) {
+      auto v = condition(o);
+      if (v) *record = vm_record(o, c.endpoint());
+      return v;
+    };
   }
   if (auto v = poll_until(c, vm, paths, done, timeout)) return *v;
   static const std::map<std::string_view, std::string_view> kWhat = {

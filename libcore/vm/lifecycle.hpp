@@ -62,8 +62,10 @@ inline constexpr std::string_view kWaitConditions = "ip tools on off";
 // (toolsRunningStatus guestToolsRunning), "on", "off". Returns the IP for
 // "ip", else the state word. Throws Error (exit 1) naming what it waited for
 // on timeout, Error(usage) for an unknown condition. Polls with backoff.
+// With `record`, each poll also reads the VM's `vm` record, and the one of
+// the poll that saw the condition is put there (no call of its own).
 std::string wait_for(vim::Client& c, const vim::MoRef& vm, std::string_view what,
-                     std::chrono::seconds timeout);
+                     std::chrono::seconds timeout, ordered_json* record = nullptr);
 
 // Destroy_Task: unregisters the VM and deletes its files, disks included.
 void destroy_vm(vim::Client& c, const vim::MoRef& vm);

@@ -53,6 +53,16 @@ std::vector<SnapshotInfo> list_snapshots(vim::Client& c, const vim::MoRef& vm) {
   return snapshots_from_xml(objs.front().prop("snapshot"));
 }
 
+std::vector<SnapshotInfo> list_snapshots(vim::Client& c, const vim::MoRef& vm,
+                                         ordered_json& record) {
+  std::vector<std::string> paths = vm_record_paths();
+  paths.emplace_back("snapshot");
+  auto objs = c.retrieve({vm}, paths);
+  if (objs.empty()) throw Error("VM " + vm.value + " no longer exists on " + c.endpoint().id);
+  record = vm_record(objs.front(), c.endpoint());
+  return snapshots_from_xml(objs.front().prop("snapshot"));
+}
+
 const SnapshotInfo* find_snapshot(const std::vector<SnapshotInfo>& snapshots,
                                   const std::string& name) {
   // A full tree path is unambiguous when names repeat in different branches.

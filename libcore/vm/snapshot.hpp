@@ -28,6 +28,11 @@ struct SnapshotInfo {
 // Every snapshot of the VM, depth first (parents before children). Empty when
 // the VM has none.
 std::vector<SnapshotInfo> list_snapshots(vim::Client& c, const vim::MoRef& vm);
+// The same, and the VM's `vm` record (vm_record, vm/vm.hpp) read in the same
+// call: a tool that prints the VM's record with its snapshot result keeps
+// every vm field fresh without a second round trip.
+std::vector<SnapshotInfo> list_snapshots(vim::Client& c, const vim::MoRef& vm,
+                                         ordered_json& record);
 
 // Snapshots from a `snapshot` property value (VirtualMachineSnapshotInfo);
 // exposed for tests. `val` may be null (no snapshots).
