@@ -163,24 +163,22 @@ ceso::Exit create(const ceso::Args& args) {
   ceso::Progress progress(ceso::Progress::wanted());
   ceso::Outcome outcome;
   size_t jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
-  std::vector<std::unique_ptr<ceso::VmLocator>> locators(jobs);
-  ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t w) {
-    ceso::throw_if_interrupt_requested();
-    if (!locators[w])
-      locators[w] = std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args));
-    ceso::LocatedVm vm = locators[w]->locate(t);
-    ceso::BackupContext ctx{gate, catalog, *target, progress, [&](const std::string& m) {
-                              ceso::warn(ceso::quote(vm.name) + ": " + m);
-                            }};
-    ceso::ordered_json rec;  // the VM's vm record, as read for the backup
-    ceso::ordered_json b = ceso::backup_vm(vm, options, ctx, rec);
-    if (!b.is_null()) {
-      rec["backup"] = std::move(b);
-      rec["changed"] = true;
-      out.emit(ceso::pass_through(t.record, rec, ceso::vm_owned_fields({"backup", "changed"})));
-    }
-    outcome.succeeded();
-  });
+  ceso::for_each_vm(
+      args, outcome, {jobs}, [&](const ceso::Target& t, ceso::FoundVm& found, size_t) {
+        ceso::throw_if_interrupt_requested();
+        const ceso::LocatedVm& vm = found.vm;
+        ceso::BackupContext ctx{gate, catalog, *target, progress, [&](const std::string& m) {
+                                  ceso::warn(ceso::quote(vm.name) + ": " + m);
+                                }};
+        ceso::ordered_json rec;  // the VM's vm record, as read for the backup
+        ceso::ordered_json b = ceso::backup_vm(vm, options, ctx, rec);
+        if (!b.is_null()) {
+          rec["backup"] = std::move(b);
+          rec["changed"] = true;
+          out.emit(ceso::pass_through(t.record, rec, ceso::vm_owned_fields({"backup", "changed"})));
+        }
+        outcome.succeeded();
+      });
   out.finish();
   if (ceso::interrupt_requested()) return ceso::Exit::interrupted;
   return outcome.exit_code();

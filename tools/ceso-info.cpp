@@ -4,7 +4,6 @@
 // CD-ROMs, the snapshot tree, VMware Tools state, IPs, annotation and the
 // guestinfo keys (decoded with --decode). Unknown fields of an input record
 // are kept.
-#include "cli/endpoint.hpp"
 #include "cli/tool.hpp"
 #include "vm/vm.hpp"
 #include "vsphere/client.hpp"
@@ -53,15 +52,13 @@ std::string summary_line(const ceso::ordered_json& r) {
 
 ceso::Exit run(const ceso::Args& args) {
   ceso::ReadOnlyRun read_only;  // Ctrl-C cuts a call in flight: nothing to undo
-  ceso::VmLocator locator(ceso::endpoint_resolver(args));
   ceso::Output out(args, {}, summary_line);
   ceso::Outcome outcome;
   bool decode = args.has("decode");
-  ceso::for_each_target(args, outcome, [&](const ceso::Target& t) {
-    ceso::LocatedVm vm = locator.locate(t);
-    auto objs = vm.client->retrieve({vm.ref}, ceso::vm_detail_paths());
-    if (objs.empty()) throw ceso::Error("VM disappeared while reading it");
-    ceso::ordered_json rec = ceso::vm_details(objs.front(), vm.client->endpoint(), decode);
+  // The details are read in the call that finds the VMs, many at once.
+  ceso::VmLookup lookup{1, ceso::vm_detail_paths()};
+  ceso::for_each_vm(args, outcome, lookup, [&](const ceso::Target& t, ceso::FoundVm& vm, size_t) {
+    ceso::ordered_json rec = ceso::vm_details(vm.props, vm.vm.client->endpoint(), decode);
     // Fields added upstream are kept; every vm field is the host's now.
     out.emit(ceso::pass_through(t.record, rec, ceso::vm_owned_fields()));
     outcome.succeeded();

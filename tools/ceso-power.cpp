@@ -59,9 +59,8 @@ struct Settings {
   std::chrono::seconds timeout;
 };
 
-void power_one(const Settings& s, ceso::VmLocator& locator, ceso::Gate& gate, ceso::Output& out,
+void power_one(const Settings& s, const ceso::LocatedVm& vm, ceso::Gate& gate, ceso::Output& out,
                const ceso::Target& t) {
-  ceso::LocatedVm vm = locator.locate(t);
   ceso::vim::Client& c = *vm.client;
   std::string state = ceso::vm_power(c, vm.ref);
   bool changed = false;
@@ -97,12 +96,9 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::Output out(args, {}, result_line);
   ceso::Gate gate =
       ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
-  std::vector<std::unique_ptr<ceso::VmLocator>> locators;
-  for (size_t i = 0; i < jobs; ++i)
-    locators.push_back(std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args)));
   ceso::Outcome outcome;
-  ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t worker) {
-    power_one(s, *locators[worker], gate, out, t);
+  ceso::for_each_vm(args, outcome, {jobs}, [&](const ceso::Target& t, ceso::FoundVm& vm, size_t) {
+    power_one(s, vm.vm, gate, out, t);
     outcome.succeeded();
   });
   out.finish();

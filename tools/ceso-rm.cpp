@@ -50,9 +50,8 @@ void check_allowed(const Settings& s, const ceso::ordered_json& now) {
         ceso::Exit::policy);
 }
 
-void remove_one(const Settings& s, ceso::VmLocator& locator, ceso::Gate& gate, ceso::Output& out,
+void remove_one(const Settings& s, const ceso::LocatedVm& vm, ceso::Gate& gate, ceso::Output& out,
                 const ceso::Target& t) {
-  ceso::LocatedVm vm = locator.locate(t);
   ceso::vim::Client& c = *vm.client;
   ceso::ordered_json now = ceso::current_vm_record(vm);  // power state and tags
   check_allowed(s, now);
@@ -80,12 +79,9 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::Output out(args, {}, result_line);
   ceso::Gate gate =
       ceso::tool_gate(s.dry_run, [&](const ceso::ordered_json& plan) { out.emit(plan); });
-  std::vector<std::unique_ptr<ceso::VmLocator>> locators;
-  for (size_t i = 0; i < jobs; ++i)
-    locators.push_back(std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args)));
   ceso::Outcome outcome;
-  ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t worker) {
-    remove_one(s, *locators[worker], gate, out, t);
+  ceso::for_each_vm(args, outcome, {jobs}, [&](const ceso::Target& t, ceso::FoundVm& vm, size_t) {
+    remove_one(s, vm.vm, gate, out, t);
     outcome.succeeded();
   });
   out.finish();

@@ -160,20 +160,14 @@ ceso::Exit run(const ceso::Args& args) {
       });
   ceso::Gate gate =
       ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
-  std::vector<std::unique_ptr<ceso::VmLocator>> locators(jobs);
-  const std::vector<std::string> props = paths();
   ceso::Outcome outcome;
-  ceso::for_each_target_parallel(
-      args, outcome, jobs,
-      [&](const ceso::Target& t, size_t w) {
-        if (!locators[w])
-          locators[w] = std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args));
-        ceso::LocatedVm located = locators[w]->locate(t);
-        ceso::vim::Client& c = *located.client;
-        auto objs = c.retrieve({located.ref}, props);
-        if (objs.empty()) ceso::fail("VM disappeared while reading it");
-        ceso::ordered_json rec = ceso::vm_record(objs.front(), c.endpoint());
-        ceso::SourceVm vm = ceso::source_vm_from(std::move(objs.front()));
+  // The VM's properties are read in the call that finds it (batched).
+  ceso::VmLookup lookup{jobs, paths(), {"vm", "guestinfo"}};
+  ceso::for_each_vm(
+      args, outcome, lookup, [&](const ceso::Target& t, ceso::FoundVm& found, size_t) {
+        ceso::vim::Client& c = *found.vm.client;
+        ceso::ordered_json rec = ceso::vm_record(found.props, c.endpoint());
+        ceso::SourceVm vm = ceso::source_vm_from(std::move(found.props));
         auto guestinfo = s.guestinfo;
         for (auto& kv : record_guestinfo(t)) guestinfo.push_back(std::move(kv));
         ceso::vmspec::Network net;
@@ -211,8 +205,7 @@ ceso::Exit run(const ceso::Args& args) {
         out.emit(ceso::pass_through(t.record, rec,
                                     ceso::vm_owned_fields({"changed", "guestinfo", "documents"})));
         outcome.succeeded();
-      },
-      {"vm", "guestinfo"});
+      });
   out.finish();
   return outcome.exit_code();  // run_tool makes an unaudited change exit 1
 }

@@ -262,12 +262,9 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::Gate gate =
       ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
   Context x{args, gate, out};
-  std::vector<std::unique_ptr<ceso::VmLocator>> locators;
-  for (size_t i = 0; i < jobs; ++i)
-    locators.push_back(std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args)));
   ceso::Outcome outcome;
-  ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t worker) {
-    action(x, t, locators[worker]->locate(t));
+  ceso::for_each_vm(args, outcome, {jobs}, [&](const ceso::Target& t, ceso::FoundVm& vm, size_t) {
+    action(x, t, vm.vm);
     outcome.succeeded();
   });
   out.finish();

@@ -115,15 +115,14 @@ ceso::Exit run(const ceso::Args& args) {
     ceso::usage_error("unknown command " + ceso::quote(args.operands.front()) + " (use check)");
   }
   ceso::ReadOnlyRun read_only;  // check only reads: Ctrl-C cuts a call in flight
-  ceso::VmLocator locator(ceso::endpoint_resolver(args));
   ceso::Output out(args, {}, check_line);
   ceso::Outcome outcome;
   bool any_failed = false;
-  ceso::for_each_target(args, outcome, [&](const ceso::Target& t) {
-    ceso::LocatedVm vm = locator.locate(t);
-    auto objs = vm.client->retrieve({vm.ref}, ceso::vm_detail_paths());
-    if (objs.empty()) throw ceso::Error("the VM disappeared while reading it");
-    ceso::ordered_json d = ceso::vm_details(objs.front(), vm.client->endpoint(), false);
+  // The details are read in the call that finds the VMs, many at once.
+  ceso::VmLookup lookup{1, ceso::vm_detail_paths()};
+  ceso::for_each_vm(args, outcome, lookup, [&](const ceso::Target&, ceso::FoundVm& found, size_t) {
+    const ceso::LocatedVm& vm = found.vm;
+    ceso::ordered_json d = ceso::vm_details(found.props, vm.client->endpoint(), false);
     for (auto check : {powered_off, ubuntu_guest, tools_installed, has_disk, vmxnet3, no_snapshots,
                        no_iso, no_guestinfo}) {
       Check c = check(d);

@@ -41,24 +41,22 @@ ceso::Exit run(const ceso::Args& args) {
   auto timeout = std::chrono::seconds(args.get_int("timeout", 300, 0, 7 * 86400));
   size_t jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
   ceso::Output out(args, {}, result_line);
-  std::vector<std::unique_ptr<ceso::VmLocator>> locators;
-  for (size_t i = 0; i < jobs; ++i)
-    locators.push_back(std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args)));
   ceso::Outcome outcome;
-  ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t worker) {
-    ceso::LocatedVm vm = locators[worker]->locate(t);
-    // The vm record comes with the poll that saw the condition: every vm
-    // field is as fresh as `waited`, without a call of its own.
-    ceso::ordered_json rec;
-    std::string value = ceso::wait_for(*vm.client, vm.ref, *what, timeout, &rec);
-    if (*what == "ip") rec["ip"] = value;
-    if (*what == "on" || *what == "off") rec["power"] = value;
-    rec["waited"] = {{"for", *what}, {"value", value}};
-    rec["changed"] = false;
-    static const std::vector<std::string> kOwned = ceso::vm_owned_fields({"waited", "changed"});
-    out.emit(ceso::pass_through(t.record, rec, kOwned));
-    outcome.succeeded();
-  });
+  ceso::for_each_vm(
+      args, outcome, {jobs}, [&](const ceso::Target& t, ceso::FoundVm& found, size_t) {
+        const ceso::LocatedVm& vm = found.vm;
+        // The vm record comes with the poll that saw the condition: every vm
+        // field is as fresh as `waited`, without a call of its own.
+        ceso::ordered_json rec;
+        std::string value = ceso::wait_for(*vm.client, vm.ref, *what, timeout, &rec);
+        if (*what == "ip") rec["ip"] = value;
+        if (*what == "on" || *what == "off") rec["power"] = value;
+        rec["waited"] = {{"for", *what}, {"value", value}};
+        rec["changed"] = false;
+        static const std::vector<std::string> kOwned = ceso::vm_owned_fields({"waited", "changed"});
+        out.emit(ceso::pass_through(t.record, rec, kOwned));
+        outcome.succeeded();
+      });
   out.finish();
   return outcome.exit_code();
 }

@@ -1,5 +1,6 @@
 #include "base/records.hpp"
 
+#include <poll.h>
 #include <simdjson.h>
 #include <unistd.h>
 
@@ -112,6 +113,23 @@ NdjsonReader::Read NdjsonReader::read_line() {
   }
   ++line_;
   return too_long ? Read::too_long : Read::line;
+}
+
+bool NdjsonReader::wait_ready(int timeout_ms) {
+  if (failed_ || std::feof(stream_) || std::ferror(stream_)) return true;
+#ifdef __GLIBC__
+  // Bytes stdio has read but not handed out yet (what gnulib's freadahead
+  // reads): poll(2) cannot see them.
+  if (stream_->_IO_read_ptr < stream_->_IO_read_end) return true;
+#endif
+  int fd = fileno(stream_);
+  if (fd < 0) return true;  // a memory stream: never waits
+  struct pollfd p {};
+  p.fd = fd;
+  p.events = POLLIN;
+  // Readable, hung up, an error, or EINTR (the caller checks interrupted()):
+  // next() finds out which.
+  return ::poll(&p, 1, std::max(timeout_ms, 0)) != 0;
 }
 
 std::optional<InputRecord> NdjsonReader::next() {

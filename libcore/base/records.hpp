@@ -53,6 +53,11 @@ class NdjsonReader {
   std::optional<InputRecord> next();
   size_t line() const { return line_; }
   bool failed() const { return failed_; }
+  // Whether next() can go on without waiting for the writer: input is
+  // buffered or readable, or the stream is at its end or failed. Waits up
+  // to `timeout_ms` for it. So a reader can batch what has arrived and act
+  // on it before waiting for more (cli/tool for_each_vm).
+  bool wait_ready(int timeout_ms);
 
  private:
   enum class Read { line, too_long, end };

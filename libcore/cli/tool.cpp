@@ -10,9 +10,12 @@
 #include <cstdio>
 #include <deque>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <set>
 #include <thread>
 
+#include "cli/endpoint.hpp"
 #include "safety/policy.hpp"
 
 namespace ceso {
@@ -158,21 +161,56 @@ Exit Outcome::exit_code() const {
 
 namespace {
 
+// How read_targets hands targets on in batches (for_each_vm): `flush` acts
+// on the `pending()` targets dispatched so far. It is called when `max` are
+// pending, when no more input arrived within `window_ms` of the batch's first
+// target, before an upstream plan record is passed on (so the output keeps
+// the input's order), and at the end.
+struct Batching {
+  size_t max = 1;
+  int window_ms = 0;
+  std::function<size_t()> pending;
+  std::function<void()> flush;
+};
+
 // Reads the targets (operands, or records on stdin) and hands each to
 // `dispatch`; input errors are counted in `outcome`.
 void read_targets(const Args& args, Outcome& outcome, const std::vector<std::string>& accept_types,
-                  const std::function<void(Target)>& dispatch) {
+                  const std::function<void(Target)>& dispatch, const Batching* batching = nullptr) {
+  auto flush = [&] {
+    if (batching && batching->pending() > 0) batching->flush();
+  };
   if (!args.operands.empty()) {
-    for (size_t i = 0; i < args.operands.size() && !interrupted(); ++i)
+    for (size_t i = 0; i < args.operands.size() && !interrupted(); ++i) {
       dispatch(
           Target{args.operands[i], ordered_json::object(), "argument " + std::to_string(i + 1)});
+      if (batching && batching->pending() >= batching->max) flush();
+    }
+    flush();
     return;
   }
   if (isatty(STDIN_FILENO)) usage_error("no VM named and no records on standard input");
   NdjsonReader reader(stdin, "<stdin>");
   std::set<std::string> planned;  // VMs of upstream plan records already dispatched
   bool noted = false;
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point batch_start;  // when the first pending target arrived
+  auto dispatch_one = [&](Target t) {
+    if (batching && batching->pending() == 0) batch_start = Clock::now();
+    dispatch(std::move(t));
+    if (batching && batching->pending() >= batching->max) flush();
+  };
   while (!interrupted()) {
+    if (batching && batching->pending() > 0) {
+      // Take what has arrived; act on the batch before waiting for more.
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          batch_start + std::chrono::milliseconds(batching->window_ms) - Clock::now());
+      if (!reader.wait_ready(static_cast<int>(std::max<int64_t>(left.count(), 0)))) {
+        flush();
+        continue;
+      }
+      if (interrupted()) break;
+    }
     std::optional<InputRecord> rec;
     try {
       rec = reader.next();
@@ -197,6 +235,7 @@ void read_targets(const Args& args, Outcome& outcome, const std::vector<std::str
     // step before was never made.
     if (*type == "plan" &&
         std::find(accept_types.begin(), accept_types.end(), "vm") != accept_types.end()) {
+      flush();
       write_record(v);
       std::string vm = v.value("vm", "");
       if (vm.empty() || !v.contains("vm")) continue;  // a plan about the host itself
@@ -212,7 +251,7 @@ void read_targets(const Args& args, Outcome& outcome, const std::vector<std::str
       ordered_json vm_rec = {{"type", "vm"}, {"endpoint", ep}, {"id", id}, {"name", vm}};
       if (id.empty()) vm_rec.erase("id");
       if (ep.empty()) vm_rec.erase("endpoint");
-      dispatch(Target{vm, std::move(vm_rec), rec->origin});
+      dispatch_one(Target{vm, std::move(vm_rec), rec->origin});
       continue;
     }
     if (std::find(accept_types.begin(), accept_types.end(), type->get<std::string>()) ==
@@ -228,8 +267,9 @@ void read_targets(const Args& args, Outcome& outcome, const std::vector<std::str
                            Exit::bad_input));
       continue;
     }
-    dispatch(Target{name->get<std::string>(), v, rec->origin});
+    dispatch_one(Target{name->get<std::string>(), v, rec->origin});
   }
+  flush();
 }
 
 void run_target(Outcome& outcome, const Target& t, const std::function<void()>& fn) {
@@ -250,6 +290,70 @@ Exit for_each_target(const Args& args, Outcome& outcome,
       args, outcome, 1, [&](const Target& t, size_t) { fn(t); }, std::move(accept_types));
 }
 
+namespace {
+
+// Up to `jobs` workers doing `work` on what `produce` pushes: a bounded
+// queue, so producing stays at most `jobs` items ahead. If produce throws
+// (a read error), the items pushed before it are still done, as they would
+// be one by one, then the error is raised.
+template <class Item>
+void run_pool(size_t jobs, const std::function<void(const std::function<void(Item)>&)>& produce,
+              const std::function<void(Item&, size_t)>& work) {
+  std::mutex m;
+  std::condition_variable cv;
+  std::deque<Item> queue;
+  bool done = false;
+  std::vector<std::thread> workers;
+  for (size_t w = 0; w < jobs; ++w) {
+    workers.emplace_back([&, w] {
+      for (;;) {
+        std::optional<Item> item;
+        {
+          std::unique_lock<std::mutex> lock(m);
+          cv.wait(lock, [&] { return done || !queue.empty(); });
+          if (queue.empty()) return;
+          item.emplace(std::move(queue.front()));
+          queue.pop_front();
+        }
+        cv.notify_all();
+        work(*item, w);
+      }
+    });
+  }
+  auto finish = [&] {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      done = true;
+    }
+    cv.notify_all();
+    for (auto& th : workers) th.join();
+  };
+  try {
+    produce([&](Item item) {
+      std::unique_lock<std::mutex> lock(m);
+      cv.wait(lock, [&] { return queue.size() < jobs; });
+      queue.push_back(std::move(item));
+      cv.notify_all();
+    });
+  } catch (...) {
+    finish();
+    throw;
+  }
+  finish();
+}
+
+// An interrupted run exits 130 even when some targets were done: the
+// others were not (the interrupted one has said so already).
+Exit end_of_targets(Outcome& outcome) {
+  if (interrupted()) {
+    if (outcome.failures() == 0) throw Error("interrupted", Exit::interrupted);
+    return Exit::interrupted;
+  }
+  return outcome.exit_code();
+}
+
+}  // namespace
+
 Exit for_each_target_parallel(const Args& args, Outcome& outcome, size_t jobs,
                               const std::function<void(const Target&, size_t worker)>& fn,
                               std::vector<std::string> accept_types) {
@@ -257,60 +361,77 @@ Exit for_each_target_parallel(const Args& args, Outcome& outcome, size_t jobs,
     read_targets(args, outcome, accept_types,
                  [&](Target t) { run_target(outcome, t, [&] { fn(t, 0); }); });
   } else {
-    // A bounded queue: reading stays at most `jobs` targets ahead.
-    std::mutex m;
-    std::condition_variable cv;
-    std::deque<Target> queue;
-    bool done = false;
-    std::vector<std::thread> workers;
-    for (size_t w = 0; w < jobs; ++w) {
-      workers.emplace_back([&, w] {
-        for (;;) {
-          Target t;
-          {
-            std::unique_lock<std::mutex> lock(m);
-            cv.wait(lock, [&] { return done || !queue.empty(); });
-            if (queue.empty()) return;
-            t = std::move(queue.front());
-            queue.pop_front();
-          }
-          cv.notify_all();
-          run_target(outcome, t, [&] { fn(t, w); });
-        }
-      });
-    }
-    try {
-      read_targets(args, outcome, accept_types, [&](Target t) {
-        std::unique_lock<std::mutex> lock(m);
-        cv.wait(lock, [&] { return queue.size() < jobs; });
-        queue.push_back(std::move(t));
-        cv.notify_all();
-      });
-    } catch (...) {
-      // Reading stopped (a read error): the targets read before it are
-      // still done, as they would be one by one, then the error is raised.
-      {
-        std::lock_guard<std::mutex> lock(m);
-        done = true;
+    run_pool<Target>(
+        jobs,
+        [&](const std::function<void(Target)>& push) {
+          read_targets(args, outcome, accept_types, push);
+        },
+        [&](Target& t, size_t w) { run_target(outcome, t, [&] { fn(t, w); }); });
+  }
+  return end_of_targets(outcome);
+}
+
+Exit for_each_vm(const Args& args, Outcome& outcome, const VmLookup& lookup,
+                 const std::function<void(const Target&, FoundVm&, size_t worker)>& fn) {
+  size_t jobs = std::max<size_t>(lookup.jobs, 1);
+  // One locator (one client per endpoint) per worker, and one for the
+  // lookups when they run beside the workers: a Client is not shared
+  // between threads.
+  std::vector<std::unique_ptr<VmLocator>> locators;
+  for (size_t w = 0; w < jobs; ++w)
+    locators.push_back(std::make_unique<VmLocator>(endpoint_resolver(args)));
+  std::unique_ptr<VmLocator> own_finder;
+  if (jobs > 1) own_finder = std::make_unique<VmLocator>(endpoint_resolver(args));
+  VmLocator& finder = jobs > 1 ? *own_finder : *locators.front();
+
+  using Item = std::pair<Target, LookupResult>;
+  auto act = [&](Item& item, size_t w) {
+    const Target& t = item.first;
+    run_target(outcome, t, [&] {
+      LookupResult& r = item.second;
+      if (r.error) std::rethrow_exception(r.error);
+      FoundVm& vm = *r.found;
+      VmLocator& mine = *locators[w];
+      if (std::chrono::steady_clock::now() - vm.checked > kLookupMaxAge) {
+        // Looked up a while ago (the targets before it took long): its
+        // identity is checked again, alone, right before the tool acts.
+        auto again = mine.locate_batch({&t}, lookup.paths);
+        if (again.front().error) std::rethrow_exception(again.front().error);
+        vm = std::move(*again.front().found);
+      } else if (&mine != &finder) {
+        vm.vm.client = &mine.client_for(t);
       }
-      cv.notify_all();
-      for (auto& th : workers) th.join();
+      fn(t, vm, w);
+    });
+  };
+  std::vector<Target> batch;
+  auto look_up = [&](const std::function<void(Item)>& hand_on) {
+    std::vector<const Target*> wanted;
+    for (const auto& t : batch) wanted.push_back(&t);
+    std::vector<LookupResult> found;
+    if (!interrupted()) found = finder.locate_batch(wanted, lookup.paths);
+    for (size_t i = 0; i < found.size() && !interrupted(); ++i)
+      hand_on({std::move(batch[i]), std::move(found[i])});
+    batch.clear();
+  };
+  auto collect = [&](Target t) { batch.push_back(std::move(t)); };
+  // Reads and hands on in batches; when reading fails, the targets read
+  // before the failure are still done, then the error is raised.
+  auto read_in_batches = [&](const std::function<void(Item)>& hand_on) {
+    Batching b{kLookupBatch, kLookupWindowMs, [&] { return batch.size(); },
+               [&] { look_up(hand_on); }};
+    try {
+      read_targets(args, outcome, lookup.accept_types, collect, &b);
+    } catch (...) {
+      if (!batch.empty()) look_up(hand_on);
       throw;
     }
-    {
-      std::lock_guard<std::mutex> lock(m);
-      done = true;
-    }
-    cv.notify_all();
-    for (auto& th : workers) th.join();
-  }
-  // An interrupted run exits 130 even when some targets were done: the
-  // others were not (the interrupted one has said so already).
-  if (interrupted()) {
-    if (outcome.failures() == 0) throw Error("interrupted", Exit::interrupted);
-    return Exit::interrupted;
-  }
-  return outcome.exit_code();
+  };
+  if (jobs == 1)
+    read_in_batches([&](Item item) { act(item, 0); });
+  else
+    run_pool<Item>(jobs, read_in_batches, act);
+  return end_of_targets(outcome);
 }
 
 Exit unaudited_epilogue(Exit code) {

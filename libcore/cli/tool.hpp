@@ -7,6 +7,7 @@
 // "ceso-TOOL: message", and applies the audit rule (unaudited_epilogue).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -19,6 +20,7 @@
 #include "base/records.hpp"
 #include "cli/options.hpp"
 #include "safety/policy.hpp"
+#include "vm/vm.hpp"
 
 namespace ceso {
 
@@ -84,6 +86,31 @@ Exit for_each_target(const Args& args, Outcome& outcome,
 Exit for_each_target_parallel(const Args& args, Outcome& outcome, size_t jobs,
                               const std::function<void(const Target&, size_t worker)>& fn,
                               std::vector<std::string> accept_types = {"vm"});
+
+// Batched lookups (for_each_vm): at most this many targets per batch, the
+// ones that arrived within the window after the batch's first; a target whose
+// lookup is older than kLookupMaxAge when its turn comes is looked up again.
+inline constexpr size_t kLookupBatch = 100;
+inline constexpr int kLookupWindowMs = 20;
+inline constexpr std::chrono::seconds kLookupMaxAge{5};
+
+// What for_each_vm reads with each VM's identity, and how.
+struct VmLookup {
+  size_t jobs = 1;                 // -j N: targets acted on at once
+  std::vector<std::string> paths;  // read with the identity: FoundVm::props
+  std::vector<std::string> accept_types = {"vm"};
+};
+
+// for_each_target_parallel for the tools that act on VMs (docs/architecture.md
+// "Round trips"): the targets are found in batches (VmLocator::locate_batch:
+// one RetrievePropertiesEx for the records of up to kLookupBatch targets,
+// their identity checked in the same answer, `paths` read with it), then fn
+// is called for each with its VM, the client being the worker's own. Records
+// still flow: a batch is what arrived within kLookupWindowMs, so a slow
+// producer's records are acted on one by one as they come. A target that
+// matches no VM fails alone, as with locate().
+Exit for_each_vm(const Args& args, Outcome& outcome, const VmLookup& lookup,
+                 const std::function<void(const Target&, FoundVm&, size_t worker)>& fn);
 
 // The exit status after a run that ended with `code`: a change made but not
 // recorded in the audit log (unaudited_changes() > 0, policy.hpp) turns 0

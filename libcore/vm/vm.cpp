@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 
 #include "base/codec.hpp"
@@ -519,12 +520,6 @@ VmIdentity identity_of(const vim::ObjectContent& o) {
   return {o.obj.value, o.text("name"), o.text("config.uuid")};
 }
 
-std::optional<VmIdentity> fetch_identity(vim::Client& c, const std::string& id) {
-  auto found = c.retrieve({{"VirtualMachine", id}}, kIdentityPaths);
-  if (found.empty()) return std::nullopt;
-  return identity_of(found.front());
-}
-
 std::vector<VmIdentity> list_identities(vim::Client& c) {
   std::vector<VmIdentity> out;
   for (const auto& o : c.retrieve_all_vms(kIdentityPaths)) out.push_back(identity_of(o));
@@ -534,22 +529,103 @@ std::vector<VmIdentity> list_identities(vim::Client& c) {
 }  // namespace
 
 LocatedVm VmLocator::locate(const Target& target) {
-  vim::Client& client = client_for(target);
-  VmIdentity want = wanted_identity(target);
-  std::optional<VmIdentity> by_id;
-  if (!want.id.empty()) by_id = fetch_identity(client, want.id);
-  auto listing = [&] { return list_identities(client); };
-  VmIdentity vm =
-      match_vm(want, by_id, listing, !target.record.empty(), target.origin, client.endpoint().id);
-  if (!by_id || by_id->id != vm.id) {
-    // Found in a listing: make sure the VM still is what the listing said
-    // before anything acts on its id.
-    auto now = fetch_identity(client, vm.id);
-    if (!now || now->name != vm.name || now->uuid != vm.uuid)
-      fail("VM " + describe(vm) + " changed on " + client.endpoint().id +
-           " while it was being looked up; try again");
+  auto results = locate_batch({&target});
+  if (results.front().error) std::rethrow_exception(results.front().error);
+  return results.front().found->vm;
+}
+
+std::vector<LookupResult> VmLocator::locate_batch(const std::vector<const Target*>& targets,
+                                                  const std::vector<std::string>& paths) {
+  std::vector<LookupResult> out(targets.size());
+  std::vector<std::string> all_paths = kIdentityPaths;
+  for (const auto& p : paths)
+    if (std::find(all_paths.begin(), all_paths.end(), p) == all_paths.end()) all_paths.push_back(p);
+  // The targets of each endpoint, in input order.
+  std::vector<std::pair<vim::Client*, std::vector<size_t>>> groups;
+  std::vector<VmIdentity> wants(targets.size());
+  for (size_t i = 0; i < targets.size(); ++i) {
+    try {
+      vim::Client* c = &client_for(*targets[i]);
+      wants[i] = wanted_identity(*targets[i]);
+      auto g = std::find_if(groups.begin(), groups.end(), [&](auto& e) { return e.first == c; });
+      if (g == groups.end()) g = groups.insert(groups.end(), {c, {}});
+      g->second.push_back(i);
+    } catch (...) {
+      out[i].error = std::current_exception();
+    }
   }
-  return {&client, {"VirtualMachine", vm.id}, vm.name, vm.uuid};
+  auto unique_refs = [](const std::vector<std::string>& ids) {
+    std::vector<vim::MoRef> refs;
+    std::set<std::string> seen;
+    for (const auto& id : ids)
+      if (!id.empty() && seen.insert(id).second) refs.push_back({"VirtualMachine", id});
+    return refs;
+  };
+  auto read = [&](vim::Client& c, const std::vector<vim::MoRef>& refs) {
+    std::map<std::string, vim::ObjectContent> by_id;
+    for (auto& o : c.retrieve(refs, all_paths)) by_id.emplace(o.obj.value, std::move(o));
+    return by_id;
+  };
+  for (auto& [client, indices] : groups) {
+    vim::Client& c = *client;
+    const std::string& endpoint = c.endpoint().id;
+    try {
+      std::vector<std::string> ids;
+      for (size_t i : indices) ids.push_back(wants[i].id);
+      auto by_id = read(c, unique_refs(ids));
+      auto checked = std::chrono::steady_clock::now();
+      std::optional<std::vector<VmIdentity>> listed;  // once per batch and endpoint
+      auto listing = [&] {
+        if (!listed) listed = list_identities(c);
+        return *listed;
+      };
+      std::vector<std::pair<size_t, VmIdentity>> from_listing;
+      for (size_t i : indices) {
+        try {
+          const Target& t = *targets[i];
+          std::optional<VmIdentity> by;
+          auto it = wants[i].id.empty() ? by_id.end() : by_id.find(wants[i].id);
+          if (it != by_id.end()) by = identity_of(it->second);
+          VmIdentity vm = match_vm(wants[i], by, listing, !t.record.empty(), t.origin, endpoint);
+          if (by && by->id == vm.id)
+            out[i].found =
+                FoundVm{{&c, {"VirtualMachine", vm.id}, vm.name, vm.uuid}, it->second, checked};
+          else
+            from_listing.emplace_back(i, std::move(vm));
+        } catch (...) {
+          out[i].error = std::current_exception();
+        }
+      }
+      if (from_listing.empty()) continue;
+      // Found in a listing: make sure each VM still is what the listing said
+      // before anything acts on its id (and read its paths).
+      ids.clear();
+      for (const auto& [i, vm] : from_listing) ids.push_back(vm.id);
+      auto now = read(c, unique_refs(ids));
+      checked = std::chrono::steady_clock::now();
+      for (const auto& [i, vm] : from_listing) {
+        auto it = now.find(vm.id);
+        if (it == now.end() || it->second.text("name") != vm.name ||
+            it->second.text("config.uuid") != vm.uuid) {
+          try {
+            fail("VM " + describe(vm) + " changed on " + endpoint +
+                 " while it was being looked up; try again");
+          } catch (...) {
+            out[i].error = std::current_exception();
+          }
+          continue;
+        }
+        out[i].found =
+            FoundVm{{&c, {"VirtualMachine", vm.id}, vm.name, vm.uuid}, it->second, checked};
+      }
+    } catch (...) {
+      // A call failed: the failure of every target of this endpoint not
+      // settled yet.
+      for (size_t i : indices)
+        if (!out[i].found && !out[i].error) out[i].error = std::current_exception();
+    }
+  }
+  return out;
 }
 
 }  // namespace ceso

@@ -2,6 +2,8 @@
 // finding the VM a record or a name refers to.
 #pragma once
 
+#include <chrono>
+#include <exception>
 #include <functional>
 #include <initializer_list>
 #include <map>
@@ -101,6 +103,21 @@ struct LocatedVm {
   std::string uuid;  // config.uuid now
 };
 
+// A VM found by VmLocator::locate_batch, with the properties read in the
+// call that checked its identity.
+struct FoundVm {
+  LocatedVm vm;
+  vim::ObjectContent props;                       // the paths asked for, and name and config.uuid
+  std::chrono::steady_clock::time_point checked;  // when the identity was read
+};
+
+// One target's outcome of locate_batch: the VM, or the error locate() would
+// have thrown for it (Error, or whatever else a call threw).
+struct LookupResult {
+  std::optional<FoundVm> found;
+  std::exception_ptr error;
+};
+
 // Finds the VMs that names and records refer to, by match_vm(). Keeps one
 // Client per endpoint, so records from several hosts can share a pipe; a
 // record's endpoint is used only if configured (endpoint_for_record), never
@@ -121,6 +138,15 @@ class VmLocator {
   // Throws Error as match_vm() does; costs one call when a record's id still
   // matches, else one listing of the endpoint's VMs per call.
   LocatedVm locate(const Target& target);
+  // Many targets at once, each as locate() would find it, and `paths` of each
+  // VM read in the same answer (name and config.uuid are always read). Per
+  // endpoint: one RetrievePropertiesEx for every record id; when some target
+  // needs a listing (a name, a stale id): one listing and one more
+  // RetrievePropertiesEx for the VMs found in it. A failure is the failing
+  // target's (a call that fails: every target it was for); the result is in
+  // the order of `targets`.
+  std::vector<LookupResult> locate_batch(const std::vector<const Target*>& targets,
+                                         const std::vector<std::string>& paths = {});
 
  private:
   std::function<Endpoint()> default_endpoint_;

@@ -369,3 +369,28 @@ TEST(PassThrough, OursMustBeAnObject) {
 }
 
 }  // namespace
+
+// wait_ready (the batching of cli/tool for_each_vm): ready when a record has
+// arrived, whether still in the pipe or already in stdio's buffer, or at the
+// end; not ready while the writer is quiet.
+TEST(Ndjson, WaitReadySeesThePipeAndStdioBuffer) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  FILE* in = fdopen(fds[0], "r");
+  ASSERT_NE(in, nullptr);
+  ceso::NdjsonReader reader(in, "<pipe>");
+  EXPECT_FALSE(reader.wait_ready(0));  // nothing written yet
+  const char two[] = "{\"type\":\"vm\",\"name\":\"a\"}\n{\"type\":\"vm\",\"name\":\"b\"}\n";
+  ASSERT_EQ(write(fds[1], two, sizeof two - 1), static_cast<ssize_t>(sizeof two - 1));
+  EXPECT_TRUE(reader.wait_ready(0));
+  ASSERT_TRUE(reader.next());
+  // The second record was read into stdio's buffer with the first: poll(2)
+  // alone would call the pipe empty.
+  EXPECT_TRUE(reader.wait_ready(0));
+  ASSERT_TRUE(reader.next());
+  EXPECT_FALSE(reader.wait_ready(10));
+  close(fds[1]);
+  EXPECT_TRUE(reader.wait_ready(0));  // the end: next() says so
+  EXPECT_FALSE(reader.next());
+  std::fclose(in);
+}
