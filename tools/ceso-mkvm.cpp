@@ -197,8 +197,14 @@ ceso::Exit run(const ceso::Args& args) {
         ceso::Provisioned made = p.create(*wk.source, req, ids);
         std::string ip;
         if (s.shape.power_on)
-          p.step("powering on", "PowerOnVM_Task", ceso::ordered_json::object(),
-                 [&] { ceso::set_power(c, made.vm, ceso::PowerOp::on, s.shape.timeout, false); });
+          p.step("powering on", "PowerOnVM_Task", ceso::ordered_json::object(), [&] {
+            // The VM this run just created is off: PowerOnVM_Task without
+            // reading its power state first (one round trip less).
+            auto resp = c.call("PowerOnVM_Task", made.vm);
+            const ceso::xml::Node* rv = resp.child("returnval");
+            if (!rv) ceso::fail("the host answered PowerOnVM_Task without a task");
+            c.wait_for_task(ceso::vim::moref_of(*rv));
+          });
         if (s.shape.wait_ip && !gate.dry_run())
           p.step("waiting for an IP address", "", {},
                  [&] { ip = ceso::wait_for(c, made.vm, "ip", s.shape.timeout); });
