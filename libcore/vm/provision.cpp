@@ -138,9 +138,44 @@ SourceVm source_vm_from_config(const xml::Node& config) {
 }
 
 SourceVm read_source_vm(vim::Client& client, const vim::MoRef& vm) {
-  auto objs = client.retrieve({vm}, source_vm_paths());
-  if (objs.empty()) fail("VM " + vm.value + " disappeared while reading it");
-  return source_vm_from(std::move(objs.front()));
+  // The VM and the datacenter it is in, in one call: a traversal up from
+  // the VM (VirtualMachine.parent, then Folder.parent as often as folders
+  // nest) reports the Datacenter it reaches. Saves the lookup of the
+  // datacenter that datastore paths need (MakeDirectory, CopyVirtualDisk).
+  std::string paths;
+  for (const auto& p : source_vm_paths()) paths += "<pathSet>" + xml::escape(p) + "</pathSet>";
+  std::string spec =
+      "<specSet><propSet><type>VirtualMachine</type>" + paths +
+      "</propSet><propSet><type>Datacenter</type><pathSet>name</pathSet></propSet><objectSet>" +
+      vim::moref_xml("obj", vm) +
+      "<skip>false</skip>"
+      "<selectSet xsi:type=\"TraversalSpec\"><name>vmParent</name><type>VirtualMachine</type>"
+      "<path>parent</path><skip>false</skip><selectSet><name>folderParent</name></selectSet>"
+      "</selectSet>"
+      "<selectSet xsi:type=\"TraversalSpec\"><name>folderParent</name><type>Folder</type>"
+      "<path>parent</path><skip>false</skip><selectSet><name>folderParent</name></selectSet>"
+      "</selectSet></objectSet></specSet><options></options>";
+  std::optional<vim::ObjectContent> found;
+  vim::MoRef datacenter;
+  try {
+    xml::Node resp = client.call("RetrievePropertiesEx", client.content().property_collector, spec);
+    if (const xml::Node* rv = resp.child("returnval"))
+      for (const auto& o : rv->children) {
+        if (o.name != "objects") continue;
+        auto oc = vim::object_from_xml(o);
+        if (!oc) continue;
+        if (oc->obj == vm)
+          found = std::move(*oc);
+        else if (oc->obj.type == "Datacenter" && datacenter.empty())
+          datacenter = oc->obj;
+      }
+  } catch (const vim::Fault& f) {
+    if (f.fault_type() != "ManagedObjectNotFound") throw;
+  }
+  if (!found) fail("VM " + vm.value + " disappeared while reading it");
+  SourceVm s = source_vm_from(std::move(*found));
+  s.datacenter = datacenter;
+  return s;
 }
 
 std::vector<std::pair<std::string, std::string>> new_extra_config(const SourceVm& src,
@@ -186,6 +221,7 @@ Provisioned Provisioner::create(const SourceVm& src, const NewVm& req, const Pro
          "; its disks can only be copied while it is powered off");
   undo_.clear();
   keep_ = req.keep_on_failure;
+  if (datacenter_.empty()) datacenter_ = src.datacenter;  // read with the source, if it was
   network_ = network_for(src, req);
   return client_.content().is_vcenter() ? clone_vcenter(src, req, ids)
                                         : create_standalone(src, req, ids);

@@ -52,6 +52,7 @@ struct SourceVm {
   vmspec::Hardware hardware;
   std::map<std::string, std::string> extra_config;
   vim::MoRef folder, pool, host;  // parent folder, resource pool, runtime.host
+  vim::MoRef datacenter;          // read with it by read_source_vm; else empty
   std::string datastore() const;  // of the .vmx
 };
 
