@@ -220,8 +220,16 @@ class SshVmWriter : public VmWriter {
     // old .vmx whole, never half a file.
     std::string dir = path.substr(0, path.rfind('/'));
     std::string tmp = dir + "/.ceso-" + path.substr(path.rfind('/') + 1) + ".tmp";
-    link_->shell({"sh", "-c", "cat > \"$1\"", "sh", tmp}, "writing " + tmp, edited);
-    link_->shell({"mv", "-f", tmp, path}, "renaming " + tmp);
+    try {
+      link_->shell({"sh", "-c", "cat > \"$1\"", "sh", tmp}, "writing " + tmp, edited);
+      link_->shell({"mv", "-f", tmp, path}, "renaming " + tmp);
+    } catch (const Error&) {
+      try {
+        link_->exec({"rm", "-f", tmp});  // best effort: the .vmx itself is unchanged
+      } catch (const Error&) {
+      }
+      throw;
+    }
     vimcmd("vmsvc/reload", {vm.value});
   }
 

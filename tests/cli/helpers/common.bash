@@ -151,7 +151,16 @@ raw_soap() {
 <?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>$1</soapenv:Body></soapenv:Envelope>
 XML
 }
+# The managed objects raw SOAP calls start from, in this host model.
+raw_ref() {
+  case "$1:$(host_model)" in
+    session:vcenter) echo SessionManager ;;
+    session:*) echo ha-sessionmgr ;;
+    pc:vcenter) echo propertyCollector ;;
+    pc:*) echo ha-property-collector ;;
+  esac
+}
 raw_login() {
   rm -f "$BATS_TEST_TMPDIR/raw-jar" # a second Login on a session is a fault
-  raw_soap "<Login xmlns=\"urn:vim25\"><_this type=\"SessionManager\">ha-sessionmgr</_this><userName>$CESO_USER</userName><password>$CESO_PASSWORD</password></Login>" >/dev/null
+  raw_soap "<Login xmlns=\"urn:vim25\"><_this type=\"SessionManager\">$(raw_ref session)</_this><userName>$CESO_USER</userName><password>$CESO_PASSWORD</password></Login>" >/dev/null
 }
