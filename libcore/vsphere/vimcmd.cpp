@@ -34,11 +34,14 @@ std::string_view trim(std::string_view s) {
 
 // A getallvms row: the vmid (digits at the start, then blanks) and the text
 // after it; nullopt for the header, continuation lines of annotations,
-// "Skipping invalid VM" notes.
+// "Skipping invalid VM" notes. The vmid is the VM's moref value: digits on
+// ESXi; "vm-" and digits is taken too, the form the test bed's hosts use
+// (tests/sim README, "Known differences").
 std::optional<std::pair<std::string_view, std::string_view>> row_of(std::string_view line) {
-  size_t n = 0;
+  size_t start = line.compare(0, 3, "vm-") == 0 ? 3 : 0;
+  size_t n = start;
   while (n < line.size() && digit(line[n])) ++n;
-  if (n == 0 || n > 10 || n == line.size() || !blank(line[n])) return std::nullopt;
+  if (n == start || n - start > 10 || n == line.size() || !blank(line[n])) return std::nullopt;
   return std::make_pair(line.substr(0, n), line.substr(n));
 }
 

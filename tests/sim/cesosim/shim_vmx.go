@@ -114,7 +114,7 @@ func (h *shimHost) applyVMX(vm *object.VirtualMachine, vmx *vmxFile) error {
 	}
 	spec := types.VirtualMachineConfigSpec{
 		Name:       vmx.get("displayName"),
-		GuestId:    vmx.get("guestOS"),
+		GuestId:    apiGuestID(vmx.get("guestOS")),
 		Annotation: vmx.get("annotation"),
 	}
 	if n, err := strconv.Atoi(vmx.get("numvcpus")); err == nil && n > 0 {
@@ -152,6 +152,22 @@ func (h *shimHost) applyVMX(vm *object.VirtualMachine, vmx *vmxFile) error {
 		_, err = t.WaitForResult(h.ctx, nil)
 	}
 	return err
+}
+
+// apiGuestID maps a .vmx guestOS ("ubuntu-64") back to the API's guestId
+// ("ubuntu64Guest"), as hostd does; vmxGuestOS (layout.go) is the other way.
+// A value that already is a guestId is kept; "" stays "" (no change).
+func apiGuestID(os string) string {
+	if os == "" || strings.HasSuffix(os, "Guest") || strings.HasSuffix(os, "Guest64") {
+		return os
+	}
+	for _, id := range []string{"ubuntu64Guest", "ubuntuGuest", "debian10_64Guest",
+		"debian11_64Guest", "otherGuest", "otherGuest64", "otherLinux64Guest"} {
+		if vmxGuestOS(id) == os {
+			return id
+		}
+	}
+	return os + "Guest"
 }
 
 func hasAnyPrefix(s string, prefixes []string) bool {
