@@ -11,6 +11,7 @@
 #include "base/progress.hpp"
 #include "cli/cloudinit_options.hpp"
 #include "cli/endpoint.hpp"
+#include "cli/free_host.hpp"
 #include "cli/tool.hpp"
 #include "cli/vm_options.hpp"
 #include "cloudinit/cloudinit.hpp"
@@ -93,6 +94,10 @@ ceso::Exit run(const ceso::Args& args) {
     if (ceso::same_vm_name(vm.text("name"), name))
       ceso::fail("a VM named " + ceso::quote(name) + " already exists on " + c.endpoint().id);
   ceso::SourceVm src = ceso::read_source_vm(c, src_vm.ref);
+  std::unique_ptr<ceso::SshConnection> ssh = ceso::ssh_for_writes(c);  // free licence
+  if (ssh && src.power == "on" && args.has("stop-source"))
+    ceso::usage_error("--stop-source is not supported on a free-licensed host yet: shut " +
+                      ceso::quote(src.name) + " down first");
   reading.reset();  // from here on, calls change things: they run to the end
   std::string instance_id;
   auto guestinfo = clone_guestinfo(src, name, args, &instance_id);
@@ -126,13 +131,15 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::Progress progress(ceso::Progress::wanted());
   ceso::ProgressFn prog = [&](const std::string& label, int pct) { progress.percent(label, pct); };
   try {
-    ceso::Provisioner p(c, gated(name, ""), prog);
+    ceso::Provisioner p = ssh ? ceso::Provisioner(c, *ssh, gated(name, ""), prog)
+                              : ceso::Provisioner(c, gated(name, ""), prog);
     made = p.create(src, req, ceso::plan_identity(src, req));
     start_source();
     restart = false;
     if (power_on)
-      p.step("powering on", "PowerOnVM_Task", ceso::ordered_json::object(),
-             [&] { ceso::set_power(c, made.vm, ceso::PowerOp::on, timeout, false); });
+      p.step("powering on", "PowerOnVM_Task",
+             ssh ? ceso::ordered_json{{"transport", "ssh"}} : ceso::ordered_json::object(),
+             [&] { p.power_on(made.vm, timeout); });
     if (wait_ip && !gate.dry_run())
       p.step("waiting for an IP address", "", {},
              [&] { ip = ceso::wait_for(c, made.vm, "ip", timeout); });

@@ -11,6 +11,7 @@
 #include "base/progress.hpp"
 #include "cli/cloudinit_options.hpp"
 #include "cli/endpoint.hpp"
+#include "cli/free_host.hpp"
 #include "cli/tool.hpp"
 #include "cli/vm_options.hpp"
 #include "cloudinit/cloudinit.hpp"
@@ -53,6 +54,8 @@ const ceso::ToolSpec kSpec = make_spec();
 // What one worker thread keeps: its own connection and the source, read once.
 struct Worker {
   std::unique_ptr<ceso::vim::Client> client;
+  bool transport_chosen = false;
+  std::unique_ptr<ceso::SshConnection> ssh;  // writes on a free-licensed host
   std::optional<ceso::SourceVm> source;
 };
 
@@ -193,12 +196,18 @@ ceso::Exit run(const ceso::Args& args) {
         ceso::ProgressFn prog = [&](const std::string& label, int pct) {
           progress.percent(t.name + ": " + label, pct);
         };
-        ceso::Provisioner p(c, step, prog);
+        if (!wk.transport_chosen) {
+          wk.ssh = ceso::ssh_for_writes(c);
+          wk.transport_chosen = true;
+        }
+        ceso::Provisioner p =
+            wk.ssh ? ceso::Provisioner(c, *wk.ssh, step, prog) : ceso::Provisioner(c, step, prog);
         ceso::Provisioned made = p.create(*wk.source, req, ids);
         std::string ip;
         if (s.shape.power_on)
-          p.step("powering on", "PowerOnVM_Task", ceso::ordered_json::object(),
-                 [&] { ceso::set_power(c, made.vm, ceso::PowerOp::on, s.shape.timeout, false); });
+          p.step("powering on", "PowerOnVM_Task",
+                 wk.ssh ? ceso::ordered_json{{"transport", "ssh"}} : ceso::ordered_json::object(),
+                 [&] { p.power_on(made.vm, s.shape.timeout); });
         if (s.shape.wait_ip && !gate.dry_run())
           p.step("waiting for an IP address", "", {},
                  [&] { ip = ceso::wait_for(c, made.vm, "ip", s.shape.timeout); });

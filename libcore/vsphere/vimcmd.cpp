@@ -32,13 +32,20 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// A getallvms row: the vmid (digits at the start, then blanks) and the text
-// after it; nullopt for the header, continuation lines of annotations,
-// "Skipping invalid VM" notes.
+// A getallvms row: the vmid (digits at the start on ESXi; a moref value
+// such as "vm-42" elsewhere: letters, digits and '-' with at least one digit)
+// then blanks, and the text after it; nullopt for the header, continuation
+// lines of annotations, "Skipping invalid VM" notes.
 std::optional<std::pair<std::string_view, std::string_view>> row_of(std::string_view line) {
   size_t n = 0;
-  while (n < line.size() && digit(line[n])) ++n;
-  if (n == 0 || n > 10 || n == line.size() || !blank(line[n])) return std::nullopt;
+  bool digits = false;
+  while (n < line.size() &&
+         (digit(line[n]) || line[n] == '-' || (line[n] >= 'a' && line[n] <= 'z') ||
+          (line[n] >= 'A' && line[n] <= 'Z'))) {
+    digits = digits || digit(line[n]);
+    ++n;
+  }
+  if (n == 0 || !digits || n > 64 || n == line.size() || !blank(line[n])) return std::nullopt;
   return std::make_pair(line.substr(0, n), line.substr(n));
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/property"
+	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
@@ -114,7 +115,7 @@ func (h *shimHost) applyVMX(vm *object.VirtualMachine, vmx *vmxFile) error {
 	}
 	spec := types.VirtualMachineConfigSpec{
 		Name:       vmx.get("displayName"),
-		GuestId:    vmx.get("guestOS"),
+		GuestId:    guestIDOfVMX(vmx.get("guestOS")),
 		Annotation: vmx.get("annotation"),
 	}
 	if n, err := strconv.Atoi(vmx.get("numvcpus")); err == nil && n > 0 {
@@ -280,4 +281,44 @@ func (h *shimHost) diskCapacityKB(dsFile string) int64 {
 		total += n
 	}
 	return total / 2
+}
+
+// vmxGuestOSRule is hostd's .vmx name of an API guest id: "ubuntu64Guest" → "ubuntu-64",
+// "debian11_64Guest" → "debian11-64", "otherGuest64" → "other-64", "windows9Guest" →
+// "windows9" (lower case, "Guest" dropped, a 64-bit suffix written "-64").
+func vmxGuestOSRule(id string) string {
+	s, sixtyFour := id, false
+	switch {
+	case strings.HasSuffix(s, "Guest64"):
+		s, sixtyFour = strings.TrimSuffix(s, "Guest64"), true
+	case strings.HasSuffix(s, "Guest"):
+		s = strings.TrimSuffix(s, "Guest")
+		if strings.HasSuffix(s, "_64") {
+			s, sixtyFour = strings.TrimSuffix(s, "_64"), true
+		} else if strings.HasSuffix(s, "64") {
+			s, sixtyFour = strings.TrimSuffix(s, "64"), true
+		}
+	}
+	s = strings.ToLower(s)
+	if sixtyFour {
+		s += "-64"
+	}
+	return s
+}
+
+// guestIDOfVMX reads a .vmx guestOS as hostd does: the guest id whose .vmx name it is
+// (an API id written as is is taken too); an unknown name stays as written, so the
+// host's validation refuses it.
+func guestIDOfVMX(v string) string {
+	for _, id := range simulator.GuestID {
+		if string(id) == v {
+			return v
+		}
+	}
+	for _, id := range simulator.GuestID {
+		if vmxGuestOSRule(string(id)) == strings.ToLower(v) || vmxGuestOS(string(id)) == v {
+			return string(id)
+		}
+	}
+	return v
 }
