@@ -18,6 +18,7 @@
 #include "cli/backup_target.hpp"
 #include "cli/cloudinit_options.hpp"
 #include "cli/endpoint.hpp"
+#include "cli/free_host.hpp"
 #include "cli/restore.hpp"
 #include "cli/tool.hpp"
 #include "cloudinit/netcfg.hpp"
@@ -164,6 +165,9 @@ ceso::Exit create(const ceso::Args& args) {
   ceso::Outcome outcome;
   size_t jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
   std::vector<std::unique_ptr<ceso::VmLocator>> locators(jobs);
+  // Per worker and endpoint: the SSH connection for writes on a
+  // free-licensed host (null: the API), made once.
+  std::vector<std::map<std::string, std::unique_ptr<ceso::SshConnection>>> ssh(jobs);
   ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t w) {
     ceso::throw_if_interrupt_requested();
     if (!locators[w])
@@ -172,6 +176,11 @@ ceso::Exit create(const ceso::Args& args) {
     ceso::BackupContext ctx{gate, catalog, *target, progress, [&](const std::string& m) {
                               ceso::warn(ceso::quote(vm.name) + ": " + m);
                             }};
+    ctx.ssh_for = [&](ceso::vim::Client& c) -> ceso::SshConnection* {
+      auto it = ssh[w].find(c.endpoint().id);
+      if (it == ssh[w].end()) it = ssh[w].emplace(c.endpoint().id, ceso::ssh_for_writes(c)).first;
+      return it->second.get();
+    };
     ceso::ordered_json rec;  // the VM's vm record, as read for the backup
     ceso::ordered_json b = ceso::backup_vm(vm, options, ctx, rec);
     if (!b.is_null()) {

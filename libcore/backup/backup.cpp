@@ -25,8 +25,10 @@
 #include "base/util.hpp"
 #include "config/config.hpp"
 #include "transport/datastore.hpp"
+#include "transport/ssh.hpp"
 #include "vm/lifecycle.hpp"
 #include "vm/snapshot.hpp"
+#include "vsphere/vimcmd.hpp"
 
 namespace ceso {
 
@@ -571,10 +573,20 @@ class BackupRun {
   ordered_json run_;  // this run: id, machine, pid, lock (marker, snapshot description)
   std::string datacenter_;
   std::unique_ptr<DatastoreFiles> files_;
+  SshConnection* ssh_ = nullptr;  // writes over SSH (free-licensed host)
 
   Mutation mutation(std::string op, ordered_json params = ordered_json::object()) const {
+    if (ssh_) params["transport"] = "ssh";
     return {c_.endpoint().id, vm_.name, vm_.ref.value, std::move(op), std::move(params)};
   }
+  // Over SSH: vim-cmd, its fault blocks and exit status checked; a
+  // transient ManagedObjectNotFound retried.
+  std::string vimcmd(const std::vector<std::string>& argv);
+  std::string ssh_snapshot_id(const std::string& name);
+  void take_snapshot(const std::string& name, const std::string& description);
+  void drop_snapshot(const std::string& name, const vim::MoRef& ref);
+  void shut_down();
+  void power_on();
   void plan_only();
   void clean_leftovers(const std::string& lock_path);
   void copy_all(const std::vector<SourceFile>& files);
@@ -640,7 +652,7 @@ void BackupRun::clean_leftovers(const std::string& lock_path) {
            ", snapshot " + quote(s.name) + "); if that run is dead, remove its snapshot " +
            "(ceso-snap rm) and start again");
     ctx_.gate.perform(mutation("RemoveSnapshot_Task", {{"snapshot", s.name}}),
-                      [&] { remove_snapshot(c_, s.ref, false, true); });
+                      [&] { drop_snapshot(s.name, s.ref); });
     ctx_.warn("removed snapshot " + quote(s.name) + " left by an interrupted run");
   }
 }
@@ -738,7 +750,7 @@ bool BackupRun::remove_snapshot_retrying(const vim::MoRef& snap) {
   for (int attempt = 0;; ++attempt) {
     try {
       ctx_.gate.perform(mutation("RemoveSnapshot_Task", {{"snapshot", kSnapshotPrefix + m_.id}}),
-                        [&] { remove_snapshot(c_, snap, false, true); });
+                        [&] { drop_snapshot(kSnapshotPrefix + m_.id, snap); });
       return true;
     } catch (const Error& e) {
       // The host may be back in a moment (the copy failed because it went away).
@@ -758,13 +770,16 @@ void BackupRun::hot_copy(const std::vector<SourceFile>& disks) {
     fail("VM " + quote(vm_.name) +
          " has PCI passthrough devices and cannot be snapshotted; back it up with --cold");
   vim::MoRef snap;
+  std::string name = kSnapshotPrefix + m_.id;
   ctx_.gate.perform(
-      mutation("CreateSnapshot_Task",
-               {{"name", kSnapshotPrefix + m_.id}, {"memory", false}, {"quiesce", o_.quiesce}}),
+      mutation("CreateSnapshot_Task", {{"name", name}, {"memory", false}, {"quiesce", o_.quiesce}}),
       [&] {
-        snap = create_snapshot(c_, vm_.ref, kSnapshotPrefix + m_.id,
-                               std::string(kSnapshotDescription) + kSnapshotRunTag + run_.dump(),
-                               false, o_.quiesce);
+        std::string description = std::string(kSnapshotDescription) + kSnapshotRunTag + run_.dump();
+        if (ssh_) {
+          take_snapshot(name, description);
+          return;
+        }
+        snap = create_snapshot(c_, vm_.ref, name, description, false, o_.quiesce);
         // The task result carries xsi:type="ManagedObjectReference" next to the
         // MoRef's own type attribute; both parse as "type".
         snap.type = "VirtualMachineSnapshot";
@@ -778,15 +793,94 @@ void BackupRun::hot_copy(const std::vector<SourceFile>& disks) {
   if (!remove_snapshot_retrying(snap)) fail("the backup snapshot could not be removed");
 }
 
+std::string BackupRun::vimcmd(const std::vector<std::string>& argv) {
+  std::string what = argv.size() > 1 ? argv[0] + " " + argv[1] : argv.front();
+  for (int attempt = 0;; ++attempt) {
+    SshResult r = ssh_->run(argv);
+    try {
+      vim::check_result(r, what, ssh_->name());
+      return r.out;
+    } catch (const vim::Fault& f) {
+      if (f.fault_type() != "ManagedObjectNotFound" || attempt >= 2) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200 * (attempt + 1)));
+    }
+  }
+}
+
+// The vim-cmd id of the snapshot named `name` (ours: unique by the run id);
+// "" when there is none.
+std::string BackupRun::ssh_snapshot_id(const std::string& name) {
+  std::string found;
+  for (const auto& s :
+       vim::parse_snapshot_get(vimcmd({"vim-cmd", "vmsvc/snapshot.get", vm_.ref.value})))
+    if (s.name == name) {
+      if (!found.empty()) fail("VM " + quote(vm_.name) + " has two snapshots named " + quote(name));
+      found = s.id;
+    }
+  return found;
+}
+
+void BackupRun::take_snapshot(const std::string& name, const std::string& description) {
+  vimcmd({"vim-cmd", "vmsvc/snapshot.create", vm_.ref.value, name, description, "0",
+          o_.quiesce ? "1" : "0"});
+  if (ssh_snapshot_id(name).empty())
+    fail("vim-cmd vmsvc/snapshot.create reported no error, but the host lists no snapshot " +
+         quote(name));
+}
+
+// Only our snapshot, found by its name (never the user's).
+void BackupRun::drop_snapshot(const std::string& name, const vim::MoRef& ref) {
+  if (!ssh_) {
+    remove_snapshot(c_, ref, false, true);
+    return;
+  }
+  std::string id = ssh_snapshot_id(name);
+  if (id.empty()) return;  // already gone
+  vimcmd({"vim-cmd", "vmsvc/snapshot.remove", vm_.ref.value, id});
+}
+
+void BackupRun::shut_down() {
+  if (!ssh_) {
+    set_power(c_, vm_.ref, PowerOp::shutdown, o_.timeout, o_.force);
+    return;
+  }
+  bool hard = false;
+  try {
+    vimcmd({"vim-cmd", "vmsvc/power.shutdown", vm_.ref.value});
+  } catch (const vim::Fault& f) {
+    if (!o_.force || f.fault_type() != "ToolsUnavailable") throw;
+    hard = true;
+  }
+  auto until = std::chrono::steady_clock::now() + o_.timeout;
+  while (!hard && vm_power(c_, vm_.ref) != "off") {
+    throw_if_interrupt_requested();
+    if (std::chrono::steady_clock::now() >= until) {
+      if (!o_.force)
+        fail("the guest of " + quote(vm_.name) + " did not shut down within the timeout (--force " +
+             "powers it off)");
+      hard = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  if (hard) vimcmd({"vim-cmd", "vmsvc/power.off", vm_.ref.value});
+}
+
+void BackupRun::power_on() {
+  if (!ssh_) {
+    set_power(c_, vm_.ref, PowerOp::on, o_.timeout, false);
+    return;
+  }
+  vimcmd({"vim-cmd", "vmsvc/power.on", vm_.ref.value});
+}
+
 void BackupRun::cold_copy(const std::vector<SourceFile>& disks) {
   bool was_on = facts_.power == "on";
   if (was_on)
-    ctx_.gate.perform(mutation("ShutdownGuest", {{"force", o_.force}}),
-                      [&] { set_power(c_, vm_.ref, PowerOp::shutdown, o_.timeout, o_.force); });
+    ctx_.gate.perform(mutation("ShutdownGuest", {{"force", o_.force}}), [&] { shut_down(); });
   auto power_back = [&] {
     if (!was_on) return;
-    ctx_.gate.perform(mutation("PowerOnVM_Task"),
-                      [&] { set_power(c_, vm_.ref, PowerOp::on, o_.timeout, false); });
+    ctx_.gate.perform(mutation("PowerOnVM_Task"), [&] { power_on(); });
   };
   try {
     copy_all(disks);
@@ -841,6 +935,7 @@ ordered_json BackupRun::run(ordered_json& record) {
   m_.guestinfo = facts_.details.value("guestinfo", ordered_json::object());
   m_.tags = facts_.details.value("tags", std::vector<std::string>{});
   m_.disks = facts_.disks;
+  if (ctx_.ssh_for) ssh_ = ctx_.ssh_for(c_);
   record = m_.vm;  // vm_record_of leaves `template` out of the manifest, not out of records
   if (auto t = facts_.details.find("template"); t != facts_.details.end()) record["template"] = *t;
   if (ctx_.gate.dry_run()) {
