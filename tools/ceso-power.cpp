@@ -12,6 +12,7 @@
 #include "safety/policy.hpp"
 #include "vm/lifecycle.hpp"
 #include "vm/vm.hpp"
+#include "vm/writer.hpp"
 
 namespace {
 
@@ -26,7 +27,7 @@ const ceso::ToolSpec kSpec{
         {"timeout", 't', "SECONDS", "how long shutdown and --wait wait (default 120)"},
         {"wait", 'w', "", "after on, reset or reboot, wait until VMware Tools runs in the guest"},
     },
-    ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs,
+    ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs | ceso::kTransport,
     {
         {"on", "power on (or resume a suspended VM)"},
         {"off", "power off hard"},
@@ -59,8 +60,8 @@ struct Settings {
   std::chrono::seconds timeout;
 };
 
-void power_one(const Settings& s, ceso::VmLocator& locator, ceso::Gate& gate, ceso::Output& out,
-               const ceso::Target& t) {
+void power_one(const Settings& s, ceso::VmLocator& locator, ceso::VmWriters& writers,
+               ceso::Gate& gate, ceso::Output& out, const ceso::Target& t) {
   ceso::LocatedVm vm = locator.locate(t);
   ceso::vim::Client& c = *vm.client;
   std::string state = ceso::vm_power(c, vm.ref);
@@ -74,9 +75,11 @@ void power_one(const Settings& s, ceso::VmLocator& locator, ceso::Gate& gate, ce
                      std::string(ceso::power_method(s.op)),
                      {{"action", ceso::to_string(s.op)}, {"force", s.force}}};
     if (s.op == ceso::PowerOp::shutdown) m.params["timeout_s"] = s.timeout.count();
+    ceso::VmWriter& w = writers.for_client(c);
+    m.transport = ceso::to_string(w.transport());
     std::string method;
     if (!gate.perform(
-            m, [&] { changed = ceso::set_power(c, vm.ref, s.op, s.timeout, s.force, &method); }))
+            m, [&] { changed = ceso::set_power(w, vm.ref, s.op, s.timeout, s.force, &method); }))
       return;  // dry run: the plan record says it all
     if (changed && method != m.operation) forced = method;
   }
@@ -97,12 +100,13 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::Output out(args, {}, result_line);
   ceso::Gate gate =
       ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  auto writers = ceso::vm_writers(args);
   std::vector<std::unique_ptr<ceso::VmLocator>> locators;
   for (size_t i = 0; i < jobs; ++i)
     locators.push_back(std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args)));
   ceso::Outcome outcome;
   ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t worker) {
-    power_one(s, *locators[worker], gate, out, t);
+    power_one(s, *locators[worker], *writers, gate, out, t);
     outcome.succeeded();
   });
   out.finish();

@@ -12,6 +12,7 @@
 #include "safety/policy.hpp"
 #include "vm/lifecycle.hpp"
 #include "vm/vm.hpp"
+#include "vm/writer.hpp"
 
 namespace {
 
@@ -23,7 +24,7 @@ const ceso::ToolSpec kSpec{
         {"force", 'f', "", "also delete powered-on (power off first) and protected VMs"},
         {"yes", 'y', "", "do not ask for confirmation"},
     },
-    ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs,
+    ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs | ceso::kTransport,
     {},
     ceso::Complete::vm,
 };
@@ -50,8 +51,8 @@ void check_allowed(const Settings& s, const ceso::ordered_json& now) {
         ceso::Exit::policy);
 }
 
-void remove_one(const Settings& s, ceso::VmLocator& locator, ceso::Gate& gate, ceso::Output& out,
-                const ceso::Target& t) {
+void remove_one(const Settings& s, ceso::VmLocator& locator, ceso::VmWriters& writers,
+                ceso::Gate& gate, ceso::Output& out, const ceso::Target& t) {
   ceso::LocatedVm vm = locator.locate(t);
   ceso::vim::Client& c = *vm.client;
   ceso::ordered_json now = ceso::current_vm_record(vm);  // power state and tags
@@ -61,14 +62,18 @@ void remove_one(const Settings& s, ceso::VmLocator& locator, ceso::Gate& gate, c
                                         ") and its disks on " + c.endpoint().id + "?"))
     throw ceso::Error("not deleted: confirmation declined", ceso::Exit::policy);
   std::string id = c.endpoint().id;
+  ceso::VmWriter& w = writers.for_client(c);
+  std::string transport(ceso::to_string(w.transport()));
   if (now["power"] != "off") {
-    ceso::Mutation off{id, vm.name, vm.ref.value, "PowerOffVM_Task", {{"action", "off"}}};
+    ceso::Mutation off{id,       vm.name, vm.ref.value, "PowerOffVM_Task", {{"action", "off"}},
+                       transport};
     // The record printed shows the VM as it was deleted: read again once off.
-    if (gate.perform(off, [&] { ceso::set_power(c, vm.ref, ceso::PowerOp::off, {}, true); }))
+    if (gate.perform(off, [&] { ceso::set_power(w, vm.ref, ceso::PowerOp::off, {}, true); }))
       now = ceso::current_vm_record(vm);
   }
-  ceso::Mutation destroy{id, vm.name, vm.ref.value, "Destroy_Task", {{"disks", "deleted"}}};
-  if (!gate.perform(destroy, [&] { ceso::destroy_vm(c, vm.ref); })) return;
+  ceso::Mutation destroy{id,       vm.name, vm.ref.value, "Destroy_Task", {{"disks", "deleted"}},
+                         transport};
+  if (!gate.perform(destroy, [&] { ceso::destroy_vm(w, vm.ref); })) return;
   now["deleted"] = true;
   now["changed"] = true;
   out.emit(ceso::pass_through(t.record, now, ceso::vm_owned_fields({"deleted", "changed"})));
@@ -80,12 +85,13 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::Output out(args, {}, result_line);
   ceso::Gate gate =
       ceso::tool_gate(s.dry_run, [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  auto writers = ceso::vm_writers(args);
   std::vector<std::unique_ptr<ceso::VmLocator>> locators;
   for (size_t i = 0; i < jobs; ++i)
     locators.push_back(std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args)));
   ceso::Outcome outcome;
   ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t worker) {
-    remove_one(s, *locators[worker], gate, out, t);
+    remove_one(s, *locators[worker], *writers, gate, out, t);
     outcome.succeeded();
   });
   out.finish();

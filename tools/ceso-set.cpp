@@ -11,6 +11,7 @@
 #include "vm/provision.hpp"
 #include "vm/spec.hpp"
 #include "vm/vm.hpp"
+#include "vm/writer.hpp"
 #include "vsphere/client.hpp"
 
 namespace {
@@ -29,7 +30,7 @@ const ceso::ToolSpec kSpec{
         {"guestinfo", 'g', "KEY=VALUE", "set guestinfo.KEY (empty VALUE removes it)",
          ceso::kRepeatable},
     },
-    ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs,
+    ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs | ceso::kTransport,
     {},
     ceso::Complete::vm,
 };
@@ -160,6 +161,7 @@ ceso::Exit run(const ceso::Args& args) {
       });
   ceso::Gate gate =
       ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  auto writers = ceso::vm_writers(args);
   std::vector<std::unique_ptr<ceso::VmLocator>> locators(jobs);
   const std::vector<std::string> props = paths();
   ceso::Outcome outcome;
@@ -188,14 +190,20 @@ ceso::Exit run(const ceso::Args& args) {
         }
         bool changed = false;
         if (!ch.spec.empty()) {
+          ceso::VmWriter& w = writers->for_client(c);
+          if (w.transport() == ceso::Transport::ssh) {
+            // Over SSH the .vmx is edited, which the host allows only while
+            // the VM is off; what the .vmx cannot say is refused up front.
+            ceso::vmx_changes(ch.spec);
+            if (vm.power != "off")
+              ceso::fail("VM " + ceso::quote(vm.name) + " is " + vm.power +
+                         "; over SSH (free ESXi) its settings change only while it is off, by "
+                         "editing its .vmx (ceso-power off, then ceso-set again)");
+          }
           ceso::Mutation m{c.endpoint().id, vm.name, vm.ref.value, "ReconfigVM_Task", ch.params};
+          m.transport = ceso::to_string(w.transport());
           m.params["spec"] = ch.spec.xml("spec");
-          changed = gate.perform(m, [&] {
-            auto resp = c.call("ReconfigVM_Task", vm.ref, ch.spec.xml("spec"));
-            const ceso::xml::Node* rv = resp.child("returnval");
-            if (!rv) ceso::fail("the host answered ReconfigVM_Task without a task");
-            c.wait_for_task(ceso::vim::moref_of(*rv));
-          });
+          changed = gate.perform(m, [&] { w.reconfigure(vm.ref, ch.spec); });
           if (gate.dry_run()) {
             outcome.succeeded();
             return;

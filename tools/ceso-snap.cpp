@@ -19,6 +19,7 @@
 #include "vm/lifecycle.hpp"
 #include "vm/snapshot.hpp"
 #include "vm/vm.hpp"
+#include "vm/writer.hpp"
 
 namespace {
 
@@ -41,13 +42,13 @@ ceso::ToolSpec make_spec() {
                {"quiesce", 0, "", "quiesce the guest file systems (needs VMware Tools)"},
                {"exist-ok", 0, "", "a snapshot of that name already there is fine"},
            },
-           kDryRun,
+           kDryRun | ceso::kTransport,
            "--name NAME [OPTION]... [VM]..."},
           {"ls", "list snapshots as records", {}, 0, "[OPTION]... [VM]..."},
           {"revert",
            "revert to a snapshot",
            {{"name", 'N', "NAME", "snapshot to revert to (default: the current one)"}},
-           kDryRun,
+           kDryRun | ceso::kTransport,
            "[OPTION]... [VM]..."},
           {"rm",
            "remove snapshots",
@@ -60,7 +61,7 @@ ceso::ToolSpec make_spec() {
                 "remove snapshots older than this (90min, 12h, 7d, 2w, 6mo)"},
                {"yes", 'y', "", "--all/--older-than: do not ask for confirmation"},
            },
-           kDryRun,
+           kDryRun | ceso::kTransport,
            "--name NAME|--all|--older-than DURATION [OPTION]... [VM]..."},
       },
       ceso::Complete::vm,
@@ -75,6 +76,7 @@ struct Context {
   const ceso::Args& args;
   ceso::Gate& gate;
   ceso::Output& out;
+  ceso::VmWriters* writers;  // null for ls (it only reads)
 };
 
 std::string result_line(const ceso::ordered_json& r) {
@@ -90,8 +92,14 @@ std::string result_line(const ceso::ordered_json& r) {
   return line + (r.value("changed", false) ? "" : " (unchanged)");
 }
 
-ceso::Mutation mutation(const ceso::LocatedVm& vm, std::string operation, ceso::ordered_json p) {
-  return {vm.client->endpoint().id, vm.name, vm.ref.value, std::move(operation), std::move(p)};
+ceso::VmWriter& writer(const Context& x, const ceso::LocatedVm& vm) {
+  return x.writers->for_client(*vm.client);
+}
+
+ceso::Mutation mutation(const ceso::LocatedVm& vm, ceso::VmWriter& w, std::string operation,
+                        ceso::ordered_json p) {
+  return {vm.client->endpoint().id, vm.name,      vm.ref.value,
+          std::move(operation),     std::move(p), std::string(ceso::to_string(w.transport()))};
 }
 
 // The VM's record as it is now, with `results` added, passed through with
@@ -120,16 +128,19 @@ void create(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm) 
   std::string description = x.args.get("description");
   bool memory = x.args.has("memory"), quiesce = x.args.has("quiesce");
   ceso::vim::MoRef ref;
+  ceso::VmWriter& w = writer(x, vm);
   auto m = mutation(
-      vm, "CreateSnapshot_Task",
+      vm, w, "CreateSnapshot_Task",
       {{"name", name}, {"description", description}, {"memory", memory}, {"quiesce", quiesce}});
-  if (!x.gate.perform(
-          m, [&] { ref = ceso::create_snapshot(c, vm.ref, name, description, memory, quiesce); }))
+  if (!x.gate.perform(m,
+                      [&] { ref = w.create_snapshot(vm.ref, name, description, memory, quiesce); }))
     return;
-  snaps = ceso::list_snapshots(c, vm.ref);
-  auto it = std::find_if(snaps.begin(), snaps.end(), [&](const auto& s) { return s.ref == ref; });
-  if (it == snaps.end()) ceso::fail("the new snapshot " + ref.value + " is not in the VM's tree");
-  emit_result(x, t, vm, {{"snapshot", ceso::snapshot_record(*it)}, {"changed", true}});
+  auto after = ceso::list_snapshots(c, vm.ref);
+  const ceso::SnapshotInfo* made = ceso::new_snapshot(after, snaps, ref, name);
+  if (!made)
+    ceso::fail("the new snapshot " + (ref.empty() ? ceso::quote(name) : ref.value) +
+               " is not in the VM's tree");
+  emit_result(x, t, vm, {{"snapshot", ceso::snapshot_record(*made)}, {"changed", true}});
 }
 
 void list(const Context& x, const ceso::Target&, const ceso::LocatedVm& vm) {
@@ -149,8 +160,9 @@ void revert(const Context& x, const ceso::Target& t, const ceso::LocatedVm& vm) 
     if (cur == snaps.end()) ceso::fail("has no current snapshot to revert to");
     s = &*cur;
   }
-  auto m = mutation(vm, "RevertToSnapshot_Task", {{"snapshot", s->path}, {"id", s->id}});
-  if (!x.gate.perform(m, [&] { ceso::revert_snapshot(c, s->ref, false); })) return;
+  ceso::VmWriter& w = writer(x, vm);
+  auto m = mutation(vm, w, "RevertToSnapshot_Task", {{"snapshot", s->path}, {"id", s->id}});
+  if (!x.gate.perform(m, [&] { w.revert_snapshot(vm.ref, *s, false); })) return;
   ceso::SnapshotInfo reverted = *s;
   reverted.current = true;
   // Read after the revert: power (and the rest) as the snapshot left them.
@@ -169,9 +181,10 @@ void remove_named(const Context& x, const ceso::Target& t, const ceso::LocatedVm
     return;
   }
   bool children = x.args.has("children");
-  auto m = mutation(vm, "RemoveSnapshot_Task",
+  ceso::VmWriter& w = writer(x, vm);
+  auto m = mutation(vm, w, "RemoveSnapshot_Task",
                     {{"snapshot", s->path}, {"id", s->id}, {"remove_children", children}});
-  if (!x.gate.perform(m, [&] { ceso::remove_snapshot(c, s->ref, children, true); })) return;
+  if (!x.gate.perform(m, [&] { w.remove_snapshot(vm.ref, *s, children, true); })) return;
   emit_result(x, t, vm, {{"snapshot", ceso::snapshot_record(*s)}, {"changed", true}});
 }
 
@@ -199,18 +212,19 @@ void remove_bulk(const Context& x, const ceso::Target& t, const ceso::LocatedVm&
   ceso::ordered_json removed = ceso::ordered_json::array();
   if (!doomed.empty()) confirm_bulk(x, vm, doomed.size());
   bool dry = x.gate.dry_run();
+  ceso::VmWriter& w = writer(x, vm);
   if (x.args.has("all") && !doomed.empty()) {
-    auto m = mutation(vm, "RemoveAllSnapshots_Task", {{"count", doomed.size()}});
-    x.gate.perform(m, [&] { ceso::remove_all_snapshots(c, vm.ref, true); });
+    auto m = mutation(vm, w, "RemoveAllSnapshots_Task", {{"count", doomed.size()}});
+    x.gate.perform(m, [&] { w.remove_all_snapshots(vm.ref, true); });
     for (const auto& s : doomed) removed.push_back(ceso::snapshot_record(s));
   } else {
     // Oldest first; each one separately, so one failure leaves the rest listed.
     std::sort(doomed.begin(), doomed.end(),
               [](const auto& a, const auto& b) { return a.id < b.id; });
     for (const auto& s : doomed) {
-      auto m = mutation(vm, "RemoveSnapshot_Task",
+      auto m = mutation(vm, w, "RemoveSnapshot_Task",
                         {{"snapshot", s.path}, {"id", s.id}, {"remove_children", false}});
-      x.gate.perform(m, [&] { ceso::remove_snapshot(c, s.ref, false, true); });
+      x.gate.perform(m, [&] { w.remove_snapshot(vm.ref, s, false, true); });
       removed.push_back(ceso::snapshot_record(s));
     }
   }
@@ -253,7 +267,9 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::Output out(args, columns, args.verb == "ls" ? nullptr : result_line);
   ceso::Gate gate =
       ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
-  Context x{args, gate, out};
+  std::unique_ptr<ceso::VmWriters> writers;
+  if (args.verb != "ls") writers = ceso::vm_writers(args);
+  Context x{args, gate, out, writers.get()};
   std::vector<std::unique_ptr<ceso::VmLocator>> locators;
   for (size_t i = 0; i < jobs; ++i)
     locators.push_back(std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args)));

@@ -16,4 +16,20 @@ std::function<Endpoint()> endpoint_resolver(const Args& args) {
   return [given = host_selection(args)] { return resolve_endpoint(given); };
 }
 
+TransportChoice transport_choice(const Args& args, const Environment& env) {
+  std::string from = "--transport";
+  std::optional<std::string> word = args.maybe("transport");
+  if (!word) {
+    word = env("CESO_TRANSPORT");
+    from = "CESO_TRANSPORT";
+  }
+  if (!word) return TransportChoice::automatic;
+  if (auto c = transport_choice_from(*word)) return *c;
+  usage_error(from + ": " + quote(*word) + " is not a transport (use api, ssh or auto)");
+}
+
+std::unique_ptr<VmWriters> vm_writers(const Args& args) {
+  return std::make_unique<VmWriters>(transport_choice(args), args.has("accept-new-host-key"));
+}
+
 }  // namespace ceso

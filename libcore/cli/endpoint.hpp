@@ -4,10 +4,12 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 
 #include "cli/options.hpp"
 #include "config/config.hpp"
+#include "vm/writer.hpp"
 
 namespace ceso {
 
@@ -23,5 +25,13 @@ std::optional<Endpoint> resolve_endpoint_if_given(const Args& args,
 // The same, deferred: for a VmLocator, which resolves the default endpoint
 // only when a target first needs it (records may all name their own host).
 std::function<Endpoint()> endpoint_resolver(const Args& args);
+
+// --transport (else CESO_TRANSPORT, else auto): api, ssh or auto. Throws
+// Error(usage) naming the option or variable for another value.
+TransportChoice transport_choice(const Args& args, const Environment& env = process_environment());
+
+// The VM writers of a run of a tool with kTransport (vm/writer.hpp):
+// transport_choice and --accept-new-host-key.
+std::unique_ptr<VmWriters> vm_writers(const Args& args);
 
 }  // namespace ceso

@@ -32,6 +32,12 @@ const Option kOutputOptions[] = {
 };
 const Option kDryRunOption{"dry-run", 'n', "", "print plan records; change nothing"};
 const Option kJobsOption{"jobs", 'j', "N", "act on up to N VMs at once (default 1)"};
+const Option kTransportOptions[] = {
+    {"transport", 0, "api|ssh|auto",
+     "how changes are made: the vSphere API, SSH (free ESXi), or auto (default: SSH when the "
+     "host's licence forbids API writes and SSH access is configured)"},
+    {"accept-new-host-key", 0, "", "SSH: record an unknown host's key instead of refusing"},
+};
 
 std::string split_choices_message(std::string_view choices) {
   std::string s(choices);
@@ -105,6 +111,8 @@ void append_common(std::vector<Option>& all, unsigned common) {
   if (common & kOutput) all.insert(all.end(), std::begin(kOutputOptions), std::end(kOutputOptions));
   if (common & kDryRun) all.push_back(kDryRunOption);
   if (common & kJobs) all.push_back(kJobsOption);
+  if (common & kTransport)
+    all.insert(all.end(), std::begin(kTransportOptions), std::end(kTransportOptions));
 }
 
 void append_fixed(std::vector<Option>& all) {

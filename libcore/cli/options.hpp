@@ -53,6 +53,7 @@ enum CommonOptions : unsigned {
   kOutput = 1u << 1,      // --json, -o/--output
   kDryRun = 1u << 2,      // --dry-run
   kJobs = 1u << 3,        // -j/--jobs
+  kTransport = 1u << 4,   // --transport, --accept-new-host-key (cli/endpoint.hpp vm_writers)
 };
 
 struct ToolSpec {

@@ -622,6 +622,7 @@ std::string AuditLog::append(const AuditRecord& record) {
   j["vm"] = or_null(record.vm);
   j["vm_id"] = or_null(record.vm_id);
   j["operation"] = record.operation;
+  if (!record.transport.empty()) j["transport"] = record.transport;
   j["params"] = redact(record.params);
   j["result"] = to_string(record.result);
   // A host's fault message may quote what was sent.

@@ -46,6 +46,7 @@ struct AuditRecord {
   std::string vm;  // empty (written as null) for operations on a host
   std::string vm_id;
   std::string operation;  // vSphere method: "CreateSnapshot_Task"
+  std::string transport;  // "api" or "ssh" (written when set; older records lack it)
   ordered_json params = ordered_json::object();
   AuditResult result = AuditResult::ok;
   std::string error;  // written only for error and refused

@@ -112,6 +112,7 @@ bool Gate::perform(const Mutation& m, const std::function<void()>& action) {
   record.vm = m.vm;
   record.vm_id = m.vm_id;
   record.operation = m.operation;
+  record.transport = m.transport;
   record.params = m.params;  // AuditLog::append redacts
   record.correlation_id = settings_.correlation_id;
 

@@ -51,6 +51,9 @@ struct Mutation {
   std::string vm_id;      // managed object id: "vm-42"
   std::string operation;  // vSphere method: "CreateSnapshot_Task"
   ordered_json params = ordered_json::object();  // what is sent; redacted in plans and audit
+  // How the change is made, audited when set: "api" (the vSphere API) or
+  // "ssh" (the host's own clients over SSH, free ESXi; vm/writer.hpp).
+  std::string transport = {};
 };
 
 struct GateSettings {

@@ -13,6 +13,7 @@
 #include "base/cancel.hpp"
 #include "base/log.hpp"
 #include "vm/vm.hpp"
+#include "vm/writer.hpp"
 
 namespace ceso {
 
@@ -95,20 +96,20 @@ bool wait_power(vim::Client& c, const vim::MoRef& vm, std::string_view word,
 }
 
 // Hard power-off, tolerating a guest that went down on its own meanwhile.
-void power_off_hard(vim::Client& c, const vim::MoRef& vm) {
+void power_off_hard(VmWriter& w, const vim::MoRef& vm) {
   try {
-    run_task(c, "PowerOffVM_Task", vm);
+    w.power(vm, PowerOp::off);
   } catch (const vim::Fault& f) {
-    if (f.fault_type() != "InvalidPowerState" || vm_power(c, vm) != "off") throw;
+    if (f.fault_type() != "InvalidPowerState" || vm_power(w.client(), vm) != "off") throw;
   }
 }
 
 // Asks the guest's VMware Tools (ShutdownGuest/RebootGuest); false when Tools
 // are not running, so the caller can fall back.
-bool ask_tools(vim::Client& c, const vim::MoRef& vm, std::string_view method) {
+bool ask_tools(VmWriter& w, const vim::MoRef& vm, PowerOp op) {
   try {
-    if (!tools_running(c, vm)) return false;
-    c.call(method, vm);
+    if (!tools_running(w.client(), vm)) return false;
+    w.guest(vm, op);
     return true;
   } catch (const vim::Fault& f) {
     if (f.fault_type() != "ToolsUnavailable") throw;
@@ -116,37 +117,38 @@ bool ask_tools(vim::Client& c, const vim::MoRef& vm, std::string_view method) {
   }
 }
 
-std::string shutdown_guest(vim::Client& c, const vim::MoRef& vm, std::chrono::seconds timeout,
+std::string shutdown_guest(VmWriter& w, const vim::MoRef& vm, std::chrono::seconds timeout,
                            bool force) {
+  vim::Client& c = w.client();
   if (vm_power(c, vm) == "suspended") {
-    power_off_hard(c, vm);  // check_power_op let this through only with force
+    power_off_hard(w, vm);  // check_power_op let this through only with force
     return "PowerOffVM_Task";
   }
-  if (!ask_tools(c, vm, "ShutdownGuest")) {
+  if (!ask_tools(w, vm, PowerOp::shutdown)) {
     if (!force)
       fail(
           "VMware Tools is not running in the guest, so it cannot be shut down cleanly; "
           "use --force to power it off hard");
-    power_off_hard(c, vm);
+    power_off_hard(w, vm);
     return "PowerOffVM_Task";
   }
   if (wait_power(c, vm, "off", timeout)) return "ShutdownGuest";
   if (!force)
     fail("the guest did not shut down within " + std::to_string(timeout.count()) +
          " s; use --force to power it off hard after the timeout");
-  power_off_hard(c, vm);
+  power_off_hard(w, vm);
   return "PowerOffVM_Task";
 }
 
 // A guest's own reboot cannot be observed through the API (the VM stays on),
 // so RebootGuest counts as done once Tools accepted it.
-std::string reboot_guest(vim::Client& c, const vim::MoRef& vm, bool force) {
-  if (ask_tools(c, vm, "RebootGuest")) return "RebootGuest";
+std::string reboot_guest(VmWriter& w, const vim::MoRef& vm, bool force) {
+  if (ask_tools(w, vm, PowerOp::reboot)) return "RebootGuest";
   if (!force)
     fail(
         "VMware Tools is not running in the guest, so it cannot be rebooted cleanly; "
         "use --force to reset it");
-  run_task(c, "ResetVM_Task", vm);
+  w.power(vm, PowerOp::reset);
   return "ResetVM_Task";
 }
 
@@ -198,16 +200,22 @@ bool power_op_is_noop(PowerOp op, std::string_view state) {
 
 bool set_power(vim::Client& c, const vim::MoRef& vm, PowerOp op, std::chrono::seconds timeout,
                bool force, std::string* method) {
+  return set_power(*make_api_writer(c), vm, op, timeout, force, method);
+}
+
+bool set_power(VmWriter& w, const vim::MoRef& vm, PowerOp op, std::chrono::seconds timeout,
+               bool force, std::string* method) {
+  vim::Client& c = w.client();
   std::string state = vm_power(c, vm);
   if (power_op_is_noop(op, state)) return false;
   check_power_op(op, state, force);
   std::string used;
   if (op == PowerOp::shutdown)
-    used = shutdown_guest(c, vm, timeout, force);
+    used = shutdown_guest(w, vm, timeout, force);
   else if (op == PowerOp::reboot)
-    used = reboot_guest(c, vm, force);
+    used = reboot_guest(w, vm, force);
   else
-    run_task(c, used = std::string(power_method(op)), vm);
+    w.power(vm, op), used = std::string(power_method(op));
   if (method) *method = used;
   return true;
 }
@@ -249,6 +257,7 @@ std::string wait_for(vim::Client& c, const vim::MoRef& vm, std::string_view what
 }
 
 void destroy_vm(vim::Client& c, const vim::MoRef& vm) { run_task(c, "Destroy_Task", vm); }
+void destroy_vm(VmWriter& w, const vim::MoRef& vm) { w.destroy(vm); }
 
 ordered_json current_vm_record(const LocatedVm& vm) {
   auto objs = vm.client->retrieve({vm.ref}, vm_record_paths());

@@ -18,6 +18,8 @@
 
 namespace ceso {
 
+class VmWriter;  // vm/writer.hpp
+
 enum class PowerOp { on, off, shutdown, reboot, reset, suspend };
 
 // "on", "off", "shutdown", "reboot", "reset", "suspend" → the op; else nullopt.
@@ -54,6 +56,10 @@ bool power_op_is_noop(PowerOp op, std::string_view state);
 // "PowerOffVM_Task" after a fallback).
 bool set_power(vim::Client& c, const vim::MoRef& vm, PowerOp op, std::chrono::seconds timeout,
                bool force, std::string* method = nullptr);
+// The same through `w` (vm/writer.hpp): reads over its client's API, the
+// changes over the API or SSH. `method` is the vSphere method either way.
+bool set_power(VmWriter& w, const vim::MoRef& vm, PowerOp op, std::chrono::seconds timeout,
+               bool force, std::string* method = nullptr);
 
 // What ceso-wait can wait for.
 inline constexpr std::string_view kWaitConditions = "ip tools on off";
@@ -67,6 +73,7 @@ std::string wait_for(vim::Client& c, const vim::MoRef& vm, std::string_view what
 
 // Destroy_Task: unregisters the VM and deletes its files, disks included.
 void destroy_vm(vim::Client& c, const vim::MoRef& vm);
+void destroy_vm(VmWriter& w, const vim::MoRef& vm);
 
 // The VM's `vm` record as the host has it now (one call). A tool adds its
 // result fields to it and prints pass_through(target.record, it,

@@ -333,6 +333,7 @@ bool Client::adopt_cached(const std::string* stale_cookie) {
   content_ = *c;
   http_->set_cookie(cached->cookie);
   vm_view_ = cached->vm_view;
+  license_ = cached->license;
   soap_action_ = "urn:vim25/" + content_.api_version;
   connected_ = true;
   return true;
@@ -374,8 +375,9 @@ void Client::login(const std::string& stale_cookie) {
   if (http_->cookie().empty())
     throw Error("Login on " + host_of(endpoint_) + " returned no session cookie", Exit::connection);
   vm_view_.clear();
+  license_.clear();
   connected_ = true;
-  cache_->save({http_->cookie(), content_to_json(content_), vm_view_});
+  cache_->save({http_->cookie(), content_to_json(content_), vm_view_, ""});
 }
 
 xml::Node Client::call(std::string_view method, const MoRef& self, std::string_view args) {
@@ -399,6 +401,41 @@ xml::Node Client::call_impl(std::string_view method, const MoRef& self, std::str
   // The cached session expired (or the host restarted): log in again once.
   login(http_->cookie());
   return raw_call(method, self, args, split);
+}
+
+bool free_license_editions(std::string_view editions) {
+  if (editions.empty()) return false;
+  size_t start = 0;
+  for (;;) {
+    size_t comma = editions.find(',', start);
+    std::string_view e =
+        editions.substr(start, comma == std::string_view::npos ? comma : comma - start);
+    if (e.rfind("esxBasic", 0) != 0) return false;
+    if (comma == std::string_view::npos) return true;
+    start = comma + 1;
+  }
+}
+
+bool Client::api_writes_restricted() {
+  if (content().is_vcenter()) return false;
+  if (license_.empty()) {
+    std::string editions;
+    if (!content_.license_manager.empty()) {
+      auto objs = retrieve({content_.license_manager}, {"licenses"});
+      if (!objs.empty())
+        if (const xml::Node* val = objs.front().prop("licenses"))
+          for (const xml::Node* l : val->all("LicenseManagerLicenseInfo"))
+            editions += (editions.empty() ? "" : ",") + l->child_text("editionKey");
+    }
+    // "-": read, no licence listed (not free: writes are tried over the API).
+    license_ = editions.empty() ? "-" : editions;
+    auto lock = cache_->lock();
+    if (auto cached = cache_->load(); cached && cached->cookie == http_->cookie()) {
+      cached->license = license_;
+      cache_->save(*cached);
+    }
+  }
+  return free_license_editions(license_);
 }
 
 std::string Client::create_vm_view() {

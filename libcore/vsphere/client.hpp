@@ -130,6 +130,13 @@ class Client {
   // `progress` gets 0..100 when the host reports it.
   xml::Node wait_for_task(const MoRef& task, const std::function<void(int)>& progress = nullptr);
 
+  // Whether the host's licence makes the API read-only: a standalone host
+  // whose LicenseManager lists only the free edition ("esxBasic", the
+  // vSphere Hypervisor; docs/esxi.md). Read once per session (one
+  // RetrievePropertiesEx) and kept in the session cache, so the tools of a
+  // pipeline pay it once; vCenter answers false without a call.
+  bool api_writes_restricted();
+
   Http& http() { return *http_; }
 
  private:
@@ -140,6 +147,7 @@ class Client {
   bool connected_ = false;
   std::string soap_action_ = "urn:vim25/6.7";
   std::string vm_view_;
+  std::string license_;  // license_editions() as cached, "" = not read yet
 
   xml::Node raw_call(std::string_view method, const MoRef& self, std::string_view args = {},
                      const Split* split = nullptr);
@@ -153,6 +161,11 @@ class Client {
   void stream_spec(const std::string& spec_xml, const std::function<void(ObjectContent&&)>& fn);
   std::string vm_spec(const std::vector<std::string>& paths) const;
 };
+
+// Whether a licence edition list ("esxBasic", comma-separated editionKeys)
+// is the free one: every edition is esxBasic* (a host shows one licence).
+// Exposed for tests.
+bool free_license_editions(std::string_view editions);
 
 // The `ha-datacenter` style path for datastore file URLs on this endpoint.
 std::string datastore_file_url(const Endpoint& ep, const std::string& datacenter,

@@ -38,6 +38,7 @@ std::optional<SessionCache::Entry> SessionCache::load() const {
     e.cookie = j.value("cookie", "");
     e.content = j.value("content", ordered_json::object());
     e.vm_view = j.value("vm_view", "");
+    e.license = j.value("license", "");
     if (e.cookie.empty()) return std::nullopt;
     return e;
   } catch (const std::exception&) {
@@ -50,6 +51,7 @@ void SessionCache::save(const Entry& e) const {
   j["cookie"] = e.cookie;
   j["content"] = e.content;
   j["vm_view"] = e.vm_view;
+  if (!e.license.empty()) j["license"] = e.license;
   std::string text = j.dump() + "\n";
   std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
   int fd = open_private_file(tmp, O_WRONLY | O_TRUNC);

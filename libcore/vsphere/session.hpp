@@ -19,6 +19,9 @@ class SessionCache {
     std::string cookie;    // "vmware_soap_session=\"…\""
     ordered_json content;  // serialized vim::ServiceContent
     std::string vm_view;   // ContainerView moref value, or ""
+    // The host's licence editions (LicenseManager.licenses[].editionKey,
+    // comma-separated) once read (Client::api_writes_restricted), or "".
+    std::string license;
   };
 
   // `dir`: the cache directory; endpoint_id + user pick the file.

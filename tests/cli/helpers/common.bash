@@ -25,19 +25,55 @@ use_private_dirs() {
   unset CESO_URL CESO_USER CESO_PASSWORD CESO_PASSWORD_FILE CESO_INSECURE CESO_THUMBPRINT
   unset GOVC_URL GOVC_USERNAME GOVC_PASSWORD GOVC_INSECURE GOVC_TLS_KNOWN_HOSTS CESO_MODE
   unset CESO_CORRELATION_ID CESO_AUDIT_LOG
+  unset CESO_SSH CESO_SSH_IDENTITY CESO_SSH_HOST_KEY CESO_TRANSPORT
 }
 
 fresh_cache() { rm -rf "$XDG_CACHE_HOME/ceso"; }
 
+# The host model a suite runs against, from CESO_TEST_HOST_MODEL:
+#   esx      a licensed standalone ESXi host: the API for everything (default)
+#   vcenter  vCenter (cesosim -model vpx)
+#   free     a free-licensed ESXi host: reads over the API, writes over SSH
+#            (simctl --license free --ssh; CESO_SSH, CESO_SSH_IDENTITY and
+#            CESO_SSH_HOST_KEY name its sshd, its client key and its pinned key)
+# `make check` runs the suites of the tools that write (CESO_MODEL_SUITES in
+# the Makefile) in all three; a suite that needs one model passes -model or
+# --license to sim_start itself, and the setting is then ignored.
+host_model() { echo "${CESO_TEST_HOST_MODEL:-esx}"; }
+is_free_model() { [ "$(host_model)" = free ]; }
+
 # Start the simulator with cesosim flags; exports CESO_URL/USER/PASSWORD and
-# CESO_SIM_STATE for this file's tests.
+# CESO_SIM_STATE for this file's tests (and in the free model the SSH access).
 sim_start() {
   use_private_dirs
   export CESO_SIM_STATE="$BATS_FILE_TMPDIR/sim"
   mkdir -p "$CESO_SIM_STATE"
-  eval "$("$SIMCTL" start "$@")"
+  local model=() arg own=
+  for arg in "$@"; do
+    case $arg in -model | --model | -license | --license | -free | --free) own=1 ;; esac
+  done
+  if [ -z "$own" ]; then
+    case "$(host_model)" in
+      esx) ;;
+      vcenter) model=(-model vpx) ;;
+      free) model=(--license free --ssh) ;;
+      *)
+        echo "CESO_TEST_HOST_MODEL: unknown model '$(host_model)' (esx, vcenter or free)" >&2
+        return 1
+        ;;
+    esac
+  fi
+  eval "$("$SIMCTL" start "${model[@]}" "$@")"
   export CESO_URL CESO_USER CESO_PASSWORD CESO_SIM_STATE
   [ -n "${CESO_SIM_THUMBPRINT:-}" ] && export CESO_SIM_THUMBPRINT
+  if [ -n "${CESO_SIM_SSH_PORT:-}" ]; then
+    export CESO_SIM_SSH_PORT CESO_SIM_SSH_USER CESO_SIM_SSH_KEY CESO_SIM_SSH_KNOWN_HOSTS
+    export CESO_SIM_SSH_FINGERPRINT
+  fi
+  if [ -z "$own" ] && is_free_model; then
+    export CESO_SSH="$CESO_SIM_SSH_USER@127.0.0.1:$CESO_SIM_SSH_PORT"
+    export CESO_SSH_IDENTITY="$CESO_SIM_SSH_KEY" CESO_SSH_HOST_KEY="$CESO_SIM_SSH_FINGERPRINT"
+  fi
   return 0
 }
 
@@ -59,8 +95,18 @@ flat_of() {
   desc=$(ds_file "$(ceso-info "$1" | jq -r ".disks[$2].file")")
   echo "$(dirname "$desc")/$(sed -n 's/^RW [0-9]* [A-Z]* "\(.*\)"$/\1/p' "$desc" | head -1)"
 }
-# Number of SOAP calls of one method since the last reset (0 if none).
-sim_count() { "$SIMCTL" stats | jq -r --arg m "$1" '.soap[$m] // 0'; }
+# Number of SOAP calls of one method since the last reset (0 if none). In
+# the free model a change (a *_Task or *Guest method) is made by the host's
+# own clients over SSH, counted apart as local_soap: those count as the
+# method's calls, so the suites assert the same numbers in every model.
+sim_count() {
+  local free=false
+  is_free_model && free=true
+  "$SIMCTL" stats | jq -r --arg m "$1" --argjson free "$free" \
+    '(.soap[$m] // 0) + (if $free and ($m | test("_Task$|Guest$")) then (.local_soap[$m] // 0) else 0 end)'
+}
+# The transport the tools use for changes in this model, as audited.
+model_transport() { if is_free_model; then echo ssh; else echo api; fi; }
 
 # Assertions with useful failure output.
 assert_status() {

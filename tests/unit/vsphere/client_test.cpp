@@ -235,3 +235,13 @@ TEST(VimFault, TaskErrorMessageAndMethodAreEscaped) {
 }
 
 }  // namespace
+
+TEST(FreeLicense, OnlyTheFreeEditionMakesTheApiReadOnly) {
+  EXPECT_TRUE(ceso::vim::free_license_editions("esxBasic"));
+  EXPECT_TRUE(ceso::vim::free_license_editions("esxBasic.vram"));
+  EXPECT_FALSE(ceso::vim::free_license_editions("esxEnterprisePlus"));
+  EXPECT_FALSE(ceso::vim::free_license_editions("esxBasic,esxEnterprisePlus"));
+  EXPECT_FALSE(ceso::vim::free_license_editions("-"));  // read: no licence listed
+  EXPECT_FALSE(ceso::vim::free_license_editions(""));
+  EXPECT_FALSE(ceso::vim::free_license_editions("eval"));
+}

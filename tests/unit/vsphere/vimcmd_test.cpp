@@ -82,6 +82,15 @@ TEST(GetAllVms, VmidsForVmxMatchesTheWholePath) {
   EXPECT_TRUE(vim::vmids_for_vmx("Vmid\nof a note [ds1] x/x.vmx\n", "[ds1] x/x.vmx").empty());
 }
 
+TEST(GetAllVms, TheTestBedsVmIdsAreRowsToo) {
+  // The simulator's vmids are its moref values, "vm-9"; ESXi's are digits.
+  EXPECT_EQ(vim::vmids_for_vmx("vm-9   a   [ds1] a/a.vmx   otherGuest   vmx-13\n", "[ds1] a/a.vmx"),
+            std::vector<std::string>{"vm-9"});
+  for (const char* line : {"vm- a [ds1] a/a.vmx\n", "vm-9a [ds1] a/a.vmx\n",
+                           "vmx-9 [ds1] a/a.vmx\n", "xvm-9 [ds1] a/a.vmx\n"})
+    EXPECT_TRUE(vim::vmids_for_vmx(line, "[ds1] a/a.vmx").empty()) << line;
+}
+
 TEST(GetAllVms, HugeHostileOutputIsLinear) {
   // 4 MiB of one row full of " [" and ".vmx " pieces, and 100,000 rows.
   std::string row = "1 ";
