@@ -18,7 +18,6 @@
 #include "cli/backup_target.hpp"
 #include "cli/cloudinit_options.hpp"
 #include "cli/endpoint.hpp"
-#include "cli/free_host.hpp"
 #include "cli/restore.hpp"
 #include "cli/tool.hpp"
 #include "cloudinit/netcfg.hpp"
@@ -43,6 +42,10 @@ std::vector<ceso::Verb> verbs() {
        {
            kTarget,
            kAcceptNewHostKey,
+           {"transport", 0, "api|ssh|auto",
+            "how the snapshot and power changes are made: the vSphere API, SSH (free ESXi), or "
+            "auto (default: SSH when the host's licence forbids API writes and SSH access is "
+            "configured)"},
            {"hot", 0, "", "back up running VMs through a temporary snapshot (the default)"},
            {"cold", 0, "", "shut running VMs down through VMware Tools, copy, power them back on"},
            {"quiesce", 0, "", "hot: quiesce the guest file systems through VMware Tools"},
@@ -165,9 +168,7 @@ ceso::Exit create(const ceso::Args& args) {
   ceso::Outcome outcome;
   size_t jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
   std::vector<std::unique_ptr<ceso::VmLocator>> locators(jobs);
-  // Per worker and endpoint: the SSH connection for writes on a
-  // free-licensed host (null: the API), made once.
-  std::vector<std::map<std::string, std::unique_ptr<ceso::SshConnection>>> ssh(jobs);
+  auto writers = ceso::vm_writers(args);  // API, or SSH on a free-licensed host
   ceso::for_each_target_parallel(args, outcome, jobs, [&](const ceso::Target& t, size_t w) {
     ceso::throw_if_interrupt_requested();
     if (!locators[w])
@@ -176,11 +177,7 @@ ceso::Exit create(const ceso::Args& args) {
     ceso::BackupContext ctx{gate, catalog, *target, progress, [&](const std::string& m) {
                               ceso::warn(ceso::quote(vm.name) + ": " + m);
                             }};
-    ctx.ssh_for = [&](ceso::vim::Client& c) -> ceso::SshConnection* {
-      auto it = ssh[w].find(c.endpoint().id);
-      if (it == ssh[w].end()) it = ssh[w].emplace(c.endpoint().id, ceso::ssh_for_writes(c)).first;
-      return it->second.get();
-    };
+    ctx.writers = writers.get();
     ceso::ordered_json rec;  // the VM's vm record, as read for the backup
     ceso::ordered_json b = ceso::backup_vm(vm, options, ctx, rec);
     if (!b.is_null()) {

@@ -11,7 +11,6 @@
 #include "base/progress.hpp"
 #include "cli/cloudinit_options.hpp"
 #include "cli/endpoint.hpp"
-#include "cli/free_host.hpp"
 #include "cli/tool.hpp"
 #include "cli/vm_options.hpp"
 #include "cloudinit/cloudinit.hpp"
@@ -22,6 +21,7 @@
 #include "vm/names.hpp"
 #include "vm/provision.hpp"
 #include "vm/vm.hpp"
+#include "vm/writer.hpp"
 #include "vsphere/client.hpp"
 
 namespace {
@@ -40,7 +40,7 @@ ceso::ToolSpec make_spec() {
            ceso::Complete::vm},
           {"exist-ok", 0, "", "an existing VM of that name is not an error (changed: false)"},
       },
-      ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs,
+      ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs | ceso::kTransport,
       {},
       ceso::Complete::none,
   };
@@ -54,8 +54,6 @@ const ceso::ToolSpec kSpec = make_spec();
 // What one worker thread keeps: its own connection and the source, read once.
 struct Worker {
   std::unique_ptr<ceso::vim::Client> client;
-  bool transport_chosen = false;
-  std::unique_ptr<ceso::SshConnection> ssh;  // writes on a free-licensed host
   std::optional<ceso::SourceVm> source;
 };
 
@@ -157,6 +155,7 @@ ceso::Exit run(const ceso::Args& args) {
       ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
   ceso::Progress progress(s.jobs == 1 && ceso::Progress::wanted());
   std::vector<Worker> workers(s.jobs);
+  auto writers = ceso::vm_writers(args);  // API, or SSH on a free-licensed host
   ceso::Outcome outcome;
   ceso::for_each_target_parallel(
       args, outcome, s.jobs,
@@ -188,25 +187,21 @@ ceso::Exit run(const ceso::Args& args) {
           wk.source = ceso::read_source_vm(c, {"VirtualMachine", source_id});
         reading.reset();  // from here on, calls change things: they run to the end
         ceso::Provisioned ids = ceso::plan_identity(*wk.source, req);
+        ceso::VmWriter& writer = writers->for_client(c);
         ceso::StepGate step = [&](const std::string& op, const ceso::ordered_json& params,
                                   const std::function<void()>& action) {
           ceso::Mutation m{c.endpoint().id, t.name, "", op, params};
+          m.transport = ceso::to_string(writer.transport());
           return gate.perform(m, action);
         };
         ceso::ProgressFn prog = [&](const std::string& label, int pct) {
           progress.percent(t.name + ": " + label, pct);
         };
-        if (!wk.transport_chosen) {
-          wk.ssh = ceso::ssh_for_writes(c);
-          wk.transport_chosen = true;
-        }
-        ceso::Provisioner p =
-            wk.ssh ? ceso::Provisioner(c, *wk.ssh, step, prog) : ceso::Provisioner(c, step, prog);
+        ceso::Provisioner p(c, writer, step, prog);
         ceso::Provisioned made = p.create(*wk.source, req, ids);
         std::string ip;
         if (s.shape.power_on)
-          p.step("powering on", "PowerOnVM_Task",
-                 wk.ssh ? ceso::ordered_json{{"transport", "ssh"}} : ceso::ordered_json::object(),
+          p.step("powering on", "PowerOnVM_Task", ceso::ordered_json::object(),
                  [&] { p.power_on(made.vm, s.shape.timeout); });
         if (s.shape.wait_ip && !gate.dry_run())
           p.step("waiting for an IP address", "", {},

@@ -25,10 +25,9 @@
 #include "base/util.hpp"
 #include "config/config.hpp"
 #include "transport/datastore.hpp"
-#include "transport/ssh.hpp"
 #include "vm/lifecycle.hpp"
 #include "vm/snapshot.hpp"
-#include "vsphere/vimcmd.hpp"
+#include "vm/writer.hpp"
 
 namespace ceso {
 
@@ -573,17 +572,14 @@ class BackupRun {
   ordered_json run_;  // this run: id, machine, pid, lock (marker, snapshot description)
   std::string datacenter_;
   std::unique_ptr<DatastoreFiles> files_;
-  SshConnection* ssh_ = nullptr;  // writes over SSH (free-licensed host)
+  VmWriter* writer_ = nullptr;  // the run's changes: SSH on a free-licensed host
 
   Mutation mutation(std::string op, ordered_json params = ordered_json::object()) const {
-    if (ssh_) params["transport"] = "ssh";
-    return {c_.endpoint().id, vm_.name, vm_.ref.value, std::move(op), std::move(params)};
+    Mutation m{c_.endpoint().id, vm_.name, vm_.ref.value, std::move(op), std::move(params)};
+    if (ctx_.writers) m.transport = writer_ ? "ssh" : "api";
+    return m;
   }
-  // Over SSH: vim-cmd, its fault blocks and exit status checked; a
-  // transient ManagedObjectNotFound retried.
-  std::string vimcmd(const std::vector<std::string>& argv);
-  std::string ssh_snapshot_id(const std::string& name);
-  void take_snapshot(const std::string& name, const std::string& description);
+  vim::MoRef take_snapshot(const std::string& name, const std::string& description);
   void drop_snapshot(const std::string& name, const vim::MoRef& ref);
   void shut_down();
   void power_on();
@@ -775,8 +771,8 @@ void BackupRun::hot_copy(const std::vector<SourceFile>& disks) {
       mutation("CreateSnapshot_Task", {{"name", name}, {"memory", false}, {"quiesce", o_.quiesce}}),
       [&] {
         std::string description = std::string(kSnapshotDescription) + kSnapshotRunTag + run_.dump();
-        if (ssh_) {
-          take_snapshot(name, description);
+        if (writer_) {
+          snap = take_snapshot(name, description);
           return;
         }
         snap = create_snapshot(c_, vm_.ref, name, description, false, o_.quiesce);
@@ -793,85 +789,44 @@ void BackupRun::hot_copy(const std::vector<SourceFile>& disks) {
   if (!remove_snapshot_retrying(snap)) fail("the backup snapshot could not be removed");
 }
 
-std::string BackupRun::vimcmd(const std::vector<std::string>& argv) {
-  std::string what = argv.size() > 1 ? argv[0] + " " + argv[1] : argv.front();
-  for (int attempt = 0;; ++attempt) {
-    SshResult r = ssh_->run(argv);
-    try {
-      vim::check_result(r, what, ssh_->name());
-      return r.out;
-    } catch (const vim::Fault& f) {
-      if (f.fault_type() != "ManagedObjectNotFound" || attempt >= 2) throw;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200 * (attempt + 1)));
-    }
-  }
+// Through the writer (vim-cmd prints no moref): the snapshot made is found
+// in the tree read afterwards, by its name (unique: it holds the run id).
+vim::MoRef BackupRun::take_snapshot(const std::string& name, const std::string& description) {
+  auto before = list_snapshots(c_, vm_.ref);
+  vim::MoRef ref = writer_->create_snapshot(vm_.ref, name, description, false, o_.quiesce);
+  auto after = list_snapshots(c_, vm_.ref);
+  const SnapshotInfo* made = new_snapshot(after, before, ref, name);
+  if (!made)
+    fail("the host reported no error creating snapshot " + quote(name) + ", but does not list it");
+  return made->ref;
 }
 
-// The vim-cmd id of the snapshot named `name` (ours: unique by the run id);
-// "" when there is none.
-std::string BackupRun::ssh_snapshot_id(const std::string& name) {
-  std::string found;
-  for (const auto& s :
-       vim::parse_snapshot_get(vimcmd({"vim-cmd", "vmsvc/snapshot.get", vm_.ref.value})))
-    if (s.name == name) {
-      if (!found.empty()) fail("VM " + quote(vm_.name) + " has two snapshots named " + quote(name));
-      found = s.id;
-    }
-  return found;
-}
-
-void BackupRun::take_snapshot(const std::string& name, const std::string& description) {
-  vimcmd({"vim-cmd", "vmsvc/snapshot.create", vm_.ref.value, name, description, "0",
-          o_.quiesce ? "1" : "0"});
-  if (ssh_snapshot_id(name).empty())
-    fail("vim-cmd vmsvc/snapshot.create reported no error, but the host lists no snapshot " +
-         quote(name));
-}
-
-// Only our snapshot, found by its name (never the user's).
+// Only our snapshot: by its ref, or over SSH by its name (never the user's).
 void BackupRun::drop_snapshot(const std::string& name, const vim::MoRef& ref) {
-  if (!ssh_) {
+  if (!writer_) {
     remove_snapshot(c_, ref, false, true);
     return;
   }
-  std::string id = ssh_snapshot_id(name);
-  if (id.empty()) return;  // already gone
-  vimcmd({"vim-cmd", "vmsvc/snapshot.remove", vm_.ref.value, id});
+  const SnapshotInfo* ours = nullptr;
+  auto list = list_snapshots(c_, vm_.ref);
+  for (const auto& s : list)
+    if ((!ref.empty() && s.ref.value == ref.value) || (ref.empty() && s.name == name)) ours = &s;
+  if (!ours) return;  // already gone
+  writer_->remove_snapshot(vm_.ref, *ours, false, true);
 }
 
 void BackupRun::shut_down() {
-  if (!ssh_) {
+  if (writer_)
+    set_power(*writer_, vm_.ref, PowerOp::shutdown, o_.timeout, o_.force);
+  else
     set_power(c_, vm_.ref, PowerOp::shutdown, o_.timeout, o_.force);
-    return;
-  }
-  bool hard = false;
-  try {
-    vimcmd({"vim-cmd", "vmsvc/power.shutdown", vm_.ref.value});
-  } catch (const vim::Fault& f) {
-    if (!o_.force || f.fault_type() != "ToolsUnavailable") throw;
-    hard = true;
-  }
-  auto until = std::chrono::steady_clock::now() + o_.timeout;
-  while (!hard && vm_power(c_, vm_.ref) != "off") {
-    throw_if_interrupt_requested();
-    if (std::chrono::steady_clock::now() >= until) {
-      if (!o_.force)
-        fail("the guest of " + quote(vm_.name) + " did not shut down within the timeout (--force " +
-             "powers it off)");
-      hard = true;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  }
-  if (hard) vimcmd({"vim-cmd", "vmsvc/power.off", vm_.ref.value});
 }
 
 void BackupRun::power_on() {
-  if (!ssh_) {
+  if (writer_)
+    set_power(*writer_, vm_.ref, PowerOp::on, o_.timeout, false);
+  else
     set_power(c_, vm_.ref, PowerOp::on, o_.timeout, false);
-    return;
-  }
-  vimcmd({"vim-cmd", "vmsvc/power.on", vm_.ref.value});
 }
 
 void BackupRun::cold_copy(const std::vector<SourceFile>& disks) {
@@ -935,7 +890,10 @@ ordered_json BackupRun::run(ordered_json& record) {
   m_.guestinfo = facts_.details.value("guestinfo", ordered_json::object());
   m_.tags = facts_.details.value("tags", std::vector<std::string>{});
   m_.disks = facts_.disks;
-  if (ctx_.ssh_for) ssh_ = ctx_.ssh_for(c_);
+  if (ctx_.writers) {
+    VmWriter& w = ctx_.writers->for_client(c_);
+    if (w.transport() == Transport::ssh) writer_ = &w;  // the API path as it always was
+  }
   record = m_.vm;  // vm_record_of leaves `template` out of the manifest, not out of records
   if (auto t = facts_.details.find("template"); t != facts_.details.end()) record["template"] = *t;
   if (ctx_.gate.dry_run()) {

@@ -13,6 +13,7 @@
 #include "vm/lifecycle.hpp"
 #include "vm/vm.hpp"
 #include "vm/vmx.hpp"
+#include "vm/writer.hpp"
 #include "vsphere/vimcmd.hpp"
 
 namespace ceso {
@@ -185,9 +186,13 @@ Provisioned plan_identity(const SourceVm& src, const NewVm& req) {
 Provisioner::Provisioner(vim::Client& client, StepGate gate, ProgressFn progress)
     : client_(client), gate_(std::move(gate)), progress_(std::move(progress)) {}
 
-Provisioner::Provisioner(vim::Client& client, SshConnection& ssh, StepGate gate,
+Provisioner::Provisioner(vim::Client& client, VmWriter& writer, StepGate gate,
                          ProgressFn progress)
-    : client_(client), ssh_(&ssh), gate_(std::move(gate)), progress_(std::move(progress)) {}
+    : client_(client),
+      writer_(&writer),
+      ssh_(writer.transport() == Transport::ssh),
+      gate_(std::move(gate)),
+      progress_(std::move(progress)) {}
 
 Provisioned Provisioner::create(const SourceVm& src, const NewVm& req, const Provisioned& ids) {
   if (src.power != "off")
@@ -202,11 +207,10 @@ Provisioned Provisioner::create(const SourceVm& src, const NewVm& req, const Pro
 }
 
 void Provisioner::power_on(const vim::MoRef& vm, std::chrono::seconds timeout) {
-  if (!ssh_) {
+  if (writer_)
+    set_power(*writer_, vm, PowerOp::on, timeout, false);
+  else
     set_power(client_, vm, PowerOp::on, timeout, false);
-    return;
-  }
-  ssh_run({"vim-cmd", "vmsvc/power.on", vm.value}, "vim-cmd vmsvc/power.on");
 }
 
 bool Provisioner::step(const std::string& label, const std::string& operation,
@@ -572,7 +576,6 @@ std::string trim(std::string s) {
 
 ordered_json ssh_params(const std::vector<std::string>& argv, ordered_json extra = {}) {
   ordered_json p = ordered_json::object();
-  p["transport"] = "ssh";
   p["command"] = shell_command(argv);
   if (extra.is_object())
     for (auto it = extra.begin(); it != extra.end(); ++it) p[it.key()] = it.value();
@@ -584,9 +587,9 @@ ordered_json ssh_params(const std::vector<std::string>& argv, ordered_json extra
 std::string Provisioner::ssh_run(const std::vector<std::string>& argv, const std::string& what,
                                  std::string_view input) {
   for (int attempt = 0;; ++attempt) {
-    SshResult r = ssh_->run(argv, input);
+    SshResult r = writer_->shell(argv, input);
     try {
-      vim::check_result(r, what, ssh_->name());
+      vim::check_result(r, what, writer_->name());
       return r.out;
     } catch (const vim::Fault& f) {
       if (f.fault_type() != "ManagedObjectNotFound" || attempt + 1 >= kSshRetries) throw;
@@ -602,13 +605,13 @@ bool Provisioner::ssh_make_directory(const std::string& dir) {
   bool exists = false;
   bool made =
       step("creating folder " + dir, "MakeDirectory", ssh_params(argv, {{"name", dir}}), [&] {
-        SshResult r = ssh_->run(argv);
+        SshResult r = writer_->shell(argv);
         if (r.exit_status == 0 && r.exit_signal.empty()) return;
-        if (ssh_->run({"test", "-e", path}).exit_status == 0) {
+        if (writer_->shell({"test", "-e", path}).exit_status == 0) {
           exists = true;
           return;
         }
-        vim::check_result(r, "mkdir", ssh_->name());
+        vim::check_result(r, "mkdir", writer_->name());
       });
   if (exists) return false;
   if (made)

@@ -16,12 +16,12 @@
 //
 // On a free-licensed standalone host (the API is read-only) the same steps
 // are made over SSH with the host's own clients when the Provisioner is given
-// an SshConnection: `mkdir` of the folder, `vmkfstools -i SRC -d thin DST`
+// a writer whose transport is SSH (vm/writer.hpp): `mkdir` of the folder, `vmkfstools -i SRC -d thin DST`
 // per disk, the .vmx written (new_vmx, vm/vmx.hpp) without overwriting
 // anything, `vim-cmd solo/registervm`; reads stay on the API. Rollback
 // unregisters the VM and removes the folder this run made. Steps go through
-// the same gate with the API method they stand for and params
-// {"transport": "ssh", "command": …}.
+// the same gate with the API method they stand for and the shell command in
+// their params ("command").
 //
 // Backup restore reuses the standalone path from the middle: it has a saved
 // configuration (a SourceVm parsed from the saved PropertyCollector XML with
@@ -46,7 +46,7 @@
 
 namespace ceso {
 
-class SshConnection;
+class VmWriter;
 
 // The properties provisioning reads from a source VM, in one retrieval.
 const std::vector<std::string>& source_vm_paths();
@@ -120,11 +120,12 @@ Provisioned plan_identity(const SourceVm& src, const NewVm& req);
 class Provisioner {
  public:
   Provisioner(vim::Client& client, StepGate gate, ProgressFn progress = {});
-  // Writes over `ssh` (a free-licensed standalone host), reads on `client`.
-  Provisioner(vim::Client& client, SshConnection& ssh, StepGate gate, ProgressFn progress = {});
+  // Writes through `writer` (over SSH on a free-licensed standalone host;
+  // the API writer gives the API path), reads on `client`.
+  Provisioner(vim::Client& client, VmWriter& writer, StepGate gate, ProgressFn progress = {});
 
-  // Powers the new VM on (over SSH when the Provisioner writes over SSH),
-  // waiting at most `timeout`. For step()'s action.
+  // Powers the new VM on (through the writer), waiting at most `timeout`.
+  // For step()'s action.
   void power_on(const vim::MoRef& vm, std::chrono::seconds timeout);
 
   // Copy `src` (powered off) into a new VM. `ids` from plan_identity.
@@ -157,7 +158,8 @@ class Provisioner {
     std::function<void()> run;
   };
   vim::Client& client_;
-  SshConnection* ssh_ = nullptr;
+  VmWriter* writer_ = nullptr;
+  bool ssh_ = false;  // writer_ writes over SSH
   // Over SSH: a VM of this run could not be unregistered (its folder stays).
   std::shared_ptr<bool> vm_left_ = std::make_shared<bool>(false);
   StepGate gate_;

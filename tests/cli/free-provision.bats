@@ -59,7 +59,7 @@ sshd_logins() { grep -c 'Accepted publickey' "$CESO_SIM_STATE/ssh/sshd.log" || t
   # every change is audited and names the transport
   jq -e -s '[.[] | select(.tool == "ceso-mkvm" and .vm == "web01")] |
     (map(.operation) == ["MakeDirectory","CopyVirtualDisk_Task","CopyVirtualDisk_Task","CreateVM_Task","RegisterVM_Task","PowerOnVM_Task"])
-    and all(.params.transport == "ssh") and all(.result == "ok")' "$XDG_STATE_HOME/ceso/audit.log"
+    and all(.transport == "ssh") and all(.result == "ok")' "$XDG_STATE_HOME/ceso/audit.log"
 }
 
 @test "free host: --dry-run plans the SSH steps and changes nothing" {
@@ -67,7 +67,7 @@ sshd_logins() { grep -c 'Accepted publickey' "$CESO_SIM_STATE/ssh/sshd.log" || t
   run ceso-mkvm --from golden dry01 --dry-run
   assert_status 0
   echo "$output" | jq -e -s 'map(.operation) == ["MakeDirectory","CopyVirtualDisk_Task","CopyVirtualDisk_Task","CreateVM_Task","RegisterVM_Task","PowerOnVM_Task"]
-    and all(.type == "plan" and .params.transport == "ssh")'
+    and all(.type == "plan")'
   echo "$output" | jq -e -s '.[1].params.command | test("^.vmkfstools. .-i. ./vmfs/volumes/LocalDS_0/golden/")'
   assert_eq "$(api_writes)" 0
   assert_eq "$(local_count CopyVirtualDisk_Task)" 0
@@ -167,12 +167,16 @@ sshd_logins() { grep -c 'Accepted publickey' "$CESO_SIM_STATE/ssh/sshd.log" || t
   nothing_left key01
 }
 
-@test "free host: without SSH access the tool says how to give it" {
+@test "free host: without SSH access the API refuses the first write; nothing is left" {
   run env -u CESO_SSH ceso-mkvm --from golden nossh01
-  assert_status 2
-  assert_contains "$output" "free licence"
-  assert_contains "$output" "CESO_SSH"
+  assert_status 1
+  assert_contains "$output" "RestrictedVersion"
   [ -z "$(ceso-ls --name nossh01)" ]
+  run ceso-mkvm --transport ssh --from golden nossh01 --dry-run
+  assert_status 0
+  run env -u CESO_SSH ceso-mkvm --transport ssh --from golden nossh01
+  assert_status 2
+  assert_contains "$output" "CESO_SSH"
 }
 
 @test "free host: clone with re-IP: new identity, new address, the source untouched" {
