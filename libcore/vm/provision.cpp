@@ -186,8 +186,7 @@ Provisioned plan_identity(const SourceVm& src, const NewVm& req) {
 Provisioner::Provisioner(vim::Client& client, StepGate gate, ProgressFn progress)
     : client_(client), gate_(std::move(gate)), progress_(std::move(progress)) {}
 
-Provisioner::Provisioner(vim::Client& client, VmWriter& writer, StepGate gate,
-                         ProgressFn progress)
+Provisioner::Provisioner(vim::Client& client, VmWriter& writer, StepGate gate, ProgressFn progress)
     : client_(client),
       writer_(&writer),
       ssh_(writer.transport() == Transport::ssh),

@@ -16,12 +16,11 @@
 //
 // On a free-licensed standalone host (the API is read-only) the same steps
 // are made over SSH with the host's own clients when the Provisioner is given
-// a writer whose transport is SSH (vm/writer.hpp): `mkdir` of the folder, `vmkfstools -i SRC -d thin DST`
-// per disk, the .vmx written (new_vmx, vm/vmx.hpp) without overwriting
-// anything, `vim-cmd solo/registervm`; reads stay on the API. Rollback
-// unregisters the VM and removes the folder this run made. Steps go through
-// the same gate with the API method they stand for and the shell command in
-// their params ("command").
+// a writer whose transport is SSH (vm/writer.hpp): `mkdir` of the folder, `vmkfstools -i SRC -d
+// thin DST` per disk, the .vmx written (new_vmx, vm/vmx.hpp) without overwriting anything, `vim-cmd
+// solo/registervm`; reads stay on the API. Rollback unregisters the VM and removes the folder this
+// run made. Steps go through the same gate with the API method they stand for and the shell command
+// in their params ("command").
 //
 // Backup restore reuses the standalone path from the middle: it has a saved
 // configuration (a SourceVm parsed from the saved PropertyCollector XML with
