@@ -4,6 +4,12 @@
 BUILD ?= build
 MESON_FLAGS ?=
 BATS_FILES = $$(find tests/cli -maxdepth 1 -name '*.bats' -type f | sort)
+# The suites of the tools that change VMs run again against vCenter and a
+# free-licensed ESXi host (reads over the API, changes over SSH); the first
+# run is the licensed ESXi host (tests/cli/helpers/common.bash, host_model).
+MODEL_SUITES = tests/cli/ceso-power.bats tests/cli/ceso-snap.bats tests/cli/ceso-rm.bats \
+  tests/cli/ceso-set.bats tests/cli/ceso-template.bats
+HOST_MODELS = vcenter free
 # The libFuzzer build (tests/fuzz/README.md): clang++, ASan+UBSan, fuzz targets.
 FUZZ_BUILD ?= build-fuzz
 # Every C++ file under clang-format (.clang-format): `make format` rewrites,
@@ -35,12 +41,18 @@ check: deps
 	CESO_SIM_BUILD=$(abspath $(BUILD))/sim tests/sim/simctl test
 	CESO_SIM_BUILD=$(abspath $(BUILD))/sim tests/sim/smoke.sh
 	CESO_BUILD=$(abspath $(BUILD)) bats $(BATS_FILES)
+	for m in $(HOST_MODELS); do \
+	  CESO_TEST_HOST_MODEL=$$m CESO_BUILD=$(abspath $(BUILD)) bats $(MODEL_SUITES) || exit 1; \
+	done
 
 unit: build
 	meson test -C $(BUILD) --print-errorlogs
 
 cli: build
 	CESO_BUILD=$(abspath $(BUILD)) bats $(BATS_FILES)
+	for m in $(HOST_MODELS); do \
+	  CESO_TEST_HOST_MODEL=$$m CESO_BUILD=$(abspath $(BUILD)) bats $(MODEL_SUITES) || exit 1; \
+	done
 
 $(FUZZ_BUILD)/build.ninja:
 	@command -v clang++ >/dev/null || { echo "clang++ not found: run 'make deps' first" >&2; exit 1; }

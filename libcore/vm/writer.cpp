@@ -102,6 +102,8 @@ struct VmWriters::Link {
   std::mutex mutex;  // one command at a time
   std::unique_ptr<SshConnection> conn;
   uint64_t commands = 0;
+  std::mutex verify_mutex;
+  bool verified = false;  // the SSH host is the API's host (verify_same_host)
 
   // Runs argv and returns what it printed, whatever its exit status.
   SshResult exec(const std::vector<std::string>& argv, std::string_view input = {}) {
@@ -151,17 +153,17 @@ namespace {
 std::string_view ssh_power_verb(PowerOp op) {
   switch (op) {
     case PowerOp::on:
-      return "vmsvc/power.on";
+      return "power.on";
     case PowerOp::off:
-      return "vmsvc/power.off";
+      return "power.off";
     case PowerOp::reset:
-      return "vmsvc/power.reset";
+      return "power.reset";
     case PowerOp::suspend:
-      return "vmsvc/power.suspend";
+      return "power.suspend";
     case PowerOp::shutdown:
-      return "vmsvc/power.shutdown";
+      return "power.shutdown";
     case PowerOp::reboot:
-      return "vmsvc/power.reboot";
+      return "power.reboot";
   }
   return "";
 }
@@ -173,24 +175,28 @@ class SshVmWriter : public VmWriter {
   Transport transport() const override { return Transport::ssh; }
   vim::Client& client() override { return c_; }
 
-  void power(const vim::MoRef& vm, PowerOp op) override { vimcmd(ssh_power_verb(op), {vm.value}); }
-  void guest(const vim::MoRef& vm, PowerOp op) override { vimcmd(ssh_power_verb(op), {vm.value}); }
-  void destroy(const vim::MoRef& vm) override { vimcmd("vmsvc/destroy", {vm.value}); }
+  void power(const vim::MoRef& vm, PowerOp op) override {
+    write("vmsvc/" + std::string(ssh_power_verb(op)), {vm.value});
+  }
+  void guest(const vim::MoRef& vm, PowerOp op) override {
+    write("vmsvc/" + std::string(ssh_power_verb(op)), {vm.value});
+  }
+  void destroy(const vim::MoRef& vm) override { write("vmsvc/destroy", {vm.value}); }
 
   vim::MoRef create_snapshot(const vim::MoRef& vm, const std::string& name,
                              const std::string& description, bool memory, bool quiesce) override {
-    vimcmd("vmsvc/snapshot.create",
-           {vm.value, name, description, memory ? "1" : "0", quiesce ? "1" : "0"});
+    write("vmsvc/snapshot.create",
+          {vm.value, name, description, memory ? "1" : "0", quiesce ? "1" : "0"});
     return {};
   }
   void remove_snapshot(const vim::MoRef& vm, const SnapshotInfo& s, bool children, bool) override {
-    vimcmd("vmsvc/snapshot.remove", {vm.value, std::to_string(s.id), children ? "1" : "0"});
+    write("vmsvc/snapshot.remove", {vm.value, std::to_string(s.id), children ? "1" : "0"});
   }
   void remove_all_snapshots(const vim::MoRef& vm, bool) override {
-    vimcmd("vmsvc/snapshot.removeall", {vm.value});
+    write("vmsvc/snapshot.removeall", {vm.value});
   }
   void revert_snapshot(const vim::MoRef& vm, const SnapshotInfo& s, bool suppress) override {
-    vimcmd("vmsvc/snapshot.revert", {vm.value, std::to_string(s.id), suppress ? "1" : "0"});
+    write("vmsvc/snapshot.revert", {vm.value, std::to_string(s.id), suppress ? "1" : "0"});
   }
 
   SshResult shell(const std::vector<std::string>& argv, std::string_view input) override {
@@ -201,6 +207,7 @@ class SshVmWriter : public VmWriter {
   void reconfigure(const vim::MoRef& vm, const vmspec::ConfigSpec& spec) override {
     std::vector<VmxChange> changes = vmx_changes(spec);  // refuses before anything is sent
     if (changes.empty()) return;
+    verify_same_host();
     // The .vmx path from the API (reads stay there), confirmed by getallvms:
     // the vmid must still be the VM of that file.
     auto objs = c_.retrieve({vm}, {"config.files.vmPathName"});
@@ -225,12 +232,52 @@ class SshVmWriter : public VmWriter {
     // old .vmx whole, never half a file.
     std::string dir = path.substr(0, path.rfind('/'));
     std::string tmp = dir + "/.ceso-" + path.substr(path.rfind('/') + 1) + ".tmp";
-    link_->shell({"sh", "-c", "cat > \"$1\"", "sh", tmp}, "writing " + tmp, edited);
-    link_->shell({"mv", "-f", tmp, path}, "renaming " + tmp);
+    try {
+      link_->shell({"sh", "-c", "cat > \"$1\"", "sh", tmp}, "writing " + tmp, edited);
+      link_->shell({"mv", "-f", tmp, path}, "renaming " + tmp);
+    } catch (const Error&) {
+      try {
+        link_->exec({"rm", "-f", tmp});  // best effort: the .vmx itself is unchanged
+      } catch (const Error&) {
+      }
+      throw;
+    }
     vimcmd("vmsvc/reload", {vm.value});
   }
 
  private:
+  // A change: only once the SSH host is known to be the API's host.
+  SshResult write(const std::string& verb, std::vector<std::string> args) {
+    verify_same_host();
+    return vimcmd(verb, std::move(args));
+  }
+
+  // A vmid means a VM only on its own host: before the first change over a
+  // connection, the VMs the API lists (id and .vmx path, one call) must be
+  // the rows getallvms prints there for those ids (one command), so a
+  // `ssh:` that leads to another host never acts on that host's VM of the
+  // same id. VMs that come or go between the two reads are left out.
+  void verify_same_host() {
+    std::lock_guard<std::mutex> lock(link_->verify_mutex);
+    if (link_->verified) return;
+    auto vms = c_.retrieve_all_vms({"config.files.vmPathName"});
+    SshResult all = vimcmd("vmsvc/getallvms", {});
+    auto rows = vim::parse_getallvms(all.out);
+    for (const auto& o : vms) {
+      std::string path = o.text("config.files.vmPathName");
+      bool listed = std::any_of(rows.begin(), rows.end(),
+                                [&](const vim::GetAllVmsRow& r) { return r.vmid == o.obj.value; });
+      if (!listed || path.empty()) continue;  // gone or added meanwhile
+      auto ids = vim::vmids_for_vmx(all.out, path);
+      if (std::find(ids.begin(), ids.end(), o.obj.value) == ids.end())
+        usage_error("SSH access " + link_->name + " does not lead to the host of " +
+                    c_.endpoint().id + ": VM " + o.obj.value + " is " + quote(path) +
+                    " there over the API but not in vim-cmd vmsvc/getallvms over SSH; check `ssh:` "
+                    "(or CESO_SSH) for this host");
+    }
+    link_->verified = true;
+  }
+
   SshResult vimcmd(std::string_view verb, std::vector<std::string> args) {
     std::vector<std::string> argv{"vim-cmd", std::string(verb)};
     for (auto& a : args) argv.push_back(std::move(a));

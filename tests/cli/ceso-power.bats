@@ -194,12 +194,19 @@ power_of() { ceso-ls --name "$1" | jq -r .power; }
   local state="$BATS_FILE_TMPDIR/free"
   mkdir -p "$state"
   eval "$(CESO_SIM_STATE="$state" "$SIMCTL" start -vms 1 -free)"
-  run ceso-power off ha-host_VM0
+  # No SSH access for it: the API is tried, and the message says how to
+  # configure SSH; --transport api gives the host's refusal alone.
+  CESO_SSH='' run -1 ceso-power off --transport api ha-host_VM0
+  local api_output=$output
+  CESO_SSH='' run ceso-power off ha-host_VM0
   CESO_SIM_STATE="$state" "$SIMCTL" stop
   assert_status 1
   assert_eq "$(echo "$output" | wc -l)" 1
   assert_contains "$output" "RestrictedVersion"
   assert_contains "$output" "read-only"
+  assert_contains "$output" 'configure `ssh: root@127.0.0.1`'
+  assert_contains "$api_output" "RestrictedVersion"
+  [[ "$api_output" != *"configure"* ]]
 }
 
 # ------------------------------------------------------------- hostile input on stdin
@@ -263,6 +270,7 @@ vm_line() { printf '{"type":"vm","name":"%s"}' "$1"; }
 @test "a saved record whose VM was replaced by a newer one of the same name: exit 3, nothing powered" {
   saved=$(saved_record ptook)
   ceso-rm --yes ptook >/dev/null
+  needs_copy_tools
   ceso-mkvm --from pgold ptook --no-power-on >/dev/null
   sim_reset
   run --separate-stderr ceso-power on <<<"$saved"

@@ -153,7 +153,7 @@ exists() { [ -n "$(ceso-ls --name "$1")" ]; }
   local state="$BATS_FILE_TMPDIR/free"
   mkdir -p "$state"
   eval "$(CESO_SIM_STATE="$state" "$SIMCTL" start -vms 1 -free)"
-  run ceso-rm --yes --force ha-host_VM0
+  CESO_SSH='' run ceso-rm --yes --force ha-host_VM0  # no SSH access for that host
   CESO_SIM_STATE="$state" "$SIMCTL" stop
   assert_status 1
   assert_eq "$(echo "$output" | wc -l)" 1
@@ -165,6 +165,7 @@ exists() { [ -n "$(ceso-ls --name "$1")" ]; }
 @test "a saved record whose VM was replaced by a newer VM of the same name: exit 3, the newer VM stays" {
   saved=$(saved_record took)
   ceso-rm --yes took >/dev/null
+  needs_copy_tools
   ceso-mkvm --from golden took --no-power-on >/dev/null
   newer=$(saved_record took)
   [ "$(jq -r .uuid <<<"$newer")" != "$(jq -r .uuid <<<"$saved")" ]

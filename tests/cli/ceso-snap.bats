@@ -331,7 +331,14 @@ assert_base_disk() {
   local state="$BATS_FILE_TMPDIR/free"
   mkdir -p "$state"
   eval "$(CESO_SIM_STATE="$state" "$SIMCTL" start -vms 1 -free)"
-  run ceso-snap create --name x ha-host_VM0
+  CESO_SSH='' run ceso-snap create --name x ha-host_VM0 # no SSH access for that host
+  if is_free_model; then
+    # SSH access that leads to another host (this file's simulator): its VM
+    # of the same id is never touched.
+    run -2 ceso-snap create --name x ha-host_VM0
+    assert_contains "$output" "does not lead to the host of"
+    CESO_SSH='' run ceso-snap create --name x ha-host_VM0
+  fi
   CESO_SIM_STATE="$state" "$SIMCTL" stop
   assert_status 1
   assert_eq "$(echo "$output" | wc -l)" 1
@@ -343,6 +350,7 @@ assert_base_disk() {
 @test "a saved record whose VM was replaced by a newer one of the same name: exit 3, no snapshot" {
   saved=$(saved_record ntook)
   ceso-rm --yes ntook >/dev/null
+  needs_copy_tools
   ceso-mkvm --from ngold ntook --no-power-on >/dev/null
   sim_reset
   for cmd in "create --name x" "rm --all --yes" "revert"; do

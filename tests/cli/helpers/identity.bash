@@ -35,8 +35,14 @@ reregister_vm() {
   name=$(jq -r .name <<<"$rec")
   vmx=$(jq -r .vmx <<<"$rec")
   raw_login
+  # Registered again in the VM's own folder and pool (ha-folder-vm and
+  # ha-root-pool on a host, others on vCenter).
+  local props folder pool
+  props=$(raw_soap "<RetrievePropertiesEx xmlns=\"urn:vim25\"><_this type=\"PropertyCollector\">$(raw_ref pc)</_this><specSet><propSet><type>VirtualMachine</type><pathSet>parent</pathSet><pathSet>resourcePool</pathSet></propSet><objectSet><obj type=\"VirtualMachine\">$1</obj></objectSet></specSet><options/></RetrievePropertiesEx>") || return 1
+  folder=$(grep -o '<val[^>]*type="Folder"[^>]*>[^<]*' <<<"$props" | sed 's/.*>//')
+  pool=$(grep -o '<val[^>]*type="ResourcePool"[^>]*>[^<]*' <<<"$props" | sed 's/.*>//')
   raw_soap "<UnregisterVM xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$1</_this></UnregisterVM>" >/dev/null || return 1
-  raw_soap "<RegisterVM_Task xmlns=\"urn:vim25\"><_this type=\"Folder\">ha-folder-vm</_this><path>$(_id_xml "$vmx")</path><name>$(_id_xml "$name")</name><asTemplate>false</asTemplate><pool type=\"ResourcePool\">ha-root-pool</pool></RegisterVM_Task>" >/dev/null || return 1
+  raw_soap "<RegisterVM_Task xmlns=\"urn:vim25\"><_this type=\"Folder\">$folder</_this><path>$(_id_xml "$vmx")</path><name>$(_id_xml "$name")</name><asTemplate>false</asTemplate><pool type=\"ResourcePool\">$pool</pool></RegisterVM_Task>" >/dev/null || return 1
   for i in $(seq 50); do
     new=$(ceso-ls --json | jq -r --arg n "$name" 'select(.name == $n) | .id')
     if [ -n "$new" ] && [ "$new" != "$1" ]; then

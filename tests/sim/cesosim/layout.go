@@ -215,9 +215,18 @@ func vmxPath(c *types.VirtualMachineConfigInfo) string {
 
 // vmxQuote quotes a .vmx value; the format escapes '"' and '|' as |22 and |7C.
 func vmxQuote(s string) string {
-	s = strings.ReplaceAll(s, "|", "|7C")
-	s = strings.ReplaceAll(s, `"`, "|22")
-	return `"` + s + `"`
+	// As VMware's writer: '"', '|', DEL and control characters but tab as |XX,
+	// so a value with a newline stays on its line.
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '"' || c == '|' || c == 0x7f || (c < 0x20 && c != '\t') {
+			fmt.Fprintf(&b, "|%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return `"` + b.String() + `"`
 }
 
 func nicType(d types.BaseVirtualDevice) string {
