@@ -118,6 +118,13 @@ func (h *shimHost) applyVMX(vm *object.VirtualMachine, vmx *vmxFile) error {
 		GuestId:    guestIDOfVMX(vmx.get("guestOS")),
 		Annotation: vmx.get("annotation"),
 	}
+	// uuid.bios / vc.uuid: "56 4d … 5b-9c 0d … 6d" (hostd keeps the VM's identity in the .vmx)
+	if u := vmxUUID(vmx.get("uuid.bios")); u != "" {
+		spec.Uuid = u
+	}
+	if u := vmxUUID(vmx.get("vc.uuid")); u != "" {
+		spec.InstanceUuid = u
+	}
 	if n, err := strconv.Atoi(vmx.get("numvcpus")); err == nil && n > 0 {
 		spec.NumCPUs = int32(n)
 	}
@@ -321,4 +328,19 @@ func guestIDOfVMX(v string) string {
 		}
 	}
 	return v
+}
+
+// vmxUUID reads a .vmx uuid ("56 4d 2b 1c 8e 3f 4a 5b-9c 0d 1e 2f 3a 4b 5c 6d") as the API
+// shows it ("564d2b1c-8e3f-4a5b-9c0d-1e2f3a4b5c6d"); "" for anything else.
+func vmxUUID(v string) string {
+	h := strings.NewReplacer(" ", "", "-", "").Replace(strings.ToLower(v))
+	if len(h) != 32 {
+		return ""
+	}
+	for _, c := range h {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return ""
+		}
+	}
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
