@@ -42,6 +42,10 @@ std::vector<ceso::Verb> verbs() {
        {
            kTarget,
            kAcceptNewHostKey,
+           {"transport", 0, "api|ssh|auto",
+            "how the snapshot and power changes are made: the vSphere API, SSH (free ESXi), or "
+            "auto (default: SSH when the host's licence forbids API writes and SSH access is "
+            "configured)"},
            {"hot", 0, "", "back up running VMs through a temporary snapshot (the default)"},
            {"cold", 0, "", "shut running VMs down through VMware Tools, copy, power them back on"},
            {"quiesce", 0, "", "hot: quiesce the guest file systems through VMware Tools"},
@@ -163,6 +167,7 @@ ceso::Exit create(const ceso::Args& args) {
   ceso::Progress progress(ceso::Progress::wanted());
   ceso::Outcome outcome;
   size_t jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
+  auto writers = ceso::vm_writers(args);  // API, or SSH on a free-licensed host
   ceso::for_each_vm(
       args, outcome, {jobs}, [&](const ceso::Target& t, ceso::FoundVm& found, size_t) {
         ceso::throw_if_interrupt_requested();
@@ -170,6 +175,7 @@ ceso::Exit create(const ceso::Args& args) {
         ceso::BackupContext ctx{gate, catalog, *target, progress, [&](const std::string& m) {
                                   ceso::warn(ceso::quote(vm.name) + ": " + m);
                                 }};
+        ctx.writers = writers.get();
         ceso::ordered_json rec;  // the VM's vm record, as read for the backup
         ceso::ordered_json b = ceso::backup_vm(vm, options, ctx, rec);
         if (!b.is_null()) {

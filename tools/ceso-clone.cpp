@@ -21,6 +21,7 @@
 #include "vm/names.hpp"
 #include "vm/provision.hpp"
 #include "vm/vm.hpp"
+#include "vm/writer.hpp"
 #include "vsphere/client.hpp"
 
 namespace {
@@ -36,7 +37,7 @@ ceso::ToolSpec make_spec() {
       {
           {"stop-source", 0, "", "shut a running source down (VMware Tools), start it again after"},
       },
-      ceso::kConnection | ceso::kOutput | ceso::kDryRun,
+      ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kTransport,
       {},
       ceso::Complete::vm,
   };
@@ -93,6 +94,8 @@ ceso::Exit run(const ceso::Args& args) {
     if (ceso::same_vm_name(vm.text("name"), name))
       ceso::fail("a VM named " + ceso::quote(name) + " already exists on " + c.endpoint().id);
   ceso::SourceVm src = ceso::read_source_vm(c, src_vm.ref);
+  auto writers = ceso::vm_writers(args);  // API, or SSH on a free-licensed host
+  ceso::VmWriter& writer = writers->for_client(c);
   reading.reset();  // from here on, calls change things: they run to the end
   std::string instance_id;
   auto guestinfo = clone_guestinfo(src, name, args, &instance_id);
@@ -105,34 +108,37 @@ ceso::Exit run(const ceso::Args& args) {
   auto gated = [&](const std::string& vm, const std::string& id) {
     return [&, vm, id](const std::string& op, const ceso::ordered_json& params,
                        const std::function<void()>& action) {
-      return gate.perform(ceso::Mutation{c.endpoint().id, vm, id, op, params}, action);
+      ceso::Mutation m{c.endpoint().id, vm, id, op, params};
+      m.transport = ceso::to_string(writer.transport());
+      return gate.perform(m, action);
     };
   };
   bool restart = false;
   if (src.power == "on" && args.has("stop-source")) {
-    restart = gate.perform({c.endpoint().id, src.name, src.ref.value, "ShutdownGuest", {}}, [&] {
-      ceso::set_power(c, src.ref, ceso::PowerOp::shutdown, timeout, false);
+    restart = gated(src.name, src.ref.value)("ShutdownGuest", ceso::ordered_json::object(), [&] {
+      ceso::set_power(writer, src.ref, ceso::PowerOp::shutdown, timeout, false);
     });
     if (restart) src = ceso::read_source_vm(c, src_vm.ref);
     if (gate.dry_run()) src.power = "off";  // the plan goes on as if it had stopped
   }
   auto start_source = [&] {
     if (restart)
-      gate.perform({c.endpoint().id, src.name, src.ref.value, "PowerOnVM_Task", {}},
-                   [&] { ceso::set_power(c, src.ref, ceso::PowerOp::on, timeout, false); });
+      gated(src.name, src.ref.value)("PowerOnVM_Task", ceso::ordered_json::object(), [&] {
+        ceso::set_power(writer, src.ref, ceso::PowerOp::on, timeout, false);
+      });
   };
   ceso::Provisioned made;
   std::string ip;
   ceso::Progress progress(ceso::Progress::wanted());
   ceso::ProgressFn prog = [&](const std::string& label, int pct) { progress.percent(label, pct); };
   try {
-    ceso::Provisioner p(c, gated(name, ""), prog);
+    ceso::Provisioner p(c, writer, gated(name, ""), prog);
     made = p.create(src, req, ceso::plan_identity(src, req));
     start_source();
     restart = false;
     if (power_on)
       p.step("powering on", "PowerOnVM_Task", ceso::ordered_json::object(),
-             [&] { ceso::set_power(c, made.vm, ceso::PowerOp::on, timeout, false); });
+             [&] { p.power_on(made.vm, timeout); });
     if (wait_ip && !gate.dry_run())
       p.step("waiting for an IP address", "", {},
              [&] { ip = ceso::wait_for(c, made.vm, "ip", timeout); });

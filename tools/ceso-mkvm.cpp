@@ -21,6 +21,7 @@
 #include "vm/names.hpp"
 #include "vm/provision.hpp"
 #include "vm/vm.hpp"
+#include "vm/writer.hpp"
 #include "vsphere/client.hpp"
 
 namespace {
@@ -39,7 +40,7 @@ ceso::ToolSpec make_spec() {
            ceso::Complete::vm},
           {"exist-ok", 0, "", "an existing VM of that name is not an error (changed: false)"},
       },
-      ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs,
+      ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs | ceso::kTransport,
       {},
       ceso::Complete::none,
   };
@@ -154,6 +155,7 @@ ceso::Exit run(const ceso::Args& args) {
       ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
   ceso::Progress progress(s.jobs == 1 && ceso::Progress::wanted());
   std::vector<Worker> workers(s.jobs);
+  auto writers = ceso::vm_writers(args);  // API, or SSH on a free-licensed host
   ceso::Outcome outcome;
   ceso::for_each_target_parallel(
       args, outcome, s.jobs,
@@ -185,26 +187,22 @@ ceso::Exit run(const ceso::Args& args) {
           wk.source = ceso::read_source_vm(c, {"VirtualMachine", source_id});
         reading.reset();  // from here on, calls change things: they run to the end
         ceso::Provisioned ids = ceso::plan_identity(*wk.source, req);
+        ceso::VmWriter& writer = writers->for_client(c);
         ceso::StepGate step = [&](const std::string& op, const ceso::ordered_json& params,
                                   const std::function<void()>& action) {
           ceso::Mutation m{c.endpoint().id, t.name, "", op, params};
+          m.transport = ceso::to_string(writer.transport());
           return gate.perform(m, action);
         };
         ceso::ProgressFn prog = [&](const std::string& label, int pct) {
           progress.percent(t.name + ": " + label, pct);
         };
-        ceso::Provisioner p(c, step, prog);
+        ceso::Provisioner p(c, writer, step, prog);
         ceso::Provisioned made = p.create(*wk.source, req, ids);
         std::string ip;
         if (s.shape.power_on)
-          p.step("powering on", "PowerOnVM_Task", ceso::ordered_json::object(), [&] {
-            // The VM this run just created is off: PowerOnVM_Task without
-            // reading its power state first (one round trip less).
-            auto resp = c.call("PowerOnVM_Task", made.vm);
-            const ceso::xml::Node* rv = resp.child("returnval");
-            if (!rv) ceso::fail("the host answered PowerOnVM_Task without a task");
-            c.wait_for_task(ceso::vim::moref_of(*rv));
-          });
+          p.step("powering on", "PowerOnVM_Task", ceso::ordered_json::object(),
+                 [&] { p.power_on(made.vm, s.shape.timeout); });
         if (s.shape.wait_ip && !gate.dry_run())
           p.step("waiting for an IP address", "", {},
                  [&] { ip = ceso::wait_for(c, made.vm, "ip", s.shape.timeout); });

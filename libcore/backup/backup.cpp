@@ -27,6 +27,7 @@
 #include "transport/datastore.hpp"
 #include "vm/lifecycle.hpp"
 #include "vm/snapshot.hpp"
+#include "vm/writer.hpp"
 
 namespace ceso {
 
@@ -571,10 +572,17 @@ class BackupRun {
   ordered_json run_;  // this run: id, machine, pid, lock (marker, snapshot description)
   std::string datacenter_;
   std::unique_ptr<DatastoreFiles> files_;
+  VmWriter* writer_ = nullptr;  // the run's changes: SSH on a free-licensed host
 
   Mutation mutation(std::string op, ordered_json params = ordered_json::object()) const {
-    return {c_.endpoint().id, vm_.name, vm_.ref.value, std::move(op), std::move(params)};
+    Mutation m{c_.endpoint().id, vm_.name, vm_.ref.value, std::move(op), std::move(params)};
+    if (ctx_.writers) m.transport = writer_ ? "ssh" : "api";
+    return m;
   }
+  vim::MoRef take_snapshot(const std::string& name, const std::string& description);
+  void drop_snapshot(const std::string& name, const vim::MoRef& ref);
+  void shut_down();
+  void power_on();
   void plan_only();
   void clean_leftovers(const std::string& lock_path);
   void copy_all(const std::vector<SourceFile>& files);
@@ -640,7 +648,7 @@ void BackupRun::clean_leftovers(const std::string& lock_path) {
            ", snapshot " + quote(s.name) + "); if that run is dead, remove its snapshot " +
            "(ceso-snap rm) and start again");
     ctx_.gate.perform(mutation("RemoveSnapshot_Task", {{"snapshot", s.name}}),
-                      [&] { remove_snapshot(c_, s.ref, false, true); });
+                      [&] { drop_snapshot(s.name, s.ref); });
     ctx_.warn("removed snapshot " + quote(s.name) + " left by an interrupted run");
   }
 }
@@ -738,7 +746,7 @@ bool BackupRun::remove_snapshot_retrying(const vim::MoRef& snap) {
   for (int attempt = 0;; ++attempt) {
     try {
       ctx_.gate.perform(mutation("RemoveSnapshot_Task", {{"snapshot", kSnapshotPrefix + m_.id}}),
-                        [&] { remove_snapshot(c_, snap, false, true); });
+                        [&] { drop_snapshot(kSnapshotPrefix + m_.id, snap); });
       return true;
     } catch (const Error& e) {
       // The host may be back in a moment (the copy failed because it went away).
@@ -758,13 +766,16 @@ void BackupRun::hot_copy(const std::vector<SourceFile>& disks) {
     fail("VM " + quote(vm_.name) +
          " has PCI passthrough devices and cannot be snapshotted; back it up with --cold");
   vim::MoRef snap;
+  std::string name = kSnapshotPrefix + m_.id;
   ctx_.gate.perform(
-      mutation("CreateSnapshot_Task",
-               {{"name", kSnapshotPrefix + m_.id}, {"memory", false}, {"quiesce", o_.quiesce}}),
+      mutation("CreateSnapshot_Task", {{"name", name}, {"memory", false}, {"quiesce", o_.quiesce}}),
       [&] {
-        snap = create_snapshot(c_, vm_.ref, kSnapshotPrefix + m_.id,
-                               std::string(kSnapshotDescription) + kSnapshotRunTag + run_.dump(),
-                               false, o_.quiesce);
+        std::string description = std::string(kSnapshotDescription) + kSnapshotRunTag + run_.dump();
+        if (writer_) {
+          snap = take_snapshot(name, description);
+          return;
+        }
+        snap = create_snapshot(c_, vm_.ref, name, description, false, o_.quiesce);
         // The task result carries xsi:type="ManagedObjectReference" next to the
         // MoRef's own type attribute; both parse as "type".
         snap.type = "VirtualMachineSnapshot";
@@ -778,15 +789,53 @@ void BackupRun::hot_copy(const std::vector<SourceFile>& disks) {
   if (!remove_snapshot_retrying(snap)) fail("the backup snapshot could not be removed");
 }
 
+// Through the writer (vim-cmd prints no moref): the snapshot made is found
+// in the tree read afterwards, by its name (unique: it holds the run id).
+vim::MoRef BackupRun::take_snapshot(const std::string& name, const std::string& description) {
+  auto before = list_snapshots(c_, vm_.ref);
+  vim::MoRef ref = writer_->create_snapshot(vm_.ref, name, description, false, o_.quiesce);
+  auto after = list_snapshots(c_, vm_.ref);
+  const SnapshotInfo* made = new_snapshot(after, before, ref, name);
+  if (!made)
+    fail("the host reported no error creating snapshot " + quote(name) + ", but does not list it");
+  return made->ref;
+}
+
+// Only our snapshot: by its ref, or over SSH by its name (never the user's).
+void BackupRun::drop_snapshot(const std::string& name, const vim::MoRef& ref) {
+  if (!writer_) {
+    remove_snapshot(c_, ref, false, true);
+    return;
+  }
+  const SnapshotInfo* ours = nullptr;
+  auto list = list_snapshots(c_, vm_.ref);
+  for (const auto& s : list)
+    if ((!ref.empty() && s.ref.value == ref.value) || (ref.empty() && s.name == name)) ours = &s;
+  if (!ours) return;  // already gone
+  writer_->remove_snapshot(vm_.ref, *ours, false, true);
+}
+
+void BackupRun::shut_down() {
+  if (writer_)
+    set_power(*writer_, vm_.ref, PowerOp::shutdown, o_.timeout, o_.force);
+  else
+    set_power(c_, vm_.ref, PowerOp::shutdown, o_.timeout, o_.force);
+}
+
+void BackupRun::power_on() {
+  if (writer_)
+    set_power(*writer_, vm_.ref, PowerOp::on, o_.timeout, false);
+  else
+    set_power(c_, vm_.ref, PowerOp::on, o_.timeout, false);
+}
+
 void BackupRun::cold_copy(const std::vector<SourceFile>& disks) {
   bool was_on = facts_.power == "on";
   if (was_on)
-    ctx_.gate.perform(mutation("ShutdownGuest", {{"force", o_.force}}),
-                      [&] { set_power(c_, vm_.ref, PowerOp::shutdown, o_.timeout, o_.force); });
+    ctx_.gate.perform(mutation("ShutdownGuest", {{"force", o_.force}}), [&] { shut_down(); });
   auto power_back = [&] {
     if (!was_on) return;
-    ctx_.gate.perform(mutation("PowerOnVM_Task"),
-                      [&] { set_power(c_, vm_.ref, PowerOp::on, o_.timeout, false); });
+    ctx_.gate.perform(mutation("PowerOnVM_Task"), [&] { power_on(); });
   };
   try {
     copy_all(disks);
@@ -841,6 +890,10 @@ ordered_json BackupRun::run(ordered_json& record) {
   m_.guestinfo = facts_.details.value("guestinfo", ordered_json::object());
   m_.tags = facts_.details.value("tags", std::vector<std::string>{});
   m_.disks = facts_.disks;
+  if (ctx_.writers) {
+    VmWriter& w = ctx_.writers->for_client(c_);
+    if (w.transport() == Transport::ssh) writer_ = &w;  // the API path as it always was
+  }
   record = m_.vm;  // vm_record_of leaves `template` out of the manifest, not out of records
   if (auto t = facts_.details.find("template"); t != facts_.details.end()) record["template"] = *t;
   if (ctx_.gate.dry_run()) {

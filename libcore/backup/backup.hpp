@@ -31,6 +31,8 @@
 
 namespace ceso {
 
+class VmWriters;
+
 // Interruption: a backup run defers SIGINT/SIGTERM (DeferredInterrupts,
 // base/cancel.hpp) and stops at interrupt_requested() checkpoints.
 
@@ -104,6 +106,10 @@ struct BackupContext {
   BackupTarget& target;
   Progress& progress;
   std::function<void(const std::string&)> warn;  // diagnostics naming the VM
+  // The writers of the run's changes (snapshot, power; vm/writer.hpp): over
+  // SSH on a free-licensed host. Null: the API. Reads and the disk copy stay
+  // on the API session (/folder GET is allowed on a free licence).
+  VmWriters* writers = nullptr;
 };
 
 // "web 01" at 2026-11-22 03:00:00 → "web_01-20261122T030000Z-4f3a9c0e12d7b658"

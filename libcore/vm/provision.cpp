@@ -1,14 +1,20 @@
 #include "vm/provision.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <set>
+#include <thread>
 
 #include "base/cancel.hpp"
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "base/util.hpp"
+#include "transport/ssh.hpp"
 #include "vm/lifecycle.hpp"
 #include "vm/vm.hpp"
+#include "vm/vmx.hpp"
+#include "vm/writer.hpp"
+#include "vsphere/vimcmd.hpp"
 
 namespace ceso {
 
@@ -215,6 +221,13 @@ Provisioned plan_identity(const SourceVm& src, const NewVm& req) {
 Provisioner::Provisioner(vim::Client& client, StepGate gate, ProgressFn progress)
     : client_(client), gate_(std::move(gate)), progress_(std::move(progress)) {}
 
+Provisioner::Provisioner(vim::Client& client, VmWriter& writer, StepGate gate, ProgressFn progress)
+    : client_(client),
+      writer_(&writer),
+      ssh_(writer.transport() == Transport::ssh),
+      gate_(std::move(gate)),
+      progress_(std::move(progress)) {}
+
 Provisioned Provisioner::create(const SourceVm& src, const NewVm& req, const Provisioned& ids) {
   if (src.power != "off")
     fail("source VM " + quote(src.name) + " is " + (src.power.empty() ? "not off" : src.power) +
@@ -223,8 +236,22 @@ Provisioned Provisioner::create(const SourceVm& src, const NewVm& req, const Pro
   keep_ = req.keep_on_failure;
   if (datacenter_.empty()) datacenter_ = src.datacenter;  // read with the source, if it was
   network_ = network_for(src, req);
+  if (ssh_) return create_over_ssh(src, req, ids);
   return client_.content().is_vcenter() ? clone_vcenter(src, req, ids)
                                         : create_standalone(src, req, ids);
+}
+
+// The VM this run just created is off: power it on without reading its
+// power state first (one round trip less).
+void Provisioner::power_on(const vim::MoRef& vm, std::chrono::seconds) {
+  if (writer_) {
+    writer_->power(vm, PowerOp::on);
+    return;
+  }
+  auto resp = client_.call("PowerOnVM_Task", vm);
+  const xml::Node* rv = resp.child("returnval");
+  if (!rv) fail("the host answered PowerOnVM_Task without a task");
+  client_.wait_for_task(vim::moref_of(*rv));
 }
 
 bool Provisioner::step(const std::string& label, const std::string& operation,
@@ -385,6 +412,7 @@ void Provisioner::make_directory(const std::string& dir) {
 
 // False (nothing changed) when the folder exists already.
 bool Provisioner::try_make_directory(const std::string& dir) {
+  if (ssh_) return ssh_make_directory(dir);
   std::string args = tag("name", dir) + vim::moref_xml("datacenter", datacenter()) +
                      tag("createParentDirectories", "false");
   bool exists = false;
@@ -450,6 +478,7 @@ void Provisioner::copy_disks(const SourceVm& src, const NewVm& req, const Provis
 
 vim::MoRef Provisioner::create_vm(const SourceVm& config, const NewVm& req,
                                   const Provisioned& ids) {
+  if (ssh_) return ssh_create_vm(config, req, ids);
   vmspec::ConfigSpec spec;
   spec.name = req.name;
   spec.version = config.version;
@@ -514,6 +543,7 @@ void Provisioner::grow_first_disk(const vim::MoRef& vm, const SourceVm& config, 
   int64_t current = config.hardware.disks.front().capacity_bytes;
   int64_t target = vmspec::grown_capacity(*req.disk_grow, current);
   if (target == current) return;
+  if (ssh_) fail("growing a disk over SSH is not supported (the API is read-only here)");
   ordered_json params = {{"disk", 1}, {"capacity_bytes", target}};
   step("growing the first disk", "ReconfigVM_Task", params, [&] {
     // The new VM's own device (its key and file), not the source's.
@@ -568,6 +598,188 @@ Provisioned Provisioner::create_from_disks(const SourceVm& config, const NewVm& 
                     std::to_string(config.hardware.disks.size())));
   out.vm = create_vm(config, req, out);
   grow_first_disk(out.vm, config, req);
+  return out;
+}
+
+// ------------------------------------------------------------- over SSH (free licence)
+
+namespace {
+
+// Transient ManagedObjectNotFound answers while VMs come and go: retried.
+constexpr int kSshRetries = 3;
+
+std::string trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  return s.substr(i);
+}
+
+ordered_json ssh_params(const std::vector<std::string>& argv, ordered_json extra = {}) {
+  ordered_json p = ordered_json::object();
+  p["command"] = shell_command(argv);
+  if (extra.is_object())
+    for (auto it = extra.begin(); it != extra.end(); ++it) p[it.key()] = it.value();
+  return p;
+}
+
+}  // namespace
+
+std::string Provisioner::ssh_run(const std::vector<std::string>& argv, const std::string& what,
+                                 std::string_view input) {
+  for (int attempt = 0;; ++attempt) {
+    SshResult r = writer_->shell(argv, input);
+    try {
+      vim::check_result(r, what, writer_->name());
+      return r.out;
+    } catch (const vim::Fault& f) {
+      if (f.fault_type() != "ManagedObjectNotFound" || attempt + 1 >= kSshRetries) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200 * (attempt + 1)));
+    }
+  }
+}
+
+// False (nothing changed) when the folder exists already.
+bool Provisioner::ssh_make_directory(const std::string& dir) {
+  std::string path = vmfs_path(vmspec::parse_datastore_path(dir), "folder");
+  std::vector<std::string> argv = {"mkdir", path};
+  bool exists = false;
+  bool made =
+      step("creating folder " + dir, "MakeDirectory", ssh_params(argv, {{"name", dir}}), [&] {
+        SshResult r = writer_->shell(argv);
+        if (r.exit_status == 0 && r.exit_signal.empty()) return;
+        if (writer_->shell({"test", "-e", path}).exit_status == 0) {
+          exists = true;
+          return;
+        }
+        vim::check_result(r, "mkdir", writer_->name());
+      });
+  if (exists) return false;
+  if (made)
+    undo_.push_back({"folder " + dir, [this, dir, path, vm_left = vm_left_] {
+                       if (*vm_left) fail("a VM registered from it could not be unregistered");
+                       std::vector<std::string> rm = {"rm", "-rf", "--", path};
+                       gate_("DeleteDatastoreFile_Task", ssh_params(rm, {{"name", dir}}),
+                             [&] { ssh_run(rm, "rm"); });
+                     }});
+  return true;
+}
+
+void Provisioner::ssh_copy_disks(const SourceVm& src, const NewVm& req, const Provisioned& ids) {
+  const auto& disks = src.hardware.disks;
+  for (size_t i = 0; i < disks.size(); ++i) {
+    const auto& d = disks[i];
+    std::string n = std::to_string(i + 1);
+    std::string from =
+        vmfs_path(vmspec::parse_datastore_path(d.file), "disk " + n + " of the source");
+    std::string dest = ids.disks.at(i);
+    std::string to = vmfs_path(vmspec::parse_datastore_path(dest), "new disk " + n);
+    std::string format = req.thick ? "zeroedthick" : "thin";
+    std::vector<std::string> argv = {"vmkfstools", "-i", from, "-d", format, to};
+    std::string label = "copying disk " + n + "/" + std::to_string(disks.size());
+    ordered_json params = ssh_params(
+        argv,
+        {{"source", d.file}, {"dest", dest}, {"disk_type", req.thick ? "preallocated" : "thin"}});
+    // The folder's undo removes the copies with it.
+    step(label, "CopyVirtualDisk_Task", params, [&] {
+      ssh_run(argv, "vmkfstools -i");
+      if (progress_) progress_(label, 100);
+    });
+  }
+}
+
+void Provisioner::ssh_power_off_if_on(const std::string& vmid) {
+  std::string state =
+      ssh_run({"vim-cmd", "vmsvc/power.getstate", vmid}, "vim-cmd vmsvc/power.getstate");
+  if (vim::parse_power_state(state) == vim::PowerState::powered_off) return;
+  std::vector<std::string> off = {"vim-cmd", "vmsvc/power.off", vmid};
+  gate_("PowerOffVM_Task", ssh_params(off), [&] { ssh_run(off, "vim-cmd vmsvc/power.off"); });
+}
+
+vim::MoRef Provisioner::ssh_create_vm(const SourceVm& config, const NewVm& req,
+                                      const Provisioned& ids) {
+  std::string vmx_text = new_vmx(config, req, ids, network_.name);
+  std::string vmx = vmfs_path(vmspec::parse_datastore_path(ids.vmx), "the .vmx");
+  // Never over an existing file (noclobber): the folder is this run's.
+  std::vector<std::string> write = {"sh", "-c", "set -C && cat >\"$1\"", "sh", vmx};
+  step("writing " + ids.vmx, "CreateVM_Task",
+       ssh_params(write, {{"name", req.name},
+                          {"vmx", ids.vmx},
+                          {"cpus", req.cpus.value_or(config.cpus)},
+                          {"memory_mib", req.memory_mib.value_or(config.memory_mib)},
+                          {"macs", ids.macs},
+                          {"uuid", ids.uuid}}),
+       [&] { ssh_run(write, "writing the .vmx", vmx_text); });
+  std::vector<std::string> reg = {"vim-cmd", "solo/registervm", vmx, req.name};
+  // Undo whatever got registered from our .vmx, even when registervm failed
+  // after registering: by the id it printed, else found by its path (never
+  // by name). While a VM stays registered its folder is not removed.
+  auto vmid = std::make_shared<std::string>();
+  auto vm_left = vm_left_;
+  std::string vmx_ds = ids.vmx;
+  undo_.push_back(
+      {"VM " + quote(req.name), [this, vmx_ds, vmid, vm_left] {
+         std::vector<std::string> found;
+         if (!vmid->empty())
+           found.push_back(*vmid);
+         else
+           found = vim::vmids_for_vmx(
+               ssh_run({"vim-cmd", "vmsvc/getallvms"}, "vim-cmd vmsvc/getallvms"), vmx_ds);
+         for (const auto& id : found) {
+           *vm_left = true;
+           ssh_power_off_if_on(id);
+           std::vector<std::string> un = {"vim-cmd", "vmsvc/unregister", id};
+           gate_("UnregisterVM", ssh_params(un), [&] { ssh_run(un, "vim-cmd vmsvc/unregister"); });
+           *vm_left = false;
+         }
+       }});
+  bool made =
+      step("registering " + quote(req.name), "RegisterVM_Task",
+           ssh_params(reg, {{"name", req.name}, {"vmx", ids.vmx}}), [&] {
+             std::string out = trim(ssh_run(reg, "vim-cmd solo/registervm"));
+             // The new id, or nothing (some versions): then the listing.
+             if (!out.empty() && out.find_first_of(" \t\n") == std::string::npos) {
+               *vmid = out;
+             } else {
+               auto ids_found = vim::vmids_for_vmx(
+                   ssh_run({"vim-cmd", "vmsvc/getallvms"}, "vim-cmd vmsvc/getallvms"), ids.vmx);
+               if (ids_found.size() != 1)
+                 fail("the host lists " + std::to_string(ids_found.size()) + " VMs with the .vmx " +
+                      quote(ids.vmx));
+               *vmid = ids_found.front();
+             }
+             // Confirmed through the API: the id is a hint until then.
+             vim::MoRef ref{"VirtualMachine", *vmid};
+             auto objs = client_.retrieve({ref}, {"config.files.vmPathName"});
+             if (objs.empty() || objs.front().text("config.files.vmPathName") != ids.vmx)
+               fail("the host registered " + quote(*vmid) +
+                    ", which the API does not show with the .vmx " + quote(ids.vmx));
+           });
+  if (!made) return {};
+  return {"VirtualMachine", *vmid};
+}
+
+Provisioned Provisioner::create_over_ssh(const SourceVm& src, const NewVm& req,
+                                         const Provisioned& ids) {
+  if (client_.content().is_vcenter())
+    fail("writing over SSH is for a standalone host; " + client_.endpoint().id + " is a vCenter");
+  if (req.disk_grow &&
+      vmspec::grown_capacity(*req.disk_grow, src.hardware.disks.empty()
+                                                 ? 0
+                                                 : src.hardware.disks.front().capacity_bytes) !=
+          (src.hardware.disks.empty() ? 0 : src.hardware.disks.front().capacity_bytes))
+    fail(
+        "growing the first disk is not supported over SSH (the free licence's API is "
+        "read-only); make the VM, then grow the disk in the guest's golden image");
+  if (network_.distributed()) fail("a distributed portgroup cannot be used on a standalone host");
+  // Everything that can be refused is refused before the first change.
+  (void)new_vmx(src, req, ids, network_.name);
+  Provisioned out = ids;
+  auto dir = vmspec::parse_datastore_path(ids.vmx);
+  dir.path = vmspec::dir_name(dir.path);
+  make_directory(dir.text());
+  ssh_copy_disks(src, req, ids);
+  out.vm = create_vm(src, req, ids);
   return out;
 }
 

@@ -14,12 +14,21 @@
 // what this run created, newest first (VM, disks, folder), unless
 // keep_on_failure; the error names the step.
 //
+// On a free-licensed standalone host (the API is read-only) the same steps
+// are made over SSH with the host's own clients when the Provisioner is given
+// a writer whose transport is SSH (vm/writer.hpp): `mkdir` of the folder, `vmkfstools -i SRC -d
+// thin DST` per disk, the .vmx written (new_vmx, vm/vmx.hpp) without overwriting anything, `vim-cmd
+// solo/registervm`; reads stay on the API. Rollback unregisters the VM and removes the folder this
+// run made. Steps go through the same gate with the API method they stand for and the shell command
+// in their params ("command").
+//
 // Backup restore reuses the standalone path from the middle: it has a saved
 // configuration (a SourceVm parsed from the saved PropertyCollector XML with
 // source_vm_from) and disks it has already uploaded; create_from_disks()
 // makes the VM around them.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -35,6 +44,8 @@
 #include "vsphere/client.hpp"
 
 namespace ceso {
+
+class VmWriter;
 
 // The properties provisioning reads from a source VM, in one retrieval.
 const std::vector<std::string>& source_vm_paths();
@@ -109,6 +120,13 @@ Provisioned plan_identity(const SourceVm& src, const NewVm& req);
 class Provisioner {
  public:
   Provisioner(vim::Client& client, StepGate gate, ProgressFn progress = {});
+  // Writes through `writer` (over SSH on a free-licensed standalone host;
+  // the API writer gives the API path), reads on `client`.
+  Provisioner(vim::Client& client, VmWriter& writer, StepGate gate, ProgressFn progress = {});
+
+  // Powers the new VM on (through the writer), waiting at most `timeout`.
+  // For step()'s action.
+  void power_on(const vim::MoRef& vm, std::chrono::seconds timeout);
 
   // Copy `src` (powered off) into a new VM. `ids` from plan_identity.
   Provisioned create(const SourceVm& src, const NewVm& req, const Provisioned& ids);
@@ -140,6 +158,10 @@ class Provisioner {
     std::function<void()> run;
   };
   vim::Client& client_;
+  VmWriter* writer_ = nullptr;
+  bool ssh_ = false;  // writer_ writes over SSH
+  // Over SSH: a VM of this run could not be unregistered (its folder stays).
+  std::shared_ptr<bool> vm_left_ = std::make_shared<bool>(false);
   StepGate gate_;
   ProgressFn progress_;
   std::vector<Undo> undo_;
@@ -162,6 +184,14 @@ class Provisioner {
   // unknown name leaves nothing behind.
   vmspec::Network network_;
   [[noreturn]] void roll_back(const std::string& label, const Error& e);
+  // Over SSH (free-licensed host).
+  std::string ssh_run(const std::vector<std::string>& argv, const std::string& what,
+                      std::string_view input = {});
+  bool ssh_make_directory(const std::string& dir);
+  void ssh_copy_disks(const SourceVm& src, const NewVm& req, const Provisioned& ids);
+  vim::MoRef ssh_create_vm(const SourceVm& config, const NewVm& req, const Provisioned& ids);
+  void ssh_power_off_if_on(const std::string& vmid);
+  Provisioned create_over_ssh(const SourceVm& src, const NewVm& req, const Provisioned& ids);
   // Undo for a VM this run made: powered off if it is not, then destroyed.
   Undo remove_vm_undo(const std::string& name, const vim::MoRef& vm);
 };

@@ -87,6 +87,13 @@ class ApiVmWriter : public VmWriter {
 
 }  // namespace
 
+SshResult VmWriter::shell(const std::vector<std::string>& argv, std::string_view) {
+  fail("cannot run " + quote(argv.empty() ? "" : argv.front()) +
+       ": this write goes over the API, not SSH");
+}
+
+std::string VmWriter::name() const { return "the API"; }
+
 // One endpoint's SSH connection, opened at its first command.
 struct VmWriters::Link {
   SshSettings settings;
@@ -191,6 +198,11 @@ class SshVmWriter : public VmWriter {
   void revert_snapshot(const vim::MoRef& vm, const SnapshotInfo& s, bool suppress) override {
     write("vmsvc/snapshot.revert", {vm.value, std::to_string(s.id), suppress ? "1" : "0"});
   }
+
+  SshResult shell(const std::vector<std::string>& argv, std::string_view input) override {
+    return link_->exec(argv, input);
+  }
+  std::string name() const override { return link_->name; }
 
   void reconfigure(const vim::MoRef& vm, const vmspec::ConfigSpec& spec) override {
     std::vector<VmxChange> changes = vmx_changes(spec);  // refuses before anything is sent

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "transport/ssh.hpp"
 #include "vm/lifecycle.hpp"
 #include "vm/snapshot.hpp"
 #include "vm/spec.hpp"
@@ -79,6 +80,14 @@ class VmWriter {
   // temporary file, renamed over it) and reloaded (vim-cmd vmsvc/reload).
   // Anything else is refused (Error failure) before anything is sent.
   virtual void reconfigure(const vim::MoRef& vm, const vmspec::ConfigSpec& spec) = 0;
+
+  // Over SSH only: a command on the host's shell (mkdir, vmkfstools, a file
+  // written from `input`), on the writer's connection, its result returned
+  // unchecked — for the provisioning steps of vm/provision that have no
+  // call above. The API writer throws Error(failure).
+  virtual SshResult shell(const std::vector<std::string>& argv, std::string_view input = {});
+  // "root@host:22" over SSH, the endpoint id over the API: for messages.
+  virtual std::string name() const;
 };
 
 // The API writer for a client (what every tool did before).

@@ -19,6 +19,7 @@ import (
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/property"
+	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
@@ -114,8 +115,15 @@ func (h *shimHost) applyVMX(vm *object.VirtualMachine, vmx *vmxFile) error {
 	}
 	spec := types.VirtualMachineConfigSpec{
 		Name:       vmx.get("displayName"),
-		GuestId:    apiGuestID(vmx.get("guestOS")),
+		GuestId:    guestIDOfVMX(vmx.get("guestOS")),
 		Annotation: vmx.get("annotation"),
+	}
+	// uuid.bios / vc.uuid: "56 4d … 5b-9c 0d … 6d" (hostd keeps the VM's identity in the .vmx)
+	if u := vmxUUID(vmx.get("uuid.bios")); u != "" {
+		spec.Uuid = u
+	}
+	if u := vmxUUID(vmx.get("vc.uuid")); u != "" {
+		spec.InstanceUuid = u
 	}
 	if n, err := strconv.Atoi(vmx.get("numvcpus")); err == nil && n > 0 {
 		spec.NumCPUs = int32(n)
@@ -152,22 +160,6 @@ func (h *shimHost) applyVMX(vm *object.VirtualMachine, vmx *vmxFile) error {
 		_, err = t.WaitForResult(h.ctx, nil)
 	}
 	return err
-}
-
-// apiGuestID maps a .vmx guestOS ("ubuntu-64") back to the API's guestId
-// ("ubuntu64Guest"), as hostd does; vmxGuestOS (layout.go) is the other way.
-// A value that already is a guestId is kept; "" stays "" (no change).
-func apiGuestID(os string) string {
-	if os == "" || strings.HasSuffix(os, "Guest") || strings.HasSuffix(os, "Guest64") {
-		return os
-	}
-	for _, id := range []string{"ubuntu64Guest", "ubuntuGuest", "debian10_64Guest",
-		"debian11_64Guest", "otherGuest", "otherGuest64", "otherLinux64Guest"} {
-		if vmxGuestOS(id) == os {
-			return id
-		}
-	}
-	return os + "Guest"
 }
 
 func hasAnyPrefix(s string, prefixes []string) bool {
@@ -296,4 +288,59 @@ func (h *shimHost) diskCapacityKB(dsFile string) int64 {
 		total += n
 	}
 	return total / 2
+}
+
+// vmxGuestOSRule is hostd's .vmx name of an API guest id: "ubuntu64Guest" → "ubuntu-64",
+// "debian11_64Guest" → "debian11-64", "otherGuest64" → "other-64", "windows9Guest" →
+// "windows9" (lower case, "Guest" dropped, a 64-bit suffix written "-64").
+func vmxGuestOSRule(id string) string {
+	s, sixtyFour := id, false
+	switch {
+	case strings.HasSuffix(s, "Guest64"):
+		s, sixtyFour = strings.TrimSuffix(s, "Guest64"), true
+	case strings.HasSuffix(s, "Guest"):
+		s = strings.TrimSuffix(s, "Guest")
+		if strings.HasSuffix(s, "_64") {
+			s, sixtyFour = strings.TrimSuffix(s, "_64"), true
+		} else if strings.HasSuffix(s, "64") {
+			s, sixtyFour = strings.TrimSuffix(s, "64"), true
+		}
+	}
+	s = strings.ToLower(s)
+	if sixtyFour {
+		s += "-64"
+	}
+	return s
+}
+
+// guestIDOfVMX reads a .vmx guestOS as hostd does: the guest id whose .vmx name it is
+// (an API id written as is is taken too); an unknown name stays as written, so the
+// host's validation refuses it.
+func guestIDOfVMX(v string) string {
+	for _, id := range simulator.GuestID {
+		if string(id) == v {
+			return v
+		}
+	}
+	for _, id := range simulator.GuestID {
+		if vmxGuestOSRule(string(id)) == strings.ToLower(v) || vmxGuestOS(string(id)) == v {
+			return string(id)
+		}
+	}
+	return v
+}
+
+// vmxUUID reads a .vmx uuid ("56 4d 2b 1c 8e 3f 4a 5b-9c 0d 1e 2f 3a 4b 5c 6d") as the API
+// shows it ("564d2b1c-8e3f-4a5b-9c0d-1e2f3a4b5c6d"); "" for anything else.
+func vmxUUID(v string) string {
+	h := strings.NewReplacer(" ", "", "-", "").Replace(strings.ToLower(v))
+	if len(h) != 32 {
+		return ""
+	}
+	for _, c := range h {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return ""
+		}
+	}
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }

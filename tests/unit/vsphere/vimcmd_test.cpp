@@ -337,3 +337,19 @@ TEST(CheckResult, FaultsWhateverTheExitStatusThenTheStatus) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(GetAllVms, MorefValueVmidsAsOtherHostsPrintThem) {
+  const char* out =
+      "Vmid    Name    File                       Guest OS        Version   Annotation\n"
+      "vm-21   web01   [LocalDS_0] web01/web01.vmx   ubuntu64Guest   vmx-13    \n"
+      "note: no digits here [LocalDS_0] x/x.vmx\n";
+  auto rows = ceso::vim::parse_getallvms(out);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].vmid, "vm-21");
+  EXPECT_EQ(ceso::vim::vmids_for_vmx(out, "[LocalDS_0] web01/web01.vmx"),
+            std::vector<std::string>{"vm-21"});
+}
+
+}  // namespace
