@@ -131,7 +131,11 @@ std::pair<std::string, std::string> address_of(const ceso::Target& t, const ceso
       ceso::bad_input(t.origin + ": a pci record needs \"address\" (a string)");
     if (const auto* h = ceso::field_at(t.record, "host"); h && h->is_string() && host.empty())
       host = h->get<std::string>();
-    return {ceso::parse_pci_address(a->get<std::string>(), t.origin + ": address"), host};
+    try {
+      return {ceso::parse_pci_address(a->get<std::string>(), t.origin + ": address"), host};
+    } catch (const ceso::Error& e) {
+      ceso::bad_input(e.what());  // a bad record, not a bad command line
+    }
   }
   return {ceso::parse_pci_address(t.name, t.origin), host};
 }

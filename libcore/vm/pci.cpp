@@ -360,6 +360,7 @@ ordered_json pci_record(const PciDevice& d, const std::string& endpoint) {
   r["type"] = "pci";
   r["endpoint"] = endpoint;
   r["host"] = d.host;
+  r["name"] = d.id;  // what the record names, as every record has one
   r["address"] = d.id;
   r["vendor_id"] = hex4(d.ids.vendor);
   r["device_id"] = hex4(d.ids.device);
