@@ -241,12 +241,8 @@ const std::vector<std::string>& vm_paths() {
   return kPaths;
 }
 
-struct Request {
-  std::string address;              // a device by address
-  std::optional<ceso::PciIds> gpu;  // or by ids
-  std::string gpu_text;             // as given
-  bool all = false;                 // detach: every device
-  int mmio_gb = ceso::kDefaultMmioGiB;
+struct Request : ceso::PassthroughRequest {
+  bool all = false;  // detach: every device
 };
 
 std::string vm_line(const ceso::ordered_json& r) {
@@ -280,15 +276,6 @@ void emit_vm(ceso::Output& out, const ceso::Target& t, const ceso::LocatedVm& vm
   out.emit(ceso::pass_through(t.record, rec, kOwned));
 }
 
-// " (4318:7864 read as decimal is 10de:1eb8, which the host has: ids are
-// hex)" when the decimal reading of --gpu names one of `known`.
-std::string decimal_hint(const Request& q, const std::vector<ceso::PciIds>& known) {
-  auto d = q.gpu ? ceso::decimal_reading(q.gpu_text) : std::nullopt;
-  if (!d || std::find(known.begin(), known.end(), *d) == known.end()) return "";
-  return "; " + q.gpu_text + " read as decimal is " + ceso::pci_ids_text(*d) +
-         ", which the host has: write ids in hex";
-}
-
 void attach(const Request& q, ceso::Gate& gate, ceso::Output& out, const ceso::Target& t,
             const ceso::LocatedVm& vm) {
   ceso::vim::Client& c = *vm.client;
@@ -308,92 +295,9 @@ void attach(const Request& q, ceso::Gate& gate, ceso::Output& out, const ceso::T
   require_off(o, vm);
   ceso::vim::MoRef browser;
   if (const auto* b = o.prop("environmentBrowser")) browser = ceso::vim::moref_of(*b);
-  auto target = ceso::query_passthrough_target(c, browser, host);
-  // Who uses which device on this host (static backings of other VMs).
-  std::vector<ceso::HostPci> hosts = ceso::read_host_pci(c);
-  const ceso::HostPci* h = nullptr;
-  for (const auto& x : hosts)
-    if (x.host == host) h = &x;
-  auto host_device = [&](const std::string& id) -> const ceso::PciDevice* {
-    if (h)
-      for (const auto& d : h->devices)
-        if (d.id == id) return &d;
-    return nullptr;
-  };
-  auto used_by_other = [&](const ceso::PciDevice& d) -> const ceso::PciUser* {
-    for (const auto& u : d.users)
-      if (u.id != vm.ref.value) return &u;
-    return nullptr;
-  };
-  std::string device_xml, what;
-  bool gpu_class = false;
-  ceso::ordered_json params;
-  if (q.gpu && target.dynamic_supported()) {
-    if (std::find(target.dynamic.begin(), target.dynamic.end(), *q.gpu) == target.dynamic.end()) {
-      std::string offered;
-      for (const auto& ids : target.dynamic)
-        offered += (offered.empty() ? "" : ", ") + ceso::pci_ids_text(ids);
-      ceso::fail("the host offers no device " + ceso::pci_ids_text(*q.gpu) +
-                 " for dynamic passthrough (offered: " + (offered.empty() ? "none" : offered) +
-                 "; ids are hex, as lspci -nn prints them" + decimal_hint(q, target.dynamic) + ")");
-    }
-    for (const auto& s : target.devices)
-      if (s.device.ids == *q.gpu) gpu_class = gpu_class || ceso::is_gpu_class(s.device.class_id);
-    device_xml = ceso::dynamic_passthrough_xml(*q.gpu, -100);
-    params = {{"gpu", ceso::pci_ids_text(*q.gpu)}, {"backing", "dynamic"}};
-  } else {
-    const ceso::PassthroughTarget::Static* pick = nullptr;
-    std::string busy;
-    for (const auto& s : target.devices) {
-      bool match = q.gpu ? s.device.ids == *q.gpu : s.device.id == q.address;
-      if (!match) continue;
-      const ceso::PciDevice* hd = host_device(s.device.id);
-      if (const ceso::PciUser* u = hd ? used_by_other(*hd) : nullptr) {
-        busy = s.device.id + " is configured in VM " + ceso::quote(u->name) + " (" + u->power + ")";
-        continue;
-      }
-      pick = &s;
-      break;
-    }
-    if (!pick) {
-      std::string want = q.gpu ? "device " + ceso::pci_ids_text(*q.gpu) : "device " + q.address;
-      if (!busy.empty()) ceso::fail(want + " is taken: " + busy + " (detach it there first)");
-      if (!q.gpu) {
-        const ceso::PciDevice* hd = host_device(q.address);
-        if (!hd) ceso::fail("the VM's host has no PCI " + want + " (ceso-pci ls lists them)");
-        if (!hd->capable) ceso::fail(want + " (" + hd->device_name + ") cannot be passed through");
-        if (!hd->active)
-          ceso::fail(want + " is not active for passthrough" +
-                     (hd->enabled ? " until the host reboots"
-                                  : " (ceso-pci enable " + q.address + ", then reboot the host)"));
-      }
-      std::vector<ceso::PciIds> known;
-      for (const auto& s : target.devices) known.push_back(s.device.ids);
-      ceso::fail("the VM's host offers no " + want +
-                 " for passthrough (ceso-pci ls --assignable lists what it offers; ids are hex" +
-                 decimal_hint(q, known) + ")");
-    }
-    gpu_class = ceso::is_gpu_class(pick->device.class_id);
-    device_xml = ceso::static_passthrough_xml(pick->device, pick->system_id, -100);
-    params = {{"address", pick->device.id},
-              {"ids", ceso::pci_ids_text(pick->device.ids)},
-              {"backing", "static"}};
-  }
-  ceso::vmspec::ConfigSpec spec;
-  spec.device_changes.push_back(ceso::vmspec::device_change_xml("add", "", device_xml));
-  spec.memory_reservation_locked_to_max = true;
-  params["memory_reservation_locked_to_max"] = true;
-  if (gpu_class) {
-    spec.extra_config = {{"pciPassthru.use64bitMMIO", "TRUE"},
-                         {"pciPassthru.64bitMMIOSizeGB", std::to_string(q.mmio_gb)}};
-    params["mmio_gb"] = q.mmio_gb;
-  }
-  ceso::Mutation m{c.endpoint().id, vm.name, vm.ref.value, "ReconfigVM_Task", params};
-  if (!gate.perform(m, [&] {
-        auto resp = c.call("ReconfigVM_Task", vm.ref, spec.xml("spec"));
-        c.wait_for_task({"Task", resp.child_text("returnval")});
-      }))
-    return;
+  ceso::AttachPlan plan = ceso::plan_attach(c, vm.ref, browser, host, q);
+  ceso::Mutation m{c.endpoint().id, vm.name, vm.ref.value, "ReconfigVM_Task", plan.params};
+  if (!gate.perform(m, [&] { ceso::apply_attach(c, vm.ref, plan); })) return;
   emit_vm(out, t, vm, true);
 }
 
@@ -441,12 +345,8 @@ ceso::Exit vm_verb(const ceso::Args& in, ceso::VmLocator& locator) {
   Request q;
   if (auto g = args.maybe("gpu")) q.gpu = ceso::parse_pci_ids(*g), q.gpu_text = *g;
   q.all = args.has("all");
-  if (args.has("mmio-gb")) {
-    long n = args.get_int("mmio-gb", ceso::kDefaultMmioGiB, 1, 4096);
-    if ((n & (n - 1)) != 0)
-      ceso::usage_error("--mmio-gb: " + std::to_string(n) + " is not a power of two");
-    q.mmio_gb = static_cast<int>(n);
-  }
+  if (args.has("mmio-gb"))
+    q.mmio_gb = ceso::check_mmio_gb(args.get_int("mmio-gb", ceso::kDefaultMmioGiB, 1, 4096));
   if (q.gpu && q.all) ceso::usage_error("--gpu and --all exclude each other");
   if (!q.gpu && !q.all) {
     if (args.operands.empty())

@@ -393,3 +393,126 @@ ordered_json pci_record(const PciDevice& d, const std::string& endpoint) {
 }
 
 }  // namespace ceso
+
+namespace ceso {
+
+namespace {
+
+// "; 4318:7864 read as decimal is 10de:1eb8, which the host has: write ids
+// in hex" when the decimal reading of --gpu names one of `known`.
+std::string decimal_hint(const PassthroughRequest& q, const std::vector<PciIds>& known) {
+  auto d = q.gpu ? decimal_reading(q.gpu_text) : std::nullopt;
+  if (!d || std::find(known.begin(), known.end(), *d) == known.end()) return "";
+  return "; " + q.gpu_text + " read as decimal is " + pci_ids_text(*d) +
+         ", which the host has: write ids in hex";
+}
+
+}  // namespace
+
+AttachPlan plan_attach(vim::Client& c, const vim::MoRef& vm, const vim::MoRef& browser,
+                       const vim::MoRef& host, const PassthroughRequest& q) {
+  auto target = query_passthrough_target(c, browser, host);
+  // Who uses which device on this host (the backings of other VMs).
+  std::vector<HostPci> hosts = read_host_pci(c);
+  const HostPci* h = nullptr;
+  for (const auto& x : hosts)
+    if (x.host == host) h = &x;
+  auto host_device = [&](const std::string& id) -> const PciDevice* {
+    if (h)
+      for (const auto& d : h->devices)
+        if (d.id == id) return &d;
+    return nullptr;
+  };
+  auto used_by_other = [&](const PciDevice& d) -> const PciUser* {
+    for (const auto& u : d.users)
+      if (u.id != vm.value) return &u;
+    return nullptr;
+  };
+  AttachPlan plan;
+  std::string device_xml;
+  bool gpu_class = false;
+  if (q.gpu && target.dynamic_supported()) {
+    if (std::find(target.dynamic.begin(), target.dynamic.end(), *q.gpu) == target.dynamic.end()) {
+      std::string offered;
+      for (const auto& ids : target.dynamic)
+        offered += (offered.empty() ? "" : ", ") + pci_ids_text(ids);
+      fail("the host offers no device " + pci_ids_text(*q.gpu) +
+           " for dynamic passthrough (offered: " + (offered.empty() ? "none" : offered) +
+           "; ids are hex, as lspci -nn prints them" + decimal_hint(q, target.dynamic) + ")");
+    }
+    for (const auto& s : target.devices)
+      if (s.device.ids == *q.gpu) gpu_class = gpu_class || is_gpu_class(s.device.class_id);
+    device_xml = dynamic_passthrough_xml(*q.gpu, -100);
+    plan.params = {{"gpu", pci_ids_text(*q.gpu)}, {"backing", "dynamic"}};
+  } else {
+    const PassthroughTarget::Static* pick = nullptr;
+    std::string busy;
+    for (const auto& s : target.devices) {
+      bool match = q.gpu ? s.device.ids == *q.gpu : s.device.id == q.address;
+      if (!match) continue;
+      const PciDevice* hd = host_device(s.device.id);
+      if (const PciUser* u = hd ? used_by_other(*hd) : nullptr) {
+        busy = s.device.id + " is configured in VM " + quote(u->name) + " (" + u->power + ")";
+        continue;
+      }
+      pick = &s;
+      break;
+    }
+    if (!pick) {
+      std::string want = "device " + (q.gpu ? pci_ids_text(*q.gpu) : q.address);
+      if (!busy.empty()) fail(want + " is taken: " + busy + " (detach it there first)");
+      if (!q.gpu) {
+        const PciDevice* hd = host_device(q.address);
+        if (!hd) fail("the VM's host has no PCI " + want + " (ceso-pci ls lists them)");
+        if (!hd->capable) fail(want + " (" + hd->device_name + ") cannot be passed through");
+        if (!hd->active)
+          fail(want + " is not active for passthrough" +
+               (hd->enabled ? " until the host reboots"
+                            : " (ceso-pci enable " + q.address + ", then reboot the host)"));
+      }
+      std::vector<PciIds> known;
+      for (const auto& s : target.devices) known.push_back(s.device.ids);
+      fail("the VM's host offers no " + want +
+           " for passthrough (ceso-pci ls --assignable lists what it offers; ids are hex" +
+           decimal_hint(q, known) + ")");
+    }
+    gpu_class = is_gpu_class(pick->device.class_id);
+    device_xml = static_passthrough_xml(pick->device, pick->system_id, -100);
+    plan.params = {{"address", pick->device.id},
+                   {"ids", pci_ids_text(pick->device.ids)},
+                   {"backing", "static"}};
+  }
+  plan.spec.device_changes.push_back(vmspec::device_change_xml("add", "", device_xml));
+  plan.spec.memory_reservation_locked_to_max = true;
+  plan.params["memory_reservation_locked_to_max"] = true;
+  if (gpu_class) {
+    plan.spec.extra_config = {{"pciPassthru.use64bitMMIO", "TRUE"},
+                              {"pciPassthru.64bitMMIOSizeGB", std::to_string(q.mmio_gb)}};
+    plan.params["mmio_gb"] = q.mmio_gb;
+  }
+  return plan;
+}
+
+AttachPlan plan_attach(vim::Client& c, const vim::MoRef& vm, const PassthroughRequest& q) {
+  auto objs = c.retrieve({vm}, {"environmentBrowser", "runtime.host"});
+  if (objs.empty()) fail("the VM " + vm.value + " vanished");
+  vim::MoRef browser, host;
+  if (const auto* b = objs.front().prop("environmentBrowser")) browser = vim::moref_of(*b);
+  if (const auto* h = objs.front().prop("runtime.host")) host = vim::moref_of(*h);
+  return plan_attach(c, vm, browser, host, q);
+}
+
+void apply_attach(vim::Client& c, const vim::MoRef& vm, const AttachPlan& plan) {
+  auto resp = c.call("ReconfigVM_Task", vm, plan.spec.xml("spec"));
+  std::string task = resp.child_text("returnval");
+  if (task.empty()) fail("the host answered ReconfigVM_Task without a task");
+  c.wait_for_task({"Task", task});
+}
+
+int check_mmio_gb(long gib) {
+  if (gib < 1 || gib > 4096 || (gib & (gib - 1)) != 0)
+    usage_error("--mmio-gb: " + std::to_string(gib) + " is not a power of two from 1 to 4096");
+  return static_cast<int>(gib);
+}
+
+}  // namespace ceso

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "base/records.hpp"
+#include "vm/spec.hpp"
 #include "vsphere/client.hpp"
 
 namespace ceso {
@@ -129,6 +130,36 @@ void update_passthru(vim::Client& c, const vim::MoRef& system, const std::vector
 
 // The `pci` record of ceso-pci ls / info.
 ordered_json pci_record(const PciDevice& d, const std::string& endpoint);
+
+// A device asked for by address, or any free one by ids (--gpu).
+struct PassthroughRequest {
+  std::string address;        // "0000:3b:00.0"
+  std::optional<PciIds> gpu;  // or by ids
+  std::string gpu_text;       // --gpu as given (for the decimal hint)
+  int mmio_gb = 64;           // pciPassthru.64bitMMIOSizeGB for a GPU
+};
+
+// The change that attaches it to VM `vm` on `host` (browser: the VM's
+// environmentBrowser): a dynamic backing when `gpu` is asked and the host
+// has dynamic DirectPath, else the matching device the host offers that no
+// other VM has configured, with hex ids and the host's systemId; memory
+// locked to max; 64-bit MMIO for a GPU. `params` is what the plan and audit
+// show. Throws Error(failure) naming the reason: unknown, not capable, not
+// active (reboot), taken by VM X, ids offered (with the decimal hint).
+struct AttachPlan {
+  vmspec::ConfigSpec spec;
+  ordered_json params;
+};
+AttachPlan plan_attach(vim::Client& c, const vim::MoRef& vm, const vim::MoRef& browser,
+                       const vim::MoRef& host, const PassthroughRequest& q);
+
+// The same for a VM read from the host (its environmentBrowser and
+// runtime.host: one call more).
+AttachPlan plan_attach(vim::Client& c, const vim::MoRef& vm, const PassthroughRequest& q);
+// ReconfigVM_Task with the plan's spec, waited for.
+void apply_attach(vim::Client& c, const vim::MoRef& vm, const AttachPlan& plan);
+// --mmio-gb: a power of two from 1 to 4096, else Error(usage).
+int check_mmio_gb(long gib);
 
 // pciPassthru.64bitMMIOSizeGB when not given: vSphere does not report BAR
 // sizes, so VMware's value for one large-BAR GPU.

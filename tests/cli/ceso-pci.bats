@@ -12,7 +12,8 @@ setup_file() {
   cat >"$spec" <<'JSON'
 [{"name":"gpu01","power":"on","pci_passthrough":true},
  {"name":"p1","power":"off"},{"name":"p2","power":"off"},{"name":"p3","power":"off"},
- {"name":"pon","power":"on"},{"name":"raw","power":"off"},{"name":"det","power":"off"}]
+ {"name":"pon","power":"on"},{"name":"raw","power":"off"},{"name":"det","power":"off"},
+ {"name":"golden","power":"off"}]
 JSON
   sim_start -vms 0 -vm-spec "$spec"
 }
@@ -288,6 +289,44 @@ vm_id() { ceso-info "$1" | jq -r .id; }
   assert_status 0
   echo "$output" | jq -e '.name == "p3" and .changed and .pci[0].address == "0000:af:00.1"'
   run ceso-pci detach p3 af:00.1
+  assert_status 0
+}
+
+@test "ceso-mkvm --gpu/--pci: the new VM gets the device before it powers on; a taken device creates nothing" {
+  run --separate-stderr ceso-mkvm --from golden --pci 0000:af:00.1 g1 --dry-run
+  assert_status 0
+  echo "$output" | jq -se 'map(select(.operation == "ReconfigVM_Task"))[0].params |
+    .address == "0000:af:00.1" and .memory_reservation_locked_to_max'
+  run --separate-stderr ceso-info g1
+  assert_status 1
+
+  run --separate-stderr ceso-mkvm --from golden --gpu 10de:1e30 --mmio-gb 32 g2
+  assert_status 0
+  echo "$output" | jq -e '.name == "g2" and .changed and .power == "on" and .pci[0].kind == "dynamic"
+    and .pci[0].allowed == ["10de:1e30"]'
+  ceso-pci info af:00.0 | jq -e '.vm == "g2" and .vm_power == "on"'
+  out=$(vm_prop "$(vm_id g2)" config)
+  assert_contains "$out" "<memoryReservationLockedToMax>true</memoryReservationLockedToMax>"
+  assert_contains "$out" ">32</value>"
+  jq -se 'map(select(.tool == "ceso-mkvm" and .operation == "ReconfigVM_Task"))[0].params.gpu == "10de:1e30"' "$CESO_AUDIT_LOG"
+
+  # The T4 is gpu01's: refused before anything is made.
+  sim_reset
+  run --separate-stderr ceso-mkvm --from golden --pci 3b:00.0 g3
+  assert_status 1
+  assert_contains "$stderr" "is configured in VM 'gpu01' (on)"
+  [ "$(sim_count CreateVM_Task)" -eq 0 ]
+  run ceso-info g3
+  assert_status 1
+
+  run --separate-stderr ceso-mkvm --from golden --pci 3b:00.0 --gpu 10de:1eb8 g4
+  assert_status 2
+  run --separate-stderr ceso-mkvm --from golden --mmio-gb 64 g4
+  assert_status 2
+  run --separate-stderr ceso-mkvm --from golden --pci 3b:00 g4
+  assert_status 2
+  assert_contains "$stderr" "--pci: '3b:00' is not a PCI address"
+  run ceso-power off --force g2
   assert_status 0
 }
 
