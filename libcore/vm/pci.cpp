@@ -351,7 +351,8 @@ void update_passthru(vim::Client& c, const vim::MoRef& system, const std::vector
   for (const auto& id : ids)
     args += "<config xsi:type=\"HostPciPassthruConfig\">" + tag("id", id) +
             tag("passthruEnabled", enable ? "true" : "false") +
-            tag("applyNow", apply_now ? "true" : "false") + "</config>";
+            // applyNow is API 7.0: an older host refuses the element itself.
+            (apply_now ? tag("applyNow", "true") : "") + "</config>";
   c.call("UpdatePassthruConfig", system, args);
 }
 

@@ -124,7 +124,8 @@ struct HostPci {
 std::vector<HostPci> read_host_pci(vim::Client& c);
 
 // UpdatePassthruConfig with one entry per id; `apply_now` asks the host to
-// apply it without a reboot.
+// apply it without a reboot (applyNow, vSphere API 7.0: sent only when asked,
+// since an older host refuses the element).
 void update_passthru(vim::Client& c, const vim::MoRef& system, const std::vector<std::string>& ids,
                      bool enable, bool apply_now);
 
