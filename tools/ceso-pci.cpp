@@ -194,7 +194,8 @@ ceso::Exit host_verb(const ceso::Args& args, ceso::VmLocator& locator) {
           return;
         }
         if (!d.capable)
-          ceso::fail("PCI device " + d.id + " on " + ceso::quote(d.host) + " (" + d.device_name +
+          ceso::fail("PCI device " + d.id + " on " + ceso::quote(d.host) + " (" +
+                     ceso::quote(d.device_name) +
                      ") cannot be passed through (the host reports it not capable)");
         bool now = args.has("now");
         bool changed = d.enabled != enable || (now && d.active != enable);
@@ -217,8 +218,8 @@ ceso::Exit host_verb(const ceso::Args& args, ceso::VmLocator& locator) {
         ceso::ordered_json r = ceso::pci_record(d, c.endpoint().id);
         r["changed"] = changed;
         if (d.enabled != d.active)
-          ceso::note(d.host + " " + d.id + ": passthrough " + (enable ? "enabled" : "disabled") +
-                     "; it takes effect when the host reboots");
+          ceso::note(ceso::quote(d.host) + " " + d.id + ": passthrough " +
+                     (enable ? "enabled" : "disabled") + "; it takes effect when the host reboots");
         out.emit(ceso::pass_through(t.record, r, {"changed"}));
         outcome.succeeded();
       },

@@ -453,7 +453,8 @@ AttachPlan plan_attach(vim::Client& c, const vim::MoRef& vm, const vim::MoRef& b
       if (!match) continue;
       const PciDevice* hd = host_device(s.device.id);
       if (const PciUser* u = hd ? used_by_other(*hd) : nullptr) {
-        busy = s.device.id + " is configured in VM " + quote(u->name) + " (" + u->power + ")";
+        busy =
+            quote(s.device.id) + " is configured in VM " + quote(u->name) + " (" + u->power + ")";
         continue;
       }
       pick = &s;
@@ -465,7 +466,7 @@ AttachPlan plan_attach(vim::Client& c, const vim::MoRef& vm, const vim::MoRef& b
       if (!q.gpu) {
         const PciDevice* hd = host_device(q.address);
         if (!hd) fail("the VM's host has no PCI " + want + " (ceso-pci ls lists them)");
-        if (!hd->capable) fail(want + " (" + hd->device_name + ") cannot be passed through");
+        if (!hd->capable) fail(want + " (" + quote(hd->device_name) + ") cannot be passed through");
         if (!hd->active)
           fail(want + " is not active for passthrough" +
                (hd->enabled ? " until the host reboots"
