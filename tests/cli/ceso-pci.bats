@@ -330,6 +330,32 @@ vm_id() { ceso-info "$1" | jq -r .id; }
   assert_status 0
 }
 
+@test "failure paths: the host refuses UpdatePassthruConfig / ReconfigVM_Task; mkvm removes its half-made VM" {
+  sim_fail '{"method":"UpdatePassthruConfig","fault":"HostConfigFault","message":"injected refusal"}'
+  run --separate-stderr ceso-pci enable 0000:18:00.0
+  assert_status 1
+  assert_contains "$stderr" "injected refusal"
+  jq -e '.operation == "UpdatePassthruConfig" and .result == "error"' "$CESO_AUDIT_LOG"
+  ceso-pci info 18:00.0 | jq -e '.passthrough.enabled == false'
+
+  sim_fail '{"method":"ReconfigVM_Task","fault":"InvalidDeviceSpec","message":"injected device refusal","task":true}'
+  run --separate-stderr ceso-pci attach p3 0000:af:00.1
+  assert_status 1
+  assert_contains "$stderr" "injected device refusal"
+  ceso-info p3 | jq -e '.pci == []'
+
+  sim_reset
+  sim_fail '{"method":"ReconfigVM_Task","fault":"InvalidDeviceSpec","message":"injected device refusal","task":true}'
+  run --separate-stderr ceso-mkvm --from golden --pci 0000:af:00.1 g5
+  assert_status 1
+  assert_contains "$stderr" "injected device refusal"
+  [ "$(sim_count CreateVM_Task)" -eq 1 ]
+  [ "$(sim_count Destroy_Task)" -eq 1 ]
+  run ceso-info g5
+  assert_status 1
+  jq -se 'map(select(.tool == "ceso-mkvm" and .operation == "ReconfigVM_Task"))[0].result == "error"' "$CESO_AUDIT_LOG"
+}
+
 @test "vCenter: devices of every host; --esxi picks one; --gpu falls back to a static device without dynamic DirectPath" {
   local st="$BATS_TEST_TMPDIR/vpx"
   mkdir -p "$st"
