@@ -19,6 +19,7 @@
 #include "safety/policy.hpp"
 #include "vm/lifecycle.hpp"
 #include "vm/names.hpp"
+#include "vm/pci.hpp"
 #include "vm/provision.hpp"
 #include "vm/vm.hpp"
 #include "vm/writer.hpp"
@@ -39,6 +40,9 @@ ceso::ToolSpec make_spec() {
           {"from", 'F', "SOURCE", "the golden-image VM (powered off) to copy", 0,
            ceso::Complete::vm},
           {"exist-ok", 0, "", "an existing VM of that name is not an error (changed: false)"},
+          {"gpu", 0, "VENDOR:DEVICE", "attach any free GPU with these ids (PCI passthrough)"},
+          {"pci", 0, "ADDRESS", "attach this PCI device of the host (passthrough)"},
+          {"mmio-gb", 0, "N", "with a GPU: pciPassthru.64bitMMIOSizeGB (default 64)"},
       },
       ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs | ceso::kTransport,
       {},
@@ -65,6 +69,7 @@ struct Settings {
   ceso::GuestInfoEncoding encoding = ceso::GuestInfoEncoding::gzip_base64;
   bool exist_ok = false;
   size_t jobs = 1;
+  std::optional<ceso::PassthroughRequest> pci;  // --gpu / --pci
 };
 
 Settings parse_settings(const ceso::Args& args) {
@@ -78,6 +83,17 @@ Settings parse_settings(const ceso::Args& args) {
   if (s.ci_fields.contains("mac"))
     s.shape.vm.macs.push_back(ceso::normalize_mac(s.ci_fields["mac"].get<std::string>()));
   s.exist_ok = args.has("exist-ok");
+  if (args.has("gpu") && args.has("pci")) ceso::usage_error("--gpu and --pci exclude each other");
+  if (args.has("gpu") || args.has("pci")) {
+    ceso::PassthroughRequest q;
+    if (auto g = args.maybe("gpu")) q.gpu = ceso::parse_pci_ids(*g), q.gpu_text = *g;
+    if (auto a = args.maybe("pci")) q.address = ceso::parse_pci_address(*a, "--pci");
+    if (args.has("mmio-gb"))
+      q.mmio_gb = ceso::check_mmio_gb(args.get_int("mmio-gb", ceso::kDefaultMmioGiB, 1, 4096));
+    s.pci = q;
+  } else if (args.has("mmio-gb")) {
+    ceso::usage_error("--mmio-gb goes with --gpu or --pci");
+  }
   s.jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
   // Every new name is checked before any VM is made.
   for (size_t i = 0; i < args.operands.size(); ++i)
@@ -185,6 +201,10 @@ ceso::Exit run(const ceso::Args& args) {
         }
         if (!wk.source || wk.source->ref.value != source_id)
           wk.source = ceso::read_source_vm(c, {"VirtualMachine", source_id});
+        // The device must be there and free before anything is made (checked
+        // against the source's host; the new VM's is checked again).
+        std::optional<ceso::AttachPlan> pci_plan;
+        if (s.pci) pci_plan = ceso::plan_attach(c, wk.source->ref, *s.pci);
         reading.reset();  // from here on, calls change things: they run to the end
         ceso::Provisioned ids = ceso::plan_identity(*wk.source, req);
         ceso::VmWriter& writer = writers->for_client(c);
@@ -199,6 +219,9 @@ ceso::Exit run(const ceso::Args& args) {
         };
         ceso::Provisioner p(c, writer, step, prog);
         ceso::Provisioned made = p.create(*wk.source, req, ids);
+        if (pci_plan)
+          p.step("attaching PCI passthrough", "ReconfigVM_Task", pci_plan->params,
+                 [&] { ceso::apply_attach(c, made.vm, ceso::plan_attach(c, made.vm, *s.pci)); });
         std::string ip;
         if (s.shape.power_on)
           p.step("powering on", "PowerOnVM_Task", ceso::ordered_json::object(),
@@ -213,6 +236,10 @@ ceso::Exit run(const ceso::Args& args) {
         }
         auto rec = record_of(c, made.vm);
         if (!ip.empty()) rec["ip"] = ip;
+        if (pci_plan)
+          for (auto& o : c.retrieve({made.vm}, {"config.hardware.device"}))
+            if (const auto* dev = o.prop("config.hardware.device"))
+              rec["pci"] = ceso::vm_pci_json(ceso::vm_pci_devices(*dev));
         rec["changed"] = true;
         rec["source"] = wk.source->name;
         rec["macs"] = made.macs;

@@ -87,7 +87,20 @@ vim::MoRef create_snapshot(vim::Client& c, const vim::MoRef& vm, const std::stri
   std::string args = "<name>" + xml::escape(name) + "</name>";
   if (!description.empty()) args += "<description>" + xml::escape(description) + "</description>";
   args += "<memory>" + bool_xml(memory) + "</memory><quiesce>" + bool_xml(quiesce) + "</quiesce>";
-  xml::Node result = c.wait_for_task(start_task(c, "CreateSnapshot_Task", vm, args));
+  xml::Node result;
+  try {
+    result = c.wait_for_task(start_task(c, "CreateSnapshot_Task", vm, args));
+  } catch (const vim::Fault& f) {
+    // ESXi: "Virtual machine is configured to use a device that prevents the
+    // snapshot operation: Device '' is a PCI passthrough device."
+    std::string what = f.what();
+    if (f.fault_type() != "InvalidState" || what.find("passthrough") == std::string::npos) throw;
+    throw Error(
+        "has PCI passthrough devices, which ESXi cannot snapshot; back it up cold instead "
+        "(ceso-backup --cold, with the VM off): " +
+            what,
+        f.code());
+  }
   // The result is <result xsi:type="ManagedObjectReference" type="…">: the
   // two attributes share a local name, so set the type we know it has.
   vim::MoRef ref{"VirtualMachineSnapshot", result.text};

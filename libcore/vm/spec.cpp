@@ -287,7 +287,8 @@ std::string nic_mac_xml(const Nic& n, const std::string& mac, const Network& net
 bool ConfigSpec::empty() const {
   return name.empty() && uuid.empty() && instance_uuid.empty() && guest_id.empty() && !annotation &&
          vm_path_name.empty() && !num_cpus && !cores_per_socket && !memory_mib &&
-         device_changes.empty() && extra_config.empty() && firmware.empty() && version.empty();
+         device_changes.empty() && extra_config.empty() && firmware.empty() && version.empty() &&
+         !memory_reservation_locked_to_max;
 }
 
 std::string ConfigSpec::xml(std::string_view element) const {
@@ -306,6 +307,9 @@ std::string ConfigSpec::xml(std::string_view element) const {
   for (const auto& d : device_changes) out += d;
   out += option_values_xml("extraConfig", extra_config);
   if (!firmware.empty()) out += tag("firmware", firmware);
+  if (memory_reservation_locked_to_max)
+    out +=
+        tag("memoryReservationLockedToMax", *memory_reservation_locked_to_max ? "true" : "false");
   return out + "</" + std::string(element) + ">";
 }
 

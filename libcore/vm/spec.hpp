@@ -173,8 +173,9 @@ struct ConfigSpec {
   std::optional<int64_t> memory_mib;
   std::vector<std::string> device_changes;  // rendered <deviceChange> elements
   std::vector<std::pair<std::string, std::string>> extra_config;
-  std::string firmware;  // "bios" / "efi"
-  std::string version;   // "vmx-19"
+  std::string firmware;                                  // "bios" / "efi"
+  std::string version;                                   // "vmx-19"
+  std::optional<bool> memory_reservation_locked_to_max;  // PCI passthrough needs it
   bool empty() const;
   // <ELEMENT xsi:type="VirtualMachineConfigSpec">…</ELEMENT>
   std::string xml(std::string_view element) const;

@@ -8,6 +8,7 @@
 #include "base/codec.hpp"
 #include "base/util.hpp"
 #include "vm/names.hpp"
+#include "vm/pci.hpp"
 
 namespace ceso {
 
@@ -338,6 +339,9 @@ ordered_json vm_details(const vim::ObjectContent& vm, const Endpoint& ep, bool d
     gi = std::move(decoded);
   }
   r["guestinfo"] = std::move(gi);
+  // PCI passthrough devices (ceso-pci): a VM with one cannot be snapshotted.
+  const xml::Node* devices = vm.prop("config.hardware.device");
+  r["pci"] = vm_pci_json(devices ? vm_pci_devices(*devices) : std::vector<VmPciDevice>{});
   return r;
 }
 
@@ -371,7 +375,8 @@ std::vector<std::string> vm_owned_fields(std::initializer_list<std::string_view>
                                         "ips",
                                         "guest_hostname",
                                         "storage",
-                                        "guestinfo"};
+                                        "guestinfo",
+                                        "pci"};
   std::vector<std::string> out(std::begin(kFields), std::end(kFields));
   for (auto r : results) out.emplace_back(r);
   return out;

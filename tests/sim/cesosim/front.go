@@ -103,6 +103,8 @@ func (f *front) serveControl(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, inv)
+	case "POST /_ceso/reboot-host":
+		writeJSON(w, http.StatusOK, map[string]int{"activated": rebootHosts()})
 	case "GET /_ceso/datastore":
 		dirs, err := f.inv.datastoreDirs(r.Context())
 		if err != nil {
@@ -113,7 +115,7 @@ func (f *front) serveControl(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]string{
 			"error": "unknown control request " + strconv.Quote(route),
-			"known": "GET /_ceso/stats, POST /_ceso/reset, GET|POST /_ceso/fail, POST /_ceso/guest, POST /_ceso/expire-sessions, GET /_ceso/inventory, GET /_ceso/datastore",
+			"known": "GET /_ceso/stats, POST /_ceso/reset, GET|POST /_ceso/fail, POST /_ceso/guest, POST /_ceso/expire-sessions, GET /_ceso/inventory, GET /_ceso/datastore, POST /_ceso/reboot-host",
 		})
 	}
 }
@@ -227,6 +229,25 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 		// snapshot operation" (vcsim snapshots anything).
 		writeFault(w, "Virtual machine is configured to use a device that prevents the snapshot operation: Device '' is a PCI passthrough device.",
 			&types.InvalidState{})
+		return
+	}
+	if call.Method == "SuspendVM_Task" && hasSession() && f.hasPassthrough(call.This) {
+		// ESXi cannot suspend a VM with passthrough devices either.
+		f.failedTask(w, call, &types.InvalidState{},
+			"Virtual machine is configured to use a device that prevents the suspend operation: Device '' is a PCI passthrough device.")
+		return
+	}
+	if call.Method == "PowerOnVM_Task" && hasSession() && f.pciPowerOn(w, call) { // pci.go
+		return
+	}
+	if call.Method == "ReconfigVM_Task" && hasSession() && f.pciReconfig(w, call, body) {
+		return
+	}
+	if call.Method == "QueryConfigTarget" && hasSession() {
+		rec := f.record(r, body, call.Method)
+		if rec.Code != http.StatusOK || !f.pciConfigTarget(w, rec.Body.Bytes(), call, body) {
+			copyRecorded(w, rec)
+		}
 		return
 	}
 	if guestOpMethods[call.Method] && hasSession() && f.guestOps(w, call) {

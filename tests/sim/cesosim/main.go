@@ -52,6 +52,7 @@ type options struct {
 	sessionIdle     time.Duration
 	trace           bool
 	lenient         bool
+	noDynamicPCI    bool
 }
 
 func parseFlags() *options {
@@ -76,6 +77,7 @@ func parseFlags() *options {
 	flag.IntVar(&o.pageSize, "page-size", 100, "server-side page size of RetrievePropertiesEx (0: never page, like vcsim)")
 	flag.DurationVar(&o.sessionIdle, "session-idle", 0, "end sessions idle this long, e.g. 30m like ESXi (0: never)")
 	flag.BoolVar(&o.trace, "trace", false, "log every SOAP request and response to stderr")
+	flag.BoolVar(&o.noDynamicPCI, "no-dynamic-passthrough", false, "QueryConfigTarget lists no dynamicPassthrough devices (an ESXi before 7.0)")
 	flag.BoolVar(&o.lenient, "lenient", false, "debugging only: accept requests that break the WSDL schema (vcsim's own leniency)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: %s [flags]\n\nflags:\n", filepath.Base(os.Args[0]))
@@ -186,6 +188,7 @@ func run(o *options) error {
 		return err
 	}
 	inv := &inventory{client: c, esx: o.model == "esx"}
+	installPCI(!o.noDynamicPCI) // pci.go; before -vm-spec VMs take devices
 
 	if err := inv.createVMs(ctx, specs, o.fillMiB); err != nil {
 		return err

@@ -11,6 +11,8 @@ import (
 
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -184,22 +186,24 @@ func (inv *inventory) createVM(ctx context.Context, p *placement, s vmSpec, fill
 		return err
 	}
 	devices = append(devices, nic)
+	host := p.host
 	if s.Passthrough {
+		// The device is a host's: in vpx, place the VM on the cluster's first host.
+		if host == nil {
+			host = firstHost(inv.client)
+		}
 		// As ESXi requires for passthrough: all memory reserved.
 		config.MemoryReservationLockedToMax = types.NewBool(true)
 		devices = append(devices, &types.VirtualPCIPassthrough{VirtualDevice: types.VirtualDevice{
-			Key: -200,
-			Backing: &types.VirtualPCIPassthroughDeviceBackingInfo{
-				Id: "0000:3b:00.0", DeviceId: "1eb8", SystemId: "5f1b2c3d-0000-0000-0000-0cc47a000001",
-				VendorId: 0x10de,
-			},
+			Key:     -200,
+			Backing: pciBackingFor(host.Reference()), // the host's Tesla T4, 0000:3b:00.0
 		}})
 	}
 	if config.DeviceChange, err = devices.ConfigSpec(types.VirtualDeviceConfigSpecOperationAdd); err != nil {
 		return err
 	}
 
-	task, err := p.folder.CreateVM(ctx, config, p.pool, p.host)
+	task, err := p.folder.CreateVM(ctx, config, p.pool, host)
 	if err != nil {
 		return err
 	}
@@ -259,4 +263,17 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// firstHost is the host with the lowest moref id (vpx: a cluster member).
+func firstHost(c *vim25.Client) *object.HostSystem {
+	var refs []types.ManagedObjectReference
+	for _, e := range simulator.Map.All("HostSystem") {
+		refs = append(refs, e.Reference())
+	}
+	sort.Slice(refs, func(i, j int) bool { return refs[i].Value < refs[j].Value })
+	if len(refs) == 0 {
+		return nil
+	}
+	return object.NewHostSystem(c, refs[0])
 }
