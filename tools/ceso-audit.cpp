@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -494,6 +496,9 @@ ceso::Exit promote(const ceso::Args& args) {
   c.not_before = args.has("not-before") ? start_time(args.get("not-before"), now) : now;
   c.expires = c.not_before + lifetime_seconds(args.get("for"));
   c.endpoint = ceso::ascii_lower(args.get("endpoint"));
+  if (!ceso::promotion_endpoint_matches(c.endpoint, c.endpoint))  // parses as an endpoint
+    ceso::usage_error("--endpoint " + ceso::quote(args.get("endpoint")) +
+                      ": expected HOST or HOST:PORT (as the records' endpoint writes it)");
   for (const auto& a : args.all("allow"))
     for (auto& g : ceso::parse_promotion_allow(a, "--allow"))
       if (std::find(c.allow.begin(), c.allow.end(), g) == c.allow.end()) c.allow.push_back(g);
@@ -587,9 +592,15 @@ ceso::Exit revoke(const ceso::Args& args) {
   const std::string what = args.operands.front();
   std::string id;
   struct stat st {};
-  if (what.size() == 32 && ::stat(what.c_str(), &st) != 0) {
+  if (::stat(what.c_str(), &st) != 0 && errno == ENOENT && what.find('/') == std::string::npos) {
+    // Not a file: an id, as inspect and the audit log print it.
+    const bool is_id = what.size() == 32 && std::all_of(what.begin(), what.end(), [](char ch) {
+                         return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+                       });
+    if (!is_id)
+      ceso::usage_error("revoke: " + ceso::quote(what) +
+                        " is neither a token file nor a promotion id (32 lower-case hex digits)");
     id = what;
-    ceso::parse_revocations(id, "--");  // checks the form
   } else {
     // Revoking only takes rights away: the id is read without verifying.
     id = ceso::unverified_promotion_id(

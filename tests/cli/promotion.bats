@@ -268,6 +268,20 @@ openssl_token() {  # PAYLOAD KEYFILE
     --allow 'shell:*' --out "$BATS_TEST_TMPDIR/x"
   assert_status 2
   assert_contains "$stderr" "unknown verb 'shell'"
+  run --separate-stderr ceso-audit promote --key "$KEY" --endpoint 'https://esxi1/sdk' --reason x \
+    --for 1h --allow 'power:*' --out "$BATS_TEST_TMPDIR/x"
+  assert_status 2
+  assert_contains "$stderr" "expected HOST or HOST:PORT"
+  run --separate-stderr ceso-audit promote --key "$KEY" --endpoint "$EP" --reason x --for 30m \
+    --allow 'power:*' --out "$BATS_TEST_TMPDIR/x"
+  assert_status 2
+  assert_contains "$stderr" "--for"
+  run --separate-stderr ceso-audit revoke ../not-an-id --reason x
+  assert_status 1
+  run --separate-stderr ceso-audit revoke not-an-id --reason x
+  assert_status 2
+  assert_contains "$stderr" "neither a token file nor a promotion id"
+  [ ! -e "$BATS_TEST_TMPDIR/x" ]
   # An existing token file is not overwritten.
   run --separate-stderr ceso-audit promote --key "$KEY" --endpoint "$EP" --reason x --for 1h \
     --allow 'power:*' --out "$BATS_TEST_TMPDIR/t"
