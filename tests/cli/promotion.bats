@@ -305,3 +305,29 @@ openssl_token() {  # PAYLOAD KEYFILE
   assert_status 5
   [ ! -e "$REVOKED" ]
 }
+
+@test "the issue's example: 'power,snap:web*' covers both tools on web VMs only" {
+  promote t --for 30min --allow 'power,snap:web*'
+  export CESO_MODE=restricted CESO_PROMOTION="$BATS_TEST_TMPDIR/t"
+  run ceso-snap create --name s1 web02
+  assert_status 0
+  run ceso-power on web02
+  assert_status 0
+  run --separate-stderr ceso-snap create --name s1 db01
+  assert_status 5
+  assert_contains "$stderr" "does not allow snap on 'db01' (it allows power on 'web*', snap on 'web*')"
+  unset CESO_MODE CESO_PROMOTION
+  assert_eq "$(ceso-info web02 | jq -c '[.snapshots[]?.name]')" '["s1"]'
+  assert_eq "$(ceso-info db01 | jq -c '[.snapshots[]?.name]')" '[]'
+  ceso-snap rm --name s1 web02 >/dev/null
+}
+
+@test "max_uses holds with parallel jobs: the last use is taken once" {
+  promote t --for 10min --allow 'power:web*' --max-uses 1
+  CESO_MODE=restricted run --separate-stderr ceso-power on web01 web02 -j 2 \
+    --promotion "$BATS_TEST_TMPDIR/t"
+  assert_status 4
+  assert_contains "$stderr" "has been used 1 of the 1 time(s) it allows"
+  assert_eq "$( (power_of web01; power_of web02) | sort | tr '\n' ' ')" "off on "
+  assert_eq "$(jq -s 'map(select(.promotion)) | map(.result) | sort | join(",")' -r "$CESO_AUDIT_LOG")" "ok,refused"
+}
