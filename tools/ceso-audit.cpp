@@ -6,22 +6,39 @@
 //   ceso-audit show "$CESO_CORRELATION_ID"
 //   ceso-audit export --format csv --since 2026-11-01 > audit.csv
 //   ceso-audit anchor --reset --reason 'rotated by logrotate'
+//   ceso-audit keygen --out ~/.ceso-operator.key     # + .pub for the agent's machine
+//   ceso-audit promote --key ~/.ceso-operator.key --for 30min --allow 'power,snap:web*'
+//       --endpoint esxi1.lab --max-uses 4 --reason 'INC-42' --out web.promotion
+//   ceso-audit inspect web.promotion
+//   ceso-audit revoke web.promotion --reason 'done early'
 //
 // The log's format, its anchor and what verify can tell are in docs/audit.md.
-// Everything but `anchor --reset` only reads; records are printed as the log
+// Promotions (restricted mode's signed, expiring grants) are described in
+// docs/audit.md "Promotions" and safety/promotion.hpp. Everything but
+// `anchor --reset`, keygen, promote and revoke only reads; records are printed as the log
 // holds them (redacted when written), never with more.
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <deque>
 #include <optional>
 
+#include "base/duration.hpp"
+#include "base/file.hpp"
+#include "base/time.hpp"
+#include "base/util.hpp"
 #include "cli/tool.hpp"
+#include "config/config.hpp"
 #include "safety/audit.hpp"
 #include "safety/audit_query.hpp"
 #include "safety/policy.hpp"
+#include "safety/promotion.hpp"
 #include "vm/lifecycle.hpp"  // plan_line
 
 namespace {
@@ -54,8 +71,9 @@ ceso::ToolSpec make_spec() {
                          ceso::Complete::choices, "ndjson csv"});
   ceso::ToolSpec spec{
       "ceso-audit",
-      "Verify, list, follow and export the audit log.",
-      "[OPTION]... verify|ls|tail|show|export|anchor [OPTION]...",
+      "Verify, list, follow and export the audit log; sign and revoke promotions.",
+      "[OPTION]... verify|ls|tail|show|export|anchor|keygen|promote|inspect|revoke "
+      "[OPTION]...",
       {{"log", 0, "FILE", "the audit log (default: $CESO_AUDIT_LOG or the state directory's)", 0,
         ceso::Complete::file}},
       0,
@@ -75,6 +93,44 @@ ceso::ToolSpec make_spec() {
            },
            kDryRun | kOutput,
            "[--reset [--reason TEXT] [--dry-run]]"},
+          {"keygen",
+           "make the operator's Ed25519 key pair for promotions",
+           {{"out", 0, "FILE", "the private key (FILE.pub: the public key)", 0,
+             ceso::Complete::file}},
+           kOutput,
+           "--out FILE"},
+          {"promote",
+           "sign a promotion: changes a restricted process may make for a while (audited)",
+           {
+               {"key", 0, "FILE", "the operator's private key", 0, ceso::Complete::file},
+               {"for", 0, "DURATION", "how long it is valid (30min, 2h; at most 24h)"},
+               {"allow", 0, "VERBS:GLOB",
+                "verbs on VMs matching GLOB, e.g. 'power,snap:web*' (repeatable)"},
+               {"endpoint", 0, "HOST", "the host it is for (HOST or HOST:PORT)"},
+               {"max-uses", 0, "N", "at most N changes (counted in the audit log)"},
+               {"reason", 0, "TEXT", "why (kept in the token and the audit log)"},
+               {"not-before", 0, "WHEN",
+                "valid from WHEN: a duration from now (10min, -1h) or a UTC time"},
+               {"out", 0, "FILE", "write the token here (a new file, mode 0600)", 0,
+                ceso::Complete::file},
+           },
+           kDryRun | kOutput,
+           "--key FILE --for DURATION --allow VERBS:GLOB --endpoint HOST --reason TEXT --out FILE"},
+          {"inspect",
+           "verify a promotion token and show what it allows",
+           {{"key", 0, "FILE", "the public key (default: the config's promotion.key)", 0,
+             ceso::Complete::file},
+            {"revoked", 0, "FILE", "revocation file (default: the config's promotion.revoked)", 0,
+             ceso::Complete::file}},
+           kOutput,
+           "[OPTION]... TOKEN-FILE"},
+          {"revoke",
+           "revoke a promotion (token file or id; audited)",
+           {{"reason", 0, "TEXT", "why (kept in the revocation file and the audit log)"},
+            {"revoked", 0, "FILE", "revocation file (default: the config's promotion.revoked)", 0,
+             ceso::Complete::file}},
+           kDryRun | kOutput,
+           "[OPTION]... TOKEN-FILE|ID"},
       },
   };
   spec.per_verb_options = true;
@@ -342,26 +398,268 @@ ceso::Exit anchor(const ceso::Args& args) {
   return ceso::Exit::ok;
 }
 
+// ------------------------------------------------------------ promotions
+
+// Writes `text` to a new file `path` (never over an existing one).
+void write_new_file(const std::string& path, const std::string& text, mode_t mode,
+                    std::string_view what) {
+  ceso::Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+  if (!fd)
+    ceso::fail(std::string(what) + ": cannot create " + ceso::quote(path) + ": " +
+               std::strerror(errno) + (errno == EEXIST ? " (not overwritten)" : ""));
+  // open(2)'s mode went through the umask: set it as asked.
+  if (::fchmod(fd.get(), mode) != 0 || ceso::write_all(fd.get(), text) != 0 || fd.close() != 0) {
+    int err = errno;
+    ::unlink(path.c_str());
+    ceso::fail(std::string(what) + ": cannot write " + ceso::quote(path) + ": " +
+               std::strerror(err));
+  }
+}
+
+ceso::Exit keygen(const ceso::Args& args) {
+  const std::string out = args.get("out");
+  if (out.empty()) ceso::usage_error("keygen needs --out FILE (the private key)");
+  ceso::PromotionKey key = ceso::PromotionKey::generate();
+  write_new_file(out, key.private_pem(), 0600, "private key");
+  try {
+    write_new_file(out + ".pub", key.public_pem(), 0644, "public key");
+  } catch (...) {
+    ::unlink(out.c_str());
+    throw;
+  }
+  ceso::Output out_(args, {}, [](const ceso::ordered_json& r) {
+    return "private key " + r["private"].get<std::string>() + ", public key " +
+           r["public"].get<std::string>() + " (key " + r["key"].get<std::string>() + ")";
+  });
+  out_.emit(
+      {{"type", "promotion_key"}, {"private", out}, {"public", out + ".pub"}, {"key", key.id()}});
+  return ceso::Exit::ok;
+}
+
+// --for: seconds, from the shared duration grammar; months and years are
+// far beyond the cap.
+int64_t lifetime_seconds(const std::string& text) {
+  ceso::Duration d = ceso::parse_duration(text, "--for");
+  if (d.years || d.months)
+    ceso::usage_error("--for " + ceso::quote(text) + " is longer than the 24h cap");
+  int64_t s = ((d.days * 24 + d.hours) * 60 + d.minutes) * 60 + d.seconds;
+  if (s <= 0) ceso::usage_error("--for " + ceso::quote(text) + " is not a positive duration");
+  if (s > ceso::kPromotionMaxLifetime)
+    ceso::usage_error("--for " + ceso::quote(text) + " is longer than the 24h cap");
+  return s;
+}
+
+// --not-before: "10min" (from now), "-1h" (back from now) or a UTC time.
+int64_t start_time(const std::string& text, int64_t now) {
+  if (auto t = ceso::parse_utc_time(text)) return *t;
+  const bool back = !text.empty() && text.front() == '-';
+  const std::string rest =
+      !text.empty() && (text.front() == '-' || text.front() == '+') ? text.substr(1) : text;
+  ceso::Duration d = ceso::parse_duration(rest, "--not-before");
+  if (d.years || d.months)
+    ceso::usage_error("--not-before " + ceso::quote(text) + ": use days, hours or minutes");
+  int64_t s = ((d.days * 24 + d.hours) * 60 + d.minutes) * 60 + d.seconds;
+  return back ? now - s : now + s;
+}
+
+std::string issuer_name() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "localhost");
+  return ceso::audit_user_name() + "@" + host;
+}
+
+ceso::ordered_json claims_record(const ceso::PromotionClaims& c) {
+  ceso::ordered_json allow = ceso::ordered_json::array();
+  for (const auto& g : c.allow) allow.push_back({{"verb", g.verb}, {"vm", g.vm}});
+  ceso::ordered_json r = ceso::ordered_json::object();
+  r["id"] = c.id;
+  r["endpoint"] = c.endpoint;
+  r["allow"] = allow;
+  r["not_before"] = ceso::format_utc(c.not_before);
+  r["expires"] = ceso::format_utc(c.expires);
+  r["max_uses"] = c.max_uses ? ceso::ordered_json(*c.max_uses) : ceso::ordered_json();
+  r["reason"] = c.reason;
+  r["issuer"] = c.issuer;
+  r["issued"] = ceso::format_utc(c.issued);
+  r["key"] = c.key;
+  return r;
+}
+
+ceso::Exit promote(const ceso::Args& args) {
+  for (const char* required : {"key", "for", "endpoint", "reason", "out"})
+    if (args.get(required).empty()) ceso::usage_error(std::string("promote needs --") + required);
+  if (args.all("allow").empty()) ceso::usage_error("promote needs --allow VERBS:GLOB");
+  const int64_t now = ceso::unix_now();
+  ceso::PromotionClaims c;
+  c.id = ceso::new_promotion_id();
+  c.issued = now;
+  c.not_before = args.has("not-before") ? start_time(args.get("not-before"), now) : now;
+  c.expires = c.not_before + lifetime_seconds(args.get("for"));
+  c.endpoint = ceso::ascii_lower(args.get("endpoint"));
+  if (!ceso::promotion_endpoint_matches(c.endpoint, c.endpoint))  // parses as an endpoint
+    ceso::usage_error("--endpoint " + ceso::quote(args.get("endpoint")) +
+                      ": expected HOST or HOST:PORT (as the records' endpoint writes it)");
+  for (const auto& a : args.all("allow"))
+    for (auto& g : ceso::parse_promotion_allow(a, "--allow"))
+      if (std::find(c.allow.begin(), c.allow.end(), g) == c.allow.end()) c.allow.push_back(g);
+  if (args.has("max-uses")) c.max_uses = args.get_int("max-uses", 1, 1, 1000000);
+  c.reason = args.get("reason");
+  c.issuer = issuer_name();
+  const std::string out_path = args.get("out");
+  // The key is read (and its mode checked) before anything is planned.
+  ceso::PromotionKey key = ceso::PromotionKey::load_private(args.get("key"));
+  c.key = key.id();
+  const std::string token = ceso::sign_promotion(c, key);  // checks every claim
+
+  ceso::Output out(args, {}, [](const ceso::ordered_json& r) {
+    if (r.value("type", "") == "plan") return ceso::plan_line(r);
+    return "promotion " + r["id"].get<std::string>() + " written to " +
+           r["file"].get<std::string>() + ", valid until " + r["expires"].get<std::string>();
+  });
+  ceso::ordered_json rec = claims_record(c);
+  rec["file"] = out_path;
+  // Granting is a change: audited (in the operator's log), planned with
+  // --dry-run, refused in restricted mode.
+  ceso::Gate gate =
+      ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::Mutation m{"", "", "", "IssuePromotion", rec};
+  if (!gate.perform(m, [&] { write_new_file(out_path, token, 0600, "promotion"); }))
+    return ceso::Exit::ok;
+  ceso::ordered_json result = {{"type", "promotion"}};
+  result.update(rec);
+  out.emit(result);
+  return ceso::Exit::ok;
+}
+
+ceso::Exit inspect(const ceso::Args& args) {
+  if (args.operands.size() != 1) ceso::usage_error("inspect needs exactly one TOKEN-FILE");
+  const std::string file = args.operands.front();
+  ceso::PromotionFiles files;
+  if (!args.has("key") || !args.has("revoked")) files = ceso::promotion_files();
+  const std::string key_path = args.has("key") ? args.get("key") : files.key;
+  const std::string revoked = args.has("revoked") ? args.get("revoked") : files.revoked;
+  ceso::Output out(args, {}, [](const ceso::ordered_json& r) {
+    if (!r["verified"].get<bool>()) return "not verified: " + r["problem"].get<std::string>();
+    return "promotion " + r["id"].get<std::string>() + ": " + r["status"].get<std::string>() +
+           (r.contains("problem") ? " (" + r["problem"].get<std::string>() + ")" : "") +
+           "; allows " + r["allows"].get<std::string>() + " at " +
+           r["endpoint"].get<std::string>() + " until " + r["expires"].get<std::string>();
+  });
+  std::string token =
+      *ceso::read_file(file, {.what = "promotion", .max_bytes = ceso::kPromotionMaxBytes});
+  ceso::PromotionKey key = ceso::PromotionKey::load_public(key_path, "operator key");
+  ceso::ordered_json rec = {{"type", "promotion"}, {"file", file}};
+  ceso::PromotionClaims c;
+  try {
+    c = ceso::verify_promotion(token, key);
+  } catch (const ceso::Error& e) {
+    // Nothing of an unverified payload is shown: it could say anything.
+    rec["verified"] = false;
+    rec["problem"] = e.what();
+    out.emit(rec);
+    out.finish();
+    ceso::warn("promotion " + ceso::quote(file) + " is not valid: " + e.what());
+    return ceso::Exit::partial;
+  }
+  rec["verified"] = true;
+  rec.update(claims_record(c));
+  rec["allows"] = ceso::describe_grants(c.allow);
+  std::string status = "valid", problem;
+  if (std::string t = ceso::promotion_time_problem(c, ceso::unix_now()); !t.empty()) {
+    status = ceso::unix_now() < c.not_before ? "not-yet-valid" : "expired";
+    problem = t;
+  }
+  auto text = ceso::read_file(revoked, {.what = "revocation file", .missing_ok = true});
+  if (text)
+    for (const auto& id : ceso::parse_revocations(*text, revoked))
+      if (id == c.id) status = "revoked", problem = "listed in " + ceso::quote(revoked);
+  const std::string log = log_path(args);
+  const int64_t uses = ceso::count_promotion_uses(log, c.id);
+  rec["uses"] = uses;
+  if (status == "valid" && c.max_uses && uses >= *c.max_uses) {
+    status = "used-up";
+    problem = "used " + std::to_string(uses) + " of " + std::to_string(*c.max_uses) + " time(s)";
+  }
+  rec["status"] = status;
+  if (!problem.empty()) rec["problem"] = problem;
+  out.emit(rec);
+  out.finish();
+  return ceso::Exit::ok;
+}
+
+ceso::Exit revoke(const ceso::Args& args) {
+  if (args.operands.size() != 1) ceso::usage_error("revoke needs one TOKEN-FILE or promotion ID");
+  const std::string what = args.operands.front();
+  std::string id;
+  struct stat st {};
+  if (::stat(what.c_str(), &st) != 0 && errno == ENOENT && what.find('/') == std::string::npos) {
+    // Not a file: an id, as inspect and the audit log print it.
+    const bool is_id = what.size() == 32 && std::all_of(what.begin(), what.end(), [](char ch) {
+                         return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+                       });
+    if (!is_id)
+      ceso::usage_error("revoke: " + ceso::quote(what) +
+                        " is neither a token file nor a promotion id (32 lower-case hex digits)");
+    id = what;
+  } else {
+    // Revoking only takes rights away: the id is read without verifying.
+    id = ceso::unverified_promotion_id(
+        *ceso::read_file(what, {.what = "promotion", .max_bytes = ceso::kPromotionMaxBytes}));
+  }
+  std::string reason = args.get("reason");
+  for (char& ch : reason)
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = ' ';
+  const std::string path =
+      args.has("revoked") ? args.get("revoked") : ceso::promotion_files().revoked;
+  ceso::Output out(args, {}, [](const ceso::ordered_json& r) {
+    if (r.value("type", "") == "plan") return ceso::plan_line(r);
+    return "promotion " + r["id"].get<std::string>() + " revoked in " +
+           r["file"].get<std::string>();
+  });
+  ceso::Gate gate =
+      ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
+  ceso::Mutation m{"", "", "", "RevokePromotion", {{"id", id}, {"file", path}, {"reason", reason}}};
+  bool done = gate.perform(m, [&] {
+    const size_t slash = path.rfind('/');
+    if (slash != std::string::npos && slash > 0) ceso::make_private_dirs(path.substr(0, slash));
+    ceso::Fd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd)
+      ceso::fail("cannot open revocation file " + ceso::quote(path) + ": " + std::strerror(errno));
+    std::string line = id + "  " + ceso::format_utc(ceso::unix_now()) + "  " + reason + "\n";
+    if (ceso::write_all(fd.get(), line) != 0 || fd.close() != 0)
+      ceso::fail("cannot write revocation file " + ceso::quote(path) + ": " + std::strerror(errno));
+  });
+  if (!done) return ceso::Exit::ok;
+  out.emit({{"type", "promotion_revoked"}, {"id", id}, {"file", path}, {"reason", reason}});
+  return ceso::Exit::ok;
+}
+
 ceso::Exit run(const ceso::Args& args) {
   using Verb = ceso::Exit (*)(const ceso::Args&);
   static const std::pair<std::string_view, Verb> kVerbs[] = {
-      {"verify", verify}, {"ls", list},           {"tail", tail},
-      {"show", show},     {"export", export_log}, {"anchor", anchor},
+      {"verify", verify},     {"ls", list},       {"tail", tail},     {"show", show},
+      {"export", export_log}, {"anchor", anchor}, {"keygen", keygen}, {"promote", promote},
+      {"inspect", inspect},   {"revoke", revoke},
   };
   for (const auto& [name, fn] : kVerbs) {
     if (name != args.verb) continue;
-    if (name != "show" && !args.operands.empty())
+    if (name != "show" && name != "inspect" && name != "revoke" && !args.operands.empty())
       ceso::usage_error(std::string(name) + " takes no operands, not " +
                         ceso::quote(args.operands.front()));
-    // Only `anchor --reset` writes: Ctrl-C need not wait for anything else.
+    // Only `anchor --reset`, keygen, promote and revoke write: Ctrl-C need
+    // not wait for anything else.
     std::optional<ceso::ReadOnlyRun> read_only;
-    if (!args.has("reset")) read_only.emplace();
+    if (!args.has("reset") && name != "keygen" && name != "promote" && name != "revoke")
+      read_only.emplace();
     return fn(args);
   }
   if (args.operands.empty())
-    ceso::usage_error("missing command: verify, ls, tail, show, export or anchor");
+    ceso::usage_error(
+        "missing command: verify, ls, tail, show, export, anchor, keygen, promote, inspect or "
+        "revoke");
   ceso::usage_error("unknown command " + ceso::quote(args.operands.front()) +
-                    " (use verify, ls, tail, show, export or anchor)");
+                    " (use verify, ls, tail, show, export, anchor, keygen, promote, inspect or "
+                    "revoke)");
 }
 
 }  // namespace

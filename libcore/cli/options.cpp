@@ -31,6 +31,9 @@ const Option kOutputOptions[] = {
     {"output", 'o', "FIELDS", "only these comma-separated fields/columns"},
 };
 const Option kDryRunOption{"dry-run", 'n', "", "print plan records; change nothing"};
+const Option kPromotionOption{
+    "promotion",   0, "FILE", "restricted mode: a promotion token (ceso-audit promote)", 0,
+    Complete::file};
 const Option kJobsOption{"jobs", 'j', "N", "act on up to N VMs at once (default 1)"};
 const Option kTransportOptions[] = {
     {"transport", 0, "api|ssh|auto",
@@ -109,7 +112,10 @@ void append_common(std::vector<Option>& all, unsigned common) {
   if (common & kConnection)
     all.insert(all.end(), std::begin(kConnectionOptions), std::end(kConnectionOptions));
   if (common & kOutput) all.insert(all.end(), std::begin(kOutputOptions), std::end(kOutputOptions));
-  if (common & kDryRun) all.push_back(kDryRunOption);
+  if (common & kDryRun) {
+    all.push_back(kDryRunOption);
+    all.push_back(kPromotionOption);
+  }
   if (common & kJobs) all.push_back(kJobsOption);
   if (common & kTransport)
     all.insert(all.end(), std::begin(kTransportOptions), std::end(kTransportOptions));

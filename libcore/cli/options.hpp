@@ -51,7 +51,7 @@ struct Verb {
 enum CommonOptions : unsigned {
   kConnection = 1u << 0,  // --url, -H/--host
   kOutput = 1u << 1,      // --json, -o/--output
-  kDryRun = 1u << 2,      // --dry-run
+  kDryRun = 1u << 2,      // --dry-run, --promotion
   kJobs = 1u << 3,        // -j/--jobs
   kTransport = 1u << 4,   // --transport, --accept-new-host-key (cli/endpoint.hpp vm_writers)
 };

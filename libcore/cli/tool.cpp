@@ -470,6 +470,10 @@ int run_tool(const ToolSpec& spec, int argc, char** argv,
       return 0;
     }
     set_quiet(args.has("quiet"));
+    if (args.has("promotion")) {
+      if (args.get("promotion").empty()) usage_error("--promotion: the file name is empty");
+      set_promotion_option(args.get("promotion"));
+    }
     Exit code = run(args);
     std::fflush(stdout);
     return static_cast<int>(unaudited_epilogue(code));

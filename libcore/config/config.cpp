@@ -210,12 +210,13 @@ std::optional<uint64_t> parse_limit(std::string_view key, const std::string& tex
 
 // ---------------------------------------------------------------- config file
 
-const char* const kTopKeys[] = {"default", "hosts", "backup", "allow_hosts"};
+const char* const kTopKeys[] = {"default", "hosts", "backup", "allow_hosts", "promotion"};
 const char* const kHostKeys[] = {
     "url",        "user",         "password",     "password_file",   "insecure",
     "thumbprint", "ca_file",      "idle_timeout", "call_timeout",    "max_answer_mib",
     "ssh",        "ssh_identity", "ssh_host_key", "password_command"};
 const char* const kBackupKeys[] = {"target"};
+const char* const kPromotionKeys[] = {"key", "revoked"};
 
 template <size_t N>
 bool known_key(const char* const (&keys)[N], const std::string& key) {
@@ -259,6 +260,8 @@ struct ConfigFile {
   std::optional<std::string> default_name;
   std::vector<HostEntry> hosts;
   std::optional<std::string> backup_target;
+  std::optional<std::string> promotion_key;            // already ~-expanded and absolute
+  std::optional<std::string> promotion_revoked;        // likewise
   std::optional<std::vector<AllowEntry>> allow_hosts;  // set: only these hosts
   int allow_hosts_line = 0;
 
@@ -306,6 +309,8 @@ class ConfigParser {
         parse_backup(kv.second);
       } else if (key == "allow_hosts") {
         parse_allow_hosts(kv.first, kv.second);
+      } else if (key == "promotion") {
+        parse_promotion(kv.second);
       }
     }
     if (cfg_.default_name && !cfg_.find(*cfg_.default_name)) {
@@ -502,6 +507,20 @@ class ConfigParser {
         throw error(kv.first.Mark(), "backup: unknown key " + quote(key) + " (expected " +
                                          key_list(kBackupKeys) + ")");
       if (key == "target") cfg_.backup_target = scalar(kv.second, "backup.target");
+    }
+  }
+
+  void parse_promotion(const YAML::Node& promotion) {
+    if (promotion.IsNull()) return;
+    if (!promotion.IsMap()) throw error(promotion.Mark(), "promotion: expected a mapping");
+    std::vector<std::string> seen;
+    for (const auto& kv : promotion) {
+      std::string key = key_name(kv.first, "promotion.", seen);
+      if (!known_key(kPromotionKeys, key))
+        throw error(kv.first.Mark(), "promotion: unknown key " + quote(key) + " (expected " +
+                                         key_list(kPromotionKeys) + ")");
+      if (key == "key") cfg_.promotion_key = path_value(kv.second, "promotion.key");
+      if (key == "revoked") cfg_.promotion_revoked = path_value(kv.second, "promotion.revoked");
     }
   }
 };
@@ -1207,6 +1226,18 @@ std::vector<std::string> config_host_names(const Environment& env) {
 
 std::optional<std::string> config_backup_target(const Environment& env) {
   return load_config(env).backup_target;
+}
+
+PromotionFiles promotion_files(const Environment& env) {
+  ConfigFile cfg = load_config(env);
+  std::string dir = config_path(env);
+  dir = dir.substr(0, dir.rfind('/'));
+  PromotionFiles files;
+  files.key = cfg.promotion_key.value_or(dir + "/promotion.pub");
+  files.key_source = cfg.promotion_key ? "config file " + quote(cfg.path) + " promotion.key"
+                                       : std::string("the default promotion.key");
+  files.revoked = cfg.promotion_revoked.value_or(dir + "/revoked-promotions");
+  return files;
 }
 
 }  // namespace ceso

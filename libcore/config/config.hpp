@@ -211,4 +211,17 @@ void check_host_allowed(std::string_view host, std::string_view what,
 // config_host_names.
 std::optional<std::string> config_backup_target(const Environment& env = process_environment());
 
+// Where restricted mode finds what checks a promotion (docs/audit.md
+// "Promotions"): the config file's `promotion: key:` (the operator's Ed25519
+// public key, PEM) and `promotion: revoked:` (revoked token ids), by default
+// promotion.pub and revoked-promotions next to the config file. Never from
+// the environment: whoever sets it could name a key of their own. Throws like
+// config_host_names.
+struct PromotionFiles {
+  std::string key;
+  std::string key_source;  // "config file '…' promotion.key", for messages
+  std::string revoked;
+};
+PromotionFiles promotion_files(const Environment& env = process_environment());
+
 }  // namespace ceso

@@ -629,6 +629,7 @@ std::string AuditLog::append(const AuditRecord& record) {
   if (record.result != AuditResult::ok) j["error"] = redact(ordered_json(record.error));
   j["duration_ms"] = record.duration_ms;
   j["correlation_id"] = record.correlation_id.empty() ? correlation_id() : record.correlation_id;
+  if (!record.promotion.empty()) j["promotion"] = record.promotion;
   j["pid"] = static_cast<int64_t>(record.pid == 0 ? ::getpid() : record.pid);
 
   // Each append opens its own file description: flock(2) then serializes
@@ -958,6 +959,8 @@ AuditVerification verify_audit_log(const std::string& path) {
   }
   return r;
 }
+
+std::string audit_user_name() { return os_user_name(); }
 
 std::string correlation_id() {
   if (const char* env = std::getenv("CESO_CORRELATION_ID"); env && *env) {

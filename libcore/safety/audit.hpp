@@ -52,6 +52,9 @@ struct AuditRecord {
   std::string error;  // written only for error and refused
   int64_t duration_ms = 0;
   std::string correlation_id;
+  // The id of the promotion that let a restricted process make (or try) the
+  // change (promotion.hpp); written only when set, before "pid".
+  std::string promotion;
   pid_t pid = 0;
 };
 
@@ -127,6 +130,10 @@ struct AuditVerification {
 // a reordering apart. Throws Error only when the log cannot be read at all
 // (a missing log without an anchor included).
 AuditVerification verify_audit_log(const std::string& path);
+
+// The login name of the real user id (the number when it has none): the
+// records' "user".
+std::string audit_user_name();
 
 // The correlation id shared by all tools of one pipeline: $CESO_CORRELATION_ID
 // when set (1–128 printable ASCII characters, else Error(Exit::usage) naming

@@ -9,7 +9,11 @@
 //   --dry-run                 emit a `plan` record, run nothing, audit nothing, return false
 //                             (also under restricted mode: a plan changes nothing; the plan
 //                             then says "refused" and why)
-//   CESO_MODE=restricted      audit "refused", throw Error(Exit::policy)
+//   CESO_MODE=restricted      unless the promotion presented (--promotion FILE,
+//                             CESO_PROMOTION; promotion.hpp) covers the change:
+//                             audit "refused", throw Error(Exit::policy) naming
+//                             what the promotion lacks; when it covers it, go on
+//                             as below with the promotion's id in the record
 //   otherwise                 run the action, audit "ok" or "error" (+ its message), rethrow
 //                             the action's exception unchanged, return true
 // A failure to write the audit record never masks what the action did: the
@@ -22,12 +26,15 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "base/records.hpp"
 #include "safety/audit.hpp"
+#include "safety/promotion.hpp"
 
 namespace ceso {
 
@@ -62,10 +69,37 @@ struct GateSettings {
   Mode mode = Mode::standard;
   std::string audit_log;       // path of the log
   std::string correlation_id;  // written into every audit record
+  // Restricted mode: the promotion token file presented (empty: none), what
+  // checks it (config `promotion:`), and the clock skew allowed.
+  std::string promotion_file;
+  std::string promotion_key;  // the operator's public key (PEM)
+  std::string promotion_key_source;
+  std::string promotion_revoked;  // revoked token ids
+  int64_t promotion_skew = kPromotionSkew;
 
-  // Reads CESO_MODE, CESO_AUDIT_LOG / XDG_STATE_HOME / HOME and
-  // CESO_CORRELATION_ID; throws Error(Exit::usage) for a bad value.
+  // Reads CESO_MODE, CESO_AUDIT_LOG / XDG_STATE_HOME / HOME,
+  // CESO_CORRELATION_ID, and in restricted mode the promotion: the run's
+  // --promotion (set_promotion_option) or CESO_PROMOTION, CESO_PROMOTION_SKEW
+  // (0 to 60 seconds), the config file's `promotion:` (promotion_files);
+  // throws Error(Exit::usage) for a bad value.
   static GateSettings from_environment(std::string tool, bool dry_run);
+};
+
+// The run's --promotion FILE (run_tool sets it from the option); wins over
+// CESO_PROMOTION. A value that is a token rather than a file name is refused
+// (Error(usage)): a token on the command line shows in ps.
+void set_promotion_option(std::string file);
+
+// How often promotion `id` was used: its records in the audit log at `log`
+// whose result is not "refused". 0 when the log does not exist. Throws
+// Error when the log cannot be read.
+int64_t count_promotion_uses(const std::string& log, const std::string& id);
+
+// A promotion as a Gate holds it after loading and verifying it.
+struct GatePromotion {
+  std::string file;
+  std::optional<PromotionClaims> claims;  // set when it verified
+  std::string problem;                    // why it cannot be used at all
 };
 
 class Gate {
@@ -101,12 +135,20 @@ class Gate {
   Mode mode() const { return settings_.mode; }
   const GateSettings& settings() const { return settings_; }
   const AuditLog& audit_log() const { return log_; }
+  // The promotion presented in restricted mode, if any.
+  const std::optional<GatePromotion>& promotion() const { return promotion_; }
   // Audit records that could not be written so far by this Gate. Tools do
   // not judge it: run_tool's unaudited_epilogue applies the rule for all.
   size_t audit_failures() const { return audit_failures_.load(); }
 
  private:
   std::string refusal(const Mutation& mutation) const;
+  // Restricted mode: why the promotion does not cover `mutation` (empty when
+  // it does), the uses so far aside.
+  std::string promotion_gap(const Mutation& mutation) const;
+  // Why the promotion's max_uses forbids one more use (empty when it does
+  // not); call with the uses lock held.
+  std::string uses_gap() const;
   void audit(const Mutation& mutation, const AuditRecord& record);
 
   GateSettings settings_;
@@ -115,7 +157,9 @@ class Gate {
   PlanSink plan_;
   std::mutex hooks_mutex_;  // one plan line / one failure report at a time
   std::atomic<size_t> audit_failures_{0};
-  std::atomic<bool> tail_warned_{false};  // the unverified-tail warning was shown
+  std::atomic<bool> tail_warned_{false};           // the unverified-tail warning was shown
+  std::optional<GatePromotion> promotion_;         // restricted mode with a promotion file
+  mutable std::atomic<bool> log_verified_{false};  // checked before counting uses
 };
 
 }  // namespace ceso

@@ -1164,6 +1164,25 @@ TEST_F(ConfigFile, BackupTarget) {
   EXPECT_EQ(ceso::config_backup_target(env()), "file:///srv/backups");
 }
 
+TEST_F(ConfigFile, PromotionFiles) {
+  // Defaults: next to the config file.
+  auto files = ceso::promotion_files(env());
+  EXPECT_EQ(files.key, home_ + "/.config/ceso/promotion.pub");
+  EXPECT_EQ(files.revoked, home_ + "/.config/ceso/revoked-promotions");
+  write(".config/ceso/config", "promotion:\n  key: keys/op.pub\n  revoked: ~/rev\n", 0644);
+  files = ceso::promotion_files(env());
+  EXPECT_EQ(files.key, home_ + "/.config/ceso/keys/op.pub");
+  EXPECT_EQ(files.revoked, home_ + "/rev");
+  EXPECT_NE(files.key_source.find("promotion.key"), std::string::npos);
+  write(".config/ceso/config", "promotion:\n  kee: x\n", 0644);
+  try {
+    ceso::promotion_files(env());
+    ADD_FAILURE();
+  } catch (const ceso::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("promotion: unknown key 'kee'"), std::string::npos);
+  }
+}
+
 // ------------------------------------------------------------------ records
 
 TEST_F(ConfigRecord, SameEndpointReturnsDefault) {
