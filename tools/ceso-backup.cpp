@@ -6,6 +6,7 @@
 //
 // `create` is the default verb. The logic lives in libcore (backup.hpp); this
 // file is the option table and the verbs.
+#include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -13,6 +14,7 @@
 
 #include "backup/backup.hpp"
 #include "backup/restore.hpp"
+#include "base/metrics.hpp"
 #include "base/numbers.hpp"
 #include "base/time.hpp"
 #include "cli/backup_target.hpp"
@@ -168,13 +170,28 @@ ceso::Exit create(const ceso::Args& args) {
     ceso::throw_if_interrupt_requested();
     if (!locators[w])
       locators[w] = std::make_unique<ceso::VmLocator>(ceso::endpoint_resolver(args));
-    ceso::LocatedVm vm = locators[w]->locate(t);
-    ceso::BackupContext ctx{gate, catalog, *target, progress, [&](const std::string& m) {
-                              ceso::warn(ceso::quote(vm.name) + ": " + m);
-                            }};
+    const auto start = std::chrono::steady_clock::now();
+    auto seconds = [&start] {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
+    std::string vm_name = t.name;
     ceso::ordered_json rec;  // the VM's vm record, as read for the backup
-    ceso::ordered_json b = ceso::backup_vm(vm, options, ctx, rec);
+    ceso::ordered_json b;
+    try {
+      ceso::LocatedVm vm = locators[w]->locate(t);
+      vm_name = vm.name;
+      ceso::BackupContext ctx{gate, catalog, *target, progress, [&](const std::string& m) {
+                                ceso::warn(ceso::quote(vm.name) + ": " + m);
+                              }};
+      b = ceso::backup_vm(vm, options, ctx, rec);
+    } catch (const ceso::Error&) {
+      if (!gate.dry_run()) ceso::metrics::record_backup(vm_name, false, 0, 0, seconds(), 0);
+      throw;
+    }
     if (!b.is_null()) {
+      ceso::metrics::record_backup(vm_name, true, b.value("bytes_raw", uint64_t{0}),
+                                   b.value("bytes_stored", uint64_t{0}), seconds(),
+                                   ceso::unix_now());
       rec["backup"] = std::move(b);
       rec["changed"] = true;
       out.emit(ceso::pass_through(t.record, rec, ceso::vm_owned_fields({"backup", "changed"})));
@@ -219,12 +236,14 @@ ceso::Exit verify(const ceso::Args& args) {
       rec["problems"] = r.problems;
       for (const auto& p : r.problems) ceso::warn(ceso::quote(id) + ": " + p);
       if (!r.ok) mismatch = true;
+      ceso::metrics::record_verify(r.ok ? "ok" : "failed");
       out.emit(rec);
       if (r.ok)
         outcome.succeeded();
       else
         outcome.failed(ceso::Error("verification failed", ceso::Exit::partial), ceso::quote(id));
     } catch (const ceso::Error& e) {
+      ceso::metrics::record_verify("error");
       outcome.failed(e, ceso::quote(id));
     }
   }

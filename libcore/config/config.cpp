@@ -210,12 +210,13 @@ std::optional<uint64_t> parse_limit(std::string_view key, const std::string& tex
 
 // ---------------------------------------------------------------- config file
 
-const char* const kTopKeys[] = {"default", "hosts", "backup", "allow_hosts"};
+const char* const kTopKeys[] = {"default", "hosts", "backup", "allow_hosts", "metrics"};
 const char* const kHostKeys[] = {
     "url",        "user",         "password",     "password_file",   "insecure",
     "thumbprint", "ca_file",      "idle_timeout", "call_timeout",    "max_answer_mib",
     "ssh",        "ssh_identity", "ssh_host_key", "password_command"};
 const char* const kBackupKeys[] = {"target"};
+const char* const kMetricsKeys[] = {"dir", "vm_labels"};
 
 template <size_t N>
 bool known_key(const char* const (&keys)[N], const std::string& key) {
@@ -259,6 +260,8 @@ struct ConfigFile {
   std::optional<std::string> default_name;
   std::vector<HostEntry> hosts;
   std::optional<std::string> backup_target;
+  std::optional<std::string> metrics_dir;  // already ~-expanded and absolute
+  std::optional<bool> metrics_vm_labels;
   std::optional<std::vector<AllowEntry>> allow_hosts;  // set: only these hosts
   int allow_hosts_line = 0;
 
@@ -306,6 +309,8 @@ class ConfigParser {
         parse_backup(kv.second);
       } else if (key == "allow_hosts") {
         parse_allow_hosts(kv.first, kv.second);
+      } else if (key == "metrics") {
+        parse_metrics(kv.second);
       }
     }
     if (cfg_.default_name && !cfg_.find(*cfg_.default_name)) {
@@ -502,6 +507,26 @@ class ConfigParser {
         throw error(kv.first.Mark(), "backup: unknown key " + quote(key) + " (expected " +
                                          key_list(kBackupKeys) + ")");
       if (key == "target") cfg_.backup_target = scalar(kv.second, "backup.target");
+    }
+  }
+
+  void parse_metrics(const YAML::Node& metrics) {
+    if (metrics.IsNull()) return;
+    if (!metrics.IsMap()) throw error(metrics.Mark(), "metrics: expected a mapping");
+    std::vector<std::string> seen;
+    for (const auto& kv : metrics) {
+      std::string key = key_name(kv.first, "metrics.", seen);
+      if (!known_key(kMetricsKeys, key))
+        throw error(kv.first.Mark(), "metrics: unknown key " + quote(key) + " (expected " +
+                                         key_list(kMetricsKeys) + ")");
+      if (key == "dir") {
+        cfg_.metrics_dir = path_value(kv.second, "metrics.dir");
+      } else {
+        bool b = false;
+        if (!kv.second.IsScalar() || !YAML::convert<bool>::decode(kv.second, b))
+          throw error(kv.second.Mark(), "metrics.vm_labels: expected true or false");
+        cfg_.metrics_vm_labels = b;
+      }
     }
   }
 };
@@ -1207,6 +1232,28 @@ std::vector<std::string> config_host_names(const Environment& env) {
 
 std::optional<std::string> config_backup_target(const Environment& env) {
   return load_config(env).backup_target;
+}
+
+MetricsSettings metrics_settings(const Environment& env) {
+  MetricsSettings m;
+  auto dir = getenv_nonempty(env, "CESO_METRICS_DIR");
+  auto labels = parse_flag(env, "CESO_METRICS_VM_LABELS");
+  if (dir) {
+    m.dir = expand_home(*dir, env);
+    if (m.dir.front() != '/')
+      usage_error("CESO_METRICS_DIR: " + quote(*dir) + " is not an absolute path");
+    m.source = "CESO_METRICS_DIR";
+  }
+  if (!dir || !labels) {
+    ConfigFile cfg = load_config(env);
+    if (!dir && cfg.metrics_dir) {
+      m.dir = *cfg.metrics_dir;
+      m.source = "config file " + quote(cfg.path) + " metrics.dir";
+    }
+    if (!labels) labels = cfg.metrics_vm_labels;
+  }
+  m.vm_labels = labels.value_or(false);
+  return m;
 }
 
 }  // namespace ceso

@@ -211,4 +211,16 @@ void check_host_allowed(std::string_view host, std::string_view what,
 // config_host_names.
 std::optional<std::string> config_backup_target(const Environment& env = process_environment());
 
+// Where a run writes its Prometheus metrics (base/metrics.hpp, docs/metrics.md):
+// CESO_METRICS_DIR (an absolute path, "~" allowed) or the config file's
+// `metrics: dir:`; `vm_labels` from CESO_METRICS_VM_LABELS (1/0, true/false …)
+// or `metrics: vm_labels:`. An empty `dir`: no metrics. Throws Error(usage)
+// for a bad variable and like config_host_names for a malformed config file.
+struct MetricsSettings {
+  std::string dir;
+  bool vm_labels = false;
+  std::string source;  // "CESO_METRICS_DIR", "config file '…' metrics.dir", for messages
+};
+MetricsSettings metrics_settings(const Environment& env = process_environment());
+
 }  // namespace ceso

@@ -7,6 +7,7 @@
 #include <exception>
 
 #include "base/error.hpp"
+#include "base/metrics.hpp"
 
 namespace ceso {
 
@@ -37,6 +38,8 @@ void write_plan_to_stdout(const ordered_json& plan) {
 }  // namespace
 
 size_t unaudited_changes() { return g_unaudited_changes.load(); }
+
+std::string_view actor_of(Mode mode) { return mode == Mode::restricted ? "agent" : "human"; }
 
 std::string_view to_string(Mode mode) {
   return mode == Mode::restricted ? "restricted" : "standard";
@@ -120,6 +123,8 @@ bool Gate::perform(const Mutation& m, const std::function<void()>& action) {
     record.result = AuditResult::refused;
     record.error = message;
     audit(m, record);
+    metrics::record_change(m.operation, "refused", actor(), 0);
+    metrics::record_refusal(actor());
     throw Error(std::move(message), Exit::policy);
   }
 
@@ -128,6 +133,9 @@ bool Gate::perform(const Mutation& m, const std::function<void()>& action) {
     return static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                     std::chrono::steady_clock::now() - start)
                                     .count());
+  };
+  auto seconds = [&start] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
   try {
     action();
@@ -142,11 +150,13 @@ bool Gate::perform(const Mutation& m, const std::function<void()>& action) {
       record.error = "unknown error";
     }
     audit(m, record);
+    metrics::record_change(m.operation, "error", actor(), seconds());
     throw;  // unchanged: the caller sees the action's own error and exit code
   }
   record.duration_ms = elapsed_ms();
   record.result = AuditResult::ok;
   audit(m, record);
+  metrics::record_change(m.operation, "ok", actor(), seconds());
   return true;
 }
 
