@@ -79,7 +79,16 @@ Labels labels_of(std::initializer_list<std::pair<std::string_view, std::string_v
   if (with_tool && !tool_name().empty()) out.emplace_back("tool", std::string(tool_name()));
   for (const auto& [k, v] : list)
     if (!v.empty()) out.emplace_back(std::string(k), std::string(v));
+  std::sort(out.begin(), out.end());
   return out;
+}
+
+// Labels in name order: one spelling per series, whatever order they were
+// written in (as node_exporter shows them).
+void insert_sorted(Labels& labels, std::string name, std::string value) {
+  auto at = std::lower_bound(labels.begin(), labels.end(), name,
+                             [](const auto& l, const std::string& n) { return l.first < n; });
+  labels.emplace(at, std::move(name), std::move(value));
 }
 
 // Callers hold g_mutex.
@@ -97,7 +106,7 @@ void observe(std::string_view name, const Labels& labels, double v) {
   const auto& texts = bucket_texts();
   for (size_t i = 0; i < texts.size(); ++i) {
     Labels l = labels;
-    l.emplace_back("le", texts[i]);
+    insert_sorted(l, "le", texts[i]);
     double& slot = g_samples[SampleKey{std::string(name) + "_bucket", std::move(l)}];
     if (i == kBuckets.size() || v <= kBuckets[i]) slot += 1;
   }
@@ -419,7 +428,7 @@ Samples parse(std::string_view text) {
           }
         }
         if (has_label(key.labels, name)) throw fail("label " + name + " given twice");
-        key.labels.emplace_back(std::move(name), std::move(value));
+        insert_sorted(key.labels, std::move(name), std::move(value));
         if (i < line.size() && line[i] == ',') ++i;
       }
     }

@@ -65,7 +65,7 @@ void record_run(std::string_view verb, std::string_view result, double seconds);
 
 // ---- the samples and the file ----
 
-// One sample line: a metric name and its labels (in order) → value.
+// One sample line: a metric name and its labels (sorted by name) → value.
 struct SampleKey {
   std::string name;
   std::vector<std::pair<std::string, std::string>> labels;

@@ -108,7 +108,7 @@ sample() { printf '%s\n' "$1" | S="$2" awk 'index($0, ENVIRON["S"] " ") == 1 { p
 
 @test "counters accumulate across runs and concurrent pipelines; never go down" {
   ceso-ls >/dev/null
-  first=$(sample "$(cat "$METRICS/ceso.prom")" 'ceso_runs_total{tool="ceso-ls",result="ok"}')
+  first=$(sample "$(cat "$METRICS/ceso.prom")" 'ceso_runs_total{result="ok",tool="ceso-ls"}')
   assert_eq "$first" 1
   pids=()
   for _ in 1 2 3 4; do
@@ -117,10 +117,10 @@ sample() { printf '%s\n' "$1" | S="$2" awk 'index($0, ENVIRON["S"] " ") == 1 { p
   done
   for p in "${pids[@]}"; do wait "$p"; done
   f=$(cat "$METRICS/ceso.prom")
-  assert_eq "$(sample "$f" 'ceso_runs_total{tool="ceso-ls",result="ok"}')" 5
-  assert_eq "$(sample "$f" 'ceso_runs_total{tool="ceso-info",result="ok"}')" 4
+  assert_eq "$(sample "$f" 'ceso_runs_total{result="ok",tool="ceso-ls"}')" 5
+  assert_eq "$(sample "$f" 'ceso_runs_total{result="ok",tool="ceso-info"}')" 4
   assert_eq "$(sample "$f" 'ceso_run_duration_seconds_count{tool="ceso-ls"}')" 5
-  assert_eq "$(sample "$f" 'ceso_run_duration_seconds_bucket{tool="ceso-ls",le="+Inf"}')" 5
+  assert_eq "$(sample "$f" 'ceso_run_duration_seconds_bucket{le="+Inf",tool="ceso-ls"}')" 5
   "$CHECK" "$METRICS/ceso.prom"
   # Round trips over all five ceso-ls and four ceso-info runs: what the simulator counted.
   total=$(printf '%s\n' "$f" | awk '/^ceso_soap_round_trips_total\{/ { n += $NF } END { print n }')
@@ -155,16 +155,16 @@ sample() { printf '%s\n' "$1" | S="$2" awk 'index($0, ENVIRON["S"] " ") == 1 { p
   run env CESO_MODE=restricted ceso-power on db01
   assert_status 5
   f=$(cat "$METRICS/ceso.prom")
-  assert_eq "$(sample "$f" 'ceso_policy_refusals_total{tool="ceso-power",actor="agent"}')" 1
-  assert_eq "$(sample "$f" 'ceso_changes_total{tool="ceso-power",actor="agent",result="refused"}')" 1
-  assert_eq "$(sample "$f" 'ceso_runs_total{tool="ceso-power",verb="on",result="policy"}')" 1
+  assert_eq "$(sample "$f" 'ceso_policy_refusals_total{actor="agent",tool="ceso-power"}')" 1
+  assert_eq "$(sample "$f" 'ceso_changes_total{actor="agent",result="refused",tool="ceso-power"}')" 1
+  assert_eq "$(sample "$f" 'ceso_runs_total{result="policy",tool="ceso-power",verb="on"}')" 1
   mkdir -p "$XDG_CONFIG_HOME/ceso"
   printf 'allow_hosts: [esxi.invalid]\n' >"$XDG_CONFIG_HOME/ceso/config"
   run ceso-ls
   assert_status 5
   f=$(cat "$METRICS/ceso.prom")
-  assert_eq "$(sample "$f" 'ceso_policy_refusals_total{tool="ceso-ls",actor="human"}')" 1
-  assert_eq "$(sample "$f" 'ceso_policy_refusals_total{tool="ceso-power",actor="agent"}')" 1
+  assert_eq "$(sample "$f" 'ceso_policy_refusals_total{actor="human",tool="ceso-ls"}')" 1
+  assert_eq "$(sample "$f" 'ceso_policy_refusals_total{actor="agent",tool="ceso-power"}')" 1
 }
 
 @test "a broken metrics file or directory is reported; the exit status stands" {

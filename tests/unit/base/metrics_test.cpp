@@ -88,7 +88,9 @@ std::vector<std::string> histogram_problems(const std::string& text) {
   return problems;
 }
 
-double value(const Samples& s, const std::string& name, const Labels& labels) {
+// (Labels in any order: samples keep theirs sorted by name.)
+double value(const Samples& s, const std::string& name, Labels labels) {
+  std::sort(labels.begin(), labels.end());
   auto it = s.find({name, labels});
   return it == s.end() ? NAN : it->second;
 }
@@ -146,13 +148,13 @@ TEST_F(MetricsTest, RenderHasHelpTypeAndNoTimestamps) {
   std::string text = render(snapshot());
   EXPECT_NE(text.find("# HELP ceso_soap_round_trips_total "), std::string::npos);
   EXPECT_NE(text.find("# TYPE ceso_soap_round_trips_total counter\n"), std::string::npos);
-  EXPECT_NE(text.find("ceso_soap_round_trips_total{tool=\"ceso-test\",method="
-                      "\"RetrievePropertiesEx\"} 1\n"),
+  EXPECT_NE(text.find("ceso_soap_round_trips_total{method=\"RetrievePropertiesEx\",tool="
+                      "\"ceso-test\"} 1\n"),
             std::string::npos);
-  EXPECT_NE(text.find("ceso_soap_bytes_total{tool=\"ceso-test\",direction=\"received\"} 2000\n"),
+  EXPECT_NE(text.find("ceso_soap_bytes_total{direction=\"received\",tool=\"ceso-test\"} 2000\n"),
             std::string::npos);
   // A tool without verbs has no verb label (an empty label is no label).
-  EXPECT_NE(text.find("ceso_runs_total{tool=\"ceso-test\",result=\"ok\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("ceso_runs_total{result=\"ok\",tool=\"ceso-test\"} 1\n"), std::string::npos);
   // Every sample line is "series value": two fields, never a timestamp.
   std::istringstream in(text);
   std::string line;
@@ -337,6 +339,9 @@ TEST_F(MetricsTest, ParseNamesTheLineAndRefusesTimestamps) {
   EXPECT_THROW(parse("x{a=\"b\",a=\"c\"} 1\n"), Error);
   EXPECT_THROW(parse("x{a=\"b\\q\"} 1\n"), Error);
   EXPECT_THROW(parse("x 1\nx 2\n"), Error);
+  // Label order does not make another series.
+  EXPECT_THROW(parse("x{a=\"1\",b=\"2\"} 1\nx{b=\"2\",a=\"1\"} 1\n"), Error);
+  EXPECT_EQ(parse("x{b=\"2\",a=\"1\"} 1\n"), parse("x{a=\"1\",b=\"2\"} 1\n"));
   EXPECT_THROW(parse("{a=\"b\"} 1\n"), Error);
 }
 
