@@ -58,7 +58,9 @@ scrape() { curl -sf "http://127.0.0.1:$NE_PORT/metrics"; }
 sample() { printf '%s\n' "$1" | S="$2" awk 'index($0, ENVIRON["S"] " ") == 1 { printf "%.10g\n", $NF }'; }
 
 @test "a backup pipeline's metrics, scraped through node_exporter" {
+  before=$(date +%s)
   out=$(ceso-ls --tag web | ceso-backup --hot)
+  after=$(date +%s)
   raw=$(echo "$out" | jq -r .backup.bytes_raw)
   stored=$(echo "$out" | jq -r .backup.bytes_stored)
   [ "$raw" -gt 0 ] && [ "$stored" -gt 0 ]
@@ -100,10 +102,28 @@ sample() { printf '%s\n' "$1" | S="$2" awk 'index($0, ENVIRON["S"] " ") == 1 { p
   done
   # The last success lies within the run (bounds, not a clock reading).
   ts=$(sample "$m" ceso_backup_last_success_timestamp_seconds)
-  [ -n "$ts" ]
+  [ -n "$ts" ] && [ "$ts" -ge "$before" ] && [ "$ts" -le "$after" ]
   # promtool lints the names of ceso's own file.
   run promtool check metrics <"$METRICS/ceso.prom"
   assert_status 0
+}
+
+@test "verify results: ok, failed (a changed byte), error (no such backup)" {
+  id=$(ceso-ls --name db01 | ceso-backup --hot | jq -r .backup.id)
+  run ceso-backup verify "$id"
+  assert_status 0
+  # One byte of the stored disk changed: a mismatch.
+  f=$(ls "$BATS_FILE_TMPDIR/target/$id/"*.zst | head -1)
+  printf 'X' | dd of="$f" bs=1 seek=100 conv=notrunc status=none
+  run ceso-backup verify "$id"
+  assert_status 4
+  run ceso-backup verify no-such-backup-id
+  [ "$status" -ne 0 ]
+  f=$(cat "$METRICS/ceso.prom")
+  assert_eq "$(sample "$f" 'ceso_backup_verifications_total{result="ok"}')" 1
+  assert_eq "$(sample "$f" 'ceso_backup_verifications_total{result="failed"}')" 1
+  assert_eq "$(sample "$f" 'ceso_backup_verifications_total{result="error"}')" 1
+  assert_eq "$(sample "$f" 'ceso_runs_total{result="partial",tool="ceso-backup",verb="verify"}')" 1
 }
 
 @test "counters accumulate across runs and concurrent pipelines; never go down" {
