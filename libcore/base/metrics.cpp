@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -457,8 +458,18 @@ void write_file(const std::string& dir, const Samples& run, const WriteOptions& 
   Fd lock(
       ::open((dir + "/.ceso.prom.lock").c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
   if (!lock) throw Error("metrics: cannot open the lock in " + quote(dir) + ": " + strerror(errno));
-  while (::flock(lock.get(), LOCK_EX) != 0)
-    if (errno != EINTR) throw Error("metrics: cannot lock " + quote(dir) + ": " + strerror(errno));
+  // A writer holds the lock for milliseconds; one stuck far longer (a hung
+  // file system, a stopped process) must not hang every tool at its exit.
+  const auto deadline = std::chrono::steady_clock::now() + options.lock_timeout;
+  while (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK && errno != EINTR)
+      throw Error("metrics: cannot lock " + quote(dir) + ": " + strerror(errno));
+    if (std::chrono::steady_clock::now() >= deadline)
+      throw Error("metrics: " + quote(dir + "/.ceso.prom.lock") + " held by another process for " +
+                  std::to_string(options.lock_timeout.count()) +
+                  " ms; this run's metrics are lost");
+    ::usleep(5000);
+  }
   Samples stored;
   if (auto text =
           read_file(path, {.what = "metrics file", .max_bytes = 64u << 20, .missing_ok = true})) {

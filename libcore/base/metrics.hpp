@@ -22,6 +22,7 @@
 // time and the series are aggregated. No ids, no timestamps as labels.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -96,6 +97,8 @@ void reset();
 // Options of the write.
 struct WriteOptions {
   bool vm_labels = false;  // keep `vm` labels (else drop them and aggregate)
+  // How long to wait for another writer's lock before giving up (Error).
+  std::chrono::milliseconds lock_timeout{10000};
 };
 
 // `run` added to `stored`: counter and histogram samples summed, gauges

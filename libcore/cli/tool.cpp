@@ -389,7 +389,8 @@ int finish_run(std::string_view verb, Exit code, std::chrono::steady_clock::time
     }
     if (settings.dir.empty()) return static_cast<int>(code);
     std::string warning;
-    metrics::write_file(settings.dir, metrics::snapshot(), {settings.vm_labels}, &warning);
+    metrics::write_file(settings.dir, metrics::snapshot(), {.vm_labels = settings.vm_labels},
+                        &warning);
     if (!warning.empty()) warn(warning);
   } catch (const Error& e) {
     warn(std::string("metrics not written: ") + e.what());

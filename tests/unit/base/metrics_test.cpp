@@ -2,7 +2,9 @@
 // runs in one file, well-formed histograms, bounded labels.
 #include "base/metrics.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -296,6 +298,29 @@ TEST_F(MetricsTest, ConcurrentWritersLoseNoCount) {
   EXPECT_EQ(value(s, "ceso_runs_total", {{"tool", "ceso-test"}, {"result", "ok"}}),
             kWriters * kRuns);
   EXPECT_EQ(histogram_problems(text), std::vector<std::string>{});
+}
+
+TEST_F(MetricsTest, AStuckLockHolderDoesNotHangTheRun) {
+  test::TempDir dir("ceso-metrics-test");
+  record_run("", "ok", 1);
+  write_file(dir / "", snapshot(), {});
+  // Another writer holds the lock (its own open file description).
+  int fd = ::open((dir / ".ceso.prom.lock").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+  try {
+    write_file(dir / "", snapshot(), {.lock_timeout = std::chrono::milliseconds(50)});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("held by another process for 50 ms"), std::string::npos)
+        << e.what();
+  }
+  ::close(fd);
+  // The file is as the first run left it; the next run adds to it.
+  write_file(dir / "", snapshot(), {});
+  EXPECT_EQ(value(parse(slurp(dir / "ceso.prom")), "ceso_runs_total",
+                  {{"tool", "ceso-test"}, {"result", "ok"}}),
+            2);
 }
 
 TEST_F(MetricsTest, CorruptFileIsMovedAsideNotSilentlyOverwritten) {
