@@ -226,6 +226,10 @@ ceso::Exit verify(const ceso::Args& args) {
   ceso::Outcome outcome;
   bool mismatch = false;
   for (const auto& id : ids) {
+    const auto start = std::chrono::steady_clock::now();
+    auto seconds = [&start] {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
     try {
       Resolved b = ceso::resolve_backup(args, catalog, id);
       ceso::VerifyResult r = ceso::verify_backup(*b.target, id);
@@ -236,14 +240,14 @@ ceso::Exit verify(const ceso::Args& args) {
       rec["problems"] = r.problems;
       for (const auto& p : r.problems) ceso::warn(ceso::quote(id) + ": " + p);
       if (!r.ok) mismatch = true;
-      ceso::metrics::record_verify(r.ok ? "ok" : "failed");
+      ceso::metrics::record_verify(r.ok ? "ok" : "failed", seconds());
       out.emit(rec);
       if (r.ok)
         outcome.succeeded();
       else
         outcome.failed(ceso::Error("verification failed", ceso::Exit::partial), ceso::quote(id));
     } catch (const ceso::Error& e) {
-      ceso::metrics::record_verify("error");
+      ceso::metrics::record_verify("error", seconds());
       outcome.failed(e, ceso::quote(id));
     }
   }

@@ -197,9 +197,11 @@ void record_backup(std::string_view vm, bool ok, uint64_t bytes_raw, uint64_t by
           static_cast<double>(finished_unix));
 }
 
-void record_verify(std::string_view result) {
+void record_verify(std::string_view result, double seconds) {
   std::lock_guard<std::mutex> lock(g_mutex);
   add("ceso_backup_verifications_total", labels_of({{"result", result}}, false), 1);
+  add("ceso_operations_total", labels_of({{"operation", "verify"}, {"result", result}}), 1);
+  observe("ceso_operation_duration_seconds", labels_of({{"operation", "verify"}}), seconds);
 }
 
 void record_run(std::string_view verb, std::string_view result, double seconds) {

@@ -57,8 +57,9 @@ void record_promotion_used();
 void record_backup(std::string_view vm, bool ok, uint64_t bytes_raw, uint64_t bytes_stored,
                    double seconds, int64_t finished_unix);
 
-// One backup verified: "ok" | "failed" (a mismatch) | "error" (not readable).
-void record_verify(std::string_view result);
+// One backup verified: "ok" | "failed" (a mismatch) | "error" (not readable),
+// and how long it took (operation "verify").
+void record_verify(std::string_view result, double seconds);
 
 // The run as a whole (run_tool): the verb ("" for tools without verbs), the
 // exit status's name, the duration.

@@ -124,6 +124,8 @@ sample() { printf '%s\n' "$1" | S="$2" awk 'index($0, ENVIRON["S"] " ") == 1 { p
   assert_eq "$(sample "$f" 'ceso_backup_verifications_total{result="failed"}')" 1
   assert_eq "$(sample "$f" 'ceso_backup_verifications_total{result="error"}')" 1
   assert_eq "$(sample "$f" 'ceso_runs_total{result="partial",tool="ceso-backup",verb="verify"}')" 1
+  assert_eq "$(sample "$f" 'ceso_operation_duration_seconds_count{operation="verify",tool="ceso-backup"}')" 3
+  assert_eq "$(sample "$f" 'ceso_operations_total{operation="verify",result="failed",tool="ceso-backup"}')" 1
 }
 
 @test "counters accumulate across runs and concurrent pipelines; never go down" {

@@ -221,6 +221,22 @@ TEST_F(MetricsTest, FailedBackupCountsButMovesNoTimestamp) {
             1);
 }
 
+TEST_F(MetricsTest, VerifyCountsAndTimes) {
+  record_verify("ok", 2);
+  record_verify("failed", 3);
+  Samples s = snapshot();
+  EXPECT_EQ(value(s, "ceso_backup_verifications_total", {{"result", "failed"}}), 1);
+  EXPECT_EQ(value(s, "ceso_operations_total",
+                  {{"tool", "ceso-test"}, {"operation", "verify"}, {"result", "ok"}}),
+            1);
+  EXPECT_EQ(value(s, "ceso_operation_duration_seconds_count",
+                  {{"tool", "ceso-test"}, {"operation", "verify"}}),
+            2);
+  EXPECT_EQ(value(s, "ceso_operation_duration_seconds_sum",
+                  {{"tool", "ceso-test"}, {"operation", "verify"}}),
+            5);
+}
+
 TEST_F(MetricsTest, RefusalsAndPromotionsByActor) {
   record_change("PowerOnVM_Task", "refused", "agent", 0);
   record_refusal("agent");
