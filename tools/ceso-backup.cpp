@@ -6,6 +6,7 @@
 //
 // `create` is the default verb. The logic lives in libcore (backup.hpp); this
 // file is the option table and the verbs.
+#include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -13,6 +14,7 @@
 
 #include "backup/backup.hpp"
 #include "backup/restore.hpp"
+#include "base/metrics.hpp"
 #include "base/numbers.hpp"
 #include "base/time.hpp"
 #include "cli/backup_target.hpp"
@@ -172,13 +174,26 @@ ceso::Exit create(const ceso::Args& args) {
       args, outcome, {jobs}, [&](const ceso::Target& t, ceso::FoundVm& found, size_t) {
         ceso::throw_if_interrupt_requested();
         const ceso::LocatedVm& vm = found.vm;
+        const auto start = std::chrono::steady_clock::now();
+        auto seconds = [&start] {
+          return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        };
         ceso::BackupContext ctx{gate, catalog, *target, progress, [&](const std::string& m) {
                                   ceso::warn(ceso::quote(vm.name) + ": " + m);
                                 }};
         ctx.writers = writers.get();
         ceso::ordered_json rec;  // the VM's vm record, as read for the backup
-        ceso::ordered_json b = ceso::backup_vm(vm, options, ctx, rec);
+        ceso::ordered_json b;
+        try {
+          b = ceso::backup_vm(vm, options, ctx, rec);
+        } catch (const ceso::Error&) {
+          if (!gate.dry_run()) ceso::metrics::record_backup(vm.name, false, 0, 0, seconds(), 0);
+          throw;
+        }
         if (!b.is_null()) {
+          ceso::metrics::record_backup(vm.name, true, b.value("bytes_raw", uint64_t{0}),
+                                       b.value("bytes_stored", uint64_t{0}), seconds(),
+                                       ceso::unix_now());
           rec["backup"] = std::move(b);
           rec["changed"] = true;
           out.emit(ceso::pass_through(t.record, rec, ceso::vm_owned_fields({"backup", "changed"})));
@@ -213,6 +228,10 @@ ceso::Exit verify(const ceso::Args& args) {
   ceso::Outcome outcome;
   bool mismatch = false;
   for (const auto& id : ids) {
+    const auto start = std::chrono::steady_clock::now();
+    auto seconds = [&start] {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
     try {
       Resolved b = ceso::resolve_backup(args, catalog, id);
       ceso::VerifyResult r = ceso::verify_backup(*b.target, id);
@@ -223,12 +242,14 @@ ceso::Exit verify(const ceso::Args& args) {
       rec["problems"] = r.problems;
       for (const auto& p : r.problems) ceso::warn(ceso::quote(id) + ": " + p);
       if (!r.ok) mismatch = true;
+      ceso::metrics::record_verify(r.ok ? "ok" : "failed", seconds());
       out.emit(rec);
       if (r.ok)
         outcome.succeeded();
       else
         outcome.failed(ceso::Error("verification failed", ceso::Exit::partial), ceso::quote(id));
     } catch (const ceso::Error& e) {
+      ceso::metrics::record_verify("error", seconds());
       outcome.failed(e, ceso::quote(id));
     }
   }

@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <iostream>
 #include <memory>
@@ -15,7 +17,9 @@
 #include <set>
 #include <thread>
 
+#include "base/metrics.hpp"
 #include "cli/endpoint.hpp"
+#include "config/config.hpp"
 #include "safety/policy.hpp"
 
 namespace ceso {
@@ -449,14 +453,87 @@ Gate tool_gate(bool dry_run, Gate::PlanSink plan) {
       std::string(tool_name()), dry_run, [](const std::string& m) { warn(m); }, std::move(plan));
 }
 
+std::string_view exit_name(Exit code) {
+  switch (code) {
+    case Exit::ok:
+      return "ok";
+    case Exit::failure:
+      return "failure";
+    case Exit::usage:
+      return "usage";
+    case Exit::bad_input:
+      return "bad_input";
+    case Exit::partial:
+      return "partial";
+    case Exit::policy:
+      return "policy";
+    case Exit::connection:
+      return "connection";
+    case Exit::interrupted:
+      return "interrupted";
+  }
+  return "failure";
+}
+
+namespace {
+
+// The end of a run that got past its --help/--version: its run metrics, and
+// the file when a metrics directory is set (docs/metrics.md). A problem with
+// metrics is said on stderr and never changes the exit status.
+int finish_run(std::string_view verb, Exit code, std::chrono::steady_clock::time_point start) {
+  try {
+    std::string_view actor = "human";
+    try {
+      actor = actor_of(policy_mode());
+    } catch (const Error&) {
+    }
+    // A run refused as a whole (allow_hosts, an unsafe password file, …)
+    // counts as one refusal unless the gate counted its own.
+    if (code == Exit::policy) {
+      bool counted = false;
+      for (const auto& [key, value] : metrics::snapshot())
+        if (key.name == "ceso_policy_refusals_total" && value > 0) counted = true;
+      if (!counted) metrics::record_refusal(actor);
+    }
+    metrics::record_run(
+        verb, exit_name(code),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    MetricsSettings settings;
+    try {
+      settings = metrics_settings();
+    } catch (const Error& e) {
+      // A malformed config file is reported by the tools that read it; a
+      // bad CESO_METRICS_* variable is ours to report.
+      if (std::getenv("CESO_METRICS_DIR") || std::getenv("CESO_METRICS_VM_LABELS"))
+        warn(std::string("metrics not written: ") + e.what());
+      return static_cast<int>(code);
+    }
+    if (settings.dir.empty()) return static_cast<int>(code);
+    std::string warning;
+    metrics::write_file(settings.dir, metrics::snapshot(), {.vm_labels = settings.vm_labels},
+                        &warning);
+    if (!warning.empty()) warn(warning);
+  } catch (const Error& e) {
+    warn(std::string("metrics not written: ") + e.what());
+  } catch (const std::exception& e) {
+    warn(std::string("metrics not written: ") + e.what());
+  }
+  return static_cast<int>(code);
+}
+
+}  // namespace
+
 int run_tool(const ToolSpec& spec, int argc, char** argv,
              const std::function<Exit(const Args&)>& run) {
+  const auto start = std::chrono::steady_clock::now();
   set_tool_name(std::string(spec.name));
   // A closed pipe is an EPIPE we handle, not a signal that kills us.
   signal(SIGPIPE, SIG_IGN);
   install_interrupt_handler();
+  std::string verb;  // for the metrics, once parsed
   try {
     Args args = parse_args(spec, argc - 1, argv + 1);
+    verb = args.verb.empty() ? std::string(spec.default_verb) : args.verb;
     if (args.has("help")) {
       std::fputs(help_text(spec, args.verb).c_str(), stdout);
       return 0;
@@ -476,20 +553,20 @@ int run_tool(const ToolSpec& spec, int argc, char** argv,
     }
     Exit code = run(args);
     std::fflush(stdout);
-    return static_cast<int>(unaudited_epilogue(code));
+    return finish_run(verb, unaudited_epilogue(code), start);
   } catch (const Error& e) {
     std::fflush(stdout);
     warn(e.what());
     if (e.code() == Exit::usage)
       std::fprintf(stderr, "Try '%s --help' for more information.\n",
                    std::string(tool_name()).c_str());
-    return static_cast<int>(unaudited_epilogue(e.code()));
+    return finish_run(verb, unaudited_epilogue(e.code()), start);
   } catch (const std::bad_alloc&) {
     warn("out of memory");
     return static_cast<int>(Exit::failure);
   } catch (const std::exception& e) {
     warn(std::string("internal error: ") + e.what());
-    return static_cast<int>(Exit::failure);
+    return finish_run(verb, Exit::failure, start);
   }
 }
 

@@ -125,6 +125,11 @@ Exit unaudited_epilogue(Exit code);
 // run_tool (unaudited_epilogue), never by the tool.
 Gate tool_gate(bool dry_run, Gate::PlanSink plan = {});
 
+// The name of an exit status in metrics ("ok", "partial", "policy", …).
+std::string_view exit_name(Exit code);
+
+// run_tool also records the run's metrics and, when a metrics directory is
+// configured, adds them to its ceso.prom (base/metrics.hpp, docs/metrics.md).
 int run_tool(const ToolSpec& spec, int argc, char** argv,
              const std::function<Exit(const Args&)>& run);
 

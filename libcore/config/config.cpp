@@ -210,13 +210,14 @@ std::optional<uint64_t> parse_limit(std::string_view key, const std::string& tex
 
 // ---------------------------------------------------------------- config file
 
-const char* const kTopKeys[] = {"default", "hosts", "backup", "allow_hosts", "promotion"};
+const char* const kTopKeys[] = {"default", "hosts", "backup", "allow_hosts", "promotion", "metrics"};
 const char* const kHostKeys[] = {
     "url",        "user",         "password",     "password_file",   "insecure",
     "thumbprint", "ca_file",      "idle_timeout", "call_timeout",    "max_answer_mib",
     "ssh",        "ssh_identity", "ssh_host_key", "password_command"};
 const char* const kBackupKeys[] = {"target"};
 const char* const kPromotionKeys[] = {"key", "revoked"};
+const char* const kMetricsKeys[] = {"dir", "vm_labels"};
 
 template <size_t N>
 bool known_key(const char* const (&keys)[N], const std::string& key) {
@@ -262,6 +263,8 @@ struct ConfigFile {
   std::optional<std::string> backup_target;
   std::optional<std::string> promotion_key;            // already ~-expanded and absolute
   std::optional<std::string> promotion_revoked;        // likewise
+  std::optional<std::string> metrics_dir;  // already ~-expanded and absolute
+  std::optional<bool> metrics_vm_labels;
   std::optional<std::vector<AllowEntry>> allow_hosts;  // set: only these hosts
   int allow_hosts_line = 0;
 
@@ -311,6 +314,8 @@ class ConfigParser {
         parse_allow_hosts(kv.first, kv.second);
       } else if (key == "promotion") {
         parse_promotion(kv.second);
+      } else if (key == "metrics") {
+        parse_metrics(kv.second);
       }
     }
     if (cfg_.default_name && !cfg_.find(*cfg_.default_name)) {
@@ -521,6 +526,26 @@ class ConfigParser {
                                          key_list(kPromotionKeys) + ")");
       if (key == "key") cfg_.promotion_key = path_value(kv.second, "promotion.key");
       if (key == "revoked") cfg_.promotion_revoked = path_value(kv.second, "promotion.revoked");
+    }
+  }
+
+  void parse_metrics(const YAML::Node& metrics) {
+    if (metrics.IsNull()) return;
+    if (!metrics.IsMap()) throw error(metrics.Mark(), "metrics: expected a mapping");
+    std::vector<std::string> seen;
+    for (const auto& kv : metrics) {
+      std::string key = key_name(kv.first, "metrics.", seen);
+      if (!known_key(kMetricsKeys, key))
+        throw error(kv.first.Mark(), "metrics: unknown key " + quote(key) + " (expected " +
+                                         key_list(kMetricsKeys) + ")");
+      if (key == "dir") {
+        cfg_.metrics_dir = path_value(kv.second, "metrics.dir");
+      } else {
+        bool b = false;
+        if (!kv.second.IsScalar() || !YAML::convert<bool>::decode(kv.second, b))
+          throw error(kv.second.Mark(), "metrics.vm_labels: expected true or false");
+        cfg_.metrics_vm_labels = b;
+      }
     }
   }
 };
@@ -1238,6 +1263,28 @@ PromotionFiles promotion_files(const Environment& env) {
                                        : std::string("the default promotion.key");
   files.revoked = cfg.promotion_revoked.value_or(dir + "/revoked-promotions");
   return files;
+}
+
+MetricsSettings metrics_settings(const Environment& env) {
+  MetricsSettings m;
+  auto dir = getenv_nonempty(env, "CESO_METRICS_DIR");
+  auto labels = parse_flag(env, "CESO_METRICS_VM_LABELS");
+  if (dir) {
+    m.dir = expand_home(*dir, env);
+    if (m.dir.front() != '/')
+      usage_error("CESO_METRICS_DIR: " + quote(*dir) + " is not an absolute path");
+    m.source = "CESO_METRICS_DIR";
+  }
+  if (!dir || !labels) {
+    ConfigFile cfg = load_config(env);
+    if (!dir && cfg.metrics_dir) {
+      m.dir = *cfg.metrics_dir;
+      m.source = "config file " + quote(cfg.path) + " metrics.dir";
+    }
+    if (!labels) labels = cfg.metrics_vm_labels;
+  }
+  m.vm_labels = labels.value_or(false);
+  return m;
 }
 
 }  // namespace ceso

@@ -224,4 +224,16 @@ struct PromotionFiles {
 };
 PromotionFiles promotion_files(const Environment& env = process_environment());
 
+// Where a run writes its Prometheus metrics (base/metrics.hpp, docs/metrics.md):
+// CESO_METRICS_DIR (an absolute path, "~" allowed) or the config file's
+// `metrics: dir:`; `vm_labels` from CESO_METRICS_VM_LABELS (1/0, true/false …)
+// or `metrics: vm_labels:`. An empty `dir`: no metrics. Throws Error(usage)
+// for a bad variable and like config_host_names for a malformed config file.
+struct MetricsSettings {
+  std::string dir;
+  bool vm_labels = false;
+  std::string source;  // "CESO_METRICS_DIR", "config file '…' metrics.dir", for messages
+};
+MetricsSettings metrics_settings(const Environment& env = process_environment());
+
 }  // namespace ceso

@@ -13,6 +13,7 @@
 
 #include "base/error.hpp"
 #include "base/file.hpp"
+#include "base/metrics.hpp"
 #include "base/numbers.hpp"
 #include "base/time.hpp"
 #include "config/config.hpp"
@@ -133,6 +134,8 @@ void set_promotion_option(std::string file) {
 }
 
 size_t unaudited_changes() { return g_unaudited_changes.load(); }
+
+std::string_view actor_of(Mode mode) { return mode == Mode::restricted ? "agent" : "human"; }
 
 std::string_view to_string(Mode mode) {
   return mode == Mode::restricted ? "restricted" : "standard";
@@ -305,6 +308,8 @@ bool Gate::perform(const Mutation& m, const std::function<void()>& action) {
       record.result = AuditResult::refused;
       record.error = message;
       audit(m, record);
+      metrics::record_change(m.operation, "refused", actor(), 0);
+      metrics::record_refusal(actor());
       throw Error(std::move(message), Exit::policy);
     }
   }
@@ -314,6 +319,9 @@ bool Gate::perform(const Mutation& m, const std::function<void()>& action) {
     return static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                     std::chrono::steady_clock::now() - start)
                                     .count());
+  };
+  auto seconds = [&start] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
   try {
     action();
@@ -328,11 +336,17 @@ bool Gate::perform(const Mutation& m, const std::function<void()>& action) {
       record.error = "unknown error";
     }
     audit(m, record);
+    metrics::record_change(m.operation, "error", actor(), seconds());
+    // A failed change still took one of the promotion's uses (audit_query).
+    if (settings_.mode == Mode::restricted) metrics::record_promotion_used();
     throw;  // unchanged: the caller sees the action's own error and exit code
   }
   record.duration_ms = elapsed_ms();
   record.result = AuditResult::ok;
   audit(m, record);
+  metrics::record_change(m.operation, "ok", actor(), seconds());
+  // A change restricted mode let through: a promotion covered it.
+  if (settings_.mode == Mode::restricted) metrics::record_promotion_used();
   return true;
 }
 

@@ -40,6 +40,8 @@ namespace ceso {
 
 enum class Mode { standard, restricted };
 std::string_view to_string(Mode mode);
+// The metrics' actor label of a mode: restricted → "agent", standard → "human".
+std::string_view actor_of(Mode mode);
 
 // From CESO_MODE: unset or empty → standard. Any other value than
 // "standard" or "restricted" throws Error(Exit::usage) naming the variable.
@@ -133,6 +135,8 @@ class Gate {
 
   bool dry_run() const { return settings_.dry_run; }
   Mode mode() const { return settings_.mode; }
+  // Who runs the changes, for metrics: "agent" in restricted mode, else "human".
+  std::string_view actor() const { return actor_of(settings_.mode); }
   const GateSettings& settings() const { return settings_; }
   const AuditLog& audit_log() const { return log_; }
   // The promotion presented in restricted mode, if any.

@@ -330,6 +330,9 @@ HttpResponse Http::post_soap(const std::string& url, const std::string& body,
   curl_slist_free_all(headers);
   if (target.error) std::rethrow_exception(target.error);
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
+  curl_off_t received = 0;
+  curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &received);
+  resp.bytes_received = static_cast<uint64_t>(received);
   return resp;
 }
 

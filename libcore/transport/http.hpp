@@ -55,6 +55,7 @@ struct HttpLimits {
 struct HttpResponse {
   long status = 0;
   std::string body;
+  uint64_t bytes_received = 0;  // the answer's body as received (streamed or collected)
 };
 
 // "503 Service Unavailable": the status with its standard reason phrase

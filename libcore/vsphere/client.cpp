@@ -9,6 +9,7 @@
 
 #include "base/cancel.hpp"
 #include "base/log.hpp"
+#include "base/metrics.hpp"
 #include "vsphere/session.hpp"
 
 namespace ceso::vim {
@@ -291,6 +292,7 @@ xml::Node Client::raw_call(std::string_view method, const MoRef& self, std::stri
   xml::Node doc;
   try {
     resp = http_->post_soap(endpoint_.url, body, soap_action_, split ? &stream : nullptr);
+    metrics::record_soap_call(method, body.size(), resp.bytes_received);
     if (resp.status == 401 || resp.status == 403 || (resp.status != 200 && resp.status != 500)) {
       std::string msg = where + ": HTTP " + http_status_text(resp.status);
       if (std::string line = first_line(resp.body); !line.empty()) msg += ": " + line;

@@ -1183,6 +1183,54 @@ TEST_F(ConfigFile, PromotionFiles) {
   }
 }
 
+TEST_F(ConfigFile, MetricsSettings) {
+  // Nothing set: no metrics.
+  EXPECT_EQ(ceso::metrics_settings(env()).dir, "");
+  EXPECT_FALSE(ceso::metrics_settings(env()).vm_labels);
+  // From the config file: a relative dir is relative to the file's directory.
+  write_config("metrics:\n  dir: prom\n  vm_labels: true\n");
+  auto m = ceso::metrics_settings(env());
+  EXPECT_EQ(m.dir, home_ + "/.config/ceso/prom");
+  EXPECT_TRUE(m.vm_labels);
+  EXPECT_TRUE(contains(m.source, "metrics.dir")) << m.source;
+  // The variables win, each on its own.
+  vars_["CESO_METRICS_DIR"] = "~/textfile";
+  m = ceso::metrics_settings(env());
+  EXPECT_EQ(m.dir, home_ + "/textfile");
+  EXPECT_TRUE(m.vm_labels);
+  EXPECT_EQ(m.source, "CESO_METRICS_DIR");
+  vars_["CESO_METRICS_VM_LABELS"] = "off";
+  EXPECT_FALSE(ceso::metrics_settings(env()).vm_labels);
+  vars_["CESO_METRICS_VM_LABELS"] = "maybe";
+  EXPECT_THROW(ceso::metrics_settings(env()), ceso::Error);
+  vars_.erase("CESO_METRICS_VM_LABELS");
+  vars_["CESO_METRICS_DIR"] = "relative/dir";
+  try {
+    ceso::metrics_settings(env());
+    FAIL();
+  } catch (const ceso::Error& e) {
+    EXPECT_TRUE(contains(e.what(), "CESO_METRICS_DIR: 'relative/dir' is not an absolute path"))
+        << e.what();
+    EXPECT_EQ(e.code(), ceso::Exit::usage);
+  }
+  vars_.erase("CESO_METRICS_DIR");
+  // Strict like the rest of the file.
+  write_config("metrics:\n  directory: /x\n");
+  try {
+    ceso::metrics_settings(env());
+    FAIL();
+  } catch (const ceso::Error& e) {
+    EXPECT_TRUE(contains(e.what(),
+                         "line 2: metrics: unknown key 'directory' (expected dir, "
+                         "vm_labels)"))
+        << e.what();
+  }
+  write_config("metrics:\n  vm_labels: sometimes\n");
+  EXPECT_THROW(ceso::metrics_settings(env()), ceso::Error);
+  write_config("metrics: /x\n");
+  EXPECT_THROW(ceso::metrics_settings(env()), ceso::Error);
+}
+
 // ------------------------------------------------------------------ records
 
 TEST_F(ConfigRecord, SameEndpointReturnsDefault) {
