@@ -520,7 +520,7 @@ class S3Writer : public TargetWriter {
     r.body_size = xml.size();
     S3Reply rep = c_.call(r);
     // S3 may answer 200 and put the error in the body.
-    if (rep.status != 200 || rep.body.find("<CompleteMultipartUploadResult") == std::string::npos)
+    if (rep.status != 200 || !S3Client::error_code(rep).empty())
       fail("S3 CompleteMultipartUpload of " + c_.what(r) + " failed: " + S3Client::describe(rep));
     upload_id_.clear();
     buf_.clear();
@@ -748,7 +748,7 @@ class S3Target : public BackupTarget {
     r.body_size = 0;
     S3Reply rep = c_->call(r);
     // A copy may fail after its 200 status: the error is in the body.
-    if (rep.status != 200 || rep.body.find("<CopyObjectResult") == std::string::npos)
+    if (rep.status != 200 || !S3Client::error_code(rep).empty())
       fail("cannot rename " + quote(url_ + "/" + from) + ": S3 CopyObject failed: " +
            S3Client::describe(rep));
     remove_key(key(from));

@@ -36,7 +36,7 @@ s3_start() {
   export AWS_ENDPOINT_URL="http://127.0.0.1:$S3_PORT"
   export AWS_SHARED_CREDENTIALS_FILE="$dir/credentials" AWS_PROFILE=ceso-test AWS_REGION=us-east-1
   unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
-  export CESO_BACKUP_TARGET="s3://ceso-test/backups/site a"
+  export CESO_BACKUP_TARGET="s3://ceso-test/backups/site%20a"
   export CESO_S3_PART_MIB=5
 }
 s3_stop() {
@@ -79,14 +79,16 @@ setup() { sim_reset; sim_fail '{}'; s3_fault '{}'; }
   run ceso-backup ls web01
   assert_status 0
   assert_contains "$output" "\"id\":\"$id\""
-  assert_contains "$output" "s3://ceso-test/backups/site a"
+  assert_contains "$output" "s3://ceso-test/backups/site%20a"
   run ceso-backup verify "$id"
   assert_status 0
   echo "$output" | jq -e '.verify == "ok"'
   # reindex from the target's manifests finds it.
+  rm "$XDG_STATE_HOME/ceso/backups.db"*
   run ceso-backup reindex --target "$CESO_BACKUP_TARGET"
   assert_status 0
-  assert_contains "$output" "$id"
+  assert_contains "$output" "rebuilt from 1 backup(s) at $CESO_BACKUP_TARGET"
+  assert_contains "$(ceso-backup ls web01)" "\"id\":\"$id\""
   # Restore from S3: the new VM's disk has the backed-up bytes.
   run ceso-restore "$id" --as web01-restored
   assert_status 0
@@ -109,7 +111,7 @@ setup() { sim_reset; sim_fail '{}'; s3_fault '{}'; }
   assert_contains "$output" "the environment (AWS_ACCESS_KEY_ID)"
   [ "$(s3_stats | jq '.PUT // 0')" -eq "$before" ]
   # A bucket that does not exist: exit 1, named.
-  run ceso-backup ls --target s3://no-such-bucket/x
+  run ceso-backup reindex --target s3://no-such-bucket/x
   assert_status 1
   assert_contains "$output" "bucket 'no-such-bucket' does not exist"
 }
@@ -174,11 +176,11 @@ setup() { sim_reset; sim_fail '{}'; s3_fault '{}'; }
 
 @test "s3:// URLs: bad ones refused with exit 2; no credentials is exit 6" {
   for u in 's3://Bad_Bucket/x' 's3://bkt/a/../b' 's3://user:pw@bkt/x' 's3://bkt:9000/x'; do
-    run ceso-backup ls --target "$u"
+    run ceso-backup reindex --target "$u"
     assert_status 2
     assert_contains "$output" "backup target"
   done
-  AWS_SHARED_CREDENTIALS_FILE=/nonexistent run ceso-backup ls --target s3://ceso-test/x
+  AWS_SHARED_CREDENTIALS_FILE=/nonexistent run ceso-backup reindex --target s3://ceso-test/x
   assert_status 6
   assert_contains "$output" "no S3 credentials"
 }
