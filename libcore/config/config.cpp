@@ -216,7 +216,7 @@ const char* const kHostKeys[] = {
     "thumbprint", "ca_file",      "idle_timeout", "call_timeout",    "max_answer_mib",
     "ssh",        "ssh_identity", "ssh_host_key", "password_command"};
 const char* const kBackupKeys[] = {"target", "s3_endpoint", "s3_region", "s3_profile",
-                                    "s3_credentials_file"};
+                                   "s3_credentials_file"};
 
 template <size_t N>
 bool known_key(const char* const (&keys)[N], const std::string& key) {

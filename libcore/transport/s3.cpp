@@ -9,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -30,12 +31,12 @@ using Clock = std::chrono::steady_clock;
 using Params = std::vector<std::pair<std::string, std::string>>;
 
 constexpr uint64_t kMiB = 1u << 20;
-constexpr uint64_t kMinPart = 5 * kMiB;         // S3: every part but the last
-constexpr int kMaxParts = 10000;                // S3: parts per upload
-constexpr uint64_t kReadChunk = 8 * kMiB;       // ranged GETs of a reader
-constexpr uint64_t kMaxCopy = 5ull << 30;       // S3: CopyObject source size
-constexpr size_t kMaxErrorBody = 64 * 1024;     // an error answer we keep
-constexpr size_t kMaxListBody = 16 * kMiB;      // a listing page (1,000 keys)
+constexpr uint64_t kMinPart = 5 * kMiB;      // S3: every part but the last
+constexpr int kMaxParts = 10000;             // S3: parts per upload
+constexpr uint64_t kReadChunk = 8 * kMiB;    // ranged GETs of a reader
+constexpr uint64_t kMaxCopy = 5ull << 30;    // S3: CopyObject source size
+constexpr size_t kMaxErrorBody = 64 * 1024;  // an error answer we keep
+constexpr size_t kMaxListBody = 16 * kMiB;   // a listing page (1,000 keys)
 
 [[noreturn]] void bad_url(const std::string& url, const std::string& why) {
   usage_error("backup target " + quote(redact_url(url)) + ": " + why);
@@ -115,10 +116,12 @@ S3Url parse_s3_url(const std::string& url) {
   auto parts = parse_url_parts(url, kSyntax, &why);
   if (!parts) bad_url(url, why);
   if (parts->user || parts->password)
-    bad_url(url, "credentials do not belong in the URL (use the environment or ~/.aws/credentials)");
+    bad_url(url,
+            "credentials do not belong in the URL (use the environment or ~/.aws/credentials)");
   if (parts->port) bad_url(url, "a port (the endpoint is AWS_ENDPOINT_URL or backup.s3_endpoint)");
   const std::string& b = parts->host;
-  bool ok = b.size() >= 3 && b.size() <= 63 && std::isalnum(static_cast<unsigned char>(b.front())) &&
+  bool ok = b.size() >= 3 && b.size() <= 63 &&
+            std::isalnum(static_cast<unsigned char>(b.front())) &&
             std::isalnum(static_cast<unsigned char>(b.back()));
   for (char c : b)
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-')) ok = false;
@@ -175,8 +178,8 @@ S3Settings resolve_s3_settings(const S3Url& url, const Environment& env) {
     s.path_style = true;
   } else {
     s.path_style = url.bucket.find('.') != std::string::npos;
-    s.endpoint = "https://" + (s.path_style ? "" : url.bucket + ".") + "s3." + s.region +
-                 ".amazonaws.com";
+    s.endpoint =
+        "https://" + (s.path_style ? "" : url.bucket + ".") + "s3." + s.region + ".amazonaws.com";
   }
   if (auto ca = env("AWS_CA_BUNDLE"); ca && !ca->empty()) s.ca_file = *ca;
   auto id = env("AWS_ACCESS_KEY_ID");
@@ -196,10 +199,11 @@ S3Settings resolve_s3_settings(const S3Url& url, const Environment& env) {
     bool found = false;
     s.creds = read_credentials_file(file, profile, &found);
     if (!found)
-      throw Error("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
-                  "aws_access_key_id and aws_secret_access_key in profile " +
-                      quote(profile) + " of " + quote(file),
-                  Exit::connection);
+      throw Error(
+          "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+          "aws_access_key_id and aws_secret_access_key in profile " +
+              quote(profile) + " of " + quote(file),
+          Exit::connection);
     s.creds_source = file + " [" + profile + "]";
   }
   s.retry_budget_s = env_int(env, "CESO_S3_RETRY_BUDGET", 900, 0, 86400);
@@ -232,7 +236,9 @@ struct S3Request {
 class S3Client {
  public:
   S3Client(S3Url url, S3Settings s, std::string target_url)
-      : url_(std::move(url)), s_(std::move(s)), target_url_(std::move(target_url)),
+      : url_(std::move(url)),
+        s_(std::move(s)),
+        target_url_(std::move(target_url)),
         tls_(TlsSettings{false, "", "", s_.ca_file}) {
     std::call_once(g_curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
     curl_ = curl_easy_init();
@@ -260,8 +266,8 @@ class S3Client {
       std::string transient;
       S3Reply r;
       auto left = budget - (Clock::now() - start);
-      long timeout_ms = static_cast<long>(
-          std::max<long long>(1000, std::chrono::duration_cast<std::chrono::milliseconds>(left).count()));
+      long timeout_ms = static_cast<long>(std::max<long long>(
+          1000, std::chrono::duration_cast<std::chrono::milliseconds>(left).count()));
       CURLcode rc = send_once(req, r, timeout_ms);
       if (rc != CURLE_OK) {
         throw_if_interrupted();
@@ -277,8 +283,8 @@ class S3Client {
       if (spent + std::chrono::duration<double>(pause) > budget)
         throw LimitExceeded("S3 " + req.method + " " + what(req) + " failed " +
                             std::to_string(attempts) + " time(s) within the retry budget of " +
-                            std::to_string(s_.retry_budget_s) + " s (CESO_S3_RETRY_BUDGET): " +
-                            transient);
+                            std::to_string(s_.retry_budget_s) +
+                            " s (CESO_S3_RETRY_BUDGET): " + transient);
       log_retry(req, transient, pause);
       auto until = Clock::now() + std::chrono::duration<double>(pause);
       while (Clock::now() < until) {
@@ -305,7 +311,8 @@ class S3Client {
     try {
       auto doc = xml::parse(r.body);
       if (doc.name == "Error")
-        msg += ": " + host_text(doc.child_text("Code")) + ": " + host_text(doc.child_text("Message"));
+        msg +=
+            ": " + host_text(doc.child_text("Code")) + ": " + host_text(doc.child_text("Message"));
     } catch (const std::exception&) {
     }
     return msg;
@@ -382,7 +389,8 @@ class S3Client {
     std::string path = "/";
     if (s_.path_style) path += url_.bucket + (req.key.empty() ? "" : "/");
     path += req.key;
-    std::string payload_hash = sha256_hex(std::string_view(req.body ? req.body : "", req.body_size));
+    std::string payload_hash =
+        sha256_hex(std::string_view(req.body ? req.body : "", req.body_size));
     std::string host = s_.endpoint.substr(s_.endpoint.find("://") + 3);
     std::string amz_date = sigv4_amz_date(static_cast<long long>(std::time(nullptr)));
     SigV4Request sreq{req.method, path, req.query, req.headers, payload_hash};
@@ -451,8 +459,10 @@ class S3Client {
     if (code == "NoSuchBucket" || (r.status == 404 && req.key.empty()))
       fail("bucket " + quote(url_.bucket) + " does not exist at " + s_.endpoint);
     if (code == "RequestTimeTooSkewed" || code == "RequestExpired")
-      throw Error(where + " refused the request: this machine's clock differs from the "
-                          "server's by more than 15 minutes (" + describe(r) + "); set the clock",
+      throw Error(where +
+                      " refused the request: this machine's clock differs from the "
+                      "server's by more than 15 minutes (" +
+                      describe(r) + "); set the clock",
                   Exit::connection);
     if (r.status == 401 || r.status == 403 || code == "InvalidAccessKeyId" ||
         code == "SignatureDoesNotMatch" || code == "ExpiredToken" || code == "InvalidToken" ||
@@ -477,17 +487,27 @@ class S3Client {
 
 class S3Target;
 
+// A file being uploaded: one PUT when it fits in a part, else a multipart
+// upload whose parts go up on a second thread while the next one fills (two
+// part buffers at most).
 class S3Writer : public TargetWriter {
  public:
-  S3Writer(S3Client& c, std::string key) : c_(c), key_(std::move(key)), part_(c.settings().part_size) {
+  S3Writer(S3Client& c, std::string key)
+      : c_(c), key_(std::move(key)), part_(c.settings().part_size) {
     buf_.reserve(part_);
   }
   ~S3Writer() override {
+    if (inflight_.valid()) {
+      try {
+        inflight_.get();
+      } catch (...) {
+      }
+    }
     if (!upload_id_.empty()) abort_upload();
   }
   void write(const char* data, size_t size) override {
     while (size) {
-      if (buf_.size() == part_) flush_part();
+      if (buf_.size() == part_) start_part();
       size_t take = std::min<size_t>(size, part_ - buf_.size());
       buf_.append(data, take);
       data += take;
@@ -495,6 +515,7 @@ class S3Writer : public TargetWriter {
     }
   }
   void commit() override {
+    wait_part();
     if (upload_id_.empty()) {
       S3Request r;
       r.method = "PUT";
@@ -502,11 +523,13 @@ class S3Writer : public TargetWriter {
       r.body = buf_.data();
       r.body_size = buf_.size();
       expect_ok(c_.call(r), "PUT");
-      buf_.clear();
-      buf_.shrink_to_fit();
+      release();
       return;
     }
-    if (!buf_.empty() || etags_.empty()) flush_part();
+    if (!buf_.empty() || etags_.empty()) {
+      etags_.emplace_back();
+      upload_part(etags_.size(), buf_);
+    }
     std::string xml = "<CompleteMultipartUpload>";
     for (size_t i = 0; i < etags_.size(); ++i)
       xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" +
@@ -523,17 +546,17 @@ class S3Writer : public TargetWriter {
     if (rep.status != 200 || !S3Client::error_code(rep).empty())
       fail("S3 CompleteMultipartUpload of " + c_.what(r) + " failed: " + S3Client::describe(rep));
     upload_id_.clear();
-    buf_.clear();
-    buf_.shrink_to_fit();
+    release();
   }
 
  private:
   S3Client& c_;
   std::string key_;
   uint64_t part_;
-  std::string buf_;
+  std::string buf_, sending_;  // the part filling, the part going up
+  std::future<void> inflight_;
   std::string upload_id_;
-  std::vector<std::string> etags_;
+  std::vector<std::string> etags_;  // by part number - 1; "" while in flight
 
   static std::string xml_escape(const std::string& s) {
     std::string out;
@@ -552,11 +575,23 @@ class S3Writer : public TargetWriter {
     return out;
   }
 
-  void expect_ok(const S3Reply& rep, const char* op) {
-    if (rep.status != 200) fail("S3 " + std::string(op) + " of " + quote(key_) + " failed: " + S3Client::describe(rep));
+  void release() {
+    std::string().swap(buf_);
+    std::string().swap(sending_);
   }
 
-  void flush_part() {
+  void expect_ok(const S3Reply& rep, const char* op) {
+    if (rep.status != 200)
+      fail("S3 " + std::string(op) + " of " + quote(key_) + " failed: " + S3Client::describe(rep));
+  }
+
+  void wait_part() {
+    if (inflight_.valid()) inflight_.get();  // rethrows the upload's error
+  }
+
+  // buf_ is full and more data follows: hand it to the upload thread.
+  void start_part() {
+    wait_part();
     if (upload_id_.empty()) {
       S3Request r;
       r.method = "POST";
@@ -569,27 +604,33 @@ class S3Writer : public TargetWriter {
         id = xml::parse(rep.body).child_text("UploadId");
       } catch (const std::exception&) {
       }
-      if (id.empty()) fail("S3 CreateMultipartUpload of " + quote(key_) + ": no UploadId in the answer");
+      if (id.empty())
+        fail("S3 CreateMultipartUpload of " + quote(key_) + ": no UploadId in the answer");
       upload_id_ = id;
     }
-    if (etags_.size() >= static_cast<size_t>(kMaxParts))
+    if (etags_.size() + 1 >= static_cast<size_t>(kMaxParts))
       fail("S3 upload of " + quote(key_) + ": more than 10,000 parts");
+    etags_.emplace_back();
+    size_t n = etags_.size();
+    std::swap(buf_, sending_);
+    buf_.clear();
+    // Parts double every 1,000 so that 10,000 of them reach 5 TiB.
+    if (n % 1000 == 0) part_ = std::min<uint64_t>(part_ * 2, 5ull << 30);
+    buf_.reserve(part_);
+    inflight_ = std::async(std::launch::async, [this, n] { upload_part(n, sending_); });
+  }
+
+  void upload_part(size_t n, const std::string& data) {
     S3Request r;
     r.method = "PUT";
     r.key = key_;
-    r.query = {{"partNumber", std::to_string(etags_.size() + 1)}, {"uploadId", upload_id_}};
-    r.body = buf_.data();
-    r.body_size = buf_.size();
+    r.query = {{"partNumber", std::to_string(n)}, {"uploadId", upload_id_}};
+    r.body = data.data();
+    r.body_size = data.size();
     S3Reply rep = c_.call(r);
     expect_ok(rep, "UploadPart");
     if (rep.etag.empty()) fail("S3 UploadPart of " + quote(key_) + ": no ETag in the answer");
-    etags_.push_back(rep.etag);  // opaque: handed back as it came
-    buf_.clear();
-    // Parts double every 1,000 so that 10,000 of them reach 5 TiB.
-    if (etags_.size() % 1000 == 0) {
-      part_ = std::min<uint64_t>(part_ * 2, 5ull << 30);
-      buf_.reserve(part_);
-    }
+    etags_[n - 1] = rep.etag;  // opaque: handed back as it came
   }
 
   void abort_upload() {
@@ -638,8 +679,7 @@ class S3Reader : public TargetReader {
     r.max_body = len;
     buf_.clear();
     S3Reply rep = c_.call(r);
-    if (rep.status == 412)
-      fail("S3 object " + c_.what(r) + " changed while it was read");
+    if (rep.status == 412) fail("S3 object " + c_.what(r) + " changed while it was read");
     bool whole = rep.status == 200 && off_ == 0 && len == size_;
     if (rep.status != 206 && !whole)
       fail("S3 GET of " + c_.what(r) + " failed: " + S3Client::describe(rep));
@@ -676,8 +716,8 @@ class S3Target : public BackupTarget {
 
   std::vector<TargetEntry> list(const std::string& dir) override {
     check_target_path(dir, true);
-    std::string pfx = dir.empty() ? (c_->url().prefix.empty() ? "" : c_->url().prefix + "/")
-                                  : key(dir) + "/";
+    std::string pfx =
+        dir.empty() ? (c_->url().prefix.empty() ? "" : c_->url().prefix + "/") : key(dir) + "/";
     std::vector<TargetEntry> out;
     bool any = false;
     std::string token;
@@ -701,7 +741,8 @@ class S3Target : public BackupTarget {
         if (name == "." || name == "..") continue;
         out.push_back({name, false});
       }
-      token = doc.child_text("IsTruncated") == "true" ? doc.child_text("NextContinuationToken") : "";
+      token =
+          doc.child_text("IsTruncated") == "true" ? doc.child_text("NextContinuationToken") : "";
     } while (!token.empty());
     if (!any && !dir.empty() && head(key(dir)))
       fail("cannot list " + quote(url_ + "/" + dir) + ": not a directory");
@@ -741,16 +782,16 @@ class S3Target : public BackupTarget {
     S3Request r;
     r.method = "PUT";
     r.key = key(to);
-    r.headers = {{"x-amz-copy-source",
-                  sigv4_uri_encode("/" + c_->url().bucket + "/" + key(from), true)}};
+    r.headers = {
+        {"x-amz-copy-source", sigv4_uri_encode("/" + c_->url().bucket + "/" + key(from), true)}};
     if (!h->etag.empty()) r.headers.emplace_back("x-amz-copy-source-if-match", h->etag);
     r.body = "";
     r.body_size = 0;
     S3Reply rep = c_->call(r);
     // A copy may fail after its 200 status: the error is in the body.
     if (rep.status != 200 || !S3Client::error_code(rep).empty())
-      fail("cannot rename " + quote(url_ + "/" + from) + ": S3 CopyObject failed: " +
-           S3Client::describe(rep));
+      fail("cannot rename " + quote(url_ + "/" + from) +
+           ": S3 CopyObject failed: " + S3Client::describe(rep));
     remove_key(key(from));
   }
 
@@ -804,7 +845,8 @@ class S3Target : public BackupTarget {
     r.key = k;
     S3Reply rep = c_->call(r);
     if (rep.status == 404) return std::nullopt;
-    if (rep.status != 200) fail("S3 HEAD of " + c_->what(r) + " failed: " + S3Client::describe(rep));
+    if (rep.status != 200)
+      fail("S3 HEAD of " + c_->what(r) + " failed: " + S3Client::describe(rep));
     return rep;
   }
 
@@ -852,10 +894,10 @@ std::unique_ptr<BackupTarget> open_s3_target(const std::string& url) {
   // The bucket must answer: a missing one or refused credentials fail here,
   // before any backup starts.
   S3Request r;
-  r.query = {{"list-type", "2"}, {"max-keys", "1"}, {"prefix", u.prefix.empty() ? "" : u.prefix + "/"}};
+  r.query = {
+      {"list-type", "2"}, {"max-keys", "1"}, {"prefix", u.prefix.empty() ? "" : u.prefix + "/"}};
   S3Reply rep = client->call(r);
-  if (rep.status != 200)
-    fail("backup target " + quote(url) + ": " + S3Client::describe(rep));
+  if (rep.status != 200) fail("backup target " + quote(url) + ": " + S3Client::describe(rep));
   return std::make_unique<S3Target>(std::move(client), url);
 }
 

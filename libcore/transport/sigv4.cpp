@@ -108,7 +108,8 @@ SigV4Signature sigv4_sign(const SigV4Request& req, const SigV4Credentials& creds
                         sigv4_canonical_query(req.query) + "\n" + canonical_headers + "\n" +
                         s.signed_headers + "\n" + req.payload_sha256;
   std::string day(amz_date.substr(0, 8));
-  std::string scope = day + "/" + std::string(region) + "/" + std::string(service) + "/aws4_request";
+  std::string scope =
+      day + "/" + std::string(region) + "/" + std::string(service) + "/aws4_request";
   s.string_to_sign = "AWS4-HMAC-SHA256\n" + std::string(amz_date) + "\n" + scope + "\n" +
                      sha256_hex(s.canonical_request);
   std::string key = hmac_sha256("AWS4" + creds.secret_key, day);

@@ -40,10 +40,9 @@ TEST(S3Url, Parts) {
 }
 
 TEST(S3Url, Refused) {
-  for (const char* bad :
-       {"s3://", "s3://ab", "s3://My-Bucket/x", "s3://key:secret@bkt/x", "s3://bkt:9000/x",
-        "s3://bkt/a/../b", "s3://bkt/./b", "s3://bkt/a//b", "s3://bkt/x?y", "s3://-bkt/x",
-        "s3://bkt_/x", "s3://bkt/a%0Ab"}) {
+  for (const char* bad : {"s3://", "s3://ab", "s3://My-Bucket/x", "s3://key:secret@bkt/x",
+                          "s3://bkt:9000/x", "s3://bkt/a/../b", "s3://bkt/./b", "s3://bkt/a//b",
+                          "s3://bkt/x?y", "s3://-bkt/x", "s3://bkt_/x", "s3://bkt/a%0Ab"}) {
     SCOPED_TRACE(bad);
     EXPECT_EQ(code_of([&] { ceso::parse_s3_url(bad); }), ceso::Exit::usage);
   }
@@ -99,8 +98,7 @@ TEST(S3Settings, Refusals) {
   auto base = std::map<std::string, std::string>{{"HOME", dir / ""}};
   auto url = ceso::parse_s3_url("s3://bkt/p");
   // No credentials anywhere.
-  EXPECT_EQ(code_of([&] { ceso::resolve_s3_settings(url, env_of(base)); }),
-            ceso::Exit::connection);
+  EXPECT_EQ(code_of([&] { ceso::resolve_s3_settings(url, env_of(base)); }), ceso::Exit::connection);
   auto with = [&](std::map<std::string, std::string> extra) {
     auto v = base;
     v["AWS_ACCESS_KEY_ID"] = "A";
@@ -116,9 +114,13 @@ TEST(S3Settings, Refusals) {
               ceso::resolve_s3_settings(url, with({{"AWS_ENDPOINT_URL", "https://h/path"}}));
             }),
             ceso::Exit::usage);
-  EXPECT_EQ(code_of([&] { ceso::resolve_s3_settings(url, with({{"CESO_S3_PART_MIB", "4"}})); }),
+  EXPECT_EQ(code_of([&] {
+              ceso::resolve_s3_settings(url, with({{"CESO_S3_PART_MIB", "4"}}));
+            }),
             ceso::Exit::usage);
-  EXPECT_EQ(code_of([&] { ceso::resolve_s3_settings(url, with({{"AWS_REGION", "eu/../x"}})); }),
+  EXPECT_EQ(code_of([&] {
+              ceso::resolve_s3_settings(url, with({{"AWS_REGION", "eu/../x"}}));
+            }),
             ceso::Exit::usage);
 }
 

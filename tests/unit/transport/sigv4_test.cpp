@@ -87,10 +87,9 @@ void check_vector(const std::string& name, ceso::SigV4Credentials creds = kSuite
 }
 
 TEST(SigV4, AwsTestSuite) {
-  for (const char* name :
-       {"get-vanilla-query-order-key-case", "get-vanilla-empty-query-key", "get-unreserved",
-        "get-utf8", "get-vanilla-utf8-query", "get-header-value-trim",
-        "post-x-www-form-urlencoded"})
+  for (const char* name : {"get-vanilla-query-order-key-case", "get-vanilla-empty-query-key",
+                           "get-unreserved", "get-utf8", "get-vanilla-utf8-query",
+                           "get-header-value-trim", "post-x-www-form-urlencoded"})
     check_vector(name);
 }
 
@@ -148,16 +147,15 @@ std::string pairs_json(const std::vector<std::pair<std::string, std::string>>& v
 std::string botocore(const ceso::SigV4Request& req, const std::string& body,
                      const ceso::SigV4Credentials& c, const std::string& date) {
   std::string script = std::string(CESO_TEST_DATA) + "/../../s3/botocore_sign.py";
-  std::string spec = "{\"method\":" + json_str(req.method) +
-                     ",\"endpoint\":\"http://127.0.0.1:9000\",\"path\":" + json_str(req.path) +
-                     ",\"query\":" + pairs_json(req.query) + ",\"headers\":" +
-                     pairs_json(req.headers) + ",\"body_hex\":" +
-                     json_str(ceso::hex_encode(reinterpret_cast<const unsigned char*>(body.data()),
-                                               body.size())) +
-                     ",\"region\":\"eu-central-1\",\"access_key\":" + json_str(c.access_key) +
-                     ",\"secret_key\":" + json_str(c.secret_key) +
-                     ",\"token\":" + json_str(c.session_token) + ",\"amz_date\":" + json_str(date) +
-                     "}";
+  std::string spec =
+      "{\"method\":" + json_str(req.method) +
+      ",\"endpoint\":\"http://127.0.0.1:9000\",\"path\":" + json_str(req.path) +
+      ",\"query\":" + pairs_json(req.query) + ",\"headers\":" + pairs_json(req.headers) +
+      ",\"body_hex\":" +
+      json_str(ceso::hex_encode(reinterpret_cast<const unsigned char*>(body.data()), body.size())) +
+      ",\"region\":\"eu-central-1\",\"access_key\":" + json_str(c.access_key) +
+      ",\"secret_key\":" + json_str(c.secret_key) + ",\"token\":" + json_str(c.session_token) +
+      ",\"amz_date\":" + json_str(date) + "}";
   std::string in = testing::TempDir() + "/botocore_spec.json";
   std::ofstream(in) << spec;
   FILE* p = popen(("python3 '" + script + "' < '" + in + "'").c_str(), "r");
@@ -178,7 +176,12 @@ TEST(SigV4, SameAsBotocoreForS3Requests) {
     std::string token;
   };
   std::vector<Case> cases = {
-      {"GET", "/ceso-test", {{"list-type", "2"}, {"prefix", "bk/x y/"}, {"delimiter", "/"}}, {}, "", ""},
+      {"GET",
+       "/ceso-test",
+       {{"list-type", "2"}, {"prefix", "bk/x y/"}, {"delimiter", "/"}},
+       {},
+       "",
+       ""},
       {"POST", "/ceso-test/bk/web 01 & é/disk-flat.vmdk.zst", {{"uploads", ""}}, {}, "", ""},
       {"PUT",
        "/ceso-test/bk/a+b=c~d/f",
@@ -192,7 +195,12 @@ TEST(SigV4, SameAsBotocoreForS3Requests) {
        {{"x-amz-copy-source", "/ceso-test/bk/id/manifest.json.tmp"}, {"If-None-Match", "*"}},
        "",
        "FwoGZXIvYXdzE//token=="},
-      {"GET", "/ceso-test/bk/id/f", {}, {{"Range", "bytes=0-8388607"}, {"If-Match", "\"abc\""}}, "", ""},
+      {"GET",
+       "/ceso-test/bk/id/f",
+       {},
+       {{"Range", "bytes=0-8388607"}, {"If-Match", "\"abc\""}},
+       "",
+       ""},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.method + " " + c.path);
