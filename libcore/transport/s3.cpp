@@ -268,7 +268,12 @@ class S3Client {
       auto left = budget - (Clock::now() - start);
       long timeout_ms = static_cast<long>(std::max<long long>(
           1000, std::chrono::duration_cast<std::chrono::milliseconds>(left).count()));
-      CURLcode rc = send_once(req, r, timeout_ms);
+      bool too_large = false;
+      CURLcode rc = send_once(req, r, timeout_ms, &too_large);
+      if (too_large)
+        throw LimitExceeded("S3 " + req.method + " " + what(req) +
+                            ": the server's answer is larger than " +
+                            size_text(std::max(req.max_body, kMaxErrorBody)));
       if (rc != CURLE_OK) {
         throw_if_interrupted();
         transient = host_text(errbuf_[0] ? errbuf_ : curl_easy_strerror(rc));
@@ -336,6 +341,7 @@ class S3Client {
     S3Reply* reply;
     size_t pos = 0;
     bool abort_on_interrupt = false;
+    bool too_large = false;
   };
 
   static size_t on_read(char* buf, size_t size, size_t n, void* user) {
@@ -353,7 +359,10 @@ class S3Client {
       // The status is known once the first body byte arrives.
     }
     size_t cap = t->req->max_body;
-    if (t->reply->body.size() + len > std::max(cap, kMaxErrorBody)) return 0;  // abort
+    if (t->reply->body.size() + len > std::max(cap, kMaxErrorBody)) {
+      t->too_large = true;
+      return 0;  // aborts the transfer
+    }
     t->reply->body.append(data, len);
     return len;
   }
@@ -385,7 +394,7 @@ class S3Client {
     return t->abort_on_interrupt && interrupted() ? 1 : 0;
   }
 
-  CURLcode send_once(const S3Request& req, S3Reply& reply, long timeout_ms) {
+  CURLcode send_once(const S3Request& req, S3Reply& reply, long timeout_ms, bool* too_large) {
     std::string path = "/";
     if (s_.path_style) path += url_.bucket + (req.key.empty() ? "" : "/");
     path += req.key;
@@ -414,7 +423,7 @@ class S3Client {
     hl = curl_slist_append(hl, ("Authorization: " + sig.authorization).c_str());
     hl = curl_slist_append(hl, "Expect:");
     hl = curl_slist_append(hl, "Content-Type:");
-    Transfer t{&req, &reply, 0, calls_abort_on_interrupt()};
+    Transfer t{&req, &reply, 0, calls_abort_on_interrupt(), false};
     curl_easy_setopt(c, CURLOPT_URL, full.c_str());
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf_);
@@ -448,7 +457,9 @@ class S3Client {
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &reply.status);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
     curl_slist_free_all(hl);
-    if (rc == CURLE_WRITE_ERROR && reply.status >= 300) rc = CURLE_OK;  // a long error page
+    *too_large = t.too_large && reply.status < 300;
+    if (t.too_large && reply.status >= 300)
+      rc = CURLE_OK;  // a long error page: its start is enough
     return rc;
   }
 
