@@ -132,8 +132,12 @@ setup() { sim_reset; sim_fail '{}'; s3_fault '{}'; }
   assert_status 0
   assert_contains "$output" "retrying"
   id=$(echo "$output" | grep '^{' | jq -r .backup.id)
+  # Reads too: two ranged GETs of the disk answered 503, then served.
+  s3_fault '{"match": "GET /ceso-test/backups/site a/'"$id"'/disk0", "status": 503, "count": 2}'
   run ceso-backup verify "$id"
   assert_status 0
+  assert_contains "$output" "retrying"
+  echo "$output" | grep '^{' | jq -e '.verify == "ok"'
   # Every upload is slow and fails: the run gives up at the retry budget,
   # exit 6, and leaves nothing listed complete and no open upload.
   s3_fault '{"match": "partNumber=", "status": 503, "delay": 1}'
