@@ -178,6 +178,15 @@ setup() { sim_reset; sim_fail '{}'; s3_fault '{}'; }
   assert_status 0
 }
 
+@test "a hostile server: a listing answer above its cap is a limit (exit 6), not retried" {
+  before=$(s3_stats | jq '.GET // 0')
+  s3_fault '{"match": "list-type=2", "body_mib": 20}'
+  run ceso-backup reindex --target "$CESO_BACKUP_TARGET"
+  assert_status 6
+  assert_contains "$output" "the server's answer is larger than"
+  [ "$(s3_stats | jq '.GET // 0')" -eq $((before + 1)) ]
+}
+
 @test "s3:// URLs: bad ones refused with exit 2; no credentials is exit 6" {
   for u in 's3://Bad_Bucket/x' 's3://bkt/a/../b' 's3://user:pw@bkt/x' 's3://bkt:9000/x'; do
     run ceso-backup reindex --target "$u"

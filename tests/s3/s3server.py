@@ -21,7 +21,8 @@ On top of moto:
   "match": "partNumber=", "after": 1, "count": 3, "clock_offset": 3600}: requests whose
   method+path+query contain `match`, after the first `after` such
   requests, wait `delay` seconds and/or are answered `status` (count: how
-  many times; absent: forever); clock_offset moves the server's clock (in
+  many times; absent: forever); body_mib answers 200 with that many MiB of
+  junk instead; clock_offset moves the server's clock (in
   seconds) for the skew check. `POST /__fault` with {} clears them.
   `GET /__stats` gives request counts per method.
 """
@@ -104,12 +105,18 @@ def wrap(app):
             _stats[method] = _stats.get(method, 0) + 1
             fault = dict(_fault)
             hit = False
-            if fault and ("status" in fault or "delay" in fault) and fault.get("match", "") in "%s %s?%s" % (method, path, query):
+            if fault and ("status" in fault or "delay" in fault or "body_mib" in fault) and fault.get("match", "") in "%s %s?%s" % (method, path, query):
                 _seen["matched"] += 1
                 n = _seen["matched"] - fault.get("after", 0)
                 hit = n > 0 and ("count" not in fault or n <= fault["count"])
         if hit and fault.get("delay"):
             time.sleep(float(fault["delay"]))
+        if hit and fault.get("body_mib"):
+            # A hostile server: an endless-looking 200 answer.
+            size = int(float(fault["body_mib"]) * (1 << 20))
+            start_response("200 OK", [("Content-Type", "application/xml"),
+                                      ("Content-Length", str(size))])
+            return (b"<" * (1 << 20) for _ in range(size >> 20))
         if hit and fault.get("status"):
             # Drain the body first, as a server does before answering.
             n = int(environ.get("CONTENT_LENGTH") or 0)
