@@ -18,7 +18,7 @@ namespace ceso {
 // The rows of the two options every target-using verb and ceso-restore take.
 inline constexpr Option kTargetOption{
     "target", 0, "URL",
-    "where backups are stored: file:///path or sftp://user@host/path "
+    "where backups are stored: file:///path, sftp://user@host/path or s3://bucket/prefix "
     "(default: $CESO_BACKUP_TARGET or the config file's backup target)"};
 inline constexpr Option kAcceptNewHostKeyOption{
     "accept-new-host-key", 0, "",

@@ -215,7 +215,8 @@ const char* const kHostKeys[] = {
     "url",        "user",         "password",     "password_file",   "insecure",
     "thumbprint", "ca_file",      "idle_timeout", "call_timeout",    "max_answer_mib",
     "ssh",        "ssh_identity", "ssh_host_key", "password_command"};
-const char* const kBackupKeys[] = {"target"};
+const char* const kBackupKeys[] = {"target", "s3_endpoint", "s3_region", "s3_profile",
+                                   "s3_credentials_file"};
 const char* const kPromotionKeys[] = {"key", "revoked"};
 const char* const kMetricsKeys[] = {"dir", "vm_labels"};
 
@@ -265,6 +266,7 @@ struct ConfigFile {
   std::optional<std::string> promotion_revoked;        // likewise
   std::optional<std::string> metrics_dir;  // already ~-expanded and absolute
   std::optional<bool> metrics_vm_labels;
+  S3Config s3;
   std::optional<std::vector<AllowEntry>> allow_hosts;  // set: only these hosts
   int allow_hosts_line = 0;
 
@@ -512,6 +514,11 @@ class ConfigParser {
         throw error(kv.first.Mark(), "backup: unknown key " + quote(key) + " (expected " +
                                          key_list(kBackupKeys) + ")");
       if (key == "target") cfg_.backup_target = scalar(kv.second, "backup.target");
+      if (key == "s3_endpoint") cfg_.s3.endpoint = scalar(kv.second, "backup.s3_endpoint");
+      if (key == "s3_region") cfg_.s3.region = scalar(kv.second, "backup.s3_region");
+      if (key == "s3_profile") cfg_.s3.profile = scalar(kv.second, "backup.s3_profile");
+      if (key == "s3_credentials_file")
+        cfg_.s3.credentials_file = path_value(kv.second, "backup.s3_credentials_file");
     }
   }
 
@@ -1252,6 +1259,8 @@ std::vector<std::string> config_host_names(const Environment& env) {
 std::optional<std::string> config_backup_target(const Environment& env) {
   return load_config(env).backup_target;
 }
+
+S3Config config_backup_s3(const Environment& env) { return load_config(env).s3; }
 
 PromotionFiles promotion_files(const Environment& env) {
   ConfigFile cfg = load_config(env);

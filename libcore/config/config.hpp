@@ -211,6 +211,13 @@ void check_host_allowed(std::string_view host, std::string_view what,
 // config_host_names.
 std::optional<std::string> config_backup_target(const Environment& env = process_environment());
 
+// `backup: s3_*` from the config file (docs/configuration.md): what an
+// s3:// target uses when the environment does not say (transport/s3.cpp).
+struct S3Config {
+  std::optional<std::string> endpoint, region, profile, credentials_file;
+};
+S3Config config_backup_s3(const Environment& env = process_environment());
+
 // Where restricted mode finds what checks a promotion (docs/audit.md
 // "Promotions"): the config file's `promotion: key:` (the operator's Ed25519
 // public key, PEM) and `promotion: revoked:` (revoked token ids), by default

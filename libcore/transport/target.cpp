@@ -11,7 +11,9 @@
 #include "base/error.hpp"
 #include "base/file.hpp"
 #include "base/url.hpp"
+#include "base/util.hpp"
 #include "config/config.hpp"
+#include "transport/s3.hpp"
 
 namespace ceso {
 
@@ -238,6 +240,7 @@ std::unique_ptr<BackupTarget> open_backup_target(const std::string& url,
         usage_error("backup target " + quote(url) + ": the path holds a control character");
     return open_backup_target(file_url(url), options);
   }
+  if (ascii_lower(url.substr(0, 5)) == "s3://") return open_s3_target(url);
   UrlParts parts = parse_target_url(url);
   if (parts.scheme == "sftp") return open_sftp_target(url, options);
   return open_file_target(target_root(parts, url), url);

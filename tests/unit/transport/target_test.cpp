@@ -244,7 +244,7 @@ TEST_F(FileTargetUrl, GarbageIsAUsageError) {
                                                          "file:/" + base_,
                                                          "relative/dir",
                                                          "ftp://nas/srv",
-                                                         "s3://bucket/x",
+                                                         "s3://Bad_Bucket/x",
                                                          "file://" + base_ + "/a b",
                                                          "file://" + base_ + "/a%zz",
                                                          "file://" + base_ + "/a%00b",
