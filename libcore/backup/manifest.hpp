@@ -12,7 +12,9 @@
 
 namespace ceso {
 
-inline constexpr int kManifestFormat = 1;
+// 1: every file one zstd stream (NAME.zst). 2: disk data files as chunks
+// (NAME.idx, backup/chunks.hpp); the others as in 1. Both are read.
+inline constexpr int kManifestFormat = 2;
 inline constexpr const char* kManifestName = "manifest.json";
 
 struct ManifestFile {
@@ -24,11 +26,11 @@ struct ManifestFile {
   uint64_t stored_size = 0;   // bytes in the target (compressed)
   std::string sha256;         // of the raw bytes
   std::string stored_sha256;  // of the stored stream
-  std::string compression = "zstd";
+  std::string compression = "zstd";  // "zstd" | "chunks" (format 2: `name` is the index)
 };
 
 struct Manifest {
-  int format = kManifestFormat;
+  int format = 1;  // 2 when a data file is chunked
   std::string id;
   std::string tool_version;
   std::string mode;                              // hot | cold | off
@@ -43,8 +45,13 @@ struct Manifest {
   // What the backup lacks although the host listed it (e.g. an NVRAM it
   // does not serve); absent from the JSON when empty.
   std::vector<std::string> warnings;
+  // Format 2: what the run did with the chunks of its data files
+  // ("chunks", "zero", "reused", "uploaded", "bytes_uploaded"); absent in 1.
+  ordered_json chunk_stats = nullptr;
 
   uint64_t bytes_raw() const;
+  // Bytes this backup added at the target: its own files, plus for format 2
+  // the chunks it uploaded (chunks it shares with other backups are not counted).
   uint64_t bytes_stored() const;
 };
 
