@@ -310,3 +310,39 @@ stored_chunks() { find "$(T)/chunks" -type f -name '[0-9a-f]*' ! -name '*.tmp' |
   ceso-rm --yes c02-sftp >/dev/null
   sshd_stop
 }
+
+@test "ceso-restore --to-file: one disk as a local raw file, both formats; damage leaves no file" {
+  flat=$(flat_of c03 0)
+  id1=$(ceso-backup c03 | jq -r .backup.id)
+  id2=$(ceso-backup --format 2 c03 | jq -r .backup.id)
+  run ceso-restore "$id1" --to-file "$BATS_TEST_TMPDIR/d1.raw"
+  assert_status 0
+  echo "$output" | jq -e --arg id "$id1" '.type == "file" and .restored_from == $id and .disk == 0'
+  cmp "$BATS_TEST_TMPDIR/d1.raw" "$flat"
+  run ceso-restore "$id2" --disk 0 --to-file "$BATS_TEST_TMPDIR/d2.raw" -q
+  assert_status 0
+  cmp "$BATS_TEST_TMPDIR/d2.raw" "$flat"
+  # An existing file is never overwritten; a disk that does not exist is named.
+  run ceso-restore "$id2" --to-file "$BATS_TEST_TMPDIR/d2.raw"
+  assert_status 1
+  assert_contains "$output" "exists already"
+  run ceso-restore "$id2" --disk 3 --to-file "$BATS_TEST_TMPDIR/d3.raw"
+  assert_status 1
+  assert_contains "$output" "no disk 3"
+  run ceso-restore "$id2" --disk 0
+  assert_status 2
+  # --dry-run writes nothing.
+  run ceso-restore "$id2" --dry-run --to-file "$BATS_TEST_TMPDIR/dry.raw"
+  assert_status 0
+  [ ! -e "$BATS_TEST_TMPDIR/dry.raw" ]
+  # A damaged chunk: the file is not made, no temporary file stays.
+  c=$(sed -n 6p "$(T)/$id2/disk0-flat.vmdk.idx")
+  f="$(T)/chunks/${c:0:2}/$c"
+  cp "$f" "$BATS_TEST_TMPDIR/keep"
+  head -c 100 /dev/urandom | zstd -q -c >"$f"
+  run ceso-restore "$id2" --to-file "$BATS_TEST_TMPDIR/bad.raw"
+  assert_status 1
+  assert_contains "$output" "damaged"
+  [ -z "$(ls "$BATS_TEST_TMPDIR" | grep bad.raw)" ]
+  cp "$BATS_TEST_TMPDIR/keep" "$f"
+}
