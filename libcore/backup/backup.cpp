@@ -984,7 +984,8 @@ void verify_chunks(BackupTarget& target, const std::string& id, const ManifestFi
         read = true;
       } else if (o.sample_percent > 0) {
         uint16_t x = 0;
-        if (RAND_bytes(reinterpret_cast<unsigned char*>(&x), sizeof x) != 1) fail("no random bytes");
+        if (RAND_bytes(reinterpret_cast<unsigned char*>(&x), sizeof x) != 1)
+          fail("no random bytes");
         read = x % 10000 < static_cast<unsigned>(o.sample_percent) * 100;
       }
     }
@@ -1122,8 +1123,7 @@ namespace {
 bool owner_alive(const ordered_json& o) {
   if (!o.is_object() || !o.contains("host") || !o["host"].is_string()) return true;
   int64_t started = o.value("started", int64_t{0});
-  if (o["host"].get<std::string>() != hostname())
-    return started + kSweepGraceSeconds > unix_now();
+  if (o["host"].get<std::string>() != hostname()) return started + kSweepGraceSeconds > unix_now();
   return process_exists(o.value("pid", int64_t{0}));
 }
 
@@ -1153,7 +1153,8 @@ void wait_for_sweep(BackupTarget& target, const std::function<void(const std::st
       }
       return;
     }
-    if (!told) note("waiting for the chunk sweep at " + target.url() + " (" + describe_run(o) + ")");
+    if (!told)
+      note("waiting for the chunk sweep at " + target.url() + " (" + describe_run(o) + ")");
     told = true;
     throw_if_interrupt_requested();
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -1162,8 +1163,8 @@ void wait_for_sweep(BackupTarget& target, const std::function<void(const std::st
 
 SweepResult sweep_chunks(BackupTarget& target, bool dry_run) {
   SweepResult r;
-  ordered_json me = {{"sweep", true}, {"host", hostname()}, {"pid", getpid()},
-                     {"started", unix_now()}};
+  ordered_json me = {
+      {"sweep", true}, {"host", hostname()}, {"pid", getpid()}, {"started", unix_now()}};
   bool locked = take_sweep_lock(target, me.dump() + "\n");
   if (!locked) {
     auto owner = sweep_lock_owner(target);
@@ -1173,8 +1174,8 @@ SweepResult sweep_chunks(BackupTarget& target, bool dry_run) {
       locked = take_sweep_lock(target, me.dump() + "\n");
     }
     if (!locked) {
-      r.why = "another chunk sweep holds " + target.url() + "/" + kGcLock + " (" +
-              describe_run(o) + ")";
+      r.why = "another chunk sweep holds " + target.url() + "/" + kGcLock + " (" + describe_run(o) +
+              ")";
       return r;
     }
   }
@@ -1193,9 +1194,8 @@ SweepResult sweep_chunks(BackupTarget& target, bool dry_run) {
   auto listing = list_target(target);
   for (const auto& id : listing.incomplete) {
     ordered_json marker = read_marker(target, id);
-    bool alive = !is_marker(marker) || (marker.value("host", "") == hostname()
-                                            ? run_alive(marker)
-                                            : owner_alive(marker));
+    bool alive = !is_marker(marker) ||
+                 (marker.value("host", "") == hostname() ? run_alive(marker) : owner_alive(marker));
     if (alive) {
       r.why = "backup run " + id + " is in progress (" + describe_run(marker) +
               "); its chunks are not published yet";

@@ -147,7 +147,7 @@ struct VerifyResult {
 // How much of a format 2 backup's chunks verify reads. Format 1 backups
 // are always read whole.
 struct VerifyOptions {
-  bool index_only = false;  // chunks: presence only (no reads)
+  bool index_only = false;   // chunks: presence only (no reads)
   int sample_percent = 100;  // chunks: read this share, picked at random; the rest: presence
   // Chunks already read and found good by this verify run (several
   // backups share chunks): not read again. May be null.

@@ -492,8 +492,7 @@ std::optional<std::string> check_chunk(BackupTarget& target, const std::string& 
   if (got != stored.size()) return "chunk " + id + " is shorter than its listed size";
   std::vector<char> raw(kChunkSize);
   size_t n = ZSTD_decompress(raw.data(), raw.size(), stored.data(), stored.size());
-  if (ZSTD_isError(n))
-    return "chunk " + id + ": corrupt zstd data (" + ZSTD_getErrorName(n) + ")";
+  if (ZSTD_isError(n)) return "chunk " + id + ": corrupt zstd data (" + ZSTD_getErrorName(n) + ")";
   if (expect_size && n != expect_size)
     return "chunk " + id + " holds " + std::to_string(n) + " bytes, " +
            std::to_string(expect_size) + " expected";

@@ -57,7 +57,7 @@ bool is_chunk_id(std::string_view id);
 std::string chunk_path(const std::string& id);
 
 struct ChunkIndex {
-  uint64_t size = 0;                // raw bytes of the file
+  uint64_t size = 0;  // raw bytes of the file
   uint64_t chunk_size = kChunkSize;
   std::vector<std::string> chunks;  // one per chunk_size bytes; "" = all zero
 };

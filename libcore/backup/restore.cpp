@@ -679,7 +679,6 @@ std::optional<CatalogEntry> backup_for_name(const std::vector<CatalogEntry>& ent
   return newest.begin()->second;
 }
 
-
 ordered_json restore_disk_to_file(BackupTarget& target, const std::string& id, int disk,
                                   const std::string& path, Gate& gate, Progress& progress) {
   check_backup_id(id);
@@ -706,8 +705,7 @@ ordered_json restore_disk_to_file(BackupTarget& target, const std::string& id, i
     fail(quote(path) + " exists already; nothing was written");
   ordered_json params = {{"id", id}, {"disk", disk}, {"file", path}, {"bytes", total}};
   ordered_json rec = nullptr;
-  gate.perform({"local", m.vm.value("name", ""), m.vm.value("id", ""), "RestoreDiskToFile",
-                params},
+  gate.perform({"local", m.vm.value("name", ""), m.vm.value("id", ""), "RestoreDiskToFile", params},
                [&] {
                  const std::string tmp = path + ".ceso-tmp-" + std::to_string(::getpid());
                  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
@@ -737,8 +735,8 @@ ordered_json restore_disk_to_file(BackupTarget& target, const std::string& id, i
                    ::unlink(tmp.c_str());
                    throw;
                  }
-                 rec = {{"type", "file"},   {"path", path},  {"restored_from", id},
-                        {"disk", disk},     {"bytes", total}, {"vm", m.vm.value("name", "")},
+                 rec = {{"type", "file"}, {"path", path},   {"restored_from", id},
+                        {"disk", disk},   {"bytes", total}, {"vm", m.vm.value("name", "")},
                         {"changed", true}};
                });
   return rec;

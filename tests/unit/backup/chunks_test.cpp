@@ -89,7 +89,7 @@ TEST(ChunksTest, IndexRoundTripsAndRefusesHostileText) {
   EXPECT_TRUE(refused("ceso-chunk-index 2\nchunk_size 4194304\nsize 0\n"));
   EXPECT_TRUE(refused("ceso-chunk-index 1\nchunk_size 65536\nsize 0\n"));  // other chunk size
   EXPECT_TRUE(refused(head + "size 1\n"));                                 // a chunk line short
-  EXPECT_TRUE(refused(head + "size 1\n" + a + a));                          // one too many
+  EXPECT_TRUE(refused(head + "size 1\n" + a + a));                         // one too many
   EXPECT_TRUE(refused(head + "size 1\n" + std::string(64, 'A') + "\n"));   // upper case
   EXPECT_TRUE(refused(head + "size 1\n../../etc/passwd\n"));
   EXPECT_TRUE(refused(head + "size 1\n" + std::string(64, 'a')));  // no final newline
@@ -195,7 +195,7 @@ TEST(ChunksTest, ListingIgnoresForeignFilesAndFindsTemporaries) {
   std::ofstream(t.root + "/chunks/aa/" + id) << "x";
   std::ofstream(t.root + "/chunks/aa/" + id + ".0123456789abcdef.tmp") << "x";
   std::ofstream(t.root + "/chunks/aa/notes.txt") << "x";
-  std::ofstream(t.root + "/chunks/zz/" + id) << "x";                  // wrong prefix dir
+  std::ofstream(t.root + "/chunks/zz/" + id) << "x";                    // wrong prefix dir
   std::ofstream(t.root + "/chunks/aa/" + std::string(64, 'b')) << "x";  // wrong prefix
   auto l = ceso::list_chunks(*t.target);
   EXPECT_EQ(l.ids, std::vector<std::string>{id});
