@@ -252,17 +252,24 @@ class ChunkCache {
 struct ChunkStore::Impl {
   int level = 3;
   std::unique_ptr<ChunkCache> cache;
-  std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx{ZSTD_createCCtx(), ZSTD_freeCCtx};
-  std::vector<char> out;
+  std::mutex dirs_mutex;
   std::unordered_set<std::string> dirs;  // chunks/xx made by this store
 };
+
+namespace {
+
+// Each upload thread compresses with its own context and buffer.
+struct Compressor {
+  std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx{ZSTD_createCCtx(), ZSTD_freeCCtx};
+  std::vector<char> out;
+};
+thread_local Compressor t_compressor;
+
+}  // namespace
 
 ChunkStore::ChunkStore(BackupTarget& target, int level, const std::string& cache_path)
     : impl_(std::make_unique<Impl>()), target_(target) {
   impl_->level = level;
-  if (!impl_->cctx) fail("zstd: out of memory");
-  ZSTD_CCtx_setParameter(impl_->cctx.get(), ZSTD_c_compressionLevel, level);
-  ZSTD_CCtx_setParameter(impl_->cctx.get(), ZSTD_c_checksumFlag, 1);
   if (!cache_path.empty()) {
     impl_->cache = std::make_unique<ChunkCache>(cache_path);
     // A new (or never completed) cache is filled from the target first, so
@@ -300,18 +307,26 @@ bool ChunkStore::present(const std::string& id) {
 uint64_t ChunkStore::upload(const std::string& id, const char* data, size_t size) {
   const std::string final_path = chunk_path(id);
   const std::string dir = final_path.substr(0, final_path.rfind('/'));
-  if (!impl_->dirs.count(dir)) {
-    target_.make_dir(dir);
-    impl_->dirs.insert(dir);
+  {
+    std::lock_guard lock(impl_->dirs_mutex);
+    if (!impl_->dirs.count(dir)) {
+      target_.make_dir(dir);
+      impl_->dirs.insert(dir);
+    }
   }
-  impl_->out.resize(ZSTD_compressBound(size));
-  size_t n = ZSTD_compress2(impl_->cctx.get(), impl_->out.data(), impl_->out.size(), data, size);
+  Compressor& z = t_compressor;
+  if (!z.cctx) fail("zstd: out of memory");
+  ZSTD_CCtx_reset(z.cctx.get(), ZSTD_reset_session_and_parameters);
+  ZSTD_CCtx_setParameter(z.cctx.get(), ZSTD_c_compressionLevel, impl_->level);
+  ZSTD_CCtx_setParameter(z.cctx.get(), ZSTD_c_checksumFlag, 1);
+  z.out.resize(ZSTD_compressBound(size));
+  size_t n = ZSTD_compress2(z.cctx.get(), z.out.data(), z.out.size(), data, size);
   if (ZSTD_isError(n)) fail(std::string("zstd: ") + ZSTD_getErrorName(n));
   // Whole or not at all under its final name: a killed upload leaves only
   // a temporary file (the sweep removes it).
   const std::string tmp = final_path + "." + random_hex(8) + ".tmp";
   auto w = target_.create(tmp);
-  w->write(impl_->out.data(), n);
+  w->write(z.out.data(), n);
   w->commit();
   target_.rename(tmp, final_path);
   if (impl_->cache) impl_->cache->add(id);
@@ -340,9 +355,10 @@ struct ChunkedFileWriter::Impl {
   std::condition_variable cv;
   std::deque<Job> jobs;
   std::vector<std::vector<char>> spare;
-  bool closing = false, busy = false;
+  bool closing = false;
   std::exception_ptr error;
-  std::thread worker;
+  std::vector<std::thread> workers;
+  int busy_count = 0;
 
   void work() {
     std::unique_lock lock(m);
@@ -351,7 +367,7 @@ struct ChunkedFileWriter::Impl {
       if (jobs.empty()) return;
       Job job = std::move(jobs.front());
       jobs.pop_front();
-      busy = true;
+      ++busy_count;
       bool skip = error != nullptr;
       lock.unlock();
       uint64_t stored = 0;
@@ -364,7 +380,7 @@ struct ChunkedFileWriter::Impl {
         }
       }
       lock.lock();
-      busy = false;
+      --busy_count;
       if (err && !error) error = err;
       if (!err && !skip) {
         ++stats.uploaded;
@@ -401,7 +417,7 @@ struct ChunkedFileWriter::Impl {
     }
     queued.insert(id);
     std::unique_lock lock(m);
-    cv.wait(lock, [&] { return jobs.size() < 2 || error; });
+    cv.wait(lock, [&] { return jobs.size() < workers.size() || error; });
     rethrow();
     std::vector<char> next;
     if (!spare.empty()) {
@@ -416,7 +432,7 @@ struct ChunkedFileWriter::Impl {
   }
   void drain() {
     std::unique_lock lock(m);
-    cv.wait(lock, [&] { return (jobs.empty() && !busy) || error; });
+    cv.wait(lock, [&] { return (jobs.empty() && busy_count == 0) || error; });
     rethrow();
   }
   void stop() {
@@ -426,7 +442,8 @@ struct ChunkedFileWriter::Impl {
       if (!error) error = std::make_exception_ptr(Error("stopped"));  // drop what is queued
       cv.notify_all();
     }
-    if (worker.joinable()) worker.join();
+    for (auto& w : workers)
+      if (w.joinable()) w.join();
   }
 };
 
@@ -435,7 +452,9 @@ ChunkedFileWriter::ChunkedFileWriter(ChunkStore& store, std::string index_path)
   impl_->store = &store;
   impl_->index_path = std::move(index_path);
   impl_->buf.resize(kChunkSize);
-  impl_->worker = std::thread([im = impl_.get()] { im->work(); });
+  // Two upload threads: one compresses while the other waits for the
+  // target (a commit is an fsync); at most two chunks wait in the queue.
+  for (int i = 0; i < 2; ++i) impl_->workers.emplace_back([im = impl_.get()] { im->work(); });
 }
 
 ChunkedFileWriter::~ChunkedFileWriter() { impl_->stop(); }

@@ -104,8 +104,8 @@ class ChunkStore {
 };
 
 // Writes one data file as chunks plus its index NAME.idx. Hashing happens
-// on the calling thread; compression and uploads of new chunks on one
-// worker thread (at most two chunks queued), so memory stays bounded.
+// on the calling thread; compression and uploads of new chunks
+// on two worker threads (at most two chunks queued), so memory stays bounded.
 class ChunkedFileWriter {
  public:
   ChunkedFileWriter(ChunkStore& store, std::string index_path);
