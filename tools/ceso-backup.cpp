@@ -393,7 +393,7 @@ ceso::Exit prune(const ceso::Args& args) {
     }
   }
   // Chunks only the removed backups used go too (mark and sweep).
-  if (!gate.dry_run())
+  if (!gate.dry_run() && ceso::policy_mode() != ceso::Mode::restricted)
     for (auto& [url, t] : targets)
       if (t) sweep(*t, false, out);
   out.finish();

@@ -1026,7 +1026,7 @@ VerifyResult verify_backup(BackupTarget& target, const std::string& id,
     }
     auto p = check_stored_file(target, id, f);
     r.problems.insert(r.problems.end(), p.begin(), p.end());
-    if (f.compression == "chunks") r.chunks_checked += f.size / kChunkSize + 1;
+    if (f.compression == "chunks") r.chunks_checked += (f.size + kChunkSize - 1) / kChunkSize;
   }
   // What restore would stop at, although every byte is as stored.
   if (r.problems.empty()) {
@@ -1165,7 +1165,9 @@ SweepResult sweep_chunks(BackupTarget& target, bool dry_run) {
   SweepResult r;
   ordered_json me = {
       {"sweep", true}, {"host", hostname()}, {"pid", getpid()}, {"started", unix_now()}};
-  bool locked = take_sweep_lock(target, me.dump() + "\n");
+  // A dry run writes nothing, not even the lock: it reports what a sweep
+  // would remove now.
+  bool locked = dry_run || take_sweep_lock(target, me.dump() + "\n");
   if (!locked) {
     auto owner = sweep_lock_owner(target);
     ordered_json o = parse_owner(owner.value_or(""));
@@ -1181,14 +1183,16 @@ SweepResult sweep_chunks(BackupTarget& target, bool dry_run) {
   }
   struct Unlock {
     BackupTarget& t;
+    bool held;
     ~Unlock() {
+      if (!held) return;
       try {
         release_sweep_lock(t);
       } catch (const Error&) {
         // The next sweep of this machine removes it (its process is gone).
       }
     }
-  } unlock{target};
+  } unlock{target, !dry_run};
   // The lock is ours: runs that start now wait for us. Runs that started
   // before may rely on chunks no index names yet.
   auto listing = list_target(target);

@@ -137,6 +137,11 @@ stored_chunks() { find "$(T)/chunks" -type f -name '[0-9a-f]*' ! -name '*.tmp' |
   run ceso-backup verify "$id"
   assert_status 4
   ceso-backup ls c01 | jq -e --arg id "$id" 'select(.id == $id) | .verify == "failed"'
+  # prune does not count it (nor remove it): it is missing a chunk.
+  run ceso-backup prune --keep-last 1 c01
+  assert_status 4
+  echo "$output" | grep '^{' | jq -se --arg id "$id" --arg c "$c" \
+    'map(select(.id == $id))[0] | .action == "missing" and (.reasons[0] | contains($c))'
   # The local cache still lists the chunk: the next backup asks the target
   # and uploads it again instead of trusting the cache.
   run ceso-backup --format 2 c01
@@ -345,4 +350,23 @@ stored_chunks() { find "$(T)/chunks" -type f -name '[0-9a-f]*' ! -name '*.tmp' |
   assert_contains "$output" "damaged"
   [ -z "$(ls "$BATS_TEST_TMPDIR" | grep bad.raw)" ]
   cp "$BATS_TEST_TMPDIR/keep" "$f"
+}
+
+@test "gc --dry-run names the chunks a sweep would remove and writes nothing, not even the lock" {
+  id=$(ceso-backup --format 2 c02 | jq -r .backup.id)
+  ceso-backup gc >/dev/null
+  head -c $((4 << 20)) /dev/urandom | dd of="$(flat_of c02 0)" bs=4M seek=3 conv=notrunc status=none
+  id2=$(ceso-backup --format 2 c02 | jq -r .backup.id)
+  ceso-backup rm "$id2" >/dev/null
+  before=$(stored_chunks)
+  run ceso-backup gc --dry-run
+  assert_status 0
+  echo "$output" | jq -se 'map(select(.type=="chunks"))[0] | .removed == 1 and .changed == false'
+  [ "$(stored_chunks)" -eq "$before" ]
+  [ ! -e "$(T)/.gc-lock" ]
+  run ceso-backup gc
+  assert_status 0
+  [ "$(stored_chunks)" -eq $((before - 1)) ]
+  run ceso-backup verify "$id"
+  assert_status 0
 }
