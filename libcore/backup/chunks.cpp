@@ -253,7 +253,8 @@ struct ChunkStore::Impl {
   int level = 3;
   std::unique_ptr<ChunkCache> cache;
   std::mutex dirs_mutex;
-  std::unordered_set<std::string> dirs;  // chunks/xx made by this store
+  std::unordered_set<std::string> dirs;     // chunks/xx made by this store
+  std::unordered_set<std::string> renamed;  // chunks/xx with renames not yet synced
 };
 
 namespace {
@@ -282,6 +283,15 @@ ChunkStore::~ChunkStore() = default;
 
 std::string ChunkStore::cache_path_for(const std::string& url) {
   return cache_dir() + "/chunks/" + sha256_hex(url.data(), url.size()).substr(0, 32) + ".db";
+}
+
+void ChunkStore::sync() {
+  std::unordered_set<std::string> dirs;
+  {
+    std::lock_guard lock(impl_->dirs_mutex);
+    dirs.swap(impl_->renamed);
+  }
+  for (const auto& d : dirs) target_.sync_dir(d);
 }
 
 size_t ChunkStore::rebuild_cache() {
@@ -329,6 +339,10 @@ uint64_t ChunkStore::upload(const std::string& id, const char* data, size_t size
   w->write(z.out.data(), n);
   w->commit();
   target_.rename(tmp, final_path);
+  {
+    std::lock_guard lock(impl_->dirs_mutex);
+    impl_->renamed.insert(dir);
+  }
   if (impl_->cache) impl_->cache->add(id);
   return n;
 }
@@ -477,6 +491,7 @@ void ChunkedFileWriter::finish(ManifestFile& file) {
   Impl& im = *impl_;
   if (im.fill) im.chunk_done();
   im.drain();
+  im.store->sync();  // the renames of the new chunks are durable
   // Every chunk the index names is at the target now: publish the index.
   im.index.size = im.raw;
   std::string text = index_text(im.index);

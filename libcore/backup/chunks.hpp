@@ -90,7 +90,11 @@ class ChunkStore {
   // target; a cache miss is taken as absent (it is then uploaded).
   bool present(const std::string& id);
   // Stores raw bytes under `id` (compressed); returns the stored size.
+  // The chunk file is synced; its rename is made durable by sync().
   uint64_t upload(const std::string& id, const char* data, size_t size);
+  // Makes the renames of the chunks uploaded so far durable (sync_dir of
+  // each chunks/xx they went to), before an index may name them.
+  void sync();
   // The cache file of a target URL: $XDG_CACHE_HOME/ceso/chunks/<hash>.db.
   static std::string cache_path_for(const std::string& url);
   // Rebuilds the cache from a listing of the target's chunks/ (reindex).
