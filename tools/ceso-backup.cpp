@@ -11,8 +11,10 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "backup/backup.hpp"
+#include "backup/chunks.hpp"
 #include "backup/restore.hpp"
 #include "base/metrics.hpp"
 #include "base/numbers.hpp"
@@ -58,13 +60,19 @@ std::vector<ceso::Verb> verbs() {
            {"threads", 0, "N", "zstd worker threads per VM (default: half the CPUs, 1 to 4)"},
            {"retries", 0, "N", "resume a cut download up to N times (default 5)"},
            {"limit-rate", 0, "BYTES", "limit each download to BYTES per second (suffix K, M, G)"},
+           {"format", 0, "N",
+            "1: each file one zstd stream (the default); 2: disks as deduplicated 4 MiB chunks"},
        },
        kConnection | kOutput | kDryRun | kJobs,
        "[OPTION]... [VM]..."},
       {"ls", "list backups from the catalog", {kTarget}, kOutput, "[OPTION]... [VM]..."},
       {"verify",
        "re-read, decompress and re-hash backups (default: all)",
-       {kTarget, kAcceptNewHostKey},
+       {kTarget,
+        kAcceptNewHostKey,
+        {"sample", 0, "PERCENT",
+         "format 2: read and re-hash this share of the chunks (the others: presence only)"},
+        {"index-only", 0, "", "format 2: check that every chunk is present, read none"}},
        kOutput,
        "[OPTION]... [ID]..."},
       {"rm",
@@ -89,7 +97,7 @@ std::vector<ceso::Verb> verbs() {
        kOutput | kDryRun,
        "[OPTION]... [VM]..."},
       {"gc",
-       "remove leftovers of interrupted runs from the target",
+       "remove leftovers of interrupted runs and chunks no backup uses from the target",
        {kTarget, kAcceptNewHostKey},
        kOutput | kDryRun,
        "[OPTION]..."},
@@ -146,6 +154,7 @@ ceso::BackupOptions backup_options(const ceso::Args& args) {
   o.threads = static_cast<int>(args.get_int("threads", 0, 1, 64));
   o.retries = static_cast<int>(args.get_int("retries", 5, 0, 100));
   if (auto r = args.maybe("limit-rate")) o.limit_rate = ceso::parse_rate("limit-rate", *r);
+  o.format = static_cast<int>(args.get_int("format", 1, 1, 2));
   // Test-only (ceso-backup(1), ENVIRONMENT): force the id to exercise collisions.
   if (const char* id = std::getenv("CESO_BACKUP_TEST_ID"); id && *id) o.forced_id = id;
   return o;
@@ -227,6 +236,16 @@ ceso::Exit verify(const ceso::Args& args) {
   ceso::Output out(args, {"id", "vm", "verify", "problems"});
   ceso::Outcome outcome;
   bool mismatch = false;
+  ceso::VerifyOptions vo;
+  std::set<std::string> checked;  // chunks read and found good (shared between backups)
+  vo.checked = &checked;
+  vo.index_only = args.has("index-only");
+  if (auto s = args.maybe("sample")) {
+    if (vo.index_only) ceso::usage_error("--sample and --index-only exclude each other");
+    std::string v = *s;
+    if (!v.empty() && v.back() == '%') v.pop_back();
+    vo.sample_percent = static_cast<int>(ceso::parse_count("sample", v, 0, 100));
+  }
   for (const auto& id : ids) {
     const auto start = std::chrono::steady_clock::now();
     auto seconds = [&start] {
@@ -234,9 +253,12 @@ ceso::Exit verify(const ceso::Args& args) {
     };
     try {
       Resolved b = ceso::resolve_backup(args, catalog, id);
-      ceso::VerifyResult r = ceso::verify_backup(*b.target, id);
+      ceso::VerifyResult r = ceso::verify_backup(*b.target, id, vo);
       auto now = ceso::unix_now();
-      if (b.entry) catalog.set_verify(id, r.ok ? "ok" : "failed", now);
+      // A partial check that found nothing does not make a backup "ok";
+      // any problem found makes it "failed".
+      bool whole = !vo.index_only && vo.sample_percent >= 100;
+      if (b.entry && (whole || !r.ok)) catalog.set_verify(id, r.ok ? "ok" : "failed", now);
       ceso::ordered_json rec = {{"type", "backup"}, {"id", id}};
       if (auto e = catalog.find(id)) rec = ceso::backup_record(*e);
       rec["problems"] = r.problems;
@@ -311,6 +333,25 @@ ceso::Exit remove(const ceso::Args& args) {
   return outcome.exit_code();
 }
 
+// The chunk sweep (format 2) of gc and prune: one `chunks` record, or a
+// note saying why nothing was removed.
+void sweep(ceso::BackupTarget& target, bool dry, ceso::Output& out) {
+  ceso::SweepResult r = ceso::sweep_chunks(target, dry);
+  if (!r.swept) {
+    ceso::note("chunks at " + target.url() + " not swept: " + r.why);
+    return;
+  }
+  if (r.present == 0) return;  // no chunk store at this target
+  out.emit({{"type", "chunks"},
+            {"target", target.url()},
+            {"action", "sweep"},
+            {"present", r.present},
+            {"referenced", r.referenced},
+            {"removed", r.removed.size()},
+            {"bytes_removed", r.bytes_removed},
+            {"changed", !dry && !r.removed.empty()}});
+}
+
 ceso::RetentionPolicy retention_policy(const ceso::Args& args) {
   ceso::RetentionPolicy p;
   auto n = [&](const char* name) { return static_cast<int>(args.get_int(name, 0, -1, 1000000)); };
@@ -347,8 +388,9 @@ ceso::Exit prune(const ceso::Args& args) {
   // Before anything is removed, every complete backup is checked at its
   // target (manifest, file sizes): retention counts only those present. A
   // target that cannot be reached fails the prune before any removal.
+  std::set<std::string> known;  // chunks found present (backups share them)
   auto presence = [&](const ceso::CatalogEntry& e) {
-    return ceso::backup_presence_problem(target(e.target), e.id);
+    return ceso::backup_presence_problem(target(e.target), e.id, &known);
   };
   bool missing = false;
   for (const auto& d : ceso::plan_prune(entries, policy, presence)) {
@@ -375,6 +417,10 @@ ceso::Exit prune(const ceso::Args& args) {
       outcome.failed(e, d.entry.id);
     }
   }
+  // Chunks only the removed backups used go too (mark and sweep).
+  if (!gate.dry_run() && ceso::policy_mode() != ceso::Mode::restricted)
+    for (auto& [url, t] : targets)
+      if (t) sweep(*t, false, out);
   out.finish();
   if (missing && outcome.failures() == 0) return ceso::Exit::partial;
   return outcome.exit_code();
@@ -408,6 +454,7 @@ ceso::Exit gc(const ceso::Args& args) {
     if (!dry) catalog.remove(e.id);
     out.emit({{"type", "backup"}, {"id", e.id}, {"action", "forget"}, {"changed", !dry}});
   }
+  sweep(*target, dry, out);
   out.finish();
   return ceso::Exit::ok;
 }
@@ -416,6 +463,10 @@ ceso::Exit reindex(const ceso::Args& args) {
   auto target = require_target(args);
   ceso::Catalog catalog(ceso::Catalog::default_path());
   ceso::ReindexResult r = ceso::reindex(*target, catalog);
+  // The local cache of the target's chunks is rebuilt too (format 2).
+  ceso::ChunkStore store(*target, 3, ceso::ChunkStore::cache_path_for(target->url()));
+  size_t chunks = store.rebuild_cache();
+  if (chunks) ceso::note("chunk cache rebuilt: " + std::to_string(chunks) + " chunk(s)");
   for (const auto& bad : r.bad) ceso::warn("not indexed: " + bad);
   ceso::note("catalog rebuilt from " + std::to_string(r.indexed) + " backup(s) at " +
              target->url() +

@@ -16,6 +16,7 @@
 #include <map>
 #include <thread>
 
+#include "backup/chunks.hpp"
 #include "backup/restore.hpp"
 #include "base/cancel.hpp"
 #include "base/error.hpp"
@@ -34,26 +35,6 @@ namespace ceso {
 // ---- hashing and the stored stream ----
 
 namespace {
-
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) {
-    if (!ctx_ || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) fail("cannot set up SHA-256");
-  }
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  void update(const void* data, size_t size) { EVP_DigestUpdate(ctx_, data, size); }
-  std::string hex() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    EVP_DigestFinal_ex(ctx_, md, &len);
-    return hex_encode(md, len);
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
 
 constexpr size_t kBufferSize = 1 << 20;
 
@@ -124,6 +105,7 @@ void StoredFileWriter::finish(ManifestFile& file) {
 }
 
 struct StoredFileReader::Impl {
+  std::unique_ptr<ChunkedFileReader> chunked;  // format 2 data files
   const ManifestFile* file = nullptr;
   std::unique_ptr<TargetReader> reader;
   std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx{ZSTD_createDCtx(), ZSTD_freeDCtx};
@@ -141,6 +123,10 @@ StoredFileReader::StoredFileReader(BackupTarget& target, const std::string& dir,
     : impl_(std::make_unique<Impl>()) {
   Impl& im = *impl_;
   im.file = &file;
+  if (file.compression == "chunks") {
+    im.chunked = std::make_unique<ChunkedFileReader>(target, dir, file);
+    return;
+  }
   const std::string path = dir + "/" + file.name;
   auto size = target.file_size(path);
   if (!size) {
@@ -159,6 +145,7 @@ StoredFileReader::~StoredFileReader() = default;
 
 size_t StoredFileReader::read(char* data, size_t size) {
   Impl& im = *impl_;
+  if (im.chunked) return im.chunked->read(data, size);
   while (!im.at_end) {
     if (im.in.pos == im.in.size) {
       throw_if_interrupt_requested();
@@ -189,6 +176,7 @@ size_t StoredFileReader::read(char* data, size_t size) {
 
 std::vector<std::string> StoredFileReader::problems() {
   Impl& im = *impl_;
+  if (im.chunked) return im.chunked->problems();
   if (!im.at_end) fail("StoredFileReader::problems() before the end of " + im.file->name);
   if (im.checked || !im.reader) return im.problems;
   im.checked = true;
@@ -387,6 +375,7 @@ TargetListing list_target(BackupTarget& target) {
   std::sort(entries.begin(), entries.end(),
             [](const TargetEntry& a, const TargetEntry& b) { return a.name < b.name; });
   for (const auto& e : entries) {
+    if (e.dir && (e.name == kChunkDir || e.name == kGcLock)) continue;  // the chunk store's
     if (!e.dir || !is_backup_id(e.name))
       out.foreign.push_back(e.name);
     else if (target.file_size(e.name + "/" + kManifestName))
@@ -573,6 +562,8 @@ class BackupRun {
   std::string datacenter_;
   std::unique_ptr<DatastoreFiles> files_;
   VmWriter* writer_ = nullptr;  // the run's changes: SSH on a free-licensed host
+  std::unique_ptr<ChunkStore> chunks_;  // format 2
+  ChunkStats chunk_stats_;
 
   Mutation mutation(std::string op, ordered_json params = ordered_json::object()) const {
     Mutation m{c_.endpoint().id, vm_.name, vm_.ref.value, std::move(op), std::move(params)};
@@ -663,6 +654,11 @@ void BackupRun::copy_file(const SourceFile& src) {
   mf.kind = src.kind;
   mf.disk = src.disk;
   std::unique_ptr<StoredFileWriter> writer;
+  std::unique_ptr<ChunkedFileWriter> chunked;
+  if (chunks_ && src.kind == "extent") {
+    mf.name = src.name + ".idx";
+    chunked = std::make_unique<ChunkedFileWriter>(*chunks_, m_.id + "/" + mf.name);
+  }
   auto open_writer = [&] {
     writer = std::make_unique<StoredFileWriter>(ctx_.target.create(m_.id + "/" + mf.name), o_.level,
                                                 o_.threads);
@@ -678,8 +674,12 @@ void BackupRun::copy_file(const SourceFile& src) {
   auto got = files_->download(
       url,
       [&](const char* data, size_t n) {
-        if (!writer) open_writer();
-        writer->write(data, n);
+        if (chunked) {
+          chunked->write(data, n);
+        } else {
+          if (!writer) open_writer();
+          writer->write(data, n);
+        }
         // Descriptors are checked the way restore reads them before the
         // backup is published (bounded: a real one is a few hundred bytes).
         if (src.kind == "descriptor" && descriptor.size() <= (1u << 20))
@@ -704,8 +704,13 @@ void BackupRun::copy_file(const SourceFile& src) {
   if (src.kind == "extent" && src.size && *got != src.size)
     fail("copied " + std::to_string(*got) + " bytes of " + quote(src.path.str()) + ", expected " +
          std::to_string(src.size));
-  if (!writer) open_writer();
-  writer->finish(mf);
+  if (chunked) {
+    chunked->finish(mf);
+    chunk_stats_.add(chunked->stats());
+  } else {
+    if (!writer) open_writer();
+    writer->finish(mf);
+  }
   if (src.kind == "descriptor") descriptors_[mf.name] = std::move(descriptor);
   m_.files.push_back(std::move(mf));
 }
@@ -920,6 +925,14 @@ ordered_json BackupRun::run(ordered_json& record) {
     for (const auto& f : facts_.files)
       (f.kind == "vmx" || f.kind == "nvram" ? small : disks).push_back(f);
     ctx_.target.write_file(m_.id + "/" + kInProgress, run_.dump() + "\n");
+    if (o_.format == 2) {
+      // The marker is written: from here on a sweep that starts sees this
+      // run and removes nothing; one that started before it is waited for.
+      wait_for_sweep(ctx_.target, ctx_.warn);
+      chunks_ = std::make_unique<ChunkStore>(ctx_.target, o_.level,
+                                             ChunkStore::cache_path_for(ctx_.target.url()));
+      m_.format = 2;
+    }
     // The config as XML text again, so it can be stored as the API reported it.
     std::string config_xml = xml::serialize(
         facts_.config,
@@ -934,6 +947,12 @@ ordered_json BackupRun::run(ordered_json& record) {
     auto t2 = std::chrono::steady_clock::now();
     m_.timings = {{"prepare_s", std::chrono::duration<double>(t1 - t0).count()},
                   {"copy_s", std::chrono::duration<double>(t2 - t1).count()}};
+    if (chunks_)
+      m_.chunk_stats = {{"chunks", chunk_stats_.chunks},
+                        {"zero", chunk_stats_.zero},
+                        {"reused", chunk_stats_.reused},
+                        {"uploaded", chunk_stats_.uploaded},
+                        {"bytes_uploaded", chunk_stats_.bytes_uploaded}};
     // A backup restore would refuse is a failed run, not a complete backup.
     auto blockers =
         restore_blockers(m_, [&](const ManifestFile& f) { return descriptors_[f.name]; });
@@ -951,6 +970,7 @@ ordered_json BackupRun::run(ordered_json& record) {
   }
   ordered_json b = {{"id", m_.id},
                     {"target", ctx_.target.url()},
+                    {"format", m_.format},
                     {"mode", m_.mode},
                     {"created", format_utc(m_.started)},
                     {"files", m_.files.size()},
@@ -958,6 +978,7 @@ ordered_json BackupRun::run(ordered_json& record) {
                     {"bytes_stored", m_.bytes_stored()},
                     {"seconds", m_.finished - m_.started}};
   if (!m_.warnings.empty()) b["warnings"] = m_.warnings;
+  if (m_.chunk_stats.is_object()) b["chunks"] = m_.chunk_stats;
   return b;
 }
 
@@ -990,7 +1011,51 @@ ordered_json backup_record(const CatalogEntry& e) {
   return r;
 }
 
-VerifyResult verify_backup(BackupTarget& target, const std::string& id) {
+namespace {
+
+// Format 2, --index-only or --sample: the index (size and hash against the
+// manifest), then each chunk it names looked up, or read and re-hashed for
+// the sampled share.
+void verify_chunks(BackupTarget& target, const std::string& id, const ManifestFile& f,
+                   const VerifyOptions& o, VerifyResult& r) {
+  ChunkIndex idx;
+  try {
+    idx = read_index(target, id, f);
+  } catch (const Error& e) {
+    if (e.code() != Exit::bad_input) throw;
+    r.problems.push_back(e.what());
+    return;
+  }
+  std::set<std::string> seen;
+  for (size_t i = 0; i < idx.chunks.size(); ++i) {
+    const std::string& c = idx.chunks[i];
+    if (c.empty() || !seen.insert(c).second) continue;
+    throw_if_interrupt_requested();
+    bool read = false;
+    if (!o.index_only && !(o.checked && o.checked->count(c))) {
+      if (o.sample_percent >= 100) {
+        read = true;
+      } else if (o.sample_percent > 0) {
+        uint16_t x = 0;
+        if (RAND_bytes(reinterpret_cast<unsigned char*>(&x), sizeof x) != 1)
+          fail("no random bytes");
+        read = x % 10000 < static_cast<unsigned>(o.sample_percent) * 100;
+      }
+    }
+    uint64_t off = i * idx.chunk_size;
+    uint64_t expect = std::min<uint64_t>(idx.chunk_size, idx.size - off);
+    ++r.chunks_checked;
+    if (auto p = check_chunk(target, c, read, expect))
+      r.problems.push_back(f.name + ": " + *p + " (offset " + std::to_string(off) + ")");
+    else if (read && o.checked)
+      o.checked->insert(c);
+  }
+}
+
+}  // namespace
+
+VerifyResult verify_backup(BackupTarget& target, const std::string& id,
+                           const VerifyOptions& options) {
   VerifyResult r;
   r.id = id;
   check_backup_id(id);
@@ -1008,8 +1073,13 @@ VerifyResult verify_backup(BackupTarget& target, const std::string& id) {
   }
   if (m.id != id) r.problems.push_back("manifest names backup " + quote(m.id));
   for (const auto& f : m.files) {
+    if (f.compression == "chunks" && (options.index_only || options.sample_percent < 100)) {
+      verify_chunks(target, id, f, options, r);
+      continue;
+    }
     auto p = check_stored_file(target, id, f);
     r.problems.insert(r.problems.end(), p.begin(), p.end());
+    if (f.compression == "chunks") r.chunks_checked += (f.size + kChunkSize - 1) / kChunkSize;
   }
   // What restore would stop at, although every byte is as stored.
   if (r.problems.empty()) {
@@ -1027,7 +1097,8 @@ VerifyResult verify_backup(BackupTarget& target, const std::string& id) {
   return r;
 }
 
-std::optional<std::string> backup_presence_problem(BackupTarget& target, const std::string& id) {
+std::optional<std::string> backup_presence_problem(BackupTarget& target, const std::string& id,
+                                                   std::set<std::string>* known) {
   if (!is_backup_id(id)) return "not a well-formed backup id";
   if (!target.file_size(id + "/" + kManifestName))
     return !target.file_size(id) ? "backup directory missing" : "manifest.json missing";
@@ -1044,6 +1115,19 @@ std::optional<std::string> backup_presence_problem(BackupTarget& target, const s
     if (*size != f.stored_size)
       return f.name + " has " + std::to_string(*size) + " bytes, the manifest says " +
              std::to_string(f.stored_size);
+    if (f.compression != "chunks") continue;
+    ChunkIndex idx;
+    try {
+      idx = read_index(target, id, f);
+    } catch (const Error& e) {
+      if (e.code() != Exit::bad_input) throw;
+      return e.what();
+    }
+    for (const auto& c : idx.chunks) {
+      if (c.empty() || (known && known->count(c))) continue;
+      if (auto p = check_chunk(target, c, false, 0)) return f.name + ": " + *p;
+      if (known) known->insert(c);
+    }
   }
   return std::nullopt;
 }
@@ -1081,6 +1165,131 @@ ReindexResult reindex(BackupTarget& target, Catalog& catalog) {
   }
   result.indexed = rows.size();
   return result;
+}
+
+// ---- the chunk sweep ----
+
+namespace {
+
+// A sweep's or run's owner record: this machine's is alive while its
+// process is; another machine's for kSweepGraceSeconds after it started.
+bool owner_alive(const ordered_json& o) {
+  if (!o.is_object() || !o.contains("host") || !o["host"].is_string()) return true;
+  int64_t started = o.value("started", int64_t{0});
+  if (o["host"].get<std::string>() != hostname()) return started + kSweepGraceSeconds > unix_now();
+  return process_exists(o.value("pid", int64_t{0}));
+}
+
+ordered_json parse_owner(const std::string& text) {
+  try {
+    return ordered_json::parse(text);
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+}
+
+}  // namespace
+
+void wait_for_sweep(BackupTarget& target, const std::function<void(const std::string&)>& note) {
+  bool told = false;
+  for (;;) {
+    auto owner = sweep_lock_owner(target);
+    if (!owner) return;
+    ordered_json o = parse_owner(*owner);
+    if (!owner_alive(o)) {
+      if (o.is_object() && o.value("host", "") == hostname()) {
+        note("removing the lock of a chunk sweep that died (" + describe_run(o) + ")");
+        release_sweep_lock(target);
+      } else {
+        note("ignoring the lock of a chunk sweep older than the grace period (" + describe_run(o) +
+             ")");
+      }
+      return;
+    }
+    if (!told)
+      note("waiting for the chunk sweep at " + target.url() + " (" + describe_run(o) + ")");
+    told = true;
+    throw_if_interrupt_requested();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+SweepResult sweep_chunks(BackupTarget& target, bool dry_run) {
+  SweepResult r;
+  ordered_json me = {
+      {"sweep", true}, {"host", hostname()}, {"pid", getpid()}, {"started", unix_now()}};
+  // A dry run writes nothing, not even the lock: it reports what a sweep
+  // would remove now.
+  bool locked = dry_run || take_sweep_lock(target, me.dump() + "\n");
+  if (!locked) {
+    auto owner = sweep_lock_owner(target);
+    ordered_json o = parse_owner(owner.value_or(""));
+    if (owner && !owner_alive(o) && o.is_object() && o.value("host", "") == hostname()) {
+      release_sweep_lock(target);  // a dead sweep of this machine
+      locked = take_sweep_lock(target, me.dump() + "\n");
+    }
+    if (!locked) {
+      r.why = "another chunk sweep holds " + target.url() + "/" + kGcLock + " (" + describe_run(o) +
+              ")";
+      return r;
+    }
+  }
+  struct Unlock {
+    BackupTarget& t;
+    bool held;
+    ~Unlock() {
+      if (!held) return;
+      try {
+        release_sweep_lock(t);
+      } catch (const Error&) {
+        // The next sweep of this machine removes it (its process is gone).
+      }
+    }
+  } unlock{target, !dry_run};
+  // The lock is ours: runs that start now wait for us. Runs that started
+  // before may rely on chunks no index names yet.
+  auto listing = list_target(target);
+  for (const auto& id : listing.incomplete) {
+    ordered_json marker = read_marker(target, id);
+    bool alive = !is_marker(marker) ||
+                 (marker.value("host", "") == hostname() ? run_alive(marker) : owner_alive(marker));
+    if (alive) {
+      r.why = "backup run " + id + " is in progress (" + describe_run(marker) +
+              "); its chunks are not published yet";
+      return r;
+    }
+  }
+  // Mark: every chunk an index of a complete backup names.
+  std::set<std::string> marked;
+  for (const auto& id : listing.complete) {
+    Manifest m;
+    try {
+      m = manifest_from_json(target.read_file(id + "/" + kManifestName));
+      for (const auto& f : m.files) {
+        if (f.compression != "chunks") continue;
+        for (auto& c : read_index(target, id, f).chunks)
+          if (!c.empty()) marked.insert(std::move(c));
+      }
+    } catch (const Error& e) {
+      if (e.code() != Exit::bad_input) throw;
+      r.why = "backup " + id + " cannot be read (" + e.what() + "); what it names is unknown";
+      return r;
+    }
+  }
+  r.referenced = marked.size();
+  // Sweep.
+  auto chunks = list_chunks(target);
+  r.present = chunks.ids.size();
+  auto remove = [&](const std::string& path) {
+    r.bytes_removed += target.file_size(path).value_or(0);
+    if (!dry_run) target.remove_tree(path);
+    r.removed.push_back(path);
+  };
+  for (const auto& c : chunks.ids)
+    if (!marked.count(c)) remove(chunk_path(c));
+  for (const auto& t : chunks.temporary) remove(t);
+  r.swept = true;
+  return r;
 }
 
 std::vector<PruneDecision> plan_prune(const std::vector<CatalogEntry>& entries,

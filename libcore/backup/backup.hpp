@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -94,6 +95,9 @@ struct BackupOptions {
   int retries = 5;
   std::chrono::milliseconds backoff{1000};
   uint64_t limit_rate = 0;  // bytes/s per download; 0: unlimited
+  // 1: each file one zstd stream; 2: disk data in the target's chunk store
+  // (backup/chunks.hpp), deduplicated across VMs and backups.
+  int format = 1;
   // Test hook (CESO_BACKUP_TEST_ID): use this id instead of a fresh one, to
   // exercise id collisions. Never set it in production.
   std::string forced_id;
@@ -144,8 +148,19 @@ struct VerifyResult {
   std::string id;
   bool ok = false;
   std::vector<std::string> problems;  // "disk0-flat.vmdk.zst: sha256 mismatch"
+  uint64_t chunks_checked = 0;        // format 2: chunks read (or looked up) for this backup
 };
-VerifyResult verify_backup(BackupTarget& target, const std::string& id);
+// How much of a format 2 backup's chunks verify reads. Format 1 backups
+// are always read whole.
+struct VerifyOptions {
+  bool index_only = false;   // chunks: presence only (no reads)
+  int sample_percent = 100;  // chunks: read this share, picked at random; the rest: presence
+  // Chunks already read and found good by this verify run (several
+  // backups share chunks): not read again. May be null.
+  std::set<std::string>* checked = nullptr;
+};
+VerifyResult verify_backup(BackupTarget& target, const std::string& id,
+                           const VerifyOptions& options = {});
 
 // The entries at a target's root: complete backups (a directory with a
 // well-formed id and a manifest.json), runs in progress or killed (a
@@ -179,7 +194,39 @@ ReindexResult reindex(BackupTarget& target, Catalog& catalog);
 // Whether a backup at its target is present as the catalog says: its
 // manifest names it and every file it lists has the stored size. Returns
 // the first problem, or nullopt when present (no hashes are computed).
-std::optional<std::string> backup_presence_problem(BackupTarget& target, const std::string& id);
+// Format 2: every chunk its indexes name is present too (`known` caches
+// chunks found present, across the backups of one prune; may be null).
+std::optional<std::string> backup_presence_problem(BackupTarget& target, const std::string& id,
+                                                   std::set<std::string>* known = nullptr);
+
+// ---- the chunk sweep (format 2) ----
+
+// Another machine's run or sweep cannot be checked from here: it counts as
+// alive for this long after it started.
+inline constexpr int64_t kSweepGraceSeconds = 24 * 3600;
+
+struct SweepResult {
+  bool swept = false;  // false: nothing removed, `why` says why
+  std::string why;
+  size_t referenced = 0, present = 0;  // chunks named by indexes; chunks at the target
+  std::vector<std::string> removed;    // chunk paths (and leftover temporary uploads)
+  uint64_t bytes_removed = 0;
+};
+
+// Mark and sweep of the target's chunks: removes those no complete backup's
+// index names. Safe against backups running at the same time: the sweep
+// takes the target's .gc-lock (exclusive mkdir) and only then looks at the
+// runs in progress; while any may be alive (this machine: its lock is held;
+// another machine: less than kSweepGraceSeconds since it started) it
+// removes nothing. A run writes its marker first and then waits while a live
+// sweep holds the lock (wait_for_sweep), so a chunk a run relies on is
+// either protected by its marker or looked up after the sweep. An index that
+// cannot be read stops the sweep too (what it names is unknown).
+SweepResult sweep_chunks(BackupTarget& target, bool dry_run);
+
+// A backup run, after its marker is written: waits while a live sweep holds
+// the target's lock; the lock of a dead sweep of this machine is removed.
+void wait_for_sweep(BackupTarget& target, const std::function<void(const std::string&)>& note);
 
 }  // namespace ceso
 

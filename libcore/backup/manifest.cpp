@@ -13,6 +13,7 @@ uint64_t Manifest::bytes_raw() const {
 uint64_t Manifest::bytes_stored() const {
   uint64_t n = 0;
   for (const auto& f : files) n += f.stored_size;
+  if (chunk_stats.is_object()) n += chunk_stats.value("bytes_uploaded", uint64_t{0});
   return n;
 }
 
@@ -44,6 +45,7 @@ ordered_json manifest_json(const Manifest& m) {
                     {"bytes_stored", m.bytes_stored()},
                     {"timings", m.timings}};
   if (!m.warnings.empty()) j["warnings"] = m.warnings;
+  if (m.chunk_stats.is_object()) j["chunk_stats"] = m.chunk_stats;
   return j;
 }
 
@@ -72,6 +74,7 @@ Manifest manifest_from_json(const std::string& text) {
   if (!j.is_object()) bad_input("manifest: not a JSON object");
   Manifest m;
   m.format = field<int>(j, "format");
+  if (m.format < 1) bad_input("manifest: format " + std::to_string(m.format) + " does not exist");
   if (m.format > kManifestFormat)
     bad_input("manifest format " + std::to_string(m.format) +
               " is newer than this ceso-backup reads (" + std::to_string(kManifestFormat) + ")");
@@ -88,6 +91,12 @@ Manifest manifest_from_json(const std::string& text) {
   m.disks = j.value("disks", ordered_json::array());
   m.timings = j.value("timings", ordered_json::object());
   if (j.contains("warnings")) m.warnings = field<std::vector<std::string>>(j, "warnings");
+  if (j.contains("chunk_stats")) {
+    m.chunk_stats = j["chunk_stats"];
+    if (!m.chunk_stats.is_object() ||
+        !m.chunk_stats.value("bytes_uploaded", ordered_json(0u)).is_number_unsigned())
+      bad_input("manifest: field 'chunk_stats' is malformed");
+  }
   for (const auto& f : field<ordered_json>(j, "files")) {
     ManifestFile mf;
     mf.name = field<std::string>(f, "name");
@@ -101,6 +110,11 @@ Manifest manifest_from_json(const std::string& text) {
     mf.sha256 = field<std::string>(f, "sha256");
     mf.stored_sha256 = field<std::string>(f, "stored_sha256");
     mf.compression = f.value("compression", "zstd");
+    if (mf.compression != "zstd" && mf.compression != "chunks")
+      bad_input("manifest: " + quote(mf.name) + " has an unknown compression " +
+                quote(mf.compression));
+    if (mf.compression == "chunks" && (m.format < 2 || mf.kind != "extent"))
+      bad_input("manifest: " + quote(mf.name) + " is chunked, which only format 2 data files are");
     m.files.push_back(std::move(mf));
   }
   return m;

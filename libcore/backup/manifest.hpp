@@ -12,23 +12,25 @@
 
 namespace ceso {
 
-inline constexpr int kManifestFormat = 1;
+// 1: every file one zstd stream (NAME.zst). 2: disk data files as chunks
+// (NAME.idx, backup/chunks.hpp); the others as in 1. Both are read.
+inline constexpr int kManifestFormat = 2;
 inline constexpr const char* kManifestName = "manifest.json";
 
 struct ManifestFile {
-  std::string name;           // file in the backup directory: "disk0-web01-flat.vmdk.zst"
-  std::string source;         // datastore path it came from; "" for config.json
-  std::string kind;           // "vmx" | "nvram" | "descriptor" | "extent" | "config"
-  int disk = -1;              // index into the VM's disks for descriptor/extent
-  uint64_t size = 0;          // raw bytes
-  uint64_t stored_size = 0;   // bytes in the target (compressed)
-  std::string sha256;         // of the raw bytes
-  std::string stored_sha256;  // of the stored stream
-  std::string compression = "zstd";
+  std::string name;                  // file in the backup directory: "disk0-web01-flat.vmdk.zst"
+  std::string source;                // datastore path it came from; "" for config.json
+  std::string kind;                  // "vmx" | "nvram" | "descriptor" | "extent" | "config"
+  int disk = -1;                     // index into the VM's disks for descriptor/extent
+  uint64_t size = 0;                 // raw bytes
+  uint64_t stored_size = 0;          // bytes in the target (compressed)
+  std::string sha256;                // of the raw bytes
+  std::string stored_sha256;         // of the stored stream
+  std::string compression = "zstd";  // "zstd" | "chunks" (format 2: `name` is the index)
 };
 
 struct Manifest {
-  int format = kManifestFormat;
+  int format = 1;  // 2 when a data file is chunked
   std::string id;
   std::string tool_version;
   std::string mode;                              // hot | cold | off
@@ -43,8 +45,13 @@ struct Manifest {
   // What the backup lacks although the host listed it (e.g. an NVRAM it
   // does not serve); absent from the JSON when empty.
   std::vector<std::string> warnings;
+  // Format 2: what the run did with the chunks of its data files
+  // ("chunks", "zero", "reused", "uploaded", "bytes_uploaded"); absent in 1.
+  ordered_json chunk_stats = nullptr;
 
   uint64_t bytes_raw() const;
+  // Bytes this backup added at the target: its own files, plus for format 2
+  // the chunks it uploaded (chunks it shares with other backups are not counted).
   uint64_t bytes_stored() const;
 };
 

@@ -1,6 +1,10 @@
 #include "backup/restore.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <thread>
 
@@ -8,6 +12,7 @@
 #include "backup/manifest.hpp"
 #include "base/cancel.hpp"
 #include "base/error.hpp"
+#include "base/file.hpp"
 #include "base/log.hpp"
 #include "cloudinit/netcfg.hpp"
 #include "transport/datastore.hpp"
@@ -672,6 +677,69 @@ std::optional<CatalogEntry> backup_for_name(const std::vector<CatalogEntry>& ent
     bad_input("backups named " + quote(name) + " come from more than one VM: " + list() +
               "; give the backup id");
   return newest.begin()->second;
+}
+
+ordered_json restore_disk_to_file(BackupTarget& target, const std::string& id, int disk,
+                                  const std::string& path, Gate& gate, Progress& progress) {
+  check_backup_id(id);
+  if (path.empty()) usage_error("--to-file: an empty path");
+  Manifest m = manifest_from_json(target.read_file(id + "/" + kManifestName));
+  if (m.id != id) bad_input("backup " + quote(id) + ": its manifest names " + quote(m.id));
+  auto disks = disk_units(m);
+  auto it = disks.find(disk);
+  if (it == disks.end())
+    fail("backup " + quote(id) + " has no disk " + std::to_string(disk) + " (it has " +
+         std::to_string(disks.size()) + ", numbered from 0)");
+  if (it->second.size() != 1)
+    fail("disk " + std::to_string(disk) + " of backup " + quote(id) + " is a chain of " +
+         std::to_string(it->second.size()) +
+         " units (snapshot deltas): a raw file is made of a flat disk only; restore it as a VM");
+  const Unit& unit = it->second.front();
+  uint64_t total = 0;
+  for (const ManifestFile* f : unit.extents) {
+    if (f->name.find("-flat") == std::string::npos)
+      fail(f->name + " is not a flat extent: a raw file is made of a flat disk only");
+    total += f->size;
+  }
+  if (::access(path.c_str(), F_OK) == 0 || errno != ENOENT)
+    fail(quote(path) + " exists already; nothing was written");
+  ordered_json params = {{"id", id}, {"disk", disk}, {"file", path}, {"bytes", total}};
+  ordered_json rec = nullptr;
+  gate.perform({"local", m.vm.value("name", ""), m.vm.value("id", ""), "RestoreDiskToFile", params},
+               [&] {
+                 const std::string tmp = path + ".ceso-tmp-" + std::to_string(::getpid());
+                 Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+                 if (!fd) fail("cannot create " + quote(tmp) + ": " + std::strerror(errno));
+                 try {
+                   std::vector<char> buf(size_t{1} << 20);
+                   int task = progress.start(path, total);
+                   for (const ManifestFile* f : unit.extents) {
+                     StoredFileReader r(target, id, *f);
+                     while (size_t n = r.read(buf.data(), buf.size())) {
+                       if (int err = write_all(fd.get(), {buf.data(), n}))
+                         fail("cannot write " + quote(tmp) + ": " + std::strerror(err));
+                       progress.advance(task, n);
+                     }
+                     auto problems = r.problems();
+                     if (!problems.empty())
+                       fail("backup " + quote(id) + " is damaged (" + problems.front() +
+                            "); nothing was restored");
+                   }
+                   progress.finish(task);
+                   if (::fsync(fd.get()) != 0 || fd.close() != 0)
+                     fail("cannot write " + quote(tmp) + ": " + std::strerror(errno));
+                   if (::link(tmp.c_str(), path.c_str()) != 0)  // never over a file made meanwhile
+                     fail("cannot create " + quote(path) + ": " + std::strerror(errno));
+                   ::unlink(tmp.c_str());
+                 } catch (...) {
+                   ::unlink(tmp.c_str());
+                   throw;
+                 }
+                 rec = {{"type", "file"}, {"path", path},   {"restored_from", id},
+                        {"disk", disk},   {"bytes", total}, {"vm", m.vm.value("name", "")},
+                        {"changed", true}};
+               });
+  return rec;
 }
 
 }  // namespace ceso

@@ -80,6 +80,17 @@ std::optional<CatalogEntry> backup_for_name(const std::vector<CatalogEntry>& ent
 ordered_json restore_backup(vim::Client& client, BackupTarget& target, const RestoreRequest& req,
                             Gate& gate, Progress& progress);
 
+// One disk of a backup as a local raw file at `path` (ceso-restore
+// --to-file): the disk's data re-hashed on the fly (chunks and the whole
+// file, format 1 and 2 alike), written to a temporary file next to `path`,
+// synced and renamed into place only when every check passed; a failure or
+// an interruption removes the temporary file. Only a disk without snapshot
+// deltas (one chain unit) whose extents are flat can be a raw file. Refuses
+// (Error(failure), nothing written) when `path` exists. Through the gate
+// (operation "RestoreDiskToFile"); returns the `file` record, null in dry-run.
+ordered_json restore_disk_to_file(BackupTarget& target, const std::string& id, int disk,
+                                  const std::string& path, Gate& gate, Progress& progress);
+
 // VMDK descriptors are host-made text: lines end in LF or CRLF; an extent
 // line is `ACCESS SECTORS TYPE "FILE" [OFFSET]` where FILE runs to the last
 // '"' of the line (so names with spaces, quotes, non-ASCII are kept whole);

@@ -37,6 +37,33 @@ ResolvedBackup resolve_restore(const Args& args, Catalog& catalog, vim::Client& 
   return resolve_backup(args, catalog, operand);
 }
 
+// --to-file: one disk to a local raw file. The backup is an id, or a VM
+// name whose backups come from one VM (no host is asked).
+Exit restore_to_file(const Args& args) {
+  for (const char* o : {"as", "replace", "power-on"})
+    if (args.has(o)) usage_error(std::string("--") + o + " does not go with --to-file");
+  std::string path = args.get("to-file");
+  if (path.empty()) usage_error("--to-file: an empty path");
+  int disk = static_cast<int>(args.get_int("disk", 0, 0, 255));
+  DeferredInterrupts deferred;  // the temporary file is removed on SIGINT/SIGTERM
+  Catalog catalog(Catalog::default_path());
+  std::string id = args.operands[0];
+  if (!(is_backup_id(id) && catalog.find(id)))
+    if (auto e = backup_for_name(catalog_entries(args, catalog), id, {})) id = e->id;
+  ResolvedBackup b = resolve_backup(args, catalog, id);
+  Output out(args, {"path", "restored_from", "disk", "bytes"}, [](const ordered_json& r) {
+    return r.value("path", "") + ": disk " + std::to_string(r.value("disk", 0)) + " of " +
+           r.value("restored_from", "");
+  });
+  Gate gate = tool_gate(args.has("dry-run"), [&](const ordered_json& plan) { out.emit(plan); });
+  Progress progress(Progress::wanted());
+  ordered_json rec = restore_disk_to_file(*b.target, id, disk, path, gate, progress);
+  if (!rec.is_null()) out.emit(rec);
+  out.finish();
+  if (interrupt_requested()) return Exit::interrupted;
+  return Exit::ok;
+}
+
 }  // namespace
 
 std::vector<Option> restore_options() {
@@ -47,6 +74,9 @@ std::vector<Option> restore_options() {
   };
   for (const auto& o : vm_shape_options(kRestoreShape)) rows.push_back(o);
   rows.push_back({"retries", 0, "N", "start a failed disk upload again up to N times (default 3)"});
+  rows.push_back({"to-file", 0, "PATH",
+                  "write one disk as a local raw file instead of restoring a VM (no host needed)"});
+  rows.push_back({"disk", 0, "N", "--to-file: the disk to write, numbered from 0 (default 0)"});
   rows.push_back({"replace", 0, "",
                   "replace a powered-off VM of the same name (destroyed once the restore "
                   "succeeded)"});
@@ -58,6 +88,8 @@ std::vector<Option> restore_options() {
 Exit run_restore(const Args& args) {
   if (args.operands.size() != 1)
     usage_error("restore needs one backup ID (or the name of a VM: its newest backup)");
+  if (args.has("to-file")) return restore_to_file(args);
+  if (args.has("disk")) usage_error("--disk goes with --to-file");
   RestoreRequest req;
   req.id = args.operands[0];
   req.name = args.get("as");

@@ -71,3 +71,39 @@ TEST(ManifestTest, WarningsRoundTripAndAreAbsentWhenNone) {
 }
 
 }  // namespace
+
+TEST(ManifestTest, Format2ChunkedFilesAndChunkStats) {
+  auto m = sample();
+  m.format = 2;
+  ceso::ManifestFile idx;
+  idx.name = "disk0-flat.vmdk.idx";
+  idx.kind = "extent";
+  idx.disk = 0;
+  idx.size = 8u << 20;
+  idx.stored_size = 200;
+  idx.compression = "chunks";
+  m.files.push_back(idx);
+  m.chunk_stats = {{"chunks", 2}, {"uploaded", 1}, {"bytes_uploaded", 5000u}};
+  auto back = ceso::manifest_from_json(ceso::manifest_json(m).dump());
+  EXPECT_EQ(back.format, 2);
+  EXPECT_EQ(back.files.back().compression, "chunks");
+  // What the backup added: its files plus the chunks it uploaded.
+  EXPECT_EQ(back.bytes_stored(), m.bytes_stored());
+  EXPECT_EQ(ceso::catalog_entry(back, "file:///b").bytes_stored, 100u + 200u + 5000u);
+  auto j = ceso::manifest_json(m);
+  auto unknown = j;
+  unknown["files"].back()["compression"] = "gzip";
+  EXPECT_THROW(ceso::manifest_from_json(unknown.dump()), ceso::Error);
+  auto old = j;  // chunks are format 2 only
+  old["format"] = 1;
+  EXPECT_THROW(ceso::manifest_from_json(old.dump()), ceso::Error);
+  auto not_extent = j;  // only data files are chunked
+  not_extent["files"].back()["kind"] = "vmx";
+  EXPECT_THROW(ceso::manifest_from_json(not_extent.dump()), ceso::Error);
+  auto bad_stats = j;
+  bad_stats["chunk_stats"]["bytes_uploaded"] = -1;
+  EXPECT_THROW(ceso::manifest_from_json(bad_stats.dump()), ceso::Error);
+  auto zero = j;
+  zero["format"] = 0;
+  EXPECT_THROW(ceso::manifest_from_json(zero.dump()), ceso::Error);
+}

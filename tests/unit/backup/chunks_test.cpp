@@ -1,0 +1,216 @@
+// The chunk store of backup format 2 against a file target in a temporary
+// directory: the index format (hostile input), writing and reading back
+// through chunks, dedup, damage detection, listings and the sweep lock.
+#include "backup/chunks.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "backup/backup.hpp"
+#include "base/error.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TempTarget {
+  std::string root;
+  std::unique_ptr<ceso::BackupTarget> target;
+  TempTarget() {
+    root = (fs::temp_directory_path() /
+            ("ceso-chunks-test-" + std::to_string(getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+               .string();
+    fs::remove_all(root);
+    fs::create_directories(root);
+    target = ceso::open_backup_target("file://" + root);
+  }
+  ~TempTarget() { fs::remove_all(root); }
+};
+
+std::string pattern(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  uint32_t x = seed;
+  for (auto& c : s) {
+    x = x * 1103515245 + 12345;
+    c = static_cast<char>(x >> 24);
+  }
+  return s;
+}
+
+const uint64_t C = ceso::kChunkSize;
+
+ceso::ManifestFile write_chunked(ceso::ChunkStore& store, const std::string& path,
+                                 const std::string& data, ceso::ChunkStats* stats = nullptr) {
+  ceso::ManifestFile f;
+  f.name = path.substr(path.rfind('/') + 1);
+  f.kind = "extent";
+  ceso::ChunkedFileWriter w(store, path);
+  for (size_t off = 0; off < data.size(); off += 300000)
+    w.write(data.data() + off, std::min<size_t>(300000, data.size() - off));
+  w.finish(f);
+  if (stats) *stats = w.stats();
+  return f;
+}
+
+std::string read_back(ceso::BackupTarget& t, const std::string& dir, const ceso::ManifestFile& f,
+                      std::vector<std::string>* problems) {
+  ceso::StoredFileReader r(t, dir, f);
+  std::string out;
+  std::vector<char> buf(1 << 20);
+  while (size_t n = r.read(buf.data(), buf.size())) out.append(buf.data(), n);
+  *problems = r.problems();
+  return out;
+}
+
+TEST(ChunksTest, IndexRoundTripsAndRefusesHostileText) {
+  ceso::ChunkIndex idx;
+  idx.size = 2 * C + 5;
+  idx.chunks = {std::string(64, 'a'), "", std::string(64, '0')};
+  std::string text = ceso::index_text(idx);
+  EXPECT_EQ(text.substr(0, 47), "ceso-chunk-index 1\nchunk_size 4194304\nsize 8388");
+  auto back = ceso::parse_index(text);
+  EXPECT_EQ(back.size, idx.size);
+  EXPECT_EQ(back.chunks, idx.chunks);
+  auto refused = [](const std::string& t) {
+    try {
+      ceso::parse_index(t);
+    } catch (const ceso::Error& e) {
+      return e.code() == ceso::Exit::bad_input;
+    }
+    return false;
+  };
+  const std::string head = "ceso-chunk-index 1\nchunk_size 4194304\n";
+  const std::string a = std::string(64, 'a') + "\n";
+  EXPECT_TRUE(refused(""));
+  EXPECT_TRUE(refused("ceso-chunk-index 2\nchunk_size 4194304\nsize 0\n"));
+  EXPECT_TRUE(refused("ceso-chunk-index 1\nchunk_size 65536\nsize 0\n"));  // other chunk size
+  EXPECT_TRUE(refused(head + "size 1\n"));                                 // a chunk line short
+  EXPECT_TRUE(refused(head + "size 1\n" + a + a));                         // one too many
+  EXPECT_TRUE(refused(head + "size 1\n" + std::string(64, 'A') + "\n"));   // upper case
+  EXPECT_TRUE(refused(head + "size 1\n../../etc/passwd\n"));
+  EXPECT_TRUE(refused(head + "size 1\n" + std::string(64, 'a')));  // no final newline
+  EXPECT_TRUE(refused(head + "size -1\n"));
+  EXPECT_TRUE(refused(head + "size 01\n" + a));
+  EXPECT_TRUE(refused(head + "size 99999999999999999999\n"));
+  // A huge size in a short text is refused before anything is allocated.
+  EXPECT_TRUE(refused(head + "size 9000000000000000000\n" + a));
+  EXPECT_FALSE(refused(head + "size 0\n"));
+  EXPECT_TRUE(ceso::is_chunk_id(std::string(64, 'f')));
+  EXPECT_FALSE(ceso::is_chunk_id(std::string(63, 'f')));
+  EXPECT_THROW(ceso::chunk_path("../x"), ceso::Error);
+}
+
+TEST(ChunksTest, WritesOnceReadsBackAndDeduplicates) {
+  TempTarget t;
+  t.target->make_dir("b1");
+  t.target->make_dir("b2");
+  ceso::ChunkStore store(*t.target, 3, t.root + "-cache.db");
+  // Chunk 0 random, 1 zero, 2 a copy of 0, 3 text-like, then a short tail.
+  std::string r = pattern(C, 7);
+  std::string text;
+  while (text.size() < C) text += "the quick brown fox jumps over the lazy dog 0123456789\n";
+  text.resize(C);
+  std::string data = r + std::string(C, '\0') + r + text + pattern(1000, 9);
+  ceso::ChunkStats s;
+  auto f = write_chunked(store, "b1/d.idx", data, &s);
+  EXPECT_EQ(s.chunks, 5u);
+  EXPECT_EQ(s.zero, 1u);
+  EXPECT_EQ(s.reused, 1u);  // chunk 2 = chunk 0
+  EXPECT_EQ(s.uploaded, 3u);
+  EXPECT_EQ(f.compression, "chunks");
+  EXPECT_EQ(f.size, data.size());
+  std::vector<std::string> problems;
+  EXPECT_EQ(read_back(*t.target, "b1", f, &problems), data);
+  EXPECT_TRUE(problems.empty()) << problems.front();
+  auto listing = ceso::list_chunks(*t.target);
+  EXPECT_EQ(listing.ids.size(), 3u);
+  EXPECT_TRUE(listing.temporary.empty());
+  // The same data again: nothing uploaded.
+  auto f2 = write_chunked(store, "b2/d.idx", data, &s);
+  EXPECT_EQ(s.uploaded, 0u);
+  EXPECT_EQ(s.reused, 4u);
+  EXPECT_EQ(f2.stored_sha256, f.stored_sha256);
+  // A chunk removed behind the store's back: the cache hit is confirmed at
+  // the target, so the next write uploads it again.
+  fs::remove(t.root + "/" + ceso::chunk_path(listing.ids[0]));
+  write_chunked(store, "b2/d.idx", data, &s);
+  EXPECT_EQ(s.uploaded, 1u);
+  EXPECT_TRUE(fs::exists(t.root + "/" + ceso::chunk_path(listing.ids[0])));
+}
+
+TEST(ChunksTest, ReaderReportsMissingCorruptAndSwappedChunks) {
+  TempTarget t;
+  t.target->make_dir("b");
+  ceso::ChunkStore store(*t.target, 3, "");
+  std::string data = pattern(2 * C + 10, 3);
+  auto f = write_chunked(store, "b/d.idx", data);
+  auto ids = ceso::parse_index(t.target->read_file("b/d.idx")).chunks;
+  std::vector<std::string> problems;
+  auto path0 = t.root + "/" + ceso::chunk_path(ids[0]);
+  auto path1 = t.root + "/" + ceso::chunk_path(ids[1]);
+  fs::copy_file(path0, t.root + "/keep");
+  // Another chunk's (valid) data under this id: the hash catches it.
+  fs::copy_file(path1, path0, fs::copy_options::overwrite_existing);
+  read_back(*t.target, "b", f, &problems);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("differs from its id"), std::string::npos) << problems[0];
+  // Not zstd at all.
+  { std::ofstream(path0, std::ios::trunc) << "garbage"; }
+  read_back(*t.target, "b", f, &problems);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("corrupt"), std::string::npos) << problems[0];
+  fs::remove(path0);
+  read_back(*t.target, "b", f, &problems);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("missing"), std::string::npos) << problems[0];
+  EXPECT_TRUE(ceso::check_chunk(*t.target, ids[0], false, 0).has_value());
+  fs::copy_file(t.root + "/keep", path0);
+  EXPECT_FALSE(ceso::check_chunk(*t.target, ids[0], true, C).has_value());
+  read_back(*t.target, "b", f, &problems);
+  EXPECT_TRUE(problems.empty());
+  // The manifest's raw hash is checked over the whole file too.
+  auto wrong = f;
+  wrong.sha256 = std::string(64, '0');
+  read_back(*t.target, "b", wrong, &problems);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("SHA-256 of the data"), std::string::npos);
+  // An index whose hash is not the manifest's is not read at all.
+  auto other = f;
+  other.stored_sha256 = std::string(64, '1');
+  read_back(*t.target, "b", other, &problems);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("SHA-256 of the index"), std::string::npos);
+}
+
+TEST(ChunksTest, ListingIgnoresForeignFilesAndFindsTemporaries) {
+  TempTarget t;
+  std::string id(64, 'a');
+  fs::create_directories(t.root + "/chunks/aa");
+  fs::create_directories(t.root + "/chunks/zz");
+  fs::create_directories(t.root + "/chunks/aa/sub");
+  std::ofstream(t.root + "/chunks/aa/" + id) << "x";
+  std::ofstream(t.root + "/chunks/aa/" + id + ".0123456789abcdef.tmp") << "x";
+  std::ofstream(t.root + "/chunks/aa/notes.txt") << "x";
+  std::ofstream(t.root + "/chunks/zz/" + id) << "x";                    // wrong prefix dir
+  std::ofstream(t.root + "/chunks/aa/" + std::string(64, 'b')) << "x";  // wrong prefix
+  auto l = ceso::list_chunks(*t.target);
+  EXPECT_EQ(l.ids, std::vector<std::string>{id});
+  ASSERT_EQ(l.temporary.size(), 1u);
+  EXPECT_EQ(l.temporary[0], "chunks/aa/" + id + ".0123456789abcdef.tmp");
+}
+
+TEST(ChunksTest, SweepLockIsExclusive) {
+  TempTarget t;
+  EXPECT_FALSE(ceso::sweep_lock_owner(*t.target));
+  EXPECT_TRUE(ceso::take_sweep_lock(*t.target, "{\"a\":1}"));
+  EXPECT_FALSE(ceso::take_sweep_lock(*t.target, "{}"));
+  EXPECT_EQ(ceso::sweep_lock_owner(*t.target).value_or(""), "{\"a\":1}");
+  ceso::release_sweep_lock(*t.target);
+  EXPECT_FALSE(ceso::sweep_lock_owner(*t.target));
+}
+
+}  // namespace
