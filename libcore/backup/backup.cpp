@@ -561,7 +561,7 @@ class BackupRun {
   ordered_json run_;  // this run: id, machine, pid, lock (marker, snapshot description)
   std::string datacenter_;
   std::unique_ptr<DatastoreFiles> files_;
-  VmWriter* writer_ = nullptr;  // the run's changes: SSH on a free-licensed host
+  VmWriter* writer_ = nullptr;          // the run's changes: SSH on a free-licensed host
   std::unique_ptr<ChunkStore> chunks_;  // format 2
   ChunkStats chunk_stats_;
 

@@ -210,7 +210,8 @@ std::optional<uint64_t> parse_limit(std::string_view key, const std::string& tex
 
 // ---------------------------------------------------------------- config file
 
-const char* const kTopKeys[] = {"default", "hosts", "backup", "allow_hosts", "promotion", "metrics"};
+const char* const kTopKeys[] = {"default",     "hosts",     "backup",
+                                "allow_hosts", "promotion", "metrics"};
 const char* const kHostKeys[] = {
     "url",        "user",         "password",     "password_file",   "insecure",
     "thumbprint", "ca_file",      "idle_timeout", "call_timeout",    "max_answer_mib",
@@ -262,9 +263,9 @@ struct ConfigFile {
   std::optional<std::string> default_name;
   std::vector<HostEntry> hosts;
   std::optional<std::string> backup_target;
-  std::optional<std::string> promotion_key;            // already ~-expanded and absolute
-  std::optional<std::string> promotion_revoked;        // likewise
-  std::optional<std::string> metrics_dir;  // already ~-expanded and absolute
+  std::optional<std::string> promotion_key;      // already ~-expanded and absolute
+  std::optional<std::string> promotion_revoked;  // likewise
+  std::optional<std::string> metrics_dir;        // already ~-expanded and absolute
   std::optional<bool> metrics_vm_labels;
   S3Config s3;
   std::optional<std::vector<AllowEntry>> allow_hosts;  // set: only these hosts
