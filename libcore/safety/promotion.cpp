@@ -373,11 +373,13 @@ PromotionClaims verify_promotion(std::string_view token, const PromotionKey& key
   static const char* const kFields[] = {"allow",  "endpoint",   "expires", "id",
                                         "issued", "issuer",     "key",     "max_uses",
                                         "reason", "not_before", "v"};
-  for (const auto& [name, value] : j.items())
+  for (const auto& item : j.items()) {
+    const std::string& name = item.key();
     if (std::find_if(std::begin(kFields), std::end(kFields),
                      [&](const char* f) { return name == f; }) == std::end(kFields))
       refuse("unknown field " + quote(name) + " (version 1 has " +
              "allow, endpoint, expires, id, issued, issuer, key, max_uses, not_before, reason, v)");
+  }
   // 4. Types, then the values.
   PromotionClaims c;
   auto text = [&](const char* name) {
