@@ -189,6 +189,30 @@ sample() { printf '%s\n' "$1" | S="$2" awk 'index($0, ENVIRON["S"] " ") == 1 { p
   assert_eq "$(sample "$f" 'ceso_policy_refusals_total{actor="agent",tool="ceso-power"}')" 1
 }
 
+@test "promotions used: changes restricted mode let through under a signed promotion" {
+  mkdir -p "$XDG_CONFIG_HOME/ceso" "$BATS_TEST_TMPDIR/op"
+  ceso-audit keygen --out "$BATS_TEST_TMPDIR/op/key" >/dev/null
+  printf 'promotion:\n  key: %s\n' "$BATS_TEST_TMPDIR/op/key.pub" >"$XDG_CONFIG_HOME/ceso/config"
+  ep=$(ceso-ls --name db01 | jq -r .endpoint)
+  ceso-audit promote --key "$BATS_TEST_TMPDIR/op/key" --endpoint "$ep" --reason metrics \
+    --for 10min --allow 'power:db*' --out "$BATS_TEST_TMPDIR/t" >/dev/null
+  run env CESO_MODE=restricted ceso-power on db01 --promotion "$BATS_TEST_TMPDIR/t"
+  assert_status 0
+  # Not covered by the token: refused, and not a use.
+  run env CESO_MODE=restricted ceso-power off "web \"01\" & é" --promotion "$BATS_TEST_TMPDIR/t"
+  assert_status 5
+  # Covered, a no-op (already on): no change, no use.
+  run env CESO_MODE=restricted ceso-power on db01 --promotion "$BATS_TEST_TMPDIR/t"
+  assert_status 0
+  run env CESO_MODE=restricted ceso-power off db01 --promotion "$BATS_TEST_TMPDIR/t"
+  assert_status 0
+  f=$(cat "$METRICS/ceso.prom")
+  assert_eq "$(sample "$f" 'ceso_promotions_used_total{tool="ceso-power"}')" 2
+  assert_eq "$(sample "$f" 'ceso_changes_total{actor="agent",result="ok",tool="ceso-power"}')" 2
+  assert_eq "$(sample "$f" 'ceso_policy_refusals_total{actor="agent",tool="ceso-power"}')" 1
+  "$CHECK" "$METRICS/ceso.prom"
+}
+
 @test "a broken metrics file or directory is reported; the exit status stands" {
   printf 'ceso_runs_total{tool="x" 1\n' >"$METRICS/ceso.prom"
   run ceso-ls
