@@ -149,14 +149,13 @@ func portGroupUser(ctx *simulator.Context, host types.ManagedObjectReference, pg
 	return ""
 }
 
-// networkFolder is the network folder of the host's datacenter.
-func networkFolder(ctx *simulator.Context, hs *simulator.HostSystem) *simulator.Folder {
-	var ref types.ManagedObjectReference
+// networkFolder is the host's datacenter and its network folder.
+func networkFolder(ctx *simulator.Context, hs *simulator.HostSystem) (*simulator.Datacenter, *simulator.Folder) {
 	for p := hs.Parent; p != nil; {
 		obj := ctx.Map.Get(*p)
 		if dc, ok := obj.(*simulator.Datacenter); ok {
-			ref = dc.NetworkFolder
-			break
+			f, _ := ctx.Map.Get(dc.NetworkFolder).(*simulator.Folder)
+			return dc, f
 		}
 		me, ok := obj.(mo.Entity)
 		if !ok {
@@ -164,8 +163,7 @@ func networkFolder(ctx *simulator.Context, hs *simulator.HostSystem) *simulator.
 		}
 		p = me.Entity().Parent
 	}
-	f, _ := ctx.Map.Get(ref).(*simulator.Folder)
-	return f
+	return nil, nil
 }
 
 // networkNamed finds the Network object of a standard portgroup in the folder.
@@ -185,12 +183,13 @@ func networkNamed(ctx *simulator.Context, folder *simulator.Folder, name string)
 
 // addNetwork makes (or, on vCenter, joins) the Network object of a new portgroup.
 func addNetwork(ctx *simulator.Context, hs *simulator.HostSystem, name string) {
-	folder := networkFolder(ctx, hs)
+	dc, folder := networkFolder(ctx, hs)
 	if folder == nil {
 		return
 	}
 	n := networkNamed(ctx, folder, name)
 	if n == nil {
+		// As vcsim's own networks: a summary, in the folder and the datacenter's list.
 		n = &mo.Network{}
 		n.Name = name
 		if hs.Self.Value == "ha-host" {
@@ -198,8 +197,10 @@ func addNetwork(ctx *simulator.Context, hs *simulator.HostSystem, name string) {
 		} else {
 			n.Self = ctx.Map.NewEntity(n).Reference()
 		}
-		ctx.Map.PutEntity(folder, n)
+		n.Summary = &types.NetworkSummary{Network: &n.Self, Name: name, Accessible: true}
 		ctx.Map.AddReference(folder, &folder.ChildEntity, n.Self)
+		ctx.Map.PutEntity(folder, n)
+		ctx.Map.AddReference(dc, &dc.Network, n.Self)
 	}
 	ctx.Map.AddReference(n, &n.Host, hs.Self)
 	ctx.Map.AddReference(hs, &hs.Network, n.Self)
@@ -208,7 +209,7 @@ func addNetwork(ctx *simulator.Context, hs *simulator.HostSystem, name string) {
 // dropNetwork takes the host off a removed portgroup's Network object, and removes the
 // object when no host has it and no VM refers to it.
 func dropNetwork(ctx *simulator.Context, hs *simulator.HostSystem, name string) {
-	folder := networkFolder(ctx, hs)
+	dc, folder := networkFolder(ctx, hs)
 	if folder == nil {
 		return
 	}
@@ -232,6 +233,7 @@ func dropNetwork(ctx *simulator.Context, hs *simulator.HostSystem, name string) 
 	ctx.Map.WithLock(n, func() { hosts = len(n.Host) })
 	if hosts == 0 && !used {
 		ctx.Map.RemoveReference(folder, &folder.ChildEntity, n.Self)
+		ctx.Map.RemoveReference(dc, &dc.Network, n.Self)
 		ctx.Map.Remove(n.Self)
 	}
 }

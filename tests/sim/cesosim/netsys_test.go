@@ -97,12 +97,15 @@ func (n *netTest) hostNetworks() map[string]bool {
 		n.t.Fatal(err)
 	}
 	var nets []mo.Network
-	if err := pc.Retrieve(ctx, hs.Network, []string{"name"}, &nets); err != nil {
+	if err := pc.Retrieve(ctx, hs.Network, []string{"name", "summary"}, &nets); err != nil {
 		n.t.Fatal(err)
 	}
 	out := map[string]bool{}
 	for _, x := range nets {
 		out[x.Name] = true
+		if x.Summary == nil || x.Summary.GetNetworkSummary().Name != x.Name {
+			n.t.Errorf("network %q has summary %+v", x.Name, x.Summary)
+		}
 	}
 	return out
 }
