@@ -260,11 +260,12 @@ class NetTool {
 
   bool set(ceso::vim::Client& c, const ceso::HostNet& h, const ceso::NetEntry& pg,
            const Change& ch) {
-    if (pg.vmkernel && !ch.vswitch.empty() && ch.vswitch != pg.vswitch)
-      ceso::fail("portgroup " + ceso::quote(pg.name) + " on " + ceso::quote(h.name) +
-                 " carries a VMkernel NIC; ceso-net does not move it to another vSwitch");
     ceso::PortGroupSpec spec{pg.name, ch.vlan.value_or(pg.vlan.value_or(0)),
                              ch.vswitch.empty() ? pg.vswitch : ch.vswitch, pg.policy_xml};
+    if (pg.vmkernel && (pg.vlan != spec.vlan || pg.vswitch != spec.vswitch))
+      ceso::fail("portgroup " + ceso::quote(pg.name) + " on " + ceso::quote(h.name) +
+                 " carries a VMkernel NIC: a new VLAN or vSwitch can cut the host off the "
+                 "network, so ceso-net does not change it (use the host's console)");
     if (!h.vswitch(spec.vswitch))
       ceso::fail("no standard vSwitch " + ceso::quote(spec.vswitch) + " on " + ceso::quote(h.name) +
                  " (ceso-net ls --kind vswitch lists them)");

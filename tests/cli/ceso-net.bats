@@ -50,6 +50,13 @@ net_system() {
     .kind == "portgroup" and .vlan == 0 and .vswitch == "vSwitch0" and .clients == 1 and
     .vms[0] == "web01" and (.vms | length == 3) and (.vmkernel | not) and (.trunk | not)'
   echo "$output" | jq -se 'map(select(.name == "Management Network"))[0] | .vmkernel'
+  # Warm: the host list (a container view, read and destroyed), the hosts, their network
+  # systems, the networks, the VMs (the session's VM view).
+  sim_reset
+  ceso-net ls >/dev/null
+  [ "$(sim_count CreateContainerView)" -eq 1 ]
+  [ "$(sim_count DestroyView)" -eq 1 ]
+  [ "$(sim_count RetrievePropertiesEx)" -eq 5 ]
   run ceso-net ls --kind vswitch
   echo "$output" | jq -se 'map(.kind) == ["vswitch"]'
   run ceso-net ls --kind bogus
@@ -146,9 +153,21 @@ net_system() {
   run ceso-net set app --vlan 21
   echo "$output" | jq -e '.changed == false'
   [ "$(sim_count UpdatePortGroup)" -eq 1 ]
+  # The portgroup's own policy survives a VLAN change (UpdatePortGroup replaces the spec).
+  raw_login
+  raw_soap "<UpdatePortGroup xmlns=\"urn:vim25\"><_this type=\"HostNetworkSystem\">$(net_system)</_this><pgName>app</pgName><portgrp><name>app</name><vlanId>21</vlanId><vswitchName>vSwitch0</vswitchName><policy><security><allowPromiscuous>true</allowPromiscuous></security></policy></portgrp></UpdatePortGroup>" >/dev/null
+  sim_reset
+  ceso-net set app --vlan 22 | jq -e '.vlan == 22 and .changed'
+  assert_contains "$(host_portgroups)" "<name>app</name><vlanId>22</vlanId><vswitchName>vSwitch0</vswitchName><policy><security><allowPromiscuous>true</allowPromiscuous>"
+  ceso-net set app --vlan 21 | jq -e '.changed'
+  [ "$(sim_count UpdatePortGroup)" -eq 2 ]
   run --separate-stderr ceso-net set nosuch --vlan 3
   assert_status 1
   assert_contains "$stderr" "no portgroup 'nosuch'"
+  run --separate-stderr ceso-net set "Management Network" --vlan 5
+  assert_status 1
+  assert_contains "$stderr" "VMkernel"
+  [ "$(sim_count UpdatePortGroup)" -eq 2 ]
   run --separate-stderr ceso-net set app --vswitch vSwitch7
   assert_status 1
   assert_contains "$stderr" "vSwitch7"
