@@ -41,12 +41,13 @@ ceso::ToolSpec make_spec() {
           {"add",
            "add standard portgroups to a vSwitch",
            {
-               {"vswitch", 0, "NAME", "the standard vSwitch (required)"},
+               {"vswitch", 0, "NAME", "the standard vSwitch (required, or --dvs)"},
+               {"dvs", 0, "NAME", "vCenter: a distributed portgroup on this distributed switch"},
                {"vlan", 0, "N", "VLAN id 0-4095: 0 none, 4095 all VLANs (trunk); default 0"},
                {"esxi", 0, "NAME", "the ESXi host of a vCenter"},
            },
            kDryRun,
-           "[OPTION]... --vswitch NAME [PORTGROUP]..."},
+           "[OPTION]... --vswitch NAME|--dvs NAME [PORTGROUP]..."},
           {"set",
            "change the VLAN or vSwitch of standard portgroups",
            {
@@ -155,6 +156,7 @@ std::string line(const ceso::ordered_json& r) {
 struct Change {
   std::optional<int> vlan;
   std::string vswitch;
+  std::string dvs;
   bool force = false;
 };
 
@@ -168,6 +170,7 @@ class NetTool {
     Wanted w = wanted_of(t, args_);
     ceso::vim::Client& c = locator_.client_for(t);
     ceso::NetInventory& inv = inventory(c);
+    if (!ch.dvs.empty()) return add_dv(t, c, inv, w.name, ch);
     const ceso::HostNet& h = pick_host(inv, w.host);
     std::string host = h.name;
     const ceso::NetEntry* pg = h.portgroup(w.name);
@@ -240,6 +243,39 @@ class NetTool {
     return done;
   }
 
+  // add --dvs: a distributed portgroup on a vCenter.
+  void add_dv(const ceso::Target& t, ceso::vim::Client& c, ceso::NetInventory& inv,
+              const std::string& name, const Change& ch) {
+    if (!c.content().is_vcenter())
+      ceso::fail("--dvs: distributed portgroups need a vCenter; " + c.endpoint().id +
+                 " is a standalone host (use --vswitch)");
+    const ceso::DvSwitch* sw = inv.dv_switch(ch.dvs);
+    if (!sw)
+      ceso::fail("no distributed switch " + ceso::quote(ch.dvs) +
+                 " with hosts on this endpoint (ceso-net ls --kind dvportgroup shows them)");
+    int vlan = ch.vlan.value_or(0);
+    bool changed = false;
+    if (const ceso::NetEntry* pg = inv.dvportgroup(name)) {
+      if (pg->vswitch != sw->name || pg->vlan != vlan)
+        ceso::fail("distributed portgroup " + ceso::quote(name) + " already exists (VLAN " +
+                   (pg->vlan ? std::to_string(*pg->vlan) : "?") + " on " +
+                   ceso::quote(pg->vswitch) + ")");
+    } else {
+      ceso::ordered_json params = {{"portgroup", name}, {"dvs", sw->name}, {"vlan", vlan}};
+      ceso::Mutation m{c.endpoint().id, "", "", "AddDVPortgroup_Task", params};
+      m.transport = "api";
+      if (!gate_.perform(m, [&] { ceso::add_dvportgroup(c, sw->ref, name, vlan); })) return;
+      changed = true;
+      cache_.erase(c.endpoint().id);
+    }
+    const ceso::NetEntry* after = inventory(c).dvportgroup(name);
+    if (!after)
+      ceso::fail("distributed portgroup " + ceso::quote(name) + " is not there after the change");
+    ceso::ordered_json rec = ceso::net_record(*after, c.endpoint().id);
+    rec["changed"] = changed;
+    out_.emit(ceso::pass_through(t.record, rec, {"changed"}));
+  }
+
   bool add(ceso::vim::Client& c, const ceso::HostNet& h, const ceso::NetEntry* pg,
            const std::string& name, const Change& ch) {
     int vlan = ch.vlan.value_or(0);
@@ -304,9 +340,14 @@ ceso::Exit change(const ceso::Args& args, ceso::VmLocator& locator) {
   Change ch;
   if (auto v = args.maybe("vlan")) ch.vlan = ceso::parse_vlan(*v);
   ch.vswitch = args.get("vswitch");
+  ch.dvs = args.get("dvs");
   ch.force = args.has("force");
-  if (args.verb == "add" && ch.vswitch.empty())
-    ceso::usage_error("add needs --vswitch NAME (ceso-net ls --kind vswitch lists them)");
+  if (args.has("dvs") && ch.dvs.empty()) ceso::usage_error("--dvs: empty name");
+  if (!ch.dvs.empty() && args.has("vswitch"))
+    ceso::usage_error("--vswitch and --dvs exclude each other");
+  if (args.verb == "add" && ch.vswitch.empty() && ch.dvs.empty())
+    ceso::usage_error(
+        "add needs --vswitch NAME (ceso-net ls --kind vswitch lists them) or --dvs NAME");
   if (args.has("vswitch") && ch.vswitch.empty()) ceso::usage_error("--vswitch: empty name");
   if (args.verb == "set" && !ch.vlan && ch.vswitch.empty())
     ceso::usage_error("set needs --vlan N or --vswitch NAME");

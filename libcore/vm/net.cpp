@@ -93,6 +93,18 @@ void check_portgroup_name(std::string_view name, std::string_view field, Exit co
   check_object_label(name, field, "portgroup name", kMaxPortgroupNameBytes, code);
 }
 
+const DvSwitch* NetInventory::dv_switch(std::string_view n) const {
+  for (const auto& d : dv_switches)
+    if (d.name == n) return &d;
+  return nullptr;
+}
+
+const NetEntry* NetInventory::dvportgroup(std::string_view n) const {
+  for (const auto& d : dvportgroups)
+    if (d.name == n) return &d;
+  return nullptr;
+}
+
 const NetEntry* HostNet::portgroup(std::string_view n) const {
   for (const auto& p : portgroups)
     if (p.name == n) return &p;
@@ -193,17 +205,18 @@ NetInventory read_networks(vim::Client& c) {
   for (const auto& o : c.retrieve(dvpgs, {"config"})) {
     const xml::Node* cfg = o.prop("config");
     if (!cfg) continue;
+    vim::MoRef sw;
+    if (const xml::Node* s = cfg->child("distributedVirtualSwitch")) {
+      sw = vim::moref_of(*s);
+      if (std::find(switches.begin(), switches.end(), sw) == switches.end()) switches.push_back(sw);
+    }
     if (cfg->child_text("uplink") == "true") continue;  // the switch's uplink ports
     NetEntry e;
     e.kind = "dvportgroup";
     e.name = cfg->child_text("name");
     e.key = cfg->child_text("key");
     e.network = o.obj;
-    if (const xml::Node* s = cfg->child("distributedVirtualSwitch")) {
-      vim::MoRef sw = vim::moref_of(*s);
-      e.vswitch = sw.value;  // replaced by its name below
-      if (std::find(switches.begin(), switches.end(), sw) == switches.end()) switches.push_back(sw);
-    }
+    e.vswitch = sw.value;  // replaced by its name below
     dv_vlan(e, cfg->child("defaultPortConfig"));
     inv.dvportgroups.push_back(std::move(e));
   }
@@ -215,6 +228,8 @@ NetInventory read_networks(vim::Client& c) {
     for (const auto& o : c.retrieve(refs, {"name"})) switch_name[o.obj.value] = o.text("name");
   for (auto& e : inv.dvportgroups)
     if (switch_name.count(e.vswitch)) e.vswitch = switch_name[e.vswitch];
+  for (const auto& sw : switches)
+    if (switch_name.count(sw.value)) inv.dv_switches.push_back({sw, switch_name[sw.value]});
   std::sort(inv.dvportgroups.begin(), inv.dvportgroups.end(),
             [](const auto& a, const auto& b) { return a.name < b.name; });
   for (auto& e : inv.dvportgroups) dv_by_ref[e.network.value] = &e;
@@ -308,6 +323,25 @@ void update_portgroup(vim::Client& c, const vim::MoRef& sys, const std::string& 
 void remove_portgroup(vim::Client& c, const vim::MoRef& sys, const std::string& name) {
   need_system(sys);
   c.call("RemovePortGroup", sys, tag("pgName", name));
+}
+
+std::string dvportgroup_spec_xml(const std::string& name, int vlan) {
+  std::string v = vlan == kVlanTrunk
+                      ? "<vlan xsi:type=\"VmwareDistributedVirtualSwitchTrunkVlanSpec\">"
+                        "<inherited>false</inherited><vlanId><start>0</start><end>4094</end>"
+                        "</vlanId></vlan>"
+                      : "<vlan xsi:type=\"VmwareDistributedVirtualSwitchVlanIdSpec\">"
+                        "<inherited>false</inherited>" +
+                            tag("vlanId", std::to_string(vlan)) + "</vlan>";
+  return "<spec>" + tag("name", name) + "<numPorts>8</numPorts>" +
+         "<defaultPortConfig xsi:type=\"VMwareDVSPortSetting\">" + v + "</defaultPortConfig>" +
+         "<type>earlyBinding</type><autoExpand>true</autoExpand></spec>";
+}
+
+void add_dvportgroup(vim::Client& c, const vim::MoRef& dv_switch, const std::string& name,
+                     int vlan) {
+  xml::Node resp = c.call("AddDVPortgroup_Task", dv_switch, dvportgroup_spec_xml(name, vlan));
+  c.wait_for_task({"Task", resp.child_text("returnval")});
 }
 
 }  // namespace ceso

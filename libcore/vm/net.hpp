@@ -68,9 +68,18 @@ struct HostNet {
   const NetEntry* vswitch(std::string_view name) const;
 };
 
+// A vCenter distributed switch that the hosts are on.
+struct DvSwitch {
+  vim::MoRef ref;
+  std::string name;
+};
+
 struct NetInventory {
   std::vector<HostNet> hosts;  // by name
   std::vector<NetEntry> dvportgroups;
+  std::vector<DvSwitch> dv_switches;  // those with a portgroup on a host (each has its uplinks')
+  const DvSwitch* dv_switch(std::string_view name) const;
+  const NetEntry* dvportgroup(std::string_view name) const;
 };
 
 // The standard switches and portgroups of a host from its network system's
@@ -102,5 +111,13 @@ void add_portgroup(vim::Client& c, const vim::MoRef& network_system, const PortG
 void update_portgroup(vim::Client& c, const vim::MoRef& network_system, const std::string& name,
                       const PortGroupSpec& s);
 void remove_portgroup(vim::Client& c, const vim::MoRef& network_system, const std::string& name);
+
+// A distributed portgroup (vCenter): DVPortgroupConfigSpec in WSDL order,
+// early binding, autoExpand, the VLAN as a VlanIdSpec (0-4094) or, for
+// 4095, a trunk of 0-4094. AddDVPortgroup_Task (one spec; vcsim has no CreateDVPortgroup_Task) on
+// the switch, waited for.
+std::string dvportgroup_spec_xml(const std::string& name, int vlan);
+void add_dvportgroup(vim::Client& c, const vim::MoRef& dv_switch, const std::string& name,
+                     int vlan);
 
 }  // namespace ceso

@@ -269,3 +269,38 @@ net_system() {
   echo "$one" | jq -e '.host == "DC0_C0_H1" and .vlan == 10 and .changed'
   echo "$after" | jq -se 'map(select(.name == "web") | .host) == ["DC0_C0_H1"]'
 }
+
+@test "vCenter --dvs: a distributed portgroup with a VLAN or a trunk; idempotent; audited; refused on ESXi" {
+  run --separate-stderr ceso-net add dv --dvs DVS0 --vlan 10
+  assert_status 1
+  assert_contains "$stderr" "need a vCenter"
+  run --separate-stderr ceso-net add dv --dvs DVS0 --vswitch vSwitch0
+  assert_status 2
+  local st="$BATS_TEST_TMPDIR/vpx"
+  mkdir -p "$st"
+  eval "$(CESO_SIM_STATE=$st "$SIMCTL" start -model vpx -vms 1)"
+  run --separate-stderr ceso-net add dvweb --dvs DVS0 --vlan 10 --dry-run
+  plan_status=$status plan=$output
+  run --separate-stderr ceso-net add dvweb --dvs DVS0 --vlan 10
+  add_status=$status add=$output add_err=$stderr
+  again=$(ceso-net add dvweb --dvs DVS0 --vlan 10)
+  run --separate-stderr ceso-net add dvweb --dvs DVS0 --vlan 11
+  clash_status=$status clash=$stderr
+  trunk=$(ceso-net add dvtrunk --dvs DVS0 --vlan 4095)
+  run --separate-stderr ceso-net add x --dvs NoSuchDVS
+  nosw_status=$status nosw=$stderr
+  listed=$(ceso-net ls --kind dvportgroup)
+  CESO_SIM_STATE=$st "$SIMCTL" stop
+  [ "$plan_status" -eq 0 ]
+  echo "$plan" | jq -e '.type == "plan" and .operation == "AddDVPortgroup_Task" and .params.dvs == "DVS0" and .params.vlan == 10'
+  [ "$add_status" -eq 0 ] || { echo "$add_err"; false; }
+  echo "$add" | jq -e '.kind == "dvportgroup" and .name == "dvweb" and .vlan == 10 and .vswitch == "DVS0" and .changed'
+  echo "$again" | jq -e '.changed == false'
+  [ "$clash_status" -eq 1 ]
+  [[ "$clash" == *"already exists"* ]]
+  echo "$trunk" | jq -e '.vlan == 4095 and .trunk and .vlan_ranges == "0-4094"'
+  [ "$nosw_status" -eq 1 ]
+  [[ "$nosw" == *"no distributed switch 'NoSuchDVS'"* ]]
+  echo "$listed" | jq -se 'map(.name) | index("dvweb") and index("dvtrunk")'
+  jq -se 'map(select(.operation == "AddDVPortgroup_Task")) | length == 2 and all(.result == "ok")' "$CESO_AUDIT_LOG"
+}

@@ -396,3 +396,59 @@ func removeString(list []string, s string) []string {
 	}
 	return out
 }
+
+// Distributed portgroups: vCenter refuses a VLAN id outside 0–4094 in a
+// VmwareDistributedVirtualSwitchVlanIdSpec (4095, all VLANs, is a trunk spec) and trunk
+// ranges outside 0–4094 or backwards; vcsim takes any number.
+var dvPortgroupMethods = map[string]bool{
+	"CreateDVPortgroup_Task":      true,
+	"AddDVPortgroup_Task":         true,
+	"ReconfigureDVPortgroup_Task": true,
+}
+
+func dvVlanFault(setting types.BaseDVPortSetting) *netFault {
+	s, ok := setting.(*types.VMwareDVSPortSetting)
+	if !ok || s == nil || s.Vlan == nil {
+		return nil
+	}
+	switch v := s.Vlan.(type) {
+	case *types.VmwareDistributedVirtualSwitchVlanIdSpec:
+		if v.VlanId < 0 || v.VlanId > 4094 {
+			return invalidArg("spec.defaultPortConfig.vlan.vlanId")
+		}
+	case *types.VmwareDistributedVirtualSwitchTrunkVlanSpec:
+		for _, r := range v.VlanId {
+			if r.Start < 0 || r.End > 4094 || r.Start > r.End {
+				return invalidArg("spec.defaultPortConfig.vlan.vlanId")
+			}
+		}
+	}
+	return nil
+}
+
+// dvPortgroupCheck answers a distributed portgroup call with a bad VLAN with the fault;
+// false leaves the call to vcsim.
+func (f *front) dvPortgroupCheck(w http.ResponseWriter, body []byte) bool {
+	m, err := simulator.UnmarshalBody(types.TypeFunc(), body)
+	if err != nil {
+		return false
+	}
+	var specs []types.DVPortgroupConfigSpec
+	switch req := m.Body.(type) {
+	case *types.CreateDVPortgroup_Task:
+		specs = append(specs, req.Spec)
+	case *types.AddDVPortgroup_Task:
+		specs = append(specs, req.Spec...)
+	case *types.ReconfigureDVPortgroup_Task:
+		specs = append(specs, req.Spec)
+	default:
+		return false
+	}
+	for _, s := range specs {
+		if nf := dvVlanFault(s.DefaultPortConfig); nf != nil {
+			writeFault(w, nf.msg, nf.fault)
+			return true
+		}
+	}
+	return false
+}

@@ -283,3 +283,23 @@ func TestPortGroupFreeLicense(t *testing.T) {
 		t.Errorf("free host: %s", got)
 	}
 }
+
+func TestDVPortgroupVlanCheck(t *testing.T) {
+	id := func(v int32) types.BaseDVPortSetting {
+		return &types.VMwareDVSPortSetting{Vlan: &types.VmwareDistributedVirtualSwitchVlanIdSpec{VlanId: v}}
+	}
+	trunk := func(a, b int32) types.BaseDVPortSetting {
+		return &types.VMwareDVSPortSetting{Vlan: &types.VmwareDistributedVirtualSwitchTrunkVlanSpec{
+			VlanId: []types.NumericRange{{Start: a, End: b}}}}
+	}
+	for _, ok := range []types.BaseDVPortSetting{nil, id(0), id(4094), trunk(0, 4094), trunk(10, 10)} {
+		if f := dvVlanFault(ok); f != nil {
+			t.Errorf("%+v refused: %s", ok, f.msg)
+		}
+	}
+	for _, bad := range []types.BaseDVPortSetting{id(4095), id(5000), id(-1), trunk(0, 4095), trunk(20, 10), trunk(-1, 3)} {
+		if f := dvVlanFault(bad); f == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}

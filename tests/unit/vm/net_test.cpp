@@ -70,6 +70,21 @@ TEST(PortgroupSpec, WsdlOrderAndEscaping) {
             "<vswitchName>vSwitch0</vswitchName><policy></policy></portgrp>");
 }
 
+TEST(DvPortgroupSpec, VlanIdOrTrunk) {
+  EXPECT_EQ(
+      ceso::dvportgroup_spec_xml("web", 10),
+      "<spec><name>web</name><numPorts>8</numPorts>"
+      "<defaultPortConfig xsi:type=\"VMwareDVSPortSetting\">"
+      "<vlan xsi:type=\"VmwareDistributedVirtualSwitchVlanIdSpec\"><inherited>false</inherited>"
+      "<vlanId>10</vlanId></vlan></defaultPortConfig>"
+      "<type>earlyBinding</type><autoExpand>true</autoExpand></spec>");
+  std::string trunk = ceso::dvportgroup_spec_xml("t&", 4095);
+  EXPECT_NE(trunk.find("<name>t&amp;</name>"), std::string::npos);
+  EXPECT_NE(trunk.find("VmwareDistributedVirtualSwitchTrunkVlanSpec\"><inherited>false</inherited>"
+                       "<vlanId><start>0</start><end>4094</end></vlanId>"),
+            std::string::npos);
+}
+
 const char* kNetworkInfo = R"(<val xsi:type="HostNetworkInfo">
   <vswitch><name>vSwitch0</name><key>key-vim.host.VirtualSwitch-vSwitch0</key>
     <numPorts>1536</numPorts><mtu>1500</mtu>
