@@ -125,6 +125,36 @@ void check_vm_name(std::string_view name, std::string_view field, Exit code) {
                 code);
 }
 
+void check_object_label(std::string_view name, std::string_view field, std::string_view what,
+                        size_t max_bytes, Exit code) {
+  const std::string head = std::string(field) + ": " + std::string(what) + " " + shown(name);
+  if (name.empty()) throw Error(std::string(field) + ": " + std::string(what) + " is empty", code);
+  size_t chars = 0;
+  for (size_t i = 0; i < name.size();) {
+    ++chars;
+    auto cp = next_code_point(name, i);
+    if (!cp) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "0x%02X", static_cast<unsigned char>(name[i]));
+      throw Error(
+          head + " is not valid UTF-8 (byte " + buf + " at byte " + std::to_string(i + 1) + ")",
+          code);
+    }
+    const char* why = forbidden(cp->value);
+    if (why && cp->value != '/' && cp->value != '\\')
+      throw Error(head + " has " + code_text(cp->value) + " at character " + std::to_string(chars) +
+                      ": " + why,
+                  code);
+    i += cp->length;
+  }
+  if (name.front() == ' ' || name.back() == ' ')
+    throw Error(head + " starts or ends with a space", code);
+  if (name.size() > max_bytes)
+    throw Error(head + " has " + std::to_string(name.size()) + " bytes; at most " +
+                    std::to_string(max_bytes) + " are allowed",
+                code);
+}
+
 std::string decoded_vm_name(std::string_view name) {
   std::string out;
   out.reserve(name.size());

@@ -27,6 +27,14 @@ inline constexpr size_t kMaxVmNameChars = 80;
 // characters) and code point (or byte, for invalid UTF-8).
 void check_vm_name(std::string_view name, std::string_view field, Exit code);
 
+// Throws Error(`code`) unless `name` is fit as the name of a host object
+// that is not an inventory entity (a portgroup): not empty, valid UTF-8, at
+// most `max_bytes` bytes, no control, line separator or bidirectional
+// formatting characters (as check_vm_name), no space at either end. The
+// message starts with `field` and names the object as `what` ("portgroup name").
+void check_object_label(std::string_view name, std::string_view field, std::string_view what,
+                        size_t max_bytes, Exit code);
+
 // The name with vSphere's escapes %2f, %5c and %25 (either case) decoded.
 std::string decoded_vm_name(std::string_view name);
 

@@ -243,6 +243,12 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 	if call.Method == "ReconfigVM_Task" && hasSession() && f.pciReconfig(w, call, body) {
 		return
 	}
+	if portGroupMethods[call.Method] && hasSession() && f.netPortGroup(w, call, body) { // netsys.go
+		return
+	}
+	if dvPortgroupMethods[call.Method] && hasSession() && f.dvPortgroupCheck(w, body) { // netsys.go
+		return
+	}
 	if call.Method == "QueryConfigTarget" && hasSession() {
 		rec := f.record(r, body, call.Method)
 		if rec.Code != http.StatusOK || !f.pciConfigTarget(w, rec.Body.Bytes(), call, body) {
