@@ -79,6 +79,18 @@ class BackupTarget {
   // Never the root: Error(bad_input) for "".
   virtual void remove_tree(const std::string& dir) = 0;
 
+  // Every file under `dir`, recursively, as paths relative to it, from a
+  // flat listing of `listing_page()` names a request; nullopt where the
+  // target has none (file://, sftp://: one listing a directory).
+  virtual std::optional<std::vector<std::string>> list_flat(const std::string& dir) {
+    (void)dir;
+    return std::nullopt;
+  }
+  virtual size_t listing_page() const { return 0; }
+  // True when a file written with create() appears under its name only at
+  // commit(), whole (an S3 PUT), so no temporary name and rename are needed.
+  virtual bool atomic_create() const { return false; }
+
   // Small whole files (manifests, markers); read_file refuses more than
   // 64 MiB with Error(bad_input).
   std::string read_file(const std::string& path);
