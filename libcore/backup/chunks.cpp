@@ -605,26 +605,33 @@ struct ChunkedFileReader::Impl {
     }
     const std::string where = " (offset " + std::to_string(off) + ")";
     const std::string path = chunk_path(id);
-    auto size = target->file_size(path);
-    if (!size || *size == 0) {
-      problem("chunk " + id + where + " missing");
-      return false;
+    // Opened and read to its end without asking its size first (on S3 that
+    // is a HEAD less per chunk); only a failed open asks whether it exists.
+    std::unique_ptr<TargetReader> r;
+    try {
+      r = target->open(path);
+    } catch (const Error&) {
+      auto size = target->file_size(path);
+      if (!size || *size == 0) {
+        problem("chunk " + id + where + " missing");
+        return false;
+      }
+      throw;
     }
-    if (*size > ZSTD_compressBound(kChunkSize) + 4096) {
-      problem("chunk " + id + where + " is larger than any stored chunk can be");
-      return false;
-    }
-    stored.resize(*size);
-    auto r = target->open(path);
+    const size_t bound = ZSTD_compressBound(kChunkSize) + 4096;
+    stored.resize(bound + 1);
     size_t got = 0;
     while (got < stored.size()) {
       size_t n = r->read(stored.data() + got, stored.size() - got);
       if (n == 0) break;
       got += n;
     }
-    char extra;
-    if (got != stored.size() || r->read(&extra, 1) != 0) {
-      problem("chunk " + id + where + " changed size while read");
+    if (got == 0) {
+      problem("chunk " + id + where + " missing");
+      return false;
+    }
+    if (got > bound) {
+      problem("chunk " + id + where + " is larger than any stored chunk can be");
       return false;
     }
     size_t n = ZSTD_decompressDCtx(dctx.get(), raw.data(), raw.size(), stored.data(), got);
