@@ -215,10 +215,17 @@ class ChunkCache {
   void add(const std::string& id) { run("INSERT OR IGNORE INTO chunk(id) VALUES(?)", id); }
   void remove(const std::string& id) { run("DELETE FROM chunk WHERE id=?", id); }
   void replace_all(const std::vector<std::string>& ids) {
+    replace_from([&](const std::function<void(const std::string&)>& put) {
+      for (const auto& id : ids) put(id);
+    });
+  }
+  // One transaction: the ids `produce` hands over replace the table.
+  void replace_from(
+      const std::function<void(const std::function<void(const std::string&)>&)>& produce) {
     exec("BEGIN IMMEDIATE");
     try {
       exec("DELETE FROM chunk");
-      for (const auto& id : ids) add(id);
+      produce([&](const std::string& id) { add(id); });
       exec("INSERT OR REPLACE INTO meta(k, v) VALUES('built', '1')");
       exec("COMMIT");
     } catch (...) {
@@ -309,6 +316,22 @@ void ChunkStore::sync() {
 }
 
 size_t ChunkStore::rebuild_cache() {
+  if (impl_->cache && target_.listing_page()) {
+    // Page by page into the cache: a store of a million chunks never sits
+    // in memory.
+    size_t n = 0;
+    impl_->cache->replace_from([&](const std::function<void(const std::string&)>& put) {
+      each_chunk(
+          target_,
+          [&](const std::string& id) {
+            put(id);
+            ++n;
+          },
+          [](const std::string&) {});
+    });
+    impl_->listed = true;
+    return n;
+  }
   auto listing = list_chunks(target_);
   if (impl_->cache) {
     impl_->cache->replace_all(listing.ids);
@@ -716,20 +739,26 @@ bool is_temporary_chunk(const std::string& name, const std::string& prefix) {
 
 }  // namespace
 
+bool each_chunk(BackupTarget& target, const std::function<void(const std::string&)>& id,
+                const std::function<void(const std::string&)>& temporary) {
+  // "xx/ID" and "xx/ID.RANDOM.tmp"; anything else is foreign, never touched.
+  return target.list_flat(kChunkDir, [&](const std::string& f) {
+    size_t slash = f.find('/');
+    if (slash != 2 || f.find('/', slash + 1) != std::string::npos) return;
+    const std::string d = f.substr(0, 2), name = f.substr(3);
+    if (!is_hex2(d)) return;
+    if (is_chunk_id(name) && name.compare(0, 2, d) == 0)
+      id(name);
+    else if (is_temporary_chunk(name, d))
+      temporary(std::string(kChunkDir) + "/" + f);
+  });
+}
+
 ChunkListing list_chunks(BackupTarget& target) {
   ChunkListing out;
-  if (auto flat = target.list_flat(kChunkDir)) {
-    // "xx/ID" and "xx/ID.RANDOM.tmp"; anything else is foreign, never touched.
-    for (const auto& f : *flat) {
-      size_t slash = f.find('/');
-      if (slash != 2 || f.find('/', slash + 1) != std::string::npos) continue;
-      const std::string d = f.substr(0, 2), name = f.substr(3);
-      if (!is_hex2(d)) continue;
-      if (is_chunk_id(name) && name.compare(0, 2, d) == 0)
-        out.ids.push_back(name);
-      else if (is_temporary_chunk(name, d))
-        out.temporary.push_back(std::string(kChunkDir) + "/" + f);
-    }
+  if (each_chunk(
+          target, [&](const std::string& id) { out.ids.push_back(id); },
+          [&](const std::string& t) { out.temporary.push_back(t); })) {
     std::sort(out.ids.begin(), out.ids.end());
     return out;
   }

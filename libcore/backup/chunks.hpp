@@ -166,6 +166,10 @@ struct ChunkListing {
   std::vector<std::string> temporary;  // paths of leftover uploads
 };
 ChunkListing list_chunks(BackupTarget& target);
+// The same from a flat listing, page by page (`id` per chunk, `temporary`
+// per leftover upload); false, calling nothing, where the target has none.
+bool each_chunk(BackupTarget& target, const std::function<void(const std::string&)>& id,
+                const std::function<void(const std::string&)>& temporary);
 
 // The sweep's lock: an exclusive mkdir of .gc-lock holding owner.json.
 // take_sweep_lock returns false when it exists already (another sweep).

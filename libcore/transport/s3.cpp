@@ -810,10 +810,10 @@ class S3Target : public BackupTarget {
 
   // One ListObjectsV2 without a delimiter: 1,000 keys a request, however
   // they are spread over "directories".
-  std::optional<std::vector<std::string>> list_flat(const std::string& dir) override {
+  bool list_flat(const std::string& dir,
+                 const std::function<void(const std::string&)>& each) override {
     check_target_path(dir, false);
     const std::string pfx = key(dir) + "/";
-    std::vector<std::string> out;
     std::string token;
     do {
       Params q = {{"list-type", "2"}, {"prefix", pfx}};
@@ -824,7 +824,7 @@ class S3Target : public BackupTarget {
         if (name.size() <= pfx.size() || name.compare(0, pfx.size(), pfx) != 0) continue;
         name = name.substr(pfx.size());
         if (name.back() == '/') continue;  // a directory marker
-        out.push_back(std::move(name));
+        each(name);
       }
       std::string prev = std::move(token);
       token =
@@ -833,7 +833,7 @@ class S3Target : public BackupTarget {
         fail("S3 listing of " + quote(url_ + "/" + dir) +
              ": the server repeats its continuation token");
     } while (!token.empty());
-    return out;
+    return true;
   }
   size_t listing_page() const override { return 1000; }
   // A PUT (one part: up to the part size) is whole or absent; a multipart

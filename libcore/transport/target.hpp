@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -79,12 +80,15 @@ class BackupTarget {
   // Never the root: Error(bad_input) for "".
   virtual void remove_tree(const std::string& dir) = 0;
 
-  // Every file under `dir`, recursively, as paths relative to it, from a
-  // flat listing of `listing_page()` names a request; nullopt where the
+  // Calls `each` with every file under `dir`, recursively, as a path
+  // relative to it, from a flat listing of `listing_page()` names a request
+  // (page by page: memory stays bounded); false, calling nothing, where the
   // target has none (file://, sftp://: one listing a directory).
-  virtual std::optional<std::vector<std::string>> list_flat(const std::string& dir) {
+  virtual bool list_flat(const std::string& dir,
+                         const std::function<void(const std::string&)>& each) {
     (void)dir;
-    return std::nullopt;
+    (void)each;
+    return false;
   }
   virtual size_t listing_page() const { return 0; }
   // True when a file written with create() appears under its name only at

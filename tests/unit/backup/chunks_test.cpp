@@ -222,12 +222,12 @@ class FlatTarget : public ceso::BackupTarget {
   void rename(const std::string& a, const std::string& b) override { t_.rename(a, b); }
   void sync_dir(const std::string& d) override { t_.sync_dir(d); }
   void remove_tree(const std::string& d) override { t_.remove_tree(d); }
-  std::optional<std::vector<std::string>> list_flat(const std::string& dir) override {
-    std::vector<std::string> out;
-    if (!fs::exists(root_ + "/" + dir)) return out;
+  bool list_flat(const std::string& dir,
+                 const std::function<void(const std::string&)>& each) override {
+    if (!fs::exists(root_ + "/" + dir)) return true;
     for (auto& e : fs::recursive_directory_iterator(root_ + "/" + dir))
-      if (e.is_regular_file()) out.push_back(fs::relative(e.path(), root_ + "/" + dir).string());
-    return out;
+      if (e.is_regular_file()) each(fs::relative(e.path(), root_ + "/" + dir).string());
+    return true;
   }
   size_t listing_page() const override { return 1000; }
   bool atomic_create() const override { return true; }
