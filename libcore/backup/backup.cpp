@@ -931,6 +931,10 @@ ordered_json BackupRun::run(ordered_json& record) {
       wait_for_sweep(ctx_.target, ctx_.warn);
       chunks_ = std::make_unique<ChunkStore>(ctx_.target, o_.level,
                                              ChunkStore::cache_path_for(ctx_.target.url()));
+      uint64_t lookups = 0;
+      for (const auto& d : disks)
+        if (d.kind == "extent") lookups += (d.size + kChunkSize - 1) / kChunkSize;
+      chunks_->plan_lookups(lookups);
       m_.format = 2;
     }
     // The config as XML text again, so it can be stored as the API reported it.

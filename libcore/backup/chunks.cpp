@@ -202,13 +202,30 @@ class ChunkCache {
   ~ChunkCache() { sqlite3_close(db_); }
   bool built() { return query_one("SELECT 1 FROM meta WHERE k='built'"); }
   bool contains(const std::string& id) { return query_one("SELECT 1 FROM chunk WHERE id=?", id); }
+  uint64_t count() {
+    std::lock_guard lock(mutex_);
+    sqlite3_stmt* st = nullptr;
+    uint64_t n = 0;
+    if (sqlite3_prepare_v2(db_, "SELECT count(*) FROM chunk", -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+      n = static_cast<uint64_t>(sqlite3_column_int64(st, 0));
+    sqlite3_finalize(st);
+    return n;
+  }
   void add(const std::string& id) { run("INSERT OR IGNORE INTO chunk(id) VALUES(?)", id); }
   void remove(const std::string& id) { run("DELETE FROM chunk WHERE id=?", id); }
   void replace_all(const std::vector<std::string>& ids) {
+    replace_from([&](const std::function<void(const std::string&)>& put) {
+      for (const auto& id : ids) put(id);
+    });
+  }
+  // One transaction: the ids `produce` hands over replace the table.
+  void replace_from(
+      const std::function<void(const std::function<void(const std::string&)>&)>& produce) {
     exec("BEGIN IMMEDIATE");
     try {
       exec("DELETE FROM chunk");
-      for (const auto& id : ids) add(id);
+      produce([&](const std::string& id) { add(id); });
       exec("INSERT OR REPLACE INTO meta(k, v) VALUES('built', '1')");
       exec("COMMIT");
     } catch (...) {
@@ -252,6 +269,10 @@ class ChunkCache {
 struct ChunkStore::Impl {
   int level = 3;
   std::unique_ptr<ChunkCache> cache;
+  bool listed = false;  // the cache was filled from a listing taken by this store
+  // plan_lookups chose that listing (plus what this store uploaded since)
+  // to answer present() alone.
+  bool trust_listing = false;
   std::mutex dirs_mutex;
   std::unordered_set<std::string> dirs;     // chunks/xx made by this store
   std::unordered_set<std::string> renamed;  // chunks/xx with renames not yet synced
@@ -295,13 +316,41 @@ void ChunkStore::sync() {
 }
 
 size_t ChunkStore::rebuild_cache() {
+  if (impl_->cache && target_.listing_page()) {
+    // Page by page into the cache: a store of a million chunks never sits
+    // in memory.
+    size_t n = 0;
+    impl_->cache->replace_from([&](const std::function<void(const std::string&)>& put) {
+      each_chunk(
+          target_,
+          [&](const std::string& id) {
+            put(id);
+            ++n;
+          },
+          [](const std::string&) {});
+    });
+    impl_->listed = true;
+    return n;
+  }
   auto listing = list_chunks(target_);
-  if (impl_->cache) impl_->cache->replace_all(listing.ids);
+  if (impl_->cache) {
+    impl_->cache->replace_all(listing.ids);
+    impl_->listed = true;
+  }
   return listing.ids.size();
+}
+
+void ChunkStore::plan_lookups(uint64_t lookups) {
+  if (!impl_->cache || target_.listing_page() == 0) return;
+  uint64_t pages = impl_->cache->count() / target_.listing_page() + 1;
+  if (pages >= lookups) return;
+  if (!impl_->listed) rebuild_cache();
+  impl_->trust_listing = true;
 }
 
 bool ChunkStore::present(const std::string& id) {
   if (impl_->cache && !impl_->cache->contains(id)) return false;
+  if (impl_->trust_listing) return true;  // in this run's listing of the target, or uploaded by it
   // The cache is never the last word: the target is asked.
   auto size = target_.file_size(chunk_path(id));
   bool there = size && *size > 0;
@@ -333,7 +382,15 @@ uint64_t ChunkStore::upload(const std::string& id, const char* data, size_t size
   size_t n = ZSTD_compress2(z.cctx.get(), z.out.data(), z.out.size(), data, size);
   if (ZSTD_isError(n)) fail(std::string("zstd: ") + ZSTD_getErrorName(n));
   // Whole or not at all under its final name: a killed upload leaves only
-  // a temporary file (the sweep removes it).
+  // a temporary file (the sweep removes it), or nothing where the target's
+  // create() is atomic (S3: one PUT instead of PUT, copy and DELETE).
+  if (target_.atomic_create()) {
+    auto w = target_.create(final_path);
+    w->write(z.out.data(), n);
+    w->commit();
+    if (impl_->cache) impl_->cache->add(id);
+    return n;
+  }
   const std::string tmp = final_path + "." + random_hex(8) + ".tmp";
   auto w = target_.create(tmp);
   w->write(z.out.data(), n);
@@ -571,26 +628,33 @@ struct ChunkedFileReader::Impl {
     }
     const std::string where = " (offset " + std::to_string(off) + ")";
     const std::string path = chunk_path(id);
-    auto size = target->file_size(path);
-    if (!size || *size == 0) {
-      problem("chunk " + id + where + " missing");
-      return false;
+    // Opened and read to its end without asking its size first (on S3 that
+    // is a HEAD less per chunk); only a failed open asks whether it exists.
+    std::unique_ptr<TargetReader> r;
+    try {
+      r = target->open(path);
+    } catch (const Error&) {
+      auto size = target->file_size(path);
+      if (!size || *size == 0) {
+        problem("chunk " + id + where + " missing");
+        return false;
+      }
+      throw;
     }
-    if (*size > ZSTD_compressBound(kChunkSize) + 4096) {
-      problem("chunk " + id + where + " is larger than any stored chunk can be");
-      return false;
-    }
-    stored.resize(*size);
-    auto r = target->open(path);
+    const size_t bound = ZSTD_compressBound(kChunkSize) + 4096;
+    stored.resize(bound + 1);
     size_t got = 0;
     while (got < stored.size()) {
       size_t n = r->read(stored.data() + got, stored.size() - got);
       if (n == 0) break;
       got += n;
     }
-    char extra;
-    if (got != stored.size() || r->read(&extra, 1) != 0) {
-      problem("chunk " + id + where + " changed size while read");
+    if (got == 0) {
+      problem("chunk " + id + where + " missing");
+      return false;
+    }
+    if (got > bound) {
+      problem("chunk " + id + where + " is larger than any stored chunk can be");
       return false;
     }
     size_t n = ZSTD_decompressDCtx(dctx.get(), raw.data(), raw.size(), stored.data(), got);
@@ -675,8 +739,29 @@ bool is_temporary_chunk(const std::string& name, const std::string& prefix) {
 
 }  // namespace
 
+bool each_chunk(BackupTarget& target, const std::function<void(const std::string&)>& id,
+                const std::function<void(const std::string&)>& temporary) {
+  // "xx/ID" and "xx/ID.RANDOM.tmp"; anything else is foreign, never touched.
+  return target.list_flat(kChunkDir, [&](const std::string& f) {
+    size_t slash = f.find('/');
+    if (slash != 2 || f.find('/', slash + 1) != std::string::npos) return;
+    const std::string d = f.substr(0, 2), name = f.substr(3);
+    if (!is_hex2(d)) return;
+    if (is_chunk_id(name) && name.compare(0, 2, d) == 0)
+      id(name);
+    else if (is_temporary_chunk(name, d))
+      temporary(std::string(kChunkDir) + "/" + f);
+  });
+}
+
 ChunkListing list_chunks(BackupTarget& target) {
   ChunkListing out;
+  if (each_chunk(
+          target, [&](const std::string& id) { out.ids.push_back(id); },
+          [&](const std::string& t) { out.temporary.push_back(t); })) {
+    std::sort(out.ids.begin(), out.ids.end());
+    return out;
+  }
   for (const auto& d : target.list(kChunkDir)) {
     if (!d.dir || !is_hex2(d.name)) continue;  // foreign: never touched
     const std::string dir = std::string(kChunkDir) + "/" + d.name;

@@ -11,9 +11,11 @@
 //
 // Which chunks a target holds is cached locally (an SQLite file per target in
 // the cache directory). The cache only ever says "probably present": a hit is
-// confirmed at the target (file_size) before a backup relies on it, and a
+// confirmed at the target (file_size, or a listing of the target's chunks
+// taken by the same run: plan_lookups) before a backup relies on it, and a
 // miss is uploaded. So a chunk lost behind ceso's back is uploaded again, never
-// assumed present.
+// assumed present. On a target whose create() is atomic (S3) a chunk is
+// written under its final name at once: one request a new chunk.
 #pragma once
 
 #include <cstdint>
@@ -89,6 +91,13 @@ class ChunkStore {
   // Whether the target holds chunk `id`: a cache hit is confirmed at the
   // target; a cache miss is taken as absent (it is then uploaded).
   bool present(const std::string& id);
+  // This run will look up about `lookups` chunks. Where one listing of the
+  // target's chunks costs fewer requests than that many presence checks
+  // (S3: 1,000 names a request, estimated from the cache's size), the
+  // chunks are listed now and that listing, taken by this run at the
+  // target, answers present() from then on; otherwise each cache hit is
+  // confirmed at the target.
+  void plan_lookups(uint64_t lookups);
   // Stores raw bytes under `id` (compressed); returns the stored size.
   // The chunk file is synced; its rename is made durable by sync().
   uint64_t upload(const std::string& id, const char* data, size_t size);
@@ -157,6 +166,10 @@ struct ChunkListing {
   std::vector<std::string> temporary;  // paths of leftover uploads
 };
 ChunkListing list_chunks(BackupTarget& target);
+// The same from a flat listing, page by page (`id` per chunk, `temporary`
+// per leftover upload); false, calling nothing, where the target has none.
+bool each_chunk(BackupTarget& target, const std::function<void(const std::string&)>& id,
+                const std::function<void(const std::string&)>& temporary);
 
 // The sweep's lock: an exclusive mkdir of .gc-lock holding owner.json.
 // take_sweep_lock returns false when it exists already (another sweep).

@@ -808,6 +808,38 @@ class S3Target : public BackupTarget {
 
   void sync_dir(const std::string& dir) override { check_target_path(dir, true); }
 
+  // One ListObjectsV2 without a delimiter: 1,000 keys a request, however
+  // they are spread over "directories".
+  bool list_flat(const std::string& dir,
+                 const std::function<void(const std::string&)>& each) override {
+    check_target_path(dir, false);
+    const std::string pfx = key(dir) + "/";
+    std::string token;
+    do {
+      Params q = {{"list-type", "2"}, {"prefix", pfx}};
+      if (!token.empty()) q.emplace_back("continuation-token", token);
+      auto doc = list_page(q);
+      for (const auto* c : doc.all("Contents")) {
+        std::string name = c->child_text("Key");
+        if (name.size() <= pfx.size() || name.compare(0, pfx.size(), pfx) != 0) continue;
+        name = name.substr(pfx.size());
+        if (name.back() == '/') continue;  // a directory marker
+        each(name);
+      }
+      std::string prev = std::move(token);
+      token =
+          doc.child_text("IsTruncated") == "true" ? doc.child_text("NextContinuationToken") : "";
+      if (!token.empty() && token == prev)
+        fail("S3 listing of " + quote(url_ + "/" + dir) +
+             ": the server repeats its continuation token");
+    } while (!token.empty());
+    return true;
+  }
+  size_t listing_page() const override { return 1000; }
+  // A PUT (one part: up to the part size) is whole or absent; a multipart
+  // upload appears only at CompleteMultipartUpload.
+  bool atomic_create() const override { return true; }
+
   void remove_tree(const std::string& dir) override {
     check_target_path(dir, false);
     std::string pfx = key(dir) + "/";

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -78,6 +79,21 @@ class BackupTarget {
   // Remove a directory and everything in it (or a file); absent is fine.
   // Never the root: Error(bad_input) for "".
   virtual void remove_tree(const std::string& dir) = 0;
+
+  // Calls `each` with every file under `dir`, recursively, as a path
+  // relative to it, from a flat listing of `listing_page()` names a request
+  // (page by page: memory stays bounded); false, calling nothing, where the
+  // target has none (file://, sftp://: one listing a directory).
+  virtual bool list_flat(const std::string& dir,
+                         const std::function<void(const std::string&)>& each) {
+    (void)dir;
+    (void)each;
+    return false;
+  }
+  virtual size_t listing_page() const { return 0; }
+  // True when a file written with create() appears under its name only at
+  // commit(), whole (an S3 PUT), so no temporary name and rename are needed.
+  virtual bool atomic_create() const { return false; }
 
   // Small whole files (manifests, markers); read_file refuses more than
   // 64 MiB with Error(bad_input).

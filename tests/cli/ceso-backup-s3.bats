@@ -5,6 +5,7 @@
 # bed does not start and every test fails (scripts/install-deps installs them).
 
 load helpers/common
+load helpers/s3
 
 setup_file() {
   local spec="$BATS_FILE_TMPDIR/vms.json"
@@ -21,33 +22,6 @@ teardown_file() {
   sim_stop
 }
 
-# The S3 test bed: port and credentials of an IAM user with s3:* (the
-# server checks every signature).
-s3_start() {
-  local dir="$BATS_FILE_TMPDIR/s3"
-  mkdir -p "$dir"
-  python3 "$REPO_ROOT/tests/s3/s3server.py" "$dir/port" "$dir/credentials" \
-    >"$dir/log" 2>&1 &
-  echo $! >"$dir/pid"
-  for _ in $(seq 300); do [ -s "$dir/port" ] && break; sleep 0.1; done
-  [ -s "$dir/port" ] || { cat "$dir/log" >&2; return 1; }
-  chmod 600 "$dir/credentials"
-  S3_PORT=$(cat "$dir/port")
-  export AWS_ENDPOINT_URL="http://127.0.0.1:$S3_PORT"
-  export AWS_SHARED_CREDENTIALS_FILE="$dir/credentials" AWS_PROFILE=ceso-test AWS_REGION=us-east-1
-  unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
-  export CESO_BACKUP_TARGET="s3://ceso-test/backups/site%20a"
-  export CESO_S3_PART_MIB=5
-}
-s3_stop() {
-  local pid
-  pid=$(cat "$BATS_FILE_TMPDIR/s3/pid" 2>/dev/null) && kill "$pid" 2>/dev/null || true
-}
-s3_fault() { curl -sf -X POST --data "$1" "$AWS_ENDPOINT_URL/__fault" >/dev/null; }
-s3_stats() { curl -sf "$AWS_ENDPOINT_URL/__stats"; }
-# botocore (not ceso) looks at the bucket: py 'python code using s3'.
-s3py() { python3 -c "import boto3; s3 = boto3.client('s3')
-$1"; }
 keys() { s3py 'print("\n".join(o["Key"] for o in s3.list_objects_v2(Bucket="ceso-test", Prefix="backups/").get("Contents", [])))'; }
 uploads() { s3py 'print(len(s3.list_multipart_uploads(Bucket="ceso-test").get("Uploads", [])))'; }
 

@@ -203,6 +203,85 @@ TEST(ChunksTest, ListingIgnoresForeignFilesAndFindsTemporaries) {
   EXPECT_EQ(l.temporary[0], "chunks/aa/" + id + ".0123456789abcdef.tmp");
 }
 
+// A file target seen as S3 sees it: a flat listing of every key under a
+// prefix, an atomic create; file_size calls are counted.
+class FlatTarget : public ceso::BackupTarget {
+ public:
+  FlatTarget(ceso::BackupTarget& t, std::string root) : t_(t), root_(std::move(root)) {}
+  int sizes = 0;
+  const std::string& url() const override { return t_.url(); }
+  void make_dir(const std::string& d) override { t_.make_dir(d); }
+  void make_dir_exclusive(const std::string& d) override { t_.make_dir_exclusive(d); }
+  std::vector<ceso::TargetEntry> list(const std::string& d) override { return t_.list(d); }
+  std::optional<uint64_t> file_size(const std::string& p) override {
+    ++sizes;
+    return t_.file_size(p);
+  }
+  std::unique_ptr<ceso::TargetWriter> create(const std::string& p) override { return t_.create(p); }
+  std::unique_ptr<ceso::TargetReader> open(const std::string& p) override { return t_.open(p); }
+  void rename(const std::string& a, const std::string& b) override { t_.rename(a, b); }
+  void sync_dir(const std::string& d) override { t_.sync_dir(d); }
+  void remove_tree(const std::string& d) override { t_.remove_tree(d); }
+  bool list_flat(const std::string& dir,
+                 const std::function<void(const std::string&)>& each) override {
+    if (!fs::exists(root_ + "/" + dir)) return true;
+    for (auto& e : fs::recursive_directory_iterator(root_ + "/" + dir))
+      if (e.is_regular_file()) each(fs::relative(e.path(), root_ + "/" + dir).string());
+    return true;
+  }
+  size_t listing_page() const override { return 1000; }
+  bool atomic_create() const override { return true; }
+
+ private:
+  ceso::BackupTarget& t_;
+  std::string root_;
+};
+
+TEST(ChunksTest, FlatListingAtomicCreateAndOneListingPerRun) {
+  TempTarget t;
+  FlatTarget flat(*t.target, t.root);
+  std::string id(64, 'a');
+  fs::create_directories(t.root + "/chunks/aa/sub");
+  fs::create_directories(t.root + "/chunks/zz");
+  std::ofstream(t.root + "/chunks/aa/" + id) << "x";
+  std::ofstream(t.root + "/chunks/aa/" + id + ".0123456789abcdef.tmp") << "x";
+  std::ofstream(t.root + "/chunks/aa/sub/" + id) << "x";  // too deep: foreign
+  std::ofstream(t.root + "/chunks/aa/notes.txt") << "x";
+  std::ofstream(t.root + "/chunks/zz/" + id) << "x";
+  std::ofstream(t.root + "/chunks/" + id) << "x";  // not in a chunks/xx
+  auto l = ceso::list_chunks(flat);
+  EXPECT_EQ(l.ids, std::vector<std::string>{id});
+  ASSERT_EQ(l.temporary.size(), 1u);
+  EXPECT_EQ(l.temporary[0], "chunks/aa/" + id + ".0123456789abcdef.tmp");
+  fs::remove_all(t.root + "/chunks");
+
+  // Uploads go to their final names: no temporary file, no rename.
+  const std::string cache = t.root + "-cache.db";
+  std::string data = pattern(3 * C, 7);
+  {
+    ceso::ChunkStore store(flat, 1, cache);
+    t.target->make_dir("b1");
+    write_chunked(store, "b1/disk.idx", data);
+  }
+  auto after = ceso::list_chunks(*t.target);
+  EXPECT_EQ(after.ids.size(), 3u);
+  EXPECT_TRUE(after.temporary.empty());
+  // A chunk lost behind ceso's back; the cache still lists it. A run that
+  // plans more lookups than a listing costs lists the target once: the
+  // lost chunk is absent, the others present, without a file_size each.
+  fs::remove(t.root + "/" + ceso::chunk_path(after.ids[0]));
+  ceso::ChunkStore store(flat, 1, cache);
+  flat.sizes = 0;
+  store.plan_lookups(3);
+  EXPECT_FALSE(store.present(after.ids[0]));
+  EXPECT_TRUE(store.present(after.ids[1]));
+  EXPECT_TRUE(store.present(after.ids[2]));
+  EXPECT_EQ(flat.sizes, 0);
+  fs::remove(cache);
+  fs::remove(cache + "-wal");
+  fs::remove(cache + "-shm");
+}
+
 TEST(ChunksTest, SweepLockIsExclusive) {
   TempTarget t;
   EXPECT_FALSE(ceso::sweep_lock_owner(*t.target));
