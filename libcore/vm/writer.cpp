@@ -92,6 +92,12 @@ SshResult VmWriter::shell(const std::vector<std::string>& argv, std::string_view
        ": this write goes over the API, not SSH");
 }
 
+SshResult VmWriter::shell_input(const std::vector<std::string>& argv,
+                                const SshConnection::InputFn&, const std::function<bool()>&) {
+  fail("cannot run " + quote(argv.empty() ? "" : argv.front()) +
+       ": this write goes over the API, not SSH");
+}
+
 std::string VmWriter::name() const { return "the API"; }
 
 // One endpoint's SSH connection, opened at its first command.
@@ -111,6 +117,14 @@ struct VmWriters::Link {
     if (!conn) conn = std::make_unique<SshConnection>(settings, limits);
     ++commands;
     return conn->run(argv, input);
+  }
+
+  SshResult exec_input(const std::vector<std::string>& argv, const SshConnection::InputFn& input,
+                       const std::function<bool()>& cancel) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!conn) conn = std::make_unique<SshConnection>(settings, limits);
+    ++commands;
+    return conn->run_input(argv, input, cancel);
   }
 
   // A vim-cmd: its result checked for fault blocks and the exit status
@@ -201,6 +215,10 @@ class SshVmWriter : public VmWriter {
 
   SshResult shell(const std::vector<std::string>& argv, std::string_view input) override {
     return link_->exec(argv, input);
+  }
+  SshResult shell_input(const std::vector<std::string>& argv, const SshConnection::InputFn& input,
+                        const std::function<bool()>& cancel) override {
+    return link_->exec_input(argv, input, cancel);
   }
   std::string name() const override { return link_->name; }
 
