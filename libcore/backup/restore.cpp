@@ -574,9 +574,10 @@ ordered_json Restore::run() {
     fail("a VM named " + quote(name_) + " already exists on " + c_.endpoint().id +
          "; give --replace to replace it, or --as NEWNAME");
   if (existing && ssh())
-    fail("--replace is not supported over SSH (free ESXi: renaming the VM aside is an API "
-         "write); restore with --as NEWNAME, then remove " +
-         quote(name_) + " with ceso-rm");
+    fail(
+        "--replace is not supported over SSH (free ESXi: renaming the VM aside is an API "
+        "write); restore with --as NEWNAME, then remove " +
+        quote(name_) + " with ceso-rm");
   if (existing && existing->text("runtime.powerState") != "poweredOff")
     fail("the VM " + quote(name_) + " to replace is not powered off; stop it first (ceso-power " +
          "off) — a restore never powers off a running VM");

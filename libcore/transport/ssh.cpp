@@ -851,6 +851,7 @@ const std::string& SshConnection::host_key_fingerprint() const { return impl_->f
 const std::string& SshConnection::host_key_type() const { return impl_->key_type; }
 uint64_t SshConnection::commands() const { return impl_->commands; }
 const std::string& SshConnection::name() const { return impl_->name; }
+bool SshConnection::lost() const { return impl_->broken || !impl_->session; }
 
 namespace {
 
@@ -982,7 +983,8 @@ SshResult SshConnection::run_input(const std::vector<std::string>& argv, const I
     }
     bool moved = false, waiting = false;
     size_t n = channel.pump(buf, sizeof buf, r.err, 64 * 1024, &moved, &waiting);
-    if (r.out.size() < (64u << 10)) r.out.append(buf, std::min<size_t>(n, (64u << 10) - r.out.size()));
+    if (r.out.size() < (64u << 10))
+      r.out.append(buf, std::min<size_t>(n, (64u << 10) - r.out.size()));
     if (progress || moved) continue;
     if (channel.eof()) {
       // The command ended (stdout closed) before we ended its input.

@@ -174,6 +174,10 @@ class SshConnection {
   uint64_t commands() const;
   // "root@esxi1.lab:22", for messages.
   const std::string& name() const;
+  // The connection failed or was given up (every later command throws
+  // Error(connection)): a caller that must still act (a rollback) opens a
+  // new one.
+  bool lost() const;
 
   struct Impl;
 

@@ -92,8 +92,8 @@ SshResult VmWriter::shell(const std::vector<std::string>& argv, std::string_view
        ": this write goes over the API, not SSH");
 }
 
-SshResult VmWriter::shell_input(const std::vector<std::string>& argv,
-                                const SshConnection::InputFn&, const std::function<bool()>&) {
+SshResult VmWriter::shell_input(const std::vector<std::string>& argv, const SshConnection::InputFn&,
+                                const std::function<bool()>&) {
   fail("cannot run " + quote(argv.empty() ? "" : argv.front()) +
        ": this write goes over the API, not SSH");
 }
@@ -114,7 +114,7 @@ struct VmWriters::Link {
   // Runs argv and returns what it printed, whatever its exit status.
   SshResult exec(const std::vector<std::string>& argv, std::string_view input = {}) {
     std::lock_guard<std::mutex> lock(mutex);
-    if (!conn) conn = std::make_unique<SshConnection>(settings, limits);
+    connect();
     ++commands;
     return conn->run(argv, input);
   }
@@ -122,9 +122,17 @@ struct VmWriters::Link {
   SshResult exec_input(const std::vector<std::string>& argv, const SshConnection::InputFn& input,
                        const std::function<bool()>& cancel) {
     std::lock_guard<std::mutex> lock(mutex);
-    if (!conn) conn = std::make_unique<SshConnection>(settings, limits);
+    connect();
     ++commands;
     return conn->run_input(argv, input, cancel);
+  }
+
+  // The connection, opened at the first command; opened again (host key
+  // checked again) after it was lost, so a rollback can still run.
+  void connect() {
+    if (conn && !conn->lost()) return;
+    conn.reset();
+    conn = std::make_unique<SshConnection>(settings, limits);
   }
 
   // A vim-cmd: its result checked for fault blocks and the exit status

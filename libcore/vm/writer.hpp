@@ -101,7 +101,8 @@ class VmWriter {
 std::unique_ptr<VmWriter> make_api_writer(vim::Client& c);
 
 // The writers of one tool run, one per client; at most one SshConnection per
-// endpoint, opened at its first command (a dry run never connects) and
+// endpoint, opened at its first command (a dry run never connects; opened again
+// after it was lost, so a rollback can run) and
 // shared by every worker of a parallel run (commands one at a time).
 // Thread-safe.
 class VmWriters {

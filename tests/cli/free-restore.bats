@@ -72,6 +72,18 @@ writers_of() {
   done | sort -u
 }
 
+# Every process below PID (by parent ids).
+descendants() {
+  local s p pp kids
+  kids=$(for s in /proc/[0-9]*/stat; do
+    read -r p _ _ pp _ <"$s" 2>/dev/null && [ "$pp" = "$1" ] && echo "$p"
+  done)
+  for p in $kids; do
+    echo "$p"
+    descendants "$p"
+  done
+}
+
 @test "free host: restore with a new identity and re-IP: disks byte-equal, no API write" {
   id=$(backup_id)
   run ceso-restore "$id" --as app02 --ip 192.0.2.20/24 --gateway 192.0.2.1
@@ -181,6 +193,25 @@ writers_of() {
   assert_eq "$rc" 1
   assert_contains "$err" "rolled back"
   nothing_left app07
+}
+
+@test "free host: the SSH connection cut in the middle of a stream: rolled back over a new one" {
+  echo $((1024 * 1024)) >"$CESO_SIM_STATE/ssh/hold"
+  ceso-restore "$(backup_id)" --as app09 >/dev/null 2>"$BATS_TEST_TMPDIR/err" &
+  pid=$!
+  wait_streaming app09 $((1024 * 1024))
+  # the simulator's sshd serves each connection from processes below its
+  # own (monitor, session): the only connection now is the restore's
+  conns=$(descendants "$(cat "$CESO_SIM_STATE/ssh/pid")")
+  [ -n "$conns" ]
+  kill -KILL $conns
+  rc=0
+  wait "$pid" || rc=$?
+  rm -f "$CESO_SIM_STATE/ssh/hold"
+  err=$(cat "$BATS_TEST_TMPDIR/err")
+  assert_eq "$rc" 1
+  assert_contains "$err" "rolled back: folder [LocalDS_0] app09"
+  nothing_left app09
 }
 
 @test "free host: a damaged disk in the backup fails its stream and rolls back" {

@@ -381,21 +381,25 @@ TEST_F(SshdTest, StreamsInputInChunks) {
     return input(data, size);
   };
   auto msg = error_of(
-      [&] { c.run_input({"sh", "-c", "wc -c >/tmp/ceso-ssh-input-test"}, failing); },
+      [&] {
+        c.run_input({"sh", "-c", "wc -c >/tmp/ceso-ssh-input-test"}, failing);
+      },
       Exit::failure);
   EXPECT_EQ(msg, "the backup is damaged");
   EXPECT_EQ(c.run({"cat", "/tmp/ceso-ssh-input-test"}).out, "1048576\n");
   c.run({"rm", "-f", "/tmp/ceso-ssh-input-test"});
   // Cancelled (SIGINT): Error(interrupted), the connection still usable.
   given = 0;
-  msg = error_of([&] { c.run_input({"cat"}, input, [&] { return given > 0; }); },
-                 Exit::interrupted);
+  msg =
+      error_of([&] { c.run_input({"cat"}, input, [&] { return given > 0; }); }, Exit::interrupted);
   EXPECT_NE(msg.find("interrupted"), std::string::npos);
   // A command that ends before reading all its input is a failure naming
   // its exit status and stderr.
   given = 0;
   msg = error_of(
-      [&] { c.run_input({"sh", "-c", "head -c 10 >/dev/null; echo full >&2; exit 1"}, input); },
+      [&] {
+        c.run_input({"sh", "-c", "head -c 10 >/dev/null; echo full >&2; exit 1"}, input);
+      },
       Exit::failure);
   EXPECT_NE(msg.find("before the end (exit status 1): full"), std::string::npos) << msg;
   EXPECT_EQ(c.run({"echo", "after"}).out, "after\n");
