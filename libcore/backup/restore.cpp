@@ -20,6 +20,8 @@
 #include "vm/provision.hpp"
 #include "vm/spec.hpp"
 #include "vm/vm.hpp"
+#include "vm/vmx.hpp"
+#include "vm/writer.hpp"
 
 namespace ceso {
 
@@ -307,8 +309,9 @@ std::string extent_name(const std::string& unit, const std::string& original, si
 
 class Restore {
  public:
-  Restore(vim::Client& c, BackupTarget& t, const RestoreRequest& r, Gate& g, Progress& p)
-      : c_(c), target_(t), req_(r), gate_(g), progress_(p) {}
+  Restore(vim::Client& c, BackupTarget& t, const RestoreRequest& r, Gate& g, Progress& p,
+          VmWriter* w)
+      : c_(c), target_(t), req_(r), gate_(g), progress_(p), writer_(w) {}
   ordered_json run();
 
  private:
@@ -321,11 +324,16 @@ class Restore {
   Placement place_;
   std::string name_;
   std::unique_ptr<DatastoreFiles> files_;
+  VmWriter* writer_ = nullptr;  // the tool's writer for c_; SSH on a free host
+  bool ssh() const { return writer_ && writer_->transport() == Transport::ssh; }
 
   bool perform(const std::string& vm, const std::string& vm_id, const std::string& op,
                const ordered_json& params, const std::function<void()>& action) {
-    return gate_.perform(Mutation{c_.endpoint().id, vm, vm_id, op, params}, action);
+    Mutation m{c_.endpoint().id, vm, vm_id, op, params};
+    if (writer_) m.transport = std::string(to_string(writer_->transport()));
+    return gate_.perform(m, action);
   }
+  void ssh_upload_file(const std::string& dest, const ManifestFile& f, const std::string* content);
   std::vector<std::string> upload_disks(const std::string& dir, const std::string& base);
   void upload_file(const std::string& dest, const ManifestFile& f, const std::string* content);
   void rename(const vim::MoRef& vm, const std::string& from, const std::string& to);
@@ -343,8 +351,80 @@ void Restore::rename(const vim::MoRef& vm, const std::string& from, const std::s
 // Puts one file at `dest` ("[ds] dir/name"): `content` when given (a
 // rewritten descriptor), else the stored file streamed and checked. A cut
 // connection starts the file again, up to req_.retries times.
+// Over SSH (free host): the file streamed into a temporary name in the
+// folder and renamed once all of it arrived and its hashes matched; a short,
+// long or damaged stream, a failing command or an interruption leaves only
+// the temporary file, which the folder's rollback removes. No restarts: a
+// cut connection fails the run (its rollback runs on a new connection).
+void Restore::ssh_upload_file(const std::string& dest, const ManifestFile& f,
+                              const std::string* content) {
+  std::string path = vmfs_path(vmspec::parse_datastore_path(dest), "restored file");
+  size_t slash = path.rfind('/');
+  std::string tmp = path.substr(0, slash + 1) + "." + path.substr(slash + 1) + ".ceso-tmp";
+  std::vector<std::string> write = {"sh", "-c", "set -C && cat >\"$1\"", "sh", tmp};
+  std::vector<std::string> move = {"mv", "-f", tmp, path};
+  uint64_t size = content ? content->size() : f.size;
+  ordered_json params = {{"file", dest},
+                         {"bytes", size},
+                         {"from", m_.id + "/" + f.name},
+                         {"command", shell_command(write) + " && " + shell_command(move)}};
+  perform(name_, "", "UploadDatastoreFile", params, [&] {
+    int task = progress_.start(name_ + ": " + parse_datastore_path(dest).path, size);
+    std::optional<StoredFileReader> reader;
+    if (!content) reader.emplace(target_, m_.id, f);
+    size_t off = 0;
+    auto input = [&](char* buf, size_t n) -> size_t {
+      if (content) {
+        n = std::min(n, content->size() - off);
+        std::copy_n(content->data() + off, n, buf);
+        off += n;
+      } else {
+        n = reader->read(buf, n);
+        if (n == 0) {  // the end: the whole stream must have checked out
+          char extra = 0;
+          auto problems = reader->problems();
+          if (!problems.empty())
+            fail("backup " + quote(m_.id) + " is damaged: " + problems.front());
+          if (off != size)
+            fail("backup " + quote(m_.id) + " is damaged: " + f.name + " ends at byte " +
+                 std::to_string(off) + " of " + std::to_string(size));
+          if (reader->read(&extra, 1) != 0)
+            fail("backup " + quote(m_.id) + " is damaged: " + f.name +
+                 " holds more data than its manifest says");
+        }
+        off += n;
+        if (off > size)
+          fail("backup " + quote(m_.id) + " is damaged: " + f.name +
+               " holds more data than its manifest says");
+      }
+      progress_.advance(task, n);
+      return n;
+    };
+    try {
+      SshResult r = writer_->shell_input(write, input, interrupt_requested);
+      if (r.exit_status != 0 || !r.exit_signal.empty()) {
+        std::string_view err = r.err;
+        err = err.substr(0, err.find('\n'));
+        fail("writing " + tmp + " on " + writer_->name() + " failed" +
+             (r.exit_signal.empty() ? " (exit status " + std::to_string(r.exit_status) + ")"
+                                    : " (signal " + r.exit_signal + ")") +
+             (err.empty() ? "" : ": " + host_text(err)));
+      }
+      SshResult mv = writer_->shell(move);
+      if (mv.exit_status != 0 || !mv.exit_signal.empty())
+        fail("renaming " + tmp + " on " + writer_->name() + " failed" +
+             (mv.err.empty() ? "" : ": " + host_text(mv.err.substr(0, mv.err.find('\n')))));
+    } catch (...) {
+      progress_.finish(task);
+      throw;
+    }
+    progress_.finish(task);
+  });
+}
+
 void Restore::upload_file(const std::string& dest, const ManifestFile& f,
                           const std::string* content) {
+  if (ssh()) return ssh_upload_file(dest, f, content);
   auto p = parse_datastore_path(dest);
   std::string url = vim::datastore_file_url(c_.endpoint(), place_.datacenter, p.datastore, p.path);
   uint64_t size = content ? content->size() : f.size;
@@ -493,6 +573,11 @@ ordered_json Restore::run() {
   if (existing && !req_.replace)
     fail("a VM named " + quote(name_) + " already exists on " + c_.endpoint().id +
          "; give --replace to replace it, or --as NEWNAME");
+  if (existing && ssh())
+    fail(
+        "--replace is not supported over SSH (free ESXi: renaming the VM aside is an API "
+        "write); restore with --as NEWNAME, then remove " +
+        quote(name_) + " with ceso-rm");
   if (existing && existing->text("runtime.powerState") != "poweredOff")
     fail("the VM " + quote(name_) + " to replace is not powered off; stop it first (ceso-power " +
          "off) — a restore never powers off a running VM");
@@ -555,7 +640,10 @@ ordered_json Restore::run() {
   Provisioned made;
   std::string ip;  // with --wait ip
   try {
-    Provisioner p(c_, gated);
+    std::optional<Provisioner> over_ssh;
+    if (ssh()) over_ssh.emplace(c_, *writer_, gated);
+    Provisioner plain(c_, gated);
+    Provisioner& p = over_ssh ? *over_ssh : plain;
     made = p.create_from_disks(src, nv, ids, [&](const std::string& dir, const std::string& vmx) {
       std::string file = vmspec::parse_datastore_path(vmx).path;
       file = file.substr(file.rfind('/') + 1);
@@ -573,8 +661,12 @@ ordered_json Restore::run() {
       });
     }
     if (req_.shape.power_on)
-      p.step("powering on", "PowerOnVM_Task", ordered_json::object(),
-             [&] { set_power(c_, made.vm, PowerOp::on, req_.shape.timeout, false); });
+      p.step("powering on", "PowerOnVM_Task", ordered_json::object(), [&] {
+        if (ssh())
+          p.power_on(made.vm, req_.shape.timeout);
+        else
+          set_power(c_, made.vm, PowerOp::on, req_.shape.timeout, false);
+      });
     if (req_.shape.wait_ip && !gate_.dry_run())
       p.step("waiting for an IP address", "", {},
              [&] { ip = wait_for(c_, made.vm, "ip", req_.shape.timeout); });
@@ -617,8 +709,8 @@ ordered_json Restore::run() {
 }  // namespace
 
 ordered_json restore_backup(vim::Client& client, BackupTarget& target, const RestoreRequest& req,
-                            Gate& gate, Progress& progress) {
-  Restore r(client, target, req, gate, progress);
+                            Gate& gate, Progress& progress, VmWriters* writers) {
+  Restore r(client, target, req, gate, progress, writers ? &writers->for_client(client) : nullptr);
   return r.run();
 }
 

@@ -70,6 +70,8 @@ std::optional<CatalogEntry> backup_for_name(const std::vector<CatalogEntry>& ent
                                             const std::string& name,
                                             const std::vector<VmOrigin>& live);
 
+class VmWriters;
+
 // Restores one backup on the client's host and returns the new VM's record
 // (`vm` record plus restored_from, macs, instance_id, replaced), or null in
 // dry-run. Throws Error: failure (1) for a damaged backup (nothing is
@@ -77,8 +79,17 @@ std::optional<CatalogEntry> backup_for_name(const std::vector<CatalogEntry>& ent
 // powered off; policy (5) also for --replace of a VM that is not the one
 // backed up (endpoint+uuid) unless req.by_id; interrupted (130) after the
 // rollback.
+//
+// With `writers` whose writer for the client writes over SSH (a free-licensed
+// host: its API and its /folder uploads refuse writes), the same steps go
+// over that SSH connection: `mkdir` of the folder, each file streamed in
+// chunks into `sh -c 'set -C && cat >"$1"'` under a temporary name in the
+// folder and renamed (`mv`) once all of it arrived and checked, the .vmx
+// and `vim-cmd solo/registervm` as ceso-mkvm does over SSH, the NVRAM,
+// `vim-cmd vmsvc/power.on`. --replace is refused there (renaming a VM is
+// an API write).
 ordered_json restore_backup(vim::Client& client, BackupTarget& target, const RestoreRequest& req,
-                            Gate& gate, Progress& progress);
+                            Gate& gate, Progress& progress, VmWriters* writers = nullptr);
 
 // One disk of a backup as a local raw file at `path` (ceso-restore
 // --to-file): the disk's data re-hashed on the fly (chunks and the whole

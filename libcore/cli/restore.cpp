@@ -10,6 +10,7 @@
 #include "cloudinit/netcfg.hpp"
 #include "vm/names.hpp"
 #include "vm/vm.hpp"
+#include "vm/writer.hpp"
 
 namespace ceso {
 
@@ -74,6 +75,10 @@ std::vector<Option> restore_options() {
   };
   for (const auto& o : vm_shape_options(kRestoreShape)) rows.push_back(o);
   rows.push_back({"retries", 0, "N", "start a failed disk upload again up to N times (default 3)"});
+  rows.push_back({"transport", 0, "api|ssh|auto",
+                  "how the VM is made: the vSphere API, SSH (free ESXi: the files streamed over "
+                  "the SSH channel), or auto (default: SSH when the host's licence forbids API "
+                  "writes and SSH access is configured)"});
   rows.push_back({"to-file", 0, "PATH",
                   "write one disk as a local raw file instead of restoring a VM (no host needed)"});
   rows.push_back({"disk", 0, "N", "--to-file: the disk to write, numbered from 0 (default 0)"});
@@ -110,7 +115,8 @@ Exit run_restore(const Args& args) {
              });
   Gate gate = tool_gate(args.has("dry-run"), [&](const ordered_json& plan) { out.emit(plan); });
   Progress progress(Progress::wanted());
-  ordered_json rec = restore_backup(client, *b.target, req, gate, progress);
+  auto writers = vm_writers(args);  // API, or SSH on a free-licensed host
+  ordered_json rec = restore_backup(client, *b.target, req, gate, progress, writers.get());
   if (!rec.is_null())
     for (const auto& w : rec.value("warnings", std::vector<std::string>{})) warn(w);
   if (!rec.is_null()) out.emit(rec);

@@ -268,6 +268,10 @@ struct SshConnection::Impl {
   bool call_limited = false;
   bool abort_on_interrupt = true;
   std::string doing;
+  // run_input: asked while waiting; once it said yes, `cancelled` is set and
+  // wait() returns at once (once) so the caller can stop sending.
+  std::function<bool()> cancel;
+  bool cancelled = false;
 
   Impl(SshSettings settings, SshLimits l) : s(std::move(settings)), limits(l) {
     std::string host = s.host.find(':') != std::string::npos ? "[" + s.host + "]" : s.host;
@@ -313,6 +317,10 @@ struct SshConnection::Impl {
   // checking the limits and interruption ten times a second.
   void wait() {
     for (;;) {
+      if (cancel && !cancelled && cancel()) {
+        cancelled = true;
+        return;
+      }
       if (abort_on_interrupt && interrupted()) {
         broken = true;
         throw Error("ssh " + name + ": " + doing + ": interrupted", Exit::interrupted);
@@ -843,6 +851,7 @@ const std::string& SshConnection::host_key_fingerprint() const { return impl_->f
 const std::string& SshConnection::host_key_type() const { return impl_->key_type; }
 uint64_t SshConnection::commands() const { return impl_->commands; }
 const std::string& SshConnection::name() const { return impl_->name; }
+bool SshConnection::lost() const { return impl_->broken || !impl_->session; }
 
 namespace {
 
@@ -906,6 +915,95 @@ SshResult SshConnection::run(const std::vector<std::string>& argv, std::string_v
     if (waiting) c.wait();
   }
   channel.finish(r);
+  return r;
+}
+
+SshResult SshConnection::run_input(const std::vector<std::string>& argv, const InputFn& input,
+                                   const std::function<bool()>& cancel) {
+  const std::string command = shell_command(argv);  // refuses before anything is sent
+  auto lock = take(*impl_);
+  Impl& c = *impl_;
+  c.begin(command_name(argv), false, false);
+  struct Reset {
+    Impl& c;
+    ~Reset() {
+      c.cancel = nullptr;
+      c.cancelled = false;
+    }
+  } reset{c};
+  c.cancel = cancel;
+  c.cancelled = false;
+  Channel channel(c, command);
+  SshResult r;
+  std::vector<char> in(size_t{256} << 10);
+  size_t have = 0, off = 0;
+  uint64_t total = 0;
+  bool input_done = false, eof_sent = false, ended_early = false;
+  std::exception_ptr abort;
+  auto closed = [](long rc) {
+    return rc == LIBSSH2_ERROR_CHANNEL_CLOSED || rc == LIBSSH2_ERROR_CHANNEL_EOF_SENT;
+  };
+  char buf[65536];
+  for (;;) {
+    bool progress = false;
+    if (!eof_sent) {
+      if (!abort && (c.cancelled || (cancel && off == have && cancel())))
+        abort = std::make_exception_ptr(
+            Error("ssh " + c.name + ": " + c.doing + ": interrupted", Exit::interrupted));
+      if (!abort && off == have && !input_done) {
+        try {
+          have = input(in.data(), in.size());
+          off = 0;
+          total += have;
+          input_done = have == 0;
+        } catch (...) {
+          abort = std::current_exception();
+        }
+        progress = true;
+      }
+      if (!abort && off < have) {
+        ssize_t n = libssh2_channel_write(channel.ch, in.data() + off, have - off);
+        if (closed(n)) {
+          eof_sent = ended_early = true;
+        } else if (n < 0 && n != LIBSSH2_ERROR_EAGAIN) {
+          c.lost(c.doing + ": " + c.last_error());
+        } else if (n > 0) {
+          off += static_cast<size_t>(n);
+          progress = true;
+        }
+      }
+      // The end, or an abort: the command's stdin ends here.
+      if (!eof_sent && (abort || (input_done && off == have))) {
+        int rc = libssh2_channel_send_eof(channel.ch);
+        if (rc < 0 && rc != LIBSSH2_ERROR_EAGAIN && !closed(rc))
+          c.lost(c.doing + ": " + c.last_error());
+        if (closed(rc) && !abort) ended_early = true;
+        if (rc != LIBSSH2_ERROR_EAGAIN) eof_sent = progress = true;
+      }
+    }
+    bool moved = false, waiting = false;
+    size_t n = channel.pump(buf, sizeof buf, r.err, 64 * 1024, &moved, &waiting);
+    if (r.out.size() < (64u << 10))
+      r.out.append(buf, std::min<size_t>(n, (64u << 10) - r.out.size()));
+    if (progress || moved) continue;
+    if (channel.eof()) {
+      // The command ended (stdout closed) before we ended its input.
+      if (!eof_sent) eof_sent = ended_early = true;
+      break;
+    }
+    if (waiting) c.wait();
+  }
+  channel.finish(r);
+  if (abort) std::rethrow_exception(abort);
+  if (ended_early) {
+    std::string_view err = r.err;
+    err = err.substr(0, err.find('\n'));
+    fail("ssh " + c.name + ": " + c.doing + " ended after " + std::to_string(total - (have - off)) +
+         " bytes of its input, before the end" +
+         (r.exit_signal.empty() ? " (exit status " + std::to_string(r.exit_status) + ")"
+                                : " (signal " + r.exit_signal + ")") +
+         (err.empty() ? "" : ": " + host_text(err)));
+  }
   return r;
 }
 

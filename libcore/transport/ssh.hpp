@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -146,6 +147,22 @@ class SshConnection {
   // throw Error(connection).
   SshResult run(const std::vector<std::string>& argv, std::string_view input = {});
 
+  // Runs argv with what `input` produces on its stdin, sent as it comes (a
+  // disk image: never the whole input in memory, at most 256 KiB held).
+  // input(data, size) fills up to `size` bytes and returns how many, 0 at
+  // the end; it may throw. Only the idle timeout applies (no call timeout);
+  // `cancel` (SIGINT/SIGTERM: interrupt_requested) is asked between chunks
+  // and while the host is not taking data. When `input` throws or `cancel`
+  // says so (Error interrupted), the command's stdin is ended without the
+  // rest, the command is waited for and the error is thrown: the command
+  // saw a short input (write to a temporary name, rename after success).
+  // The connection stays usable for a rollback. A command that ends before
+  // reading all of its input is Error(failure), naming its exit status and
+  // the first line of its stderr. Else its exit status and output, as run().
+  using InputFn = std::function<size_t(char* data, size_t size)>;
+  SshResult run_input(const std::vector<std::string>& argv, const InputFn& input,
+                      const std::function<bool()>& cancel = {});
+
   // Starts argv and returns its stdout as a stream (see SshStream).
   std::unique_ptr<SshStream> stream(const std::vector<std::string>& argv);
 
@@ -157,6 +174,10 @@ class SshConnection {
   uint64_t commands() const;
   // "root@esxi1.lab:22", for messages.
   const std::string& name() const;
+  // The connection failed or was given up (every later command throws
+  // Error(connection)): a caller that must still act (a rollback) opens a
+  // new one.
+  bool lost() const;
 
   struct Impl;
 

@@ -582,6 +582,19 @@ Provisioned Provisioner::create_from_disks(const SourceVm& config, const NewVm& 
   undo_.clear();
   keep_ = req.keep_on_failure;
   network_ = network_for(config, req);
+  if (ssh_) {
+    // Refused before the first change, as create_over_ssh does.
+    if (client_.content().is_vcenter())
+      fail("writing over SSH is for a standalone host; " + client_.endpoint().id + " is a vCenter");
+    int64_t first =
+        config.hardware.disks.empty() ? 0 : config.hardware.disks.front().capacity_bytes;
+    if (req.disk_grow && vmspec::grown_capacity(*req.disk_grow, first) != first)
+      fail(
+          "growing the first disk is not supported over SSH (the free licence's API is "
+          "read-only); restore, then grow the disk in the guest's golden image");
+    if (network_.distributed()) fail("a distributed portgroup cannot be used on a standalone host");
+    (void)new_vmx(config, req, ids, network_.name);
+  }
   Provisioned out = ids;
   auto vmx = vmspec::parse_datastore_path(ids.vmx);
   std::string base = dir_for(req.name);

@@ -92,6 +92,12 @@ SshResult VmWriter::shell(const std::vector<std::string>& argv, std::string_view
        ": this write goes over the API, not SSH");
 }
 
+SshResult VmWriter::shell_input(const std::vector<std::string>& argv, const SshConnection::InputFn&,
+                                const std::function<bool()>&) {
+  fail("cannot run " + quote(argv.empty() ? "" : argv.front()) +
+       ": this write goes over the API, not SSH");
+}
+
 std::string VmWriter::name() const { return "the API"; }
 
 // One endpoint's SSH connection, opened at its first command.
@@ -108,9 +114,25 @@ struct VmWriters::Link {
   // Runs argv and returns what it printed, whatever its exit status.
   SshResult exec(const std::vector<std::string>& argv, std::string_view input = {}) {
     std::lock_guard<std::mutex> lock(mutex);
-    if (!conn) conn = std::make_unique<SshConnection>(settings, limits);
+    connect();
     ++commands;
     return conn->run(argv, input);
+  }
+
+  SshResult exec_input(const std::vector<std::string>& argv, const SshConnection::InputFn& input,
+                       const std::function<bool()>& cancel) {
+    std::lock_guard<std::mutex> lock(mutex);
+    connect();
+    ++commands;
+    return conn->run_input(argv, input, cancel);
+  }
+
+  // The connection, opened at the first command; opened again (host key
+  // checked again) after it was lost, so a rollback can still run.
+  void connect() {
+    if (conn && !conn->lost()) return;
+    conn.reset();
+    conn = std::make_unique<SshConnection>(settings, limits);
   }
 
   // A vim-cmd: its result checked for fault blocks and the exit status
@@ -201,6 +223,10 @@ class SshVmWriter : public VmWriter {
 
   SshResult shell(const std::vector<std::string>& argv, std::string_view input) override {
     return link_->exec(argv, input);
+  }
+  SshResult shell_input(const std::vector<std::string>& argv, const SshConnection::InputFn& input,
+                        const std::function<bool()>& cancel) override {
+    return link_->exec_input(argv, input, cancel);
   }
   std::string name() const override { return link_->name; }
 

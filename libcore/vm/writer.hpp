@@ -21,6 +21,7 @@
 // transport()).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -86,6 +87,12 @@ class VmWriter {
   // unchecked — for the provisioning steps of vm/provision that have no
   // call above. The API writer throws Error(failure).
   virtual SshResult shell(const std::vector<std::string>& argv, std::string_view input = {});
+  // Over SSH only: the same with a stream on the command's stdin, pulled
+  // from `input` in chunks (SshConnection::run_input: a restored disk). The
+  // API writer throws Error(failure).
+  virtual SshResult shell_input(const std::vector<std::string>& argv,
+                                const SshConnection::InputFn& input,
+                                const std::function<bool()>& cancel = {});
   // "root@host:22" over SSH, the endpoint id over the API: for messages.
   virtual std::string name() const;
 };
@@ -94,7 +101,8 @@ class VmWriter {
 std::unique_ptr<VmWriter> make_api_writer(vim::Client& c);
 
 // The writers of one tool run, one per client; at most one SshConnection per
-// endpoint, opened at its first command (a dry run never connects) and
+// endpoint, opened at its first command (a dry run never connects; opened again
+// after it was lost, so a rollback can run) and
 // shared by every worker of a parallel run (commands one at a time).
 // Thread-safe.
 class VmWriters {

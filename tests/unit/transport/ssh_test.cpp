@@ -347,6 +347,64 @@ TEST_F(SshdTest, FeedsStdin) {
   EXPECT_EQ(c.run({"true"}, big).exit_status, 0);
 }
 
+TEST_F(SshdTest, StreamsInputInChunks) {
+  SshConnection c(settings());
+  // 40 MiB pulled in chunks: the command sees every byte, in order.
+  const uint64_t total = 40ull << 20;
+  uint64_t given = 0, calls = 0;
+  size_t largest = 0;
+  auto input = [&](char* data, size_t size) -> size_t {
+    ++calls;
+    largest = std::max(largest, size);
+    size_t n = static_cast<size_t>(std::min<uint64_t>(size, total - given));
+    for (size_t i = 0; i < n; ++i) data[i] = static_cast<char>('a' + (given + i) % 26);
+    given += n;
+    return n;
+  };
+  auto r = c.run_input({"sh", "-c", "cksum; echo err >&2"}, input);
+  EXPECT_EQ(r.exit_status, 0);
+  EXPECT_EQ(r.err, "err\n");
+  std::string expect;
+  {
+    std::string all(total, '\0');
+    for (uint64_t i = 0; i < total; ++i) all[i] = static_cast<char>('a' + i % 26);
+    expect = c.run({"cksum"}, all).out;
+  }
+  EXPECT_EQ(r.out, expect);
+  EXPECT_GT(calls, 100u);          // never the whole input at once
+  EXPECT_LE(largest, 256u << 10);  // the chunk size
+  // The input fails half-way: its error comes back once the command ended,
+  // which saw a short input; the connection still serves the next command.
+  given = 0;
+  auto failing = [&](char* data, size_t size) -> size_t {
+    if (given >= (1u << 20)) throw Error("the backup is damaged", Exit::failure);
+    return input(data, size);
+  };
+  auto msg = error_of(
+      [&] {
+        c.run_input({"sh", "-c", "wc -c >/tmp/ceso-ssh-input-test"}, failing);
+      },
+      Exit::failure);
+  EXPECT_EQ(msg, "the backup is damaged");
+  EXPECT_EQ(c.run({"cat", "/tmp/ceso-ssh-input-test"}).out, "1048576\n");
+  c.run({"rm", "-f", "/tmp/ceso-ssh-input-test"});
+  // Cancelled (SIGINT): Error(interrupted), the connection still usable.
+  given = 0;
+  msg =
+      error_of([&] { c.run_input({"cat"}, input, [&] { return given > 0; }); }, Exit::interrupted);
+  EXPECT_NE(msg.find("interrupted"), std::string::npos);
+  // A command that ends before reading all its input is a failure naming
+  // its exit status and stderr.
+  given = 0;
+  msg = error_of(
+      [&] {
+        c.run_input({"sh", "-c", "head -c 10 >/dev/null; echo full >&2; exit 1"}, input);
+      },
+      Exit::failure);
+  EXPECT_NE(msg.find("before the end (exit status 1): full"), std::string::npos) << msg;
+  EXPECT_EQ(c.run({"echo", "after"}).out, "after\n");
+}
+
 TEST_F(SshdTest, OneConnectionServesEveryCommand) {
   int before = sshd_->logins();
   SshConnection c(settings());
