@@ -83,6 +83,25 @@ setup() {
   for s in a b c; do [ "$(soap_total "$s")" -eq 1 ]; done
 }
 
+@test "ceso-pci ls -H all: every host's devices in host order; --esxi needs one -H" {
+  run --separate-stderr ceso-pci ls -H all
+  assert_status 0
+  assert_eq "$output" "$(ceso-pci ls -H a; ceso-pci ls -H b; ceso-pci ls -H c)"
+  assert_eq "$(echo "$output" | jq -r .endpoint | uniq | tr '\n' ' ')" "$(id_of a) $(id_of b) $(id_of c) "
+  run ceso-pci ls -H a -H b --esxi x
+  assert_status 2
+  assert_contains "$output" "--esxi picks a host of one vCenter"
+}
+
+@test "a tool that talks to one host refuses a second -H instead of using the last" {
+  run ceso-info -H a -H b DC0_H0_VM0
+  assert_status 2
+  assert_contains "$output" "-H is given 2 times"
+  run ceso-pci enable -H a -H b 0000:18:00.0
+  assert_status 2
+  for s in a b c; do [ "$(soap_total "$s")" -eq 0 ]; done
+}
+
 @test "bad -H lists are usage errors before any host is contacted" {
   run ceso-ls -H a -H nosuch
   assert_status 2
