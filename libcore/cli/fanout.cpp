@@ -99,6 +99,8 @@ Exit fan_out(const std::vector<Endpoint>& endpoints, Output& out,
       r = std::move(results[i]);
     }
     const Endpoint& ep = endpoints[i];
+    // Ctrl-C cuts every host's call: one "interrupted", not a warning per host.
+    if (r.error && r.error->code() == Exit::interrupted) throw *r.error;
     if (r.error) {
       std::string who = "host " + quote(ep.config_name) + " (" + ep.id + ")";
       outcome.failed(
