@@ -81,10 +81,21 @@ setup() {
   assert_contains "$output" "HostCommunication"
 }
 
-@test "ceso-host ls on vCenter: every host of the cluster, with its cluster name, no licence read" {
+@test "ceso-host ls on vCenter: every host of the cluster, its cluster and pools, no licence read" {
   local st="$BATS_TEST_TMPDIR/vpx"
   mkdir -p "$st"
   eval "$(CESO_SIM_STATE=$st "$SIMCTL" start -model vpx -vms 0)"
+  # resource pools web and web/front in the cluster, made as another client would
+  raw_soap "<Login xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this><userName>$CESO_USER</userName><password>$CESO_PASSWORD</password></Login>" >/dev/null
+  local root alloc web
+  root=$(raw_soap '<FindByInventoryPath xmlns="urn:vim25"><_this type="SearchIndex">SearchIndex</_this><inventoryPath>DC0/host/DC0_C0/Resources</inventoryPath></FindByInventoryPath>' |
+    sed -n 's/.*<returnval[^>]*>\([^<]*\)<.*/\1/p')
+  alloc='<reservation>0</reservation><expandableReservation>true</expandableReservation><limit>-1</limit><shares><shares>4000</shares><level>normal</level></shares>'
+  pool() { raw_soap "<CreateResourcePool xmlns=\"urn:vim25\"><_this type=\"ResourcePool\">$1</_this><name>$2</name><spec><cpuAllocation>$alloc</cpuAllocation><memoryAllocation>$alloc</memoryAllocation></spec></CreateResourcePool>" |
+    sed -n 's/.*<returnval[^>]*>\([^<]*\)<.*/\1/p'; }
+  web=$(pool "$root" web)
+  [ -n "$web" ] && pool "$web" front >/dev/null
+  CESO_SIM_STATE=$st "$SIMCTL" reset >/dev/null
   run ceso-host ls
   local st_out=$output st_status=$status
   local stats
@@ -93,6 +104,6 @@ setup() {
   [ "$st_status" -eq 0 ] || { echo "$st_out"; false; }
   assert_eq "$(echo "$st_out" | jq -sc 'map(.name)')" '["DC0_C0_H0","DC0_C0_H1","DC0_C0_H2"]'
   echo "$st_out" | jq -se 'all(.cluster == "DC0_C0" and .edition == null and .free == false
-    and .pools == [] and (.datastores | length) > 0 and (.id | startswith("host-")))'
+    and .pools == ["web", "web/front"] and (.datastores | length) > 0 and (.id | startswith("host-")))'
   assert_eq "$stats" '{"Login":1,"RetrievePropertiesEx":1,"RetrieveServiceContent":1}'
 }
