@@ -1,12 +1,14 @@
 // ceso-ls — list VMs as records, with filters.
 //
 // One PropertyCollector round trip over a container view, whatever the VM
-// count (plus login and the view's creation on a cold session cache).
+// count (plus login and the view's creation on a cold session cache). With
+// several -H (or -H all) the hosts are listed in parallel (cli/fanout).
 #include <fnmatch.h>
 
 #include <algorithm>
 
 #include "cli/endpoint.hpp"
+#include "cli/fanout.hpp"
 #include "cli/tool.hpp"
 #include "config/config.hpp"
 #include "vm/names.hpp"
@@ -27,7 +29,7 @@ const ceso::ToolSpec kSpec{
          "on off suspended"},
         {"guest", 0, "GLOB", "only VMs whose guest id matches (e.g. 'ubuntu*')"},
     },
-    ceso::kConnection | ceso::kOutput,
+    ceso::kConnection | ceso::kHosts | ceso::kOutput,
 };
 
 bool matches(const ceso::ordered_json& vm, const ceso::Args& args) {
@@ -51,15 +53,10 @@ bool matches(const ceso::ordered_json& vm, const ceso::Args& args) {
   return true;
 }
 
-ceso::Exit run(const ceso::Args& args) {
-  ceso::ReadOnlyRun read_only;  // Ctrl-C cuts a call in flight: nothing to undo
-  if (!args.operands.empty())
-    ceso::usage_error("unexpected argument " + ceso::quote(args.operands.front()) +
-                      " (use --name GLOB to filter by name)");
-  for (const auto& t : args.all("tag")) ceso::normalize_tag("tag", t);  // refuse "" and "a,b"
-  ceso::Endpoint ep = ceso::resolve_endpoint(args);
+// One endpoint's VMs that pass the filters, sorted by name then id. Only the
+// records are kept (one VM's XML at a time is parsed, streamed).
+std::vector<ceso::ordered_json> list_vms(const ceso::Endpoint& ep, const ceso::Args& args) {
   ceso::vim::Client client(ep);
-  // One VM's XML at a time (streamed); only the records are kept, to sort them.
   std::vector<ceso::ordered_json> vms;
   client.for_each_vm(ceso::vm_record_paths(), [&](ceso::vim::ObjectContent&& o) {
     auto rec = ceso::vm_record(o, ep);
@@ -71,8 +68,24 @@ ceso::Exit run(const ceso::Args& args) {
            std::tie(b["name"].template get_ref<const std::string&>(),
                     b["id"].template get_ref<const std::string&>());
   });
+  return vms;
+}
+
+ceso::Exit run(const ceso::Args& args) {
+  ceso::ReadOnlyRun read_only;  // Ctrl-C cuts a call in flight: nothing to undo
+  if (!args.operands.empty())
+    ceso::usage_error("unexpected argument " + ceso::quote(args.operands.front()) +
+                      " (use --name GLOB to filter by name)");
+  for (const auto& t : args.all("tag")) ceso::normalize_tag("tag", t);  // refuse "" and "a,b"
   ceso::Output out(args, {"name", "power", "cpus", "memory_mib", "disks_gib", "ip", "tags", "id"});
-  for (const auto& vm : vms) out.emit(vm);
+  // Several -H, or -H all: every host in parallel, records in host order.
+  if (auto eps = ceso::fan_out_endpoints(args)) {
+    ceso::Exit code =
+        ceso::fan_out(*eps, out, [&](const ceso::Endpoint& ep) { return list_vms(ep, args); });
+    out.finish();
+    return code;
+  }
+  for (const auto& vm : list_vms(ceso::resolve_endpoint(args), args)) out.emit(vm);
   out.finish();
   return ceso::Exit::ok;
 }

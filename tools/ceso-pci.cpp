@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "cli/endpoint.hpp"
+#include "cli/fanout.hpp"
 #include "cli/tool.hpp"
 #include "safety/policy.hpp"
 #include "vm/lifecycle.hpp"
@@ -40,7 +41,7 @@ ceso::ToolSpec make_spec() {
                {"assignable", 0, "", "only devices a VM can take now (active, unused)"},
                {"esxi", 0, "NAME", "only this ESXi host of a vCenter"},
            },
-           0,
+           ceso::kHosts,
            "[OPTION]..."},
           {"info",
            "print the record of devices given by address or read as pci records",
@@ -140,23 +141,45 @@ std::pair<std::string, std::string> address_of(const ceso::Target& t, const ceso
   return {ceso::parse_pci_address(t.name, t.origin), host};
 }
 
-ceso::Exit list(const ceso::Args& args, ceso::VmLocator& locator) {
-  ceso::ReadOnlyRun read_only;
-  ceso::Output out(args, kListColumns);
-  ceso::vim::Client& c = locator.default_client();
+// The pci records of one endpoint's devices that pass the filters; `seen`:
+// whether the --esxi host (if any) is on it.
+std::vector<ceso::ordered_json> list_devices(ceso::vim::Client& c, const ceso::Args& args,
+                                             bool& seen) {
+  std::vector<ceso::ordered_json> out;
   std::string host = args.get("esxi");
-  bool seen = host.empty();
+  seen = host.empty();
   for (const auto& h : ceso::read_host_pci(c)) {
     if (!host.empty() && h.name != host) continue;
     seen = true;
     for (const auto& d : h.devices) {
       if (args.has("gpus") && !ceso::is_gpu_class(d.class_id)) continue;
       if (args.has("assignable") && !d.assignable()) continue;
-      out.emit(ceso::pci_record(d, c.endpoint().id));
+      out.push_back(ceso::pci_record(d, c.endpoint().id));
     }
   }
+  return out;
+}
+
+ceso::Exit list(const ceso::Args& args) {
+  ceso::ReadOnlyRun read_only;
+  ceso::Output out(args, kListColumns);
+  // Several -H, or -H all: every endpoint in parallel, records in host order.
+  if (auto eps = ceso::fan_out_endpoints(args)) {
+    if (args.has("esxi"))
+      ceso::usage_error("--esxi picks a host of one vCenter: give one -H with it");
+    ceso::Exit code = ceso::fan_out(*eps, out, [&](const ceso::Endpoint& ep) {
+      ceso::vim::Client c(ep);
+      bool seen = true;
+      return list_devices(c, args, seen);
+    });
+    out.finish();
+    return code;
+  }
+  bool seen = true;
+  ceso::vim::Client client(ceso::resolve_endpoint(args));
+  for (const auto& r : list_devices(client, args, seen)) out.emit(r);
   out.finish();
-  if (!seen) ceso::fail("no host named " + ceso::quote(host) + " on this endpoint");
+  if (!seen) ceso::fail("no host named " + ceso::quote(args.get("esxi")) + " on this endpoint");
   return ceso::Exit::ok;
 }
 
@@ -383,12 +406,12 @@ ceso::Exit run(const ceso::Args& args) {
     ceso::usage_error("unknown command " + ceso::quote(args.operands.front()) +
                       " (use ls, info, enable, disable, attach or detach)");
   }
-  ceso::VmLocator locator(ceso::endpoint_resolver(args));
   if (args.verb == "ls") {
     if (!args.operands.empty())
       ceso::usage_error("ls takes no arguments (filter with --gpus, --assignable, --esxi)");
-    return list(args, locator);
+    return list(args);
   }
+  ceso::VmLocator locator(ceso::endpoint_resolver(args));
   if (args.verb == "attach" || args.verb == "detach") return vm_verb(args, locator);
   return host_verb(args, locator);
 }

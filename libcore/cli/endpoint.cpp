@@ -2,7 +2,15 @@
 
 namespace ceso {
 
-HostSelection host_selection(const Args& args) { return {args.maybe("url"), args.maybe("host")}; }
+HostSelection host_selection(const Args& args) {
+  // Only the listings fan out (cli/fanout); any other use of -H names one
+  // host, and a second -H must not silently replace the first.
+  if (args.all("host").size() > 1)
+    usage_error("-H is given " + std::to_string(args.all("host").size()) +
+                " times: this talks to one host (ceso-ls, ceso-host ls and ceso-pci ls take "
+                "several)");
+  return {args.maybe("url"), args.maybe("host")};
+}
 
 Endpoint resolve_endpoint(const Args& args, const Environment& env) {
   return resolve_endpoint(host_selection(args), env);

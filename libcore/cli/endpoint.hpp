@@ -14,7 +14,8 @@
 namespace ceso {
 
 // --url and -H/--host as given (both may be absent; both given is refused by
-// resolve_endpoint, as a usage error).
+// resolve_endpoint, as a usage error). -H given more than once (only the
+// listings take it so, cli/fanout) is a usage error here.
 HostSelection host_selection(const Args& args);
 
 // resolve_endpoint / resolve_endpoint_if_given (config.hpp) for this run.

@@ -26,6 +26,13 @@ const Option kConnectionOptions[] = {
     {"url", 0, "URL", "host or vCenter to talk to (overrides CESO_URL)", 0, Complete::none},
     {"host", 'H', "NAME", "a host named in the config file", 0, Complete::host},
 };
+const Option kManyHostsOption{"host",
+                              'H',
+                              "NAME",
+                              "a host named in the config file (repeat: several hosts at once; "
+                              "'all': every one)",
+                              kRepeatable,
+                              Complete::host};
 const Option kOutputOptions[] = {
     {"json", 0, "", "print NDJSON records even on a terminal"},
     {"output", 'o', "FIELDS", "only these comma-separated fields/columns"},
@@ -109,8 +116,10 @@ void Args::add(std::string_view name, std::string value) {
 namespace {
 
 void append_common(std::vector<Option>& all, unsigned common) {
-  if (common & kConnection)
-    all.insert(all.end(), std::begin(kConnectionOptions), std::end(kConnectionOptions));
+  if (common & kConnection) {
+    all.push_back(kConnectionOptions[0]);
+    all.push_back(common & kHosts ? kManyHostsOption : kConnectionOptions[1]);
+  }
   if (common & kOutput) all.insert(all.end(), std::begin(kOutputOptions), std::end(kOutputOptions));
   if (common & kDryRun) {
     all.push_back(kDryRunOption);

@@ -54,6 +54,7 @@ enum CommonOptions : unsigned {
   kDryRun = 1u << 2,      // --dry-run, --promotion
   kJobs = 1u << 3,        // -j/--jobs
   kTransport = 1u << 4,   // --transport, --accept-new-host-key (cli/endpoint.hpp vm_writers)
+  kHosts = 1u << 5,       // with kConnection: -H repeatable, and `-H all` (cli/fanout.hpp)
 };
 
 struct ToolSpec {

@@ -120,6 +120,13 @@ class Client {
   // VM's properties whatever the inventory size (ceso-ls).
   void for_each_vm(const std::vector<std::string>& paths,
                    const std::function<void(ObjectContent&&)>& fn);
+  // One RetrievePropertiesEx (and its pages) with the caller's own
+  // <specSet>…</specSet> (traversals over several object types): each object
+  // handed to `fn` as it arrives.
+  void for_each_object(const std::string& spec_xml,
+                       const std::function<void(ObjectContent&&)>& fn) {
+    stream_spec(spec_xml, fn);
+  }
   // Properties of the given objects (all of one type). Objects that no longer
   // exist are left out of the result.
   std::vector<ObjectContent> retrieve(const std::vector<MoRef>& objs,
