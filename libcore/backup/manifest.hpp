@@ -25,7 +25,11 @@ struct ManifestFile {
   uint64_t size = 0;                 // raw bytes
   uint64_t stored_size = 0;          // bytes in the target (compressed)
   std::string sha256;                // of the raw bytes
-  std::string stored_sha256;         // of the stored stream
+  // The stored stream's hash: XXH3-128 (32 hex digits, as `xxhsum -H2`
+  // prints it) for NAME.zst files written since it replaced SHA-256; SHA-256
+  // in older manifests and for format 2 indexes. An entry has one of the two.
+  std::string stored_sha256;
+  std::string stored_xxh128;
   std::string compression = "zstd";  // "zstd" | "chunks" (format 2: `name` is the index)
 };
 
