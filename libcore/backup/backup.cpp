@@ -101,11 +101,13 @@ struct Block {
   size_t size = 0;
 };
 
-// A bounded hand-over of blocks between two threads. close() wakes both
-// sides: push() then drops the block, pop() returns what is left, then nothing.
-class BlockQueue {
+// A hand-over between threads. close() wakes both sides: push() then drops
+// the item, pop() returns what is left, then nothing. The bound is the
+// number of blocks there are (a free list of them is one of these queues).
+template <class T>
+class HandOver {
  public:
-  void push(Block b) {
+  void push(T b) {
     {
       std::lock_guard<std::mutex> l(m_);
       if (closed_) return;
@@ -113,11 +115,11 @@ class BlockQueue {
     }
     cv_.notify_all();
   }
-  std::optional<Block> pop() {
+  std::optional<T> pop() {
     std::unique_lock<std::mutex> l(m_);
     cv_.wait(l, [&] { return closed_ || !q_.empty(); });
     if (q_.empty()) return std::nullopt;
-    Block b = std::move(q_.front());
+    T b = std::move(q_.front());
     q_.pop_front();
     return b;
   }
@@ -132,27 +134,34 @@ class BlockQueue {
  private:
   std::mutex m_;
   std::condition_variable cv_;
-  std::deque<Block> q_;
+  std::deque<T> q_;
   bool closed_ = false;
 };
+using BlockQueue = HandOver<Block>;
 
 }  // namespace
 
-// The caller's thread (curl's write callback) copies into blocks of 1 MiB;
-// each full block goes to a hashing thread (SHA-256 of the raw bytes) and,
-// at the same time, to zstd on the caller's thread (its workers compress),
-// whose output is hashed (XXH3-128) and written. A block comes back for
-// reuse once hashed: at most kBlocks are in flight.
+// The caller's thread (curl's write callback) only copies into blocks of
+// 1 MiB. A full block goes to two threads at once, which only read it: one
+// hashes the raw bytes (SHA-256), the other feeds zstd (whose workers
+// compress), hashes its output (XXH3-128) and writes it to the target. The
+// block is free again when both are done with it: at most kBlocks are in
+// flight. (With receiving, hashing and compressing on the caller's thread,
+// that thread was the bottleneck: runnable all the time on a busy host.)
 struct StoredFileWriter::Impl {
+  using Shared = std::shared_ptr<Block>;
   std::unique_ptr<TargetWriter> out;
   ZSTD_CCtx* cctx = nullptr;
   Sha256 raw_hash;
   Xxh128 stored_hash;
   uint64_t raw = 0, stored = 0;
   std::vector<char> buf = std::vector<char>(kBufferSize);
-  BlockQueue to_hash, done;
+  BlockQueue free;
+  HandOver<Shared> to_hash, to_compress;
   Block cur;
-  std::thread hasher;
+  std::thread hasher, compressor;
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;  // the compressor's, set before `failed`
 
   void drain(ZSTD_inBuffer& in, ZSTD_EndDirective mode) {
     for (;;) {
@@ -168,23 +177,42 @@ struct StoredFileWriter::Impl {
       if (done) return;
     }
   }
-  // Hands the current block to the hasher and to zstd, then takes a free one.
+  void compress_blocks() {
+    while (auto b = to_compress.pop()) {
+      if (failed) continue;  // only give the blocks back
+      try {
+        ZSTD_inBuffer in{(*b)->data.data(), (*b)->size, 0};
+        drain(in, ZSTD_e_continue);
+      } catch (...) {
+        error = std::current_exception();
+        failed = true;
+      }
+    }
+  }
+  void rethrow_failure() {
+    if (failed) std::rethrow_exception(error);
+  }
+  // Hands the current block to both threads, then takes a free one.
   void flush_block() {
     if (cur.size == 0) return;
-    Block b = std::move(cur);
-    const char* data = b.data.data();
-    size_t size = b.size;
-    to_hash.push(std::move(b));  // the hasher only reads it, as zstd does
-    ZSTD_inBuffer in{data, size, 0};
-    drain(in, ZSTD_e_continue);
-    auto next = done.pop();
-    if (!next) fail("stored stream: the hashing thread stopped");
+    // The last of the two threads to drop it puts it back on the free list.
+    Shared b(new Block(std::move(cur)), [this](Block* p) {
+      free.push(std::move(*p));
+      delete p;
+    });
+    to_hash.push(b);
+    to_compress.push(std::move(b));
+    rethrow_failure();
+    auto next = free.pop();
+    if (!next) fail("stored stream: no free block");
     cur = std::move(*next);
     cur.size = 0;
   }
-  void stop_hasher() {
+  void stop_threads() {
     to_hash.close();
+    to_compress.close();
     if (hasher.joinable()) hasher.join();
+    if (compressor.joinable()) compressor.join();
   }
 };
 
@@ -200,17 +228,15 @@ StoredFileWriter::StoredFileWriter(std::unique_ptr<TargetWriter> out, int level,
   // Even one worker helps: compression then overlaps with receiving and hashing.
   ZSTD_CCtx_setParameter(im.cctx, ZSTD_c_nbWorkers, workers);
   ZSTD_CCtx_setParameter(im.cctx, ZSTD_c_jobSize, 2 << 20);
-  for (size_t i = 1; i < kBlocks; ++i) im.done.push(Block{});
+  for (size_t i = 1; i < kBlocks; ++i) im.free.push(Block{});
   im.hasher = std::thread([&im] {
-    while (auto b = im.to_hash.pop()) {
-      im.raw_hash.update(b->data.data(), b->size);
-      im.done.push(std::move(*b));
-    }
+    while (auto b = im.to_hash.pop()) im.raw_hash.update((*b)->data.data(), (*b)->size);
   });
+  im.compressor = std::thread([&im] { im.compress_blocks(); });
 }
 
 StoredFileWriter::~StoredFileWriter() {
-  impl_->stop_hasher();
+  impl_->stop_threads();
   ZSTD_freeCCtx(impl_->cctx);
 }
 
@@ -230,7 +256,8 @@ void StoredFileWriter::write(const char* data, size_t size) {
 void StoredFileWriter::finish(ManifestFile& file) {
   Impl& im = *impl_;
   im.flush_block();
-  im.stop_hasher();  // every block is hashed once it returns
+  im.stop_threads();  // every block is hashed and compressed when they return
+  im.rethrow_failure();
   ZSTD_inBuffer in{nullptr, 0, 0};
   im.drain(in, ZSTD_e_end);
   im.out->commit();
@@ -298,8 +325,8 @@ struct StoredFileReader::Impl {
         ZSTD_outBuffer ob{out->data.data() + out->size, out->data.size() - out->size, 0};
         pending = ZSTD_decompressStream(dctx.get(), &ob, &in);
         if (ZSTD_isError(pending)) {
-          problems.push_back(file->name + ": corrupt zstd stream (" +
-                             ZSTD_getErrorName(pending) + ")");
+          problems.push_back(file->name + ": corrupt zstd stream (" + ZSTD_getErrorName(pending) +
+                             ")");
           corrupt = true;
           // Hash what is left unread, so the stored hash is of the whole file.
           while (!stop) {
