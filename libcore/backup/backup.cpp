@@ -46,9 +46,9 @@ constexpr size_t kBufferSize = 1 << 20;
 constexpr size_t kBlocks = 4;
 
 int default_threads() {
-  // Half the CPUs: the calling thread needs one for receiving and the two
-  // hashes; more workers buy little at levels 1-3 and each holds job buffers
-  // (RSS). On a 2-CPU host one worker was faster than two (bench/backup).
+  // Half the CPUs: receiving, hashing and feeding zstd need the others; more
+  // workers buy little at levels 1-3 and each holds job buffers (RSS). On a
+  // 2-CPU host one worker was as fast as two (bench/backup).
   unsigned n = std::thread::hardware_concurrency() / 2;
   return static_cast<int>(std::clamp(n, 1u, 4u));
 }
@@ -270,25 +270,27 @@ void StoredFileWriter::finish(ManifestFile& file) {
 }
 
 // A zstd file is read by a thread of its own (read → stored hash →
-// decompress into blocks); read() hands the blocks out and hashes the raw
-// bytes (SHA-256) on the caller's thread, so reading and decompressing
-// overlap with what the caller does with the data (an upload). At most
-// kBlocks blocks are in flight.
+// decompress into blocks of 1 MiB). Each block goes to a hashing thread
+// (SHA-256 of the raw bytes) and to read(), which copies it out on the
+// caller's thread (an upload), at the same time; it is free again when both
+// are done with it: at most kBlocks are in flight.
 struct StoredFileReader::Impl {
+  using Shared = std::shared_ptr<Block>;
   std::unique_ptr<ChunkedFileReader> chunked;  // format 2 data files
   const ManifestFile* file = nullptr;
   std::unique_ptr<TargetReader> reader;
   std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx{ZSTD_createDCtx(), ZSTD_freeDCtx};
-  Sha256 raw_hash;
+  Sha256 raw_hash;  // the hasher's until it is joined
   std::optional<StoredHash> stored_hash;
   uint64_t raw = 0;
   bool at_end = false, checked = false;
   std::vector<std::string> problems;
   // Between the threads.
-  BlockQueue full, free;
-  std::optional<Block> cur;
+  BlockQueue free;
+  HandOver<Shared> full, to_hash;
+  Shared cur;
   size_t cur_pos = 0;
-  std::thread producer;
+  std::thread producer, hasher;
   std::atomic<bool> stop{false};
   // Written by the producer before it closes `full`, read after.
   size_t pending = 1;  // ZSTD's "more input expected" (0 = frame complete)
@@ -300,7 +302,15 @@ struct StoredFileReader::Impl {
     ZSTD_inBuffer in{in_buf.data(), 0, 0};
     std::optional<Block> out;
     auto hand_over = [&] {
-      if (out && out->size) full.push(std::move(*out));
+      if (out && out->size) {
+        // The last of the two to drop it puts it back on the free list.
+        Shared b(new Block(std::move(*out)), [this](Block* p) {
+          free.push(std::move(*p));
+          delete p;
+        });
+        to_hash.push(b);
+        full.push(std::move(b));
+      }
       out.reset();
     };
     // A call that filled the output may have left output inside zstd: call it
@@ -344,7 +354,16 @@ struct StoredFileReader::Impl {
     } catch (...) {
       error = std::current_exception();
     }
+    to_hash.close();
     full.close();  // last: nothing of the target is touched after this
+  }
+  void stop_threads() {
+    stop = true;
+    free.close();
+    full.close();
+    to_hash.close();
+    if (producer.joinable()) producer.join();
+    if (hasher.joinable()) hasher.join();
   }
 };
 
@@ -371,37 +390,35 @@ StoredFileReader::StoredFileReader(BackupTarget& target, const std::string& dir,
   im.reader = target.open(path);
   im.stored_hash.emplace(!file.stored_xxh128.empty());
   for (size_t i = 0; i < kBlocks; ++i) im.free.push(Block{});
+  im.hasher = std::thread([&im] {
+    while (auto b = im.to_hash.pop()) im.raw_hash.update((*b)->data.data(), (*b)->size);
+  });
   im.producer = std::thread([&im] { im.produce(); });
 }
 
-StoredFileReader::~StoredFileReader() {
-  Impl& im = *impl_;
-  im.stop = true;
-  im.free.close();
-  im.full.close();
-  if (im.producer.joinable()) im.producer.join();
-}
+StoredFileReader::~StoredFileReader() { impl_->stop_threads(); }
 
 size_t StoredFileReader::read(char* data, size_t size) {
   Impl& im = *impl_;
   if (im.chunked) return im.chunked->read(data, size);
   while (!im.at_end && size) {
     if (!im.cur || im.cur_pos == im.cur->size) {
-      if (im.cur) im.free.push(std::move(*im.cur));
-      im.cur = im.full.pop();
+      im.cur.reset();
+      auto next = im.full.pop();
       im.cur_pos = 0;
-      if (!im.cur) {
+      if (!next) {
         im.at_end = true;
-        im.producer.join();
+        im.producer.join();  // it closed the hasher's queue too
+        im.hasher.join();
         if (im.error) std::rethrow_exception(im.error);
         break;
       }
+      im.cur = std::move(*next);
       continue;
     }
     size_t n = std::min(size, im.cur->size - im.cur_pos);
     std::memcpy(data, im.cur->data.data() + im.cur_pos, n);
     im.cur_pos += n;
-    im.raw_hash.update(data, n);
     im.raw += n;
     return n;
   }
