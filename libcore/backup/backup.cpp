@@ -5,15 +5,20 @@
 #include <openssl/rand.h>
 #include <sys/file.h>
 #include <unistd.h>
+#include <xxhash.h>
 #include <zstd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <cstring>
+#include <deque>
+#include <exception>
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "backup/chunks.hpp"
@@ -37,23 +42,126 @@ namespace ceso {
 namespace {
 
 constexpr size_t kBufferSize = 1 << 20;
+// Blocks in flight between the threads of a stored stream (each kBufferSize).
+constexpr size_t kBlocks = 4;
 
 int default_threads() {
-  // Half the CPUs: the calling thread needs one for receiving and the two
-  // hashes; more workers buy little at levels 1-3 and each holds job buffers
-  // (RSS). On a 2-CPU host one worker was faster than two (bench/backup).
+  // Half the CPUs: receiving, hashing and feeding zstd need the others; more
+  // workers buy little at levels 1-3 and each holds job buffers (RSS). On a
+  // 2-CPU host one worker was as fast as two (bench/backup).
   unsigned n = std::thread::hardware_concurrency() / 2;
   return static_cast<int>(std::clamp(n, 1u, 4u));
 }
 
+// XXH3-128 of the stored stream (libxxhash), in xxhsum -H2's notation.
+class Xxh128 {
+ public:
+  Xxh128() : state_(XXH3_createState()) {
+    if (!state_ || XXH3_128bits_reset(state_) != XXH_OK) fail("cannot set up XXH3");
+  }
+  ~Xxh128() { XXH3_freeState(state_); }
+  Xxh128(const Xxh128&) = delete;
+  Xxh128& operator=(const Xxh128&) = delete;
+  void update(const void* data, size_t size) { XXH3_128bits_update(state_, data, size); }
+  std::string hex() const {
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(state_));
+    return hex_encode(c.digest, sizeof c.digest);
+  }
+
+ private:
+  XXH3_state_t* state_;
+};
+
+// The hash a manifest entry names for its stored stream: XXH3-128 when it
+// has `stored_xxh128` (manifests since it replaced SHA-256), else SHA-256.
+class StoredHash {
+ public:
+  explicit StoredHash(bool xxh) {
+    if (xxh)
+      xxh_.emplace();
+    else
+      sha_.emplace();
+  }
+  void update(const void* data, size_t size) {
+    if (xxh_)
+      xxh_->update(data, size);
+    else
+      sha_->update(data, size);
+  }
+  std::string hex() { return xxh_ ? xxh_->hex() : sha_->hex(); }
+
+ private:
+  std::optional<Xxh128> xxh_;
+  std::optional<Sha256> sha_;
+};
+
+struct Block {
+  std::vector<char> data = std::vector<char>(kBufferSize);
+  size_t size = 0;
+};
+
+// A hand-over between threads. close() wakes both sides: push() then drops
+// the item, pop() returns what is left, then nothing. The bound is the
+// number of blocks there are (a free list of them is one of these queues).
+template <class T>
+class HandOver {
+ public:
+  void push(T b) {
+    {
+      std::lock_guard<std::mutex> l(m_);
+      if (closed_) return;
+      q_.push_back(std::move(b));
+    }
+    cv_.notify_all();
+  }
+  std::optional<T> pop() {
+    std::unique_lock<std::mutex> l(m_);
+    cv_.wait(l, [&] { return closed_ || !q_.empty(); });
+    if (q_.empty()) return std::nullopt;
+    T b = std::move(q_.front());
+    q_.pop_front();
+    return b;
+  }
+  void close() {
+    {
+      std::lock_guard<std::mutex> l(m_);
+      closed_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<T> q_;
+  bool closed_ = false;
+};
+using BlockQueue = HandOver<Block>;
+
 }  // namespace
 
+// The caller's thread (curl's write callback) only copies into blocks of
+// 1 MiB. A full block goes to two threads at once, which only read it: one
+// hashes the raw bytes (SHA-256), the other feeds zstd (whose workers
+// compress), hashes its output (XXH3-128) and writes it to the target. The
+// block is free again when both are done with it: at most kBlocks are in
+// flight. (With receiving, hashing and compressing on the caller's thread,
+// that thread was the bottleneck: runnable all the time on a busy host.)
 struct StoredFileWriter::Impl {
+  using Shared = std::shared_ptr<Block>;
   std::unique_ptr<TargetWriter> out;
   ZSTD_CCtx* cctx = nullptr;
-  Sha256 raw_hash, stored_hash;
+  Sha256 raw_hash;
+  Xxh128 stored_hash;
   uint64_t raw = 0, stored = 0;
   std::vector<char> buf = std::vector<char>(kBufferSize);
+  BlockQueue free;
+  HandOver<Shared> to_hash, to_compress;
+  Block cur;
+  std::thread hasher, compressor;
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;  // the compressor's, set before `failed`
 
   void drain(ZSTD_inBuffer& in, ZSTD_EndDirective mode) {
     for (;;) {
@@ -69,53 +177,194 @@ struct StoredFileWriter::Impl {
       if (done) return;
     }
   }
+  void compress_blocks() {
+    while (auto b = to_compress.pop()) {
+      if (failed) continue;  // only give the blocks back
+      try {
+        ZSTD_inBuffer in{(*b)->data.data(), (*b)->size, 0};
+        drain(in, ZSTD_e_continue);
+      } catch (...) {
+        error = std::current_exception();
+        failed = true;
+      }
+    }
+  }
+  void rethrow_failure() {
+    if (failed) std::rethrow_exception(error);
+  }
+  // Hands the current block to both threads, then takes a free one.
+  void flush_block() {
+    if (cur.size == 0) return;
+    // The last of the two threads to drop it puts it back on the free list.
+    Shared b(new Block(std::move(cur)), [this](Block* p) {
+      free.push(std::move(*p));
+      delete p;
+    });
+    to_hash.push(b);
+    to_compress.push(std::move(b));
+    rethrow_failure();
+    auto next = free.pop();
+    if (!next) fail("stored stream: no free block");
+    cur = std::move(*next);
+    cur.size = 0;
+  }
+  void stop_threads() {
+    to_hash.close();
+    to_compress.close();
+    if (hasher.joinable()) hasher.join();
+    if (compressor.joinable()) compressor.join();
+  }
 };
 
 StoredFileWriter::StoredFileWriter(std::unique_ptr<TargetWriter> out, int level, int threads)
     : impl_(std::make_unique<Impl>()) {
-  impl_->out = std::move(out);
-  impl_->cctx = ZSTD_createCCtx();
-  if (!impl_->cctx) fail("zstd: out of memory");
-  ZSTD_CCtx_setParameter(impl_->cctx, ZSTD_c_compressionLevel, level);
-  ZSTD_CCtx_setParameter(impl_->cctx, ZSTD_c_checksumFlag, 1);
+  Impl& im = *impl_;
+  im.out = std::move(out);
+  im.cctx = ZSTD_createCCtx();
+  if (!im.cctx) fail("zstd: out of memory");
+  ZSTD_CCtx_setParameter(im.cctx, ZSTD_c_compressionLevel, level);
+  ZSTD_CCtx_setParameter(im.cctx, ZSTD_c_checksumFlag, 1);
   int workers = threads > 0 ? threads : default_threads();
   // Even one worker helps: compression then overlaps with receiving and hashing.
-  ZSTD_CCtx_setParameter(impl_->cctx, ZSTD_c_nbWorkers, workers);
-  ZSTD_CCtx_setParameter(impl_->cctx, ZSTD_c_jobSize, 2 << 20);
+  ZSTD_CCtx_setParameter(im.cctx, ZSTD_c_nbWorkers, workers);
+  ZSTD_CCtx_setParameter(im.cctx, ZSTD_c_jobSize, 2 << 20);
+  for (size_t i = 1; i < kBlocks; ++i) im.free.push(Block{});
+  im.hasher = std::thread([&im] {
+    while (auto b = im.to_hash.pop()) im.raw_hash.update((*b)->data.data(), (*b)->size);
+  });
+  im.compressor = std::thread([&im] { im.compress_blocks(); });
 }
 
-StoredFileWriter::~StoredFileWriter() { ZSTD_freeCCtx(impl_->cctx); }
+StoredFileWriter::~StoredFileWriter() {
+  impl_->stop_threads();
+  ZSTD_freeCCtx(impl_->cctx);
+}
 
 void StoredFileWriter::write(const char* data, size_t size) {
-  impl_->raw_hash.update(data, size);
-  impl_->raw += size;
-  ZSTD_inBuffer in{data, size, 0};
-  impl_->drain(in, ZSTD_e_continue);
+  Impl& im = *impl_;
+  im.raw += size;
+  while (size) {
+    size_t n = std::min(size, im.cur.data.size() - im.cur.size);
+    std::memcpy(im.cur.data.data() + im.cur.size, data, n);
+    im.cur.size += n;
+    data += n;
+    size -= n;
+    if (im.cur.size == im.cur.data.size()) im.flush_block();
+  }
 }
 
 void StoredFileWriter::finish(ManifestFile& file) {
+  Impl& im = *impl_;
+  im.flush_block();
+  im.stop_threads();  // every block is hashed and compressed when they return
+  im.rethrow_failure();
   ZSTD_inBuffer in{nullptr, 0, 0};
-  impl_->drain(in, ZSTD_e_end);
-  impl_->out->commit();
-  file.size = impl_->raw;
-  file.stored_size = impl_->stored;
-  file.sha256 = impl_->raw_hash.hex();
-  file.stored_sha256 = impl_->stored_hash.hex();
+  im.drain(in, ZSTD_e_end);
+  im.out->commit();
+  file.size = im.raw;
+  file.stored_size = im.stored;
+  file.sha256 = im.raw_hash.hex();
+  file.stored_sha256.clear();
+  file.stored_xxh128 = im.stored_hash.hex();
   file.compression = "zstd";
 }
 
+// A zstd file is read by a thread of its own (read → stored hash →
+// decompress into blocks of 1 MiB). Each block goes to a hashing thread
+// (SHA-256 of the raw bytes) and to read(), which copies it out on the
+// caller's thread (an upload), at the same time; it is free again when both
+// are done with it: at most kBlocks are in flight.
 struct StoredFileReader::Impl {
+  using Shared = std::shared_ptr<Block>;
   std::unique_ptr<ChunkedFileReader> chunked;  // format 2 data files
   const ManifestFile* file = nullptr;
   std::unique_ptr<TargetReader> reader;
   std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx{ZSTD_createDCtx(), ZSTD_freeDCtx};
-  Sha256 raw_hash, stored_hash;
+  Sha256 raw_hash;  // the hasher's until it is joined
+  std::optional<StoredHash> stored_hash;
   uint64_t raw = 0;
-  std::vector<char> in_buf = std::vector<char>(kBufferSize);
-  ZSTD_inBuffer in{in_buf.data(), 0, 0};
-  size_t pending = 1;  // ZSTD's "more input expected" (0 = frame complete)
-  bool corrupt = false, at_end = false, checked = false;
+  bool at_end = false, checked = false;
   std::vector<std::string> problems;
+  // Between the threads.
+  BlockQueue free;
+  HandOver<Shared> full, to_hash;
+  Shared cur;
+  size_t cur_pos = 0;
+  std::thread producer, hasher;
+  std::atomic<bool> stop{false};
+  // Written by the producer before it closes `full`, read after.
+  size_t pending = 1;  // ZSTD's "more input expected" (0 = frame complete)
+  bool corrupt = false;
+  std::exception_ptr error;
+
+  void produce() {
+    std::vector<char> in_buf(kBufferSize);
+    ZSTD_inBuffer in{in_buf.data(), 0, 0};
+    std::optional<Block> out;
+    auto hand_over = [&] {
+      if (out && out->size) {
+        // The last of the two to drop it puts it back on the free list.
+        Shared b(new Block(std::move(*out)), [this](Block* p) {
+          free.push(std::move(*p));
+          delete p;
+        });
+        to_hash.push(b);
+        full.push(std::move(b));
+      }
+      out.reset();
+    };
+    // A call that filled the output may have left output inside zstd: call it
+    // again before reading more (unless the frame ended: then that call would
+    // start the next frame).
+    bool out_was_full = false;
+    try {
+      for (;;) {
+        if (stop) break;
+        if (in.pos == in.size && !(out_was_full && pending != 0)) {
+          throw_if_interrupt_requested();
+          size_t n = reader->read(in_buf.data(), in_buf.size());
+          if (n == 0) break;
+          stored_hash->update(in_buf.data(), n);
+          in = {in_buf.data(), n, 0};
+        }
+        if (!out) {
+          out = free.pop();
+          if (!out) break;  // the reader is being destroyed
+          out->size = 0;
+        }
+        ZSTD_outBuffer ob{out->data.data() + out->size, out->data.size() - out->size, 0};
+        pending = ZSTD_decompressStream(dctx.get(), &ob, &in);
+        if (ZSTD_isError(pending)) {
+          problems.push_back(file->name + ": corrupt zstd stream (" + ZSTD_getErrorName(pending) +
+                             ")");
+          corrupt = true;
+          // Hash what is left unread, so the stored hash is of the whole file.
+          while (!stop) {
+            size_t n = reader->read(in_buf.data(), in_buf.size());
+            if (n == 0) break;
+            stored_hash->update(in_buf.data(), n);
+          }
+          break;
+        }
+        out->size += ob.pos;
+        out_was_full = ob.pos == ob.size;
+        if (out->size == out->data.size()) hand_over();
+      }
+      hand_over();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    to_hash.close();
+    full.close();  // last: nothing of the target is touched after this
+  }
+  void stop_threads() {
+    stop = true;
+    free.close();
+    full.close();
+    to_hash.close();
+    if (producer.joinable()) producer.join();
+    if (hasher.joinable()) hasher.join();
+  }
 };
 
 StoredFileReader::StoredFileReader(BackupTarget& target, const std::string& dir,
@@ -139,37 +388,39 @@ StoredFileReader::StoredFileReader(BackupTarget& target, const std::string& dir,
                           " bytes stored, manifest says " + std::to_string(file.stored_size) +
                           (*size < file.stored_size ? " (truncated)" : ""));
   im.reader = target.open(path);
+  im.stored_hash.emplace(!file.stored_xxh128.empty());
+  for (size_t i = 0; i < kBlocks; ++i) im.free.push(Block{});
+  im.hasher = std::thread([&im] {
+    while (auto b = im.to_hash.pop()) im.raw_hash.update((*b)->data.data(), (*b)->size);
+  });
+  im.producer = std::thread([&im] { im.produce(); });
 }
 
-StoredFileReader::~StoredFileReader() = default;
+StoredFileReader::~StoredFileReader() { impl_->stop_threads(); }
 
 size_t StoredFileReader::read(char* data, size_t size) {
   Impl& im = *impl_;
   if (im.chunked) return im.chunked->read(data, size);
-  while (!im.at_end) {
-    if (im.in.pos == im.in.size) {
-      throw_if_interrupt_requested();
-      size_t n = im.reader->read(im.in_buf.data(), im.in_buf.size());
-      if (n == 0) {
+  while (!im.at_end && size) {
+    if (!im.cur || im.cur_pos == im.cur->size) {
+      im.cur.reset();
+      auto next = im.full.pop();
+      im.cur_pos = 0;
+      if (!next) {
         im.at_end = true;
+        im.producer.join();  // it closed the hasher's queue too
+        im.hasher.join();
+        if (im.error) std::rethrow_exception(im.error);
         break;
       }
-      im.stored_hash.update(im.in_buf.data(), n);
-      im.in = {im.in_buf.data(), n, 0};
+      im.cur = std::move(*next);
+      continue;
     }
-    ZSTD_outBuffer out{data, size, 0};
-    im.pending = ZSTD_decompressStream(im.dctx.get(), &out, &im.in);
-    if (ZSTD_isError(im.pending)) {
-      im.problems.push_back(im.file->name + ": corrupt zstd stream (" +
-                            ZSTD_getErrorName(im.pending) + ")");
-      im.corrupt = im.at_end = true;
-      break;
-    }
-    if (out.pos) {
-      im.raw_hash.update(data, out.pos);
-      im.raw += out.pos;
-      return out.pos;
-    }
+    size_t n = std::min(size, im.cur->size - im.cur_pos);
+    std::memcpy(data, im.cur->data.data() + im.cur_pos, n);
+    im.cur_pos += n;
+    im.raw += n;
+    return n;
   }
   return 0;
 }
@@ -180,16 +431,13 @@ std::vector<std::string> StoredFileReader::problems() {
   if (!im.at_end) fail("StoredFileReader::problems() before the end of " + im.file->name);
   if (im.checked || !im.reader) return im.problems;
   im.checked = true;
-  // Hash what a corrupt stream left unread, so the stored hash is of the whole file.
-  if (im.corrupt) {
-    while (size_t n = im.reader->read(im.in_buf.data(), im.in_buf.size()))
-      im.stored_hash.update(im.in_buf.data(), n);
-  }
   const ManifestFile& f = *im.file;
   if (!im.corrupt && im.pending != 0)
     im.problems.push_back(f.name + ": zstd stream ends early (truncated)");
-  if (im.stored_hash.hex() != f.stored_sha256)
-    im.problems.push_back(f.name + ": SHA-256 of the stored file differs from the manifest");
+  const bool xxh = !f.stored_xxh128.empty();
+  if (im.stored_hash->hex() != (xxh ? f.stored_xxh128 : f.stored_sha256))
+    im.problems.push_back(f.name + (xxh ? ": XXH3-128" : ": SHA-256") +
+                          " of the stored file differs from the manifest");
   if (!im.corrupt) {
     if (im.raw != f.size)
       im.problems.push_back(f.name + ": " + std::to_string(im.raw) +

@@ -25,7 +25,10 @@ ordered_json manifest_json(const Manifest& m) {
     j["size"] = f.size;
     j["stored_size"] = f.stored_size;
     j["sha256"] = f.sha256;
-    j["stored_sha256"] = f.stored_sha256;
+    if (!f.stored_xxh128.empty())
+      j["stored_xxh128"] = f.stored_xxh128;
+    else
+      j["stored_sha256"] = f.stored_sha256;
     j["compression"] = f.compression;
     files.push_back(std::move(j));
   }
@@ -108,11 +111,22 @@ Manifest manifest_from_json(const std::string& text) {
     mf.size = field<uint64_t>(f, "size");
     mf.stored_size = field<uint64_t>(f, "stored_size");
     mf.sha256 = field<std::string>(f, "sha256");
-    mf.stored_sha256 = field<std::string>(f, "stored_sha256");
     mf.compression = f.value("compression", "zstd");
     if (mf.compression != "zstd" && mf.compression != "chunks")
       bad_input("manifest: " + quote(mf.name) + " has an unknown compression " +
                 quote(mf.compression));
+    // One hash of the stored stream: SHA-256 (older manifests, indexes) or
+    // XXH3-128 (zstd files since); never both, never neither.
+    bool sha = f.contains("stored_sha256"), xxh = f.contains("stored_xxh128");
+    if (sha == xxh)
+      bad_input("manifest: " + quote(mf.name) + " needs exactly one of 'stored_sha256' and " +
+                "'stored_xxh128'");
+    if (xxh && mf.compression != "zstd")
+      bad_input("manifest: " + quote(mf.name) + " is chunked: its index has a 'stored_sha256'");
+    if (sha)
+      mf.stored_sha256 = field<std::string>(f, "stored_sha256");
+    else
+      mf.stored_xxh128 = field<std::string>(f, "stored_xxh128");
     if (mf.compression == "chunks" && (m.format < 2 || mf.kind != "extent"))
       bad_input("manifest: " + quote(mf.name) + " is chunked, which only format 2 data files are");
     m.files.push_back(std::move(mf));

@@ -18,14 +18,18 @@ inline constexpr int kManifestFormat = 2;
 inline constexpr const char* kManifestName = "manifest.json";
 
 struct ManifestFile {
-  std::string name;                  // file in the backup directory: "disk0-web01-flat.vmdk.zst"
-  std::string source;                // datastore path it came from; "" for config.json
-  std::string kind;                  // "vmx" | "nvram" | "descriptor" | "extent" | "config"
-  int disk = -1;                     // index into the VM's disks for descriptor/extent
-  uint64_t size = 0;                 // raw bytes
-  uint64_t stored_size = 0;          // bytes in the target (compressed)
-  std::string sha256;                // of the raw bytes
-  std::string stored_sha256;         // of the stored stream
+  std::string name;          // file in the backup directory: "disk0-web01-flat.vmdk.zst"
+  std::string source;        // datastore path it came from; "" for config.json
+  std::string kind;          // "vmx" | "nvram" | "descriptor" | "extent" | "config"
+  int disk = -1;             // index into the VM's disks for descriptor/extent
+  uint64_t size = 0;         // raw bytes
+  uint64_t stored_size = 0;  // bytes in the target (compressed)
+  std::string sha256;        // of the raw bytes
+  // The stored stream's hash: XXH3-128 (32 hex digits, as `xxhsum -H2`
+  // prints it) for NAME.zst files written since it replaced SHA-256; SHA-256
+  // in older manifests and for format 2 indexes. An entry has one of the two.
+  std::string stored_sha256;
+  std::string stored_xxh128;
   std::string compression = "zstd";  // "zstd" | "chunks" (format 2: `name` is the index)
 };
 

@@ -250,9 +250,9 @@ backup_to() { ceso-backup --target "$(url_of "$1")" "$2" | jq -r .backup.id; }
   jq --arg n "$name" --argjson size "$(stat -c %s "$BATS_TEST_TMPDIR/bad")" \
     --argjson ssize "$(stat -c %s "$dir/$name")" \
     --arg sha "$(sha256sum <"$BATS_TEST_TMPDIR/bad" | cut -d' ' -f1)" \
-    --arg ssha "$(sha256sum <"$dir/$name" | cut -d' ' -f1)" \
+    --arg sxxh "$(xxhsum -H2 <"$dir/$name" | cut -d' ' -f1)" \
     '.files |= map(if .name == $n then .size = $size | .stored_size = $ssize | .sha256 = $sha
-      | .stored_sha256 = $ssha else . end)' "$dir/manifest.json" >"$BATS_TEST_TMPDIR/m"
+      | .stored_xxh128 = $sxxh else . end)' "$dir/manifest.json" >"$BATS_TEST_TMPDIR/m"
   mv "$BATS_TEST_TMPDIR/m" "$dir/manifest.json"
   run ceso-backup verify "$id"
   assert_status 4

@@ -45,10 +45,13 @@ snapshots_of() { ceso-info "$1" | jq -c '[.snapshots[].name]'; }
   [ "$(jq -r '.files[] | select(.kind=="extent") | .size' "$m")" -eq $((16 << 20)) ]
   jq -e --arg n "$WEB" '.format == 1 and .vm.name == $n and .tags == ["web"] and .mode == "hot"
     and (.files | map(.kind) | sort) == ["config","descriptor","extent","nvram","vmx"]
-    and all(.files[]; (.sha256|length) == 64 and (.stored_sha256|length) == 64)' "$m"
-  # The raw hash is the source's.
+    and all(.files[]; (.sha256|length) == 64 and (.stored_xxh128|length) == 32
+      and (has("stored_sha256")|not))' "$m"
+  # The raw hash is the source's; the stored stream's is xxhsum's XXH3-128 of the file.
   assert_eq "$(jq -r '.files[] | select(.kind=="extent") | .sha256' "$m")" \
     "$(sha256sum <"$(ds_file "$src")" | cut -d' ' -f1)"
+  assert_eq "$(jq -r '.files[] | select(.kind=="extent") | .stored_xxh128' "$m")" \
+    "$(xxhsum -H2 <"$(target_dir)/$id/$name" | cut -d' ' -f1)"
   run ceso-backup ls "$WEB"
   assert_status 0
   assert_contains "$output" "\"id\":\"$id\""
@@ -156,6 +159,58 @@ snapshots_of() { ceso-info "$1" | jq -c '[.snapshots[].name]'; }
   assert_status 4
   assert_contains "$output" "missing"
   cp "$BATS_TEST_TMPDIR/orig/disk0-flat.vmdk.zst" "$f"
+  run ceso-backup verify "$id"
+  assert_status 0
+}
+
+@test "verify: manifests with SHA-256 stored hashes (before XXH3) still verify; each stored hash is checked" {
+  id=$(ceso-backup --hot app01 | jq -r .backup.id)
+  dir="$(target_dir)/$id"
+  f="$dir/disk0-flat.vmdk.zst"
+  # A stored hash that is not the file's: found although the data is intact.
+  cp "$dir/manifest.json" "$BATS_TEST_TMPDIR/new.json"
+  jq '.files |= map(if .name == "disk0-flat.vmdk.zst" then .stored_xxh128 = "00112233445566778899aabbccddeeff" else . end)' \
+    "$BATS_TEST_TMPDIR/new.json" >"$dir/manifest.json"
+  run ceso-backup verify "$id"
+  assert_status 4
+  assert_contains "$output" "disk0-flat.vmdk.zst: XXH3-128 of the stored file differs"
+  # The manifest as an older ceso-backup wrote it: stored_sha256 instead.
+  for n in $(jq -r '.files[].name' "$BATS_TEST_TMPDIR/new.json"); do
+    printf '%s %s\n' "$n" "$(sha256sum <"$dir/$n" | cut -d' ' -f1)"
+  done >"$BATS_TEST_TMPDIR/sums"
+  jq --rawfile sums "$BATS_TEST_TMPDIR/sums" '
+    ($sums | split("\n") | map(select(. != "") | split(" ") | {(.[0]): .[1]}) | add) as $s
+    | .files |= map(del(.stored_xxh128) | .stored_sha256 = $s[.name])' \
+    "$BATS_TEST_TMPDIR/new.json" >"$BATS_TEST_TMPDIR/old.json"
+  jq -e 'all(.files[]; (.stored_sha256|length) == 64 and (has("stored_xxh128")|not))' \
+    "$BATS_TEST_TMPDIR/old.json"
+  cp "$BATS_TEST_TMPDIR/old.json" "$dir/manifest.json"
+  run ceso-backup verify "$id"
+  assert_status 0
+  jq '.files |= map(if .name == "disk0-flat.vmdk.zst" then .stored_sha256 = ("0" * 64) else . end)' \
+    "$BATS_TEST_TMPDIR/old.json" >"$dir/manifest.json"
+  run ceso-backup verify "$id"
+  assert_status 4
+  assert_contains "$output" "disk0-flat.vmdk.zst: SHA-256 of the stored file differs"
+  # A flipped byte in an old-style backup, and a file swapped for another
+  # backup's file of the same size: found.
+  cp "$BATS_TEST_TMPDIR/old.json" "$dir/manifest.json"
+  cp "$f" "$BATS_TEST_TMPDIR/orig.zst"
+  size=$(stat -c %s "$f")
+  printf '\x5a' | dd of="$f" bs=1 seek=$((size / 2)) conv=notrunc status=none
+  run ceso-backup verify "$id"
+  assert_status 4
+  assert_contains "$output" "disk0-flat.vmdk.zst: SHA-256 of the stored file differs"
+  # Another VM's disk in its place (new-style manifest).
+  id2=$(ceso-backup --hot "$WEB" | jq -r .backup.id)
+  cp "$(target_dir)/$id2/disk0-flat.vmdk.zst" "$f"
+  run cmp -s "$f" "$BATS_TEST_TMPDIR/orig.zst"
+  assert_status 1
+  cp "$BATS_TEST_TMPDIR/new.json" "$dir/manifest.json"
+  run ceso-backup verify "$id"
+  assert_status 4
+  assert_contains "$output" "disk0-flat.vmdk.zst"
+  cp "$BATS_TEST_TMPDIR/orig.zst" "$f"
   run ceso-backup verify "$id"
   assert_status 0
 }

@@ -7,8 +7,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 
+#include "backup/chunks.hpp"
 #include "backup/manifest.hpp"
 #include "base/error.hpp"
 
@@ -85,6 +87,101 @@ TEST(BackupTest, CheckFindsFlippedTruncatedAndMissingFiles) {
   p = ceso::check_stored_file(*t.target, "b", f);
   ASSERT_EQ(p.size(), 1u);
   EXPECT_NE(p.front().find("missing"), std::string::npos);
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(BackupTest, StoredHashIsXxh3AndOddSizesRoundTripThroughTheThreads) {
+  TempTarget t;
+  // Sizes around the 1 MiB blocks the threads hand over, and nothing at all.
+  for (size_t size : {size_t{0}, size_t{1}, (size_t{1} << 20) - 1, size_t{1} << 20,
+                      (size_t{1} << 20) + 1, (size_t{5} << 20) + 12345}) {
+    std::string data = pattern(size);
+    auto f = store(*t.target, data);
+    EXPECT_EQ(f.size, size);
+    EXPECT_EQ(f.stored_xxh128.size(), 32u);
+    EXPECT_TRUE(f.stored_sha256.empty());
+    EXPECT_EQ(f.sha256, ceso::sha256_hex(data.data(), data.size()));
+    // Read back in pieces smaller than a block: the same bytes, no problem.
+    ceso::StoredFileReader r(*t.target, "b", f);
+    std::string back;
+    std::vector<char> buf(4000);
+    while (size_t n = r.read(buf.data(), buf.size())) back.append(buf.data(), n);
+    EXPECT_EQ(back, data) << size;
+    EXPECT_EQ(r.problems(), std::vector<std::string>{}) << size;
+  }
+}
+
+TEST(BackupTest, Sha256StoredHashesOfOlderManifestsAreChecked) {
+  TempTarget t;
+  auto f = store(*t.target, pattern(3 << 20));
+  std::string stored = slurp(t.root + "/b/d.zst");
+  ASSERT_EQ(stored.size(), f.stored_size);
+  auto old = f;  // as a manifest of before XXH3 has it
+  old.stored_xxh128.clear();
+  old.stored_sha256 = ceso::sha256_hex(stored.data(), stored.size());
+  EXPECT_EQ(ceso::check_stored_file(*t.target, "b", old), std::vector<std::string>{});
+  old.stored_sha256[0] = old.stored_sha256[0] == '0' ? '1' : '0';
+  auto p = ceso::check_stored_file(*t.target, "b", old);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_NE(p[0].find("SHA-256 of the stored file differs"), std::string::npos) << p[0];
+  auto wrong = f;
+  wrong.stored_xxh128[0] = wrong.stored_xxh128[0] == '0' ? '1' : '0';
+  p = ceso::check_stored_file(*t.target, "b", wrong);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_NE(p[0].find("XXH3-128 of the stored file differs"), std::string::npos) << p[0];
+}
+
+TEST(BackupTest, CheckFindsAFlippedBitASwappedFileAndAppendedBytes) {
+  TempTarget t;
+  auto f = store(*t.target, pattern(2 << 20));
+  const std::string path = t.root + "/b/d.zst";
+  const std::string good = slurp(path);
+  auto put = [&](const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; };
+  // One bit, near the end (the last block, the frame checksum's neighbourhood).
+  std::string bad = good;
+  bad[bad.size() - 9] ^= 0x10;
+  put(bad);
+  auto p = ceso::check_stored_file(*t.target, "b", f);
+  ASSERT_FALSE(p.empty());
+  EXPECT_NE(p[0].find("d.zst"), std::string::npos);
+  // Another backup's stream of the same size in its place: it decompresses
+  // fine, the hashes say it is not this file.
+  std::string other = pattern(2 << 20);
+  other[100] ^= 1;
+  t.target->make_dir("c");
+  ceso::ManifestFile g;
+  {
+    ceso::StoredFileWriter w(t.target->create("c/d.zst"), 3, 2);
+    w.write(other.data(), other.size());
+    w.finish(g);
+  }
+  ASSERT_EQ(g.stored_size, f.stored_size);
+  put(slurp(t.root + "/c/d.zst"));
+  p = ceso::check_stored_file(*t.target, "b", f);
+  EXPECT_EQ(
+      p, (std::vector<std::string>{"d.zst: XXH3-128 of the stored file differs from the manifest",
+                                   "d.zst: SHA-256 of the data differs from the manifest"}));
+  // Bytes after the stream.
+  put(good + "x");
+  p = ceso::check_stored_file(*t.target, "b", f);
+  ASSERT_FALSE(p.empty());
+  EXPECT_NE(p[0].find("bytes stored, manifest says"), std::string::npos) << p[0];
+  put(good);
+  EXPECT_EQ(ceso::check_stored_file(*t.target, "b", f), std::vector<std::string>{});
+}
+
+TEST(BackupTest, AReaderLeftHalfWayStopsItsThread) {
+  TempTarget t;
+  auto f = store(*t.target, pattern(9 << 20));
+  for (int i = 0; i < 20; ++i) {
+    ceso::StoredFileReader r(*t.target, "b", f);
+    char buf[1000];
+    EXPECT_EQ(r.read(buf, sizeof buf), sizeof buf);
+  }  // each destructor stops a producer blocked on its full queue
 }
 
 // A marker as a run writes it; `host` "" means this machine.

@@ -59,6 +59,29 @@ TEST(ManifestTest, RejectsMalformedOrNewerManifests) {
   EXPECT_THROW(ceso::manifest_from_json(escape.dump()), ceso::Error);
 }
 
+TEST(ManifestTest, StoredHashIsXxh128OrSha256NeverBothNorNeither) {
+  auto m = sample();  // an entry of before XXH3: stored_sha256
+  auto j = ceso::manifest_json(m);
+  EXPECT_FALSE(j["files"][0].contains("stored_xxh128"));
+  EXPECT_EQ(ceso::manifest_from_json(j.dump()).files[0].stored_sha256, std::string(64, 'b'));
+  m.files[0].stored_sha256.clear();
+  m.files[0].stored_xxh128 = std::string(32, 'c');
+  j = ceso::manifest_json(m);
+  EXPECT_FALSE(j["files"][0].contains("stored_sha256"));
+  auto back = ceso::manifest_from_json(j.dump());
+  EXPECT_EQ(back.files[0].stored_xxh128, std::string(32, 'c'));
+  EXPECT_TRUE(back.files[0].stored_sha256.empty());
+  auto both = j;
+  both["files"][0]["stored_sha256"] = std::string(64, 'b');
+  EXPECT_THROW(ceso::manifest_from_json(both.dump()), ceso::Error);
+  auto neither = j;
+  neither["files"][0].erase("stored_xxh128");
+  EXPECT_THROW(ceso::manifest_from_json(neither.dump()), ceso::Error);
+  auto wrong_type = j;
+  wrong_type["files"][0]["stored_xxh128"] = 5;
+  EXPECT_THROW(ceso::manifest_from_json(wrong_type.dump()), ceso::Error);
+}
+
 TEST(ManifestTest, WarningsRoundTripAndAreAbsentWhenNone) {
   auto m = sample();
   EXPECT_FALSE(ceso::manifest_json(m).contains("warnings"));
