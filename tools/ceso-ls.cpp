@@ -26,6 +26,8 @@ const ceso::ToolSpec kSpec{
         {"power", 'p', "STATE", "only VMs in this power state", 0, ceso::Complete::choices,
          "on off suspended"},
         {"guest", 0, "GLOB", "only VMs whose guest id matches (e.g. 'ubuntu*')"},
+        {"no-sort", 0, "",
+         "in the host's order, each record written as it arrives (memory stays flat)"},
     },
     ceso::kConnection | ceso::kOutput,
 };
@@ -59,19 +61,29 @@ ceso::Exit run(const ceso::Args& args) {
   for (const auto& t : args.all("tag")) ceso::normalize_tag("tag", t);  // refuse "" and "a,b"
   ceso::Endpoint ep = ceso::resolve_endpoint(args);
   ceso::vim::Client client(ep);
-  // One VM's XML at a time (streamed); only the records are kept, to sort them.
+  ceso::Output out(args, {"name", "power", "cpus", "memory_mib", "disks_gib", "ip", "tags", "id"});
+  // One VM's XML at a time (streamed), trimmed to what the record reads while
+  // it is parsed; only the records are kept, to sort them (or, with
+  // --no-sort, none: each is written as it arrives).
+  const bool sorted = !args.has("no-sort");
   std::vector<ceso::ordered_json> vms;
-  client.for_each_vm(ceso::vm_record_paths(), [&](ceso::vim::ObjectContent&& o) {
-    auto rec = ceso::vm_record(o, ep);
-    if (matches(rec, args)) vms.push_back(std::move(rec));
-  });
+  client.for_each_vm(
+      ceso::vm_record_paths(),
+      [&](ceso::vim::ObjectContent&& o) {
+        auto rec = ceso::vm_record(o, ep);
+        if (!matches(rec, args)) return;
+        if (sorted)
+          vms.push_back(std::move(rec));
+        else
+          out.emit(rec);
+      },
+      ceso::vm_record_filters());
   std::sort(vms.begin(), vms.end(), [](const auto& a, const auto& b) {
     return std::tie(a["name"].template get_ref<const std::string&>(),
                     a["id"].template get_ref<const std::string&>()) <
            std::tie(b["name"].template get_ref<const std::string&>(),
                     b["id"].template get_ref<const std::string&>());
   });
-  ceso::Output out(args, {"name", "power", "cpus", "memory_mib", "disks_gib", "ip", "tags", "id"});
   for (const auto& vm : vms) out.emit(vm);
   out.finish();
   return ceso::Exit::ok;
