@@ -28,6 +28,8 @@ const ceso::ToolSpec kSpec{
         {"power", 'p', "STATE", "only VMs in this power state", 0, ceso::Complete::choices,
          "on off suspended"},
         {"guest", 0, "GLOB", "only VMs whose guest id matches (e.g. 'ubuntu*')"},
+        {"no-sort", 0, "",
+         "in the host's order, each record written as it arrives (memory stays flat)"},
     },
     ceso::kConnection | ceso::kHosts | ceso::kOutput,
 };
@@ -53,21 +55,36 @@ bool matches(const ceso::ordered_json& vm, const ceso::Args& args) {
   return true;
 }
 
-// One endpoint's VMs that pass the filters, sorted by name then id. Only the
-// records are kept (one VM's XML at a time is parsed, streamed).
-std::vector<ceso::ordered_json> list_vms(const ceso::Endpoint& ep, const ceso::Args& args) {
+// One endpoint's VMs that pass the filters, sorted by name then id (not with
+// --no-sort).
+using Emit = std::function<void(ceso::ordered_json&&)>;
+
+std::vector<ceso::ordered_json> list_vms(const ceso::Endpoint& ep, const ceso::Args& args,
+                                         const Emit* direct) {
   ceso::vim::Client client(ep);
+  // One VM's XML at a time (streamed), trimmed to what the record reads while
+  // it is parsed; only the records are kept, to sort them (or, with
+  // --no-sort and one host, none: each is handed to `direct` as it arrives).
+  const bool sorted = !args.has("no-sort");
   std::vector<ceso::ordered_json> vms;
-  client.for_each_vm(ceso::vm_record_paths(), [&](ceso::vim::ObjectContent&& o) {
-    auto rec = ceso::vm_record(o, ep);
-    if (matches(rec, args)) vms.push_back(std::move(rec));
-  });
-  std::sort(vms.begin(), vms.end(), [](const auto& a, const auto& b) {
-    return std::tie(a["name"].template get_ref<const std::string&>(),
-                    a["id"].template get_ref<const std::string&>()) <
-           std::tie(b["name"].template get_ref<const std::string&>(),
-                    b["id"].template get_ref<const std::string&>());
-  });
+  client.for_each_vm(
+      ceso::vm_record_paths(),
+      [&](ceso::vim::ObjectContent&& o) {
+        auto rec = ceso::vm_record(o, ep);
+        if (!matches(rec, args)) return;
+        if (!sorted && direct)
+          (*direct)(std::move(rec));
+        else
+          vms.push_back(std::move(rec));
+      },
+      ceso::vm_record_filters());
+  if (sorted)
+    std::sort(vms.begin(), vms.end(), [](const auto& a, const auto& b) {
+      return std::tie(a["name"].template get_ref<const std::string&>(),
+                      a["id"].template get_ref<const std::string&>()) <
+             std::tie(b["name"].template get_ref<const std::string&>(),
+                      b["id"].template get_ref<const std::string&>());
+    });
   return vms;
 }
 
@@ -80,12 +97,13 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::Output out(args, {"name", "power", "cpus", "memory_mib", "disks_gib", "ip", "tags", "id"});
   // Several -H, or -H all: every host in parallel, records in host order.
   if (auto eps = ceso::fan_out_endpoints(args)) {
-    ceso::Exit code =
-        ceso::fan_out(*eps, out, [&](const ceso::Endpoint& ep) { return list_vms(ep, args); });
+    ceso::Exit code = ceso::fan_out(
+        *eps, out, [&](const ceso::Endpoint& ep) { return list_vms(ep, args, nullptr); });
     out.finish();
     return code;
   }
-  for (const auto& vm : list_vms(ceso::resolve_endpoint(args), args)) out.emit(vm);
+  const Emit emit = [&](ceso::ordered_json&& rec) { out.emit(rec); };
+  for (const auto& vm : list_vms(ceso::resolve_endpoint(args), args, &emit)) out.emit(vm);
   out.finish();
   return ceso::Exit::ok;
 }

@@ -25,16 +25,34 @@ struct Builder {
   XML_Parser parser = nullptr;
   bool too_deep = false;    // stopped: an element deeper than kMaxDepth
   uint64_t split_mark = 0;  // input offset where the last split element closed
+  KeepElement keep;         // null: build every element
+  size_t skipping = 0;      // > 0: inside a refused element, this many levels deep
 
   // Keep whitespace-only text out of structural nodes but keep it in leaves
   // (a VM annotation may be just spaces); decided when the element closes.
   static void start(void* data, const XML_Char* name, const XML_Char** atts) {
     auto* b = static_cast<Builder*>(data);
     if (b->too_deep) return;
-    if (b->stack.size() > kMaxDepth) {  // this element would be level kMaxDepth + 1
+    if (b->stack.size() + b->skipping > kMaxDepth) {  // this element would be level kMaxDepth + 1
       b->too_deep = true;
       XML_StopParser(b->parser, XML_FALSE);
       return;
+    }
+    if (b->skipping) {
+      ++b->skipping;
+      return;
+    }
+    if (b->keep) {
+      std::string_view xsi_type;
+      for (size_t i = 0; atts[i]; i += 2) {
+        std::string_view q = atts[i];
+        if (local_name(q) == "type" && local_name(q).size() != q.size())
+          xsi_type = local_name(atts[i + 1]);
+      }
+      if (!b->keep(b->stack, local_name(name), xsi_type)) {
+        b->skipping = 1;
+        return;
+      }
     }
     Node* parent = b->stack.back();
     parent->children.emplace_back();
@@ -55,6 +73,10 @@ struct Builder {
   static void end(void* data, const XML_Char*) {
     auto* b = static_cast<Builder*>(data);
     if (b->too_deep) return;
+    if (b->skipping) {
+      --b->skipping;
+      return;
+    }
     Node* n = b->stack.back();
     if (!n->children.empty() && n->text.find_first_not_of(" \t\r\n") == std::string::npos)
       n->text.clear();
@@ -68,7 +90,7 @@ struct Builder {
   }
   static void chars(void* data, const XML_Char* s, int len) {
     auto* b = static_cast<Builder*>(data);
-    if (b->too_deep) return;
+    if (b->too_deep || b->skipping) return;
     b->stack.back()->text.append(s, static_cast<size_t>(len));
   }
 };
@@ -93,7 +115,8 @@ struct StreamParser::Impl {
 };
 
 StreamParser::StreamParser(std::string split_parent, std::string split,
-                           std::function<void(Node&&)> on_split, uint64_t max_held)
+                           std::function<void(Node&&)> on_split, uint64_t max_held,
+                           KeepElement keep)
     : impl_(std::make_unique<Impl>()) {
   if (!impl_->parser) throw Error("out of memory creating the XML parser");
   impl_->max_held = max_held;
@@ -103,6 +126,7 @@ StreamParser::StreamParser(std::string split_parent, std::string split,
   b.split_parent = std::move(split_parent);
   b.split = std::move(split);
   b.on_split = std::move(on_split);
+  b.keep = std::move(keep);
   XML_SetUserData(impl_->parser.get(), &b);
   XML_SetElementHandler(impl_->parser.get(), Builder::start, Builder::end);
   XML_SetCharacterDataHandler(impl_->parser.get(), Builder::chars);

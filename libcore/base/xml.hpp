@@ -62,16 +62,25 @@ Node parse(std::string_view document);
 // added verbatim to the outermost start tag. Throws like escape().
 std::string serialize(const Node& node, std::string_view root_attrs = {});
 
+// Asked as each element opens whether it is built into the tree: `open` are
+// the elements around it (open.front() is the document node, open.back() its
+// parent), `name` its local name, `xsi_type` its xsi:type without prefix ("" if
+// none). A refused element and everything inside it are still checked for
+// well-formedness and depth, but nothing of them is stored or allocated.
+using KeepElement = std::function<bool(const std::vector<Node*>& open, std::string_view name,
+                                       std::string_view xsi_type)>;
+
 // Incremental parsing for large responses: feed chunks as they arrive.
 // Elements named `split` whose parent is named `split_parent` are handed to
 // `on_split` as soon as they close and are not kept, so a 2,000-VM property
 // retrieval never holds more than one object's tree. With `max_held` > 0, the
 // bytes fed since the last split element closed (what the parser holds) may
-// not exceed it: LimitExceeded ("host answer larger than 64 MiB").
+// not exceed it: LimitExceeded ("host answer larger than 64 MiB"). With
+// `keep`, only the elements it accepts are built (see KeepElement).
 class StreamParser {
  public:
   StreamParser(std::string split_parent, std::string split, std::function<void(Node&&)> on_split,
-               uint64_t max_held = 0);
+               uint64_t max_held = 0, KeepElement keep = nullptr);
   ~StreamParser();
   StreamParser(const StreamParser&) = delete;
   StreamParser& operator=(const StreamParser&) = delete;

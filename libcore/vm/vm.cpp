@@ -170,6 +170,26 @@ const std::vector<std::string>& vm_record_paths() {
   return kPaths;
 }
 
+const std::vector<vim::ValueFilter>& vm_record_filters() {
+  static const std::vector<vim::ValueFilter> kFilters = {
+      // disk_bytes(): a VirtualDisk's capacityInBytes, else capacityInKB.
+      {"config.hardware.device",
+       [](size_t depth, const xml::Node&, std::string_view name, std::string_view type) {
+         if (depth == 1) return type == "VirtualDisk";
+         return depth == 2 && (name == "capacityInBytes" || name == "capacityInKB");
+       }},
+      // extra_config_map(): every key, the value of ceso.tags only (key comes
+      // first in an OptionValue).
+      {"config.extraConfig",
+       [](size_t depth, const xml::Node& parent, std::string_view name, std::string_view) {
+         if (depth == 1) return true;
+         if (depth == 2 && name == "key") return true;
+         return depth == 2 && name == "value" && parent.child_text("key") == "ceso.tags";
+       }},
+  };
+  return kFilters;
+}
+
 ordered_json vm_record(const vim::ObjectContent& vm, const Endpoint& ep) {
   ordered_json r;
   r["type"] = "vm";

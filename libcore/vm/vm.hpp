@@ -25,6 +25,11 @@ const std::vector<std::string>& vm_record_paths();
 // The `vm` record: id, name, uuid, power, cpus, memory_mib, disks_gib, ip,
 // tags, guest_id, datastore, vmx (+ template on vCenter templates).
 ordered_json vm_record(const vim::ObjectContent& vm, const Endpoint& ep);
+// What of vm_record_paths' values vm_record reads, for a caller that builds
+// nothing else from them (ceso-ls): the disks' capacities of the device list
+// and the ceso.tags value of ExtraConfig. Applied while parsing
+// (vim::ValueFilter), the rest of those values is never built.
+const std::vector<vim::ValueFilter>& vm_record_filters();
 
 // Property paths for the detailed record of ceso-info.
 const std::vector<std::string>& vm_detail_paths();

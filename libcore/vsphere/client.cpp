@@ -224,6 +224,11 @@ std::string ObjectContent::text(std::string_view path) const {
 }
 
 std::optional<ObjectContent> object_from_xml(const xml::Node& o) {
+  xml::Node copy = o;
+  return object_from_xml(std::move(copy));
+}
+
+std::optional<ObjectContent> object_from_xml(xml::Node&& o) {
   const xml::Node* obj = o.child("obj");
   if (!obj) return std::nullopt;
   // An object that vanished between listing and retrieval comes back with
@@ -235,11 +240,35 @@ std::optional<ObjectContent> object_from_xml(const xml::Node& o) {
   if (gone && !o.child("propSet")) return std::nullopt;
   ObjectContent oc;
   oc.obj = moref_of(*obj);
-  for (const xml::Node* p : o.all("propSet")) {
-    const xml::Node* val = p->child("val");
-    if (val) oc.props.emplace_back(p->child_text("name"), *val);
+  for (xml::Node& p : o.children) {
+    if (p.name != "propSet") continue;
+    xml::Node* val = nullptr;
+    for (auto& c : p.children)
+      if (c.name == "val") {
+        val = &c;
+        break;
+      }
+    if (val) oc.props.emplace_back(p.child_text("name"), std::move(*val));
   }
   return oc;
+}
+
+xml::KeepElement value_filter_keep(const std::vector<ValueFilter>& filters) {
+  if (filters.empty()) return nullptr;
+  return [filters](const std::vector<xml::Node*>& open, std::string_view name,
+                   std::string_view xsi_type) {
+    // The innermost <val> directly inside a <propSet> is the value; its
+    // <name> came before it (DynamicProperty: name, val).
+    for (size_t i = open.size(); i-- > 1;) {
+      if (open[i]->name != "val" || open[i - 1]->name != "propSet") continue;
+      const xml::Node* path = open[i - 1]->child("name");
+      for (const auto& f : filters)
+        if (path && path->text == f.path)
+          return f.keep(open.size() - i, *open.back(), name, xsi_type);
+      return true;
+    }
+    return true;
+  };
 }
 
 Client::Client(Endpoint endpoint)
@@ -280,7 +309,7 @@ xml::Node Client::raw_call(std::string_view method, const MoRef& self, std::stri
   if (split) {
     parser = std::make_unique<xml::StreamParser>(
         split->parent, split->name, [&](xml::Node&& n) { ready.push_back(std::move(n)); },
-        endpoint_.max_answer_bytes);
+        endpoint_.max_answer_bytes, split->keep);
     stream = [&](std::string_view chunk) {
       parser->feed(chunk);
       for (auto& n : ready) split->fn(std::move(n));
@@ -455,11 +484,14 @@ std::string Client::create_vm_view() {
 }
 
 void Client::stream_spec(const std::string& spec_xml,
-                         const std::function<void(ObjectContent&&)>& fn) {
+                         const std::function<void(ObjectContent&&)>& fn,
+                         const std::vector<ValueFilter>& filters) {
   const MoRef pc = content().property_collector;
-  Split split{"returnval", "objects", [&](xml::Node&& o) {
-                if (auto oc = object_from_xml(o)) fn(std::move(*oc));
-              }};
+  Split split{"returnval", "objects",
+              [&](xml::Node&& o) {
+                if (auto oc = object_from_xml(std::move(o))) fn(std::move(*oc));
+              },
+              value_filter_keep(filters)};
   xml::Node resp = call("RetrievePropertiesEx", pc, spec_xml + "<options></options>", split);
   std::string token = resp.find_text("returnval/token");
   while (!token.empty()) {
@@ -485,18 +517,19 @@ std::string Client::vm_spec(const std::vector<std::string>& paths) const {
 }
 
 void Client::for_each_vm(const std::vector<std::string>& paths,
-                         const std::function<void(ObjectContent&&)>& fn) {
+                         const std::function<void(ObjectContent&&)>& fn,
+                         const std::vector<ValueFilter>& filters) {
   content();
   if (vm_view_.empty()) vm_view_ = create_vm_view();
   try {
-    stream_spec(vm_spec(paths), fn);
+    stream_spec(vm_spec(paths), fn, filters);
     return;
   } catch (const Fault& f) {
     if (f.fault_type() != "ManagedObjectNotFound") throw;  // (before any object arrived)
   }
   // The cached view is gone (another session's, or destroyed): make a new one.
   vm_view_ = create_vm_view();
-  stream_spec(vm_spec(paths), fn);
+  stream_spec(vm_spec(paths), fn, filters);
 }
 
 std::vector<ObjectContent> Client::retrieve_all_vms(const std::vector<std::string>& paths) {

@@ -83,8 +83,28 @@ struct ObjectContent {
 };
 
 // One <objects> element; nullopt for an object that vanished (only a
-// missingSet with ManagedObjectNotFound) or has no <obj>.
+// missingSet with ManagedObjectNotFound) or has no <obj>. The second form
+// moves the values out of `objects` instead of copying them.
 std::optional<ObjectContent> object_from_xml(const xml::Node& objects);
+std::optional<ObjectContent> object_from_xml(xml::Node&& objects);
+
+// Keeps only part of one property's value while the answer is parsed, for a
+// value much larger than what the caller reads from it (a VM's device list).
+// `keep(depth, parent, name, xsi_type)` is asked for each element inside the
+// value (depth 1: its items, e.g. one device; depth 2: an item's fields...),
+// `parent` holding what of the enclosing element is parsed so far (its
+// earlier children); a refused element is skipped with all it contains,
+// without building a tree.
+struct ValueFilter {
+  std::string path;  // "config.hardware.device"
+  std::function<bool(size_t depth, const xml::Node& parent, std::string_view name,
+                     std::string_view xsi_type)>
+      keep;
+};
+
+// The xml::KeepElement applying `filters` to the <val> of the <propSet>s of a
+// PropertyCollector answer. Exposed for tests.
+xml::KeepElement value_filter_keep(const std::vector<ValueFilter>& filters);
 
 class Client {
  public:
@@ -109,6 +129,7 @@ class Client {
   struct Split {
     std::string parent, name;
     std::function<void(xml::Node&&)> fn;
+    xml::KeepElement keep = nullptr;  // elements to build (null: all)
   };
   xml::Node call(std::string_view method, const MoRef& self, std::string_view args,
                  const Split& split);
@@ -117,9 +138,11 @@ class Client {
   // folder, kept for the session), all pages.
   std::vector<ObjectContent> retrieve_all_vms(const std::vector<std::string>& paths);
   // The same, one VM at a time as the answer arrives: memory stays at one
-  // VM's properties whatever the inventory size (ceso-ls).
+  // VM's properties whatever the inventory size (ceso-ls). `filters` trim
+  // property values as they are parsed (ValueFilter).
   void for_each_vm(const std::vector<std::string>& paths,
-                   const std::function<void(ObjectContent&&)>& fn);
+                   const std::function<void(ObjectContent&&)>& fn,
+                   const std::vector<ValueFilter>& filters = {});
   // One RetrievePropertiesEx (and its pages) with the caller's own
   // <specSet>…</specSet> (traversals over several object types): each object
   // handed to `fn` as it arrives.
@@ -165,7 +188,8 @@ class Client {
   void login(const std::string& stale_cookie);
   std::string create_vm_view();
   std::vector<ObjectContent> retrieve_spec(const std::string& spec_xml);
-  void stream_spec(const std::string& spec_xml, const std::function<void(ObjectContent&&)>& fn);
+  void stream_spec(const std::string& spec_xml, const std::function<void(ObjectContent&&)>& fn,
+                   const std::vector<ValueFilter>& filters = {});
   std::string vm_spec(const std::vector<std::string>& paths) const;
 };
 

@@ -120,6 +120,23 @@ teardown_file() { sim_stop; }
   assert_eq "$(sim_stats | jq .soap_total)" 1
 }
 
+@test "--no-sort: the same records in the host's order, filters applied, one round trip" {
+  ceso-ls >/dev/null
+  sim_reset
+  run ceso-ls --no-sort
+  assert_status 0
+  assert_eq "$(sim_stats | jq .soap_total)" 1
+  unsorted=$output
+  run ceso-ls
+  assert_eq "$(echo "$unsorted" | jq -sc 'sort_by(.name, .id)')" "$(echo "$output" | jq -sc .)"
+  # The host's order: the simulator's container view lists VMs by creation.
+  expected=$(curl -s "${CESO_URL%/sdk}/_ceso/inventory" | jq -r '.vms[].id' | tr '\n' ,)
+  assert_eq "$(echo "$unsorted" | jq -r .id | tr '\n' ,)" "$expected"
+  [ "$(echo "$unsorted" | jq -r .name | tr '\n' ,)" != "$(echo "$output" | jq -r .name | tr '\n' ,)" ]
+  run ceso-ls --no-sort --tag web -o name
+  assert_eq "$(echo "$output" | jq -r .name | sort | tr '\n' ,)" 'web 01 & <x> "q" é,web02,'
+}
+
 @test "a closed pipe ends ceso-ls quietly" {
   run bash -c 'set -o pipefail; ceso-ls | head -1 >/dev/null'
   assert_status 0

@@ -170,6 +170,49 @@ TEST(XmlLimits, StreamedAnswerHoldsAtMostTheCap) {
             "host answer larger than 1 MiB");
 }
 
+// KeepElement: a refused element is neither built nor its text kept, but its
+// bytes are still checked (well-formedness, depth) like the rest.
+TEST(XmlKeep, RefusedElementsAreSkippedButStillChecked) {
+  std::vector<std::string> asked;
+  auto keep = [&](const std::vector<ceso::xml::Node*>& open, std::string_view name,
+                  std::string_view type) {
+    asked.push_back(std::string(name) + ":" + std::string(type) + "@" +
+                    std::to_string(open.size()));
+    return name != "drop" && type != "Dropped";
+  };
+  ceso::xml::StreamParser p("", "", nullptr, 0, keep);
+  p.feed(
+      "<a xmlns:x=\"urn:x\">one<drop><keep>lost</keep></drop>two"
+      "<b x:type=\"x:Dropped\"><c/></b><b x:type=\"Kept\" type=\"plain\">3</b></a>");
+  auto doc = p.finish();
+  EXPECT_EQ(doc.name, "a");
+  EXPECT_EQ(doc.text, "onetwo");
+  ASSERT_EQ(doc.children.size(), 1u);
+  EXPECT_EQ(doc.children[0].type(), "Kept");
+  EXPECT_EQ(doc.children[0].attr("type"), "plain");
+  EXPECT_EQ(doc.children[0].text, "3");
+  // Asked once per element outside refused ones; nothing inside <drop> or
+  // the Dropped <b>.
+  EXPECT_EQ(asked, (std::vector<std::string>{"a:@1", "drop:@2", "b:Dropped@2", "b:Kept@2"}));
+
+  auto refuse_all_inside = [](const std::vector<ceso::xml::Node*>& open, std::string_view,
+                              std::string_view) { return open.size() < 2; };
+  ceso::xml::StreamParser bad("", "", nullptr, 0, refuse_all_inside);
+  EXPECT_THROW(
+      {
+        bad.feed("<a><skipped><x></y></skipped></a>");
+        bad.finish();
+      },
+      ceso::Error);
+  ceso::xml::StreamParser deep("", "", nullptr, 0, refuse_all_inside);
+  EXPECT_EQ(limit_message([&] {
+              std::string doc = nested(ceso::xml::kMaxDepth + 1);
+              deep.feed(doc);
+              deep.finish();
+            }),
+            "host answer nested deeper than 512 levels");
+}
+
 TEST(XmlTree, CopyIsDeepAndEqual) {
   auto doc = ceso::xml::parse("<a k=\"v\"><b>1</b><c><d x=\"y\">2</d><e/></c><b>3</b></a>");
   ceso::xml::Node copy = doc;

@@ -26,11 +26,15 @@ struct Retrieved {
   std::vector<ceso::vim::ObjectContent> objects;
   std::string token;
 };
-Retrieved retrieve(const std::string& answer) {
+Retrieved retrieve(const std::string& answer,
+                   const std::vector<ceso::vim::ValueFilter>& filters = {}) {
   Retrieved r;
-  ceso::xml::StreamParser p("returnval", "objects", [&](ceso::xml::Node&& n) {
-    if (auto oc = ceso::vim::object_from_xml(n)) r.objects.push_back(std::move(*oc));
-  });
+  ceso::xml::StreamParser p(
+      "returnval", "objects",
+      [&](ceso::xml::Node&& n) {
+        if (auto oc = ceso::vim::object_from_xml(std::move(n))) r.objects.push_back(std::move(*oc));
+      },
+      0, ceso::vim::value_filter_keep(filters));
   p.feed(answer);
   r.token = body_first(p.finish()).find_text("returnval/token");
   return r;
@@ -121,6 +125,89 @@ TEST(VimRetrieve, VmRecordsFromContainerViewResponse) {
   EXPECT_EQ(rec["disks_gib"].size(), 1u);
   EXPECT_TRUE(rec["ip"].is_null());
   EXPECT_EQ(rec["tags"], ceso::ordered_json::array());
+}
+
+// ceso-ls parses the device list and ExtraConfig through vm_record_filters:
+// the records must be the same as from the whole values, and the values must
+// hold only what the record reads.
+TEST(VimRetrieve, FilteredValuesGiveTheSameRecords) {
+  const std::string ns =
+      " xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\""
+      " xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\"";
+  auto prop = [](const std::string& name, const std::string& type, const std::string& val) {
+    return "<propSet><name>" + name + "</name><val xsi:type=\"" + type + "\">" + val +
+           "</val></propSet>";
+  };
+  auto option = [](const std::string& k, const std::string& v) {
+    return "<OptionValue xsi:type=\"OptionValue\"><key>" + k +
+           "</key><value xsi:type=\"xsd:string\">" + v + "</value></OptionValue>";
+  };
+  std::string devices =
+      "<VirtualDevice xsi:type=\"ParaVirtualSCSIController\"><key>1000</key><deviceInfo>"
+      "<label>SCSI controller 0</label></deviceInfo><device>2000</device><device>2001</device>"
+      "</VirtualDevice>"
+      "<VirtualDevice xsi:type=\"VirtualDisk\"><key>2000</key><backing "
+      "xsi:type=\"VirtualDiskFlatVer2BackingInfo\"><fileName>[ds] a/a.vmdk</fileName><parent "
+      "xsi:type=\"VirtualDiskFlatVer2BackingInfo\"><fileName>[ds] a/base.vmdk</fileName>"
+      "</parent></backing><capacityInKB>16777216</capacityInKB>"
+      "<capacityInBytes>17179869184</capacityInBytes></VirtualDevice>"
+      "<VirtualDevice xsi:type=\"VirtualVmxnet3\"><key>4000</key><macAddress>00:50:56:00:00:01"
+      "</macAddress><capacityInBytes>1</capacityInBytes></VirtualDevice>"
+      "<VirtualDevice xsi:type=\"VirtualDisk\"><key>2001</key><capacityInKB>1572864"
+      "</capacityInKB></VirtualDevice>";
+  std::string extra = option("guestinfo.userdata", std::string(100000, 'u')) +
+                      option("ceso.tags", "web, DB") + option("ceso.tagsx", "no");
+  auto object = [&](const std::string& id, const std::string& name) {
+    return "<objects><obj type=\"VirtualMachine\">" + id + "</obj>" +
+           prop("name", "xsd:string", name) +
+           prop("config.hardware.device", "ArrayOfVirtualDevice", devices) +
+           prop("config.extraConfig", "ArrayOfOptionValue", extra) +
+           prop("runtime.powerState", "VirtualMachinePowerState", "poweredOff") + "</objects>";
+  };
+  std::string answer =
+      "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/"
+      "envelope/\"" +
+      ns + "><soapenv:Body><RetrievePropertiesExResponse><returnval>" + object("vm-1", "a") +
+      object("vm-2", "b") +
+      "</returnval></RetrievePropertiesExResponse></soapenv:Body>"
+      "</soapenv:Envelope>";
+  ceso::Endpoint ep;
+  ep.id = "esx1:443";
+  auto whole = retrieve(answer);
+  auto trimmed = retrieve(answer, ceso::vm_record_filters());
+  ASSERT_EQ(whole.objects.size(), 2u);
+  ASSERT_EQ(trimmed.objects.size(), 2u);
+  for (size_t i = 0; i < 2; ++i)
+    EXPECT_EQ(ceso::vm_record(trimmed.objects[i], ep), ceso::vm_record(whole.objects[i], ep));
+  auto rec = ceso::vm_record(trimmed.objects[0], ep);
+  EXPECT_EQ(rec["disks_gib"], ceso::ordered_json::parse("[16, 1.5]"));
+  EXPECT_EQ(rec["tags"], ceso::ordered_json::parse(R"(["web", "db"])"));
+  // Only the disks and their capacities were built; of ExtraConfig, every
+  // key and the value of ceso.tags.
+  const ceso::xml::Node* dev = trimmed.objects[0].prop("config.hardware.device");
+  ASSERT_NE(dev, nullptr);
+  ASSERT_EQ(dev->children.size(), 2u);
+  for (const auto& d : dev->children) {
+    EXPECT_EQ(d.type(), "VirtualDisk");
+    for (const auto& f : d.children)
+      EXPECT_TRUE(f.name == "capacityInBytes" || f.name == "capacityInKB") << f.name;
+  }
+  const ceso::xml::Node* ec = trimmed.objects[0].prop("config.extraConfig");
+  ASSERT_NE(ec, nullptr);
+  ASSERT_EQ(ec->children.size(), 3u);
+  EXPECT_EQ(ec->children[0].child_text("key"), "guestinfo.userdata");
+  EXPECT_EQ(ec->children[0].child("value"), nullptr);
+  EXPECT_EQ(ec->children[1].child_text("value"), "web, DB");
+  EXPECT_EQ(ec->children[2].child("value"), nullptr);
+  // The other properties are whole.
+  EXPECT_EQ(trimmed.objects[0].text("runtime.powerState"), "poweredOff");
+  // The captured simulator answer, too.
+  auto sim_whole = retrieve(read_data("retrieve_vms.xml"));
+  auto sim_trimmed = retrieve(read_data("retrieve_vms.xml"), ceso::vm_record_filters());
+  ASSERT_EQ(sim_trimmed.objects.size(), sim_whole.objects.size());
+  for (size_t i = 0; i < sim_whole.objects.size(); ++i)
+    EXPECT_EQ(ceso::vm_record(sim_trimmed.objects[i], ep),
+              ceso::vm_record(sim_whole.objects[i], ep));
 }
 
 TEST(VimXml, MorefIsEscaped) {
