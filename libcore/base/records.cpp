@@ -164,11 +164,67 @@ std::optional<InputRecord> NdjsonReader::next() {
   }
 }
 
-bool write_record(const ordered_json& record) {
-  std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  line += '\n';
-  return write_stdout(line);
+namespace {
+
+std::string dump_one(const ordered_json& v) {
+  return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
+
+// nlohmann's serializer checks every byte for UTF-8 and escapes; a string of
+// printable ASCII without '"' and '\\' needs neither, whatever its length.
+void put_json_string(std::string& out, const std::string& s) {
+  for (char c : s) {
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+      out += dump_one(ordered_json(s));
+      return;
+    }
+  }
+  out += '"';
+  out += s;
+  out += '"';
+}
+
+void put_json(std::string& out, const ordered_json& v) {
+  switch (v.type()) {
+    case ordered_json::value_t::object: {
+      out += '{';
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        if (it != v.begin()) out += ',';
+        put_json_string(out, it.key());
+        out += ':';
+        put_json(out, it.value());
+      }
+      out += '}';
+      break;
+    }
+    case ordered_json::value_t::array: {
+      out += '[';
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        if (it != v.begin()) out += ',';
+        put_json(out, *it);
+      }
+      out += ']';
+      break;
+    }
+    case ordered_json::value_t::string:
+      put_json_string(out, v.get_ref<const std::string&>());
+      break;
+    default:
+      out += dump_one(v);
+      break;
+  }
+}
+
+}  // namespace
+
+std::string record_line(const ordered_json& record) {
+  std::string line;
+  put_json(line, record);
+  line += '\n';
+  return line;
+}
+
+bool write_record(const ordered_json& record) { return write_stdout(record_line(record)); }
 
 bool write_stdout(std::string_view text) {
   // Plain write(2): one record reaches the pipe whole, and we see EPIPE.

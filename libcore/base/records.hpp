@@ -73,6 +73,10 @@ class NdjsonReader {
   bool failed_ = false;
 };
 
+// A record as one NDJSON line with its '\n': the bytes of
+// record.dump(-1, ' ', false, error_handler_t::replace), written faster for
+// strings of printable ASCII (base64 values, names), which go as they are.
+std::string record_line(const ordered_json& record);
 // Write one record as a line on stdout and flush. Returns false when stdout is
 // a closed pipe (EPIPE): the caller should stop quietly (`ceso-ls | head -1`).
 bool write_record(const ordered_json& record);

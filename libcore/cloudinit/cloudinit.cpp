@@ -17,10 +17,37 @@
 
 namespace ceso {
 
+// A node of the user's YAML as it will be written: each scalar's text is
+// worked out (quoting, escapes) once, when the file is loaded, and not again
+// for each of the thousands of specs it is merged into.
+struct UserNode {
+  enum Kind { null, scalar, map, seq };
+  Kind kind = null;
+  bool flow = false;     // a collection in flow style: `text` is all of it, on one line
+  bool literal = false;  // a scalar written as a literal block of `value`
+  std::string value;     // a scalar's value as parsed
+  std::string text;      // how it is written (as a key, for a mapping's keys)
+  struct Entry;
+  std::vector<Entry> entries;   // map
+  std::vector<UserNode> items;  // seq
+  // A map's value for a scalar key, or nullptr.
+  const UserNode* get(std::string_view key) const;
+};
+
+struct UserNode::Entry {
+  UserNode key, value;
+};
+
+const UserNode* UserNode::get(std::string_view key) const {
+  for (const auto& e : entries)
+    if (e.key.kind == scalar && e.key.value == key) return &e.value;
+  return nullptr;
+}
+
 struct UserDataFile {
   std::string text;
   bool cloud_config = false;
-  YAML::Node config;  // the #cloud-config mapping; never modified once loaded
+  UserNode config;  // the #cloud-config mapping; never modified once loaded
 };
 
 struct NetworkConfigFile {
@@ -217,6 +244,10 @@ bool valid_plain(std::string_view s, bool flow) {
   if (s.back() == ' ') return false;
   for (size_t i = 0; i < s.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(s[i]);
+    // Letters, digits and most punctuation are fine anywhere: skip them.
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '/' || c == '=' || c == '@' || c == '+')
+      continue;
     char n = after(i);
     if (c == ':' &&
         (n == '\0' || blank_or_break(n) || (flow && (n == ',' || n == ']' || n == '}'))))
@@ -241,6 +272,12 @@ void put_double_quoted(std::string& out, std::string_view s) {
   static const char kHex[] = "0123456789abcdef";
   out += '"';
   for (size_t i = 0; i < s.size();) {
+    // Printable ASCII other than '"' and '\\' goes as it is, a run at a time.
+    size_t j = i;
+    while (j < s.size() && s[j] >= 0x20 && s[j] < 0x7f && s[j] != '"' && s[j] != '\\') ++j;
+    out.append(s.data() + i, j - i);
+    i = j;
+    if (i == s.size()) break;
     long cp = next_code_point(s, i);
     if (cp < 0) cp = 0xfffd;  // as yaml-cpp: an invalid byte becomes U+FFFD
     switch (cp) {
@@ -339,15 +376,6 @@ std::string user_scalar_text(const YAML::Node& n, bool key, bool flow) {
   return scalar_text(v, quoted, flow, verbatim);
 }
 
-void put_user_scalar(YamlOut& out, const YAML::Node& n, int indent, At at, bool flow) {
-  const std::string& tag = n.Tag();
-  const std::string& v = n.Scalar();
-  if (tag == "!" && !flow && v.find('\n') != std::string::npos && literal_block_ok(v))
-    out.literal(v, indent, at);
-  else
-    out.value(user_scalar_text(n, false, flow), at);
-}
-
 // A flow collection of the user's file, on one line.
 void put_flow(std::string& out, const YAML::Node& n) {
   switch (n.Type()) {
@@ -428,52 +456,86 @@ class Members {
   bool first_ = true;
 };
 
-void put_node(YamlOut& out, const YAML::Node& n, int indent, At at);
-
-void put_user_key(Members& m, const YAML::Node& k) {
-  if (k.IsScalar()) {
-    m.key(user_scalar_text(k, true, false));
-  } else {
-    std::string t;  // a collection as key: in flow form (YAML allows it on one line)
-    put_flow(t, k);
-    m.key(t);
-  }
-}
-
-void put_node(YamlOut& out, const YAML::Node& n, int indent, At at) {
+// The user's node as it will be written; `key`: it is a mapping's key.
+UserNode user_node(const YAML::Node& n, bool key = false) {
+  UserNode u;
   bool flow_style = n.Style() == YAML::EmitterStyle::Flow;
   switch (n.Type()) {
     case YAML::NodeType::Map:
-    case YAML::NodeType::Sequence: {
-      if (flow_style) {
-        std::string t;
-        put_flow(t, n);
-        out.value(t, at);
+    case YAML::NodeType::Sequence:
+      if (n.IsMap()) {
+        u.kind = UserNode::map;
+        for (const auto& kv : n)
+          u.entries.push_back({user_node(kv.first, true), user_node(kv.second)});
+      } else {
+        u.kind = UserNode::seq;
+        for (const auto& item : n) u.items.push_back(user_node(item));
+      }
+      // A collection as key is written in flow form (YAML allows it on one line).
+      if (flow_style || key) {
+        u.flow = true;
+        put_flow(u.text, n);
+      }
+      break;
+    case YAML::NodeType::Scalar:
+      u.kind = UserNode::scalar;
+      u.value = n.Scalar();
+      if (key) {
+        u.text = user_scalar_text(n, true, false);
+      } else if (n.Tag() == "!" && u.value.find('\n') != std::string::npos &&
+                 literal_block_ok(u.value)) {
+        u.literal = true;
+      } else {
+        u.text = user_scalar_text(n, false, false);
+      }
+      break;
+    default:
+      u.text = "~";
+      break;
+  }
+  return u;
+}
+
+void put_user(YamlOut& out, const UserNode& n, int indent, At at) {
+  switch (n.kind) {
+    case UserNode::map:
+    case UserNode::seq: {
+      if (n.flow) {
+        out.value(n.text, at);
         break;
       }
       Members m(out, indent, at);
-      if (n.IsMap()) {
-        for (const auto& kv : n) {
-          put_user_key(m, kv.first);
-          put_node(out, kv.second, m.child(), At::key);
+      if (n.kind == UserNode::map) {
+        for (const auto& e : n.entries) {
+          m.key(e.key.text);
+          put_user(out, e.value, m.child(), At::key);
         }
         if (!m.any()) m.empty("{}");
       } else {
-        for (const auto& item : n) {
+        for (const auto& item : n.items) {
           m.dash();
-          put_node(out, item, m.child(), At::dash);
+          put_user(out, item, m.child(), At::dash);
         }
         if (!m.any()) m.empty("[]");
       }
       break;
     }
-    case YAML::NodeType::Scalar:
-      put_user_scalar(out, n, indent, at, false);
+    case UserNode::scalar:
+      if (n.literal)
+        out.literal(n.value, indent, at);
+      else
+        out.value(n.text, at);
       break;
-    default:
-      out.value("~", at);
+    case UserNode::null:
+      out.value(n.text, at);
       break;
   }
+}
+
+void put_user_key(Members& m, const YAML::Node& k) { m.key(user_node(k, true).text); }
+
+void put_node(YamlOut& out, const YAML::Node& n, int indent, At at) {
+  put_user(out, user_node(n), indent, at);
 }
 
 std::string yaml_text(const YAML::Node& n) {
@@ -506,10 +568,11 @@ YAML::Node parse_yaml(const std::string& text, std::string_view origin) {
 // key by key, lists concatenate (ours first), and the "users" entry that
 // names our user merges with ours (keys lists concatenated).
 
-bool names_user(const YAML::Node& entry, std::string_view user) {
-  if (entry.IsScalar()) return entry.Scalar() == user;
-  YAML::Node name = lookup(entry, "name");
-  return name.IsDefined() && name.IsScalar() && name.Scalar() == user;
+bool names_user(const UserNode& entry, std::string_view user) {
+  if (entry.kind == UserNode::scalar) return entry.value == user;
+  if (entry.kind != UserNode::map) return false;
+  const UserNode* name = entry.get("name");
+  return name && name->kind == UserNode::scalar && name->value == user;
 }
 
 // ------------------------------------------------------------ SSH keys
@@ -1043,7 +1106,7 @@ std::shared_ptr<const UserDataFile> load_user_data(std::string text, std::string
               ": cloud-init ignores \"network\" in user-data; give it as network_config "
               "(--network-config)");
   u->cloud_config = true;
-  u->config = config;
+  u->config = user_node(config);
   u->text = std::move(text);
   return u;
 }
@@ -1491,52 +1554,52 @@ std::string gen_text(const Gen& g) {
 }
 
 // Their #cloud-config merged into ours while written (see "merging" above).
-void put_merged(YamlOut& out, const Gen& ours, const YAML::Node& theirs, bool users_list,
-                int indent, At at);
+void put_merged(YamlOut& out, const Gen& ours, const UserNode& theirs, bool users_list, int indent,
+                At at);
 
-void put_merged_users(YamlOut& out, const Gen& ours, const YAML::Node& theirs, int indent, At at) {
+void put_merged_users(YamlOut& out, const Gen& ours, const UserNode& theirs, int indent, At at) {
   const Gen& user = ours.items[0];  // {name: U, …}
   const std::string& name = user.get("name")->text;
-  YAML::Node match(YAML::NodeType::Undefined);
-  for (const auto& e : theirs)
+  const UserNode* match = nullptr;
+  for (const auto& e : theirs.items)
     if (names_user(e, name)) {
-      match.reset(e);
+      match = &e;
       break;
     }
   Members m(out, indent, at);
   m.dash();
-  if (match.IsDefined() && match.IsMap())
-    put_merged(out, user, match, false, m.child(), At::dash);
+  if (match && match->kind == UserNode::map)
+    put_merged(out, user, *match, false, m.child(), At::dash);
   else
     put_gen(out, user, m.child(), At::dash);
-  for (const auto& e : theirs)
+  for (const auto& e : theirs.items)
     if (!names_user(e, name)) {
       m.dash();
-      put_node(out, e, m.child(), At::dash);
+      put_user(out, e, m.child(), At::dash);
     }
 }
 
-void put_merged(YamlOut& out, const Gen& ours, const YAML::Node& theirs, bool users_list,
-                int indent, At at) {
-  if (ours.kind == Gen::map && theirs.IsMap()) {
+void put_merged(YamlOut& out, const Gen& ours, const UserNode& theirs, bool users_list, int indent,
+                At at) {
+  if (ours.kind == Gen::map && theirs.kind == UserNode::map) {
     Members m(out, indent, at);
     for (const auto& [k, v] : ours.entries) {
-      YAML::Node t = lookup(theirs, k);
+      const UserNode* t = theirs.get(k);
       m.key(scalar_text(k, false, false));
-      if (t.IsDefined())
-        put_merged(out, v, t, k == "users", m.child(), At::key);
+      if (t)
+        put_merged(out, v, *t, k == "users", m.child(), At::key);
       else
         put_gen(out, v, m.child(), At::key);
     }
-    for (const auto& kv : theirs) {
-      if (kv.first.IsScalar() && ours.get(kv.first.Scalar())) continue;
-      put_user_key(m, kv.first);
-      put_node(out, kv.second, m.child(), At::key);
+    for (const auto& e : theirs.entries) {
+      if (e.key.kind == UserNode::scalar && ours.get(e.key.value)) continue;
+      m.key(e.key.text);
+      put_user(out, e.value, m.child(), At::key);
     }
     if (!m.any()) m.empty("{}");
     return;
   }
-  if (ours.kind == Gen::list && theirs.IsSequence()) {
+  if (ours.kind == Gen::list && theirs.kind == UserNode::seq) {
     if (users_list && ours.items.size() == 1 && ours.items[0].kind == Gen::map) {
       put_merged_users(out, ours, theirs, indent, at);
       return;
@@ -1546,14 +1609,14 @@ void put_merged(YamlOut& out, const Gen& ours, const YAML::Node& theirs, bool us
       m.dash();
       put_gen(out, i, m.child(), At::dash);
     }
-    for (const auto& e : theirs) {
+    for (const auto& e : theirs.items) {
       m.dash();
-      put_node(out, e, m.child(), At::dash);
+      put_user(out, e, m.child(), At::dash);
     }
     if (!m.any()) m.empty("[]");
     return;
   }
-  put_node(out, theirs, indent, at);  // theirs wins
+  put_user(out, theirs, indent, at);  // theirs wins
 }
 
 // A compact, unambiguous serialization: the key of the user-data cache.
@@ -1787,7 +1850,11 @@ std::string encode_value(std::string_view key, const std::string& text, GuestInf
   std::string value;
   switch (enc) {
     case GuestInfoEncoding::gzip_base64:
-      value = base64_encode(gzip_compress(text));
+      // The fast level first; only a value that would not fit is compressed
+      // again at the best level, so no document that fits is refused.
+      value = base64_encode(gzip_compress(text, GzipLevel::fast));
+      if (value.size() >= kGuestInfoValueLimit)
+        value = base64_encode(gzip_compress(text, GzipLevel::best));
       break;
     case GuestInfoEncoding::base64:
       value = base64_encode(text);

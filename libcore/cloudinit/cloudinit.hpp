@@ -11,7 +11,8 @@
 // config lives in the metadata under "network" (never in vendordata), netplan
 // v2 with `routes: [{to: default, via: …}]`, metadata always carries
 // instance-id and local-hostname, each encoded value stays under 64 KiB.
-// All YAML goes through yaml-cpp; gzip through zlib; base64 through OpenSSL.
+// YAML is parsed by yaml-cpp and written by our own writer; gzip by libdeflate
+// (zlib to decompress); base64 through OpenSSL.
 //
 // Errors: ceso::Error with Exit::bad_input for anything wrong in the input,
 // naming the field (`field "ip"` for records, `--ip` for flags).
@@ -25,7 +26,7 @@
 #include <utility>
 #include <vector>
 
-#include "base/codec.hpp"  // base64/gzip (OpenSSL EVP, zlib)
+#include "base/codec.hpp"  // base64/gzip (OpenSSL EVP, libdeflate, zlib)
 #include "base/records.hpp"
 #include "cloudinit/netcfg.hpp"
 

@@ -40,8 +40,8 @@ TEST(Codec, GzipRoundTripAndMagic) {
 }
 
 TEST(Codec, GzipReusedStreamsGiveTheSameBytesAtEverySize) {
-  // One kept deflate stream per window size (9..15 bits): each size class,
-  // first use and reuse after other sizes, must round-trip and be reproducible.
+  // One kept compressor per level: every size, on first use and on reuse
+  // after other sizes, must round-trip and be reproducible.
   std::vector<std::string> texts;
   for (size_t n : {size_t{0}, size_t{1}, size_t{249}, size_t{250}, size_t{1000}, size_t{5000},
                    size_t{20000}, size_t{70000}, size_t{3u << 20}}) {
@@ -57,6 +57,23 @@ TEST(Codec, GzipReusedStreamsGiveTheSameBytesAtEverySize) {
     EXPECT_EQ(ceso::gzip_decompress(first[i]), texts[i]);
     EXPECT_EQ(ceso::gzip_compress(texts[i]), first[i]);
   }
+}
+
+TEST(Codec, GzipBothLevelsRoundTripReproduciblyAndBestIsNoLarger) {
+  std::string text;
+  for (int i = 0; text.size() < 50000; ++i)
+    text +=
+        "line " + std::to_string(i * 7919 % 10007) + ": runcmd echo vm" + std::to_string(i) + "\n";
+  std::string fast = ceso::gzip_compress(text, ceso::GzipLevel::fast);
+  std::string best = ceso::gzip_compress(text, ceso::GzipLevel::best);
+  EXPECT_EQ(ceso::gzip_decompress(fast), text);
+  EXPECT_EQ(ceso::gzip_decompress(best), text);
+  EXPECT_EQ(ceso::gzip_compress(text, ceso::GzipLevel::fast), fast);
+  EXPECT_EQ(ceso::gzip_compress(text), best);  // best is the default
+  EXPECT_LE(best.size(), fast.size());
+  EXPECT_LT(fast.size(), text.size() / 2);
+  // Empty input is a valid gzip member too.
+  EXPECT_EQ(ceso::gzip_decompress(ceso::gzip_compress("", ceso::GzipLevel::fast)), "");
 }
 
 TEST(Codec, GzipCorruptIsBadInput) {

@@ -262,6 +262,27 @@ TEST(Ndjson, EioAndEnomemFromTheStreamAreFailuresNamingTheLine) {
   }
 }
 
+TEST(Records, RecordLineIsNlohmannsDumpByteForByte) {
+  using ceso::ordered_json;
+  ordered_json r = ordered_json::parse(R"({"type":"guestinfo","z":1,"a":[1,-2.5,true,false,null,
+    "x",[],{}],"n":{"k":"v","":""},"big":18446744073709551615,"neg":-9223372036854775808,
+    "f":1e300,"s":"quote\" back\\ tab\t nl\n cr\r ctl\u0001 del\u007f é 日本 😀 / <>&'"})");
+  r["bad_utf8"] = std::string("a\xff\xfe b \xc3");
+  r["long_b64"] = std::string(70000, 'A') + "+/=";
+  r["nested"]["deeper"]["array"] = ordered_json::array({"H4sI", std::string("\x1f\x8b", 2)});
+  std::string want = r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  EXPECT_EQ(ceso::record_line(r), want);
+  // Every single byte as a string, as a key and as a value.
+  for (int b = 0; b < 256; ++b) {
+    ordered_json one;
+    one[std::string(1, char(b)) + "k"] = "v" + std::string(1, char(b));
+    EXPECT_EQ(ceso::record_line(one),
+              one.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n")
+        << b;
+  }
+  EXPECT_EQ(ceso::record_line(ordered_json::object()), "{}\n");
+}
+
 TEST(Records, FieldAtFollowsDottedPaths) {
   auto v = read_one(R"({"snapshot":{"name":"pre"},"tags":["a","b"],"n":null})");
   EXPECT_EQ(ceso::cell_text(ceso::field_at(v, "snapshot.name")), "pre");

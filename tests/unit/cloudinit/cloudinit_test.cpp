@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <functional>
+#include <map>
 #include <set>
 
 #include "base/error.hpp"
@@ -437,6 +438,40 @@ TEST(CloudInitGuestInfo, ValuesMustStayUnder64KiB) {
   EXPECT_BAD_INPUT(ceso::build_guestinfo(ok, ceso::GuestInfoEncoding::base64), "64 KiB");
 }
 
+TEST(CloudInitGuestInfo, AUserDataThatFitsOnlyAtTheBestLevelIsAccepted) {
+  // Words from a small random vocabulary: the best level finds more of the
+  // repeats than the fast one. Find a length where only the best fits.
+  std::vector<std::string> vocabulary;
+  uint32_t x = 7;
+  auto next = [&x] { return x = x * 1103515245u + 12345u, (x >> 16) & 0x7fff; };
+  for (int i = 0; i < 3000; ++i) {
+    std::string w;
+    for (int n = 3 + int(next() % 6); n > 0; --n) w += char('a' + next() % 26);
+    vocabulary.push_back(w);
+  }
+  std::string words;
+  while (words.size() < 400000) words += vocabulary[next() % vocabulary.size()] + ' ';
+  auto encoded = [&](size_t n, ceso::GzipLevel level) {
+    return ceso::base64_encode(
+               ceso::gzip_compress("#cloud-config\nruncmd:\n  - \"" + words.substr(0, n) + "\"\n",
+                                   level))
+        .size();
+  };
+  size_t lo = 1000, hi = words.size();  // fast fits at lo, not at hi
+  ASSERT_GE(encoded(hi, ceso::GzipLevel::fast), ceso::kGuestInfoValueLimit);
+  while (hi - lo > 1) {
+    size_t mid = (lo + hi) / 2;
+    (encoded(mid, ceso::GzipLevel::fast) < ceso::kGuestInfoValueLimit ? lo : hi) = mid;
+  }
+  // hi: the shortest text whose fast encoding is too large; the best one fits.
+  ASSERT_LT(encoded(hi, ceso::GzipLevel::best), ceso::kGuestInfoValueLimit);
+  auto s = spec({{"hostname", "a"}, {"runcmd", words.substr(0, hi)}});
+  ceso::GuestInfo gi;
+  ASSERT_NO_THROW(gi = ceso::build_guestinfo(s, ceso::GuestInfoEncoding::gzip_base64));
+  EXPECT_LT(gi.find("guestinfo.userdata")->size(), ceso::kGuestInfoValueLimit);
+  EXPECT_EQ(ceso::decode_guestinfo(as_map(gi)).documents.userdata, gi.documents.userdata);
+}
+
 TEST(CloudInitGuestInfo, WriteFilesKeepModeAndBinaryGoesBase64) {
   ceso::CloudInitSpec s = spec({{"hostname", "a"}, {"instance_id", "i"}});
   s.write_files.push_back({"/etc/motd", "hello\nworld\n", 0644});
@@ -526,6 +561,134 @@ TEST(CloudInitUserData, MergeTheirsWinsListsConcatenate) {
   // The shared parsed file is not changed by merging.
   std::string again = ceso::render_documents(s).userdata;
   EXPECT_EQ(again, text);
+}
+
+// Every kind of scalar, written by us (runcmd) and from their file, reads
+// back as the same string: plain where safe, quoted or escaped where not, in
+// short and long (always quoted) forms, with the special character at the
+// start, inside a printable run and at the end.
+const std::vector<std::string>& scalar_classes() {
+  static const std::vector<std::string> v = {
+      "",
+      " ",
+      "plain",
+      "yes",
+      "no",
+      "on",
+      "off",
+      "y",
+      "n",
+      "true",
+      "False",
+      "~",
+      "null",
+      "NULL",
+      "0644",
+      "1.5",
+      "-1",
+      "+1",
+      ".5",
+      "1_000",
+      "0x1f",
+      "1e3",
+      "2001-01-01",
+      "=",
+      "<<",
+      " leading",
+      "trailing ",
+      "a: b",
+      "a:b",
+      "e:",
+      ":x",
+      "#c",
+      "x #y",
+      "x#y",
+      "- y",
+      "-x",
+      "?x",
+      "[x",
+      "{x",
+      "x]",
+      "a,b",
+      "*a",
+      "&a",
+      "!x",
+      "%x",
+      "@x",
+      "`x",
+      "'x",
+      "\"x",
+      "|x",
+      ">x",
+      "back\\slash",
+      "quote\"inside",
+      "tab\tx",
+      "ctl\x01x",
+      "del\x7fx",
+      "cr\rx",
+      "bell\ax",
+      "é ü 日本",
+      "nbsp\u00a0x",
+      "bom\ufeffx",
+      "nel\u0085x",
+      "ls\u2028x",
+      "ps\u2029x",
+      "emoji \U0001F600",
+      "multi\nline\n",
+      "multi\nline no end",
+      "\nleading newline",
+      "trailing blank\n\n",
+      " leading space\n",
+      "a string longer than sixteen characters",
+      "a long string with \"quotes\" and \\ and \t and é inside it",
+      std::string(300, 'x'),
+      std::string(40, 'x') + "\x01",
+      "\x02" + std::string(40, 'y'),
+      "echo vm00001 > /etc/motd",
+      "ALL=(ALL) NOPASSWD:ALL"};
+  return v;
+}
+
+TEST(CloudInitYaml, EveryScalarClassRoundTripsThroughYamlCpp) {
+  const auto& want = scalar_classes();
+  ceso::CloudInitSpec s = spec({{"hostname", "a"}, {"instance_id", "i"}});
+  s.runcmd = want;
+  std::string ours = ceso::render_documents(s).userdata;
+  YAML::Node cc = YAML::Load(ours);
+  ASSERT_EQ(cc["runcmd"].size(), want.size()) << ours;
+  for (size_t i = 0; i < want.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(cc["runcmd"][i].Scalar(), want[i]) << ours;
+  }
+  // What a YAML 1.1 reader takes for a boolean, null or number is quoted.
+  for (size_t i : {0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17})
+    EXPECT_EQ(cc["runcmd"][i].Tag(), "!") << want[i];
+
+  // The same strings in their file, as values and as keys, come out the same
+  // after the merge (the file written by yaml-cpp, every string double-quoted).
+  YAML::Emitter e;
+  e << YAML::BeginMap << YAML::Key << "bootcmd" << YAML::Value << YAML::BeginSeq;
+  for (const auto& v : want) e << YAML::DoubleQuoted << v;
+  e << YAML::EndSeq << YAML::Key << "meta" << YAML::Value << YAML::BeginMap;
+  for (const auto& v : want) e << YAML::Key << YAML::DoubleQuoted << v << YAML::Value << v;
+  e << YAML::EndMap << YAML::EndMap;
+  ASSERT_TRUE(e.good()) << e.GetLastError();
+  std::string file = std::string("#cloud-config\n") + e.c_str() + "\n";
+  s.user_data = ceso::load_user_data(file, "'scalars.yaml'");
+  std::string text = ceso::render_documents(s).userdata;
+  YAML::Node in = YAML::Load(file), out = YAML::Load(text);
+  ASSERT_EQ(out["bootcmd"].size(), want.size()) << text;
+  for (size_t i = 0; i < want.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(in["bootcmd"][i].Scalar(), want[i]);  // the file is what we think it is
+    EXPECT_EQ(out["bootcmd"][i].Scalar(), want[i]) << text;
+    EXPECT_EQ(out["runcmd"][i].Scalar(), want[i]) << text;
+  }
+  std::map<std::string, std::string> in_keys, out_keys;
+  for (const auto& kv : in["meta"]) in_keys[kv.first.Scalar()] = kv.second.Scalar();
+  for (const auto& kv : out["meta"]) out_keys[kv.first.Scalar()] = kv.second.Scalar();
+  EXPECT_EQ(out_keys, in_keys) << text;
+  EXPECT_EQ(in_keys.size(), std::set<std::string>(want.begin(), want.end()).size());
 }
 
 TEST(CloudInitUserData, PassThroughAndErrors) {
