@@ -5,6 +5,8 @@
 #include <map>
 #include <tuple>
 
+#include "base/error.hpp"
+#include "base/log.hpp"
 #include "base/xml.hpp"
 #include "vsphere/client.hpp"
 
@@ -210,6 +212,33 @@ const std::vector<std::string>& host_columns() {
       "cpu_used_mhz", "cpu_capacity_mhz", "memory_used_mib", "memory_mib",
       "maintenance",  "connection"};
   return kColumns;
+}
+
+std::vector<vim::MoRef> host_systems(vim::Client& c) {
+  const auto& sc = c.content();
+  xml::Node resp = c.call("CreateContainerView", sc.view_manager,
+                          vim::moref_xml("container", sc.root_folder) +
+                              "<type>HostSystem</type><recursive>true</recursive>");
+  vim::MoRef view{"ContainerView", resp.child_text("returnval")};
+  if (view.empty()) fail("CreateContainerView returned no view");
+  std::vector<vim::MoRef> hosts;
+  try {
+    for (const auto& o : c.retrieve({view}, {"view"}))
+      if (const xml::Node* v = o.prop("view"))
+        for (const auto& h : v->children) hosts.push_back(vim::moref_of(h));
+  } catch (...) {
+    try {
+      c.call("DestroyView", view);
+    } catch (const Error&) {
+    }
+    throw;
+  }
+  try {
+    c.call("DestroyView", view);
+  } catch (const Error& e) {
+    note("could not destroy a container view: " + std::string(e.what()));
+  }
+  return hosts;
 }
 
 }  // namespace ceso

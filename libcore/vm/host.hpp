@@ -33,6 +33,10 @@ std::vector<ordered_json> host_records(const std::vector<vim::ObjectContent>& ob
 // Both, over the client: one RetrievePropertiesEx (plus its pages).
 std::vector<ordered_json> read_host_records(vim::Client& client);
 
+// The HostSystems of the endpoint (a container view over the root folder,
+// destroyed again): what ceso-pci and ceso-net read host by host.
+std::vector<vim::MoRef> host_systems(vim::Client& c);
+
 // Default table columns of host records.
 const std::vector<std::string>& host_columns();
 

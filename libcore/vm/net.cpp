@@ -6,6 +6,7 @@
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "base/numbers.hpp"
+#include "vm/host.hpp"
 #include "vm/names.hpp"
 #include "vm/spec.hpp"
 #include "vm/vm.hpp"
@@ -36,34 +37,6 @@ std::optional<int> host_vlan(const std::string& text, std::string_view what) {
     return std::nullopt;
   }
   return v;
-}
-
-// The hosts of the endpoint (a container view over the root folder).
-std::vector<vim::MoRef> all_hosts(vim::Client& c) {
-  const auto& sc = c.content();
-  xml::Node resp = c.call("CreateContainerView", sc.view_manager,
-                          vim::moref_xml("container", sc.root_folder) +
-                              "<type>HostSystem</type><recursive>true</recursive>");
-  vim::MoRef view{"ContainerView", resp.child_text("returnval")};
-  if (view.empty()) fail("CreateContainerView returned no view");
-  std::vector<vim::MoRef> hosts;
-  try {
-    for (const auto& o : c.retrieve({view}, {"view"}))
-      if (const xml::Node* v = o.prop("view"))
-        for (const auto& h : v->children) hosts.push_back(vim::moref_of(h));
-  } catch (...) {
-    try {
-      c.call("DestroyView", view);
-    } catch (const Error&) {
-    }
-    throw;
-  }
-  try {
-    c.call("DestroyView", view);
-  } catch (const Error& e) {
-    note("could not destroy a container view: " + std::string(e.what()));
-  }
-  return hosts;
 }
 
 // The VLAN of a distributed portgroup's default port setting.
@@ -160,7 +133,7 @@ void host_net_from(HostNet& h, const xml::Node& info) {
 
 NetInventory read_networks(vim::Client& c) {
   NetInventory inv;
-  std::vector<vim::MoRef> hosts = all_hosts(c);
+  std::vector<vim::MoRef> hosts = host_systems(c);
   std::vector<vim::MoRef> systems;
   std::vector<vim::MoRef> networks, dvpgs;
   std::map<std::string, std::vector<std::string>> host_networks;  // host → its networks

@@ -7,6 +7,7 @@
 #include "base/error.hpp"
 #include "base/log.hpp"
 #include "base/util.hpp"
+#include "vm/host.hpp"
 #include "vm/vm.hpp"
 
 namespace ceso {
@@ -281,29 +282,7 @@ std::string dynamic_passthrough_xml(PciIds ids, int key) {
 }
 
 std::vector<HostPci> read_host_pci(vim::Client& c) {
-  const auto& sc = c.content();
-  xml::Node resp = c.call("CreateContainerView", sc.view_manager,
-                          vim::moref_xml("container", sc.root_folder) +
-                              "<type>HostSystem</type><recursive>true</recursive>");
-  vim::MoRef view{"ContainerView", resp.child_text("returnval")};
-  if (view.empty()) fail("CreateContainerView returned no view");
-  std::vector<vim::MoRef> hosts;
-  try {
-    for (const auto& o : c.retrieve({view}, {"view"}))
-      if (const xml::Node* v = o.prop("view"))
-        for (const auto& h : v->children) hosts.push_back(vim::moref_of(h));
-  } catch (...) {
-    try {
-      c.call("DestroyView", view);
-    } catch (const Error&) {
-    }
-    throw;
-  }
-  try {
-    c.call("DestroyView", view);
-  } catch (const Error& e) {
-    note("could not destroy a container view: " + std::string(e.what()));
-  }
+  std::vector<vim::MoRef> hosts = host_systems(c);
   std::vector<HostPci> out;
   for (auto& o : c.retrieve(hosts, {"name", "configManager.pciPassthruSystem", "hardware.pciDevice",
                                     "config.pciPassthruInfo"})) {
