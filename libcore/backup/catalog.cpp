@@ -69,26 +69,36 @@ std::string CatalogEntry::vm_key() const {
   return endpoint + "/" + (vm_uuid.empty() ? "name:" + vm_name : vm_uuid);
 }
 
-Catalog::Catalog(const std::string& path) : path_(path) {
-  // Private like every file ceso keeps: the database made 0600 (with its
-  // directories 0700) before SQLite opens it, which then gives its -wal,
-  // -shm and -journal files the database's mode.
+sqlite3* open_private_database(const std::string& path, const std::string& what,
+                               const char* synchronous) {
   int fd = open_private_file(path, O_RDWR);
-  if (fd < 0) fail("cannot open the backup catalog " + quote(path) + ": " + std::strerror(errno));
+  if (fd < 0) fail("cannot open " + what + " " + quote(path) + ": " + std::strerror(errno));
   ::close(fd);
-  if (sqlite3_open_v2(path.c_str(), &db_,
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK) {
-    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    db_ = nullptr;
-    fail("cannot open the backup catalog " + quote(path) + ": " + msg);
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    fail("cannot open " + what + " " + quote(path) + ": " + msg);
   }
-  // Several ceso-backup processes (and -j workers) share the file.
-  sqlite3_busy_timeout(db_, 30000);
+  // Several ceso processes (and -j workers) share the file.
+  sqlite3_busy_timeout(db, 30000);
+  const std::string pragmas =
+      std::string("PRAGMA journal_mode=WAL; PRAGMA synchronous=") + synchronous + ";";
+  char* err = nullptr;
+  if (sqlite3_exec(db, pragmas.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errmsg(db);
+    sqlite3_free(err);
+    sqlite3_close(db);
+    fail(what + " " + quote(path) + ": " + msg);
+  }
+  return db;
+}
+
+Catalog::Catalog(const std::string& path)
+    : db_(open_private_database(path, "the backup catalog", "NORMAL")), path_(path) {
   try {
-    exec("PRAGMA journal_mode=WAL");
-    exec("PRAGMA synchronous=NORMAL");
     migrate();
   } catch (...) {
     // No destructor runs for a constructor that throws: close here.

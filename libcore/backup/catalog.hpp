@@ -33,6 +33,15 @@ struct CatalogEntry {
   std::string vm_key() const;
 };
 
+// Opens (creating) the SQLite database at `path` as every file ceso keeps:
+// made 0600 (its directories 0700) before SQLite opens it, which then gives
+// its -wal, -shm and -journal files the same mode; shared by processes (30 s
+// busy timeout, WAL) with `synchronous` as given ("NORMAL", or "OFF" for a
+// cache). `what` names it in errors ("the backup catalog"). The caller owns
+// the handle; on an error none is left open.
+sqlite3* open_private_database(const std::string& path, const std::string& what,
+                               const char* synchronous);
+
 class Catalog {
  public:
   // Opens (creating it and its directory) and migrates to the current schema.

@@ -16,6 +16,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "backup/catalog.hpp"
 #include "base/cancel.hpp"
 #include "base/error.hpp"
 #include "base/util.hpp"
@@ -182,22 +183,16 @@ std::string random_hex(size_t bytes) {
 
 class ChunkCache {
  public:
-  explicit ChunkCache(const std::string& path) {
-    int fd = open_private_file(path, O_RDWR);
-    if (fd < 0) fail("cannot open the chunk cache " + quote(path) + ": " + std::strerror(errno));
-    ::close(fd);
-    if (sqlite3_open_v2(path.c_str(), &db_,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                        nullptr) != SQLITE_OK) {
-      std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
-      sqlite3_close(db_);
-      fail("cannot open the chunk cache " + quote(path) + ": " + msg);
+  explicit ChunkCache(const std::string& path)
+      // A cache: losing it costs a rebuild, never a wrong answer.
+      : db_(open_private_database(path, "the chunk cache", "OFF")) {
+    try {
+      exec("CREATE TABLE IF NOT EXISTS chunk (id TEXT PRIMARY KEY) WITHOUT ROWID");
+      exec("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID");
+    } catch (...) {
+      sqlite3_close(db_);  // no destructor runs for a constructor that throws
+      throw;
     }
-    sqlite3_busy_timeout(db_, 30000);
-    exec("PRAGMA journal_mode=WAL");
-    exec("PRAGMA synchronous=OFF");  // a cache: losing it costs a rebuild, never a wrong answer
-    exec("CREATE TABLE IF NOT EXISTS chunk (id TEXT PRIMARY KEY) WITHOUT ROWID");
-    exec("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID");
   }
   ~ChunkCache() { sqlite3_close(db_); }
   bool built() { return query_one("SELECT 1 FROM meta WHERE k='built'"); }

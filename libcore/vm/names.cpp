@@ -1,6 +1,7 @@
 #include "vm/names.hpp"
 
 #include <cstdio>
+#include <functional>
 #include <optional>
 
 namespace ceso {
@@ -95,9 +96,20 @@ std::string shown(std::string_view s) {  // see quote_name()
 
 }  // namespace
 
-void check_vm_name(std::string_view name, std::string_view field, Exit code) {
-  const std::string head = std::string(field) + ": VM name " + shown(name);
-  if (name.empty()) throw Error(std::string(field) + ": VM name is empty", code);
+namespace {
+
+// Where check_code_points found a character to refuse: its code point and
+// position, with the reason.
+std::string refused_at(char32_t c, size_t chars, const char* why) {
+  return " has " + code_text(c) + " at character " + std::to_string(chars) + ": " + why;
+}
+
+// Walks `name` code point by code point: refuses invalid UTF-8, and each
+// character `refuse` returns a message for (what follows `head`; "" to
+// accept). Returns the number of characters.
+size_t check_code_points(
+    std::string_view name, const std::string& head, Exit code,
+    const std::function<std::string(std::string_view, size_t, char32_t, size_t)>& refuse) {
   size_t chars = 0;
   for (size_t i = 0; i < name.size();) {
     ++chars;
@@ -109,16 +121,26 @@ void check_vm_name(std::string_view name, std::string_view field, Exit code) {
           head + " is not valid UTF-8 (byte " + buf + " at byte " + std::to_string(i + 1) + ")",
           code);
     }
-    if (const char* why = forbidden(cp->value))
-      throw Error(head + " has " + code_text(cp->value) + " at character " + std::to_string(chars) +
-                      ": " + why,
-                  code);
-    if (cp->value == '%' && !escape_at(name, i))
-      throw Error(head + " has '%' at character " + std::to_string(chars) +
-                      " not starting %2f, %5c or %25 (vSphere would store it as %25; write %25)",
-                  code);
+    if (std::string why = refuse(name, i, cp->value, chars); !why.empty())
+      throw Error(head + why, code);
     i += cp->length;
   }
+  return chars;
+}
+
+}  // namespace
+
+void check_vm_name(std::string_view name, std::string_view field, Exit code) {
+  const std::string head = std::string(field) + ": VM name " + shown(name);
+  if (name.empty()) throw Error(std::string(field) + ": VM name is empty", code);
+  size_t chars = check_code_points(
+      name, head, code, [](std::string_view n, size_t i, char32_t c, size_t at) -> std::string {
+        if (const char* why = forbidden(c)) return refused_at(c, at, why);
+        if (c == '%' && !escape_at(n, i))
+          return " has '%' at character " + std::to_string(at) +
+                 " not starting %2f, %5c or %25 (vSphere would store it as %25; write %25)";
+        return {};
+      });
   if (chars > kMaxVmNameChars)
     throw Error(head + " has " + std::to_string(chars) + " characters; vSphere allows at most " +
                     std::to_string(kMaxVmNameChars),
@@ -129,24 +151,13 @@ void check_object_label(std::string_view name, std::string_view field, std::stri
                         size_t max_bytes, Exit code) {
   const std::string head = std::string(field) + ": " + std::string(what) + " " + shown(name);
   if (name.empty()) throw Error(std::string(field) + ": " + std::string(what) + " is empty", code);
-  size_t chars = 0;
-  for (size_t i = 0; i < name.size();) {
-    ++chars;
-    auto cp = next_code_point(name, i);
-    if (!cp) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "0x%02X", static_cast<unsigned char>(name[i]));
-      throw Error(
-          head + " is not valid UTF-8 (byte " + buf + " at byte " + std::to_string(i + 1) + ")",
-          code);
-    }
-    const char* why = forbidden(cp->value);
-    if (why && cp->value != '/' && cp->value != '\\')
-      throw Error(head + " has " + code_text(cp->value) + " at character " + std::to_string(chars) +
-                      ": " + why,
-                  code);
-    i += cp->length;
-  }
+  // '/' and '\\' are fine in a label; the other characters a VM name may not have are not.
+  check_code_points(name, head, code,
+                    [](std::string_view, size_t, char32_t c, size_t at) -> std::string {
+                      const char* why = forbidden(c);
+                      if (!why || c == '/' || c == '\\') return {};
+                      return refused_at(c, at, why);
+                    });
   if (name.front() == ' ' || name.back() == ' ')
     throw Error(head + " starts or ends with a space", code);
   if (name.size() > max_bytes)
