@@ -5,9 +5,12 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 
+#include "base/numbers.hpp"
 #include "base/progress.hpp"
 #include "cli/cloudinit_options.hpp"
 #include "cli/endpoint.hpp"
@@ -21,6 +24,7 @@
 #include "vm/names.hpp"
 #include "vm/pci.hpp"
 #include "vm/provision.hpp"
+#include "vm/spec.hpp"
 #include "vm/vm.hpp"
 #include "vm/writer.hpp"
 #include "vsphere/client.hpp"
@@ -55,14 +59,18 @@ ceso::ToolSpec make_spec() {
 
 const ceso::ToolSpec kSpec = make_spec();
 
-// What one worker thread keeps: its own connection and the source, read once.
-struct Worker {
+// What one worker thread keeps per endpoint: its own connection and the
+// source, read once.
+struct Connection {
   std::unique_ptr<ceso::vim::Client> client;
   std::optional<ceso::SourceVm> source;
 };
+struct Worker {
+  std::map<std::string, Connection> by_endpoint;  // endpoint id → connection
+};
 
 struct Settings {
-  ceso::Endpoint endpoint;
+  std::optional<ceso::Endpoint> endpoint;  // --url/-H/environment; records may name their own
   std::string source;
   ceso::VmShape shape;  // its vm: everything but name, guestinfo and MACs
   ceso::ordered_json ci_fields;
@@ -98,8 +106,77 @@ Settings parse_settings(const ceso::Args& args) {
   // Every new name is checked before any VM is made.
   for (size_t i = 0; i < args.operands.size(); ++i)
     ceso::check_vm_name(args.operands[i], "argument " + std::to_string(i + 1), ceso::Exit::usage);
-  s.endpoint = ceso::resolve_endpoint(args);
+  s.endpoint = ceso::resolve_endpoint_if_given(args);
+  if (!s.endpoint && !args.operands.empty()) s.endpoint = ceso::resolve_endpoint(args);
   return s;
+}
+
+// The endpoint of a target: its record's `endpoint` (ceso-place writes it,
+// see ceso-place(1)), resolved once per id, else the run's host.
+class Endpoints {
+ public:
+  explicit Endpoints(const std::optional<ceso::Endpoint>& given) : given_(given) {}
+  ceso::Endpoint for_target(const ceso::Target& t) {
+    auto it = t.record.find("endpoint");
+    if (it == t.record.end() || it->is_null()) {
+      if (!given_)
+        ceso::usage_error("no host for " + ceso::quote_name(t.name) + " (at " + t.origin +
+                          "): give -H or --url, or records with an \"endpoint\" field");
+      return *given_;
+    }
+    if (!it->is_string())
+      ceso::bad_input("error (at " + t.origin + "): field \"endpoint\" is not a string");
+    std::string id = it->get<std::string>();
+    std::lock_guard lock(mutex_);
+    auto found = resolved_.find(id);
+    if (found == resolved_.end())
+      found = resolved_.emplace(id, ceso::endpoint_for_record(id, given_)).first;
+    return found->second;
+  }
+
+ private:
+  std::optional<ceso::Endpoint> given_;
+  std::mutex mutex_;
+  std::map<std::string, ceso::Endpoint> resolved_;
+};
+
+// The datastore a record asks for (ceso-place's choice): it wins over
+// --datastore, as record fields win over flags. Null or absent: none.
+std::string record_datastore(const ceso::Target& t, const std::string& flag) {
+  auto it = t.record.find("datastore");
+  if (it == t.record.end() || it->is_null()) return flag;
+  if (!it->is_string() || it->get<std::string>().empty())
+    ceso::bad_input("error (at " + t.origin + "): field \"datastore\" must be a datastore name");
+  return it->get<std::string>();
+}
+
+// The shape a spec record states (ceso-place writes `cpus`, `memory_mib` and
+// `tags`): each wins over its flag. Checked as the flags are.
+void record_shape(const ceso::Target& t, ceso::NewVm& req) {
+  std::string where = "error (at " + t.origin + "): field ";
+  try {
+    if (auto it = t.record.find("cpus"); it != t.record.end() && !it->is_null()) {
+      if (!it->is_number_integer()) ceso::bad_input(where + "\"cpus\" is not a whole number");
+      req.cpus =
+          static_cast<int>(ceso::parse_count("cpus", std::to_string(it->get<int64_t>()), 1, 768));
+    }
+    if (auto it = t.record.find("memory_mib"); it != t.record.end() && !it->is_null()) {
+      if (!it->is_number_integer()) ceso::bad_input(where + "\"memory_mib\" is not a whole number");
+      req.memory_mib = ceso::vmspec::parse_memory_mib(std::to_string(it->get<int64_t>()));
+    }
+    if (auto it = t.record.find("tags"); it != t.record.end() && !it->is_null()) {
+      if (!it->is_array()) ceso::bad_input(where + "\"tags\" is not an array of strings");
+      std::vector<std::string> tags;
+      for (const auto& v : *it) {
+        if (!v.is_string()) ceso::bad_input(where + "\"tags\" is not an array of strings");
+        tags.push_back(v.get<std::string>());
+      }
+      req.tags = ceso::normalize_tags("tags", tags);
+    }
+  } catch (const ceso::Error& e) {
+    if (e.code() == ceso::Exit::bad_input) throw;
+    ceso::bad_input(where + e.what());
+  }
 }
 
 // The guestinfo for one new VM: from its guestinfo record, or built from the
@@ -171,6 +248,7 @@ ceso::Exit run(const ceso::Args& args) {
       ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
   ceso::Progress progress(s.jobs == 1 && ceso::Progress::wanted());
   std::vector<Worker> workers(s.jobs);
+  Endpoints endpoints(s.endpoint);
   auto writers = ceso::vm_writers(args);  // API, or SSH on a free-licensed host
   ceso::Outcome outcome;
   ceso::for_each_target_parallel(
@@ -179,12 +257,15 @@ ceso::Exit run(const ceso::Args& args) {
         if (!t.record.empty())
           ceso::check_vm_name(t.name, "error (at " + t.origin + "): field \"name\"",
                               ceso::Exit::bad_input);
-        Worker& wk = workers[w];
-        if (!wk.client) wk.client = std::make_unique<ceso::vim::Client>(s.endpoint);
+        ceso::Endpoint ep = endpoints.for_target(t);
+        Connection& wk = workers[w].by_endpoint[ep.id];
+        if (!wk.client) wk.client = std::make_unique<ceso::vim::Client>(ep);
         ceso::vim::Client& c = *wk.client;
         std::string instance_id;
         ceso::NewVm req = s.shape.vm;
         req.name = t.name;
+        req.datastore = record_datastore(t, req.datastore);
+        record_shape(t, req);
         req.extra_config = guestinfo_for(t, s, &instance_id);
         std::string source_id;
         // Finding the source changes nothing: Ctrl-C cuts these calls at once.
@@ -247,7 +328,7 @@ ceso::Exit run(const ceso::Args& args) {
         out.emit(ceso::pass_through(t.record, rec, kOwned));
         outcome.succeeded();
       },
-      {"guestinfo"});
+      {"guestinfo", "spec"});
   out.finish();
   return outcome.exit_code();  // run_tool makes an unaudited change exit 1
 }
