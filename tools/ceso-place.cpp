@@ -38,8 +38,10 @@ const ceso::ToolSpec kSpec{
         {"anti-affinity", 'A', "TAG", "VMs sharing TAG go to different hosts ('*': every tag)",
          ceso::kRepeatable},
         {"force", 0, "", "anti-affinity may be broken when no host keeps it (least broken wins)"},
+        {"dry-run", 'n', "",
+         "the same records: ceso-place changes nothing (for rehearsed pipelines)"},
     },
-    ceso::kConnection | ceso::kHosts | ceso::kOutput | ceso::kDryRun,
+    ceso::kConnection | ceso::kHosts | ceso::kOutput,
     {},
     ceso::Complete::none,
 };
