@@ -75,6 +75,7 @@ const std::vector<std::string>& place_vm_paths() {
                                                   "runtime.powerState",
                                                   "config.hardware.memoryMB",
                                                   "config.memoryAllocation.reservation",
+                                                  "config.memoryReservationLockedToMax",
                                                   "config.hardware.device",
                                                   "config.extraConfig"};
   return kPaths;
@@ -87,6 +88,10 @@ PlaceVm place_vm(const vim::ObjectContent& vm) {
   v.powered_on = vm.text("runtime.powerState") == "poweredOn";
   v.memory_mib = std::max<int64_t>(0, to_int(vm.text("config.hardware.memoryMB")));
   v.reservation_mib = std::max<int64_t>(0, to_int(vm.text("config.memoryAllocation.reservation")));
+  // "Reserve all guest memory" (passthrough VMs): the reservation follows
+  // the memory size, whatever the reservation field says.
+  if (vm.text("config.memoryReservationLockedToMax") == "true")
+    v.reservation_mib = std::max(v.reservation_mib, v.memory_mib);
   if (const xml::Node* devs = vm.prop("config.hardware.device"))
     for (const auto& d : devs->children) {
       if (d.type() != "VirtualDisk") continue;
@@ -277,6 +282,7 @@ ordered_json Placer::place(const PlaceSpec& spec) {
   const int64_t ds_need = spec.disk_mib + spec.memory_mib;
   std::vector<Candidate> fit, clashing;
   ordered_json rejected = ordered_json::array();
+  std::vector<std::string> rejected_text;  // "'a' host 'x' (ep): why; why", for the error
   for (size_t i = 0; i < hosts_.size(); ++i) {
     const PlaceHost& h = hosts_[i];
     std::vector<std::string> why;
@@ -341,6 +347,9 @@ ordered_json Placer::place(const PlaceSpec& spec) {
       if (clashes.empty()) continue;
     }
     for (auto& w : clash_why) why.push_back(std::move(w));
+    std::string whys;
+    for (const auto& w : why) whys += (whys.empty() ? "" : "; ") + w;
+    rejected_text.push_back(h.label() + " (" + h.endpoint + "): " + whys);
     rejected.push_back({{"endpoint", h.endpoint}, {"host", h.name}, {"why", why}});
   }
 
@@ -363,12 +372,7 @@ ordered_json Placer::place(const PlaceSpec& spec) {
                       " memory, " + mib_text(spec.disk_mib) + " disk, " +
                       std::to_string(spec.cpus) + (spec.cpus == 1 ? " vCPU)" : " vCPUs)");
     if (hosts_.empty()) msg += ": no host was read";
-    for (const auto& r : rejected) {
-      std::string whys;
-      for (const auto& w : r["why"]) whys += (whys.empty() ? "" : "; ") + w.get<std::string>();
-      msg += "; " + r["endpoint"].get<std::string>() + " " +
-             quote_name(r["host"].get<std::string>()) + ": " + whys;
-    }
+    for (const auto& r : rejected_text) msg += "; " + r;
     throw Error(msg, Exit::partial);
   }
 

@@ -43,7 +43,7 @@ setup_file() {
   write_config a b c
 }
 
-teardown_file() { for s in a b c d; do on_sim "$s" stop >/dev/null 2>&1 || true; done; }
+teardown_file() { for s in a b c d t v; do on_sim "$s" stop >/dev/null 2>&1 || true; done; }
 
 setup() {
   for s in a b c; do on_sim "$s" fail '{}' >/dev/null; done
@@ -224,6 +224,31 @@ fleet() {
   assert_status 4
   assert_contains "$stderr" "'n1' fits on no host"
   on_sim d stop >/dev/null
+}
+
+@test "read from the host: thin disks count at full size, reservations of powered-on VMs, swap needs room" {
+  mkdir -p "$(sim_dir t)"
+  echo '[{"name":"big","power":"off","disks_mib":[2048]},
+         {"name":"gpu","power":"on","pci_passthrough":true,"memory_mib":2048}]' >"$BATS_TEST_TMPDIR/t.json"
+  on_sim t start -model esx -vms 0 -vm-spec "$BATS_TEST_TMPDIR/t.json" -host-memory-mib 8192 \
+    -host-memory-used-mib 1024 -datastore-gib 100 -datastore-free-gib 50 >/dev/null
+  write_config t
+  [ "$(ceso-info -H t big | jq -r '.disks[0].provisioning')" = thin ]
+  run --separate-stderr ceso-place -H t --memory 1G --disk 1 t1
+  assert_status 0
+  # 8192 − max(1024 in use, 2048 reserved by the powered-on VM) − 1024
+  assert_eq "$(echo "$output" | jq .placement.memory_free_mib)" 5120
+  local free_mib
+  free_mib=$(ceso-host ls -H t | jq '.datastores[0].free_gib * 1024')
+  # free − thin growth (big's 2 GiB, gpu's 1 MiB) − (1 GiB disk + 1 GiB swap)
+  assert_eq "$(echo "$output" | jq .placement.datastore_free_mib)" "$((free_mib - 2049 - 2048))"
+  run --separate-stderr ceso-place -H t --memory 1G --disk "$((free_mib / 1024 - 2))" t2
+  assert_status 4
+  assert_contains "$stderr" "(disk + swap), $((free_mib - 2049)) MiB free after thin growth"
+  run --separate-stderr ceso-place -H t --memory 7G --disk 1 t3
+  assert_status 4
+  assert_contains "$stderr" "memory: needs 7 GiB, 6 GiB free after reservations"
+  on_sim t stop >/dev/null
 }
 
 @test "--dry-run: the same records (ceso-place changes nothing); -o and a table" {

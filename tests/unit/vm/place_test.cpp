@@ -253,6 +253,15 @@ TEST(Place, VmPropertiesFromTheHost) {
   ASSERT_EQ(v.thin_mib.size(), 1u);  // the thick disk is no growth
   EXPECT_EQ(v.thin_mib["ds1"], 2048);
   EXPECT_EQ(v.tags, (std::vector<std::string>{"web", "db"}));
+
+  auto locked = ceso::vim::object_from_xml(ceso::xml::parse(
+      "<objects><obj type=\"VirtualMachine\">vm-10</obj>"
+      "<propSet><name>config.hardware.memoryMB</name><val>4096</val></propSet>"
+      "<propSet><name>config.memoryAllocation.reservation</name><val>0</val></propSet>"
+      "<propSet><name>config.memoryReservationLockedToMax</name><val>true</val></propSet>"
+      "</objects>"));
+  ASSERT_TRUE(locked.has_value());
+  EXPECT_EQ(ceso::place_vm(*locked).reservation_mib, 4096);
 }
 
 }  // namespace
