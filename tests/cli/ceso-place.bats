@@ -83,7 +83,8 @@ fleet() {
     [ "$(soap_total "$s")" -eq 2 ]
   done
   # mkvm takes each record to its endpoint, without -H
-  run --separate-stderr bash -c "echo '$placed' | ceso-mkvm --from golden --no-power-on"
+  echo "$placed" >"$BATS_TEST_TMPDIR/placed"
+  run --separate-stderr ceso-mkvm --from golden --no-power-on <"$BATS_TEST_TMPDIR/placed"
   assert_status 0
   echo "$output" | jq -se 'length == 3 and all(.changed == true and .placement.score != null)'
   local n ep
