@@ -222,8 +222,15 @@ TEST(Place, BusierCpuLosesWhenMemoryAndDiskAreEqual) {
   p.add_endpoint("b", {host("b:1", "hb", 8192, 0, 100, 100, "ds", 4, 1000)}, {});
   auto r = p.place(spec("x", 1024, 1));
   EXPECT_EQ(r["endpoint"], "b:1");
-  EXPECT_GT(r["placement"]["terms"]["cpu"].get<double>(),
-            r["placement"]["others"][0]["score"].get<double>() - 1);
+  // b: (1 − 1000/8000) × 4 cores / (4 + 1 vCPU) = 0.7; a: (1 − 7000/8000) × 4/5 = 0.1
+  EXPECT_DOUBLE_EQ(r["placement"]["terms"]["cpu"].get<double>(), 0.7);
+  EXPECT_DOUBLE_EQ(
+      r["placement"]["score"].get<double>() - r["placement"]["others"][0]["score"].get<double>(),
+      0.3 * (0.7 - 0.1));
+  // vCPUs placed in the run count against a host's CPU term: b's drops to 0.875 × 4/6
+  auto r2 = p.place(spec("y", 1024, 1));
+  EXPECT_EQ(r2["endpoint"], "b:1");
+  EXPECT_DOUBLE_EQ(r2["placement"]["terms"]["cpu"].get<double>(), 0.5833);
 }
 
 TEST(Place, VmPropertiesFromTheHost) {
