@@ -190,6 +190,7 @@ func run(o *options) error {
 	inv := &inventory{client: c, esx: o.model == "esx"}
 	installPCI(!o.noDynamicPCI) // pci.go; before -vm-spec VMs take devices
 	installNetwork()            // netsys.go
+	versionDVPortgroups()       // pools.go
 
 	if err := inv.createVMs(ctx, specs, o.fillMiB); err != nil {
 		return err
