@@ -88,8 +88,8 @@ std::string allocation_xml(const char* element, const Allocation& a) {
 
 // Code points of valid UTF-8 (checked before).
 size_t code_points(std::string_view s) {
-  return static_cast<size_t>(
-      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+  return static_cast<size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
 }  // namespace
@@ -98,8 +98,8 @@ std::string pool_spec(const vim::MoRef& root_folder) {
   std::string s = "<specSet>";
   s += prop_set("ComputeResource", {"name", "host"});
   s += prop_set("HostSystem", {"name"});
-  s += prop_set("ResourcePool", {"name", "parent", "owner", "config", "runtime", "vm",
-                                 "resourcePool"});
+  s += prop_set("ResourcePool",
+                {"name", "parent", "owner", "config", "runtime", "vm", "resourcePool"});
   s += "<objectSet>" + vim::moref_xml("obj", root_folder) + "<skip>true</skip>";
   s += traversal("folder", "Folder", "childEntity", false, {"folder", "dc", "crHost", "crPool"});
   s += traversal("dc", "Datacenter", "hostFolder", true, {"folder"});
@@ -146,10 +146,11 @@ std::vector<Pool> pools_from(const std::vector<vim::ObjectContent>& objects) {
     if (const auto* cr = find(p.owner)) {
       p.owner_name = cr->text("name");
       p.cluster = p.owner.type == "ClusterComputeResource";
-      if (!p.cluster)
-        if (const xml::Node* hosts = cr->prop("host"))
-          for (const auto& h : hosts->children)
-            if (const auto* ho = find(vim::moref_of(h))) p.host = ho->text("name");
+      if (const xml::Node* hosts = cr->prop("host"))
+        for (const auto& h : hosts->children) {
+          p.hosts.push_back(vim::moref_of(h));
+          if (const auto* ho = find(p.hosts.back()); ho && !p.cluster) p.host = ho->text("name");
+        }
     }
     const xml::Node* cfg = o.prop("config");
     p.cpu = allocation_from(cfg ? cfg->child("cpuAllocation") : nullptr);
@@ -168,7 +169,8 @@ std::vector<Pool> pools_from(const std::vector<vim::ObjectContent>& objects) {
     out.push_back(std::move(p));
   }
   std::sort(out.begin(), out.end(), [](const Pool& a, const Pool& b) {
-    return std::tie(a.owner_name, a.path, a.ref.value) < std::tie(b.owner_name, b.path, b.ref.value);
+    return std::tie(a.owner_name, a.path, a.ref.value) <
+           std::tie(b.owner_name, b.path, b.ref.value);
   });
   return out;
 }
@@ -198,8 +200,8 @@ ordered_json pool_record(const Pool& p, const std::string& endpoint) {
   r["name"] = p.name;
   r["path"] = p.path;
   auto slash = p.path.rfind('/');
-  r["parent"] = slash == std::string::npos ? ordered_json(nullptr)
-                                           : ordered_json(p.path.substr(0, slash));
+  r["parent"] =
+      slash == std::string::npos ? ordered_json(nullptr) : ordered_json(p.path.substr(0, slash));
   r["cluster"] = p.cluster ? ordered_json(p.owner_name) : ordered_json(nullptr);
   r["host"] = p.host.empty() ? ordered_json(nullptr) : ordered_json(p.host);
   r["root"] = p.root;
@@ -219,9 +221,14 @@ ordered_json pool_record(const Pool& p, const std::string& endpoint) {
 }
 
 const std::vector<std::string>& pool_columns() {
-  static const std::vector<std::string> kColumns = {
-      "path", "cluster", "host", "cpu_mhz.reservation", "cpu_mhz.limit", "memory_mib.reservation",
-      "memory_mib.limit", "vms"};
+  static const std::vector<std::string> kColumns = {"path",
+                                                    "cluster",
+                                                    "host",
+                                                    "cpu_mhz.reservation",
+                                                    "cpu_mhz.limit",
+                                                    "memory_mib.reservation",
+                                                    "memory_mib.limit",
+                                                    "vms"};
   return kColumns;
 }
 
@@ -229,12 +236,12 @@ void check_pool_name(std::string_view name, std::string_view field, Exit code) {
   check_object_label(name, field, "pool name", 4 * kMaxPoolNameChars, code);
   if (code_points(name) > kMaxPoolNameChars)
     refuse(code, std::string(field) + ": pool name " + quote_name(name) + " is longer than " +
-                          std::to_string(kMaxPoolNameChars) + " characters");
+                     std::to_string(kMaxPoolNameChars) + " characters");
   for (char c : {'/', '\\', '%'})
     if (name.find(c) != std::string_view::npos)
-      refuse(code, std::string(field) + ": pool name " + quote_name(name) +
-                            " contains " + quote(std::string(1, c)) +
-                            " (vSphere stores / \\ % escaped; ceso paths use /)");
+      refuse(code, std::string(field) + ": pool name " + quote_name(name) + " contains " +
+                       quote(std::string(1, c)) +
+                       " (vSphere stores / \\ % escaped; ceso paths use /)");
 }
 
 std::vector<std::string> split_pool_path(std::string_view path, std::string_view field, Exit code) {
@@ -246,14 +253,14 @@ std::vector<std::string> split_pool_path(std::string_view path, std::string_view
   size_t start = 0;
   while (true) {
     size_t slash = path.find('/', start);
-    std::string_view part =
-        path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    std::string_view part = path.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (part.empty())
       refuse(code, f + ": pool path " + quote_name(path) +
-                            " has an empty part (a leading, doubled or trailing /)");
+                       " has an empty part (a leading, doubled or trailing /)");
     if (part == "." || part == "..")
       refuse(code, f + ": pool path " + quote_name(path) + " contains " + quote(part) +
-                            " (paths are absolute, from Resources)");
+                       " (paths are absolute, from Resources)");
     check_pool_name(part, f, code);
     parts.emplace_back(part);
     if (parts.size() > 32) refuse(code, f + ": pool path has more than 32 levels");
@@ -288,6 +295,32 @@ const Pool* find_pool(const std::vector<Pool>& pools, const std::vector<std::str
                 "): name one with --cluster");
   }
   return found;
+}
+
+const Pool& pool_for_vm(const std::vector<Pool>& pools, std::string_view path_text,
+                        std::string_view field, const vim::MoRef& vm_pool,
+                        const vim::MoRef& vm_host) {
+  std::vector<std::string> path = split_pool_path(path_text, field, Exit::usage);
+  const Pool* home = nullptr;
+  for (const auto& p : pools)
+    if (!vm_pool.empty() && p.ref == vm_pool) home = &p;
+  if (!home)
+    for (const auto& p : pools)
+      if (std::find(p.hosts.begin(), p.hosts.end(), vm_host) != p.hosts.end()) home = &p;
+  if (!home) fail(std::string(field) + ": cannot tell the compute resource of the source VM");
+  std::string owner = home->owner_name;
+  const Pool* found = nullptr;
+  for (const auto& p : pools)
+    if (p.owner == home->owner && find_pool({p}, path, owner)) found = &p;
+  if (found) return *found;
+  std::string elsewhere;
+  for (const auto& p : pools)
+    if (p.owner != home->owner && find_pool({p}, path, p.owner_name))
+      elsewhere += (elsewhere.empty() ? "" : ", ") + quote(p.owner_name);
+  fail(std::string(field) + ": no pool " + quote(std::string(path_text)) + " in " + quote(owner) +
+       ", where the source VM's host is" +
+       (elsewhere.empty() ? "" : " (there is one in " + elsewhere + ")") +
+       "; ceso-host pool ls lists the pools");
 }
 
 int64_t parse_reservation(std::string_view option, std::string_view text, bool memory) {

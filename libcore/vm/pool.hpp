@@ -46,11 +46,12 @@ struct PoolUsage {
 struct Pool {
   vim::MoRef ref, parent, owner;
   std::string name;
-  std::string path;                  // "Resources/prod/web"; the root: "Resources"
-  std::string owner_name;            // the compute resource
-  bool cluster = false;              // the owner is a ClusterComputeResource
-  std::string host;                  // a standalone host's name ("" for a cluster)
-  bool root = false;                 // the compute resource's root pool
+  std::string path;                       // "Resources/prod/web"; the root: "Resources"
+  std::string owner_name;                 // the compute resource
+  bool cluster = false;                   // the owner is a ClusterComputeResource
+  std::string host;                       // a standalone host's name ("" for a cluster)
+  std::vector<vim::MoRef> hosts;          // the compute resource's hosts
+  bool root = false;                      // the compute resource's root pool
   std::optional<Allocation> cpu, memory;  // nullopt: the answer lacked one
   PoolUsage cpu_use, memory_use;
   std::vector<vim::MoRef> vms;
@@ -91,6 +92,15 @@ void check_pool_name(std::string_view name, std::string_view field, Exit code);
 // there is none; Error(usage) when the path is ambiguous.
 const Pool* find_pool(const std::vector<Pool>& pools, const std::vector<std::string>& path,
                       const std::string& owner_name);
+
+// The pool at `path_text` (a path as split_pool_path takes it, `field` names
+// it) in the compute resource of a VM: the one its pool `vm_pool` belongs
+// to, else the one holding its host `vm_host` (a template has no pool).
+// Error(usage) for a bad path, Error(failure) naming the compute resource
+// when the pool is not there (or is in another one).
+const Pool& pool_for_vm(const std::vector<Pool>& pools, std::string_view path_text,
+                        std::string_view field, const vim::MoRef& vm_pool,
+                        const vim::MoRef& vm_host);
 
 // Option values: --cpu-limit / --mem-limit "unlimited" or a number; shares
 // "low", "normal", "high" or a number (custom). Error(usage) naming `option`.

@@ -329,6 +329,10 @@ func (f *front) dvPortgroupCall(w http.ResponseWriter, r *http.Request, call soa
 		})
 		return true
 	case "Destroy_Task":
+		if rp, ok := simulator.Map.Get(call.This).(*simulator.ResourcePool); ok {
+			f.destroyPool(w, r, call, body, rp)
+			return true
+		}
 		pg, ok := simulator.Map.Get(call.This).(*simulator.DistributedVirtualPortgroup)
 		if !ok {
 			return false
@@ -429,4 +433,31 @@ func applyDVPortgroupSpec(pg *simulator.DistributedVirtualPortgroup, s *types.DV
 		n = 0
 	}
 	pg.Config.ConfigVersion = strconv.Itoa(n + 1)
+}
+
+// destroyPool passes Destroy_Task of a pool to vcsim, which moves the pool's VMs and child
+// pools to its parent but leaves the children's `parent` naming the destroyed pool; a
+// host re-parents them.
+func (f *front) destroyPool(w http.ResponseWriter, r *http.Request, call soapCall, body []byte,
+	rp *simulator.ResourcePool) {
+	poolMu.Lock()
+	defer poolMu.Unlock()
+	var children []types.ManagedObjectReference
+	var parent *types.ManagedObjectReference
+	simulator.Map.WithLock(rp, func() {
+		children = append(children, rp.ResourcePool.ResourcePool...)
+		if rp.Parent != nil {
+			p := *rp.Parent
+			parent = &p
+		}
+	})
+	rec := f.record(r, body, call.Method)
+	if _, still := simulator.Map.Get(rp.Self).(*simulator.ResourcePool); !still && parent != nil {
+		for _, ref := range children {
+			if child, ok := simulator.Map.Get(ref).(*simulator.ResourcePool); ok {
+				simulator.Map.WithLock(child, func() { child.Parent = parent })
+			}
+		}
+	}
+	copyRecorded(w, rec)
 }

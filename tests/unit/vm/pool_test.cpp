@@ -28,8 +28,10 @@ std::string ref(const std::string& name, const std::string& type, const std::str
 }
 std::string alloc(const std::string& res, const std::string& limit, const std::string& level,
                   const std::string& shares) {
-  return "<reservation>" + res + "</reservation><expandableReservation>true</expandableReservation>"
-         "<limit>" + limit + "</limit><shares><shares>" + shares + "</shares><level>" + level +
+  return "<reservation>" + res +
+         "</reservation><expandableReservation>true</expandableReservation>"
+         "<limit>" +
+         limit + "</limit><shares><shares>" + shares + "</shares><level>" + level +
          "</level></shares>";
 }
 ObjectContent pool(const std::string& id, const std::string& name, const std::string& parent_type,
@@ -51,18 +53,20 @@ ObjectContent pool(const std::string& id, const std::string& name, const std::st
 std::vector<ObjectContent> inventory() {
   return {
       obj("ComputeResource", "ha-compute-res",
-          prop("name", "esx1") +
-              prop("host", "<ManagedObjectReference type=\"HostSystem\">ha-host"
-                           "</ManagedObjectReference>")),
+          prop("name", "esx1") + prop("host",
+                                      "<ManagedObjectReference type=\"HostSystem\">ha-host"
+                                      "</ManagedObjectReference>")),
       obj("HostSystem", "ha-host", prop("name", "esx1.lab")),
       obj("ClusterComputeResource", "domain-c1", prop("name", "C1")),
       pool("ha-root-pool", "Resources", "ComputeResource", "ha-compute-res", "ComputeResource",
            "ha-compute-res",
-           prop("resourcePool", "<ManagedObjectReference type=\"ResourcePool\">pool-1"
-                                "</ManagedObjectReference>")),
+           prop("resourcePool",
+                "<ManagedObjectReference type=\"ResourcePool\">pool-1"
+                "</ManagedObjectReference>")),
       pool("pool-1", "prod", "ResourcePool", "ha-root-pool", "ComputeResource", "ha-compute-res",
-           prop("vm", "<ManagedObjectReference type=\"VirtualMachine\">vm-1</ManagedObjectReference>"
-                      "<ManagedObjectReference type=\"VirtualMachine\">vm-2</ManagedObjectReference>")),
+           prop("vm",
+                "<ManagedObjectReference type=\"VirtualMachine\">vm-1</ManagedObjectReference>"
+                "<ManagedObjectReference type=\"VirtualMachine\">vm-2</ManagedObjectReference>")),
       pool("pool-2", "web%2fapi", "ResourcePool", "pool-1", "ComputeResource", "ha-compute-res"),
       pool("resgroup-1", "Resources", "ClusterComputeResource", "domain-c1",
            "ClusterComputeResource", "domain-c1"),
@@ -119,10 +123,12 @@ TEST(Pools, Record) {
 TEST(Pools, MalformedAllocationIsEmpty) {
   std::vector<ObjectContent> objs = {
       obj("ComputeResource", "cr", prop("name", "h")),
-      obj("ResourcePool", "p", prop("name", "Resources") + ref("parent", "ComputeResource", "cr") +
-                                   ref("owner", "ComputeResource", "cr") +
-                                   prop("config", "<cpuAllocation><reservation>x</reservation>"
-                                                  "</cpuAllocation>"))};
+      obj("ResourcePool", "p",
+          prop("name", "Resources") + ref("parent", "ComputeResource", "cr") +
+              ref("owner", "ComputeResource", "cr") +
+              prop("config",
+                   "<cpuAllocation><reservation>x</reservation>"
+                   "</cpuAllocation>"))};
   auto pools = ceso::pools_from(objs);
   ASSERT_EQ(pools.size(), 1u);
   EXPECT_FALSE(pools[0].cpu.has_value());
