@@ -126,7 +126,7 @@ Wanted wanted_of(const ceso::Target& t, const ceso::Args& args) {
       if (w.dvs.empty()) w.dvs = sw->get<std::string>();
     } else if (k && k->is_string() && k->get<std::string>() != "portgroup") {
       ceso::bad_input(t.origin + ": " + ceso::quote(n->get<std::string>()) + " is a " +
-                      k->get<std::string>() + ", not a portgroup");
+                      k->get<std::string>() + ", not a standard portgroup (nor a distributed one)");
     }
     if (const auto* h = ceso::field_at(t.record, "host"); h && h->is_string() && w.host.empty())
       w.host = h->get<std::string>();
