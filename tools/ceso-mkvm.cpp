@@ -62,7 +62,7 @@ const ceso::ToolSpec kSpec = make_spec();
 struct Worker {
   std::unique_ptr<ceso::vim::Client> client;
   std::optional<ceso::SourceVm> source;
-  std::optional<std::vector<ceso::Pool>> pools;  // read once, with --pool
+  std::vector<ceso::Pool> pools;  // read once, with --pool
 };
 
 struct Settings {
@@ -217,13 +217,8 @@ ceso::Exit run(const ceso::Args& args) {
         ceso::VmWriter& writer = writers->for_client(c);
         if (!s.pool.empty()) {
           // The pool must be there before anything is made.
-          if (!wk.pools) wk.pools = ceso::read_pools(c);
-          const ceso::Pool& pool =
-              ceso::pool_for_vm(*wk.pools, s.pool, "--pool", wk.source->pool, wk.source->host);
-          if (!pool.root && writer.transport() == ceso::Transport::ssh)
-            ceso::fail("--pool " + ceso::quote(s.pool) +
-                       ": over SSH (free licence) the new VM goes to the root pool");
-          req.pool = pool.ref;
+          req.pool = ceso::new_vm_pool(c, wk.pools, s.pool, wk.source->pool, wk.source->host,
+                                       writer.transport() == ceso::Transport::ssh);
         }
         reading.reset();  // from here on, calls change things: they run to the end
         ceso::Provisioned ids = ceso::plan_identity(*wk.source, req);

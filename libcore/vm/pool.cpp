@@ -323,6 +323,16 @@ const Pool& pool_for_vm(const std::vector<Pool>& pools, std::string_view path_te
        "; ceso-host pool ls lists the pools");
 }
 
+vim::MoRef new_vm_pool(vim::Client& c, std::vector<Pool>& pools, std::string_view path_text,
+                       const vim::MoRef& vm_pool, const vim::MoRef& vm_host, bool over_ssh) {
+  if (pools.empty()) pools = read_pools(c);
+  const Pool& p = pool_for_vm(pools, path_text, "--pool", vm_pool, vm_host);
+  if (!p.root && over_ssh)
+    fail("--pool " + quote(std::string(path_text)) +
+         ": over SSH (free licence) a new VM goes to the root pool");
+  return p.ref;
+}
+
 int64_t parse_reservation(std::string_view option, std::string_view text, bool memory) {
   if (text == "0") return 0;
   if (!memory) return parse_count(option, text, 0, 1'000'000'000);

@@ -102,6 +102,13 @@ const Pool& pool_for_vm(const std::vector<Pool>& pools, std::string_view path_te
                         std::string_view field, const vim::MoRef& vm_pool,
                         const vim::MoRef& vm_host);
 
+// --pool of ceso-mkvm and ceso-clone: the pool a copy of a VM goes to,
+// found with pool_for_vm (`pools` is read when empty, so a caller can keep
+// it for the next VM). Over SSH (a free-licensed host, `over_ssh`) only the
+// root pool: Error(failure) for another.
+vim::MoRef new_vm_pool(vim::Client& c, std::vector<Pool>& pools, std::string_view path_text,
+                       const vim::MoRef& vm_pool, const vim::MoRef& vm_host, bool over_ssh);
+
 // Option values: --cpu-limit / --mem-limit "unlimited" or a number; shares
 // "low", "normal", "high" or a number (custom). Error(usage) naming `option`.
 int64_t parse_limit(std::string_view option, std::string_view text, bool memory);

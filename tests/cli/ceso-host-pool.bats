@@ -196,6 +196,23 @@ alloc() { # reservation expandable limit level: a full ResourceAllocationInfo bo
   ceso-host pool rm mk >/dev/null
 }
 
+@test "clone --pool: the clone is in that pool; a missing pool or a bad path fails before anything is made" {
+  ceso-host pool add cl >/dev/null
+  sim_reset
+  run --separate-stderr ceso-clone golden clpool --pool cl --no-power-on
+  assert_status 0
+  ceso-host pool ls | jq -se 'map(select(.path == "Resources/cl"))[0].vms == 1'
+  sim_reset
+  run --separate-stderr ceso-clone golden clnone --pool Resources/absent --no-power-on
+  assert_status 1
+  assert_contains "$stderr" "--pool: no pool 'Resources/absent'"
+  run --separate-stderr ceso-clone golden clnone --pool 'a//b'
+  assert_status 2
+  assert_eq "$(sim_stats | jq '.soap | keys - ["RetrievePropertiesEx","Login","RetrieveServiceContent","CreateContainerView","DestroyView"]')" '[]'
+  ceso-rm --yes --force clpool >/dev/null
+  ceso-host pool rm cl >/dev/null
+}
+
 @test "simulator: CreateResourcePool without one of the four allocation fields faults, as a host" {
   raw_login
   local full cpu
