@@ -89,6 +89,9 @@ const std::vector<std::string> kAddOnly = {"cpu-reservation", "cpu-limit",      
                                            "mem-expandable",  "mem-shares"};
 
 std::string pool_line(const ceso::ordered_json& r) {
+  if (r.value("type", "") == "plan" && r.contains("params") && r["params"].is_object())
+    return "pool " + r["params"].value("path", "") + " in " + r["params"].value("cluster", "") +
+           ": would call " + r.value("operation", "");
   if (r.value("type", "") == "plan") return ceso::plan_line(r);
   std::string where = r["cluster"].is_string() ? r["cluster"].get<std::string>()
                       : r["host"].is_string()  ? r["host"].get<std::string>()
