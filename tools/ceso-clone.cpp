@@ -19,6 +19,7 @@
 #include "safety/policy.hpp"
 #include "vm/lifecycle.hpp"
 #include "vm/names.hpp"
+#include "vm/pool.hpp"
 #include "vm/provision.hpp"
 #include "vm/vm.hpp"
 #include "vm/writer.hpp"
@@ -36,6 +37,8 @@ ceso::ToolSpec make_spec() {
       "[OPTION]... SOURCE NEWNAME",
       {
           {"stop-source", 0, "", "shut a running source down (VMware Tools), start it again after"},
+          {"pool", 0, "PATH",
+           "resource pool of the clone, as ceso-host pool ls prints it (default: the source's)"},
       },
       ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kTransport,
       {},
@@ -73,6 +76,7 @@ ceso::Exit run(const ceso::Args& args) {
   const std::string& name = args.operands[1];
   ceso::check_vm_name(name, "NEWNAME", ceso::Exit::usage);
   const ceso::VmShape shape = ceso::vm_shape(args, kShape);
+  if (args.has("pool")) ceso::split_pool_path(args.get("pool"), "--pool", ceso::Exit::usage);
   ceso::NewVm req = shape.vm;
   req.name = name;
   if (auto mac = args.maybe("mac")) req.macs.push_back(ceso::normalize_mac(*mac));
@@ -96,6 +100,11 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::SourceVm src = ceso::read_source_vm(c, src_vm.ref);
   auto writers = ceso::vm_writers(args);  // API, or SSH on a free-licensed host
   ceso::VmWriter& writer = writers->for_client(c);
+  if (args.has("pool")) {  // there before anything is made
+    std::vector<ceso::Pool> pools;
+    req.pool = ceso::new_vm_pool(c, pools, args.get("pool"), src.pool, src.host,
+                                 writer.transport() == ceso::Transport::ssh);
+  }
   reading.reset();  // from here on, calls change things: they run to the end
   std::string instance_id;
   auto guestinfo = clone_guestinfo(src, name, args, &instance_id);

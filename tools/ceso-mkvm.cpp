@@ -23,6 +23,7 @@
 #include "vm/lifecycle.hpp"
 #include "vm/names.hpp"
 #include "vm/pci.hpp"
+#include "vm/pool.hpp"
 #include "vm/provision.hpp"
 #include "vm/spec.hpp"
 #include "vm/vm.hpp"
@@ -47,6 +48,8 @@ ceso::ToolSpec make_spec() {
           {"gpu", 0, "VENDOR:DEVICE", "attach any free GPU with these ids (PCI passthrough)"},
           {"pci", 0, "ADDRESS", "attach this PCI device of the host (passthrough)"},
           {"mmio-gb", 0, "N", "with a GPU: pciPassthru.64bitMMIOSizeGB (default 64)"},
+          {"pool", 0, "PATH",
+           "resource pool of the new VMs, as ceso-host pool ls prints it (default: the source's)"},
       },
       ceso::kConnection | ceso::kOutput | ceso::kDryRun | ceso::kJobs | ceso::kTransport,
       {},
@@ -64,6 +67,7 @@ const ceso::ToolSpec kSpec = make_spec();
 struct Connection {
   std::unique_ptr<ceso::vim::Client> client;
   std::optional<ceso::SourceVm> source;
+  std::vector<ceso::Pool> pools;  // read once, with --pool
 };
 struct Worker {
   std::map<std::string, Connection> by_endpoint;  // endpoint id → connection
@@ -78,6 +82,7 @@ struct Settings {
   bool exist_ok = false;
   size_t jobs = 1;
   std::optional<ceso::PassthroughRequest> pci;  // --gpu / --pci
+  std::string pool;                             // --pool PATH
 };
 
 Settings parse_settings(const ceso::Args& args) {
@@ -101,6 +106,10 @@ Settings parse_settings(const ceso::Args& args) {
     s.pci = q;
   } else if (args.has("mmio-gb")) {
     ceso::usage_error("--mmio-gb goes with --gpu or --pci");
+  }
+  if (args.has("pool")) {
+    s.pool = args.get("pool");
+    ceso::split_pool_path(s.pool, "--pool", ceso::Exit::usage);  // checked before any call
   }
   s.jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));
   // Every new name is checked before any VM is made.
@@ -286,9 +295,14 @@ ceso::Exit run(const ceso::Args& args) {
         // against the source's host; the new VM's is checked again).
         std::optional<ceso::AttachPlan> pci_plan;
         if (s.pci) pci_plan = ceso::plan_attach(c, wk.source->ref, *s.pci);
+        ceso::VmWriter& writer = writers->for_client(c);
+        if (!s.pool.empty()) {
+          // The pool must be there before anything is made.
+          req.pool = ceso::new_vm_pool(c, wk.pools, s.pool, wk.source->pool, wk.source->host,
+                                       writer.transport() == ceso::Transport::ssh);
+        }
         reading.reset();  // from here on, calls change things: they run to the end
         ceso::Provisioned ids = ceso::plan_identity(*wk.source, req);
-        ceso::VmWriter& writer = writers->for_client(c);
         ceso::StepGate step = [&](const std::string& op, const ceso::ordered_json& params,
                                   const std::function<void()>& action) {
           ceso::Mutation m{c.endpoint().id, t.name, "", op, params};

@@ -1,11 +1,15 @@
 // ceso-net — host networking: list standard vSwitches, portgroups and
 // distributed portgroups with the VMs on them; add, change and remove
-// standard portgroups (VLANs) on ESXi hosts.
+// standard portgroups (VLANs) on ESXi hosts and distributed portgroups on a
+// vCenter.
 //
 //   ceso-net ls
 //   ceso-net add web --vswitch vSwitch0 --vlan 10
 //   ceso-net set web --vlan 4095                    # trunk (VGT)
 //   ceso-net rm web
+//   ceso-net add dvweb --dvs DVS0 --vlan 20         # vCenter
+//   ceso-net set dvweb --dvs DVS0 --vlan 21
+//   ceso-net rm dvweb --dvs DVS0
 //
 // ls prints one `net` record per vSwitch, portgroup and distributed
 // portgroup; add/set/rm print the portgroup's record with "changed".
@@ -24,7 +28,7 @@ ceso::ToolSpec make_spec() {
   using ceso::kDryRun;
   ceso::ToolSpec spec{
       "ceso-net",
-      "List host networks; add, change and remove standard portgroups (VLANs).",
+      "List host networks; add, change and remove standard and distributed portgroups (VLANs).",
       "[OPTION]... ls|add|set|rm [OPTION]... [PORTGROUP]...",
       {},
       ceso::kConnection | ceso::kOutput,
@@ -49,17 +53,19 @@ ceso::ToolSpec make_spec() {
            kDryRun,
            "[OPTION]... --vswitch NAME|--dvs NAME [PORTGROUP]..."},
           {"set",
-           "change the VLAN or vSwitch of standard portgroups",
+           "change the VLAN or vSwitch of standard portgroups, the VLAN of distributed ones",
            {
                {"vswitch", 0, "NAME", "move it to this standard vSwitch"},
+               {"dvs", 0, "NAME", "vCenter: a distributed portgroup of this distributed switch"},
                {"vlan", 0, "N", "VLAN id 0-4095: 0 none, 4095 all VLANs (trunk)"},
                {"esxi", 0, "NAME", "the ESXi host of a vCenter"},
            },
            kDryRun,
-           "[OPTION]... [PORTGROUP]..."},
+           "[OPTION]... [--dvs NAME] [PORTGROUP]..."},
           {"rm",
-           "remove standard portgroups no VM uses",
+           "remove standard or distributed portgroups no VM uses",
            {
+               {"dvs", 0, "NAME", "vCenter: a distributed portgroup of this distributed switch"},
                {"esxi", 0, "NAME", "the ESXi host of a vCenter"},
                {"force", 'f', "", "also when powered-off VMs have NICs on it"},
            },
@@ -103,18 +109,25 @@ ceso::Exit list(const ceso::Args& args, ceso::VmLocator& locator) {
 // The portgroup an operand or a `net` record names, and the host it is on.
 struct Wanted {
   std::string name, host;
+  std::string dvs;  // a distributed portgroup of this switch (--dvs, or a dvportgroup record)
 };
 
 Wanted wanted_of(const ceso::Target& t, const ceso::Args& args) {
-  Wanted w{t.name, args.get("esxi")};
+  Wanted w{t.name, args.get("esxi"), args.get("dvs")};
   if (t.record.is_object() && !t.record.empty()) {
     const auto* n = ceso::field_at(t.record, "name");
     if (!n || !n->is_string())
       ceso::bad_input(t.origin + ": a net record needs \"name\" (a string)");
     if (const auto* k = ceso::field_at(t.record, "kind");
-        k && k->is_string() && k->get<std::string>() != "portgroup")
+        k && k->is_string() && k->get<std::string>() == "dvportgroup") {
+      const auto* sw = ceso::field_at(t.record, "vswitch");
+      if (!sw || !sw->is_string() || sw->get<std::string>().empty())
+        ceso::bad_input(t.origin + ": a dvportgroup record needs \"vswitch\" (its switch)");
+      if (w.dvs.empty()) w.dvs = sw->get<std::string>();
+    } else if (k && k->is_string() && k->get<std::string>() != "portgroup") {
       ceso::bad_input(t.origin + ": " + ceso::quote(n->get<std::string>()) + " is a " +
-                      k->get<std::string>() + ", not a standard portgroup");
+                      k->get<std::string>() + ", not a standard portgroup (nor a distributed one)");
+    }
     if (const auto* h = ceso::field_at(t.record, "host"); h && h->is_string() && w.host.empty())
       w.host = h->get<std::string>();
     w.name = n->get<std::string>();
@@ -170,7 +183,11 @@ class NetTool {
     Wanted w = wanted_of(t, args_);
     ceso::vim::Client& c = locator_.client_for(t);
     ceso::NetInventory& inv = inventory(c);
-    if (!ch.dvs.empty()) return add_dv(t, c, inv, w.name, ch);
+    if (!w.dvs.empty()) {
+      if (args_.verb == "add") return add_dv(t, c, inv, w.name, w.dvs, ch);
+      if (args_.verb == "set") return set_dv(t, c, inv, w.name, w.dvs, ch);
+      return remove_dv(t, c, inv, w.name, w.dvs);
+    }
     const ceso::HostNet& h = pick_host(inv, w.host);
     std::string host = h.name;
     const ceso::NetEntry* pg = h.portgroup(w.name);
@@ -243,16 +260,102 @@ class NetTool {
     return done;
   }
 
-  // add --dvs: a distributed portgroup on a vCenter.
-  void add_dv(const ceso::Target& t, ceso::vim::Client& c, ceso::NetInventory& inv,
-              const std::string& name, const Change& ch) {
+  const ceso::DvSwitch& dv_switch(ceso::vim::Client& c, ceso::NetInventory& inv,
+                                  const std::string& dvs) {
     if (!c.content().is_vcenter())
       ceso::fail("--dvs: distributed portgroups need a vCenter; " + c.endpoint().id +
                  " is a standalone host (use --vswitch)");
-    const ceso::DvSwitch* sw = inv.dv_switch(ch.dvs);
+    const ceso::DvSwitch* sw = inv.dv_switch(dvs);
     if (!sw)
-      ceso::fail("no distributed switch " + ceso::quote(ch.dvs) +
+      ceso::fail("no distributed switch " + ceso::quote(dvs) +
                  " with hosts on this endpoint (ceso-net ls --kind dvportgroup shows them)");
+    return *sw;
+  }
+
+  // The distributed portgroup `name` of switch `sw`, or nullptr.
+  const ceso::NetEntry* dv_portgroup(ceso::NetInventory& inv, const std::string& name,
+                                     const ceso::DvSwitch& sw) {
+    const ceso::NetEntry* pg = inv.dvportgroup(name);
+    if (pg && pg->vswitch != sw.name)
+      ceso::fail("distributed portgroup " + ceso::quote(name) + " is on " +
+                 ceso::quote(pg->vswitch) + ", not on " + ceso::quote(sw.name));
+    return pg;
+  }
+
+  void emit_dv(const ceso::Target& t, ceso::vim::Client& c, const std::string& name, bool changed) {
+    const ceso::NetEntry* after = inventory(c).dvportgroup(name);
+    if (!after)
+      ceso::fail("distributed portgroup " + ceso::quote(name) + " is not there after the change");
+    ceso::ordered_json rec = ceso::net_record(*after, c.endpoint().id);
+    rec["changed"] = changed;
+    out_.emit(ceso::pass_through(t.record, rec, {"changed"}));
+  }
+
+  // set --dvs: a new VLAN, sent with the configVersion read.
+  void set_dv(const ceso::Target& t, ceso::vim::Client& c, ceso::NetInventory& inv,
+              const std::string& name, const std::string& dvs, const Change& ch) {
+    const ceso::DvSwitch& sw = dv_switch(c, inv, dvs);
+    const ceso::NetEntry* pg = dv_portgroup(inv, name, sw);
+    if (!pg)
+      ceso::fail("no distributed portgroup " + ceso::quote(name) + " on " + ceso::quote(sw.name) +
+                 " (ceso-net add --dvs makes one)");
+    if (!ch.vlan) ceso::usage_error("set --dvs needs --vlan N");
+    int vlan = *ch.vlan;
+    bool same = pg->vlan == vlan && (vlan != ceso::kVlanTrunk || pg->vlan_ranges == "0-4094");
+    bool changed = false;
+    if (!same) {
+      ceso::ordered_json params = {{"portgroup", name},
+                                   {"dvs", sw.name},
+                                   {"vlan", vlan},
+                                   {"config_version", pg->config_version}};
+      ceso::Mutation m{c.endpoint().id, "", "", "ReconfigureDVPortgroup_Task", params};
+      m.transport = "api";
+      ceso::vim::MoRef ref = pg->network;
+      std::string version = pg->config_version;
+      if (!gate_.perform(m, [&] { ceso::reconfigure_dvportgroup_vlan(c, ref, version, vlan); }))
+        return;
+      changed = true;
+      cache_.erase(c.endpoint().id);
+    }
+    emit_dv(t, c, name, changed);
+  }
+
+  // rm --dvs: Destroy_Task, refused while a VM has a NIC on it.
+  void remove_dv(const ceso::Target& t, ceso::vim::Client& c, ceso::NetInventory& inv,
+                 const std::string& name, const std::string& dvs) {
+    const ceso::DvSwitch& sw = dv_switch(c, inv, dvs);
+    const ceso::NetEntry* pg = dv_portgroup(inv, name, sw);
+    ceso::ordered_json rec;
+    bool changed = false;
+    if (!pg) {
+      rec = {{"type", "net"},   {"kind", "dvportgroup"}, {"endpoint", c.endpoint().id},
+             {"host", nullptr}, {"name", name},          {"vswitch", sw.name},
+             {"absent", true}};
+    } else {
+      std::string users;
+      for (const auto& u : pg->clients) users += (users.empty() ? "" : ", ") + ceso::quote(u.name);
+      if (!users.empty())
+        ceso::fail("distributed portgroup " + ceso::quote(name) + " is in use by VMs: " + users +
+                   " (vCenter refuses to remove it, also with --force; move their NICs with "
+                   "ceso-set --network)");
+      rec = ceso::net_record(*pg, c.endpoint().id);
+      ceso::ordered_json params = {{"portgroup", name}, {"dvs", sw.name}, {"key", pg->key}};
+      ceso::Mutation m{c.endpoint().id, "", "", "Destroy_Task", params};
+      m.transport = "api";
+      ceso::vim::MoRef ref = pg->network;
+      if (!gate_.perform(m, [&] { ceso::destroy_dvportgroup(c, ref); })) return;
+      changed = true;
+      cache_.erase(c.endpoint().id);
+      rec["removed"] = true;
+    }
+    rec["changed"] = changed;
+    out_.emit(ceso::pass_through(t.record, rec, {"changed", "removed", "absent"}));
+  }
+
+  // add --dvs: a distributed portgroup on a vCenter.
+  void add_dv(const ceso::Target& t, ceso::vim::Client& c, ceso::NetInventory& inv,
+              const std::string& name, const std::string& dvs, const Change& ch) {
+    const ceso::DvSwitch* sw = &dv_switch(c, inv, dvs);
     int vlan = ch.vlan.value_or(0);
     bool changed = false;
     if (const ceso::NetEntry* pg = inv.dvportgroup(name)) {
@@ -349,6 +452,8 @@ ceso::Exit change(const ceso::Args& args, ceso::VmLocator& locator) {
     ceso::usage_error(
         "add needs --vswitch NAME (ceso-net ls --kind vswitch lists them) or --dvs NAME");
   if (args.has("vswitch") && ch.vswitch.empty()) ceso::usage_error("--vswitch: empty name");
+  if (args.verb == "set" && !ch.dvs.empty() && !ch.vlan)
+    ceso::usage_error("set --dvs needs --vlan N (a distributed portgroup's VLAN)");
   if (args.verb == "set" && !ch.vlan && ch.vswitch.empty())
     ceso::usage_error("set needs --vlan N or --vswitch NAME");
   ceso::Output out(args, kColumns, line);

@@ -188,6 +188,7 @@ NetInventory read_networks(vim::Client& c) {
     e.kind = "dvportgroup";
     e.name = cfg->child_text("name");
     e.key = cfg->child_text("key");
+    e.config_version = cfg->child_text("configVersion");
     e.network = o.obj;
     e.vswitch = sw.value;  // replaced by its name below
     dv_vlan(e, cfg->child("defaultPortConfig"));
@@ -298,14 +299,19 @@ void remove_portgroup(vim::Client& c, const vim::MoRef& sys, const std::string& 
   c.call("RemovePortGroup", sys, tag("pgName", name));
 }
 
+namespace {
+std::string dv_vlan_xml(int vlan) {
+  return vlan == kVlanTrunk ? "<vlan xsi:type=\"VmwareDistributedVirtualSwitchTrunkVlanSpec\">"
+                              "<inherited>false</inherited><vlanId><start>0</start><end>4094</end>"
+                              "</vlanId></vlan>"
+                            : "<vlan xsi:type=\"VmwareDistributedVirtualSwitchVlanIdSpec\">"
+                              "<inherited>false</inherited>" +
+                                  tag("vlanId", std::to_string(vlan)) + "</vlan>";
+}
+}  // namespace
+
 std::string dvportgroup_spec_xml(const std::string& name, int vlan) {
-  std::string v = vlan == kVlanTrunk
-                      ? "<vlan xsi:type=\"VmwareDistributedVirtualSwitchTrunkVlanSpec\">"
-                        "<inherited>false</inherited><vlanId><start>0</start><end>4094</end>"
-                        "</vlanId></vlan>"
-                      : "<vlan xsi:type=\"VmwareDistributedVirtualSwitchVlanIdSpec\">"
-                        "<inherited>false</inherited>" +
-                            tag("vlanId", std::to_string(vlan)) + "</vlan>";
+  std::string v = dv_vlan_xml(vlan);
   return "<spec>" + tag("name", name) + "<numPorts>8</numPorts>" +
          "<defaultPortConfig xsi:type=\"VMwareDVSPortSetting\">" + v + "</defaultPortConfig>" +
          "<type>earlyBinding</type><autoExpand>true</autoExpand></spec>";
@@ -314,6 +320,32 @@ std::string dvportgroup_spec_xml(const std::string& name, int vlan) {
 void add_dvportgroup(vim::Client& c, const vim::MoRef& dv_switch, const std::string& name,
                      int vlan) {
   xml::Node resp = c.call("AddDVPortgroup_Task", dv_switch, dvportgroup_spec_xml(name, vlan));
+  c.wait_for_task({"Task", resp.child_text("returnval")});
+}
+
+std::string dvportgroup_vlan_spec_xml(const std::string& config_version, int vlan) {
+  // DVPortgroupConfigSpec: configVersion, name, numPorts, portNameFormat,
+  // defaultPortConfig, …: unset fields are left as they are.
+  return "<spec>" + tag("configVersion", config_version) +
+         "<defaultPortConfig xsi:type=\"VMwareDVSPortSetting\">" + dv_vlan_xml(vlan) +
+         "</defaultPortConfig></spec>";
+}
+
+void reconfigure_dvportgroup_vlan(vim::Client& c, const vim::MoRef& portgroup,
+                                  const std::string& config_version, int vlan) {
+  xml::Node resp = c.call("ReconfigureDVPortgroup_Task", portgroup,
+                          dvportgroup_vlan_spec_xml(config_version, vlan));
+  try {
+    c.wait_for_task({"Task", resp.child_text("returnval")});
+  } catch (const vim::Fault& e) {
+    if (e.fault_type() != "ConcurrentAccess") throw;
+    fail("the distributed portgroup changed since ceso read it (configVersion " +
+         quote(config_version) + " is stale: ConcurrentAccess); nothing was changed, run again");
+  }
+}
+
+void destroy_dvportgroup(vim::Client& c, const vim::MoRef& portgroup) {
+  xml::Node resp = c.call("Destroy_Task", portgroup);
   c.wait_for_task({"Task", resp.child_text("returnval")});
 }
 

@@ -50,6 +50,7 @@ struct NetEntry {
   std::string vswitch;             // portgroup: its vSwitch; dvportgroup: its distributed switch
   vim::MoRef network;              // the Network / DistributedVirtualPortgroup object
   std::string key;                 // dvportgroup key; portgroup key
+  std::string config_version;      // dvportgroup: config.configVersion (sent back on a change)
   std::vector<NetClient> clients;  // VMs with a NIC on it (powered-on ones first)
   bool vmkernel = false;           // portgroup: a VMkernel NIC uses it
   std::string policy_xml;          // portgroup: its spec.policy as retrieved (<policy>)
@@ -119,5 +120,17 @@ void remove_portgroup(vim::Client& c, const vim::MoRef& network_system, const st
 std::string dvportgroup_spec_xml(const std::string& name, int vlan);
 void add_dvportgroup(vim::Client& c, const vim::MoRef& dv_switch, const std::string& name,
                      int vlan);
+
+// A new VLAN for a distributed portgroup: ReconfigureDVPortgroup_Task with a
+// DVPortgroupConfigSpec holding only the configVersion read (vCenter fails
+// the task with ConcurrentAccess when the portgroup changed since) and the
+// default port setting's VLAN; everything else stays. Waited for; a
+// ConcurrentAccess becomes an Error saying the portgroup changed meanwhile.
+std::string dvportgroup_vlan_spec_xml(const std::string& config_version, int vlan);
+void reconfigure_dvportgroup_vlan(vim::Client& c, const vim::MoRef& portgroup,
+                                  const std::string& config_version, int vlan);
+// Destroy_Task of a distributed portgroup, waited for (vCenter refuses one a
+// VM uses: ResourceInUse).
+void destroy_dvportgroup(vim::Client& c, const vim::MoRef& portgroup);
 
 }  // namespace ceso

@@ -512,7 +512,7 @@ vim::MoRef Provisioner::create_vm(const SourceVm& config, const NewVm& req,
         "add", "", vmspec::nic_add_xml(config.hardware.nics[i], next--, ids.macs.at(i), network_)));
   spec.extra_config = new_extra_config(config, req);
 
-  vim::MoRef pool = resolve_pool(config);
+  vim::MoRef pool = req.pool.empty() ? resolve_pool(config) : req.pool;
   std::string args = spec.xml("config") + vim::moref_xml("pool", pool);
   ordered_json params = {{"name", req.name},
                          {"vmx", ids.vmx},
@@ -523,6 +523,7 @@ vim::MoRef Provisioner::create_vm(const SourceVm& config, const NewVm& req,
                          {"extra_config_keys", ordered_json::array()},
                          {"spec", spec.xml("config")}};
   for (const auto& kv : spec.extra_config) params["extra_config_keys"].push_back(kv.first);
+  if (!req.pool.empty()) params["pool"] = req.pool.value;
   vim::MoRef vm;
   if (step("creating VM " + quote(req.name), "CreateVM_Task", params, [&] {
         xml::Node r =
@@ -823,7 +824,7 @@ Provisioned Provisioner::clone_vcenter(const SourceVm& src, const NewVm& req,
   std::string location;
   if (!req.datastore.empty() && req.datastore != src.datastore())
     location += vim::moref_xml("datastore", find_datastore(src, req.datastore));
-  location += vim::moref_xml("pool", resolve_pool(src));
+  location += vim::moref_xml("pool", req.pool.empty() ? resolve_pool(src) : req.pool);
   std::string spec = "<spec><location>" + location + "</location><template>false</template>" +
                      config.xml("config") + "<powerOn>false</powerOn></spec>";
   std::string args = vim::moref_xml("folder", src.folder) + tag("name", req.name) + spec;

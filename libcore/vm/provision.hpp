@@ -96,6 +96,7 @@ struct NewVm {
   std::vector<std::pair<std::string, std::string>> extra_config;
   std::vector<std::string> macs;  // MACs for the NICs in order; missing ones are generated
   bool keep_on_failure = false;
+  vim::MoRef pool;  // resource pool of the new VM (found by the caller); empty: the source's
 };
 
 // Makes one change on the host through the tool's gate; returns false when

@@ -304,3 +304,84 @@ net_system() {
   echo "$listed" | jq -se 'map(.name) | index("dvweb") and index("dvtrunk")'
   jq -se 'map(select(.operation == "AddDVPortgroup_Task")) | length == 2 and all(.result == "ok")' "$CESO_AUDIT_LOG"
 }
+
+@test "vCenter set/rm --dvs: VLAN change with the configVersion (ConcurrentAccess when stale); rm refused while VMs use it" {
+  run --separate-stderr ceso-net set dv --dvs DVS0 --vlan 5
+  assert_status 1
+  assert_contains "$stderr" "need a vCenter"
+  run --separate-stderr ceso-net rm dv --dvs DVS0
+  assert_status 1
+  local st="$BATS_TEST_TMPDIR/vpx"
+  mkdir -p "$st"
+  eval "$(CESO_SIM_STATE=$st "$SIMCTL" start -model vpx -vms 1)"
+  ceso-net add dvset --dvs DVS0 --vlan 10 >/dev/null
+  CESO_SIM_STATE=$st "$SIMCTL" reset >/dev/null
+  run --separate-stderr ceso-net set dvset --dvs DVS0 --vlan 20 --dry-run
+  plan_status=$status plan=$output
+  plan_calls=$(CESO_SIM_STATE=$st "$SIMCTL" stats | jq '.soap.ReconfigureDVPortgroup_Task // 0')
+  run --separate-stderr ceso-net set dvset --dvs DVS0 --vlan 20
+  set_status=$status set_out=$output set_err=$stderr
+  again=$(ceso-net set dvset --dvs DVS0 --vlan 20)
+  trunk=$(ceso-net set dvset --dvs DVS0 --vlan 4095)
+  calls=$(CESO_SIM_STATE=$st "$SIMCTL" stats | jq '.soap.ReconfigureDVPortgroup_Task')
+  run --separate-stderr ceso-net set dvset --dvs DVS0
+  novlan_status=$status
+  run --separate-stderr ceso-net set dvset --dvs DVS0 --vlan 4096
+  range_status=$status
+  run --separate-stderr ceso-net set nosuch --dvs DVS0 --vlan 3
+  missing_status=$status missing=$stderr
+  # another client changed it between ceso's read and its change: the task fails
+  CESO_SIM_STATE=$st "$SIMCTL" fail '{"method":"ReconfigureDVPortgroup_Task","fault":"ConcurrentAccess","task":true}' >/dev/null
+  run --separate-stderr ceso-net set dvset --dvs DVS0 --vlan 30
+  conc_status=$status conc=$stderr
+  # the simulator itself: a stale configVersion faults, the current one works
+  local pg
+  pg=$(ceso-net ls --kind dvportgroup | jq -r 'select(.name == "dvset") | .key')
+  rm -f "$BATS_TEST_TMPDIR/raw-jar"
+  raw_soap "<Login xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this><userName>$CESO_USER</userName><password>$CESO_PASSWORD</password></Login>" >/dev/null
+  stale=$(raw_soap "<ReconfigureDVPortgroup_Task xmlns=\"urn:vim25\"><_this type=\"DistributedVirtualPortgroup\">$pg</_this><spec><configVersion>0</configVersion><name>renamed</name></spec></ReconfigureDVPortgroup_Task>" |
+    sed -n 's/.*<returnval type="Task">\([^<]*\)<.*/\1/p')
+  stale_state=$(raw_soap "<RetrievePropertiesEx xmlns=\"urn:vim25\"><_this type=\"PropertyCollector\">propertyCollector</_this><specSet><propSet><type>Task</type><pathSet>info</pathSet></propSet><objectSet><obj type=\"Task\">$stale</obj></objectSet></specSet><options></options></RetrievePropertiesEx>")
+  # rm: in use by the generated VM (DC0_DVPG0), refused before anything is sent
+  CESO_SIM_STATE=$st "$SIMCTL" reset >/dev/null
+  run --separate-stderr ceso-net rm DC0_DVPG0 --dvs DVS0 --force
+  inuse_status=$status inuse=$stderr
+  destroys=$(CESO_SIM_STATE=$st "$SIMCTL" stats | jq '.soap.Destroy_Task // 0')
+  run --separate-stderr ceso-net rm dvset --dvs DVS0 --dry-run
+  rmplan_status=$status rmplan=$output
+  run --separate-stderr ceso-net rm dvset --dvs DVS0
+  rm_status=$status rm_out=$output rm_err=$stderr
+  gone=$(ceso-net rm dvset --dvs DVS0)
+  ceso-net add dvpipe --dvs DVS0 --vlan 7 >/dev/null
+  piped=$(ceso-net ls --kind dvportgroup | jq -c 'select(.name == "dvpipe")' | ceso-net rm)
+  listed=$(ceso-net ls --kind dvportgroup)
+  CESO_SIM_STATE=$st "$SIMCTL" stop
+  [ "$plan_status" -eq 0 ]
+  echo "$plan" | jq -e '.type == "plan" and .operation == "ReconfigureDVPortgroup_Task" and .params.vlan == 20
+    and .params.config_version == "0" and .params.dvs == "DVS0"'
+  [ "$plan_calls" -eq 0 ]
+  [ "$set_status" -eq 0 ] || { echo "$set_err"; false; }
+  echo "$set_out" | jq -e '.name == "dvset" and .vlan == 20 and .vswitch == "DVS0" and .changed'
+  echo "$again" | jq -e '.changed == false and .vlan == 20'
+  echo "$trunk" | jq -e '.changed and .vlan == 4095 and .trunk and .vlan_ranges == "0-4094"'
+  [ "$calls" -eq 2 ] # the unchanged set sent nothing
+  [ "$novlan_status" -eq 2 ]
+  [ "$range_status" -eq 2 ]
+  [ "$missing_status" -eq 1 ]
+  [[ "$missing" == *"no distributed portgroup 'nosuch'"* ]]
+  [ "$conc_status" -eq 1 ]
+  [[ "$conc" == *"changed since ceso read it"* && "$conc" == *"ConcurrentAccess"* ]]
+  [[ "$stale_state" == *"ConcurrentAccess"* && "$stale_state" == *"<state>error</state>"* ]]
+  [ "$inuse_status" -eq 1 ]
+  [[ "$inuse" == *"in use by VMs"* && "$inuse" == *"also with --force"* ]]
+  [ "$destroys" -eq 0 ]
+  [ "$rmplan_status" -eq 0 ]
+  echo "$rmplan" | jq -e '.type == "plan" and .operation == "Destroy_Task" and .params.portgroup == "dvset"'
+  [ "$rm_status" -eq 0 ] || { echo "$rm_err"; false; }
+  echo "$rm_out" | jq -e '.removed and .changed and .kind == "dvportgroup"'
+  echo "$gone" | jq -e '.absent and .changed == false'
+  echo "$piped" | jq -e '.removed and .name == "dvpipe"'
+  echo "$listed" | jq -se 'map(.name) | (index("dvset") | not) and (index("dvpipe") | not) and index("DC0_DVPG0")'
+  jq -se 'map(select(.operation == "ReconfigureDVPortgroup_Task" and .result == "ok")) | length == 2' "$CESO_AUDIT_LOG"
+  jq -se 'map(select(.operation == "Destroy_Task" and .result == "ok")) | length == 2' "$CESO_AUDIT_LOG"
+}

@@ -246,7 +246,15 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 	if portGroupMethods[call.Method] && hasSession() && f.netPortGroup(w, call, body) { // netsys.go
 		return
 	}
-	if dvPortgroupMethods[call.Method] && hasSession() && f.dvPortgroupCheck(w, body) { // netsys.go
+	if (dvPortgroupMethods[call.Method] || call.Method == "Destroy_Task") && hasSession() &&
+		f.dvPortgroupCall(w, r, call, body) { // pools.go
+		return
+	}
+	if call.Method == "CreateResourcePool" && hasSession() { // pools.go
+		f.poolCall(w, r, call, body)
+		return
+	}
+	if call.Method == "CreateVM_Task" && hasSession() && f.createVMPool(w, body) { // pools.go
 		return
 	}
 	if call.Method == "QueryConfigTarget" && hasSession() {

@@ -191,6 +191,7 @@ func run(o *options) error {
 	installPCI(!o.noDynamicPCI) // pci.go; before -vm-spec VMs take devices
 	installNetwork()            // netsys.go
 	installCapacity()           // capacity.go: -host-memory-mib, -datastore-gib…
+	versionDVPortgroups()       // pools.go
 
 	if err := inv.createVMs(ctx, specs, o.fillMiB); err != nil {
 		return err

@@ -85,6 +85,20 @@ TEST(DvPortgroupSpec, VlanIdOrTrunk) {
             std::string::npos);
 }
 
+// A VLAN change sends only the configVersion read and the VLAN: every other
+// field of the portgroup stays as it is on vCenter.
+TEST(DvPortgroupSpec, VlanChangeCarriesTheConfigVersion) {
+  EXPECT_EQ(ceso::dvportgroup_vlan_spec_xml("7", 20),
+            "<spec><configVersion>7</configVersion>"
+            "<defaultPortConfig xsi:type=\"VMwareDVSPortSetting\">"
+            "<vlan xsi:type=\"VmwareDistributedVirtualSwitchVlanIdSpec\"><inherited>false"
+            "</inherited><vlanId>20</vlanId></vlan></defaultPortConfig></spec>");
+  std::string trunk = ceso::dvportgroup_vlan_spec_xml("<&>", 4095);
+  EXPECT_NE(trunk.find("<configVersion>&lt;&amp;&gt;</configVersion>"), std::string::npos);
+  EXPECT_NE(trunk.find("TrunkVlanSpec"), std::string::npos);
+  EXPECT_EQ(trunk.find("<name>"), std::string::npos);
+}
+
 const char* kNetworkInfo = R"(<val xsi:type="HostNetworkInfo">
   <vswitch><name>vSwitch0</name><key>key-vim.host.VirtualSwitch-vSwitch0</key>
     <numPorts>1536</numPorts><mtu>1500</mtu>
