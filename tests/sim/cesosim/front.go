@@ -464,6 +464,11 @@ func (f *front) afterHook(ctx context.Context, call soapCall, pre preState, req,
 		if !ok {
 			return nil
 		}
+		if call.Method == "RegisterVM_Task" {
+			if err := f.inv.applyRegisteredVMX(ctx, req, ref); err != nil { // register.go
+				return err
+			}
+		}
 		if err := f.inv.syncVM(ctx, ref); err != nil {
 			return err
 		}
