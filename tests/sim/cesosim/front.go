@@ -580,6 +580,10 @@ func (f *front) serveFiles(w http.ResponseWriter, r *http.Request) {
 	}
 	var out http.ResponseWriter = cw
 	if inj := f.faults.takeHTTP(key, r.URL.Path); inj != nil {
+		if inj.Status > 0 && inj.AfterBytes > 0 && r.Method == http.MethodPut {
+			f.serveFullUpload(cw, r, inj) // fullput.go
+			return
+		}
 		if inj.Status > 0 {
 			writeInjectedStatus(cw, inj) // hostile.go
 			return
