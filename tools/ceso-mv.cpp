@@ -33,7 +33,8 @@ ceso::ToolSpec make_spec() {
       {
           {"to", 't', "HOST", "the host to move to: a host name of the config file", 0,
            ceso::Complete::host},
-          {"datastore", 'd', "DS", "datastore on the target (default: the one named as the source's)"},
+          {"datastore", 'd', "DS",
+           "datastore on the target (default: the one named as the source's)"},
           {"keep-source", 0, "", "copy instead of move: new identity and network, source kept"},
           {"as", 0, "NAME", "with --keep-source: the copy's name (required)"},
           {"no-verify", 0, "", "do not read the files back from the target before registering"},
@@ -74,7 +75,8 @@ ceso::Exit run(const ceso::Args& args) {
     req.new_name = *as;
     if (!fields.contains("hostname") && !fields.contains("fqdn")) {
       if (!ceso::is_host_label(*as))
-        ceso::usage_error("--as " + ceso::quote(*as) + " is not a valid host name; give --hostname");
+        ceso::usage_error("--as " + ceso::quote(*as) +
+                          " is not a valid host name; give --hostname");
       fields["hostname"] = *as;
     }
     req.cloudinit = fields;

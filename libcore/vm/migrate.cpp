@@ -32,9 +32,8 @@ vim::MoRef task_of(const xml::Node& response) {
 }
 
 // Files a powered-off VM without snapshots has; anything else stops the move.
-const std::set<std::string> kCopied = {"config",         "extendedConfig", "nvram",
-                                       "snapshotList",   "diskDescriptor", "diskExtent",
-                                       "log",            "uwswap"};
+const std::set<std::string> kCopied = {"config",         "extendedConfig", "nvram", "snapshotList",
+                                       "diskDescriptor", "diskExtent",     "log",   "uwswap"};
 // Left behind (recreated by the host at power-on) — none for a VM that is off.
 const std::set<std::string> kSkipped = {"swap", "stat", "screenshot", "core"};
 
@@ -132,7 +131,8 @@ std::map<std::string, std::string> vmx_values(const std::string& text) {
     if (key.empty() || q1 == std::string_view::npos || q2 <= q1) continue;
     std::string raw(v.substr(q1 + 1, q2 - q1 - 1)), value;
     for (size_t i = 0; i < raw.size(); ++i) {
-      if (raw[i] == '|' && i + 2 < raw.size() && std::isxdigit(static_cast<unsigned char>(raw[i + 1])) &&
+      if (raw[i] == '|' && i + 2 < raw.size() &&
+          std::isxdigit(static_cast<unsigned char>(raw[i + 1])) &&
           std::isxdigit(static_cast<unsigned char>(raw[i + 2]))) {
         value += static_cast<char>(std::stoi(raw.substr(i + 1, 2), nullptr, 16));
         i += 2;
@@ -209,10 +209,10 @@ MovePlan plan_move(vim::Client& source, const vim::MoRef& vm, vim::Client& targe
   refuse_restricted(source, "source");
   refuse_restricted(target, "target");
 
-  auto objs = source.retrieve({vm}, {"name", "config.uuid", "config.instanceUuid",
-                                     "config.template", "config.files.vmPathName",
-                                     "runtime.powerState", "snapshot", "layoutEx",
-                                     "config.hardware.device", "config.extraConfig"});
+  auto objs =
+      source.retrieve({vm}, {"name", "config.uuid", "config.instanceUuid", "config.template",
+                             "config.files.vmPathName", "runtime.powerState", "snapshot",
+                             "layoutEx", "config.hardware.device", "config.extraConfig"});
   if (objs.empty()) fail("the VM disappeared");
   const auto& o = objs.front();
   MovePlan p;
@@ -229,15 +229,18 @@ MovePlan plan_move(vim::Client& source, const vim::MoRef& vm, vim::Client& targe
                     "; ceso-mv moves powered-off VMs only (ceso-power off first)",
                 Exit::policy);
   if (const xml::Node* s = o.prop("snapshot"); s && s->child("rootSnapshotList"))
-    fail(what + " has snapshots; ceso-mv does not move them and never consolidates a "
-                "user's snapshots: remove them (ceso-snap rm) or keep the VM where it is");
+    fail(what +
+         " has snapshots; ceso-mv does not move them and never consolidates a "
+         "user's snapshots: remove them (ceso-snap rm) or keep the VM where it is");
   if (const xml::Node* devs = o.prop("config.hardware.device"))
     for (const auto& d : devs->children)
       if (d.type() == "VirtualPCIPassthrough")
-        fail(what + " has a PCI passthrough device, which names a device of its host; "
-                    "remove it (ceso-pci) before moving the VM");
+        fail(what +
+             " has a PCI passthrough device, which names a device of its host; "
+             "remove it (ceso-pci) before moving the VM");
   if (const xml::Node* ec = o.prop("config.extraConfig"))
-    for (const auto& ov : ec->children) p.extra_config[ov.child_text("key")] = ov.child_text("value");
+    for (const auto& ov : ec->children)
+      p.extra_config[ov.child_text("key")] = ov.child_text("value");
 
   DatastorePath vmx = parse_datastore_path(o.text("config.files.vmPathName"));
   p.source_dir = {vmx.datastore, folder_of(vmx, "the .vmx")};
@@ -437,10 +440,11 @@ void MoveRun::copy_in() {
   std::string reg = tag("path", plan_.files.front().to.str()) + tag("name", plan_.new_name) +
                     tag("asTemplate", "false") + vim::moref_xml("pool", plan_.target_pool) +
                     vim::moref_xml("host", plan_.target_host);
-  xml::Node result = dst_.wait_for_task(task_of(dst_.call("RegisterVM_Task", plan_.target_folder, reg)));
+  xml::Node result =
+      dst_.wait_for_task(task_of(dst_.call("RegisterVM_Task", plan_.target_folder, reg)));
   registered_ = vim::moref_of(result);
-  auto objs = dst_.retrieve({registered_}, {"name", "config.uuid", "config.instanceUuid",
-                                            "config.files.vmPathName"});
+  auto objs = dst_.retrieve(
+      {registered_}, {"name", "config.uuid", "config.instanceUuid", "config.files.vmPathName"});
   if (objs.empty()) fail("the VM registered on the target disappeared");
   const auto& o = objs.front();
   std::string want_uuid = req_.keep_source ? new_uuid_ : plan_.uuid;
@@ -471,7 +475,8 @@ void MoveRun::roll_back_target() {
   if (made_dir_) {
     std::string a = tag("name", plan_.target_dir.str());
     try {
-      dst_.wait_for_task(task_of(dst_.call("DeleteDatastoreFile_Task", dst_.content().file_manager, a)));
+      dst_.wait_for_task(
+          task_of(dst_.call("DeleteDatastoreFile_Task", dst_.content().file_manager, a)));
       made_dir_ = false;
     } catch (const Error& e) {
       warn("rollback: could not delete " + quote(plan_.target_dir.str()) + " on " +
@@ -481,14 +486,18 @@ void MoveRun::roll_back_target() {
 }
 
 void MoveRun::remove_source() {
-  Mutation m{src_.endpoint().id, plan_.name, plan_.vm.value, "Destroy_Task",
+  Mutation m{src_.endpoint().id,
+             plan_.name,
+             plan_.vm.value,
+             "Destroy_Task",
              {{"moved_to", dst_.endpoint().id}, {"vmx", plan_.files.front().to.str()}}};
   m.transport = std::string(to_string(src_writer_.transport()));
   gate_.perform(m, [&] {
     destroy_vm(src_writer_, plan_.vm);
     std::string a = tag("name", plan_.source_dir.str());
     try {
-      src_.wait_for_task(task_of(src_.call("DeleteDatastoreFile_Task", src_.content().file_manager, a)));
+      src_.wait_for_task(
+          task_of(src_.call("DeleteDatastoreFile_Task", src_.content().file_manager, a)));
     } catch (const vim::Fault& f) {
       if (f.fault_type() != "FileNotFound") throw;  // gone with the VM
     }
@@ -518,7 +527,10 @@ ordered_json MoveRun::run() {
   });
   if (!done) {
     if (!req_.keep_source) {
-      Mutation m{src_.endpoint().id, plan_.name, plan_.vm.value, "Destroy_Task",
+      Mutation m{src_.endpoint().id,
+                 plan_.name,
+                 plan_.vm.value,
+                 "Destroy_Task",
                  {{"moved_to", dst_.endpoint().id}, {"vmx", plan_.files.front().to.str()}}};
       gate_.perform(m, [] {});
     }
@@ -528,9 +540,11 @@ ordered_json MoveRun::run() {
     try {
       remove_source();
     } catch (const Error& e) {
-      throw Error("the VM is on " + dst_.endpoint().id + " (verified and registered), but the "
-                  "source could not be removed: " + std::string(e.what()) +
-                  "; both now have it: remove the source with ceso-rm -H " + src_.endpoint().id,
+      throw Error("the VM is on " + dst_.endpoint().id +
+                      " (verified and registered), but the "
+                      "source could not be removed: " +
+                      std::string(e.what()) +
+                      "; both now have it: remove the source with ceso-rm -H " + src_.endpoint().id,
                   e.code());
     }
   }

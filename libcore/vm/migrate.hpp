@@ -94,8 +94,7 @@ ordered_json plan_files(const MovePlan& plan);
 // target was verified and registered, the target stays and the error says
 // so (both exist).
 ordered_json run_move(vim::Client& source, VmWriter& source_writer, vim::Client& target,
-                      const MovePlan& plan, const MoveRequest& req, Gate& gate,
-                      Progress& progress);
+                      const MovePlan& plan, const MoveRequest& req, Gate& gate, Progress& progress);
 
 // The MAC changes of a copy: for each NIC of the .vmx (ethernetN.present,
 // in N order) its MAC (address or generatedAddress) → the next of `given`,
