@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -14,56 +15,68 @@ namespace ceso {
 
 BytePipe::BytePipe(size_t capacity) : buf_(std::max<size_t>(capacity, 1)) {}
 
+// Both sides move data in batches of at least a quarter of the pipe (or what
+// is left): waking the other thread for every few kilobytes a socket read
+// returns costs more than the copy on a busy machine.
+size_t BytePipe::batch() const { return std::max<size_t>(buf_.size() / 4, 1); }
+
 void BytePipe::write(const char* data, size_t n) {
   std::unique_lock<std::mutex> lock(mutex_);
   while (n > 0) {
-    changed_.wait(lock, [&] { return error_ || closed_ || size_ < buf_.size(); });
+    room_.wait(lock, [&] { return error_ || closed_ || size_ < buf_.size(); });
     if (error_) std::rethrow_exception(error_);
     if (closed_) ceso::fail("the pipe was closed while data was still being written");
     size_t tail = (head_ + size_) % buf_.size();
-    size_t room = std::min(buf_.size() - size_, buf_.size() - tail);
-    size_t k = std::min(room, n);
+    size_t k = std::min({buf_.size() - size_, buf_.size() - tail, n});
     std::memcpy(buf_.data() + tail, data, k);
     size_ += k;
     data += k;
     n -= k;
-    changed_.notify_all();
+    if (size_ >= batch() || size_ >= wanted_) data_.notify_one();
   }
 }
 
 void BytePipe::close() {
   std::lock_guard<std::mutex> lock(mutex_);
   closed_ = true;
-  changed_.notify_all();
+  data_.notify_all();
+  room_.notify_all();
 }
 
 size_t BytePipe::read(char* out, size_t n) {
   std::unique_lock<std::mutex> lock(mutex_);
-  changed_.wait(lock, [&] { return error_ || closed_ || size_ > 0; });
+  wanted_ = std::min(n, batch());
+  data_.wait(lock, [&] { return error_ || closed_ || size_ >= wanted_; });
+  wanted_ = SIZE_MAX;
   if (error_) std::rethrow_exception(error_);
-  size_t k = std::min({n, size_, buf_.size() - head_});
-  std::memcpy(out, buf_.data() + head_, k);
+  size_t k = std::min(n, size_);
+  size_t first = std::min(k, buf_.size() - head_);
+  std::memcpy(out, buf_.data() + head_, first);
+  std::memcpy(out + first, buf_.data(), k - first);
   head_ = (head_ + k) % buf_.size();
   size_ -= k;
-  changed_.notify_all();
+  if (k) room_.notify_one();
   return k;
 }
 
 void BytePipe::fail(std::exception_ptr e) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!error_) error_ = std::move(e);
-  changed_.notify_all();
+  data_.notify_all();
+  room_.notify_all();
 }
 
 void BytePipe::set_length(uint64_t n) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!length_) length_ = n;
-  changed_.notify_all();
+  data_.notify_all();
 }
 
 std::optional<uint64_t> BytePipe::wait_length() {
   std::unique_lock<std::mutex> lock(mutex_);
-  changed_.wait(lock, [&] { return error_ || closed_ || length_.has_value(); });
+  // A full pipe without a length: the writer announced none and never will.
+  data_.wait(lock,
+             [&] { return error_ || closed_ || length_.has_value() || size_ == buf_.size(); });
   if (length_) return length_;
   if (error_) std::rethrow_exception(error_);
   return std::nullopt;
@@ -101,12 +114,7 @@ RelayResult relay_once(DatastoreFiles& from, const std::string& from_url, Datast
       DownloadOptions d = o.download;
       d.on_length = [&](uint64_t n) { pipe.set_length(n); };
       auto got = from.download(
-          from_url,
-          [&](const char* data, size_t n) {
-            sha.add(data, n);
-            pipe.write(data, n);
-          },
-          d);
+          from_url, [&](const char* data, size_t n) { pipe.write(data, n); }, d);
       if (!got) {
         missing = true;
         fail("the source host says " + from_url + " does not exist");
@@ -128,6 +136,7 @@ RelayResult relay_once(DatastoreFiles& from, const std::string& from_url, Datast
         to_url, *length,
         [&](char* buf, size_t n) {
           size_t k = pipe.read(buf, n);
+          sha.add(buf, k);  // on this side: the GET's thread only receives
           sent += k;
           if (o.progress && k) o.progress(k);
           return k;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -39,15 +40,17 @@ class BytePipe {
 
   // The length the writer announces before its data (the PUT needs it
   // first); wait_length() blocks until it is set, returns nullopt when the
-  // pipe was closed or failed first (then the error is thrown).
+  // pipe was closed or filled up first, throws the error when it failed first.
   void set_length(uint64_t n);
   std::optional<uint64_t> wait_length();
 
  private:
+  size_t batch() const;
   std::mutex mutex_;
-  std::condition_variable changed_;
+  std::condition_variable data_, room_;
   std::vector<char> buf_;
   size_t head_ = 0, size_ = 0;
+  size_t wanted_ = SIZE_MAX;  // what a waiting reader waits for
   bool closed_ = false;
   std::exception_ptr error_;
   std::optional<uint64_t> length_;
