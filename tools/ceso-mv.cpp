@@ -31,7 +31,8 @@ ceso::ToolSpec make_spec() {
       "Move a powered-off VM to another standalone host, host to host, verified.",
       "[OPTION]... [VM]... --to HOST",
       {
-          {"to", 't', "HOST", "the host to move to: a host name of the config file", 0,
+          {"to", 't', "HOST",
+           "the host to move to: a host of the config file (vCenter: one of its hosts)", 0,
            ceso::Complete::host},
           {"datastore", 'd', "DS",
            "datastore on the target (default: the one named as the source's)"},
@@ -90,19 +91,35 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::Output out(args, {"name", "endpoint", "changed", "id"}, result_line);
   ceso::Gate gate =
       ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
-  ceso::Endpoint target_ep =
-      ceso::resolve_endpoint(ceso::HostSelection{std::nullopt, *to}, ceso::process_environment());
-  ceso::vim::Client target(target_ep);
+  // --to names a configured host (standalone source) or a host of the
+  // source's vCenter; the former is resolved when a standalone source needs it.
+  std::unique_ptr<ceso::vim::Client> target_client;
+  auto target = [&]() -> ceso::vim::Client& {
+    if (!target_client)
+      target_client = std::make_unique<ceso::vim::Client>(ceso::resolve_endpoint(
+          ceso::HostSelection{std::nullopt, *to}, ceso::process_environment()));
+    return *target_client;
+  };
   auto writers = ceso::vm_writers(args);
   ceso::Progress progress(ceso::Progress::wanted());
   ceso::Outcome outcome;
   ceso::for_each_vm(args, outcome, {1}, [&](const ceso::Target& t, ceso::FoundVm& vm, size_t) {
     ceso::vim::Client& source = *vm.vm.client;
     std::optional<ceso::ReadOnlyPhase> reading(std::in_place);
-    ceso::MovePlan plan = ceso::plan_move(source, vm.vm.ref, target, req);
+    if (source.content().is_vcenter()) {
+      if (req.keep_source) ceso::usage_error("--keep-source is for standalone hosts");
+      reading.reset();
+      ceso::ordered_json rec = ceso::relocate_vm(source, vm.vm.ref, *to, req.datastore, gate);
+      if (!rec.is_null())
+        out.emit(ceso::pass_through(t.record, rec,
+                                    ceso::vm_owned_fields({"changed", "moved_from", "host"})));
+      outcome.succeeded();
+      return;
+    }
+    ceso::MovePlan plan = ceso::plan_move(source, vm.vm.ref, target(), req);
     ceso::VmWriter& writer = writers->for_client(source);
     reading.reset();  // from here on, calls change things: they run to the end
-    ceso::ordered_json rec = ceso::run_move(source, writer, target, plan, req, gate, progress);
+    ceso::ordered_json rec = ceso::run_move(source, writer, target(), plan, req, gate, progress);
     if (!rec.is_null())
       out.emit(ceso::pass_through(t.record, rec,
                                   ceso::vm_owned_fields({"changed", "moved_from", "copied_from",

@@ -204,8 +204,8 @@ MovePlan plan_move(vim::Client& source, const vim::MoRef& vm, vim::Client& targe
   for (auto* c : {&source, &target})
     if (c->content().is_vcenter())
       fail(c->endpoint().id +
-           " is a vCenter; ceso-mv moves VMs between standalone hosts (on vCenter, "
-           "RelocateVM_Task moves them; ceso-mv does not call it yet)");
+           " is a vCenter; ceso-mv moves a VM between standalone hosts, or between the hosts "
+           "of one vCenter (then --to names one of its hosts)");
   refuse_restricted(source, "source");
   refuse_restricted(target, "target");
 
@@ -301,6 +301,90 @@ MovePlan plan_move(vim::Client& source, const vim::MoRef& vm, vim::Client& targe
            ") exists on " + target.endpoint().id + " already");
   }
   return p;
+}
+
+ordered_json relocate_vm(vim::Client& c, const vim::MoRef& vm, const std::string& host,
+                         const std::string& datastore, Gate& gate) {
+  auto objs = c.retrieve({vm}, {"name", "config.template", "runtime.powerState", "runtime.host",
+                                "snapshot", "config.hardware.device", "datastore"});
+  if (objs.empty()) fail("the VM disappeared");
+  const auto& o = objs.front();
+  std::string name = o.text("name");
+  std::string what = "VM " + quote(name);
+  if (o.text("config.template") == "true")
+    fail(what + " is a template; ceso-mv moves VMs (make it a VM first: ceso-template)");
+  std::string power = o.text("runtime.powerState");
+  if (power != "poweredOff")
+    throw Error(what + " is " + (power == "poweredOn" ? "powered on" : power) +
+                    "; ceso-mv moves powered-off VMs only (ceso-power off first)",
+                Exit::policy);
+  if (const xml::Node* s = o.prop("snapshot"); s && s->child("rootSnapshotList"))
+    fail(what +
+         " has snapshots; ceso-mv does not move them and never consolidates a "
+         "user's snapshots: remove them (ceso-snap rm) or keep the VM where it is");
+  if (const xml::Node* devs = o.prop("config.hardware.device"))
+    for (const auto& d : devs->children)
+      if (d.type() == "VirtualPCIPassthrough")
+        fail(what +
+             " has a PCI passthrough device, which names a device of its host; "
+             "remove it (ceso-pci) before moving the VM");
+  vim::MoRef from;
+  if (const xml::Node* h = o.prop("runtime.host")) from = vim::moref_of(*h);
+  std::vector<vim::MoRef> vm_ds;
+  if (const xml::Node* v = o.prop("datastore"))
+    for (const auto& child : v->children) vm_ds.push_back(vim::moref_of(child));
+
+  auto hosts = host_systems(c);
+  std::vector<vim::ObjectContent> found;
+  std::string from_name;
+  for (auto& h : c.retrieve(hosts, {"name", "datastore", "parent"})) {
+    if (h.obj == from) from_name = h.text("name");
+    if (h.text("name") == host) found.push_back(std::move(h));
+  }
+  if (found.empty())
+    usage_error("--to " + quote(host) + ": " + c.endpoint().id + " has no such host");
+  if (found.size() > 1) fail("--to " + quote(host) + ": " + c.endpoint().id + " has several");
+  const auto& h = found.front();
+  if (h.obj == from) usage_error(what + " is on " + quote(host) + " already");
+  std::vector<vim::MoRef> host_ds;
+  if (const xml::Node* v = h.prop("datastore"))
+    for (const auto& child : v->children) host_ds.push_back(vim::moref_of(child));
+  vim::MoRef ds;
+  if (!datastore.empty()) {
+    for (const auto& d : c.retrieve(host_ds, {"summary"}))
+      if (const xml::Node* sm = d.prop("summary"); sm && sm->child_text("name") == datastore) {
+        if (sm->child_text("accessible") != "true")
+          fail("the datastore " + quote(datastore) + " is not accessible from " + quote(host));
+        ds = d.obj;
+      }
+    if (ds.empty()) fail("the host " + quote(host) + " has no datastore " + quote(datastore));
+  } else {
+    for (const auto& d : vm_ds)
+      if (std::find(host_ds.begin(), host_ds.end(), d) == host_ds.end())
+        fail(what + " has files on a datastore the host " + quote(host) +
+             " cannot see; name one it can with --datastore");
+  }
+  vim::MoRef pool;
+  if (const xml::Node* parent = h.prop("parent")) {
+    auto cr = c.retrieve({vim::moref_of(*parent)}, {"resourcePool"});
+    if (!cr.empty())
+      if (const xml::Node* rp = cr.front().prop("resourcePool")) pool = vim::moref_of(*rp);
+  }
+  if (pool.empty()) fail("cannot find the resource pool of the host " + quote(host));
+  std::string spec = "<spec>" + (ds.empty() ? "" : vim::moref_xml("datastore", ds)) +
+                     vim::moref_xml("pool", pool) + vim::moref_xml("host", h.obj) + "</spec>";
+  ordered_json params = {{"host", host}, {"from_host", from_name}};
+  if (!datastore.empty()) params["datastore"] = datastore;
+  Mutation m{c.endpoint().id, name, vm.value, "RelocateVM_Task", params, "api"};
+  if (!gate.perform(m, [&] { c.wait_for_task(task_of(c.call("RelocateVM_Task", vm, spec))); }))
+    return nullptr;
+  auto after = c.retrieve({vm}, vm_record_paths());
+  if (after.empty()) fail("the VM disappeared after RelocateVM_Task");
+  ordered_json rec = vm_record(after.front(), c.endpoint());
+  rec["changed"] = true;
+  rec["host"] = host;
+  rec["moved_from"] = {{"endpoint", c.endpoint().id}, {"host", from_name}};
+  return rec;
 }
 
 ordered_json plan_files(const MovePlan& plan) {

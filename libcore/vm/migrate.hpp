@@ -96,6 +96,17 @@ ordered_json plan_files(const MovePlan& plan);
 ordered_json run_move(vim::Client& source, VmWriter& source_writer, vim::Client& target,
                       const MovePlan& plan, const MoveRequest& req, Gate& gate, Progress& progress);
 
+// On vCenter (the source's endpoint is one): RelocateVM_Task of the
+// powered-off VM to the host named `host` of the same vCenter, into that
+// host's cluster/compute resource root pool, and to `datastore` when given
+// (else its datastores must be visible from the host). Refuses like
+// plan_move (not powered off: exit 5; a template, snapshots, passthrough;
+// an unknown host or datastore; the VM's own host: exit 2). Through the
+// gate (one RelocateVM_Task); returns the VM's record with moved_from
+// {endpoint, host}, or null in dry-run.
+ordered_json relocate_vm(vim::Client& client, const vim::MoRef& vm, const std::string& host,
+                         const std::string& datastore, Gate& gate);
+
 // The MAC changes of a copy: for each NIC of the .vmx (ethernetN.present,
 // in N order) its MAC (address or generatedAddress) → the next of `given`,
 // else a new one (random_mac). Pure but for the random MACs.

@@ -41,7 +41,7 @@ JSON
   } >"$XDG_CONFIG_HOME/ceso/config"
 }
 
-teardown_file() { for s in a b; do on_sim "$s" stop >/dev/null 2>&1 || true; done; }
+teardown_file() { for s in a b v; do on_sim "$s" stop >/dev/null 2>&1 || true; done; }
 
 setup() {
   for s in a b; do on_sim "$s" fail '{}' >/dev/null; done
@@ -206,4 +206,44 @@ $(id_of a) Destroy_Task ok"
   wait "$pid" || rc=$?
   assert_eq "$rc" 130
   source_intact_target_clean
+}
+
+@test "RegisterVM_Task failing on the target: the copied folder is removed, source intact" {
+  on_sim b fail '{"method":"RegisterVM_Task","fault":"InvalidState","message":"injected","task":true}' >/dev/null
+  run ceso-mv -H a web01 --to b
+  assert_status 1
+  assert_contains "$output" "injected"
+  source_intact_target_clean
+}
+
+@test "vCenter model: RelocateVM_Task to another host of the vCenter; refusals" {
+  mkdir -p "$(sim_dir v)"
+  echo '[{"name":"cold01","power":"off"},{"name":"hot01","power":"on"}]' >"$BATS_TEST_TMPDIR/v.json"
+  on_sim v start -model vpx -vms 1 -vm-spec "$BATS_TEST_TMPDIR/v.json" >/dev/null
+  export CESO_URL CESO_USER=root CESO_PASSWORD_FILE
+  CESO_URL=$(cat "$(sim_dir v)/url")
+  CESO_PASSWORD_FILE=$(sim_dir v)/password
+  run --separate-stderr ceso-mv cold01 --to DC0_C0_H0 --dry-run
+  assert_status 0
+  assert_eq "$(echo "$output" | jq -r .operation)" RelocateVM_Task
+  from=$(echo "$output" | jq -r .params.from_host)
+  to=DC0_C0_H1
+  [ "$from" != "$to" ] || to=DC0_C0_H2
+  [ "$(on_sim v stats | jq '.soap.RelocateVM_Task // 0')" -eq 0 ]
+  run --separate-stderr ceso-mv cold01 --to "$to"
+  assert_status 0
+  assert_eq "$(echo "$output" | jq -r .host)" "$to"
+  assert_eq "$(echo "$output" | jq -r .moved_from.host)" "$from"
+  [ "$(on_sim v stats | jq '.soap.RelocateVM_Task')" -eq 1 ]
+  # the host now runs it: moving it there again is the same host
+  run ceso-mv cold01 --to "$to"
+  assert_status 2
+  assert_contains "$output" "already"
+  run ceso-mv hot01 --to "$from"
+  assert_status 5
+  run ceso-mv cold01 --to nosuchhost
+  assert_status 2
+  run ceso-mv cold01 --to "$from" --keep-source --as x
+  assert_status 2
+  on_sim v stop >/dev/null
 }
