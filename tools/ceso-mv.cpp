@@ -116,8 +116,9 @@ ceso::Exit run(const ceso::Args& args) {
       outcome.succeeded();
       return;
     }
-    ceso::MovePlan plan = ceso::plan_move(source, vm.vm.ref, target(), req);
     ceso::VmWriter& writer = writers->for_client(source);
+    ceso::MovePlan plan = ceso::plan_move(source, vm.vm.ref, target(), req,
+                                          writer.transport() == ceso::Transport::ssh);
     reading.reset();  // from here on, calls change things: they run to the end
     ceso::ordered_json rec = ceso::run_move(source, writer, target(), plan, req, gate, progress);
     if (!rec.is_null())

@@ -105,10 +105,14 @@ vim::MoRef vm_folder(vim::Client& c) {
 }
 
 void refuse_restricted(vim::Client& c, const std::string& side) {
-  if (c.api_writes_restricted())
-    fail("the " + side + " host " + c.endpoint().id +
+  if (!c.api_writes_restricted()) return;
+  if (side == "target")
+    fail("the target host " + c.endpoint().id +
          " is free-licensed: its API is read-only and its /folder service takes no uploads, so "
-         "ceso-mv cannot move VMs to or from it (docs/esxi.md)");
+         "ceso-mv cannot move VMs to it (docs/esxi.md)");
+  fail("the source host " + c.endpoint().id +
+       " is free-licensed: its API cannot remove the VM; configure SSH access to it "
+       "(ceso(7), FREE ESXI OVER SSH) or copy with --keep-source");
 }
 
 }  // namespace
@@ -198,7 +202,7 @@ std::string moved_vmx(const std::string& text, bool keep_source, const std::stri
 }
 
 MovePlan plan_move(vim::Client& source, const vim::MoRef& vm, vim::Client& target,
-                   const MoveRequest& req) {
+                   const MoveRequest& req, bool source_over_ssh) {
   if (source.endpoint().id == target.endpoint().id)
     usage_error("the VM is on " + source.endpoint().id + " already: --to names the same host");
   for (auto* c : {&source, &target})
@@ -206,7 +210,7 @@ MovePlan plan_move(vim::Client& source, const vim::MoRef& vm, vim::Client& targe
       fail(c->endpoint().id +
            " is a vCenter; ceso-mv moves a VM between standalone hosts, or between the hosts "
            "of one vCenter (then --to names one of its hosts)");
-  refuse_restricted(source, "source");
+  if (!source_over_ssh && !req.keep_source) refuse_restricted(source, "source");
   refuse_restricted(target, "target");
 
   auto objs =
@@ -578,6 +582,14 @@ void MoveRun::remove_source() {
   m.transport = std::string(to_string(src_writer_.transport()));
   gate_.perform(m, [&] {
     destroy_vm(src_writer_, plan_.vm);
+    if (src_writer_.transport() == Transport::ssh) {
+      std::string dir = vmfs_path(vmspec::parse_datastore_path(plan_.source_dir.str()), "folder");
+      SshResult r = src_writer_.shell({"rm", "-rf", "--", dir});
+      if (r.exit_status != 0 || !r.exit_signal.empty())
+        fail("removing " + dir + " on " + src_writer_.name() +
+             " failed: " + host_text(r.err.substr(0, r.err.find('\n'))));
+      return;
+    }
     std::string a = tag("name", plan_.source_dir.str());
     try {
       src_.wait_for_task(

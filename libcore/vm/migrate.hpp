@@ -1,5 +1,6 @@
 // Cold migration of a VM between two standalone ESXi hosts (ceso-mv), without
-// vCenter (so without RelocateVM_Task) and without a local copy.
+// vCenter (so without RelocateVM_Task) and without a local copy; between the
+// hosts of one vCenter, RelocateVM_Task (relocate_vm).
 //
 // Every file of the VM's folder that the host lists in layoutEx (.vmx, .vmxf,
 // .nvram, .vmsd, disk descriptors and extents, logs) is streamed from the
@@ -71,15 +72,20 @@ struct MovePlan {
 
 // Reads the source VM and the target host and refuses what cannot be moved:
 // Error(usage) for the same endpoint twice; Error(policy) for a VM that is
-// not powered off; Error(failure) for a vCenter on either side, a
-// free-licensed host (its API is read-only), a template, snapshots, PCI
-// passthrough devices, a file outside the VM's folder or of a kind a
-// powered-off VM does not have (suspend, swap), a datastore that is not
+// not powered off; Error(failure) for a vCenter on either side (see
+// relocate_vm), a free-licensed target (its API is read-only), a template,
+// snapshots, PCI passthrough devices, a file outside the VM's folder or of a
+// kind a powered-off VM does not have (suspend), a datastore that is not
 // accessible or missing on the target, a name or BIOS uuid already on the
 // target (keep_source: the new name), less free space on the target
 // datastore than the files' size. Changes nothing.
+//
+// A free-licensed source is moved from when `source_over_ssh` (its VmWriter
+// writes over SSH: the GETs work on a free host, and the source is removed
+// with `vim-cmd vmsvc/destroy` and `rm -rf` of its folder); without it only
+// keep_source (nothing is written there).
 MovePlan plan_move(vim::Client& source, const vim::MoRef& vm, vim::Client& target,
-                   const MoveRequest& req);
+                   const MoveRequest& req, bool source_over_ssh = false);
 
 // The plan's records for --dry-run params: files with sizes and target paths.
 ordered_json plan_files(const MovePlan& plan);

@@ -41,7 +41,7 @@ JSON
   } >"$XDG_CONFIG_HOME/ceso/config"
 }
 
-teardown_file() { for s in a b v; do on_sim "$s" stop >/dev/null 2>&1 || true; done; }
+teardown_file() { for s in a b v f; do on_sim "$s" stop >/dev/null 2>&1 || true; done; }
 
 setup() {
   for s in a b; do on_sim "$s" fail '{}' >/dev/null; done
@@ -246,4 +246,34 @@ $(id_of a) Destroy_Task ok"
   run ceso-mv cold01 --to "$from" --keep-source --as x
   assert_status 2
   on_sim v stop >/dev/null
+}
+
+@test "free-licensed source with SSH access: moved away (GET over /folder, destroy over SSH); a free target is refused" {
+  mkdir -p "$(sim_dir f)"
+  echo '[{"name":"free01","power":"off","disks_mib":[3]}]' >"$BATS_TEST_TMPDIR/f.json"
+  exports=$(on_sim f start -vms 0 -fill-mib 2 -vm-spec "$BATS_TEST_TMPDIR/f.json" --license free --ssh)
+  port=$(echo "$exports" | grep -o 'CESO_SIM_SSH_PORT=[0-9]*' | cut -d= -f2)
+  key=$(sim_dir f)/ssh/id_ed25519
+  fp=$(cat "$(sim_dir f)/ssh/fingerprint")
+  cp "$XDG_CONFIG_HOME/ceso/config" "$BATS_TEST_TMPDIR/config.saved"
+  printf '  f:\n    url: %s\n    user: root\n    password_file: %s\n    ssh: root@127.0.0.1:%s\n    ssh_identity: %s\n    ssh_host_key: %s\n' \
+    "$(cat "$(sim_dir f)/url")" "$(sim_dir f)/password" "$port" "$key" "$fp" >>"$XDG_CONFIG_HOME/ceso/config"
+  uuid=$(uuid_on f free01)
+  run --separate-stderr ceso-mv -H f free01 --to b
+  assert_status 0
+  assert_eq "$(uuid_on b free01)" "$uuid"
+  assert_eq "$(ceso-ls -H f --name free01)" ""
+  [ ! -e "$(ds_of f)/free01" ]
+  audit=$(jq -c 'select(.tool=="ceso-mv" and .vm=="free01")' "$XDG_STATE_HOME/ceso/audit.log")
+  assert_eq "$(echo "$audit" | jq -r '[.operation, .transport] | join(" ")')" \
+    "RegisterVM_Task api
+Destroy_Task ssh"
+  run ceso-mv -H b free01 --to f
+  assert_status 1
+  assert_contains "$output" "free-licensed"
+  assert_eq "$(uuid_on b free01)" "$uuid"
+  [ ! -e "$(ds_of f)/free01" ]
+  ceso-rm -H b free01 --yes >/dev/null
+  cp "$BATS_TEST_TMPDIR/config.saved" "$XDG_CONFIG_HOME/ceso/config"
+  on_sim f stop >/dev/null
 }
