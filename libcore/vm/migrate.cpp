@@ -33,9 +33,9 @@ vim::MoRef task_of(const xml::Node& response) {
 
 // Files a powered-off VM without snapshots has; anything else stops the move.
 const std::set<std::string> kCopied = {"config",         "extendedConfig", "nvram", "snapshotList",
-                                       "diskDescriptor", "diskExtent",     "log",   "uwswap"};
-// Left behind (recreated by the host at power-on) — none for a VM that is off.
-const std::set<std::string> kSkipped = {"swap", "stat", "screenshot", "core"};
+                                       "diskDescriptor", "diskExtent",     "log"};
+// Left behind (made again by the host at power-on) — none for a VM that is off.
+const std::set<std::string> kSkipped = {"swap", "uwswap", "stat", "screenshot", "core"};
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
