@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -31,15 +32,17 @@ TEST(BytePipe, CarriesEveryByteInOrderThroughASmallBuffer) {
 
 TEST(BytePipe, AWriterErrorReachesABlockedReader) {
   ceso::BytePipe pipe(4);
-  std::thread writer([&] {
-    pipe.write("ab", 2);
-    pipe.fail(std::make_exception_ptr(ceso::Error("source cut", ceso::Exit::connection)));
-  });
+  pipe.write("ab", 2);
   char buf[8];
   EXPECT_EQ(pipe.read(buf, 2), 2u);
+  // The reader blocks on the empty pipe until the writer fails it.
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    pipe.fail(std::make_exception_ptr(ceso::Error("source cut", ceso::Exit::connection)));
+  });
   try {
     pipe.read(buf, 2);
-    FAIL() << "no error";
+    ADD_FAILURE() << "no error";
   } catch (const ceso::Error& e) {
     EXPECT_EQ(e.code(), ceso::Exit::connection);
     EXPECT_STREQ(e.what(), "source cut");
