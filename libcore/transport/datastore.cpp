@@ -124,6 +124,17 @@ struct DatastoreFiles::Impl {
       }
       // A server that ignores Range sends everything again from byte 0.
       self->skip = self->status == 200 ? self->delivered : 0;
+      curl_off_t length = -1;
+      if (self->status == 200 && self->delivered == 0 && self->options->on_length &&
+          curl_easy_getinfo(self->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK &&
+          length >= 0) {
+        try {
+          self->options->on_length(static_cast<uint64_t>(length));
+        } catch (...) {
+          self->sink_error = std::current_exception();
+          return 0;
+        }
+      }
     }
     size_t drop = static_cast<size_t>(std::min<uint64_t>(self->skip, len));
     self->skip -= drop;

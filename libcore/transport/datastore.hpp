@@ -32,6 +32,11 @@ struct DownloadOptions {
   std::function<void(const std::string&)> on_retry;  // told why, before waiting
   std::function<bool()> cancelled;                   // polled; true stops with Exit::interrupted
   uint64_t limit_rate = 0;                           // bytes per second; 0: no limit
+  // Told the body's length (the Content-Length of the first 200 answer)
+  // before its first byte is handed to the sink; not called when the host
+  // sends none or the body is empty. An exception thrown here stops the
+  // download and is rethrown.
+  std::function<void(uint64_t)> on_length;
 };
 
 class DatastoreFiles {

@@ -98,7 +98,8 @@ func (in *injector) post(body []byte) error {
 		if len(strings.Fields(r.HTTP)) != 2 {
 			return fmt.Errorf("http must look like \"GET /folder\", not %q", r.HTTP)
 		}
-		if n := btoi(r.AfterBytes > 0) + btoi(r.Status > 0) + btoi(r.TrickleBPS > 0); n != 1 {
+		fullPut := strings.HasPrefix(r.HTTP, "PUT ") && r.AfterBytes > 0 && r.Status > 0 && r.StallMS == 0 // fullput.go
+		if n := btoi(r.AfterBytes > 0) + btoi(r.Status > 0) + btoi(r.TrickleBPS > 0); n != 1 && !fullPut {
 			return fmt.Errorf("an http rule needs exactly one of after_bytes, status or trickle_bps")
 		}
 		if r.Body != "" && r.Status == 0 {

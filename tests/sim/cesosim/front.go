@@ -472,6 +472,11 @@ func (f *front) afterHook(ctx context.Context, call soapCall, pre preState, req,
 		if !ok {
 			return nil
 		}
+		if call.Method == "RegisterVM_Task" {
+			if err := f.inv.applyRegisteredVMX(ctx, req, ref); err != nil { // register.go
+				return err
+			}
+		}
 		if err := f.inv.syncVM(ctx, ref); err != nil {
 			return err
 		}
@@ -583,6 +588,10 @@ func (f *front) serveFiles(w http.ResponseWriter, r *http.Request) {
 	}
 	var out http.ResponseWriter = cw
 	if inj := f.faults.takeHTTP(key, r.URL.Path); inj != nil {
+		if inj.Status > 0 && inj.AfterBytes > 0 && r.Method == http.MethodPut {
+			f.serveFullUpload(cw, r, inj) // fullput.go
+			return
+		}
 		if inj.Status > 0 {
 			writeInjectedStatus(cw, inj) // hostile.go
 			return

@@ -67,6 +67,9 @@ type shimHost struct {
 	tool   string
 	out    io.Writer
 	errOut io.Writer
+	// readLocal, when set, reads datastore files from disk instead of over /folder
+	// (the simulator's own hooks, register.go).
+	readLocal func(dsPath string) ([]byte, error)
 }
 
 // ticketTransport adds the local ticket to every request.

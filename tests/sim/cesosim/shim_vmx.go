@@ -84,6 +84,9 @@ func (h *shimHost) readVMX(dsPath string) (*vmxFile, error) {
 }
 
 func (h *shimHost) readDatastoreFile(dsPath string) ([]byte, error) {
+	if h.readLocal != nil {
+		return h.readLocal(dsPath)
+	}
 	var p object.DatastorePath
 	if !p.FromString(dsPath) {
 		return nil, fmt.Errorf("not a datastore path: %q", dsPath)

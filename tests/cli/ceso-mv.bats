@@ -1,0 +1,279 @@
+#!/usr/bin/env bats
+# ceso-mv: cold migration between two standalone hosts (two simulators, each
+# its own host), host to host through the datastore HTTP endpoints. Every
+# failure test checks that the source VM and its files are as they were and
+# that the target has no VM and no folder left.
+
+load helpers/common
+bats_require_minimum_version 1.5.0
+
+sim_dir() { echo "$BATS_FILE_TMPDIR/sim-$1"; }
+on_sim() { CESO_SIM_STATE=$(sim_dir "$1") "$SIMCTL" "${@:2}"; }
+id_of() { local u; u=$(cat "$(sim_dir "$1")/url"); u=${u#http://}; echo "${u%/sdk}"; }
+ds_of() { on_sim "$1" datastore | jq -r '.LocalDS_0'; }
+http_count() { on_sim "$1" stats | jq --arg k "$2" '.http[$k] // 0'; }
+# SHA-256 of every file in a VM's folder on a host, one line each.
+folder_sums() { (cd "$(ds_of "$1")/$2" && sha256sum -- * | sort -k2); }
+uuid_on() { ceso-ls -H "$1" --name "$2" | jq -r .uuid; }
+
+setup_file() {
+  use_private_dirs
+  cat >"$BATS_FILE_TMPDIR/a.json" <<'JSON'
+[{"name":"web01","power":"off","disks_mib":[4],"ip":"10.0.0.21","hostname":"web01"},
+ {"name":"on01","power":"on"},
+ {"name":"clash01","power":"off"},
+ {"name":"snap01","power":"off"},
+ {"name":"pt01","power":"off","pci_passthrough":true}]
+JSON
+  echo '[{"name":"clash01","power":"off"}]' >"$BATS_FILE_TMPDIR/b.json"
+  local s
+  for s in a b; do
+    mkdir -p "$(sim_dir "$s")"
+    on_sim "$s" start -model esx -vms 1 -fill-mib 2 -vm-spec "$BATS_FILE_TMPDIR/$s.json" >/dev/null
+  done
+  mkdir -p "$XDG_CONFIG_HOME/ceso"
+  {
+    echo "hosts:"
+    for s in a b; do
+      printf '  %s:\n    url: %s\n    user: root\n    password_file: %s\n' \
+        "$s" "$(cat "$(sim_dir "$s")/url")" "$(sim_dir "$s")/password"
+    done
+  } >"$XDG_CONFIG_HOME/ceso/config"
+}
+
+teardown_file() { for s in a b v f; do on_sim "$s" stop >/dev/null 2>&1 || true; done; }
+
+setup() {
+  for s in a b; do on_sim "$s" fail '{}' >/dev/null; done
+  uuid0=$(uuid_on a web01)
+  sums0=$(folder_sums a web01)
+}
+
+# The source is as it was, the target has neither VM nor folder.
+source_intact_target_clean() {
+  assert_eq "$(uuid_on a web01)" "$uuid0"
+  assert_eq "$(folder_sums a web01)" "$sums0"
+  assert_eq "$(ceso-ls -H b --name web01)" ""
+  [ ! -e "$(ds_of b)/web01" ] || { echo "left on b: $(ls "$(ds_of b)/web01")" >&2; return 1; }
+}
+
+@test "move a → b and back: same uuid, same bytes, source gone, one audit entry per host" {
+  run --separate-stderr ceso-mv -H a web01 --to b
+  assert_status 0
+  assert_eq "$(echo "$output" | jq -r .endpoint)" "$(id_of b)"
+  assert_eq "$(echo "$output" | jq -r .uuid)" "$uuid0"
+  assert_eq "$(echo "$output" | jq -r .moved_from.endpoint)" "$(id_of a)"
+  assert_eq "$(echo "$output" | jq '[.files[] | select(.verified)] | length')" \
+    "$(echo "$output" | jq '.files | length')"
+  assert_eq "$(ceso-ls -H a --name web01)" ""
+  [ ! -e "$(ds_of a)/web01" ]
+  assert_eq "$(uuid_on b web01)" "$uuid0"
+  # the disk's bytes arrived unchanged; the .vmx gained uuid.action only
+  assert_eq "$(cd "$(ds_of b)/web01" && sha256sum web01-flat.vmdk web01.vmdk | sort -k2)" \
+    "$(echo "$sums0" | grep -E ' web01(-flat)?\.vmdk$')"
+  # the .vmx sent is the source's with uuid.action = "keep" (the simulator rewrites it on
+  # registration, as its own .vmx): its hash differs, every other file's does not
+  assert_eq "$(echo "$output" | jq -r '.files[] | select(.sha256 != .source_sha256) | .kind')" config
+  audit=$(jq -c 'select(.tool=="ceso-mv")' "$XDG_STATE_HOME/ceso/audit.log")
+  assert_eq "$(echo "$audit" | jq -r '[.endpoint, .operation, .result] | join(" ")')" \
+    "$(id_of b) RegisterVM_Task ok
+$(id_of a) Destroy_Task ok"
+  # and back: records on stdin
+  run --separate-stderr bash -c 'ceso-ls -H b --name web01 | ceso-mv -H b --to a'
+  assert_status 0
+  assert_eq "$(uuid_on a web01)" "$uuid0"
+  assert_eq "$(ceso-ls -H b --name web01)" ""
+  [ ! -e "$(ds_of b)/web01" ]
+}
+
+@test "--dry-run prints the plan (files, sizes, target paths) and changes nothing" {
+  on_sim a reset >/dev/null
+  on_sim b reset >/dev/null
+  run --separate-stderr ceso-mv -H a web01 --to b --dry-run
+  assert_status 0
+  assert_eq "$(echo "$output" | jq -r '.operation' | tr '\n' ' ')" "RegisterVM_Task Destroy_Task "
+  assert_eq "$(echo "$output" | head -1 | jq -r '.params.files[] | select(.to | endswith("-flat.vmdk")) | .bytes')" \
+    "$(stat -c %s "$(ds_of a)/web01/web01-flat.vmdk")"
+  assert_eq "$(echo "$output" | head -1 | jq -r '.params.vmx')" "[LocalDS_0] web01/web01.vmx"
+  [ "$(http_count a 'GET /folder')" -eq 0 ]
+  [ "$(http_count b 'PUT /folder')" -eq 0 ]
+  source_intact_target_clean
+}
+
+@test "--keep-source: a copy with a new uuid, new MAC and new cloud-init identity; source kept" {
+  run --separate-stderr ceso-mv -H a web01 --to b --keep-source --as web01-copy \
+    --ip 10.0.0.31/24 --gateway 10.0.0.1
+  assert_status 0
+  new_uuid=$(echo "$output" | jq -r .uuid)
+  [ "$new_uuid" != "$uuid0" ]
+  [ -n "$(echo "$output" | jq -r .instance_id)" ]
+  old_mac=$(echo "$output" | jq -r '.macs[0].from')
+  new_mac=$(echo "$output" | jq -r '.macs[0].to')
+  [ "$old_mac" != "$new_mac" ]
+  assert_eq "$(ceso-info -H b web01-copy | jq -r '.nics[0].mac')" "$new_mac"
+  run ceso-info -H b web01-copy --decode
+  echo "$output" | jq -e '.guestinfo["guestinfo.metadata"] | contains("web01-copy")' >/dev/null
+  assert_eq "$(uuid_on a web01)" "$uuid0"
+  assert_eq "$(folder_sums a web01)" "$sums0"
+  ceso-rm -H b web01-copy --yes >/dev/null
+}
+
+@test "bad input: no --to, unknown host, same host, --as without --keep-source, no --as" {
+  run ceso-mv -H a web01
+  assert_status 2
+  run ceso-mv -H a web01 --to nosuchhost
+  assert_status 2
+  run ceso-mv -H a web01 --to a
+  assert_status 2
+  assert_contains "$output" "same host"
+  run ceso-mv -H a web01 --to b --as x
+  assert_status 2
+  run ceso-mv -H a web01 --to b --keep-source
+  assert_status 2
+  run ceso-mv -H a web01 --to b --datastore nosuchds
+  assert_status 1
+  assert_contains "$output" "nosuchds"
+  source_intact_target_clean
+}
+
+@test "refused: powered on (exit 5), name clash, snapshots, PCI passthrough; nothing sent" {
+  on_sim b reset >/dev/null
+  run ceso-mv -H a on01 --to b
+  assert_status 5
+  assert_contains "$output" "powered on"
+  run ceso-mv -H a clash01 --to b
+  assert_status 1
+  assert_contains "$output" "exists on"
+  ceso-snap -H a create snap01 --name before-move >/dev/null
+  run ceso-mv -H a snap01 --to b
+  assert_status 1
+  assert_contains "$output" "snapshots"
+  run ceso-mv -H a pt01 --to b
+  assert_status 1
+  assert_contains "$output" "passthrough"
+  [ "$(http_count b 'PUT /folder')" -eq 0 ]
+  assert_eq "$(ceso-ls -H b --name snap01)$(ceso-ls -H b --name pt01)$(ceso-ls -H b --name on01)" ""
+  source_intact_target_clean
+}
+
+@test "target disk full mid-stream: target rolled back, source intact" {
+  on_sim b fail '{"http":"PUT /folder","path":"-flat","after_bytes":1048576,"status":507,"body":"No space left on device","count":-1}' >/dev/null
+  run ceso-mv -H a web01 --to b --retries 1
+  [ "$status" -ne 0 ]
+  source_intact_target_clean
+}
+
+@test "source GET failing mid-stream: target rolled back, source intact" {
+  on_sim a fail '{"http":"GET /folder","path":"-flat","after_bytes":1048576,"count":1}' >/dev/null
+  on_sim a fail '{"http":"GET /folder","path":"-flat","status":503,"count":-1}' >/dev/null
+  run ceso-mv -H a web01 --to b --retries 1
+  [ "$status" -ne 0 ]
+  assert_contains "$output" "503"
+  source_intact_target_clean
+}
+
+@test "a connection cut once is resumed (GET) or restarted (PUT); the move succeeds and moves back" {
+  on_sim a fail '{"http":"GET /folder","path":"-flat","after_bytes":1048576,"count":1}' >/dev/null
+  on_sim b fail '{"http":"PUT /folder","path":"-flat","after_bytes":1048576,"count":1}' >/dev/null
+  run --separate-stderr ceso-mv -H a web01 --to b
+  assert_status 0
+  assert_eq "$(uuid_on b web01)" "$uuid0"
+  run --separate-stderr ceso-mv -H b web01 --to a
+  assert_status 0
+  assert_eq "$(uuid_on a web01)" "$uuid0"
+  assert_eq "$(folder_sums a web01 | grep vmdk)" "$(echo "$sums0" | grep vmdk)"
+}
+
+@test "connection killed on every try: exit 6, target rolled back, source intact" {
+  on_sim b fail '{"http":"PUT /folder","path":"-flat","after_bytes":1048576,"count":-1}' >/dev/null
+  run ceso-mv -H a web01 --to b --retries 1
+  assert_status 6
+  source_intact_target_clean
+}
+
+@test "Ctrl-C mid-stream: exit 130, target rolled back, source intact" {
+  on_sim b reset >/dev/null
+  on_sim b fail '{"http":"PUT /folder","path":"-flat","after_bytes":1048576,"stall_ms":5000}' >/dev/null
+  ceso-mv -H a web01 --to b >/dev/null 2>"$BATS_TEST_TMPDIR/err" &
+  pid=$!
+  for _ in $(seq 200); do
+    [ "$(http_count b 'PUT /folder')" -ge 2 ] && break
+    sleep 0.05
+  done
+  sleep 0.3
+  kill -INT "$pid"
+  rc=0
+  wait "$pid" || rc=$?
+  assert_eq "$rc" 130
+  source_intact_target_clean
+}
+
+@test "RegisterVM_Task failing on the target: the copied folder is removed, source intact" {
+  on_sim b fail '{"method":"RegisterVM_Task","fault":"InvalidState","message":"injected","task":true}' >/dev/null
+  run ceso-mv -H a web01 --to b
+  assert_status 1
+  assert_contains "$output" "injected"
+  source_intact_target_clean
+}
+
+@test "vCenter model: RelocateVM_Task to another host of the vCenter; refusals" {
+  mkdir -p "$(sim_dir v)"
+  echo '[{"name":"cold01","power":"off"},{"name":"hot01","power":"on"}]' >"$BATS_TEST_TMPDIR/v.json"
+  on_sim v start -model vpx -vms 1 -vm-spec "$BATS_TEST_TMPDIR/v.json" >/dev/null
+  export CESO_URL CESO_USER=root CESO_PASSWORD_FILE
+  CESO_URL=$(cat "$(sim_dir v)/url")
+  CESO_PASSWORD_FILE=$(sim_dir v)/password
+  run --separate-stderr ceso-mv cold01 --to DC0_C0_H0 --dry-run
+  assert_status 0
+  assert_eq "$(echo "$output" | jq -r .operation)" RelocateVM_Task
+  from=$(echo "$output" | jq -r .params.from_host)
+  to=DC0_C0_H1
+  [ "$from" != "$to" ] || to=DC0_C0_H2
+  [ "$(on_sim v stats | jq '.soap.RelocateVM_Task // 0')" -eq 0 ]
+  run --separate-stderr ceso-mv cold01 --to "$to"
+  assert_status 0
+  assert_eq "$(echo "$output" | jq -r .host)" "$to"
+  assert_eq "$(echo "$output" | jq -r .moved_from.host)" "$from"
+  [ "$(on_sim v stats | jq '.soap.RelocateVM_Task')" -eq 1 ]
+  # the host now runs it: moving it there again is the same host
+  run ceso-mv cold01 --to "$to"
+  assert_status 2
+  assert_contains "$output" "already"
+  run ceso-mv hot01 --to "$from"
+  assert_status 5
+  run ceso-mv cold01 --to nosuchhost
+  assert_status 2
+  run ceso-mv cold01 --to "$from" --keep-source --as x
+  assert_status 2
+  on_sim v stop >/dev/null
+}
+
+@test "free-licensed source with SSH access: moved away (GET over /folder, destroy over SSH); a free target is refused" {
+  mkdir -p "$(sim_dir f)"
+  echo '[{"name":"free01","power":"off","disks_mib":[3]}]' >"$BATS_TEST_TMPDIR/f.json"
+  exports=$(on_sim f start -vms 0 -fill-mib 2 -vm-spec "$BATS_TEST_TMPDIR/f.json" --license free --ssh)
+  port=$(echo "$exports" | grep -o 'CESO_SIM_SSH_PORT=[0-9]*' | cut -d= -f2)
+  key=$(sim_dir f)/ssh/id_ed25519
+  fp=$(cat "$(sim_dir f)/ssh/fingerprint")
+  cp "$XDG_CONFIG_HOME/ceso/config" "$BATS_TEST_TMPDIR/config.saved"
+  printf '  f:\n    url: %s\n    user: root\n    password_file: %s\n    ssh: root@127.0.0.1:%s\n    ssh_identity: %s\n    ssh_host_key: %s\n' \
+    "$(cat "$(sim_dir f)/url")" "$(sim_dir f)/password" "$port" "$key" "$fp" >>"$XDG_CONFIG_HOME/ceso/config"
+  uuid=$(uuid_on f free01)
+  run --separate-stderr ceso-mv -H f free01 --to b
+  assert_status 0
+  assert_eq "$(uuid_on b free01)" "$uuid"
+  assert_eq "$(ceso-ls -H f --name free01)" ""
+  [ ! -e "$(ds_of f)/free01" ]
+  audit=$(jq -c 'select(.tool=="ceso-mv" and .vm=="free01")' "$XDG_STATE_HOME/ceso/audit.log")
+  assert_eq "$(echo "$audit" | jq -r '[.operation, .transport] | join(" ")')" \
+    "RegisterVM_Task api
+Destroy_Task ssh"
+  run ceso-mv -H b free01 --to f
+  assert_status 1
+  assert_contains "$output" "free-licensed"
+  assert_eq "$(uuid_on b free01)" "$uuid"
+  [ ! -e "$(ds_of f)/free01" ]
+  ceso-rm -H b free01 --yes >/dev/null
+  cp "$BATS_TEST_TMPDIR/config.saved" "$XDG_CONFIG_HOME/ceso/config"
+  on_sim f stop >/dev/null
+}
