@@ -27,6 +27,7 @@
 #include "base/error.hpp"
 #include "base/file.hpp"
 #include "base/log.hpp"
+#include "base/pipeline.hpp"
 #include "base/time.hpp"
 #include "base/util.hpp"
 #include "config/config.hpp"
@@ -101,42 +102,6 @@ struct Block {
   size_t size = 0;
 };
 
-// A hand-over between threads. close() wakes both sides: push() then drops
-// the item, pop() returns what is left, then nothing. The bound is the
-// number of blocks there are (a free list of them is one of these queues).
-template <class T>
-class HandOver {
- public:
-  void push(T b) {
-    {
-      std::lock_guard<std::mutex> l(m_);
-      if (closed_) return;
-      q_.push_back(std::move(b));
-    }
-    cv_.notify_all();
-  }
-  std::optional<T> pop() {
-    std::unique_lock<std::mutex> l(m_);
-    cv_.wait(l, [&] { return closed_ || !q_.empty(); });
-    if (q_.empty()) return std::nullopt;
-    T b = std::move(q_.front());
-    q_.pop_front();
-    return b;
-  }
-  void close() {
-    {
-      std::lock_guard<std::mutex> l(m_);
-      closed_ = true;
-    }
-    cv_.notify_all();
-  }
-
- private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  std::deque<T> q_;
-  bool closed_ = false;
-};
 using BlockQueue = HandOver<Block>;
 
 }  // namespace
