@@ -118,7 +118,7 @@ class ChunkStore {
 
 // Writes one data file as chunks plus its index NAME.idx. The calling thread
 // only copies into chunk buffers; the whole file is hashed on a thread of its
-// own, and a pool of workers (one per CPU, 2 to 4) hashes, looks up,
+// own, and a pool of workers (one per CPU, 2 to 3) hashes, looks up,
 // compresses and uploads the chunks; a fixed number of buffers bounds memory.
 class ChunkedFileWriter {
  public:
