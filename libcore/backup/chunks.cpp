@@ -12,13 +12,16 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_set>
 
 #include "backup/catalog.hpp"
 #include "base/cancel.hpp"
 #include "base/error.hpp"
+#include "base/pipeline.hpp"
 #include "base/util.hpp"
 #include "config/config.hpp"
 
@@ -164,15 +167,10 @@ void ChunkStats::add(const ChunkStats& o) {
 namespace {
 
 bool all_zero(const char* data, size_t size) {
-  size_t i = 0;
-  for (; i + 8 <= size; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, data + i, 8);
-    if (w) return false;
-  }
-  for (; i < size; ++i)
-    if (data[i]) return false;
-  return true;
+  // Each byte equals the one before it and the first is zero: libc's
+  // vectorised memcmp, which stops at the first difference (at once for
+  // most chunks that are not zero).
+  return size == 0 || (data[0] == 0 && std::memcmp(data, data + 1, size - 1) == 0);
 }
 
 std::string random_hex(size_t bytes) {
@@ -401,148 +399,179 @@ uint64_t ChunkStore::upload(const std::string& id, const char* data, size_t size
 
 // ---- writing a file as chunks ----
 
+// The receiving thread (write()) only copies into chunk buffers. A full
+// chunk goes to two places at once, which only read it: the file hasher (one
+// thread, in order: SHA-256 of the whole file) and a pool of workers (any
+// order: zero check, SHA-256 of the chunk, presence, compression, upload;
+// presence checks and uploads of several chunks overlap). A buffer is free
+// again when both are done with it. There are workers + 2 buffers, so memory
+// is bounded whatever the disk size.
 struct ChunkedFileWriter::Impl {
+  struct Buffer {
+    std::vector<char> data = std::vector<char>(kChunkSize);
+    size_t size = 0;
+  };
+  using Shared = std::shared_ptr<Buffer>;
+  struct Job {
+    size_t seq = 0;  // the chunk's place in the index
+    Shared chunk;
+  };
   ChunkStore* store = nullptr;
   std::string index_path;
-  std::vector<char> buf;
-  size_t fill = 0;
-  Sha256 raw_hash;
+  Sha256 raw_hash;  // the hasher's until it is joined
   uint64_t raw = 0;
+  std::optional<Buffer> cur;
+  HandOver<Buffer> free;
+  HandOver<Shared> to_hash;
+  HandOver<Job> jobs;
+  std::thread hasher;
+  std::vector<std::thread> workers;
+
+  std::mutex m;  // guards what follows
+  std::condition_variable idle;
   ChunkIndex index;
   ChunkStats stats;
-  std::unordered_set<std::string> queued;  // new chunks of this file (uploaded once)
-
-  // The upload worker: at most two chunks waiting.
-  struct Job {
-    std::string id;
-    std::vector<char> data;
-  };
-  std::mutex m;
-  std::condition_variable cv;
-  std::deque<Job> jobs;
-  std::vector<std::vector<char>> spare;
-  bool closing = false;
+  std::unordered_set<std::string> queued;  // chunks of this file taken by a worker
+  size_t in_flight = 0;                    // jobs not finished
   std::exception_ptr error;
-  std::vector<std::thread> workers;
-  int busy_count = 0;
 
-  void work() {
-    std::unique_lock lock(m);
-    for (;;) {
-      cv.wait(lock, [&] { return closing || !jobs.empty(); });
-      if (jobs.empty()) return;
-      Job job = std::move(jobs.front());
-      jobs.pop_front();
-      ++busy_count;
-      bool skip = error != nullptr;
-      lock.unlock();
-      uint64_t stored = 0;
-      std::exception_ptr err;
-      if (!skip) {
-        try {
-          stored = store->upload(job.id, job.data.data(), job.data.size());
-        } catch (...) {
-          err = std::current_exception();
-        }
-      }
-      lock.lock();
-      --busy_count;
-      if (err && !error) error = err;
-      if (!err && !skip) {
-        ++stats.uploaded;
-        stats.bytes_uploaded += stored;
-      }
-      spare.push_back(std::move(job.data));
-      cv.notify_all();
-    }
-  }
-  void rethrow() {
-    if (error) std::rethrow_exception(error);
-  }
-  void chunk_done() {
-    const char* data = buf.data();
-    size_t n = fill;
-    fill = 0;
-    ++stats.chunks;
+  void process(const Job& job) {
+    const char* data = job.chunk->data.data();
+    size_t n = job.chunk->size;
     if (all_zero(data, n)) {
-      ++stats.zero;
-      index.chunks.emplace_back();
+      std::lock_guard lock(m);
+      ++stats.zero;  // the index entry stays ""
       return;
     }
     std::string id = sha256_hex(data, n);
-    index.chunks.push_back(id);
-    if (queued.count(id)) {
+    {
       std::lock_guard lock(m);
-      ++stats.reused;
-      return;
+      index.chunks[job.seq] = id;
+      if (!queued.insert(id).second) {  // uploaded, or being uploaded, for this file
+        ++stats.reused;
+        return;
+      }
     }
     if (store->present(id)) {
       std::lock_guard lock(m);
       ++stats.reused;
       return;
     }
-    queued.insert(id);
-    std::unique_lock lock(m);
-    cv.wait(lock, [&] { return jobs.size() < workers.size() || error; });
-    rethrow();
-    std::vector<char> next;
-    if (!spare.empty()) {
-      next = std::move(spare.back());
-      spare.pop_back();
+    uint64_t stored = store->upload(id, data, n);
+    std::lock_guard lock(m);
+    ++stats.uploaded;
+    stats.bytes_uploaded += stored;
+  }
+  void work() {
+    while (auto job = jobs.pop()) {
+      bool skip;
+      {
+        std::lock_guard lock(m);
+        skip = error != nullptr;  // only give the buffer back
+      }
+      std::exception_ptr err;
+      if (!skip) {
+        try {
+          process(*job);
+        } catch (...) {
+          err = std::current_exception();
+        }
+      }
+      job->chunk.reset();
+      {
+        std::lock_guard lock(m);
+        if (err && !error) error = err;
+        --in_flight;
+      }
+      idle.notify_all();
     }
-    next.resize(kChunkSize);
-    buf.resize(n);
-    jobs.push_back({std::move(id), std::move(buf)});
-    buf = std::move(next);
-    cv.notify_all();
+  }
+  void rethrow() {
+    std::lock_guard lock(m);
+    if (error) std::rethrow_exception(error);
+  }
+  // Hands the current buffer to the hasher and the workers, then takes a
+  // free one (waiting while every buffer is in use).
+  void chunk_done() {
+    if (!cur || cur->size == 0) return;
+    Shared b(new Buffer(std::move(*cur)), [this](Buffer* p) {
+      free.push(std::move(*p));
+      delete p;
+    });
+    cur.reset();
+    size_t seq;
+    {
+      std::lock_guard lock(m);
+      seq = index.chunks.size();
+      index.chunks.emplace_back();
+      ++stats.chunks;
+      ++in_flight;
+    }
+    to_hash.push(b);
+    jobs.push({seq, std::move(b)});
+    rethrow();
   }
   void drain() {
     std::unique_lock lock(m);
-    cv.wait(lock, [&] { return (jobs.empty() && busy_count == 0) || error; });
-    rethrow();
+    idle.wait(lock, [&] { return in_flight == 0 || error; });
+    if (error) std::rethrow_exception(error);
   }
   void stop() {
     {
       std::lock_guard lock(m);
-      closing = true;
       if (!error) error = std::make_exception_ptr(Error("stopped"));  // drop what is queued
-      cv.notify_all();
     }
+    jobs.close();
+    to_hash.close();
+    free.close();
     for (auto& w : workers)
       if (w.joinable()) w.join();
+    if (hasher.joinable()) hasher.join();
   }
 };
 
 ChunkedFileWriter::ChunkedFileWriter(ChunkStore& store, std::string index_path)
     : impl_(std::make_unique<Impl>()) {
-  impl_->store = &store;
-  impl_->index_path = std::move(index_path);
-  impl_->buf.resize(kChunkSize);
-  // Two upload threads: one compresses while the other waits for the
-  // target (a commit is an fsync); at most two chunks wait in the queue.
-  for (int i = 0; i < 2; ++i) impl_->workers.emplace_back([im = impl_.get()] { im->work(); });
+  Impl& im = *impl_;
+  im.store = &store;
+  im.index_path = std::move(index_path);
+  // At least two workers: one computes while another waits for the target
+  // (a commit is an fsync); at most three (each holds a chunk, a compression
+  // buffer and a zstd context, about 10 MiB: peak RSS stays under 64 MiB).
+  int n = pipeline_workers(2, 3);
+  for (int i = 0; i < n + 2; ++i) im.free.push(Impl::Buffer{});
+  im.hasher = std::thread([&im] {
+    while (auto b = im.to_hash.pop()) im.raw_hash.update((*b)->data.data(), (*b)->size);
+  });
+  for (int i = 0; i < n; ++i) im.workers.emplace_back([&im] { im.work(); });
 }
 
 ChunkedFileWriter::~ChunkedFileWriter() { impl_->stop(); }
 
 void ChunkedFileWriter::write(const char* data, size_t size) {
   Impl& im = *impl_;
-  im.raw_hash.update(data, size);
   im.raw += size;
   while (size) {
-    size_t n = std::min(size, kChunkSize - im.fill);
-    std::memcpy(im.buf.data() + im.fill, data, n);
-    im.fill += n;
+    if (!im.cur) {
+      im.cur = im.free.pop();
+      if (!im.cur) fail("chunked writer: stopped");
+      im.cur->size = 0;
+    }
+    size_t n = std::min(size, kChunkSize - im.cur->size);
+    std::memcpy(im.cur->data.data() + im.cur->size, data, n);
+    im.cur->size += n;
     data += n;
     size -= n;
-    if (im.fill == kChunkSize) im.chunk_done();
+    if (im.cur->size == kChunkSize) im.chunk_done();
   }
 }
 
 void ChunkedFileWriter::finish(ManifestFile& file) {
   Impl& im = *impl_;
-  if (im.fill) im.chunk_done();
+  im.chunk_done();
   im.drain();
+  im.to_hash.close();  // every chunk is handed over: the hasher ends when it has hashed them
+  im.hasher.join();
   im.store->sync();  // the renames of the new chunks are durable
   // Every chunk the index names is at the target now: publish the index.
   im.index.size = im.raw;

@@ -116,9 +116,10 @@ class ChunkStore {
   BackupTarget& target_;
 };
 
-// Writes one data file as chunks plus its index NAME.idx. Hashing happens
-// on the calling thread; compression and uploads of new chunks
-// on two worker threads (at most two chunks queued), so memory stays bounded.
+// Writes one data file as chunks plus its index NAME.idx. The calling thread
+// only copies into chunk buffers; the whole file is hashed on a thread of its
+// own, and a pool of workers (one per CPU, 2 to 3) hashes, looks up,
+// compresses and uploads the chunks; a fixed number of buffers bounds memory.
 class ChunkedFileWriter {
  public:
   ChunkedFileWriter(ChunkStore& store, std::string index_path);

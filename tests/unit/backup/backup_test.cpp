@@ -148,6 +148,15 @@ TEST(BackupTest, CheckFindsAFlippedBitASwappedFileAndAppendedBytes) {
   auto p = ceso::check_stored_file(*t.target, "b", f);
   ASSERT_FALSE(p.empty());
   EXPECT_NE(p[0].find("d.zst"), std::string::npos);
+  // One bit in the middle of a raw (incompressible) block: zstd sees nothing
+  // wrong (its frame checksum is not checked), both of our hashes do.
+  bad = good;
+  bad[1000] ^= 0x01;  // past the frame header and the first block header (at most 21 bytes)
+  put(bad);
+  p = ceso::check_stored_file(*t.target, "b", f);
+  EXPECT_EQ(
+      p, (std::vector<std::string>{"d.zst: XXH3-128 of the stored file differs from the manifest",
+                                   "d.zst: SHA-256 of the data differs from the manifest"}));
   // Another backup's stream of the same size in its place: it decompresses
   // fine, the hashes say it is not this file.
   std::string other = pattern(2 << 20);

@@ -142,6 +142,53 @@ TEST(ChunksTest, WritesOnceReadsBackAndDeduplicates) {
   EXPECT_TRUE(fs::exists(t.root + "/" + ceso::chunk_path(listing.ids[0])));
 }
 
+// More chunks than the writer has buffers, hashed and uploaded by several
+// workers in any order: each index entry is still its own chunk's, the
+// duplicates are uploaded once, and the file reads back.
+TEST(ChunksTest, ParallelWorkersKeepEachChunkInItsPlace) {
+  TempTarget t;
+  t.target->make_dir("b");
+  ceso::ChunkStore store(*t.target, 1, "");
+  std::string data;
+  std::vector<std::string> expect;
+  for (int i = 0; i < 14; ++i) {
+    std::string chunk = i % 4 == 3 ? std::string(C, '\0') : pattern(C, 100 + i % 5);
+    expect.push_back(i % 4 == 3 ? "" : ceso::sha256_hex(chunk.data(), chunk.size()));
+    data += chunk;
+  }
+  data += pattern(12345, 77);  // a short last chunk
+  expect.push_back(ceso::sha256_hex(data.data() + 14 * C, 12345));
+  ceso::ChunkStats s;
+  auto f = write_chunked(store, "b/d.idx", data, &s);
+  EXPECT_EQ(s.chunks, 15u);
+  EXPECT_EQ(s.zero, 3u);      // 3, 7, 11
+  EXPECT_EQ(s.uploaded, 6u);  // seeds 100-104 and the tail
+  EXPECT_EQ(s.reused, 6u);
+  EXPECT_EQ(ceso::parse_index(t.target->read_file("b/d.idx")).chunks, expect);
+  EXPECT_EQ(f.sha256, ceso::sha256_hex(data.data(), data.size()));
+  std::vector<std::string> problems;
+  EXPECT_EQ(read_back(*t.target, "b", f, &problems), data);
+  EXPECT_TRUE(problems.empty()) << problems.front();
+  EXPECT_EQ(ceso::list_chunks(*t.target).ids.size(), 6u);
+}
+
+// A worker's failed upload stops the file: the error reaches the caller and
+// no index is written.
+TEST(ChunksTest, AFailedUploadStopsTheFileWithoutAnIndex) {
+  TempTarget t;
+  t.target->make_dir("b");
+  { std::ofstream(t.root + "/chunks") << "a file where the chunk directory belongs"; }
+  ceso::ChunkStore store(*t.target, 1, "");
+  std::string data = pattern(6 * C, 5);
+  try {
+    write_chunked(store, "b/d.idx", data);
+    ADD_FAILURE() << "no error";
+  } catch (const ceso::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("chunks"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(t.root + "/b/d.idx"));
+}
+
 TEST(ChunksTest, ReaderReportsMissingCorruptAndSwappedChunks) {
   TempTarget t;
   t.target->make_dir("b");
