@@ -83,6 +83,16 @@ tools() {
   done
 }
 
+# meson installs the pages it lists: every page under man/ must be listed
+# (ceso-net.1 was once left out and never installed).
+@test "man/meson.build installs every man page" {
+  for p in "$REPO_ROOT"/man/*.scd; do
+    page=$(basename "$p" .scd)
+    grep -q "'$page'" "$REPO_ROOT/man/meson.build" ||
+      { echo "man/meson.build does not list $page" >&2; return 1; }
+  done
+}
+
 # The exit codes are interface: enum class Exit is the source, ceso(7) and
 # docs/design.md (the contract) must list exactly its codes.
 @test "ceso(7) and docs/design.md list exactly the exit codes of error.hpp" {
