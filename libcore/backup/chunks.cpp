@@ -55,6 +55,18 @@ bool is_chunk_id(std::string_view id) {
   return true;
 }
 
+const std::string& zero_sha256(size_t size) {
+  static const std::string full = [] {
+    std::vector<char> z(kChunkSize, '\0');
+    return sha256_hex(z.data(), z.size());
+  }();
+  if (size == kChunkSize) return full;
+  thread_local std::string other;
+  std::vector<char> z(size, '\0');
+  other = sha256_hex(z.data(), z.size());
+  return other;
+}
+
 std::string chunk_path(const std::string& id) {
   if (!is_chunk_id(id)) bad_input("bad chunk id " + quote(id.substr(0, 80)));
   return std::string(kChunkDir) + "/" + id.substr(0, 2) + "/" + id;
@@ -411,6 +423,8 @@ struct ChunkedFileWriter::Impl {
   ChunkIndex index;
   ChunkStats stats;
   std::unordered_set<std::string> queued;  // new chunks of this file (uploaded once)
+  Sha256 digest;                           // chunks_sha256
+  bool whole_known = true;                 // false once add_known() skipped bytes
 
   // The upload worker: at most two chunks waiting.
   struct Job {
@@ -467,10 +481,12 @@ struct ChunkedFileWriter::Impl {
     if (all_zero(data, n)) {
       ++stats.zero;
       index.chunks.emplace_back();
+      digest_line(zero_sha256(n));
       return;
     }
     std::string id = sha256_hex(data, n);
     index.chunks.push_back(id);
+    digest_line(id);
     if (queued.count(id)) {
       std::lock_guard lock(m);
       ++stats.reused;
@@ -495,6 +511,10 @@ struct ChunkedFileWriter::Impl {
     jobs.push_back({std::move(id), std::move(buf)});
     buf = std::move(next);
     cv.notify_all();
+  }
+  void digest_line(const std::string& id) {
+    digest.update(id.data(), id.size());
+    digest.update("\n", 1);
   }
   void drain() {
     std::unique_lock lock(m);
@@ -539,6 +559,29 @@ void ChunkedFileWriter::write(const char* data, size_t size) {
   }
 }
 
+bool ChunkedFileWriter::add_known(const std::string& id, uint64_t size) {
+  Impl& im = *impl_;
+  if (im.fill) fail("ChunkedFileWriter::add_known() in the middle of a chunk");
+  if (size == 0 || size > kChunkSize) fail("ChunkedFileWriter::add_known(): bad chunk size");
+  if (!id.empty()) {
+    chunk_path(id);  // a malformed id is refused
+    if (!im.queued.count(id) && !im.store->present(id)) return false;
+  }
+  im.whole_known = false;
+  im.raw += size;
+  ++im.stats.chunks;
+  if (id.empty()) {
+    ++im.stats.zero;
+    im.digest_line(zero_sha256(static_cast<size_t>(size)));
+  } else {
+    std::lock_guard lock(im.m);
+    ++im.stats.reused;
+    im.digest_line(id);
+  }
+  im.index.chunks.push_back(id);
+  return true;
+}
+
 void ChunkedFileWriter::finish(ManifestFile& file) {
   Impl& im = *impl_;
   if (im.fill) im.chunk_done();
@@ -549,7 +592,8 @@ void ChunkedFileWriter::finish(ManifestFile& file) {
   std::string text = index_text(im.index);
   im.store->target().write_file(im.index_path, text);
   file.size = im.raw;
-  file.sha256 = im.raw_hash.hex();
+  file.sha256 = im.whole_known ? im.raw_hash.hex() : "";
+  file.chunks_sha256 = im.digest.hex();
   file.stored_size = text.size();
   file.stored_sha256 = sha256_hex(text.data(), text.size());
   file.compression = "chunks";
@@ -595,6 +639,7 @@ struct ChunkedFileReader::Impl {
   size_t pos = 0, len = 0;
   std::string stored;
   Sha256 whole;
+  Sha256 digest;  // chunks_sha256, from the ids of the chunks as they check out
   uint64_t out = 0;
   bool at_end = false, failed = false, checked = false;
   std::vector<std::string> problems;
@@ -619,6 +664,9 @@ struct ChunkedFileReader::Impl {
     len = expect;
     if (id.empty()) {
       std::fill_n(raw.begin(), expect, '\0');
+      const std::string& z = zero_sha256(expect);
+      digest.update(z.data(), z.size());
+      digest.update("\n", 1);
       return true;
     }
     const std::string where = " (offset " + std::to_string(off) + ")";
@@ -666,6 +714,8 @@ struct ChunkedFileReader::Impl {
       problem("chunk " + id + where + ": SHA-256 of the data differs from its id");
       return false;
     }
+    digest.update(id.data(), id.size());
+    digest.update("\n", 1);
     return true;
   }
 };
@@ -708,8 +758,12 @@ std::vector<std::string> ChunkedFileReader::problems() {
   if (im.out != im.file->size)
     im.problems.push_back(im.file->name + ": " + std::to_string(im.out) + " bytes, manifest says " +
                           std::to_string(im.file->size));
-  else if (im.whole.hex() != im.file->sha256)
+  else if (!im.file->sha256.empty() && im.whole.hex() != im.file->sha256)
     im.problems.push_back(im.file->name + ": SHA-256 of the data differs from the manifest");
+  else if (!im.file->chunks_sha256.empty() && im.digest.hex() != im.file->chunks_sha256)
+    im.problems.push_back(im.file->name + ": the chunks' digest differs from the manifest");
+  else if (im.file->sha256.empty() && im.file->chunks_sha256.empty())
+    im.problems.push_back(im.file->name + ": the manifest has no hash of the data");
   return im.problems;
 }
 

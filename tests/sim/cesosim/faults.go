@@ -48,6 +48,10 @@ type injection struct {
 	TrickleBPS    int    `json:"trickle_bps,omitempty"`
 	MessageRepeat int    `json:"message_repeat,omitempty"`
 	Body          string `json:"body,omitempty"`
+	// QueryChangedDiskAreas: answer this DiskChangeInfo (cbt.go).
+	ChangeStart  int64  `json:"change_start,omitempty"`
+	ChangeLength int64  `json:"change_length,omitempty"`
+	ChangeAreas  string `json:"change_areas,omitempty"` // "START:LENGTH,…"
 }
 
 type injector struct {
