@@ -86,6 +86,11 @@ func (in *injector) post(body []byte) error {
 	switch {
 	case r.Method != "" && r.HTTP != "":
 		return fmt.Errorf("give either method or http, not both")
+	case r.Method == "QueryChangedDiskAreas" && r.Fault == "" && (r.ChangeAreas != "" || r.ChangeLength != 0):
+		// A DiskChangeInfo of the test's choosing (cbt.go).
+		if strings.Trim(r.ChangeAreas, "0123456789-:,") != "" {
+			return fmt.Errorf("change_areas must look like \"START:LENGTH,START:LENGTH\"")
+		}
 	case r.Method != "" && r.Fault == "" && (r.StallMS > 0 || r.Nest > 0 || r.Endless || r.TrickleBPS > 0):
 		// A slow or hostile answer instead of the normal one.
 	case r.Method != "":

@@ -41,7 +41,7 @@ func (f *front) serveInjectedSOAP(w http.ResponseWriter, r *http.Request, call s
 		inj = &c
 	}
 	switch {
-	case inj.ChangeAreas != "" || inj.ChangeLength != 0:
+	case call.Method == "QueryChangedDiskAreas" && (inj.ChangeAreas != "" || inj.ChangeLength != 0):
 		serveChangeInfo(w, inj) // cbt.go
 		return nil
 	case inj.TrickleBPS > 0:
