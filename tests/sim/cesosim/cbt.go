@@ -27,6 +27,7 @@ package main
 //     state, a new uuid); turning tracking off drops the state, on again starts anew.
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -67,6 +68,8 @@ type ctkSnapDisk struct {
 	allocated []bool // blocks holding data at the snapshot
 	file      string
 }
+
+var zeroBlock [cbtBlock]byte
 
 var cbt = struct {
 	sync.Mutex
@@ -150,12 +153,7 @@ func hashBlocks(path string, capacity int64) ([]uint64, []bool, error) {
 		h.Reset()
 		_, _ = h.Write(buf)
 		hashes[i] = h.Sum64()
-		for _, c := range buf {
-			if c != 0 {
-				data[i] = true
-				break
-			}
-		}
+		data[i] = !bytes.Equal(buf, zeroBlock[:])
 	}
 	return hashes, data, nil
 }
