@@ -56,55 +56,56 @@ bool parse_change_id(const std::string& id, std::string& uuid, uint64_t& seq) {
   return true;
 }
 
+uint64_t take_change_info(const xml::Node& rv, uint64_t offset, uint64_t capacity,
+                          std::vector<DiskArea>& out) {
+  auto bad = [&](const std::string& why) {
+    fail("QueryChangedDiskAreas at offset " + std::to_string(offset) + ": " + why);
+  };
+  int64_t start = 0, length = 0;
+  if (!parse_long(rv.child_text("startOffset"), start) ||
+      !parse_long(rv.child_text("length"), length))
+    bad("startOffset or length is not a number");
+  if (start != static_cast<int64_t>(offset))
+    bad("the answer starts at " + std::to_string(start) + ", not where it was asked to");
+  if (length <= 0) bad("the answer covers " + std::to_string(length) + " bytes (no progress)");
+  if (static_cast<uint64_t>(length) > capacity - offset)
+    bad("the answer covers " + std::to_string(length) + " bytes, beyond the disk's end (" +
+        std::to_string(capacity) + " bytes)");
+  const uint64_t end = offset + static_cast<uint64_t>(length);
+  uint64_t prev_end = offset;
+  for (const xml::Node* a : rv.all("changedArea")) {
+    int64_t s = 0, l = 0;
+    if (!parse_long(a->child_text("start"), s) || !parse_long(a->child_text("length"), l))
+      bad("a changed area's start or length is not a number");
+    if (s < 0 || l <= 0)
+      bad("changed area " + std::to_string(s) + "+" + std::to_string(l) + " is negative or empty");
+    const uint64_t us = static_cast<uint64_t>(s), ul = static_cast<uint64_t>(l);
+    if (us < prev_end)
+      bad("changed area at " + std::to_string(s) + " overlaps or precedes the one before it");
+    if (us >= end || ul > end - us)
+      bad("changed area " + std::to_string(s) + "+" + std::to_string(l) +
+          " lies beyond the answer's span (up to " + std::to_string(end) + ") or the disk's end (" +
+          std::to_string(capacity) + ")");
+    out.push_back({us, ul});
+    prev_end = us + ul;
+  }
+  return end;
+}
+
 std::vector<DiskArea> query_changed_areas(vim::Client& c, const vim::MoRef& vm,
                                           const vim::MoRef& snapshot, int device_key,
                                           uint64_t capacity, const std::string& change_id) {
   std::vector<DiskArea> out;
   uint64_t offset = 0;
-  auto bad = [&](const std::string& why) {
-    fail("QueryChangedDiskAreas of disk " + std::to_string(device_key) + " at offset " +
-         std::to_string(offset) + ": " + why);
-  };
-  // Every answer covers at least one byte: more calls than that cannot happen.
-  for (int calls = 0; offset < capacity; ++calls) {
-    if (calls > 1000000) bad("the answers do not cover the disk");
+  while (offset < capacity) {
     xml::Node resp =
         c.call("QueryChangedDiskAreas", vm,
                vim::moref_xml("snapshot", snapshot) + "<deviceKey>" + std::to_string(device_key) +
                    "</deviceKey><startOffset>" + std::to_string(offset) +
                    "</startOffset><changeId>" + xml::escape(change_id) + "</changeId>");
     const xml::Node* rv = resp.child("returnval");
-    if (!rv) bad("no DiskChangeInfo in the answer");
-    int64_t start = 0, length = 0;
-    if (!parse_long(rv->child_text("startOffset"), start) ||
-        !parse_long(rv->child_text("length"), length))
-      bad("startOffset or length is not a number");
-    if (start != static_cast<int64_t>(offset))
-      bad("the answer starts at " + std::to_string(start) + ", not where it was asked to");
-    if (length <= 0) bad("the answer covers " + std::to_string(length) + " bytes (no progress)");
-    if (static_cast<uint64_t>(length) > capacity - offset)
-      bad("the answer covers " + std::to_string(length) + " bytes, beyond the disk's end (" +
-          std::to_string(capacity) + " bytes)");
-    const uint64_t end = offset + static_cast<uint64_t>(length);
-    uint64_t prev_end = offset;
-    for (const xml::Node* a : rv->all("changedArea")) {
-      int64_t s = 0, l = 0;
-      if (!parse_long(a->child_text("start"), s) || !parse_long(a->child_text("length"), l))
-        bad("a changed area's start or length is not a number");
-      if (s < 0 || l <= 0)
-        bad("changed area " + std::to_string(s) + "+" + std::to_string(l) +
-            " is negative or empty");
-      if (static_cast<uint64_t>(s) < prev_end)
-        bad("changed area at " + std::to_string(s) + " overlaps or precedes the one before it");
-      if (static_cast<uint64_t>(l) > end - std::min<uint64_t>(end, static_cast<uint64_t>(s)) ||
-          static_cast<uint64_t>(s) >= end)
-        bad("changed area " + std::to_string(s) + "+" + std::to_string(l) +
-            " lies beyond the answer's span (up to " + std::to_string(end) +
-            ") or the disk's end (" + std::to_string(capacity) + ")");
-      out.push_back({static_cast<uint64_t>(s), static_cast<uint64_t>(l)});
-      prev_end = static_cast<uint64_t>(s) + static_cast<uint64_t>(l);
-    }
-    offset = end;
+    if (!rv) fail("QueryChangedDiskAreas: no DiskChangeInfo in the answer");
+    offset = take_change_info(*rv, offset, capacity, out);  // always moves on
   }
   return out;
 }

@@ -28,6 +28,12 @@ struct DiskArea {
   uint64_t start = 0, length = 0;
 };
 
+// One DiskChangeInfo (`returnval`) asked from `offset` of a disk of
+// `capacity` bytes: appends its areas to `out` and returns where the next
+// question starts. Error(failure) naming what is wrong with it (below).
+uint64_t take_change_info(const xml::Node& returnval, uint64_t offset, uint64_t capacity,
+                          std::vector<DiskArea>& out);
+
 // QueryChangedDiskAreas from offset 0 until the answers cover `capacity`
 // bytes: the areas changed since `change_id` ("*": all areas holding data).
 // Every answer is checked (hostile input): it starts where it was asked to,
