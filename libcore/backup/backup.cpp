@@ -1359,6 +1359,10 @@ ordered_json BackupRun::run(ordered_json& record) {
     VmWriter& w = ctx_.writers->for_client(c_);
     if (w.transport() == Transport::ssh) writer_ = &w;  // the API path as it always was
   }
+  if (o_.cbt && writer_)  // refused before any change
+    fail(
+        "--cbt: this host's licence refuses API writes and change tracking is only available "
+        "through the API; back up without --cbt");
   record = m_.vm;  // vm_record_of leaves `template` out of the manifest, not out of records
   if (auto t = facts_.details.find("template"); t != facts_.details.end()) record["template"] = *t;
   if (ctx_.gate.dry_run()) {
