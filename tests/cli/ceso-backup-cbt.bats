@@ -14,7 +14,8 @@ setup_file() {
  {"name":"k02","power":"on","disks_mib":[64]},
  {"name":"k03","power":"off","disks_mib":[32]},
  {"name":"k04","power":"on","disks_mib":[32]},
- {"name":"k05","power":"on","disks_mib":[32]}]
+ {"name":"k05","power":"on","disks_mib":[32]},
+ {"name":"k06","power":"off","disks_mib":[32]}]
 JSON
   sim_start -vms 0 -fill-mib 16 -vm-spec "$spec"
   export CESO_BACKUP_TARGET="file://$BATS_FILE_TMPDIR/target"
@@ -272,4 +273,21 @@ XML
   run ceso-restore "$id" --to-file "$BATS_TEST_TMPDIR/d.raw" -q
   assert_status 0
   cmp "$BATS_TEST_TMPDIR/d.raw" "$flat"
+}
+
+@test "--dry-run --cbt plans the tracking change with the snapshot and changes nothing" {
+  before=$(ls "$(T)" | wc -l)
+  run --separate-stderr ceso-backup --format 2 --cbt --dry-run k06
+  assert_status 0
+  assert_eq "$(echo "$output" | jq -r .operation | tr '\n' ,)" \
+    'ReconfigVM_Task,CreateSnapshot_Task,Backup,RemoveSnapshot_Task,'
+  # k05 has tracking on already (earlier tests): no ReconfigVM_Task; a VM
+  # that is off is snapshotted too with --cbt.
+  run --separate-stderr ceso-backup --format 2 --cbt --dry-run k05
+  assert_status 0
+  assert_eq "$(echo "$output" | jq -r .operation | tr '\n' ,)" 'CreateSnapshot_Task,Backup,RemoveSnapshot_Task,'
+  assert_eq "$(sim_count ReconfigVM_Task)" 0
+  assert_eq "$(sim_count CreateSnapshot_Task)" 0
+  [ "$(ls "$(T)" | wc -l)" -eq "$before" ]
+  ceso-info k06 | jq -e '.hardware.cbt == false'
 }
