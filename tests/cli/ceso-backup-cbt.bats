@@ -111,6 +111,21 @@ raw_ctk() { # VM-NAME true|false
   assert_eq "$(extent "$full" | jq -r .sha256)" "$(sha256sum <"$flat" | cut -d' ' -f1)"
 }
 
+@test "a restored VM is another VM: its tracking has its own uuid, its first --cbt backup reads '*'" {
+  id=$(ceso-backup ls k01 | jq -r 'select(.status=="complete") | .id' | tail -1)
+  old=$(jq -r '.disks[0].change_id' "$(T)/$id/manifest.json")
+  run --separate-stderr ceso-restore "$id" --as k01c -q
+  assert_status 0
+  run --separate-stderr ceso-backup --format 2 --cbt k01c
+  assert_status 0
+  new=$(echo "$output" | jq -r .backup.cbt.disks[0].change_id)
+  echo "$output" | jq -e '.backup.cbt.disks[0].since == "*" and .backup.cbt.base == null'
+  [ "${new%/*}" != "${old%/*}" ]
+  run ceso-restore "$(echo "$output" | jq -r .backup.id)" --to-file "$BATS_TEST_TMPDIR/d.raw" -q
+  assert_status 0
+  cmp "$BATS_TEST_TMPDIR/d.raw" "$(flat_of k01c 0)"
+}
+
 @test "many changed areas: QueryChangedDiskAreas is asked again until the disk is covered" {
   flat=$(flat_of k02 0)
   run --separate-stderr ceso-backup --format 2 --cbt k02
