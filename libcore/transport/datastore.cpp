@@ -124,6 +124,8 @@ struct DatastoreFiles::Impl {
         // is what matters, never curl's "failure writing output".
         self->status_error = true;
         self->error_body.assign(data, std::min<size_t>(len, 4096));
+        if (self->ranged && self->status == 200)
+          self->error_body = "the host ignored the Range header (a ranged read needs 206)";
         return 0;
       }
       // A server that ignores Range sends everything again from byte 0.
