@@ -62,6 +62,9 @@ std::vector<ceso::Verb> verbs() {
            {"limit-rate", 0, "BYTES", "limit each download to BYTES per second (suffix K, M, G)"},
            {"format", 0, "N",
             "1: each file one zstd stream (the default); 2: disks as deduplicated 4 MiB chunks"},
+           {"cbt", 0, "",
+            "format 2, hot: read only the areas Changed Block Tracking reports since the "
+            "previous backup (enables tracking on the VM if needed)"},
        },
        kConnection | kOutput | kDryRun | kJobs,
        "[OPTION]... [VM]..."},
@@ -155,6 +158,13 @@ ceso::BackupOptions backup_options(const ceso::Args& args) {
   o.retries = static_cast<int>(args.get_int("retries", 5, 0, 100));
   if (auto r = args.maybe("limit-rate")) o.limit_rate = ceso::parse_rate("limit-rate", *r);
   o.format = static_cast<int>(args.get_int("format", 1, 1, 2));
+  o.cbt = args.has("cbt");
+  if (o.cbt && o.format != 2)
+    ceso::usage_error(
+        "--cbt needs --format 2 (format 1 stores each disk whole, so it cannot "
+        "take unchanged areas from the previous backup)");
+  if (o.cbt && o.mode == "cold")
+    ceso::usage_error("--cbt needs --hot: the changed areas are asked of the backup snapshot");
   // Test-only (ceso-backup(1), ENVIRONMENT): force the id to exercise collisions.
   if (const char* id = std::getenv("CESO_BACKUP_TEST_ID"); id && *id) o.forced_id = id;
   return o;

@@ -33,6 +33,7 @@
 #include "base/util.hpp"
 #include "config/config.hpp"
 #include "transport/datastore.hpp"
+#include "vm/cbt.hpp"
 #include "vm/lifecycle.hpp"
 #include "vm/snapshot.hpp"
 #include "vm/writer.hpp"
@@ -782,6 +783,11 @@ class BackupRun {
   VmWriter* writer_ = nullptr;          // the run's changes: SSH on a free-licensed host
   std::unique_ptr<ChunkStore> chunks_;  // format 2
   ChunkStats chunk_stats_;
+  // --cbt (docs/backup.md "Incremental with CBT")
+  vim::MoRef snap_;                        // the backup snapshot, while it exists
+  std::map<int, std::string> change_ids_;  // device key → its change id in snap_
+  std::optional<Manifest> cbt_base_;       // the previous backup built on
+  ordered_json cbt_ = nullptr;             // the record's "cbt"
 
   Mutation mutation(std::string op, ordered_json params = ordered_json::object()) const {
     Mutation m{c_.endpoint().id, vm_.name, vm_.ref.value, std::move(op), std::move(params)};
@@ -796,6 +802,8 @@ class BackupRun {
   void clean_leftovers(const std::string& lock_path);
   void copy_all(const std::vector<SourceFile>& files);
   void copy_file(const SourceFile& src);
+  void prepare_cbt();
+  bool copy_extent_cbt(const SourceFile& src);
   void store_blob(const std::string& name, const std::string& kind, const std::string& data);
   void publish();
   void hot_copy(const std::vector<SourceFile>& disks);
@@ -809,14 +817,16 @@ void BackupRun::plan_only() {
   for (const auto& f : facts_.files) files.push_back(f.path.str());
   bool running = facts_.power == "on";
   auto noop = [] {};
-  if (running && o_.mode == "hot")
+  if (o_.cbt && !change_tracking_enabled(c_, vm_.ref))
+    ctx_.gate.perform(mutation("ReconfigVM_Task", {{"changeTrackingEnabled", true}}), noop);
+  if (m_.mode == "hot")
     ctx_.gate.perform(mutation("CreateSnapshot_Task", {{"memory", false}, {"quiesce", o_.quiesce}}),
                       noop);
   if (running && o_.mode == "cold")
     ctx_.gate.perform(mutation("ShutdownGuest", {{"force", o_.force}}), noop);
   ctx_.gate.perform(
       mutation("Backup", {{"id", m_.id}, {"target", ctx_.target.url()}, {"files", files}}), noop);
-  if (running && o_.mode == "hot") ctx_.gate.perform(mutation("RemoveSnapshot_Task"), noop);
+  if (m_.mode == "hot") ctx_.gate.perform(mutation("RemoveSnapshot_Task"), noop);
   if (running && o_.mode == "cold") ctx_.gate.perform(mutation("PowerOnVM_Task"), noop);
 }
 
@@ -864,6 +874,7 @@ void BackupRun::clean_leftovers(const std::string& lock_path) {
 
 void BackupRun::copy_file(const SourceFile& src) {
   throw_if_interrupt_requested();
+  if (o_.cbt && chunks_ && src.kind == "extent" && copy_extent_cbt(src)) return;
   std::string url =
       vim::datastore_file_url(c_.endpoint(), datacenter_, src.path.datastore, src.path.path);
   ManifestFile mf;
@@ -931,6 +942,199 @@ void BackupRun::copy_file(const SourceFile& src) {
   }
   if (src.kind == "descriptor") descriptors_[mf.name] = std::move(descriptor);
   m_.files.push_back(std::move(mf));
+}
+
+// ---- --cbt (docs/backup.md "Incremental with CBT") ----
+
+// Tracking on (a mutation: the gate and the audit) and the previous backup to
+// build on: the newest complete one of this VM (endpoint and uuid) at this
+// target whose verify did not fail, read back from the target.
+void BackupRun::prepare_cbt() {
+  if (writer_)
+    fail(
+        "--cbt: this host's licence refuses API writes and change tracking is only available "
+        "through the API; back up without --cbt");
+  cbt_ = {{"disks", ordered_json::array()}, {"bytes_read", 0}, {"base", nullptr}};
+  if (!change_tracking_enabled(c_, vm_.ref)) {
+    ctx_.gate.perform(mutation("ReconfigVM_Task", {{"changeTrackingEnabled", true}}),
+                      [&] { enable_change_tracking(c_, vm_.ref); });
+    ctx_.warn("VM " + quote(vm_.name) +
+              ": change tracking enabled; it starts with this backup's snapshot, which is "
+              "read in full (all areas holding data)");
+  }
+  const std::string uuid = facts_.details.value("uuid", "");
+  std::optional<CatalogEntry> newest;
+  for (auto& e : ctx_.catalog.list(ctx_.target.url()))
+    if (e.status == "complete" && e.endpoint == c_.endpoint().id && !uuid.empty() &&
+        e.vm_uuid == uuid && e.verify != "failed" && e.id != m_.id &&
+        (!newest || e.created >= newest->created))
+      newest = e;
+  if (!newest) return;
+  try {
+    Manifest m = manifest_from_json(ctx_.target.read_file(newest->id + "/" + kManifestName));
+    if (m.id != newest->id) fail("its manifest names backup " + quote(m.id));
+    cbt_base_ = std::move(m);
+    cbt_["base"] = newest->id;
+  } catch (const Error& e) {
+    ctx_.warn("--cbt: the previous backup " + quote(newest->id) + " cannot be built on (" +
+              e.what() + "): every disk is read in full");
+  }
+}
+
+// One data file with CBT: the chunks holding changed areas are read with
+// ranged GETs (whole 4 MiB chunks), the others come from the previous
+// backup's index (or, for "*", are all zero) once the target is found to
+// hold them. False, having copied nothing, when CBT cannot be used for this
+// file: copy_file then reads it whole (a warning says why).
+bool BackupRun::copy_extent_cbt(const SourceFile& src) {
+  if (src.disk < 0 || static_cast<size_t>(src.disk) >= m_.disks.size()) return false;
+  ordered_json& disk = m_.disks[static_cast<size_t>(src.disk)];
+  const int key = disk.value("device_key", -1);
+  ordered_json info = {{"disk", src.disk}, {"since", nullptr}, {"bytes_read", 0}};
+  auto whole = [&](const std::string& why, bool keep_id) {
+    ctx_.warn("disk " + std::to_string(src.disk) + " of " + quote(vm_.name) + ": read in full, " +
+              why);
+    info["since"] = "full";
+    info["bytes_read"] = src.size;
+    info["why"] = why;
+    cbt_["disks"].push_back(info);
+    cbt_["bytes_read"] = cbt_["bytes_read"].get<uint64_t>() + src.size;
+    if (keep_id) disk["change_id"] = change_ids_[key];
+    return false;
+  };
+  std::string id = change_ids_.count(key) ? change_ids_[key] : "";
+  std::string uuid;
+  uint64_t seq = 0;
+  if (id.empty()) return whole("the host reports no change id for it", false);
+  if (!parse_change_id(id, uuid, seq))
+    return whole("the host's change id " + quote(id) + " is malformed", false);
+  for (const auto& [k, other] : change_ids_)
+    if (k != key && other.substr(0, other.rfind('/')) == uuid)
+      return whole("the host reports its change id for another disk too", false);
+  size_t units = 0;
+  for (const auto& f : facts_.files)
+    if (f.disk == src.disk && f.kind == "extent") ++units;
+  if (units != 1) return whole("it has several extents or snapshots of its own", false);
+  if (src.size == 0) return whole("its size is unknown", false);
+
+  // What to ask for: changes since the previous backup's change id of this
+  // disk, with its index; else "*" (every area holding data).
+  std::string since = "*";
+  std::optional<ChunkIndex> base;
+  std::string why_star;
+  if (!cbt_base_) {
+    why_star = "no previous backup of this VM at this target";
+  } else {
+    const ordered_json* pd = nullptr;
+    for (const auto& d : cbt_base_->disks)
+      if (d.is_object() && d.value("device_key", -2) == key && d.value("index", -1) == src.disk)
+        pd = &d;
+    std::string prev = pd && (*pd).contains("change_id") && (*pd)["change_id"].is_string()
+                           ? (*pd)["change_id"].get<std::string>()
+                           : "";
+    std::string prev_uuid;
+    uint64_t prev_seq = 0;
+    const ManifestFile* pf = nullptr;
+    for (const auto& f : cbt_base_->files)
+      if (f.kind == "extent" && f.disk == src.disk && f.compression == "chunks") pf = &f;
+    if (prev.empty() || !pf) {
+      why_star = "the previous backup has no change id for this disk";
+    } else if (!parse_change_id(prev, prev_uuid, prev_seq) || prev_uuid != uuid) {
+      why_star = "change tracking was reset since the previous backup (its change id " +
+                 quote(prev) + ", now " + quote(id) + ")";
+    } else if (prev_seq > seq) {
+      why_star = "the previous backup's change id " + quote(prev) + " is newer than the host's";
+    } else {
+      try {
+        base = read_index(ctx_.target, cbt_base_->id, *pf);
+        if (base->size != src.size || base->chunk_size != kChunkSize)
+          why_star = "the disk's size changed since the previous backup";
+        else
+          since = prev;
+      } catch (const Error& e) {
+        if (e.code() != Exit::bad_input) throw;
+        why_star = std::string("the previous backup's index cannot be used: ") + e.what();
+      }
+    }
+  }
+  if (since == "*" && cbt_base_)
+    ctx_.warn("disk " + std::to_string(src.disk) + " of " + quote(vm_.name) +
+              ": all areas holding data are read: " + why_star);
+  std::vector<DiskArea> areas;
+  try {
+    areas = query_changed_areas(c_, vm_.ref, snap_, key, src.size, since);
+  } catch (const Error& e) {
+    if (e.code() == Exit::interrupted) throw;
+    return whole(std::string("its changed areas are not usable: ") + e.what(), true);
+  }
+  const uint64_t n = (src.size + kChunkSize - 1) / kChunkSize;
+  std::vector<char> read(n, 0);
+  for (const auto& a : areas)
+    for (uint64_t i = a.start / kChunkSize; i <= (a.start + a.length - 1) / kChunkSize; ++i)
+      read[i] = 1;
+
+  std::string url =
+      vim::datastore_file_url(c_.endpoint(), datacenter_, src.path.datastore, src.path.path);
+  ManifestFile mf;
+  mf.name = src.name + ".idx";
+  mf.source = src.path.str();
+  mf.kind = src.kind;
+  mf.disk = src.disk;
+  ChunkedFileWriter writer(*chunks_, m_.id + "/" + mf.name);
+  DownloadOptions dopt;
+  dopt.retries = o_.retries;
+  dopt.backoff = o_.backoff;
+  dopt.limit_rate = o_.limit_rate;
+  dopt.cancelled = [] { return interrupt_requested(); };
+  dopt.on_retry = [&](const std::string& why) { ctx_.warn(src.path.str() + ": " + why); };
+  int task = ctx_.progress.start(vm_.name + " " + src.name, src.size);
+  uint64_t bytes_read = 0, chunks_read = 0, missing = 0;
+  auto chunk_len = [&](uint64_t i) { return std::min(kChunkSize, src.size - i * kChunkSize); };
+  for (uint64_t i = 0; i < n;) {
+    throw_if_interrupt_requested();
+    if (!read[i]) {
+      const std::string known = base ? base->chunks[i] : "";
+      if (writer.add_known(known, chunk_len(i))) {
+        ctx_.progress.advance(task, chunk_len(i));
+        ++i;
+        continue;
+      }
+      ++missing;  // not at the target (any more): read it
+      read[i] = 1;
+    }
+    uint64_t j = i;
+    while (j < n && read[j]) ++j;
+    const uint64_t off = i * kChunkSize, len = std::min(src.size, j * kChunkSize) - off;
+    auto got = files_->download_range(
+        url, off, len,
+        [&](const char* data, size_t k) {
+          writer.write(data, k);
+          ctx_.progress.advance(task, k);
+        },
+        dopt);
+    if (!got)
+      fail("cannot download " + quote(src.path.str()) + ": the host says it does not exist");
+    bytes_read += len;
+    chunks_read += j - i;
+    i = j;
+  }
+  ctx_.progress.finish(task);
+  writer.finish(mf);
+  chunk_stats_.add(writer.stats());
+  if (missing)
+    ctx_.warn("disk " + std::to_string(src.disk) + " of " + quote(vm_.name) + ": " +
+              std::to_string(missing) +
+              " unchanged chunk(s) of the previous backup are missing at the target; read again");
+  disk["change_id"] = id;
+  info["since"] = since;
+  info["change_id"] = id;
+  info["areas"] = areas.size();
+  info["chunks_read"] = chunks_read;
+  info["bytes_read"] = bytes_read;
+  cbt_["disks"].push_back(info);
+  cbt_["bytes_read"] = cbt_["bytes_read"].get<uint64_t>() + bytes_read;
+  m_.files.push_back(std::move(mf));
+  return true;
 }
 
 void BackupRun::store_blob(const std::string& name, const std::string& kind,
@@ -1004,11 +1208,17 @@ void BackupRun::hot_copy(const std::vector<SourceFile>& disks) {
         snap.type = "VirtualMachineSnapshot";
       });
   try {
+    if (o_.cbt) {
+      snap_ = snap;
+      change_ids_ = snapshot_change_ids(c_, snap);
+    }
     copy_all(disks);
   } catch (...) {
+    snap_ = {};
     remove_snapshot_retrying(snap);
     throw;
   }
+  snap_ = {};
   if (!remove_snapshot_retrying(snap)) fail("the backup snapshot could not be removed");
 }
 
@@ -1107,7 +1317,9 @@ ordered_json BackupRun::run(ordered_json& record) {
   }
   m_.tool_version = std::string(version());
   bool running = facts_.power == "on";
-  m_.mode = running && o_.mode == "hot" ? "hot" : "cold";
+  // --cbt asks the backup snapshot for the changed areas: a VM that is off
+  // is snapshotted too.
+  m_.mode = (running || o_.cbt) && o_.mode == "hot" ? "hot" : "cold";
   m_.vm = vm_record_of(facts_.details);
   m_.config = facts_.details;
   m_.guestinfo = facts_.details.value("guestinfo", ordered_json::object());
@@ -1117,6 +1329,10 @@ ordered_json BackupRun::run(ordered_json& record) {
     VmWriter& w = ctx_.writers->for_client(c_);
     if (w.transport() == Transport::ssh) writer_ = &w;  // the API path as it always was
   }
+  if (o_.cbt && writer_)  // refused before any change
+    fail(
+        "--cbt: this host's licence refuses API writes and change tracking is only available "
+        "through the API; back up without --cbt");
   record = m_.vm;  // vm_record_of leaves `template` out of the manifest, not out of records
   if (auto t = facts_.details.find("template"); t != facts_.details.end()) record["template"] = *t;
   if (ctx_.gate.dry_run()) {
@@ -1160,6 +1376,7 @@ ordered_json BackupRun::run(ordered_json& record) {
         facts_.config,
         "xmlns=\"urn:vim25\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"");
     store_blob("config.xml", "config", config_xml);
+    if (o_.cbt) prepare_cbt();
     copy_all(small);  // before a snapshot rewrites the .vmx to name delta disks
     auto t1 = std::chrono::steady_clock::now();
     if (m_.mode == "hot")
@@ -1201,6 +1418,7 @@ ordered_json BackupRun::run(ordered_json& record) {
                     {"seconds", m_.finished - m_.started}};
   if (!m_.warnings.empty()) b["warnings"] = m_.warnings;
   if (m_.chunk_stats.is_object()) b["chunks"] = m_.chunk_stats;
+  if (!cbt_.is_null()) b["cbt"] = cbt_;
   return b;
 }
 
@@ -1247,6 +1465,18 @@ void verify_chunks(BackupTarget& target, const std::string& id, const ManifestFi
     if (e.code() != Exit::bad_input) throw;
     r.problems.push_back(e.what());
     return;
+  }
+  if (!f.chunks_sha256.empty()) {
+    // The chunks' digest from the index's ids (each chunk's own check is below).
+    Sha256 digest;
+    for (size_t i = 0; i < idx.chunks.size(); ++i) {
+      uint64_t len = std::min<uint64_t>(idx.chunk_size, idx.size - i * idx.chunk_size);
+      const std::string& c = idx.chunks[i].empty() ? zero_sha256(len) : idx.chunks[i];
+      digest.update(c.data(), c.size());
+      digest.update("\n", 1);
+    }
+    if (digest.hex() != f.chunks_sha256)
+      r.problems.push_back(f.name + ": the chunks' digest differs from the manifest");
   }
   std::set<std::string> seen;
   for (size_t i = 0; i < idx.chunks.size(); ++i) {

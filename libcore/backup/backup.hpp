@@ -98,6 +98,10 @@ struct BackupOptions {
   // 1: each file one zstd stream; 2: disk data in the target's chunk store
   // (backup/chunks.hpp), deduplicated across VMs and backups.
   int format = 1;
+  // Format 2, hot: Changed Block Tracking (docs/backup.md "Incremental with
+  // CBT"): enable it if needed, read only the areas changed since the
+  // previous backup of the VM at this target, take the rest from its index.
+  bool cbt = false;
   // Test hook (CESO_BACKUP_TEST_ID): use this id instead of a fresh one, to
   // exercise id collisions. Never set it in production.
   std::string forced_id;

@@ -58,6 +58,18 @@ bool is_chunk_id(std::string_view id) {
   return true;
 }
 
+const std::string& zero_sha256(size_t size) {
+  static const std::string full = [] {
+    std::vector<char> z(kChunkSize, '\0');
+    return sha256_hex(z.data(), z.size());
+  }();
+  if (size == kChunkSize) return full;
+  thread_local std::string other;
+  std::vector<char> z(size, '\0');
+  other = sha256_hex(z.data(), z.size());
+  return other;
+}
+
 std::string chunk_path(const std::string& id) {
   if (!is_chunk_id(id)) bad_input("bad chunk id " + quote(id.substr(0, 80)));
   return std::string(kChunkDir) + "/" + id.substr(0, 2) + "/" + id;
@@ -433,6 +445,7 @@ struct ChunkedFileWriter::Impl {
   ChunkStats stats;
   std::unordered_set<std::string> queued;  // chunks of this file taken by a worker
   size_t in_flight = 0;                    // jobs not finished
+  bool whole_known = true;                 // false once add_known() skipped bytes
   std::exception_ptr error;
 
   void process(const Job& job) {
@@ -511,6 +524,21 @@ struct ChunkedFileWriter::Impl {
     jobs.push({seq, std::move(b)});
     rethrow();
   }
+  // chunks_sha256: one line per chunk, its SHA-256 (an all-zero chunk's
+  // too), in index order; taken once every chunk's id is known.
+  std::string chunks_digest() const {
+    Sha256 digest;
+    for (size_t i = 0; i < index.chunks.size(); ++i) {
+      const std::string& id = index.chunks[i];
+      const std::string& line =
+          id.empty() ? zero_sha256(static_cast<size_t>(
+                           std::min<uint64_t>(kChunkSize, raw - uint64_t(i) * kChunkSize)))
+                     : id;
+      digest.update(line.data(), line.size());
+      digest.update("\n", 1);
+    }
+    return digest.hex();
+  }
   void drain() {
     std::unique_lock lock(m);
     idle.wait(lock, [&] { return in_flight == 0 || error; });
@@ -566,6 +594,29 @@ void ChunkedFileWriter::write(const char* data, size_t size) {
   }
 }
 
+bool ChunkedFileWriter::add_known(const std::string& id, uint64_t size) {
+  Impl& im = *impl_;
+  if (im.cur && im.cur->size) fail("ChunkedFileWriter::add_known() in the middle of a chunk");
+  if (size == 0 || size > kChunkSize) fail("ChunkedFileWriter::add_known(): bad chunk size");
+  if (im.raw % kChunkSize) fail("ChunkedFileWriter::add_known() after a short chunk");
+  if (!id.empty()) {
+    chunk_path(id);  // a malformed id is refused
+    bool queued;
+    {
+      std::lock_guard lock(im.m);
+      queued = im.queued.count(id) != 0;  // uploaded or being uploaded for this file
+    }
+    if (!queued && !im.store->present(id)) return false;
+  }
+  std::lock_guard lock(im.m);
+  im.whole_known = false;
+  im.raw += size;
+  ++im.stats.chunks;
+  ++(id.empty() ? im.stats.zero : im.stats.reused);
+  im.index.chunks.push_back(id);
+  return true;
+}
+
 void ChunkedFileWriter::finish(ManifestFile& file) {
   Impl& im = *impl_;
   im.chunk_done();
@@ -578,7 +629,8 @@ void ChunkedFileWriter::finish(ManifestFile& file) {
   std::string text = index_text(im.index);
   im.store->target().write_file(im.index_path, text);
   file.size = im.raw;
-  file.sha256 = im.raw_hash.hex();
+  file.sha256 = im.whole_known ? im.raw_hash.hex() : "";
+  file.chunks_sha256 = im.chunks_digest();
   file.stored_size = text.size();
   file.stored_sha256 = sha256_hex(text.data(), text.size());
   file.compression = "chunks";
@@ -624,6 +676,7 @@ struct ChunkedFileReader::Impl {
   size_t pos = 0, len = 0;
   std::string stored;
   Sha256 whole;
+  Sha256 digest;  // chunks_sha256, from the ids of the chunks as they check out
   uint64_t out = 0;
   bool at_end = false, failed = false, checked = false;
   std::vector<std::string> problems;
@@ -648,6 +701,9 @@ struct ChunkedFileReader::Impl {
     len = expect;
     if (id.empty()) {
       std::fill_n(raw.begin(), expect, '\0');
+      const std::string& z = zero_sha256(expect);
+      digest.update(z.data(), z.size());
+      digest.update("\n", 1);
       return true;
     }
     const std::string where = " (offset " + std::to_string(off) + ")";
@@ -695,6 +751,8 @@ struct ChunkedFileReader::Impl {
       problem("chunk " + id + where + ": SHA-256 of the data differs from its id");
       return false;
     }
+    digest.update(id.data(), id.size());
+    digest.update("\n", 1);
     return true;
   }
 };
@@ -737,8 +795,12 @@ std::vector<std::string> ChunkedFileReader::problems() {
   if (im.out != im.file->size)
     im.problems.push_back(im.file->name + ": " + std::to_string(im.out) + " bytes, manifest says " +
                           std::to_string(im.file->size));
-  else if (im.whole.hex() != im.file->sha256)
+  else if (!im.file->sha256.empty() && im.whole.hex() != im.file->sha256)
     im.problems.push_back(im.file->name + ": SHA-256 of the data differs from the manifest");
+  else if (!im.file->chunks_sha256.empty() && im.digest.hex() != im.file->chunks_sha256)
+    im.problems.push_back(im.file->name + ": the chunks' digest differs from the manifest");
+  else if (im.file->sha256.empty() && im.file->chunks_sha256.empty())
+    im.problems.push_back(im.file->name + ": the manifest has no hash of the data");
   return im.problems;
 }
 

@@ -52,6 +52,8 @@ class Sha256 {
   void* ctx_;
 };
 std::string sha256_hex(const void* data, size_t size);
+// SHA-256 of `size` zero bytes (an all-zero chunk's hash in chunks_sha256).
+const std::string& zero_sha256(size_t size);
 
 // 64 lowercase hex digits.
 bool is_chunk_id(std::string_view id);
@@ -127,9 +129,16 @@ class ChunkedFileWriter {
   ChunkedFileWriter(const ChunkedFileWriter&) = delete;
   ChunkedFileWriter& operator=(const ChunkedFileWriter&) = delete;
   void write(const char* data, size_t size);
+  // CBT: the next chunk (at a chunk boundary) is chunk `id` of the previous
+  // backup's index, `size` raw bytes ("" = all zero), without its bytes.
+  // Returns false, adding nothing, when the target does not hold it (the
+  // caller then reads those bytes and write()s them): a chunk missing at the
+  // target is never assumed present. The file's whole SHA-256 is then
+  // unknown: finish() leaves `sha256` empty and chunks_sha256 is the check.
+  bool add_known(const std::string& id, uint64_t size);
   // Waits for the uploads, writes and syncs the index, fills in `file`
   // (size, sha256 of the raw bytes; stored_size, stored_sha256 of the
-  // index; compression "chunks").
+  // index; compression "chunks"; chunks_sha256).
   void finish(ManifestFile& file);
   const ChunkStats& stats() const;
 

@@ -24,7 +24,8 @@ ordered_json manifest_json(const Manifest& m) {
     if (f.disk >= 0) j["disk"] = f.disk;
     j["size"] = f.size;
     j["stored_size"] = f.stored_size;
-    j["sha256"] = f.sha256;
+    if (!f.sha256.empty() || f.chunks_sha256.empty()) j["sha256"] = f.sha256;
+    if (!f.chunks_sha256.empty()) j["chunks_sha256"] = f.chunks_sha256;
     if (!f.stored_xxh128.empty())
       j["stored_xxh128"] = f.stored_xxh128;
     else
@@ -110,8 +111,18 @@ Manifest manifest_from_json(const std::string& text) {
     mf.disk = f.value("disk", -1);
     mf.size = field<uint64_t>(f, "size");
     mf.stored_size = field<uint64_t>(f, "stored_size");
-    mf.sha256 = field<std::string>(f, "sha256");
     mf.compression = f.value("compression", "zstd");
+    // A chunked file written with CBT has no whole-file SHA-256; then its
+    // chunks' digest is the end-to-end check, and one of the two must be there.
+    if (f.contains("chunks_sha256")) {
+      mf.chunks_sha256 = field<std::string>(f, "chunks_sha256");
+      const std::string& d = mf.chunks_sha256;
+      bool hex64 = d.size() == 64 && d.find_first_not_of("0123456789abcdef") == std::string::npos;
+      if (!hex64 || mf.compression != "chunks")
+        bad_input("manifest: " + quote(mf.name) + " has a malformed 'chunks_sha256'");
+    }
+    if (mf.chunks_sha256.empty() || f.contains("sha256"))
+      mf.sha256 = field<std::string>(f, "sha256");
     if (mf.compression != "zstd" && mf.compression != "chunks")
       bad_input("manifest: " + quote(mf.name) + " has an unknown compression " +
                 quote(mf.compression));

@@ -24,13 +24,18 @@ struct ManifestFile {
   int disk = -1;             // index into the VM's disks for descriptor/extent
   uint64_t size = 0;         // raw bytes
   uint64_t stored_size = 0;  // bytes in the target (compressed)
-  std::string sha256;        // of the raw bytes
+  std::string sha256;        // of the raw bytes; "" for a file written with CBT (not read whole)
   // The stored stream's hash: XXH3-128 (32 hex digits, as `xxhsum -H2`
   // prints it) for NAME.zst files written since it replaced SHA-256; SHA-256
   // in older manifests and for format 2 indexes. An entry has one of the two.
   std::string stored_sha256;
   std::string stored_xxh128;
   std::string compression = "zstd";  // "zstd" | "chunks" (format 2: `name` is the index)
+  // Chunked files: SHA-256 of the lines "<SHA-256 of chunk i's raw bytes>\n"
+  // for every chunk in order, all-zero ones included (chunks_digest). It
+  // names the content without a whole read, so a CBT backup has it where it
+  // cannot have `sha256`. "" in manifests written before it.
+  std::string chunks_sha256;
 };
 
 struct Manifest {

@@ -98,6 +98,9 @@ struct DatastoreFiles::Impl {
   std::string error_body;  // the start of an error page, for the message
   std::exception_ptr sink_error;
   Clock::time_point last_byte;  // for the idle message
+  // download_range: bytes [offset, offset + length) only, as 206 answers.
+  bool ranged = false;
+  uint64_t offset = 0, length = 0;
 
   std::unique_ptr<TlsPolicy> tls;  // same policy object type as the SOAP connection
   const DownloadOptions* options = nullptr;
@@ -114,12 +117,15 @@ struct DatastoreFiles::Impl {
     self->last_byte = Clock::now();
     if (self->status == 0) {
       curl_easy_getinfo(self->curl, CURLINFO_RESPONSE_CODE, &self->status);
-      bool ok = self->status == 200 || (self->status == 206 && self->delivered > 0);
+      bool ok = self->ranged ? self->status == 206
+                             : self->status == 200 || (self->status == 206 && self->delivered > 0);
       if (!ok) {
         // Keep the start of the page for the message and stop: the status
         // is what matters, never curl's "failure writing output".
         self->status_error = true;
         self->error_body.assign(data, std::min<size_t>(len, 4096));
+        if (self->ranged && self->status == 200)
+          self->error_body = "the host ignored the Range header (a ranged read needs 206)";
         return 0;
       }
       // A server that ignores Range sends everything again from byte 0.
@@ -138,6 +144,12 @@ struct DatastoreFiles::Impl {
     }
     size_t drop = static_cast<size_t>(std::min<uint64_t>(self->skip, len));
     self->skip -= drop;
+    if (self->ranged && self->delivered + (len - drop) > self->length) {
+      // More than the range asked for: never handed on as data.
+      self->sink_error = std::make_exception_ptr(Error(
+          "the host sent more than the " + std::to_string(self->length) + " bytes asked for"));
+      return 0;
+    }
     if (drop < len) {
       try {
         (*self->sink)(data + drop, len - drop);
@@ -193,6 +205,25 @@ DatastoreFiles::DatastoreFiles(const Endpoint& endpoint, std::string cookie)
 
 DatastoreFiles::~DatastoreFiles() { curl_easy_cleanup(impl_->curl); }
 
+std::optional<uint64_t> DatastoreFiles::download_range(
+    const std::string& url, uint64_t offset, uint64_t length,
+    const std::function<void(const char*, size_t)>& sink, const DownloadOptions& options) {
+  if (length == 0) return 0;
+  struct Reset {
+    Impl& im;
+    ~Reset() { im.ranged = false; }
+  } reset{*impl_};
+  impl_->ranged = true;
+  impl_->offset = offset;
+  impl_->length = length;
+  auto got = download(url, sink, options);
+  if (got && *got != length)
+    fail("datastore download of " + describe(url) + " ended after " + std::to_string(*got) +
+         " of the " + std::to_string(length) + " bytes asked for at offset " +
+         std::to_string(offset));
+  return got;
+}
+
 std::optional<uint64_t> DatastoreFiles::download(
     const std::string& url, const std::function<void(const char*, size_t)>& sink,
     const DownloadOptions& options) {
@@ -215,13 +246,18 @@ std::optional<uint64_t> DatastoreFiles::download(
     im.errbuf[0] = '\0';
     im.last_byte = Clock::now();
     std::string range = std::to_string(im.delivered) + "-";
-    curl_easy_setopt(c, CURLOPT_RANGE, im.delivered ? range.c_str() : nullptr);
+    if (im.ranged)
+      range = std::to_string(im.offset + im.delivered) + "-" +
+              std::to_string(im.offset + im.length - 1);
+    curl_easy_setopt(c, CURLOPT_RANGE, im.delivered || im.ranged ? range.c_str() : nullptr);
     CURLcode rc = curl_easy_perform(c);
     if (im.sink_error) std::rethrow_exception(im.sink_error);
     if (im.cancelled()) throw Error("interrupted", Exit::interrupted);
     if (im.status == 0) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &im.status);
-    if (rc == CURLE_OK && !im.status_error && (im.status == 200 || im.status == 206))
+    if (rc == CURLE_OK && !im.status_error && (im.status == 200 || im.status == 206)) {
+      if (im.ranged && im.delivered < im.length && attempt < options.retries) continue;
       return im.delivered;
+    }
     if (im.status == 404) return std::nullopt;
     const bool http_error = im.status_error || (rc == CURLE_OK && im.status >= 400);
     if (http_error) {

@@ -56,6 +56,15 @@ class DatastoreFiles {
                                    const std::function<void(const char*, size_t)>& sink,
                                    const DownloadOptions& options = {});
 
+  // Streams bytes [offset, offset + length) of the file (`Range: bytes=A-B`,
+  // which the host's /folder service honours for GET): the host must answer
+  // 206 with exactly those bytes (200, more bytes, or fewer after the
+  // retries fail: Error(failure) / Error(connection)); a cut transfer resumes
+  // within the range. nullopt when the host says the file does not exist.
+  std::optional<uint64_t> download_range(const std::string& url, uint64_t offset, uint64_t length,
+                                         const std::function<void(const char*, size_t)>& sink,
+                                         const DownloadOptions& options = {});
+
   // Uploads `size` bytes (PUT) pulled from `source` (returns up to the
   // buffer's size; 0 at the end). The host's /folder service takes no
   // partial uploads, so a cut transfer is not resumed here: the caller

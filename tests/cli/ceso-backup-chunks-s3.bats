@@ -218,3 +218,25 @@ for c in idx[3:-1]:
   assert_status 0
   rebuild_from_s3 "$id" | cmp - "$flat"
 }
+
+@test "--cbt on s3://: the second backup reads and uploads only the changed chunk; restore gives the same bytes" {
+  flat=$(flat_of c02 0)
+  run ceso-backup --format 2 --cbt c02
+  assert_status 0
+  printf 'cbt' | dd of="$flat" bs=1 seek=$((6 << 20)) conv=notrunc status=none
+  sim_reset
+  run ceso-backup --format 2 --cbt c02
+  assert_status 0
+  out=$(echo "$output" | grep '^{')
+  id=$(echo "$out" | jq -r .backup.id)
+  echo "$out" | jq -e '.backup.cbt.disks[0].chunks_read == 1 and .backup.cbt.bytes_read == 4194304
+    and .backup.chunks.uploaded == 1 and .backup.chunks.reused == 15'
+  # One 4 MiB chunk and the small files crossed from the host.
+  [ "$(sim_stats | jq .http_bytes)" -lt $(((4 << 20) + (64 << 10))) ]
+  rebuild_from_s3 "$id" | cmp - "$flat"
+  run ceso-backup verify "$id"
+  assert_status 0
+  run ceso-restore "$id" --to-file "$BATS_TEST_TMPDIR/d.raw" -q
+  assert_status 0
+  cmp "$BATS_TEST_TMPDIR/d.raw" "$flat"
+}

@@ -117,3 +117,13 @@ local_count() { "$SIMCTL" stats | jq -r --arg m "$1" '.local_soap[$m] // 0'; }
   assert_contains "$output" "$CESO_SIM_SSH_FINGERPRINT"
   assert_eq "$(local_count CreateSnapshot_Task)" 0
 }
+
+@test "free host: --cbt is refused before any change (change tracking needs API writes)" {
+  before=$(ls "$(target_dir)" | wc -l)
+  run ceso-backup --format 2 --cbt db01
+  assert_status 1
+  assert_contains "$output" "--cbt: this host's licence refuses API writes"
+  assert_eq "$(api_writes)" 0
+  assert_eq "$(local_count CreateSnapshot_Task)" 0
+  [ "$(ls "$(target_dir)" | wc -l)" -eq "$before" ]
+}

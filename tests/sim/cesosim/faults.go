@@ -48,6 +48,10 @@ type injection struct {
 	TrickleBPS    int    `json:"trickle_bps,omitempty"`
 	MessageRepeat int    `json:"message_repeat,omitempty"`
 	Body          string `json:"body,omitempty"`
+	// QueryChangedDiskAreas: answer this DiskChangeInfo (cbt.go).
+	ChangeStart  int64  `json:"change_start,omitempty"`
+	ChangeLength int64  `json:"change_length,omitempty"`
+	ChangeAreas  string `json:"change_areas,omitempty"` // "START:LENGTH,…"
 }
 
 type injector struct {
@@ -82,6 +86,11 @@ func (in *injector) post(body []byte) error {
 	switch {
 	case r.Method != "" && r.HTTP != "":
 		return fmt.Errorf("give either method or http, not both")
+	case r.Method == "QueryChangedDiskAreas" && r.Fault == "" && (r.ChangeAreas != "" || r.ChangeLength != 0):
+		// A DiskChangeInfo of the test's choosing (cbt.go).
+		if strings.Trim(r.ChangeAreas, "0123456789-:,") != "" {
+			return fmt.Errorf("change_areas must look like \"START:LENGTH,START:LENGTH\"")
+		}
 	case r.Method != "" && r.Fault == "" && (r.StallMS > 0 || r.Nest > 0 || r.Endless || r.TrickleBPS > 0):
 		// A slow or hostile answer instead of the normal one.
 	case r.Method != "":

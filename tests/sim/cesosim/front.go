@@ -264,6 +264,10 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if call.Method == "QueryChangedDiskAreas" && hasSession() { // cbt.go
+		f.queryChangedDiskAreas(w, body)
+		return
+	}
 	if guestOpMethods[call.Method] && hasSession() && f.guestOps(w, call) {
 		return
 	}
@@ -488,6 +492,7 @@ func (f *front) afterHook(ctx context.Context, call soapCall, pre preState, req,
 		}
 	case "ReconfigVM_Task":
 		fixExtraConfig(call.This)
+		cbtReconfigured(call.This) // cbt.go
 		return f.inv.syncVM(ctx, call.This)
 	case "CopyVirtualDisk_Task", "MoveVirtualDisk_Task":
 		dest, _ := findElementText(req, "destName")
@@ -506,6 +511,9 @@ func (f *front) afterHook(ctx context.Context, call soapCall, pre preState, req,
 		fixLayoutEx(pre.vm)
 		if ref, ok := info.Result.(types.ManagedObjectReference); ok {
 			recordSnapshotFile(pre.vm, ref)
+			if err := f.cbtSnapshot(ctx, pre.vm, ref); err != nil { // cbt.go
+				log.Printf("CreateSnapshot_Task: change tracking: %v", err)
+			}
 		}
 		repointSnapshots(pre.vm, currentSnapshots(pre.vm))
 	default: // other snapshot calls

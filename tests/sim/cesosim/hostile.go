@@ -12,6 +12,7 @@ package main
 //	{"http":"GET /folder","trickle_bps":2}                    a datastore file, 2 bytes a second
 //	{"method":"X","fault":"SystemError","message":"A","message_repeat":10485760}  a 10 MiB fault string
 //	{"http":"GET /folder","status":503,"body":"\u001b[2Jbusy\n"}  an error page of our choosing
+//	{"method":"QueryChangedDiskAreas","change_length":N,"change_areas":"S:L,S:L"}  this DiskChangeInfo
 
 import (
 	"bytes"
@@ -40,6 +41,9 @@ func (f *front) serveInjectedSOAP(w http.ResponseWriter, r *http.Request, call s
 		inj = &c
 	}
 	switch {
+	case call.Method == "QueryChangedDiskAreas" && (inj.ChangeAreas != "" || inj.ChangeLength != 0):
+		serveChangeInfo(w, inj) // cbt.go
+		return nil
 	case inj.TrickleBPS > 0:
 		return &trickleWriter{ResponseWriter: w, bps: inj.TrickleBPS}
 	case inj.Nest > 0 || inj.Endless:

@@ -340,3 +340,64 @@ TEST(ChunksTest, SweepLockIsExclusive) {
 }
 
 }  // namespace
+
+// CBT: chunks taken from a previous index without their bytes, the file's
+// whole SHA-256 then unknown and chunks_sha256 the check.
+TEST(ChunksTest, KnownChunksAndTheChunksDigest) {
+  TempTarget t;
+  t.target->make_dir("b1");
+  t.target->make_dir("b2");
+  ceso::ChunkStore store(*t.target, 3, t.root + "-cache.db");
+  std::string data = pattern(C, 1) + std::string(C, '\0') + pattern(1000, 2);
+  auto f = write_chunked(store, "b1/d.idx", data);
+  EXPECT_EQ(f.sha256, ceso::sha256_hex(data.data(), data.size()));
+  // The digest: one line per chunk, its SHA-256, zero chunks included.
+  std::string lines = ceso::sha256_hex(data.data(), C) + "\n" + ceso::zero_sha256(C) + "\n" +
+                      ceso::sha256_hex(data.data() + 2 * C, 1000) + "\n";
+  EXPECT_EQ(f.chunks_sha256, ceso::sha256_hex(lines.data(), lines.size()));
+  auto idx = ceso::read_index(*t.target, "b1", f);
+  ceso::ManifestFile g;
+  g.name = "d.idx";
+  g.kind = "extent";
+  {
+    ceso::ChunkedFileWriter w(store, "b2/d.idx");
+    EXPECT_TRUE(w.add_known(idx.chunks[0], C));
+    EXPECT_TRUE(w.add_known("", C));
+    w.write(data.data() + 2 * C, 1000);
+    w.finish(g);
+    EXPECT_EQ(w.stats().reused, 2u);  // chunk 0 known, the tail found present
+    EXPECT_EQ(w.stats().zero, 1u);
+  }
+  EXPECT_TRUE(g.sha256.empty());
+  EXPECT_EQ(g.size, data.size());
+  EXPECT_EQ(g.chunks_sha256, f.chunks_sha256);
+  EXPECT_EQ(g.stored_sha256, f.stored_sha256);  // the same index
+  std::vector<std::string> problems;
+  EXPECT_EQ(read_back(*t.target, "b2", g, &problems), data);
+  EXPECT_TRUE(problems.empty()) << problems.front();
+  auto h = g;
+  h.chunks_sha256 = std::string(64, '0');
+  read_back(*t.target, "b2", h, &problems);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("chunks' digest differs"), std::string::npos) << problems[0];
+  // A chunk the target does not hold is never taken: the caller reads it.
+  {
+    ceso::ChunkedFileWriter w(store, "b2/e.idx");
+    EXPECT_FALSE(w.add_known(ceso::sha256_hex("absent", 6), C));
+    EXPECT_THROW(w.add_known("not-an-id", C), ceso::Error);
+  }
+  // The manifest: no "sha256" key then, chunks_sha256 instead; neither is refused.
+  ceso::Manifest m;
+  m.format = 2;
+  m.id = "b2";
+  m.files.push_back(g);
+  auto j = ceso::manifest_json(m);
+  EXPECT_FALSE(j["files"][0].contains("sha256"));
+  auto back = ceso::manifest_from_json(j.dump());
+  EXPECT_EQ(back.files[0].chunks_sha256, g.chunks_sha256);
+  EXPECT_TRUE(back.files[0].sha256.empty());
+  j["files"][0].erase("chunks_sha256");
+  EXPECT_THROW(ceso::manifest_from_json(j.dump()), ceso::Error);
+  j["files"][0]["chunks_sha256"] = "ABC";
+  EXPECT_THROW(ceso::manifest_from_json(j.dump()), ceso::Error);
+}
