@@ -620,7 +620,8 @@ std::vector<LookupResult> VmLocator::locate_batch(const std::vector<const Target
           if (by && by->id == vm.id) {
             bool last = --takers[it->first] == 0;
             out[i].found = FoundVm{{&c, {"VirtualMachine", vm.id}, vm.name, vm.uuid},
-                                   last ? std::move(it->second) : it->second, checked};
+                                   last ? std::move(it->second) : it->second,
+                                   checked};
           } else
             from_listing.emplace_back(i, std::move(vm));
         } catch (...) {
