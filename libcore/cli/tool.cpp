@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -387,12 +388,20 @@ Exit for_each_vm(const Args& args, Outcome& outcome, const VmLookup& lookup,
   std::unique_ptr<VmLocator> own_finder;
   if (jobs > 1) own_finder = std::make_unique<VmLocator>(endpoint_resolver(args));
   VmLocator& finder = jobs > 1 ? *own_finder : *locators.front();
+  // The finders of a flush's further batches, each on its own thread (made
+  // when first needed: a pipeline of at most kLookupBatch records never has
+  // one).
+  std::vector<std::unique_ptr<VmLocator>> more_finders;
 
-  using Item = std::pair<Target, LookupResult>;
+  struct Item {
+    Target target;
+    LookupResult result;
+    VmLocator* found_by = nullptr;
+  };
   auto act = [&](Item& item, size_t w) {
-    const Target& t = item.first;
+    const Target& t = item.target;
     run_target(outcome, t, [&] {
-      LookupResult& r = item.second;
+      LookupResult& r = item.result;
       if (r.error) std::rethrow_exception(r.error);
       FoundVm& vm = *r.found;
       VmLocator& mine = *locators[w];
@@ -402,27 +411,51 @@ Exit for_each_vm(const Args& args, Outcome& outcome, const VmLookup& lookup,
         auto again = mine.locate_batch({&t}, lookup.paths);
         if (again.front().error) std::rethrow_exception(again.front().error);
         vm = std::move(*again.front().found);
-      } else if (&mine != &finder) {
+      } else if (&mine != item.found_by) {
         vm.vm.client = &mine.client_for(t);
       }
       fn(t, vm, w);
     });
   };
   std::vector<Target> batch;
+  // The pending targets in batches of kLookupBatch: the first found on this
+  // thread, the others at the same time on threads of their own (one
+  // connection each), so a burst of records waits for one round trip, not
+  // one per batch. Each batch is handed on, in input order, as soon as it
+  // and the ones before it are found: the tool acts on the first while the
+  // others are still in flight.
   auto look_up = [&](const std::function<void(Item)>& hand_on) {
-    std::vector<const Target*> wanted;
-    for (const auto& t : batch) wanted.push_back(&t);
-    std::vector<LookupResult> found;
-    if (!interrupted()) found = finder.locate_batch(wanted, lookup.paths);
-    for (size_t i = 0; i < found.size() && !interrupted(); ++i)
-      hand_on({std::move(batch[i]), std::move(found[i])});
+    std::vector<Target> targets = std::move(batch);
     batch.clear();
+    if (interrupted()) return;
+    size_t parts = (targets.size() + kLookupBatch - 1) / kLookupBatch;
+    auto find = [&](VmLocator& by, size_t part) {
+      std::vector<const Target*> wanted;
+      for (size_t i = part * kLookupBatch; i < std::min(targets.size(), (part + 1) * kLookupBatch);
+           ++i)
+        wanted.push_back(&targets[i]);
+      return by.locate_batch(wanted, lookup.paths);
+    };
+    while (more_finders.size() + 1 < parts)
+      more_finders.push_back(std::make_unique<VmLocator>(endpoint_resolver(args)));
+    std::vector<std::future<std::vector<LookupResult>>> later;
+    for (size_t part = 1; part < parts; ++part)
+      later.push_back(std::async(std::launch::async,
+                                 [&, part] { return find(*more_finders[part - 1], part); }));
+    // The futures are waited for before `targets` goes, even when this
+    // thread's batch throws (std::async's future blocks in its destructor).
+    for (size_t part = 0; part < parts; ++part) {
+      VmLocator* by = part == 0 ? &finder : more_finders[part - 1].get();
+      std::vector<LookupResult> found = part == 0 ? find(finder, 0) : later[part - 1].get();
+      for (size_t i = 0; i < found.size() && !interrupted(); ++i)
+        hand_on({std::move(targets[part * kLookupBatch + i]), std::move(found[i]), by});
+    }
   };
   auto collect = [&](Target t) { batch.push_back(std::move(t)); };
   // Reads and hands on in batches; when reading fails, the targets read
   // before the failure are still done, then the error is raised.
   auto read_in_batches = [&](const std::function<void(Item)>& hand_on) {
-    Batching b{kLookupBatch, kLookupWindowMs, [&] { return batch.size(); },
+    Batching b{kLookupBatch * kLookupsInFlight, kLookupWindowMs, [&] { return batch.size(); },
                [&] { look_up(hand_on); }};
     try {
       read_targets(args, outcome, lookup.accept_types, collect, &b);

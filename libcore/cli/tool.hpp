@@ -90,7 +90,10 @@ Exit for_each_target_parallel(const Args& args, Outcome& outcome, size_t jobs,
 // Batched lookups (for_each_vm): at most this many targets per batch, the
 // ones that arrived within the window after the batch's first; a target whose
 // lookup is older than kLookupMaxAge when its turn comes is looked up again.
+// What arrived at once is looked up in up to kLookupsInFlight batches at the
+// same time, each on its own connection.
 inline constexpr size_t kLookupBatch = 100;
+inline constexpr size_t kLookupsInFlight = 4;
 inline constexpr int kLookupWindowMs = 20;
 inline constexpr std::chrono::seconds kLookupMaxAge{5};
 

@@ -605,6 +605,11 @@ std::vector<LookupResult> VmLocator::locate_batch(const std::vector<const Target
         return *listed;
       };
       std::vector<std::pair<size_t, VmIdentity>> from_listing;
+      // How many targets may still take each VM's properties: the last one
+      // takes them without a copy.
+      std::map<std::string, size_t> takers;
+      for (size_t i : indices)
+        if (!wants[i].id.empty()) ++takers[wants[i].id];
       for (size_t i : indices) {
         try {
           const Target& t = *targets[i];
@@ -612,10 +617,12 @@ std::vector<LookupResult> VmLocator::locate_batch(const std::vector<const Target
           auto it = wants[i].id.empty() ? by_id.end() : by_id.find(wants[i].id);
           if (it != by_id.end()) by = identity_of(it->second);
           VmIdentity vm = match_vm(wants[i], by, listing, !t.record.empty(), t.origin, endpoint);
-          if (by && by->id == vm.id)
-            out[i].found =
-                FoundVm{{&c, {"VirtualMachine", vm.id}, vm.name, vm.uuid}, it->second, checked};
-          else
+          if (by && by->id == vm.id) {
+            bool last = --takers[it->first] == 0;
+            out[i].found = FoundVm{{&c, {"VirtualMachine", vm.id}, vm.name, vm.uuid},
+                                   last ? std::move(it->second) : it->second,
+                                   checked};
+          } else
             from_listing.emplace_back(i, std::move(vm));
         } catch (...) {
           out[i].error = std::current_exception();

@@ -63,6 +63,21 @@ $gone"
   assert_eq "$(sim_count RetrievePropertiesEx)" 2
 }
 
+@test "a burst of 250 records: three batches in flight at once, output in input order, a bad record fails alone" {
+  # record 150 (in the second batch) names no VM
+  jq -c 'if input_line_number == 150 then .id = "vm-999999" | .uuid = "x" | .name = "nosuch" else . end' \
+    "$BATS_FILE_TMPDIR/all.ndjson" >"$BATS_TEST_TMPDIR/in.ndjson"
+  sim_reset
+  run --separate-stderr ceso-info <"$BATS_TEST_TMPDIR/in.ndjson"
+  assert_status 4
+  assert_contains "$stderr" "<stdin>:150"
+  assert_eq "$(echo "$stderr" | grep -c error)" 1
+  assert_eq "$(echo "$output" | jq -r .id)" "$(jq -r 'select(.name != "nosuch") | .id' "$BATS_TEST_TMPDIR/in.ndjson")"
+  # one read per batch of 100, and for the second batch one listing (3 pages)
+  assert_eq "$(sim_count RetrievePropertiesEx)" 4
+  assert_eq "$(sim_count ContinueRetrievePropertiesEx)" 2
+}
+
 @test "records still flow: the first output comes before the end of a slow producer's input" {
   first=$(sed -n 1p "$BATS_FILE_TMPDIR/all.ndjson")
   second=$(sed -n 2p "$BATS_FILE_TMPDIR/all.ndjson")
