@@ -530,10 +530,9 @@ struct ChunkedFileWriter::Impl {
     Sha256 digest;
     for (size_t i = 0; i < index.chunks.size(); ++i) {
       const std::string& id = index.chunks[i];
-      const std::string& line =
-          id.empty() ? zero_sha256(static_cast<size_t>(
-                           std::min<uint64_t>(kChunkSize, raw - uint64_t(i) * kChunkSize)))
-                     : id;
+      const std::string& line = id.empty() ? zero_sha256(static_cast<size_t>(std::min<uint64_t>(
+                                                 kChunkSize, raw - uint64_t(i) * kChunkSize)))
+                                           : id;
       digest.update(line.data(), line.size());
       digest.update("\n", 1);
     }

@@ -185,9 +185,7 @@ std::string rewrite_descriptor(const std::string& text, const std::vector<std::s
 
 namespace {
 
-std::string tag(std::string_view name, std::string_view text) {
-  return "<" + std::string(name) + ">" + xml::escape(text) + "</" + std::string(name) + ">";
-}
+using xml::tag;
 
 // Where a restored VM goes on this host: the datastore's datacenter, its VM
 // folder, and the root resource pool of a host that mounts the datastore.

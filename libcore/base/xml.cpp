@@ -260,6 +260,11 @@ std::string serialize(const Node& node, std::string_view root_attrs) {
   return out;
 }
 
+std::string tag(std::string_view name, std::string_view text) {
+  std::string n(name);
+  return "<" + n + ">" + escape(text) + "</" + n + ">";
+}
+
 std::string escape(std::string_view text) {
   std::string out;
   out.reserve(text.size() + 16);

@@ -97,4 +97,7 @@ class StreamParser {
 // (bad_input) for characters XML 1.0 cannot carry (most C0 controls).
 std::string escape(std::string_view text);
 
+// <name>escaped text</name>: a simple element of a request.
+std::string tag(std::string_view name, std::string_view text);
+
 }  // namespace ceso::xml

@@ -21,15 +21,9 @@ namespace ceso {
 
 namespace {
 
-std::string tag(std::string_view name, std::string_view text) {
-  return "<" + std::string(name) + ">" + xml::escape(text) + "</" + std::string(name) + ">";
-}
+using xml::tag;
 
-vim::MoRef task_of(const xml::Node& response) {
-  const xml::Node* rv = response.child("returnval");
-  if (!rv) fail("the host answered without a task");
-  return vim::moref_of(*rv);
-}
+using vim::task_of;
 
 // Files a powered-off VM without snapshots has; anything else stops the move.
 const std::set<std::string> kCopied = {"config",         "extendedConfig", "nvram", "snapshotList",
@@ -113,6 +107,28 @@ void refuse_restricted(vim::Client& c, const std::string& side) {
   fail("the source host " + c.endpoint().id +
        " is free-licensed: its API cannot remove the VM; configure SSH access to it "
        "(ceso(7), FREE ESXI OVER SSH) or copy with --keep-source");
+}
+
+// What ceso-mv refuses to move, whichever way it moves (the answer holds
+// config.template, runtime.powerState, snapshot, config.hardware.device).
+void refuse_unmovable(const vim::ObjectContent& o, const std::string& what) {
+  if (o.text("config.template") == "true")
+    fail(what + " is a template; ceso-mv moves VMs (make it a VM first: ceso-template)");
+  std::string power = o.text("runtime.powerState");
+  if (power != "poweredOff")
+    throw Error(what + " is " + (power == "poweredOn" ? "powered on" : power) +
+                    "; ceso-mv moves powered-off VMs only (ceso-power off first)",
+                Exit::policy);
+  if (const xml::Node* s = o.prop("snapshot"); s && s->child("rootSnapshotList"))
+    fail(what +
+         " has snapshots; ceso-mv does not move them and never consolidates a "
+         "user's snapshots: remove them (ceso-snap rm) or keep the VM where it is");
+  if (const xml::Node* devs = o.prop("config.hardware.device"))
+    for (const auto& d : devs->children)
+      if (d.type() == "VirtualPCIPassthrough")
+        fail(what +
+             " has a PCI passthrough device, which names a device of its host; "
+             "remove it (ceso-pci) before moving the VM");
 }
 
 }  // namespace
@@ -225,23 +241,7 @@ MovePlan plan_move(vim::Client& source, const vim::MoRef& vm, vim::Client& targe
   p.uuid = o.text("config.uuid");
   p.instance_uuid = o.text("config.instanceUuid");
   std::string what = "VM " + quote(p.name);
-  if (o.text("config.template") == "true")
-    fail(what + " is a template; ceso-mv moves VMs (make it a VM first: ceso-template)");
-  std::string power = o.text("runtime.powerState");
-  if (power != "poweredOff")
-    throw Error(what + " is " + (power == "poweredOn" ? "powered on" : power) +
-                    "; ceso-mv moves powered-off VMs only (ceso-power off first)",
-                Exit::policy);
-  if (const xml::Node* s = o.prop("snapshot"); s && s->child("rootSnapshotList"))
-    fail(what +
-         " has snapshots; ceso-mv does not move them and never consolidates a "
-         "user's snapshots: remove them (ceso-snap rm) or keep the VM where it is");
-  if (const xml::Node* devs = o.prop("config.hardware.device"))
-    for (const auto& d : devs->children)
-      if (d.type() == "VirtualPCIPassthrough")
-        fail(what +
-             " has a PCI passthrough device, which names a device of its host; "
-             "remove it (ceso-pci) before moving the VM");
+  refuse_unmovable(o, what);
   if (const xml::Node* ec = o.prop("config.extraConfig"))
     for (const auto& ov : ec->children)
       p.extra_config[ov.child_text("key")] = ov.child_text("value");
@@ -315,23 +315,7 @@ ordered_json relocate_vm(vim::Client& c, const vim::MoRef& vm, const std::string
   const auto& o = objs.front();
   std::string name = o.text("name");
   std::string what = "VM " + quote(name);
-  if (o.text("config.template") == "true")
-    fail(what + " is a template; ceso-mv moves VMs (make it a VM first: ceso-template)");
-  std::string power = o.text("runtime.powerState");
-  if (power != "poweredOff")
-    throw Error(what + " is " + (power == "poweredOn" ? "powered on" : power) +
-                    "; ceso-mv moves powered-off VMs only (ceso-power off first)",
-                Exit::policy);
-  if (const xml::Node* s = o.prop("snapshot"); s && s->child("rootSnapshotList"))
-    fail(what +
-         " has snapshots; ceso-mv does not move them and never consolidates a "
-         "user's snapshots: remove them (ceso-snap rm) or keep the VM where it is");
-  if (const xml::Node* devs = o.prop("config.hardware.device"))
-    for (const auto& d : devs->children)
-      if (d.type() == "VirtualPCIPassthrough")
-        fail(what +
-             " has a PCI passthrough device, which names a device of its host; "
-             "remove it (ceso-pci) before moving the VM");
+  refuse_unmovable(o, what);
   vim::MoRef from;
   if (const xml::Node* h = o.prop("runtime.host")) from = vim::moref_of(*h);
   std::vector<vim::MoRef> vm_ds;

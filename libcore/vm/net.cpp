@@ -15,9 +15,7 @@ namespace ceso {
 
 namespace {
 
-std::string tag(std::string_view name, std::string_view text) {
-  return "<" + std::string(name) + ">" + xml::escape(text) + "</" + std::string(name) + ">";
-}
+using xml::tag;
 
 // A number the host sent, or nullopt when it is not one.
 std::optional<int> host_int(const std::string& text) {

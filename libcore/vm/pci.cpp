@@ -14,9 +14,7 @@ namespace ceso {
 
 namespace {
 
-std::string tag(std::string_view name, std::string_view text) {
-  return "<" + std::string(name) + ">" + xml::escape(text) + "</" + std::string(name) + ">";
-}
+using xml::tag;
 
 // Hex digits only (no sign, no prefix), at most `max_digits`, or nullopt.
 std::optional<unsigned> parse_hex(std::string_view s, size_t max_digits) {

@@ -72,9 +72,7 @@ ordered_json opt(const std::optional<int64_t>& v) {
   return v ? ordered_json(*v) : ordered_json(nullptr);
 }
 
-std::string tag(std::string_view name, std::string_view text) {
-  return "<" + std::string(name) + ">" + xml::escape(text) + "</" + std::string(name) + ">";
-}
+using xml::tag;
 
 std::string allocation_xml(const char* element, const Allocation& a) {
   // ResourceAllocationInfo: reservation, expandableReservation, limit,

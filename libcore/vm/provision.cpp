@@ -20,15 +20,9 @@ namespace ceso {
 
 namespace {
 
-std::string tag(std::string_view name, std::string_view text) {
-  return "<" + std::string(name) + ">" + xml::escape(text) + "</" + std::string(name) + ">";
-}
+using xml::tag;
 
-vim::MoRef task_of(const xml::Node& response) {
-  const xml::Node* rv = response.child("returnval");
-  if (!rv) fail("the host answered without a task");
-  return vim::moref_of(*rv);
-}
+using vim::task_of;
 
 // Directory names on a datastore: '/' would make a subdirectory.
 std::string dir_for(std::string_view vm_name) {

@@ -21,9 +21,7 @@ void random_bytes(unsigned char* out, size_t n) {
     fail("cannot get random bytes (OpenSSL RAND_bytes)");
 }
 
-std::string tag(std::string_view name, std::string_view text) {
-  return "<" + std::string(name) + ">" + xml::escape(text) + "</" + std::string(name) + ">";
-}
+using xml::tag;
 
 // The attributes a retrieved element keeps when it is sent back: its xsi:type
 // and, for a ManagedObjectReference (a disk backing's <datastore>, a NIC

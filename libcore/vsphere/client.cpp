@@ -136,6 +136,12 @@ std::string host_of(const Endpoint& ep) { return ep.id; }
 
 MoRef moref_of(const xml::Node& node) { return {node.attr("type"), node.text}; }
 
+MoRef task_of(const xml::Node& response) {
+  const xml::Node* rv = response.child("returnval");
+  if (!rv) fail("the host answered without a task");
+  return moref_of(*rv);
+}
+
 std::string moref_xml(std::string_view element, const MoRef& ref) {
   std::string e(element);
   return "<" + e + " type=\"" + xml::escape(ref.type) + "\">" + xml::escape(ref.value) + "</" + e +

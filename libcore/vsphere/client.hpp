@@ -34,6 +34,8 @@ struct MoRef {
 
 MoRef moref_of(const xml::Node& node);  // <obj type="VirtualMachine">vm-42</obj>
 std::string moref_xml(std::string_view element, const MoRef& ref);
+// The task a *_Task method answered with (its returnval); fails without one.
+MoRef task_of(const xml::Node& response);
 
 // A SOAP fault from the host. `fault_type` is the vSphere fault name
 // ("InvalidLogin", "NotSupported", "FileNotFound"…) so callers can branch.
