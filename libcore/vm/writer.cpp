@@ -98,6 +98,15 @@ SshResult VmWriter::shell_input(const std::vector<std::string>& argv, const SshC
        ": this write goes over the API, not SSH");
 }
 
+void VmWriter::edit_vmx_file(const vim::MoRef&, const VmxEditor&) {
+  fail("cannot edit a .vmx: this write goes over the API, not SSH");
+}
+
+SshResult VmWriter::host_command(const std::vector<std::string>& argv) {
+  fail("cannot run " + quote(argv.empty() ? "" : argv.front()) +
+       ": this write goes over the API, not SSH");
+}
+
 std::string VmWriter::name() const { return "the API"; }
 
 // One endpoint's SSH connection, opened at its first command.
@@ -233,6 +242,15 @@ class SshVmWriter : public VmWriter {
   void reconfigure(const vim::MoRef& vm, const vmspec::ConfigSpec& spec) override {
     std::vector<VmxChange> changes = vmx_changes(spec);  // refuses before anything is sent
     if (changes.empty()) return;
+    edit_vmx_file(vm, [&](std::string_view) { return changes; });
+  }
+
+  SshResult host_command(const std::vector<std::string>& argv) override {
+    verify_same_host();
+    return link_->exec(argv);
+  }
+
+  void edit_vmx_file(const vim::MoRef& vm, const VmxEditor& editor) override {
     verify_same_host();
     // The .vmx path from the API (reads stay there), confirmed by getallvms:
     // the vmid must still be the VM of that file.
@@ -253,6 +271,8 @@ class SshVmWriter : public VmWriter {
           "the VM is not powered off; over SSH (free ESXi) its settings change only while it is "
           "off, by editing its .vmx (ceso-power off, then ceso-set again)");
     SshResult text = link_->shell({"cat", path}, "reading " + path);
+    std::vector<VmxChange> changes = editor(text.out);
+    if (changes.empty()) return;
     std::string edited = edit_vmx(text.out, changes);
     // Written next to it and renamed over it: a cut connection leaves the
     // old .vmx whole, never half a file.
