@@ -229,8 +229,13 @@ std::vector<VmxPassthrough> vmx_passthrough(std::string_view text) {
 std::vector<VmxChange> vmx_attach_changes(std::string_view vmx, const PciDevice& d,
                                           const std::string& system_id, bool gpu, int mmio_gb) {
   std::string mem;
+  int mem_lines = 0;
   for (const auto& l : vmx_lines(vmx))
-    if (lower_ascii(l.key) == "memsize") mem = l.value;
+    if (lower_ascii(l.key) == "memsize") mem = l.value, ++mem_lines;
+  if (mem_lines > 1)
+    fail(
+        "the .vmx has key 'memSize' on more than one line; not editing a file the host did "
+        "not write that way");
   if (mem.empty() || mem.size() > 9 ||
       !std::all_of(mem.begin(), mem.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
       std::stoul(mem) == 0)

@@ -164,7 +164,13 @@ func esxcli(h *shimHost, args []string) int {
 	}
 	cmd := strings.Join(words, " ")
 	if len(words) > 0 {
-		if f := h.takeShimFault(words[0]); f != nil {
+		// A rule names the whole command (network.vswitch.standard.portgroup.set) or its
+		// first word (network).
+		f := h.takeShimFault(strings.Join(words, "."))
+		if f == nil {
+			f = h.takeShimFault(words[0])
+		}
+		if f != nil {
 			return h.toolError("Error: %s", shimFaultText(f))
 		}
 	}

@@ -97,6 +97,9 @@ TEST(HostCli, AttachRefusesWhatItCannotDoRight) {
             ceso::Exit::failure);
   EXPECT_TRUE(thrown([] { ceso::vmx_attach_changes("memSize = \"4k\"\n", t4(), "s", 0, 64); }));
   EXPECT_TRUE(thrown([] { ceso::vmx_attach_changes("memSize = \"0\"\n", t4(), "s", 0, 64); }));
+  EXPECT_TRUE(thrown([] {  // which one would the host read?
+    ceso::vmx_attach_changes("memSize = \"1024\"\nMEMSIZE = \"4096\"\n", t4(), "s", 0, 64);
+  }));
   std::string there =
       std::string(kVmx) + "pciPassthru4.present = \"TRUE\"\npciPassthru4.id = \"00000:059:00.0\"\n";
   EXPECT_TRUE(thrown([&] { ceso::vmx_attach_changes(there, t4(), "s", 0, 64); }));
