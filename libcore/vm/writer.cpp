@@ -216,8 +216,13 @@ class SshVmWriter : public VmWriter {
 
   vim::MoRef create_snapshot(const vim::MoRef& vm, const std::string& name,
                              const std::string& description, bool memory, bool quiesce) override {
-    write("vmsvc/snapshot.create",
-          {vm.value, name, description, memory ? "1" : "0", quiesce ? "1" : "0"});
+    try {
+      write("vmsvc/snapshot.create",
+            {vm.value, name, description, memory ? "1" : "0", quiesce ? "1" : "0"});
+    } catch (const vim::Fault& f) {
+      translate_snapshot_fault(f);
+      throw;
+    }
     return {};
   }
   void remove_snapshot(const vim::MoRef& vm, const SnapshotInfo& s, bool children, bool) override {
@@ -278,17 +283,31 @@ class SshVmWriter : public VmWriter {
     // old .vmx whole, never half a file.
     std::string dir = path.substr(0, path.rfind('/'));
     std::string tmp = dir + "/.ceso-" + path.substr(path.rfind('/') + 1) + ".tmp";
-    try {
-      link_->shell({"sh", "-c", "cat > \"$1\"", "sh", tmp}, "writing " + tmp, edited);
-      link_->shell({"mv", "-f", tmp, path}, "renaming " + tmp);
-    } catch (const Error&) {
+    auto replace = [&](const std::string& content) {
       try {
-        link_->exec({"rm", "-f", tmp});  // best effort: the .vmx itself is unchanged
+        link_->shell({"sh", "-c", "cat > \"$1\"", "sh", tmp}, "writing " + tmp, content);
+        link_->shell({"mv", "-f", tmp, path}, "renaming " + tmp);
+      } catch (const Error&) {
+        try {
+          link_->exec({"rm", "-f", tmp});  // best effort: the .vmx itself is unchanged
+        } catch (const Error&) {
+        }
+        throw;
+      }
+    };
+    replace(edited);
+    try {
+      vimcmd("vmsvc/reload", {vm.value});
+    } catch (const Error&) {
+      // The host did not take the new file: put the old one back (and have
+      // it read again), so the file and the VM's settings stay one.
+      try {
+        replace(text.out);
+        vimcmd("vmsvc/reload", {vm.value});
       } catch (const Error&) {
       }
       throw;
     }
-    vimcmd("vmsvc/reload", {vm.value});
   }
 
  private:
