@@ -20,6 +20,7 @@
 #include "cloudinit/netcfg.hpp"
 #include "config/config.hpp"
 #include "safety/policy.hpp"
+#include "vm/hostcli.hpp"
 #include "vm/lifecycle.hpp"
 #include "vm/names.hpp"
 #include "vm/pci.hpp"
@@ -293,9 +294,13 @@ ceso::Exit run(const ceso::Args& args) {
           wk.source = ceso::read_source_vm(c, {"VirtualMachine", source_id});
         // The device must be there and free before anything is made (checked
         // against the source's host; the new VM's is checked again).
-        std::optional<ceso::AttachPlan> pci_plan;
-        if (s.pci) pci_plan = ceso::plan_attach(c, wk.source->ref, *s.pci);
         ceso::VmWriter& writer = writers->for_client(c);
+        // Over SSH (a free host) the device goes into the .vmx: a static
+        // backing, --gpu picks a free device (vm/hostcli).
+        std::optional<ceso::PassthroughRequest> pci_req = s.pci;
+        if (pci_req) pci_req->static_only = writer.transport() == ceso::Transport::ssh;
+        std::optional<ceso::AttachPlan> pci_plan;
+        if (pci_req) pci_plan = ceso::plan_attach(c, wk.source->ref, *pci_req);
         if (!s.pool.empty()) {
           // The pool must be there before anything is made.
           req.pool = ceso::new_vm_pool(c, wk.pools, s.pool, wk.source->pool, wk.source->host,
@@ -315,8 +320,15 @@ ceso::Exit run(const ceso::Args& args) {
         ceso::Provisioner p(c, writer, step, prog);
         ceso::Provisioned made = p.create(*wk.source, req, ids);
         if (pci_plan)
-          p.step("attaching PCI passthrough", "ReconfigVM_Task", pci_plan->params,
-                 [&] { ceso::apply_attach(c, made.vm, ceso::plan_attach(c, made.vm, *s.pci)); });
+          p.step("attaching PCI passthrough", "ReconfigVM_Task", pci_plan->params, [&] {
+            ceso::AttachPlan plan = ceso::plan_attach(c, made.vm, *pci_req);
+            if (writer.transport() != ceso::Transport::ssh)
+              return ceso::apply_attach(c, made.vm, plan);
+            writer.edit_vmx_file(made.vm, [&](std::string_view vmx) {
+              return ceso::vmx_attach_changes(vmx, plan.device, plan.system_id, plan.gpu,
+                                              pci_req->mmio_gb);
+            });
+          });
         std::string ip;
         if (s.shape.power_on)
           p.step("powering on", "PowerOnVM_Task", ceso::ordered_json::object(),

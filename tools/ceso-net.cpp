@@ -19,8 +19,10 @@
 #include "cli/endpoint.hpp"
 #include "cli/tool.hpp"
 #include "safety/policy.hpp"
+#include "vm/hostcli.hpp"
 #include "vm/net.hpp"
 #include "vm/vm.hpp"
+#include "vm/writer.hpp"
 
 namespace {
 
@@ -31,7 +33,7 @@ ceso::ToolSpec make_spec() {
       "List host networks; add, change and remove standard and distributed portgroups (VLANs).",
       "[OPTION]... ls|add|set|rm [OPTION]... [PORTGROUP]...",
       {},
-      ceso::kConnection | ceso::kOutput,
+      ceso::kConnection | ceso::kOutput | ceso::kTransport,
       {
           {"ls",
            "list vSwitches, portgroups and distributed portgroups as records",
@@ -175,8 +177,9 @@ struct Change {
 
 class NetTool {
  public:
-  NetTool(const ceso::Args& args, ceso::VmLocator& locator, ceso::Output& out, ceso::Gate& gate)
-      : args_(args), locator_(locator), out_(out), gate_(gate) {}
+  NetTool(const ceso::Args& args, ceso::VmLocator& locator, ceso::Output& out, ceso::Gate& gate,
+          ceso::VmWriters& writers)
+      : args_(args), locator_(locator), out_(out), gate_(gate), writers_(writers) {}
 
   void act(const ceso::Target& t, const Change& ch) {
     planned_ = false;
@@ -231,6 +234,7 @@ class NetTool {
   ceso::VmLocator& locator_;
   ceso::Output& out_;
   ceso::Gate& gate_;
+  ceso::VmWriters& writers_;  // a free-licensed host: esxcli over SSH (vm/hostcli)
   std::map<std::string, ceso::NetInventory> cache_;  // by endpoint id
   bool planned_ = false;                             // the last change was only planned (--dry-run)
 
@@ -245,17 +249,26 @@ class NetTool {
     if (c.api_writes_restricted())
       ceso::fail(ceso::quote(host) +
                  " has a free licence (vSphere Hypervisor): its API cannot change networking. "
-                 "On the host: esxcli network vswitch standard portgroup add|set|remove "
-                 "(ceso-net does not do it over SSH)");
+                 "Configure SSH access to it (ssh:, man 7 ceso FREE ESXI OVER SSH) and ceso-net "
+                 "uses esxcli there");
   }
 
+  // The host's changes go over SSH (esxcli) when the transport says so.
+  bool over_ssh(ceso::vim::Client& c) {
+    return writers_.for_client(c).transport() == ceso::Transport::ssh;
+  }
+
+  // `action` over the API, or `ssh_action` with the SSH writer.
   bool perform(ceso::vim::Client& c, const std::string& host, const std::string& op,
-               ceso::ordered_json params, const std::function<void()>& action) {
-    require_writable(c, host);
+               ceso::ordered_json params, const std::function<void()>& action,
+               const std::function<void(ceso::VmWriter&)>& ssh_action) {
+    ceso::VmWriter& writer = writers_.for_client(c);
+    bool ssh = writer.transport() == ceso::Transport::ssh;
+    if (!ssh) require_writable(c, host);
     params["host"] = host;
     ceso::Mutation m{c.endpoint().id, "", "", op, std::move(params)};
-    m.transport = "api";
-    bool done = gate_.perform(m, action);
+    m.transport = ceso::to_string(writer.transport());
+    bool done = gate_.perform(m, [&] { ssh ? ssh_action(writer) : action(); });
     planned_ = !done;
     return done;
   }
@@ -392,9 +405,10 @@ class NetTool {
       ceso::fail("no standard vSwitch " + ceso::quote(ch.vswitch) + " on " + ceso::quote(h.name) +
                  " (ceso-net ls --kind vswitch lists them)");
     ceso::PortGroupSpec spec{name, vlan, ch.vswitch, ""};
-    return perform(c, h.name, "AddPortGroup",
-                   {{"portgroup", name}, {"vswitch", ch.vswitch}, {"vlan", vlan}},
-                   [&] { ceso::add_portgroup(c, h.network_system, spec); });
+    return perform(
+        c, h.name, "AddPortGroup", {{"portgroup", name}, {"vswitch", ch.vswitch}, {"vlan", vlan}},
+        [&] { ceso::add_portgroup(c, h.network_system, spec); },
+        [&](ceso::VmWriter& w) { ceso::ssh_add_portgroup(w, name, ch.vswitch, vlan); });
   }
 
   bool set(ceso::vim::Client& c, const ceso::HostNet& h, const ceso::NetEntry& pg,
@@ -409,11 +423,17 @@ class NetTool {
       ceso::fail("no standard vSwitch " + ceso::quote(spec.vswitch) + " on " + ceso::quote(h.name) +
                  " (ceso-net ls --kind vswitch lists them)");
     if (pg.vlan == spec.vlan && pg.vswitch == spec.vswitch) return false;
+    if (pg.vswitch != spec.vswitch && over_ssh(c))
+      ceso::fail("portgroup " + ceso::quote(pg.name) + " on " + ceso::quote(h.name) +
+                 ": over SSH (free ESXi) esxcli changes only its VLAN, it cannot move it to " +
+                 ceso::quote(spec.vswitch) + " (ceso-net rm, then add it there)");
     ceso::ordered_json params = {{"portgroup", pg.name}};
     if (pg.vlan != spec.vlan) params["vlan"] = spec.vlan;
     if (pg.vswitch != spec.vswitch) params["vswitch"] = spec.vswitch;
-    return perform(c, h.name, "UpdatePortGroup", params,
-                   [&] { ceso::update_portgroup(c, h.network_system, pg.name, spec); });
+    return perform(
+        c, h.name, "UpdatePortGroup", params,
+        [&] { ceso::update_portgroup(c, h.network_system, pg.name, spec); },
+        [&](ceso::VmWriter& w) { ceso::ssh_set_portgroup_vlan(w, pg.name, spec.vlan); });
   }
 
   bool remove(ceso::vim::Client& c, const ceso::HostNet& h, const ceso::NetEntry& pg,
@@ -434,8 +454,10 @@ class NetTool {
       ceso::fail("portgroup " + ceso::quote(pg.name) + " on " + ceso::quote(h.name) +
                  " is used by powered-off VMs: " + off +
                  " (their NICs would lose their network; --force removes it anyway)");
-    return perform(c, h.name, "RemovePortGroup", {{"portgroup", pg.name}},
-                   [&] { ceso::remove_portgroup(c, h.network_system, pg.name); });
+    return perform(
+        c, h.name, "RemovePortGroup", {{"portgroup", pg.name}},
+        [&] { ceso::remove_portgroup(c, h.network_system, pg.name); },
+        [&](ceso::VmWriter& w) { ceso::ssh_remove_portgroup(w, pg.name, pg.vswitch); });
   }
 };
 
@@ -459,7 +481,8 @@ ceso::Exit change(const ceso::Args& args, ceso::VmLocator& locator) {
   ceso::Output out(args, kColumns, line);
   ceso::Gate gate =
       ceso::tool_gate(args.has("dry-run"), [&](const ceso::ordered_json& plan) { out.emit(plan); });
-  NetTool tool(args, locator, out, gate);
+  auto writers = ceso::vm_writers(args);  // API, or SSH on a free-licensed host
+  NetTool tool(args, locator, out, gate, *writers);
   ceso::Outcome outcome;
   ceso::for_each_target(args, outcome,
                         [&](const ceso::Target& t) {

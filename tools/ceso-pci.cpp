@@ -18,10 +18,12 @@
 #include "cli/fanout.hpp"
 #include "cli/tool.hpp"
 #include "safety/policy.hpp"
+#include "vm/hostcli.hpp"
 #include "vm/lifecycle.hpp"
 #include "vm/pci.hpp"
 #include "vm/spec.hpp"
 #include "vm/vm.hpp"
+#include "vm/writer.hpp"
 
 namespace {
 
@@ -32,7 +34,7 @@ ceso::ToolSpec make_spec() {
       "List PCI devices of hosts, enable passthrough, attach devices and GPUs to VMs.",
       "[OPTION]... ls|info|enable|disable|attach|detach [OPTION]... [ARG]...",
       {},
-      ceso::kConnection | ceso::kOutput,
+      ceso::kConnection | ceso::kOutput | ceso::kTransport,
       {
           {"ls",
            "list the hosts' PCI devices as records",
@@ -192,7 +194,7 @@ std::string host_line(const ceso::ordered_json& r) {
   return line + (r.value("changed", false) ? "" : " (unchanged)");
 }
 
-ceso::Exit host_verb(const ceso::Args& args, ceso::VmLocator& locator) {
+ceso::Exit host_verb(const ceso::Args& args, ceso::VmLocator& locator, ceso::VmWriters& writers) {
   bool info = args.verb == "info";
   bool enable = args.verb == "enable";
   std::optional<ceso::ReadOnlyRun> read_only;
@@ -223,14 +225,22 @@ ceso::Exit host_verb(const ceso::Args& args, ceso::VmLocator& locator) {
         bool now = args.has("now");
         bool changed = d.enabled != enable || (now && d.active != enable);
         if (changed) {
+          // A free-licensed host: esxcli over SSH (vm/hostcli), the API there is read-only.
+          ceso::VmWriter& writer = writers.for_client(c);
+          bool ssh = writer.transport() == ceso::Transport::ssh;
           ceso::Mutation m{
               c.endpoint().id,
               "",
               "",
-              "UpdatePassthruConfig",
+              "UpdatePassthruConfig",  // the same operation whatever the transport
               {{"host", d.host}, {"address", d.id}, {"enabled", enable}, {"apply_now", now}}};
+          m.transport = ceso::to_string(writer.transport());
           if (!gate.perform(m, [&] {
-                ceso::update_passthru(c, f.host->passthru_system, {d.id}, enable, now);
+                if (ssh)
+                  ceso::run_esxcli(writer, ceso::esxcli_passthru_set(d.id, enable, now),
+                                   "esxcli hardware pci pcipassthru set");
+                else
+                  ceso::update_passthru(c, f.host->passthru_system, {d.id}, enable, now);
               })) {
             outcome.succeeded();
             return;
@@ -300,9 +310,14 @@ void emit_vm(ceso::Output& out, const ceso::Target& t, const ceso::LocatedVm& vm
   out.emit(ceso::pass_through(t.record, rec, kOwned));
 }
 
-void attach(const Request& q, ceso::Gate& gate, ceso::Output& out, const ceso::Target& t,
-            const ceso::LocatedVm& vm) {
+void attach(const Request& q0, ceso::Gate& gate, ceso::Output& out, const ceso::Target& t,
+            const ceso::LocatedVm& vm, ceso::VmWriter& writer) {
   ceso::vim::Client& c = *vm.client;
+  // Over SSH the device goes into the .vmx as a static backing: --gpu picks a
+  // free matching device (docs/esxi.md, "Free-licensed hosts over SSH").
+  bool ssh = writer.transport() == ceso::Transport::ssh;
+  Request q = q0;
+  q.static_only = ssh;
   auto o = read_vm(vm);
   const ceso::xml::Node* dev = o.prop("config.hardware.device");
   auto mine = dev ? ceso::vm_pci_devices(*dev) : std::vector<ceso::VmPciDevice>{};
@@ -321,12 +336,26 @@ void attach(const Request& q, ceso::Gate& gate, ceso::Output& out, const ceso::T
   if (const auto* b = o.prop("environmentBrowser")) browser = ceso::vim::moref_of(*b);
   ceso::AttachPlan plan = ceso::plan_attach(c, vm.ref, browser, host, q);
   ceso::Mutation m{c.endpoint().id, vm.name, vm.ref.value, "ReconfigVM_Task", plan.params};
-  if (!gate.perform(m, [&] { ceso::apply_attach(c, vm.ref, plan); })) return;
+  m.transport = ceso::to_string(writer.transport());
+  if (!gate.perform(m, [&] {
+        if (!ssh) return ceso::apply_attach(c, vm.ref, plan);
+        writer.edit_vmx_file(vm.ref, [&](std::string_view vmx) {
+          return ceso::vmx_attach_changes(vmx, plan.device, plan.system_id, plan.gpu, q.mmio_gb);
+        });
+      }))
+    return;
   emit_vm(out, t, vm, true);
 }
 
+// Whether a .vmx entry is one of the devices detach removes (over SSH).
+bool vmx_match(const Request& q, const ceso::VmxPassthrough& p) {
+  if (q.all) return true;
+  if (q.gpu) return !p.dynamic && p.ids && *p.ids == *q.gpu;
+  return !p.dynamic && p.address == q.address;
+}
+
 void detach(const Request& q, ceso::Gate& gate, ceso::Output& out, const ceso::Target& t,
-            const ceso::LocatedVm& vm) {
+            const ceso::LocatedVm& vm, ceso::VmWriter& writer) {
   ceso::vim::Client& c = *vm.client;
   auto o = read_vm(vm);
   const ceso::xml::Node* dev = o.prop("config.hardware.device");
@@ -356,7 +385,21 @@ void detach(const Request& q, ceso::Gate& gate, ceso::Output& out, const ceso::T
   }
   ceso::Mutation m{
       c.endpoint().id, vm.name, vm.ref.value, "ReconfigVM_Task", {{"remove", removed}}};
+  m.transport = ceso::to_string(writer.transport());
   if (!gate.perform(m, [&] {
+        if (writer.transport() == ceso::Transport::ssh) {
+          writer.edit_vmx_file(vm.ref, [&](std::string_view vmx) {
+            std::vector<std::string> gone;
+            auto changes = ceso::vmx_detach_changes(
+                vmx, [&](const ceso::VmxPassthrough& p) { return vmx_match(q, p); }, gone);
+            if (changes.empty())
+              ceso::fail("the .vmx of VM " + ceso::quote(vm.name) +
+                         " has no pciPassthruN entry for the device(s) the host lists (" +
+                         removed.dump() + "); not edited");
+            return changes;
+          });
+          return;
+        }
         auto resp = c.call("ReconfigVM_Task", vm.ref, spec.xml("spec"));
         c.wait_for_task({"Task", resp.child_text("returnval")});
       }))
@@ -364,7 +407,7 @@ void detach(const Request& q, ceso::Gate& gate, ceso::Output& out, const ceso::T
   emit_vm(out, t, vm, true);
 }
 
-ceso::Exit vm_verb(const ceso::Args& in, ceso::VmLocator& locator) {
+ceso::Exit vm_verb(const ceso::Args& in, ceso::VmLocator& locator, ceso::VmWriters& writers) {
   ceso::Args args = in;
   Request q;
   if (auto g = args.maybe("gpu")) q.gpu = ceso::parse_pci_ids(*g), q.gpu_text = *g;
@@ -387,10 +430,11 @@ ceso::Exit vm_verb(const ceso::Args& in, ceso::VmLocator& locator) {
   bool is_attach = args.verb == "attach";
   ceso::for_each_target(args, outcome, [&](const ceso::Target& t) {
     ceso::LocatedVm vm = locator.locate(t);
+    ceso::VmWriter& writer = writers.for_client(*vm.client);
     if (is_attach)
-      attach(q, gate, out, t, vm);
+      attach(q, gate, out, t, vm, writer);
     else
-      detach(q, gate, out, t, vm);
+      detach(q, gate, out, t, vm, writer);
     outcome.succeeded();
   });
   out.finish();
@@ -412,8 +456,9 @@ ceso::Exit run(const ceso::Args& args) {
     return list(args);
   }
   ceso::VmLocator locator(ceso::endpoint_resolver(args));
-  if (args.verb == "attach" || args.verb == "detach") return vm_verb(args, locator);
-  return host_verb(args, locator);
+  auto writers = ceso::vm_writers(args);  // API, or SSH on a free-licensed host
+  if (args.verb == "attach" || args.verb == "detach") return vm_verb(args, locator, *writers);
+  return host_verb(args, locator, *writers);
 }
 
 }  // namespace

@@ -409,7 +409,7 @@ AttachPlan plan_attach(vim::Client& c, const vim::MoRef& vm, const vim::MoRef& b
   AttachPlan plan;
   std::string device_xml;
   bool gpu_class = false;
-  if (q.gpu && target.dynamic_supported()) {
+  if (q.gpu && target.dynamic_supported() && !q.static_only) {
     if (std::find(target.dynamic.begin(), target.dynamic.end(), *q.gpu) == target.dynamic.end()) {
       std::string offered;
       for (const auto& ids : target.dynamic)
@@ -456,6 +456,8 @@ AttachPlan plan_attach(vim::Client& c, const vim::MoRef& vm, const vim::MoRef& b
            decimal_hint(q, known) + ")");
     }
     gpu_class = is_gpu_class(pick->device.class_id);
+    plan.device = pick->device;
+    plan.system_id = pick->system_id;
     device_xml = static_passthrough_xml(pick->device, pick->system_id, -100);
     plan.params = {{"address", pick->device.id},
                    {"ids", pci_ids_text(pick->device.ids)},
@@ -464,6 +466,7 @@ AttachPlan plan_attach(vim::Client& c, const vim::MoRef& vm, const vim::MoRef& b
   plan.spec.device_changes.push_back(vmspec::device_change_xml("add", "", device_xml));
   plan.spec.memory_reservation_locked_to_max = true;
   plan.params["memory_reservation_locked_to_max"] = true;
+  plan.gpu = gpu_class;
   if (gpu_class) {
     plan.spec.extra_config = {{"pciPassthru.use64bitMMIO", "TRUE"},
                               {"pciPassthru.64bitMMIOSizeGB", std::to_string(q.mmio_gb)}};

@@ -138,6 +138,7 @@ struct PassthroughRequest {
   std::optional<PciIds> gpu;  // or by ids
   std::string gpu_text;       // --gpu as given (for the decimal hint)
   int mmio_gb = 64;           // pciPassthru.64bitMMIOSizeGB for a GPU
+  bool static_only = false;   // --gpu picks a free device statically (a .vmx over SSH)
 };
 
 // The change that attaches it to VM `vm` on `host` (browser: the VM's
@@ -150,6 +151,11 @@ struct PassthroughRequest {
 struct AttachPlan {
   vmspec::ConfigSpec spec;
   ordered_json params;
+  // A static backing: the device picked and the host's systemId (for the
+  // .vmx lines of vm/hostcli); `gpu`: a display controller (64-bit MMIO).
+  PciDevice device;
+  std::string system_id;
+  bool gpu = false;
 };
 AttachPlan plan_attach(vim::Client& c, const vim::MoRef& vm, const vim::MoRef& browser,
                        const vim::MoRef& host, const PassthroughRequest& q);

@@ -82,6 +82,18 @@ const SnapshotInfo* find_snapshot(const std::vector<SnapshotInfo>& snapshots,
   return found;
 }
 
+void translate_snapshot_fault(const vim::Fault& f) {
+  // ESXi: "Virtual machine is configured to use a device that prevents the
+  // snapshot operation: Device '' is a PCI passthrough device."
+  std::string what = f.what();
+  if (f.fault_type() != "InvalidState" || what.find("passthrough") == std::string::npos) return;
+  throw Error(
+      "has PCI passthrough devices, which ESXi cannot snapshot; back it up cold instead "
+      "(ceso-backup --cold, with the VM off): " +
+          what,
+      f.code());
+}
+
 vim::MoRef create_snapshot(vim::Client& c, const vim::MoRef& vm, const std::string& name,
                            const std::string& description, bool memory, bool quiesce) {
   std::string args = "<name>" + xml::escape(name) + "</name>";
@@ -91,15 +103,8 @@ vim::MoRef create_snapshot(vim::Client& c, const vim::MoRef& vm, const std::stri
   try {
     result = c.wait_for_task(start_task(c, "CreateSnapshot_Task", vm, args));
   } catch (const vim::Fault& f) {
-    // ESXi: "Virtual machine is configured to use a device that prevents the
-    // snapshot operation: Device '' is a PCI passthrough device."
-    std::string what = f.what();
-    if (f.fault_type() != "InvalidState" || what.find("passthrough") == std::string::npos) throw;
-    throw Error(
-        "has PCI passthrough devices, which ESXi cannot snapshot; back it up cold instead "
-        "(ceso-backup --cold, with the VM off): " +
-            what,
-        f.code());
+    translate_snapshot_fault(f);
+    throw;
   }
   // The result is <result xsi:type="ManagedObjectReference" type="…">: the
   // two attributes share a local name, so set the type we know it has.

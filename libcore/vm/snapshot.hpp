@@ -44,6 +44,11 @@ std::vector<SnapshotInfo> snapshots_from_xml(const xml::Node* val);
 const SnapshotInfo* find_snapshot(const std::vector<SnapshotInfo>& snapshots,
                                   const std::string& name);
 
+// The host's InvalidState for a VM with PCI passthrough devices (which ESXi
+// cannot snapshot) as an Error that suggests a cold backup; returns for any
+// other fault (the caller rethrows it). Over the API and over SSH.
+void translate_snapshot_fault(const vim::Fault& f);
+
 // CreateSnapshot_Task; returns the new snapshot's moref.
 vim::MoRef create_snapshot(vim::Client& c, const vim::MoRef& vm, const std::string& name,
                            const std::string& description, bool memory, bool quiesce);

@@ -98,6 +98,15 @@ SshResult VmWriter::shell_input(const std::vector<std::string>& argv, const SshC
        ": this write goes over the API, not SSH");
 }
 
+void VmWriter::edit_vmx_file(const vim::MoRef&, const VmxEditor&) {
+  fail("cannot edit a .vmx: this write goes over the API, not SSH");
+}
+
+SshResult VmWriter::host_command(const std::vector<std::string>& argv) {
+  fail("cannot run " + quote(argv.empty() ? "" : argv.front()) +
+       ": this write goes over the API, not SSH");
+}
+
 std::string VmWriter::name() const { return "the API"; }
 
 // One endpoint's SSH connection, opened at its first command.
@@ -207,8 +216,13 @@ class SshVmWriter : public VmWriter {
 
   vim::MoRef create_snapshot(const vim::MoRef& vm, const std::string& name,
                              const std::string& description, bool memory, bool quiesce) override {
-    write("vmsvc/snapshot.create",
-          {vm.value, name, description, memory ? "1" : "0", quiesce ? "1" : "0"});
+    try {
+      write("vmsvc/snapshot.create",
+            {vm.value, name, description, memory ? "1" : "0", quiesce ? "1" : "0"});
+    } catch (const vim::Fault& f) {
+      translate_snapshot_fault(f);
+      throw;
+    }
     return {};
   }
   void remove_snapshot(const vim::MoRef& vm, const SnapshotInfo& s, bool children, bool) override {
@@ -233,6 +247,15 @@ class SshVmWriter : public VmWriter {
   void reconfigure(const vim::MoRef& vm, const vmspec::ConfigSpec& spec) override {
     std::vector<VmxChange> changes = vmx_changes(spec);  // refuses before anything is sent
     if (changes.empty()) return;
+    edit_vmx_file(vm, [&](std::string_view) { return changes; });
+  }
+
+  SshResult host_command(const std::vector<std::string>& argv) override {
+    verify_same_host();
+    return link_->exec(argv);
+  }
+
+  void edit_vmx_file(const vim::MoRef& vm, const VmxEditor& editor) override {
     verify_same_host();
     // The .vmx path from the API (reads stay there), confirmed by getallvms:
     // the vmid must still be the VM of that file.
@@ -253,22 +276,38 @@ class SshVmWriter : public VmWriter {
           "the VM is not powered off; over SSH (free ESXi) its settings change only while it is "
           "off, by editing its .vmx (ceso-power off, then ceso-set again)");
     SshResult text = link_->shell({"cat", path}, "reading " + path);
+    std::vector<VmxChange> changes = editor(text.out);
+    if (changes.empty()) return;
     std::string edited = edit_vmx(text.out, changes);
     // Written next to it and renamed over it: a cut connection leaves the
     // old .vmx whole, never half a file.
     std::string dir = path.substr(0, path.rfind('/'));
     std::string tmp = dir + "/.ceso-" + path.substr(path.rfind('/') + 1) + ".tmp";
-    try {
-      link_->shell({"sh", "-c", "cat > \"$1\"", "sh", tmp}, "writing " + tmp, edited);
-      link_->shell({"mv", "-f", tmp, path}, "renaming " + tmp);
-    } catch (const Error&) {
+    auto replace = [&](const std::string& content) {
       try {
-        link_->exec({"rm", "-f", tmp});  // best effort: the .vmx itself is unchanged
+        link_->shell({"sh", "-c", "cat > \"$1\"", "sh", tmp}, "writing " + tmp, content);
+        link_->shell({"mv", "-f", tmp, path}, "renaming " + tmp);
+      } catch (const Error&) {
+        try {
+          link_->exec({"rm", "-f", tmp});  // best effort: the .vmx itself is unchanged
+        } catch (const Error&) {
+        }
+        throw;
+      }
+    };
+    replace(edited);
+    try {
+      vimcmd("vmsvc/reload", {vm.value});
+    } catch (const Error&) {
+      // The host did not take the new file: put the old one back (and have
+      // it read again), so the file and the VM's settings stay one.
+      try {
+        replace(text.out);
+        vimcmd("vmsvc/reload", {vm.value});
       } catch (const Error&) {
       }
       throw;
     }
-    vimcmd("vmsvc/reload", {vm.value});
   }
 
  private:

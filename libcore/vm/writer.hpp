@@ -41,6 +41,11 @@
 namespace ceso {
 
 enum class Transport { api, ssh };
+
+// One .vmx change: the key and its new value, or nullopt to remove the key.
+using VmxChange = std::pair<std::string, std::optional<std::string>>;
+// Computes the changes from the .vmx text as read (SshVmWriter::edit_vmx_file).
+using VmxEditor = std::function<std::vector<VmxChange>(std::string_view vmx)>;
 enum class TransportChoice { api, ssh, automatic };
 
 std::string_view to_string(Transport t);  // "api", "ssh"
@@ -81,6 +86,16 @@ class VmWriter {
   // temporary file, renamed over it) and reloaded (vim-cmd vmsvc/reload).
   // Anything else is refused (Error failure) before anything is sent.
   virtual void reconfigure(const vim::MoRef& vm, const vmspec::ConfigSpec& spec) = 0;
+
+  // Over SSH only: the .vmx edit of reconfigure with the changes `editor`
+  // computes from the file as read (VM off, confirmed by vim-cmd; written to
+  // a temporary file renamed over it; vim-cmd vmsvc/reload). No change: no
+  // write. The API writer throws Error(failure).
+  virtual void edit_vmx_file(const vim::MoRef& vm, const VmxEditor& editor);
+  // Over SSH only: a host command (esxcli) once the SSH host is known to be
+  // the API's host (as for every change), its result returned unchecked.
+  // The API writer throws Error(failure).
+  virtual SshResult host_command(const std::vector<std::string>& argv);
 
   // Over SSH only: a command on the host's shell (mkdir, vmkfstools, a file
   // written from `input`), on the writer's connection, its result returned
@@ -139,10 +154,7 @@ const SnapshotInfo* new_snapshot(const std::vector<SnapshotInfo>& after,
                                  const std::vector<SnapshotInfo>& before, const vim::MoRef& ref,
                                  const std::string& name);
 
-// .vmx editing (pure; exposed for tests).
-//
-// One change: the key and its new value, or nullopt to remove the key.
-using VmxChange = std::pair<std::string, std::optional<std::string>>;
+// .vmx editing (pure; exposed for tests). VmxChange: above.
 // What `spec` changes in a .vmx: numvcpus, cpuid.coresPerSocket, memSize,
 // annotation, and each ExtraConfig key (an empty value removes it, as the
 // API does). Throws Error(failure) naming what cannot be changed by editing

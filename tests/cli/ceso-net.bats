@@ -234,7 +234,7 @@ net_system() {
   echo "$output" | jq -se 'length == 2 and all(.removed)'
 }
 
-@test "free-licensed host: ls works, changes are refused with a clear message" {
+@test "free-licensed host without SSH access: ls works, changes are refused with a clear message" {
   local st="$BATS_TEST_TMPDIR/free"
   mkdir -p "$st"
   eval "$(CESO_SIM_STATE=$st "$SIMCTL" start -license free -vms 1)"
@@ -246,7 +246,7 @@ net_system() {
   [ "$ls_status" -eq 0 ]
   echo "$ls_out" | jq -se 'map(.name) | index("VM Network")'
   [ "$add_status" -eq 1 ]
-  [[ "$add_err" == *"free licence"* && "$add_err" == *"esxcli network vswitch standard portgroup"* ]]
+  [[ "$add_err" == *"free licence"* && "$add_err" == *"Configure SSH access"* ]]
 }
 
 @test "vCenter: every host's portgroups and the distributed portgroups; --esxi picks the host" {

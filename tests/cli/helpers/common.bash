@@ -96,14 +96,15 @@ flat_of() {
   echo "$(dirname "$desc")/$(sed -n 's/^RW [0-9]* [A-Z]* "\(.*\)"$/\1/p' "$desc" | head -1)"
 }
 # Number of SOAP calls of one method since the last reset (0 if none). In
-# the free model a change (a *_Task or *Guest method) is made by the host's
+# the free model a change (a *_Task or *Guest method, UpdatePassthruConfig, a
+# portgroup change) is made by the host's
 # own clients over SSH, counted apart as local_soap: those count as the
 # method's calls, so the suites assert the same numbers in every model.
 sim_count() {
   local free=false
   is_free_model && free=true
   "$SIMCTL" stats | jq -r --arg m "$1" --argjson free "$free" \
-    '(.soap[$m] // 0) + (if $free and ($m | test("_Task$|Guest$")) then (.local_soap[$m] // 0) else 0 end)'
+    '(.soap[$m] // 0) + (if $free and ($m | test("_Task$|Guest$|^UpdatePassthruConfig$|PortGroup$")) then (.local_soap[$m] // 0) else 0 end)'
 }
 # For a test whose set-up copies a VM with ceso-mkvm or ceso-clone: in the
 # free model that needs them to work over SSH (--transport); skipped until

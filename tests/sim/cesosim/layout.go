@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/vmware/govmomi/object"
@@ -157,8 +158,13 @@ func writeVMX(vm mo.VirtualMachine, dirs map[string]string) error {
 		fmt.Sprintf(`vc.uuid = %s`, vmxQuote(c.InstanceUuid)),
 		fmt.Sprintf(`nvram = %s`, vmxQuote(strings.TrimSuffix(path.Base(file), ".vmx")+".nvram")),
 	}
+	if c.MemoryReservationLockedToMax != nil && *c.MemoryReservationLockedToMax {
+		kv = append(kv, fmt.Sprintf(`sched.mem.min = "%d"`, c.Hardware.MemoryMB), `sched.mem.pin = "TRUE"`)
+	} else if c.MemoryAllocation != nil && c.MemoryAllocation.Reservation != nil && *c.MemoryAllocation.Reservation > 0 {
+		kv = append(kv, fmt.Sprintf(`sched.mem.min = "%d"`, *c.MemoryAllocation.Reservation))
+	}
 	devices := object.VirtualDeviceList(c.Hardware.Device)
-	nics := 0
+	nics, passthru := 0, 0
 	for _, d := range devices {
 		switch x := d.(type) {
 		case types.BaseVirtualSCSIController:
@@ -188,6 +194,19 @@ func writeVMX(vm mo.VirtualMachine, dirs map[string]string) error {
 				kv = append(kv, n+`.networkName = `+vmxQuote(nb.DeviceName))
 			}
 			kv = append(kv, n+`.addressType = "generated"`, n+`.generatedAddress = `+vmxQuote(e.MacAddress))
+		case *types.VirtualPCIPassthrough:
+			// As ESXi 7 writes a static device: the id in decimal fields, the ids 0x-hex.
+			b, ok := x.Backing.(*types.VirtualPCIPassthroughDeviceBackingInfo)
+			if !ok {
+				continue
+			}
+			n := fmt.Sprintf("pciPassthru%d", passthru)
+			passthru++
+			bus, slot, fn := parsePCIAddress(b.Id)
+			dev, _ := strconv.ParseUint(b.DeviceId, 16, 16)
+			kv = append(kv, n+`.present = "TRUE"`, fmt.Sprintf(`%s.id = "%05d:%03d:%02d.%d"`, n, 0, bus, slot, fn),
+				fmt.Sprintf(`%s.deviceId = "0x%04x"`, n, dev), fmt.Sprintf(`%s.vendorId = "0x%04x"`, n, uint16(b.VendorId)),
+				n+`.systemId = `+vmxQuote(b.SystemId))
 		}
 	}
 	var extra []string

@@ -720,3 +720,58 @@ func TestFreeLicenseFolderWrites(t *testing.T) {
 		}
 	}
 }
+
+// esxcli's passthrough and portgroup commands act through the API with its checks, on a
+// free host, and refuse bad arguments as esxcli does (exit 1, "Error: …" on stderr).
+func TestEsxcliPassthroughAndPortgroups(t *testing.T) {
+	s := startTestSim(t, "free")
+	installPCI(true)
+	installNetwork()
+	fails := func(want string, args ...string) {
+		t.Helper()
+		if out, errOut, code := s.run("esxcli", args...); code != 1 || !strings.Contains(errOut, want) || out != "" {
+			t.Errorf("%v: %d %q %q; want exit 1 and %q", args, code, out, errOut, want)
+		}
+	}
+	ok := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := s.run("esxcli", args...)
+		if code != 0 || errOut != "" {
+			t.Fatalf("%v: %d %q", args, code, errOut)
+		}
+		return out
+	}
+	pt := []string{"hardware", "pci", "pcipassthru"}
+	fails("Missing required parameter -e|--enable", append(pt, "set", "-d", "0000:18:00.0")...)
+	fails("Invalid option --bogus", append(pt, "set", "-d", "0000:18:00.0", "-e", "true", "--bogus")...)
+	fails("Expected a boolean", append(pt, "set", "-d", "0000:18:00.0", "-e", "maybe")...)
+	fails("Missing value", append(pt, "set", "-e", "true", "-d")...)
+	fails("Unable to find a PCI device with address 0000:99:00.0", append(pt, "set", "--device-id=0000:99:00.0", "--enable=true")...)
+	fails("does not support passthrough", append(pt, "set", "-d", "0000:00:00.0", "-e", "true")...)
+	ok(append(pt, "set", "--device-id=0000:18:00.0", "--enable=true")...)
+	if out := ok(append(pt, "list")...); !strings.Contains(out, "0000:18:00.0     true\n") {
+		t.Errorf("pcipassthru list: %q", out)
+	}
+	if out := ok("hardware", "pci", "list"); !strings.Contains(out, "Configured Owner: VM Passthru\n   Current Owner: VMkernel\n") {
+		t.Errorf("pci list after enable (not active before a reboot): %q", out)
+	}
+
+	pg := []string{"network", "vswitch", "standard", "portgroup"}
+	fails("Missing required parameter -v|--vswitch-name", append(pg, "add", "-p", "web")...)
+	fails("vSwitch9", append(pg, "add", "-p", "web", "-v", "vSwitch9")...)
+	ok(append(pg, "add", "--portgroup-name=web", "--vswitch-name=vSwitch0")...)
+	fails("already exists", append(pg, "add", "-p", "web", "-v", "vSwitch0")...)
+	fails("Expected an integer", append(pg, "set", "-p", "web", "-v", "ten")...)
+	fails("A specified parameter was not correct", append(pg, "set", "-p", "web", "--vlan-id=4096")...)
+	fails("Unable to find portgroup nope", append(pg, "set", "-p", "nope", "-v", "10")...)
+	ok(append(pg, "set", "-p", "web", "--vlan-id", "10")...)
+	if out := ok(append(pg, "list")...); !strings.Contains(out, "web                     vSwitch0                     0       10\n") {
+		t.Errorf("portgroup list: %q", out)
+	}
+	fails("is not on virtual switch vSwitch1", append(pg, "remove", "-p", "web", "-v", "vSwitch1")...)
+	fails("in use", append(pg, "remove", "-p", "VM Network", "-v", "vSwitch0")...)
+	ok(append(pg, "remove", "-p", "web", "-v", "vSwitch0")...)
+	if out := ok(append(pg, "list")...); strings.Contains(out, "web ") {
+		t.Errorf("portgroup list after remove: %q", out)
+	}
+}

@@ -154,17 +154,23 @@ func (h *shimHost) toolError(format string, a ...interface{}) int {
 	return 1
 }
 
-// esxcli supports `system version get` and `hardware pci list`.
+// esxcli supports `system version get` and `hardware pci list`, and the
+// passthrough and portgroup commands of shim_esxcli.go. The namespace words come
+// first; options (-x VALUE, --long=VALUE, --long VALUE) follow.
 func esxcli(h *shimHost, args []string) int {
 	var words []string
-	for _, a := range args {
-		if !strings.HasPrefix(a, "-") {
-			words = append(words, a)
-		}
+	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		words, args = append(words, args[0]), args[1:]
 	}
 	cmd := strings.Join(words, " ")
 	if len(words) > 0 {
-		if f := h.takeShimFault(words[0]); f != nil {
+		// A rule names the whole command (network.vswitch.standard.portgroup.set) or its
+		// first word (network).
+		f := h.takeShimFault(strings.Join(words, "."))
+		if f == nil {
+			f = h.takeShimFault(words[0])
+		}
+		if f != nil {
 			return h.toolError("Error: %s", shimFaultText(f))
 		}
 	}
@@ -177,6 +183,9 @@ func esxcli(h *shimHost, args []string) int {
 	case "hardware pci list":
 		return h.pciList()
 	}
+	if run, ok := esxcliCommands[cmd]; ok {
+		return run(h, args)
+	}
 	return h.toolError("Error: Unknown command or namespace %s", cmd)
 }
 
@@ -188,12 +197,18 @@ func (h *shimHost) pciList() int {
 		return h.toolError("Error: cannot read the host's PCI devices")
 	}
 	host := hosts[0]
-	capable := map[string]bool{}
+	capable, enabled, active := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	if host.Config != nil {
 		for _, p := range host.Config.PciPassthruInfo {
 			i := p.GetHostPciPassthruInfo()
-			capable[i.Id] = i.PassthruCapable
+			capable[i.Id], enabled[i.Id], active[i.Id] = i.PassthruCapable, i.PassthruEnabled, i.PassthruActive
 		}
+	}
+	ownerOf := func(passthru bool) string {
+		if passthru {
+			return "VM Passthru"
+		}
+		return "VMkernel"
 	}
 	if host.Hardware == nil {
 		return 0
@@ -206,8 +221,7 @@ func (h *shimHost) pciList() int {
 		fmt.Fprintf(h.out, "%s\n   Address: %s\n   Segment: 0x0000\n   Bus: 0x%02x\n   Slot: 0x%02x\n   Function: 0x%x\n",
 			addr, addr, uint8(d.Bus), uint8(d.Slot), uint8(d.Function))
 		fmt.Fprintf(h.out, "   VMkernel Name: \n   Vendor Name: %s\n   Device Name: %s\n", d.VendorName, d.DeviceName)
-		owner := "VMkernel"
-		fmt.Fprintf(h.out, "   Configured Owner: %s\n   Current Owner: %s\n", owner, owner)
+		fmt.Fprintf(h.out, "   Configured Owner: %s\n   Current Owner: %s\n", ownerOf(enabled[d.Id]), ownerOf(active[d.Id]))
 		fmt.Fprintf(h.out, "   Vendor ID: 0x%04x\n   Device ID: 0x%04x\n   SubVendor ID: 0x%04x\n   SubDevice ID: 0x%04x\n",
 			uint16(d.VendorId), uint16(d.DeviceId), uint16(d.SubVendorId), uint16(d.SubDeviceId))
 		fmt.Fprintf(h.out, "   Device Class: 0x%04x\n   Passthru Capable: %t\n\n", uint16(d.ClassId), capable[d.Id])

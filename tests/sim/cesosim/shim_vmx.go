@@ -157,7 +157,8 @@ func (h *shimHost) applyVMX(vm *object.VirtualMachine, vmx *vmxFile) error {
 	if err != nil {
 		return err
 	}
-	spec.DeviceChange = changes
+	spec.DeviceChange = append(changes, vmxPassthroughChanges(vmx, devices)...)
+	vmxMemoryAndMMIO(vmx, &spec, m.Config)
 	t, err := vm.Reconfigure(h.ctx, spec)
 	if err == nil {
 		_, err = t.WaitForResult(h.ctx, nil)
@@ -346,4 +347,101 @@ func vmxUUID(v string) string {
 		}
 	}
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// ---- PCI passthrough in a .vmx (ceso-pci attach over SSH) ----
+//
+//   pciPassthru0.present = "TRUE"
+//   pciPassthru0.id = "00000:059:00.0"        (ESXi 7+: %05d:%03d:%02d.%d, every field decimal)
+//   pciPassthru0.deviceId = "0x1eb8"
+//   pciPassthru0.vendorId = "0x10de"
+//   pciPassthru0.systemId = "…"               (the host's, as QueryConfigTarget shows it)
+//   sched.mem.min = memSize, sched.mem.pin = "TRUE" (memoryReservationLockedToMax)
+//   pciPassthru.use64bitMMIO, pciPassthru.64bitMMIOSizeGB (ExtraConfig)
+//
+// hostd reads them into VirtualPCIPassthrough devices with a static backing; an id
+// it cannot read stays as written, so power-on finds no such device (pci.go).
+
+var passthruPresentKey = regexp.MustCompile(`^pcipassthru(\d+)\.present$`)
+
+// vmxPCIAddress turns "00000:059:00.0" into "0000:3b:00.0"; other text stays as is.
+func vmxPCIAddress(id string) string {
+	var seg, bus, slot, fn int
+	if n, err := fmt.Sscanf(id, "%05d:%03d:%02d.%d", &seg, &bus, &slot, &fn); err != nil || n != 4 ||
+		len(id) != len("00000:000:00.0") || bus > 255 || slot > 31 || fn > 7 {
+		return id
+	}
+	return fmt.Sprintf("%04x:%02x:%02x.%x", seg, bus, slot, fn)
+}
+
+// vmxPassthroughChanges brings the VM's passthrough devices to the .vmx's: devices
+// whose entry is gone are removed, new entries added (an entry is kept when a device
+// with the same address and ids is there).
+func vmxPassthroughChanges(vmx *vmxFile, devices object.VirtualDeviceList) []types.BaseVirtualDeviceConfigSpec {
+	type entry struct {
+		id, deviceID, systemID string
+		vendor                 int16
+	}
+	var want []entry
+	for _, k := range vmx.keys {
+		mm := passthruPresentKey.FindStringSubmatch(k)
+		if mm == nil || !strings.EqualFold(vmx.vals[k], "true") {
+			continue
+		}
+		pre := "pcipassthru" + mm[1] + "."
+		dev, _ := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(vmx.vals[pre+"deviceid"]), "0x"), 16, 16)
+		ven, _ := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(vmx.vals[pre+"vendorid"]), "0x"), 16, 16)
+		want = append(want, entry{id: vmxPCIAddress(vmx.vals[pre+"id"]), deviceID: fmt.Sprintf("%04x", dev),
+			systemID: vmx.vals[pre+"systemid"], vendor: int16(uint16(ven))})
+	}
+	var changes []types.BaseVirtualDeviceConfigSpec
+	for _, d := range devices {
+		pt, ok := d.(*types.VirtualPCIPassthrough)
+		if !ok {
+			continue
+		}
+		b, static := pt.Backing.(*types.VirtualPCIPassthroughDeviceBackingInfo)
+		kept := false
+		for i, w := range want {
+			if static && w.id == b.Id && w.deviceID == b.DeviceId && w.vendor == b.VendorId && w.systemID == b.SystemId {
+				want, kept = append(want[:i], want[i+1:]...), true
+				break
+			}
+		}
+		if !kept {
+			changes = append(changes, &types.VirtualDeviceConfigSpec{
+				Operation: types.VirtualDeviceConfigSpecOperationRemove, Device: d})
+		}
+	}
+	for i, w := range want {
+		changes = append(changes, &types.VirtualDeviceConfigSpec{
+			Operation: types.VirtualDeviceConfigSpecOperationAdd,
+			Device: &types.VirtualPCIPassthrough{VirtualDevice: types.VirtualDevice{
+				Key: int32(-300 - i),
+				Backing: &types.VirtualPCIPassthroughDeviceBackingInfo{
+					Id: w.id, DeviceId: w.deviceID, SystemId: w.systemID, VendorId: w.vendor},
+			}}})
+	}
+	return changes
+}
+
+// vmxMemoryAndMMIO carries sched.mem.min/pin and the 64-bit MMIO keys into the spec.
+func vmxMemoryAndMMIO(vmx *vmxFile, spec *types.VirtualMachineConfigSpec, cfg *types.VirtualMachineConfigInfo) {
+	pin := strings.EqualFold(vmx.get("sched.mem.pin"), "true")
+	spec.MemoryReservationLockedToMax = &pin
+	if n, err := strconv.ParseInt(vmx.get("sched.mem.min"), 10, 64); err == nil && n >= 0 {
+		spec.MemoryAllocation = &types.ResourceAllocationInfo{Reservation: &n}
+	}
+	for _, k := range []string{"pciPassthru.use64bitMMIO", "pciPassthru.64bitMMIOSizeGB"} {
+		v, in := vmx.vals[strings.ToLower(k)]
+		had := false
+		if cfg != nil {
+			for _, o := range cfg.ExtraConfig {
+				had = had || strings.EqualFold(o.GetOptionValue().Key, k)
+			}
+		}
+		if in || had {
+			spec.ExtraConfig = append(spec.ExtraConfig, &types.OptionValue{Key: k, Value: v})
+		}
+	}
 }
