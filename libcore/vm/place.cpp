@@ -368,9 +368,9 @@ ordered_json Placer::place(const PlaceSpec& spec) {
     std::sort(fit.begin(), fit.end(), better);
   }
   if (pool->empty()) {
-    std::string msg = quote_name(spec.name) + " fits on no host (" + mib_text(spec.memory_mib) +
-                      " memory, " + mib_text(spec.disk_mib) + " disk, " +
-                      std::to_string(spec.cpus) + (spec.cpus == 1 ? " vCPU)" : " vCPUs)");
+    std::string msg = "fits on no host (" + mib_text(spec.memory_mib) + " memory, " +
+                      mib_text(spec.disk_mib) + " disk, " + std::to_string(spec.cpus) +
+                      (spec.cpus == 1 ? " vCPU)" : " vCPUs)");
     if (hosts_.empty()) msg += ": no host was read";
     for (const auto& r : rejected_text) msg += "; " + r;
     throw Error(msg, Exit::partial);

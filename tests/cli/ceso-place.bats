@@ -116,7 +116,7 @@ fleet() {
   [ "$(echo "$output" | wc -l)" -eq 7 ]
   assert_eq "$(echo "$output" | jq -r .endpoint | sort | uniq -c | awk '{print $1}' | sort -n | tr '\n' ' ')" "1 2 4 "
   assert_eq "$(echo "$stderr" | grep -c 'fits on no host')" 3
-  assert_contains "$stderr" "'v8' fits on no host (3 GiB memory, 1 GiB disk, 1 vCPU)"
+  assert_contains "$stderr" "'v8': fits on no host (3 GiB memory, 1 GiB disk, 1 vCPU)"
   assert_contains "$stderr" "memory: needs 3 GiB, 512 MiB free after reservations"
   # deterministic: the same run, the same answer
   assert_eq "$output" "$(ceso-place -H all --memory 3G --disk 1 v1 v2 v3 v4 v5 v6 v7 v8 v9 v10 2>/dev/null)"
@@ -129,7 +129,7 @@ fleet() {
   assert_eq "$(echo "$output" | jq -r .endpoint | tr '\n' ' ')" "$(id_of a) $(id_of c) "
   echo "$output" | jq -se ".[0].placement.rejected[0] | .endpoint == \"$(id_of b)\" and
     (.why[0] | test(\"tag .web. is on .web-old.\"))"
-  assert_contains "$stderr" "'web3' fits on no host"
+  assert_contains "$stderr" "'web3': fits on no host"
   run --separate-stderr ceso-place -H all --memory 1G --disk 1 --tag web -A web --force web1 web2 web3
   assert_status 0
   assert_eq "$(echo "$output" | jq -r 'select(.name == "web3") | .placement.forced[0]')" web
@@ -143,7 +143,7 @@ fleet() {
     .[1].placement.rejected[0].endpoint == .[0].endpoint and .[0].endpoint != .[1].endpoint'
   run ceso-place -H all --memory 1G --disk 1 --tag prod -A '*' p1 p2 p3 p4
   assert_status 4
-  assert_contains "$output" "'p4' fits on no host"
+  assert_contains "$output" "'p4': fits on no host"
   run ceso-place -H all --memory 1G --disk 1 --force p1
   assert_status 2
   assert_contains "$output" "--force only loosens --anti-affinity"
@@ -182,7 +182,7 @@ fleet() {
   assert_contains "$stderr" "<stdin>:3): field \"tags\" must be an array"
   assert_contains "$stderr" "<stdin>:4): field \"name\""
   assert_contains "$stderr" "'ok' is placed already in this run (at <stdin>:5)"
-  assert_contains "$stderr" "'huge' fits on no host (16 TiB memory, 62 TiB disk"
+  assert_contains "$stderr" "'huge': fits on no host (16 TiB memory, 62 TiB disk"
   assert_contains "$stderr" "cannot act on a record of type 'vm'"
   # a host name not in the config: nothing contacted
   reset_all
@@ -223,7 +223,7 @@ fleet() {
   write_config d
   run --separate-stderr ceso-place -H all --memory 1G --disk 1 n1
   assert_status 4
-  assert_contains "$stderr" "'n1' fits on no host"
+  assert_contains "$stderr" "'n1': fits on no host"
   on_sim d stop >/dev/null
 }
 
