@@ -4,6 +4,8 @@
 // docs/provisioning.md.
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -160,6 +162,22 @@ std::string record_datastore(const ceso::Target& t, const std::string& flag) {
   return it->get<std::string>();
 }
 
+// The host a placed record names (ceso-place's `host_id`), used on a vCenter
+// where the pool alone would let vCenter choose; a standalone host has one.
+ceso::vim::MoRef record_host(const ceso::Target& t, ceso::vim::Client& c) {
+  auto it = t.record.find("host_id");
+  if (it == t.record.end() || it->is_null()) return {};
+  const std::string bad = "error (at " + t.origin + "): field \"host_id\" must be a host id";
+  if (!it->is_string()) ceso::bad_input(bad);
+  const std::string id = it->get<std::string>();
+  if (id.empty() || id.size() > 80 || !std::all_of(id.begin(), id.end(), [](unsigned char ch) {
+        return std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.';
+      }))
+    ceso::bad_input(bad + " (like host-21)");
+  if (!c.content().is_vcenter()) return {};
+  return {"HostSystem", id};
+}
+
 // The shape a spec record states (ceso-place writes `cpus`, `memory_mib` and
 // `tags`): each wins over its flag. Checked as the flags are.
 void record_shape(const ceso::Target& t, ceso::NewVm& req) {
@@ -276,6 +294,7 @@ ceso::Exit run(const ceso::Args& args) {
         req.name = t.name;
         req.datastore = record_datastore(t, req.datastore);
         record_shape(t, req);
+        req.host = record_host(t, c);
         req.extra_config = guestinfo_for(t, s, &instance_id);
         std::string source_id;
         // Finding the source changes nothing: Ctrl-C cuts these calls at once.

@@ -815,10 +815,21 @@ Provisioned Provisioner::clone_vcenter(const SourceVm& src, const NewVm& req,
     if (!set && (k.starts_with("guestinfo.") || (k == "ceso.tags" && req.tags)))
       config.extra_config.emplace_back(k, "");
   }
+  // RelocateSpec in WSDL order: datastore, pool, host.
   std::string location;
-  if (!req.datastore.empty() && req.datastore != src.datastore())
-    location += vim::moref_xml("datastore", find_datastore(src, req.datastore));
-  location += vim::moref_xml("pool", req.pool.empty() ? resolve_pool(src) : req.pool);
+  if (!req.host.empty()) {
+    SourceVm on = src;  // the chosen host's datastores and (without --pool) its root pool
+    on.host = req.host;
+    on.pool = {};
+    if (!req.datastore.empty())
+      location += vim::moref_xml("datastore", find_datastore(on, req.datastore));
+    location += vim::moref_xml("pool", req.pool.empty() ? resolve_pool(on) : req.pool);
+    location += vim::moref_xml("host", req.host);
+  } else {
+    if (!req.datastore.empty() && req.datastore != src.datastore())
+      location += vim::moref_xml("datastore", find_datastore(src, req.datastore));
+    location += vim::moref_xml("pool", req.pool.empty() ? resolve_pool(src) : req.pool);
+  }
   std::string spec = "<spec><location>" + location + "</location><template>false</template>" +
                      config.xml("config") + "<powerOn>false</powerOn></spec>";
   std::string args = vim::moref_xml("folder", src.folder) + tag("name", req.name) + spec;

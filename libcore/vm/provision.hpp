@@ -97,6 +97,10 @@ struct NewVm {
   std::vector<std::string> macs;  // MACs for the NICs in order; missing ones are generated
   bool keep_on_failure = false;
   vim::MoRef pool;  // resource pool of the new VM (found by the caller); empty: the source's
+  // vCenter: the host the new VM is to run on (ceso-place's `host_id`); its
+  // datastores are searched and, without `pool`, its compute resource's root
+  // pool is used. Empty: the source's pool, where vCenter chooses the host.
+  vim::MoRef host;
 };
 
 // Makes one change on the host through the tool's gate; returns false when

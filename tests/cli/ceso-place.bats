@@ -292,3 +292,34 @@ fleet() {
   [ "$(echo "$output" | wc -l)" -eq 2 ]
   assert_contains "$stderr" "free after thin growth"
 }
+
+@test "vCenter: ceso-mkvm clones each placed VM onto the host ceso-place chose (RelocateSpec.host)" {
+  mkdir -p "$(sim_dir v)"
+  on_sim v start -model vpx -vms 0 -vm-spec "$BATS_FILE_TMPDIR/golden.json" \
+    -host-memory-mib 8192 -host-memory-used-mib 0 -datastore-gib 100 -datastore-free-gib 80 >/dev/null
+  write_config v
+  run --separate-stderr bash -c "ceso-place -H v --memory 1G --disk 1 -A web --tag web w1 w2 |
+    tee '$BATS_TEST_TMPDIR/placed' | ceso-mkvm --from golden --no-power-on"
+  assert_status 0
+  [ "$(jq -r .host_id "$BATS_TEST_TMPDIR/placed" | sort -u | wc -l)" -eq 2 ]
+  [ "$(on_sim v stats | jq -r '.soap.CloneVM_Task // 0')" -eq 2 ]
+  # Where the VMs run now, as ceso-place reads it: each on the host chosen for it.
+  run --separate-stderr ceso-place -H v --memory 1G --disk 1 -A web --tag web w3
+  for w in w1 w2; do
+    chosen=$(jq -r "select(.name == \"$w\") | .host" "$BATS_TEST_TMPDIR/placed")
+    now=$(echo "$output" | jq -r --arg w "$w" \
+      '.placement.rejected[] | select(.why | any(contains("'"'"'" + $w + "'"'"'"))) | .host')
+    [ "$now" = "$chosen" ] ||
+      { echo "$w runs on '$now', placed on '$chosen': $output" >&2; on_sim v stop >/dev/null; return 1; }
+  done
+  # A host id that is not a host of this vCenter: refused before any clone.
+  run --separate-stderr bash -c "jq -c 'select(.name == \"w1\") | .name = \"w9\" | .host_id = \"host-99999\"' \
+    '$BATS_TEST_TMPDIR/placed' | ceso-mkvm --from golden --no-power-on"
+  assert_status 1
+  [ "$(on_sim v stats | jq -r '.soap.CloneVM_Task // 0')" -eq 2 ]
+  run --separate-stderr bash -c "jq -c 'select(.name == \"w1\") | .name = \"w9\" | .host_id = \"<x>\"' \
+    '$BATS_TEST_TMPDIR/placed' | ceso-mkvm --from golden --no-power-on"
+  on_sim v stop >/dev/null
+  assert_status 3
+  assert_contains "$stderr" 'field "host_id" must be a host id'
+}

@@ -257,6 +257,9 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 	if call.Method == "CreateVM_Task" && hasSession() && f.createVMPool(w, body) { // pools.go
 		return
 	}
+	if call.Method == "CloneVM_Task" && hasSession() && f.cloneHostCheck(w, body) { // clonehost.go
+		return
+	}
 	if call.Method == "QueryConfigTarget" && hasSession() {
 		rec := f.record(r, body, call.Method)
 		if rec.Code != http.StatusOK || !f.pciConfigTarget(w, rec.Body.Bytes(), call, body) {
@@ -488,6 +491,7 @@ func (f *front) afterHook(ctx context.Context, call soapCall, pre preState, req,
 			if err := f.inv.repairClone(ctx, call.This, ref, pre.disks); err != nil {
 				return err
 			}
+			placeClone(ctx, ref, req) // clonehost.go
 			return f.inv.applyCloneConfig(ctx, ref, req)
 		}
 	case "ReconfigVM_Task":
