@@ -802,6 +802,27 @@ class BackupRun {
   void clean_leftovers(const std::string& lock_path);
   void copy_all(const std::vector<SourceFile>& files);
   void copy_file(const SourceFile& src);
+  // What both ways of copying a file start from: its manifest entry (stored
+  // as NAME + suffix) and the download's retries, limit and Ctrl-C.
+  ManifestFile manifest_entry(const SourceFile& src, const char* suffix) const {
+    ManifestFile mf;
+    mf.name = src.name + suffix;
+    mf.source = src.path.str();
+    mf.kind = src.kind;
+    mf.disk = src.disk;
+    return mf;
+  }
+  DownloadOptions download_options(const SourceFile& src) {
+    DownloadOptions dopt;
+    dopt.retries = o_.retries;
+    dopt.backoff = o_.backoff;
+    dopt.limit_rate = o_.limit_rate;
+    dopt.cancelled = [] { return interrupt_requested(); };
+    dopt.on_retry = [this, where = src.path.str()](const std::string& why) {
+      ctx_.warn(where + ": " + why);
+    };
+    return dopt;
+  }
   void prepare_cbt();
   bool copy_extent_cbt(const SourceFile& src);
   void store_blob(const std::string& name, const std::string& kind, const std::string& data);
@@ -877,11 +898,7 @@ void BackupRun::copy_file(const SourceFile& src) {
   if (o_.cbt && chunks_ && src.kind == "extent" && copy_extent_cbt(src)) return;
   std::string url =
       vim::datastore_file_url(c_.endpoint(), datacenter_, src.path.datastore, src.path.path);
-  ManifestFile mf;
-  mf.name = src.name + ".zst";
-  mf.source = src.path.str();
-  mf.kind = src.kind;
-  mf.disk = src.disk;
+  ManifestFile mf = manifest_entry(src, ".zst");
   std::unique_ptr<StoredFileWriter> writer;
   std::unique_ptr<ChunkedFileWriter> chunked;
   if (chunks_ && src.kind == "extent") {
@@ -894,12 +911,7 @@ void BackupRun::copy_file(const SourceFile& src) {
   };
   std::string descriptor;
   int task = ctx_.progress.start(vm_.name + " " + src.name, src.size);
-  DownloadOptions dopt;
-  dopt.retries = o_.retries;
-  dopt.backoff = o_.backoff;
-  dopt.limit_rate = o_.limit_rate;
-  dopt.cancelled = [] { return interrupt_requested(); };
-  dopt.on_retry = [&](const std::string& why) { ctx_.warn(src.path.str() + ": " + why); };
+  DownloadOptions dopt = download_options(src);
   auto got = files_->download(
       url,
       [&](const char* data, size_t n) {
@@ -1075,18 +1087,9 @@ bool BackupRun::copy_extent_cbt(const SourceFile& src) {
 
   std::string url =
       vim::datastore_file_url(c_.endpoint(), datacenter_, src.path.datastore, src.path.path);
-  ManifestFile mf;
-  mf.name = src.name + ".idx";
-  mf.source = src.path.str();
-  mf.kind = src.kind;
-  mf.disk = src.disk;
+  ManifestFile mf = manifest_entry(src, ".idx");
   ChunkedFileWriter writer(*chunks_, m_.id + "/" + mf.name);
-  DownloadOptions dopt;
-  dopt.retries = o_.retries;
-  dopt.backoff = o_.backoff;
-  dopt.limit_rate = o_.limit_rate;
-  dopt.cancelled = [] { return interrupt_requested(); };
-  dopt.on_retry = [&](const std::string& why) { ctx_.warn(src.path.str() + ": " + why); };
+  DownloadOptions dopt = download_options(src);
   int task = ctx_.progress.start(vm_.name + " " + src.name, src.size);
   uint64_t bytes_read = 0, chunks_read = 0, missing = 0;
   auto chunk_len = [&](uint64_t i) { return std::min(kChunkSize, src.size - i * kChunkSize); };

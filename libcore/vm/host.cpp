@@ -14,26 +14,6 @@ namespace ceso {
 
 namespace {
 
-std::string paths_xml(std::initializer_list<const char*> paths) {
-  std::string out;
-  for (const char* p : paths) out += std::string("<pathSet>") + p + "</pathSet>";
-  return out;
-}
-
-std::string prop_set(const char* type, std::initializer_list<const char*> paths) {
-  return std::string("<propSet><type>") + type + "</type>" + paths_xml(paths) + "</propSet>";
-}
-
-// A TraversalSpec: from `type` along `path`, then the named specs.
-std::string traversal(const char* name, const char* type, const char* path, bool skip,
-                      std::initializer_list<const char*> next) {
-  std::string s = std::string("<selectSet xsi:type=\"TraversalSpec\"><name>") + name +
-                  "</name><type>" + type + "</type><path>" + path + "</path><skip>" +
-                  (skip ? "true" : "false") + "</skip>";
-  for (const char* n : next) s += std::string("<selectSet><name>") + n + "</name></selectSet>";
-  return s + "</selectSet>";
-}
-
 // A non-negative whole number from the answer, or null.
 ordered_json number(const std::string& text, uint64_t divisor = 1) {
   if (text.empty() || text.size() > 20 ||
@@ -65,22 +45,23 @@ std::string key(const vim::MoRef& r) { return r.type + ":" + r.value; }
 
 std::string host_spec(const vim::MoRef& root_folder, const vim::MoRef& license_manager) {
   std::string s = "<specSet>";
-  s += prop_set("HostSystem",
-                {"name", "parent", "datastore", "summary.config.product", "summary.hardware",
-                 "summary.quickStats", "runtime.inMaintenanceMode", "runtime.connectionState"});
-  s += prop_set("Datastore", {"name", "summary.capacity", "summary.freeSpace"});
-  s += prop_set("ComputeResource", {"name"});
-  s += prop_set("ResourcePool", {"name", "parent", "owner"});
-  if (!license_manager.empty()) s += prop_set("LicenseManager", {"licenses"});
+  s += vim::prop_set_xml(
+      "HostSystem", {"name", "parent", "datastore", "summary.config.product", "summary.hardware",
+                     "summary.quickStats", "runtime.inMaintenanceMode", "runtime.connectionState"});
+  s += vim::prop_set_xml("Datastore", {"name", "summary.capacity", "summary.freeSpace"});
+  s += vim::prop_set_xml("ComputeResource", {"name"});
+  s += vim::prop_set_xml("ResourcePool", {"name", "parent", "owner"});
+  if (!license_manager.empty()) s += vim::prop_set_xml("LicenseManager", {"licenses"});
   // Folders and datacenters are passed through (skip); compute resources,
   // hosts, datastores and pools are reported.
   s += "<objectSet>" + vim::moref_xml("obj", root_folder) + "<skip>true</skip>";
-  s += traversal("folder", "Folder", "childEntity", false, {"folder", "dc", "crHost", "crPool"});
-  s += traversal("dc", "Datacenter", "hostFolder", true, {"folder"});
-  s += traversal("crHost", "ComputeResource", "host", false, {"hostDs"});
-  s += traversal("crPool", "ComputeResource", "resourcePool", false, {"pool"});
-  s += traversal("pool", "ResourcePool", "resourcePool", false, {"pool"});
-  s += traversal("hostDs", "HostSystem", "datastore", false, {});
+  s += vim::traversal_xml("folder", "Folder", "childEntity", false,
+                          {"folder", "dc", "crHost", "crPool"});
+  s += vim::traversal_xml("dc", "Datacenter", "hostFolder", true, {"folder"});
+  s += vim::traversal_xml("crHost", "ComputeResource", "host", false, {"hostDs"});
+  s += vim::traversal_xml("crPool", "ComputeResource", "resourcePool", false, {"pool"});
+  s += vim::traversal_xml("pool", "ResourcePool", "resourcePool", false, {"pool"});
+  s += vim::traversal_xml("hostDs", "HostSystem", "datastore", false, {});
   s += "</objectSet>";
   if (!license_manager.empty())
     s += "<objectSet>" + vim::moref_xml("obj", license_manager) + "</objectSet>";

@@ -13,21 +13,6 @@ namespace ceso {
 
 namespace {
 
-std::string prop_set(const char* type, std::initializer_list<const char*> paths) {
-  std::string s = std::string("<propSet><type>") + type + "</type>";
-  for (const char* p : paths) s += std::string("<pathSet>") + p + "</pathSet>";
-  return s + "</propSet>";
-}
-
-std::string traversal(const char* name, const char* type, const char* path, bool skip,
-                      std::initializer_list<const char*> next) {
-  std::string s = std::string("<selectSet xsi:type=\"TraversalSpec\"><name>") + name +
-                  "</name><type>" + type + "</type><path>" + path + "</path><skip>" +
-                  (skip ? "true" : "false") + "</skip>";
-  for (const char* n : next) s += std::string("<selectSet><name>") + n + "</name></selectSet>";
-  return s + "</selectSet>";
-}
-
 [[noreturn]] void refuse(Exit code, std::string message) { throw Error(std::move(message), code); }
 
 std::string key(const vim::MoRef& r) { return r.type + ":" + r.value; }
@@ -94,16 +79,17 @@ size_t code_points(std::string_view s) {
 
 std::string pool_spec(const vim::MoRef& root_folder) {
   std::string s = "<specSet>";
-  s += prop_set("ComputeResource", {"name", "host"});
-  s += prop_set("HostSystem", {"name"});
-  s += prop_set("ResourcePool",
-                {"name", "parent", "owner", "config", "runtime", "vm", "resourcePool"});
+  s += vim::prop_set_xml("ComputeResource", {"name", "host"});
+  s += vim::prop_set_xml("HostSystem", {"name"});
+  s += vim::prop_set_xml("ResourcePool",
+                         {"name", "parent", "owner", "config", "runtime", "vm", "resourcePool"});
   s += "<objectSet>" + vim::moref_xml("obj", root_folder) + "<skip>true</skip>";
-  s += traversal("folder", "Folder", "childEntity", false, {"folder", "dc", "crHost", "crPool"});
-  s += traversal("dc", "Datacenter", "hostFolder", true, {"folder"});
-  s += traversal("crHost", "ComputeResource", "host", false, {});
-  s += traversal("crPool", "ComputeResource", "resourcePool", false, {"pool"});
-  s += traversal("pool", "ResourcePool", "resourcePool", false, {"pool"});
+  s += vim::traversal_xml("folder", "Folder", "childEntity", false,
+                          {"folder", "dc", "crHost", "crPool"});
+  s += vim::traversal_xml("dc", "Datacenter", "hostFolder", true, {"folder"});
+  s += vim::traversal_xml("crHost", "ComputeResource", "host", false, {});
+  s += vim::traversal_xml("crPool", "ComputeResource", "resourcePool", false, {"pool"});
+  s += vim::traversal_xml("pool", "ResourcePool", "resourcePool", false, {"pool"});
   s += "</objectSet>";
   return s + "</specSet>";
 }

@@ -136,6 +136,21 @@ std::string host_of(const Endpoint& ep) { return ep.id; }
 
 MoRef moref_of(const xml::Node& node) { return {node.attr("type"), node.text}; }
 
+std::string prop_set_xml(std::string_view type, std::initializer_list<const char*> paths) {
+  std::string s = "<propSet><type>" + xml::escape(type) + "</type>";
+  for (const char* p : paths) s += "<pathSet>" + xml::escape(p) + "</pathSet>";
+  return s + "</propSet>";
+}
+
+std::string traversal_xml(std::string_view name, std::string_view type, std::string_view path,
+                          bool skip, std::initializer_list<const char*> next) {
+  std::string s = "<selectSet xsi:type=\"TraversalSpec\"><name>" + xml::escape(name) +
+                  "</name><type>" + xml::escape(type) + "</type><path>" + xml::escape(path) +
+                  "</path><skip>" + (skip ? "true" : "false") + "</skip>";
+  for (const char* n : next) s += "<selectSet><name>" + xml::escape(n) + "</name></selectSet>";
+  return s + "</selectSet>";
+}
+
 MoRef task_of(const xml::Node& response) {
   const xml::Node* rv = response.child("returnval");
   if (!rv) fail("the host answered without a task");

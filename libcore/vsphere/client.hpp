@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +35,11 @@ struct MoRef {
 
 MoRef moref_of(const xml::Node& node);  // <obj type="VirtualMachine">vm-42</obj>
 std::string moref_xml(std::string_view element, const MoRef& ref);
+// Pieces of a PropertyFilterSpec: a propSet of `type` with its paths, and a
+// TraversalSpec named `name` from `type` along `path`, then the named specs.
+std::string prop_set_xml(std::string_view type, std::initializer_list<const char*> paths);
+std::string traversal_xml(std::string_view name, std::string_view type, std::string_view path,
+                          bool skip, std::initializer_list<const char*> next);
 // The task a *_Task method answered with (its returnval); fails without one.
 MoRef task_of(const xml::Node& response);
 
