@@ -1,11 +1,9 @@
 #include "backup/backup.hpp"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sys/file.h>
 #include <unistd.h>
-#include <xxhash.h>
 #define ZSTD_STATIC_LINKING_ONLY  // ZSTD_d_forceIgnoreChecksum (experimental API, zstd ≥ 1.4.7)
 #include <zstd.h>
 
@@ -55,26 +53,6 @@ int default_threads() {
   unsigned n = std::thread::hardware_concurrency() / 2;
   return static_cast<int>(std::clamp(n, 1u, 4u));
 }
-
-// XXH3-128 of the stored stream (libxxhash), in xxhsum -H2's notation.
-class Xxh128 {
- public:
-  Xxh128() : state_(XXH3_createState()) {
-    if (!state_ || XXH3_128bits_reset(state_) != XXH_OK) fail("cannot set up XXH3");
-  }
-  ~Xxh128() { XXH3_freeState(state_); }
-  Xxh128(const Xxh128&) = delete;
-  Xxh128& operator=(const Xxh128&) = delete;
-  void update(const void* data, size_t size) { XXH3_128bits_update(state_, data, size); }
-  std::string hex() const {
-    XXH128_canonical_t c;
-    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(state_));
-    return hex_encode(c.digest, sizeof c.digest);
-  }
-
- private:
-  XXH3_state_t* state_;
-};
 
 // The hash a manifest entry names for its stored stream: XXH3-128 when it
 // has `stored_xxh128` (manifests since it replaced SHA-256), else SHA-256.

@@ -1,7 +1,6 @@
 #include "backup/chunks.hpp"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -29,20 +28,6 @@ namespace ceso {
 
 // ---- hashing ----
 
-Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
-  auto* c = static_cast<EVP_MD_CTX*>(ctx_);
-  if (!c || EVP_DigestInit_ex(c, EVP_sha256(), nullptr) != 1) fail("cannot set up SHA-256");
-}
-Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
-void Sha256::update(const void* data, size_t size) {
-  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, size);
-}
-std::string Sha256::hex() {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), md, &len);
-  return hex_encode(md, len);
-}
 std::string sha256_hex(const void* data, size_t size) {
   Sha256 h;
   h.update(data, size);

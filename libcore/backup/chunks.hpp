@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "backup/manifest.hpp"
+#include "base/digest.hpp"
 #include "transport/target.hpp"
 
 namespace ceso {
@@ -38,19 +39,6 @@ inline constexpr const char* kChunkDir = "chunks";
 inline constexpr const char* kGcLock = ".gc-lock";
 inline constexpr const char* kIndexMagic = "ceso-chunk-index 1";
 
-// SHA-256 through OpenSSL (SHA-NI where the CPU has it).
-class Sha256 {
- public:
-  Sha256();
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  void update(const void* data, size_t size);
-  std::string hex();  // once, at the end
-
- private:
-  void* ctx_;
-};
 std::string sha256_hex(const void* data, size_t size);
 // SHA-256 of `size` zero bytes (an all-zero chunk's hash in chunks_sha256).
 const std::string& zero_sha256(size_t size);

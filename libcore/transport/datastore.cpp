@@ -100,6 +100,7 @@ struct DatastoreFiles::Impl {
   Clock::time_point last_byte;  // for the idle message
   // download_range: bytes [offset, offset + length) only, as 206 answers.
   bool ranged = false;
+  bool open_end = false;  // download_from: to the file's end, whatever its length
   uint64_t offset = 0, length = 0;
 
   std::unique_ptr<TlsPolicy> tls;  // same policy object type as the SOAP connection
@@ -144,7 +145,7 @@ struct DatastoreFiles::Impl {
     }
     size_t drop = static_cast<size_t>(std::min<uint64_t>(self->skip, len));
     self->skip -= drop;
-    if (self->ranged && self->delivered + (len - drop) > self->length) {
+    if (self->ranged && !self->open_end && self->delivered + (len - drop) > self->length) {
       // More than the range asked for: never handed on as data.
       self->sink_error = std::make_exception_ptr(Error(
           "the host sent more than the " + std::to_string(self->length) + " bytes asked for"));
@@ -224,6 +225,19 @@ std::optional<uint64_t> DatastoreFiles::download_range(
   return got;
 }
 
+std::optional<uint64_t> DatastoreFiles::download_from(
+    const std::string& url, uint64_t offset, const std::function<void(const char*, size_t)>& sink,
+    const DownloadOptions& options) {
+  struct Reset {
+    Impl& im;
+    ~Reset() { im.ranged = im.open_end = false; }
+  } reset{*impl_};
+  impl_->ranged = impl_->open_end = true;
+  impl_->offset = offset;
+  impl_->length = 0;
+  return download(url, sink, options);
+}
+
 std::optional<uint64_t> DatastoreFiles::download(
     const std::string& url, const std::function<void(const char*, size_t)>& sink,
     const DownloadOptions& options) {
@@ -248,14 +262,15 @@ std::optional<uint64_t> DatastoreFiles::download(
     std::string range = std::to_string(im.delivered) + "-";
     if (im.ranged)
       range = std::to_string(im.offset + im.delivered) + "-" +
-              std::to_string(im.offset + im.length - 1);
+              (im.open_end ? std::string() : std::to_string(im.offset + im.length - 1));
     curl_easy_setopt(c, CURLOPT_RANGE, im.delivered || im.ranged ? range.c_str() : nullptr);
     CURLcode rc = curl_easy_perform(c);
     if (im.sink_error) std::rethrow_exception(im.sink_error);
     if (im.cancelled()) throw Error("interrupted", Exit::interrupted);
     if (im.status == 0) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &im.status);
     if (rc == CURLE_OK && !im.status_error && (im.status == 200 || im.status == 206)) {
-      if (im.ranged && im.delivered < im.length && attempt < options.retries) continue;
+      if (im.ranged && !im.open_end && im.delivered < im.length && attempt < options.retries)
+        continue;
       return im.delivered;
     }
     if (im.status == 404) return std::nullopt;

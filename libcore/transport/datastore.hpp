@@ -64,6 +64,12 @@ class DatastoreFiles {
   std::optional<uint64_t> download_range(const std::string& url, uint64_t offset, uint64_t length,
                                          const std::function<void(const char*, size_t)>& sink,
                                          const DownloadOptions& options = {});
+  // Streams the file from byte `offset` to its end (`Range: bytes=A-`, 206
+  // answers as for download_range), resuming within it; returns the bytes
+  // delivered, nullopt when the host says the file does not exist.
+  std::optional<uint64_t> download_from(const std::string& url, uint64_t offset,
+                                        const std::function<void(const char*, size_t)>& sink,
+                                        const DownloadOptions& options = {});
 
   // Uploads `size` bytes (PUT) pulled from `source` (returns up to the
   // buffer's size; 0 at the end). The host's /folder service takes no

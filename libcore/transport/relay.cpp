@@ -1,13 +1,15 @@
 #include "transport/relay.hpp"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <thread>
 
+#include "base/digest.hpp"
 #include "base/error.hpp"
 #include "base/util.hpp"
 
@@ -84,28 +86,11 @@ std::optional<uint64_t> BytePipe::wait_length() {
 
 namespace {
 
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
-    if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1)
-      fail("cannot initialise SHA-256");
-  }
-  void add(const char* data, size_t n) { EVP_DigestUpdate(ctx_.get(), data, n); }
-  std::string hex() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    EVP_DigestFinal_ex(ctx_.get(), md, &len);
-    return hex_encode(md, len, /*upper=*/false);
-  }
-
- private:
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx_;
-};
-
 RelayResult relay_once(DatastoreFiles& from, const std::string& from_url, DatastoreFiles& to,
                        const std::string& to_url, const RelayOptions& o) {
   BytePipe pipe(o.pipe_bytes);
   Sha256 sha;
+  std::optional<SegmentHashes> segments;
   uint64_t got_bytes = 0;
   bool missing = false;
   std::exception_ptr get_error;
@@ -132,11 +117,13 @@ RelayResult relay_once(DatastoreFiles& from, const std::string& from_url, Datast
   try {
     std::optional<uint64_t> length = pipe.wait_length();
     if (!length) fail("the source host sent no length for " + from_url);
+    segments.emplace(verify_segment(*length));
     to.upload(
         to_url, *length,
         [&](char* buf, size_t n) {
           size_t k = pipe.read(buf, n);
-          sha.add(buf, k);  // on this side: the GET's thread only receives
+          sha.update(buf, k);  // on this side: the GET's thread only receives
+          segments->update(buf, k);
           sent += k;
           if (o.progress && k) o.progress(k);
           return k;
@@ -153,7 +140,7 @@ RelayResult relay_once(DatastoreFiles& from, const std::string& from_url, Datast
   (void)missing;
   if (sent != got_bytes)
     fail("sent " + std::to_string(sent) + " bytes of " + std::to_string(got_bytes));
-  return {got_bytes, sha.hex()};
+  return {got_bytes, sha.hex(), segments->finish()};
 }
 
 }  // namespace
@@ -175,19 +162,96 @@ RelayResult relay_file(DatastoreFiles& from, const std::string& from_url, Datast
   }
 }
 
-std::optional<RelayResult> hash_remote_file(DatastoreFiles& files, const std::string& url,
-                                            const DownloadOptions& options) {
-  Sha256 sha;
-  auto got = files.download(
-      url, [&](const char* data, size_t n) { sha.add(data, n); }, options);
-  if (!got) return std::nullopt;
-  return RelayResult{*got, sha.hex()};
+uint64_t verify_segment(uint64_t file_bytes) {
+  constexpr uint64_t MiB = uint64_t{1} << 20;
+  // ⌈size / 8⌉ rounded up to whole MiB = ⌈size / 8 MiB⌉ MiB (no overflow: 64-bit sizes)
+  uint64_t mib = file_bytes / (8 * MiB) + (file_bytes % (8 * MiB) != 0);
+  return std::clamp(mib, uint64_t{1}, uint64_t{64}) * MiB;
+}
+
+std::optional<std::string> verify_remote_file(const Endpoint& endpoint, const std::string& cookie,
+                                              const std::string& url, const RelayResult& sent,
+                                              const DownloadOptions& options, int streams) {
+  const uint64_t segment = verify_segment(sent.bytes);
+  const size_t n = sent.segments.size();
+  if (n == 0 || n == 1) {  // nothing to share out: one plain GET
+    DatastoreFiles files(endpoint, cookie);
+    SegmentHashes back(segment);
+    auto got = files.download(
+        url, [&](const char* d, size_t k) { back.update(d, k); }, options);
+    if (!got) return std::nullopt;
+    if (*got != sent.bytes)
+      return "holds " + std::to_string(*got) + " bytes; " + std::to_string(sent.bytes) +
+             " were sent";
+    auto hashes = back.finish();
+    if (hashes != sent.segments)
+      return "differs from what was sent (XXH3-128 " + (hashes.empty() ? "-" : hashes[0]) +
+             " read back, " + (n ? sent.segments[0] : "-") + " sent)";
+    return "";
+  }
+  std::atomic<size_t> next{0};
+  std::atomic<bool> stop{false}, missing{false};
+  std::mutex mutex;
+  size_t first_bad = n;  // the lowest segment that differs, and why
+  std::string why;
+  std::exception_ptr error;
+  DownloadOptions o = options;
+  o.cancelled = [&] { return stop.load() || (options.cancelled && options.cancelled()); };
+  auto work = [&] {
+    try {
+      DatastoreFiles files(endpoint, cookie);
+      for (size_t i; !stop && (i = next++) < n;) {
+        Xxh128 h;
+        uint64_t offset = i * segment;
+        auto sink = [&](const char* d, size_t k) { h.update(d, k); };
+        std::optional<uint64_t> got;
+        std::string problem;
+        if (i + 1 < n) {
+          got = files.download_range(url, offset, segment, sink, o);
+        } else {
+          got = files.download_from(url, offset, sink, o);
+          if (got && offset + *got != sent.bytes)
+            problem = "holds " + std::to_string(offset + *got) + " bytes; " +
+                      std::to_string(sent.bytes) + " were sent";
+        }
+        if (!got) {
+          missing = stop = true;
+          return;
+        }
+        if (problem.empty() && h.hex() != sent.segments[i])
+          problem = "bytes " + std::to_string(offset) + "-" + std::to_string(offset + *got - 1) +
+                    " differ from what was sent (XXH3-128 " + h.hex() + " read back, " +
+                    sent.segments[i] + " sent)";
+        if (!problem.empty()) {
+          std::lock_guard<std::mutex> lock(mutex);
+          if (i < first_bad) first_bad = i, why = problem;
+          stop = true;
+        }
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!error && !stop) error = std::current_exception();
+      stop = true;
+    }
+  };
+  std::vector<std::thread> workers;
+  const size_t count = std::min<size_t>(static_cast<size_t>(std::max(streams, 1)), n);
+  for (size_t w = 1; w < count; ++w) workers.emplace_back(work);
+  work();
+  for (auto& t : workers) t.join();
+  if (options.cancelled && options.cancelled()) throw Error("interrupted", Exit::interrupted);
+  if (missing) return std::nullopt;
+  if (first_bad < n) return why;
+  if (error) std::rethrow_exception(error);
+  return "";
 }
 
 RelayResult hash_bytes(std::string_view data) {
   Sha256 sha;
-  sha.add(data.data(), data.size());
-  return {data.size(), sha.hex()};
+  sha.update(data.data(), data.size());
+  SegmentHashes segments(verify_segment(data.size()));
+  segments.update(data.data(), data.size());
+  return {data.size(), sha.hex(), segments.finish()};
 }
 
 }  // namespace ceso

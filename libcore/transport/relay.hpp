@@ -56,9 +56,17 @@ class BytePipe {
   std::optional<uint64_t> length_;
 };
 
+// A file is read back and compared in segments of this size, each on its
+// own (verify_remote_file): an eighth of the file in whole MiB, at least
+// 1 MiB and at most 64 MiB.
+uint64_t verify_segment(uint64_t file_bytes);
+
 struct RelayResult {
   uint64_t bytes = 0;
   std::string sha256;  // lowercase hex of the bytes
+  // XXH3-128 of each verify_segment(bytes) bytes (the last piece may be
+  // shorter), what verify_remote_file compares.
+  std::vector<std::string> segments;
 };
 
 struct RelayOptions {
@@ -81,12 +89,19 @@ struct RelayOptions {
 RelayResult relay_file(DatastoreFiles& from, const std::string& from_url, DatastoreFiles& to,
                        const std::string& to_url, const RelayOptions& options);
 
-// Reads a file and returns its size and SHA-256; nullopt when the host says
-// it does not exist.
-std::optional<RelayResult> hash_remote_file(DatastoreFiles& files, const std::string& url,
-                                            const DownloadOptions& options = {});
+// Reads the file at `url` back from the host and compares it with what was
+// sent: its size, and each segment's XXH3-128 (a check of bytes against
+// bytes: SHA-256, the identity the records carry, is taken once, as the
+// bytes pass on the way out). Up to `streams` ranged GETs run at once, each
+// on its own connection with the endpoint's settings and `cookie`. Returns
+// "" when everything matches, else a sentence saying where the file differs;
+// nullopt when the host says the file does not exist. Throws the errors of
+// DatastoreFiles (the first worker's).
+std::optional<std::string> verify_remote_file(const Endpoint& endpoint, const std::string& cookie,
+                                              const std::string& url, const RelayResult& sent,
+                                              const DownloadOptions& options = {}, int streams = 2);
 
-// SHA-256 of a string, with RelayResult's fields (for a file sent from memory).
+// SHA-256 and segments of a string, as RelayResult (a file sent from memory).
 RelayResult hash_bytes(std::string_view data);
 
 }  // namespace ceso

@@ -499,12 +499,11 @@ void MoveRun::copy_in() {
     for (size_t i = 0; i < plan_.files.size(); ++i) {
       throw_if_interrupt_requested();
       const auto& f = plan_.files[i];
-      auto back = hash_remote_file(to, url(dst_, f.to), dopt);
-      if (!back) fail("verify: the target does not serve " + quote(f.to.str()) + " it took");
-      if (back->bytes != sent[i].bytes || back->sha256 != sent[i].sha256)
-        fail("verify: " + quote(f.to.str()) + " on " + dst_.endpoint().id + " holds " +
-             std::to_string(back->bytes) + " bytes with SHA-256 " + back->sha256 + "; sent " +
-             std::to_string(sent[i].bytes) + " bytes with SHA-256 " + sent[i].sha256);
+      auto differs =
+          verify_remote_file(dst_.endpoint(), dst_.http().cookie(), url(dst_, f.to), sent[i], dopt);
+      if (!differs) fail("verify: the target does not serve " + quote(f.to.str()) + " it took");
+      if (!differs->empty())
+        fail("verify: " + quote(f.to.str()) + " on " + dst_.endpoint().id + ": " + *differs);
       files_[i]["verified"] = true;
     }
   }

@@ -216,6 +216,43 @@ $(id_of a) Destroy_Task ok"
   source_intact_target_clean
 }
 
+@test "silent corruption is caught by the read-back: stored or served wrong, in any segment; source intact" {
+  # The 4 MiB disk is checked in four 1 MiB segments, two ranged GETs at once.
+  local at
+  for at in 0 3145733 4194303; do
+    on_sim b fail "{\"http\":\"PUT /folder\",\"path\":\"-flat\",\"flip_at\":$at}" >/dev/null
+    run --separate-stderr ceso-mv -H a web01 --to b
+    assert_status 1
+    assert_contains "$stderr" "verify: '[LocalDS_0] web01/web01-flat.vmdk' on $(id_of b): bytes"
+    local seg=$((at / 1048576))
+    assert_contains "$stderr" "bytes $((seg * 1048576))-$((seg * 1048576 + 1048575)) differ from what was sent"
+    source_intact_target_clean
+  done
+  # right on the target's disk, wrong on the way back: not verified either
+  on_sim b fail '{"http":"GET /folder","path":"-flat","flip_at":2097152,"count":-1}' >/dev/null
+  run --separate-stderr ceso-mv -H a web01 --to b
+  assert_status 1
+  assert_contains "$stderr" "bytes 2097152-3145727 differ"
+  on_sim b fail '{}' >/dev/null
+  source_intact_target_clean
+  # the .vmx (one segment, one plain GET)
+  on_sim b fail '{"http":"PUT /folder","path":".vmx","flip_at":10}' >/dev/null
+  run --separate-stderr ceso-mv -H a web01 --to b
+  assert_status 1
+  assert_contains "$stderr" "verify: '[LocalDS_0] web01/web01.vmx' on $(id_of b): differs from what was sent"
+  source_intact_target_clean
+  # --no-verify trusts the host: a byte stored wrong goes through; moved back
+  # with the same byte inverted again, the disk is as it was
+  on_sim b fail '{"http":"PUT /folder","path":"-flat","flip_at":5}' >/dev/null
+  run ceso-mv -H a web01 --to b --no-verify
+  assert_status 0
+  [ "$(folder_sums b web01 | grep flat | cut -d' ' -f1)" != "$(echo "$sums0" | grep flat | cut -d' ' -f1)" ]
+  on_sim a fail '{"http":"PUT /folder","path":"-flat","flip_at":5}' >/dev/null
+  run ceso-mv -H b web01 --to a --no-verify
+  assert_status 0
+  assert_eq "$(folder_sums a web01 | grep flat)" "$(echo "$sums0" | grep flat)"
+}
+
 @test "vCenter model: RelocateVM_Task to another host of the vCenter; refusals" {
   mkdir -p "$(sim_dir v)"
   echo '[{"name":"cold01","power":"off"},{"name":"hot01","power":"on"}]' >"$BATS_TEST_TMPDIR/v.json"

@@ -20,6 +20,8 @@ import (
 //	{"http":"PUT /folder","status":503}                       answer with a status
 //	{"http":"PUT /folder","after_bytes":1048576}              cut an upload mid-way
 //	{"http":"PUT /folder","after_bytes":1048576,"stall_ms":30000}  stop reading it a while
+//	{"http":"PUT /folder","flip_at":4096}                    store byte 4096 inverted
+//	{"http":"GET /folder","flip_at":4096,"count":-1}         serve byte 4096 of the file inverted
 //
 // optionally restricted to URL paths containing "path". A method rule with only
 // "stall_ms" ({"method":"CreateVM_Task","stall_ms":3000}) answers normally after the
@@ -40,6 +42,7 @@ type injection struct {
 	AfterBytes int64  `json:"after_bytes,omitempty"`
 	Status     int    `json:"status,omitempty"`
 	StallMS    int    `json:"stall_ms,omitempty"`
+	FlipAt     *int64 `json:"flip_at,omitempty"` // silent corruption at this body offset
 	Count      *int   `json:"count,omitempty"`
 	// Hostile hosts (hostile.go).
 	Nest          int    `json:"nest,omitempty"`
@@ -106,6 +109,15 @@ func (in *injector) post(body []byte) error {
 	case r.HTTP != "":
 		if len(strings.Fields(r.HTTP)) != 2 {
 			return fmt.Errorf("http must look like \"GET /folder\", not %q", r.HTTP)
+		}
+		if r.FlipAt != nil {
+			if *r.FlipAt < 0 || r.AfterBytes > 0 || r.Status > 0 || r.TrickleBPS > 0 || r.StallMS > 0 || r.Body != "" {
+				return fmt.Errorf("flip_at is an offset (>= 0) and goes alone with http and path")
+			}
+			if r.HTTP != "GET /folder" && r.HTTP != "PUT /folder" {
+				return fmt.Errorf("flip_at is for \"GET /folder\" and \"PUT /folder\"")
+			}
+			break
 		}
 		fullPut := strings.HasPrefix(r.HTTP, "PUT ") && r.AfterBytes > 0 && r.Status > 0 && r.StallMS == 0 // fullput.go
 		if n := btoi(r.AfterBytes > 0) + btoi(r.Status > 0) + btoi(r.TrickleBPS > 0); n != 1 && !fullPut {

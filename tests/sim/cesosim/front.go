@@ -586,11 +586,11 @@ func (f *front) serveFiles(w http.ResponseWriter, r *http.Request) {
 	} else {
 		f.stats.countHTTP(key)
 	}
-	cw := &countingWriter{ResponseWriter: w, limit: -1}
+	cw := &countingWriter{ResponseWriter: w, limit: -1, flipAt: -1}
 	var in int64
 	var cr *countingReader
 	if r.Body != nil {
-		cr = &countingReader{ReadCloser: r.Body, n: &in, limit: -1}
+		cr = &countingReader{ReadCloser: r.Body, n: &in, limit: -1, flipAt: -1}
 		r.Body = cr
 	}
 	defer func() {
@@ -618,7 +618,15 @@ func (f *front) serveFiles(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		out = httpWriter(cw, inj)
-		if inj.TrickleBPS > 0 {
+		if inj.FlipAt != nil {
+			// A silent corruption: the body passes with one byte inverted.
+			if r.Method == http.MethodPut && cr != nil {
+				cr.flipAt = *inj.FlipAt
+			} else {
+				// flip_at is a file offset: a ranged GET's body starts at its range.
+				cw.flipAt = *inj.FlipAt - rangeStart(r)
+			}
+		} else if inj.TrickleBPS > 0 {
 			// trickled by out
 		} else if r.Method == http.MethodPut && cr != nil {
 			// Uploads: cut (or stall) the request body after after_bytes.
@@ -642,11 +650,37 @@ func (f *front) authorized(r *http.Request) bool {
 // limit bytes: the client sees a short body, as when a transfer dies mid-way.
 type countingWriter struct {
 	http.ResponseWriter
-	n     int64
-	limit int64
+	n      int64
+	limit  int64
+	flipAt int64 // >= 0: this byte of the body goes out inverted
+}
+
+// rangeStart is the first byte a GET's "Range: bytes=A-[B]" asks for (0 without one).
+func rangeStart(r *http.Request) int64 {
+	v := strings.TrimPrefix(r.Header.Get("Range"), "bytes=")
+	if i := strings.IndexByte(v, '-'); i > 0 {
+		if a, err := strconv.ParseInt(v[:i], 10, 64); err == nil && a >= 0 {
+			return a
+		}
+	}
+	return 0
+}
+
+// flip inverts the byte at body offset `at` if it lies in p, which starts at
+// offset n. It works on a copy: p may be the caller's buffer (or a file's pages).
+func flip(p []byte, n, at int64) []byte {
+	if at < n || at >= n+int64(len(p)) {
+		return p
+	}
+	q := append([]byte(nil), p...)
+	q[at-n] ^= 0xff
+	return q
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.flipAt >= 0 {
+		p = flip(p, c.n, c.flipAt)
+	}
 	if c.limit >= 0 && c.n+int64(len(p)) > c.limit {
 		k, _ := c.ResponseWriter.Write(p[:c.limit-c.n])
 		c.n += int64(k)
@@ -666,9 +700,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // drops the connection (an upload cut mid-way).
 type countingReader struct {
 	io.ReadCloser
-	n     *int64
-	limit int64
-	stall time.Duration
+	n      *int64
+	limit  int64
+	stall  time.Duration
+	flipAt int64 // >= 0: this byte of the body is taken inverted
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
@@ -683,6 +718,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		p = p[:c.limit-*c.n]
 	}
 	k, err := c.ReadCloser.Read(p)
+	if at := c.flipAt - *c.n; at >= 0 && at < int64(k) {
+		p[at] ^= 0xff
+	}
 	*c.n += int64(k)
 	return k, err
 }

@@ -79,6 +79,17 @@ TEST(HashBytes, IsSha256) {
   EXPECT_EQ(ceso::hash_bytes("").sha256,
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(ceso::hash_bytes("abc").bytes, 3u);
+  EXPECT_EQ(ceso::hash_bytes("abc").segments.size(), 1u);
+  EXPECT_TRUE(ceso::hash_bytes("").segments.empty());
+}
+
+TEST(VerifySegment, AnEighthInWholeMiBBetween1And64) {
+  constexpr uint64_t MiB = uint64_t{1} << 20;
+  EXPECT_EQ(ceso::verify_segment(0), MiB);
+  EXPECT_EQ(ceso::verify_segment(4 * MiB), MiB);
+  EXPECT_EQ(ceso::verify_segment(8 * MiB + 1), 2 * MiB);
+  EXPECT_EQ(ceso::verify_segment(1024 * MiB), 64 * MiB);
+  EXPECT_EQ(ceso::verify_segment(uint64_t{1} << 40), 64 * MiB);
 }
 
 }  // namespace
