@@ -2,8 +2,8 @@
 // targets opened on temporary directories.
 #include "transport/target.hpp"
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/vfs.h>
