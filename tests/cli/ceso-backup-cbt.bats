@@ -2,9 +2,11 @@
 # ceso-backup --format 2 --cbt: Changed Block Tracking against the
 # simulator's tracker (tests/sim/cesosim/cbt.go): "*" for the first backup,
 # only the changed chunks read afterwards (the simulator's byte counters),
-# restore byte for byte, a tracking reset, hostile answers, kill -9, verify.
+# restore byte for byte, a tracking reset, hostile answers, kill -9, verify;
+# the same on an sftp:// target (a real sshd on 127.0.0.1).
 
 load helpers/common
+load helpers/sshd
 bats_require_minimum_version 1.5.0
 
 setup_file() {
@@ -15,14 +17,18 @@ setup_file() {
  {"name":"k03","power":"off","disks_mib":[32]},
  {"name":"k04","power":"on","disks_mib":[32]},
  {"name":"k05","power":"on","disks_mib":[32]},
- {"name":"k06","power":"off","disks_mib":[32]}]
+ {"name":"k06","power":"off","disks_mib":[32]},
+ {"name":"k07","power":"on","disks_mib":[64]}]
 JSON
   sim_start -vms 0 -fill-mib 16 -vm-spec "$spec"
   export CESO_BACKUP_TARGET="file://$BATS_FILE_TMPDIR/target"
   mkdir -p "$BATS_FILE_TMPDIR/target"
 }
 
-teardown_file() { sim_stop; }
+teardown_file() {
+  sshd_stop
+  sim_stop
+}
 
 setup() {
   sim_reset
@@ -305,4 +311,50 @@ XML
   assert_eq "$(sim_count CreateSnapshot_Task)" 0
   [ "$(ls "$(T)" | wc -l)" -eq "$before" ]
   ceso-info k06 | jq -e '.hardware.cbt == false'
+}
+
+@test "--cbt on an sftp:// target: '*' first, then only the changed chunks read; restore and verify" {
+  sshd_start
+  dir="$BATS_FILE_TMPDIR/sftp-cbt"
+  mkdir -p "$dir"
+  url="sftp://root@127.0.0.1:$SSHD_PORT$dir"
+  flat=$(flat_of k07 0)
+  run --separate-stderr ceso-backup --target "$url" --accept-new-host-key --format 2 --cbt k07
+  assert_status 0
+  id1=$(echo "$output" | jq -r .backup.id)
+  echo "$output" | jq -e '.backup.cbt.disks[0].since == "*" and .backup.cbt.base == null
+    and .backup.cbt.bytes_read == 16777216 and .backup.cbt.disks[0].chunks_read == 4
+    and .backup.chunks.uploaded == 4'
+  # 16 MiB of the 64 MiB disk hold data: only those crossed from the host.
+  [ "$(folder_bytes)" -lt $(((16 << 20) + (64 << 10))) ]
+  jq -e '.files[] | select(.kind=="extent") | has("sha256") | not' "$dir/$id1/manifest.json"
+  jq -e '.disks[0].change_id | test("/[0-9]+$")' "$dir/$id1/manifest.json"
+  run ceso-restore --target "$url" "$id1" --to-file "$BATS_TEST_TMPDIR/d1.raw" -q
+  assert_status 0
+  cmp "$BATS_TEST_TMPDIR/d1.raw" "$flat"
+  # One write in the data, one in a zero area: two chunks change.
+  printf 'x' | dd of="$flat" bs=1 seek=$((7 << 20)) conv=notrunc status=none
+  printf 'hello' | dd of="$flat" bs=1 seek=$((50 << 20)) conv=notrunc status=none
+  sim_reset
+  run --separate-stderr ceso-backup --target "$url" --format 2 --cbt k07
+  assert_status 0
+  id2=$(echo "$output" | jq -r .backup.id)
+  prev=$(jq -r '.disks[0].change_id' "$dir/$id1/manifest.json")
+  echo "$output" | jq -e --arg p "$prev" --arg b "$id1" '.backup.cbt.base == $b
+    and .backup.cbt.disks[0].since == $p
+    and .backup.cbt.disks[0].chunks_read == 2 and .backup.cbt.bytes_read == 8388608
+    and .backup.chunks.uploaded == 2 and .backup.chunks.reused == 3'
+  # Two 4 MiB chunks read (ranged GETs), plus the small files.
+  [ "$(folder_bytes)" -lt $(((8 << 20) + (64 << 10))) ]
+  run ceso-backup verify --target "$url" "$id2"
+  assert_status 0
+  run ceso-restore --target "$url" "$id2" --to-file "$BATS_TEST_TMPDIR/d2.raw" -q
+  assert_status 0
+  cmp "$BATS_TEST_TMPDIR/d2.raw" "$flat"
+  # Its chunks at the target, read with the zstd tool alone, are the disk.
+  idx="$dir/$id2/disk0-flat.vmdk.idx"
+  tail -n +4 "$idx" | while read -r c; do
+    if [ "$c" = 0 ]; then head -c 4194304 /dev/zero; else zstd -qdc "$dir/chunks/${c:0:2}/$c"; fi
+  done | cmp - "$flat"
+  sshd_stop
 }

@@ -223,6 +223,10 @@ for c in idx[3:-1]:
   flat=$(flat_of c02 0)
   run ceso-backup --format 2 --cbt c02
   assert_status 0
+  # The first --cbt backup of the VM: tracking enabled, "*" asked (the
+  # whole disk holds data: all of it read).
+  assert_contains "$output" "change tracking enabled"
+  echo "$output" | grep '^{' | jq -e '.backup.cbt.disks[0].since == "*" and .backup.cbt.bytes_read == 67108864'
   printf 'cbt' | dd of="$flat" bs=1 seek=$((6 << 20)) conv=notrunc status=none
   sim_reset
   run ceso-backup --format 2 --cbt c02
