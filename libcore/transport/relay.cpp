@@ -102,8 +102,8 @@ class Sha256 {
   std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx_;
 };
 
-RelayResult relay_once(DatastoreFiles& from, const std::string& from_url, DatastoreFiles& to,
-                       const std::string& to_url, const RelayOptions& o) {
+RelayResult relay_once(DatastoreFiles& from, const std::string& from_url, const RelaySink& sink,
+                       const RelayOptions& o) {
   BytePipe pipe(o.pipe_bytes);
   Sha256 sha;
   uint64_t got_bytes = 0;
@@ -132,16 +132,13 @@ RelayResult relay_once(DatastoreFiles& from, const std::string& from_url, Datast
   try {
     std::optional<uint64_t> length = pipe.wait_length();
     if (!length) fail("the source host sent no length for " + from_url);
-    to.upload(
-        to_url, *length,
-        [&](char* buf, size_t n) {
-          size_t k = pipe.read(buf, n);
-          sha.add(buf, k);  // on this side: the GET's thread only receives
-          sent += k;
-          if (o.progress && k) o.progress(k);
-          return k;
-        },
-        o.download.cancelled);
+    sink(*length, [&](char* buf, size_t n) {
+      size_t k = pipe.read(buf, n);
+      sha.add(buf, k);  // on this side: the GET's thread only receives
+      sent += k;
+      if (o.progress && k) o.progress(k);
+      return k;
+    });
   } catch (...) {
     put_error = std::current_exception();
     pipe.fail(put_error);
@@ -162,7 +159,12 @@ RelayResult relay_file(DatastoreFiles& from, const std::string& from_url, Datast
                        const std::string& to_url, const RelayOptions& options) {
   for (int attempt = 0;; ++attempt) {
     try {
-      return relay_once(from, from_url, to, to_url, options);
+      return relay_once(
+          from, from_url,
+          [&](uint64_t length, const std::function<size_t(char*, size_t)>& source) {
+            to.upload(to_url, length, source, options.download.cancelled);
+          },
+          options);
     } catch (const Error& e) {
       // Only the PUT's connection failures start the file again (a GET
       // resumes by itself and has used up its retries when it throws).
@@ -173,6 +175,11 @@ RelayResult relay_file(DatastoreFiles& from, const std::string& from_url, Datast
       if (options.on_retry) options.on_retry(std::string(e.what()) + "; copying the file again");
     }
   }
+}
+
+RelayResult relay_to(DatastoreFiles& from, const std::string& from_url, const RelaySink& sink,
+                     const RelayOptions& options) {
+  return relay_once(from, from_url, sink, options);
 }
 
 std::optional<RelayResult> hash_remote_file(DatastoreFiles& files, const std::string& url,
@@ -189,5 +196,16 @@ RelayResult hash_bytes(std::string_view data) {
   sha.add(data.data(), data.size());
   return {data.size(), sha.hex()};
 }
+
+struct StreamHash::Impl {
+  Sha256 sha;
+};
+StreamHash::StreamHash() : impl_(std::make_unique<Impl>()) {}
+StreamHash::~StreamHash() = default;
+void StreamHash::add(const char* data, size_t n) {
+  impl_->sha.add(data, n);
+  bytes_ += n;
+}
+RelayResult StreamHash::result() { return {bytes_, impl_->sha.hex()}; }
 
 }  // namespace ceso
