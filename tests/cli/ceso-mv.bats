@@ -71,7 +71,7 @@ ssh_log() { cat "$(sim_dir "$1")/ssh/commands.log"; }
 
 setup() {
   for s in a b; do on_sim "$s" fail '{}' >/dev/null; done
-  [ ! -d "$(sim_dir f)" ] || rm -f "$(sim_dir f)/ssh/truncate"
+  [ ! -d "$(sim_dir f)" ] || rm -f "$(sim_dir f)/ssh/truncate" "$(sim_dir f)/ssh/hold"
   uuid0=$(uuid_on a web01)
   sums0=$(folder_sums a web01)
 }
@@ -401,6 +401,43 @@ Destroy_Task api"
   audit=$(jq -c 'select(.tool=="ceso-mv" and .vm=="web01")' "$XDG_STATE_HOME/ceso/audit.log" | tail -1)
   assert_eq "$(echo "$audit" | jq -r '[.endpoint, .operation, .transport, .result] | join(" ")')" \
     "$(id_of f) RegisterVM_Task ssh error"
+}
+
+@test "free target, Ctrl-C while a write over SSH is held: exit 130, target cleaned over SSH, source intact" {
+  # the host takes the first MiB of each write, then holds it (the .vmx, the first
+  # file, is whole by then and its command waits)
+  echo $((1024 * 1024)) >"$(sim_dir f)/ssh/hold"
+  ceso-mv -H a web01 --to f >/dev/null 2>"$BATS_TEST_TMPDIR/err" &
+  pid=$!
+  held=""
+  for _ in $(seq 400); do
+    held=$(ls -A "$(ds_of f)/web01" 2>/dev/null | grep ceso-tmp || true)
+    [ -n "$held" ] && break
+    sleep 0.05
+  done
+  [ -n "$held" ]
+  sleep 0.3
+  kill -INT "$pid"
+  rm -f "$(sim_dir f)/ssh/hold"
+  rc=0
+  wait "$pid" || rc=$?
+  cat "$BATS_TEST_TMPDIR/err"
+  assert_eq "$rc" 130
+  source_intact_target_clean
+  free_clean f web01
+}
+
+@test "free target: a folder of that name there already (not ours) is refused and kept" {
+  mkdir "$(ds_of f)/web01"
+  echo keep >"$(ds_of f)/web01/someone-elses"
+  run ceso-mv -H a web01 --to f
+  assert_status 1
+  assert_contains "$output" "exists on"
+  assert_eq "$(cat "$(ds_of f)/web01/someone-elses")" keep
+  assert_eq "$(ls -A "$(ds_of f)/web01")" someone-elses
+  rm -r "$(ds_of f)/web01"
+  source_intact_target_clean
+  free_clean f web01
 }
 
 @test "free target, registervm failing: nothing registered or left on the target, source intact" {
