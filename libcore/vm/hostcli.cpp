@@ -161,17 +161,25 @@ void run_ssh_file_write(VmWriter& w, const SshFileWrite& f, const SshConnection:
     command_failed("renaming " + f.tmp, w.name(), mv);
 }
 
-std::optional<SshFileHash> ssh_hash_file(VmWriter& w, const std::string& path, std::string& why) {
+std::optional<SshFileHash> ssh_hash_file(VmWriter& w, const std::string& path, std::string& why,
+                                         uint64_t limit) {
   StreamHash hash;
-  SshResult r = w.shell_output({"cat", path}, [&](const char* d, size_t n) { hash.add(d, n); });
+  uint64_t read = 0;
+  SshResult r = w.shell_output({"cat", path}, [&](const char* d, size_t n) {
+    read += n;
+    if (read > limit)
+      fail("reading " + path + " back on " + w.name() + ": it holds more than the " +
+           std::to_string(limit) + " bytes written");
+    hash.add(d, n);
+  });
   if (r.exit_status != 0 || !r.exit_signal.empty()) {
     std::string_view err = r.err;
     err = err.substr(0, err.find('\n'));
     why = err.empty() ? "cat exit status " + std::to_string(r.exit_status) : host_text(err);
     return std::nullopt;
   }
-  RelayResult got = hash.result();
-  return SshFileHash{got.bytes, got.sha256};
+  RelayResult sum = hash.result();
+  return SshFileHash{sum.bytes, sum.sha256};
 }
 
 namespace {

@@ -89,12 +89,15 @@ void run_ssh_file_write(VmWriter& w, const SshFileWrite& f, const SshConnection:
 
 // `cat PATH` streamed back and hashed as it arrives: its size and SHA-256
 // (lowercase hex). nullopt when cat fails (no such file: `why` gets the
-// host's first stderr line).
+// host's first stderr line). A file that goes on past `limit` bytes (more
+// than was written: a host sending without end) stops the read there,
+// Error(failure) naming the file and the limit.
 struct SshFileHash {
   uint64_t bytes = 0;
   std::string sha256;
 };
-std::optional<SshFileHash> ssh_hash_file(VmWriter& w, const std::string& path, std::string& why);
+std::optional<SshFileHash> ssh_hash_file(VmWriter& w, const std::string& path, std::string& why,
+                                         uint64_t limit = UINT64_MAX);
 
 // `vim-cmd solo/registervm VMX NAME` (VMX a /vmfs/volumes path of the
 // datastore path `vmx_ds`), then the new vmid: the one printed, else the

@@ -427,7 +427,7 @@ class MoveRun {
   void put_text(const MoveFile& f, const std::string& text, const DownloadOptions& dopt);
   RelayResult relay(DatastoreFiles& from, DatastoreFiles& to, const MoveFile& f,
                     const RelayOptions& ro);
-  std::optional<RelayResult> read_back(DatastoreFiles& to, const MoveFile& f,
+  std::optional<RelayResult> read_back(DatastoreFiles& to, const MoveFile& f, uint64_t sent,
                                        const DownloadOptions& dopt, std::string& why);
   void register_target();
   void copy_in();
@@ -506,11 +506,12 @@ RelayResult MoveRun::relay(DatastoreFiles& from, DatastoreFiles& to, const MoveF
 }
 
 // What the target holds: GET and hash, or over SSH `cat` streamed back and
-// hashed (never held whole). nullopt with `why` when it has no such file.
-std::optional<RelayResult> MoveRun::read_back(DatastoreFiles& to, const MoveFile& f,
+// hashed (never held whole; stopped past the `sent` bytes). nullopt with
+// `why` when it has no such file.
+std::optional<RelayResult> MoveRun::read_back(DatastoreFiles& to, const MoveFile& f, uint64_t sent,
                                               const DownloadOptions& dopt, std::string& why) {
   if (ssh()) {
-    auto got = ssh_hash_file(dst_writer_, target_path(f.to), why);
+    auto got = ssh_hash_file(dst_writer_, target_path(f.to), why, sent);
     if (!got) return std::nullopt;
     return RelayResult{got->bytes, got->sha256};
   }
@@ -590,7 +591,7 @@ void MoveRun::copy_in() {
       throw_if_interrupt_requested();
       const auto& f = plan_.files[i];
       std::string why;
-      auto back = read_back(to, f, dopt, why);
+      auto back = read_back(to, f, sent[i].bytes, dopt, why);
       if (!back)
         fail("verify: " + quote(f.to.str()) + " on " + dst_.endpoint().id +
              " cannot be read back: " + why);
