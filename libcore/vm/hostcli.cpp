@@ -154,7 +154,24 @@ namespace {
 
 void run_ssh_file_write(VmWriter& w, const SshFileWrite& f, const SshConnection::InputFn& input,
                         const std::function<bool()>& cancel) {
-  SshResult r = w.shell_input(f.write, input, cancel);
+  // The host's side failing (a full datastore: cat ends early) is named by
+  // the file; the input's own errors and interruptions pass as they are.
+  bool input_failed = false;
+  auto pull = [&](char* data, size_t size) -> size_t {
+    try {
+      return input(data, size);
+    } catch (...) {
+      input_failed = true;
+      throw;
+    }
+  };
+  SshResult r;
+  try {
+    r = w.shell_input(f.write, pull, cancel);
+  } catch (const Error& e) {
+    if (input_failed || e.code() != Exit::failure) throw;
+    throw Error("writing " + f.tmp + ": " + e.what(), e.code());
+  }
   if (r.exit_status != 0 || !r.exit_signal.empty()) command_failed("writing " + f.tmp, w.name(), r);
   SshResult mv = w.shell(f.move);
   if (mv.exit_status != 0 || !mv.exit_signal.empty())

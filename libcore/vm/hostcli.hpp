@@ -79,7 +79,8 @@ struct SshFileWrite {
 };
 SshFileWrite ssh_file_write(const std::string& path);
 // Runs `f` with `input` streamed on the first command's stdin (at most 256
-// KiB held; SshConnection::run_input). A failing command throws
+// KiB held; SshConnection::run_input). A failing command (also one that
+// ends before all of its input, as on a full datastore) throws
 // Error(failure) naming the file, the exit status or signal and the host's
 // first stderr line; `input`'s errors and Error(interrupted) from `cancel`
 // are thrown as they are (the temporary file stays: the caller's rollback

@@ -71,7 +71,7 @@ ssh_log() { cat "$(sim_dir "$1")/ssh/commands.log"; }
 
 setup() {
   for s in a b; do on_sim "$s" fail '{}' >/dev/null; done
-  [ ! -d "$(sim_dir f)" ] || rm -f "$(sim_dir f)/ssh/truncate" "$(sim_dir f)/ssh/hold"
+  [ ! -d "$(sim_dir f)" ] || rm -f "$(sim_dir f)/ssh/truncate" "$(sim_dir f)/ssh/hold" "$(sim_dir f)/ssh/fsize"
   uuid0=$(uuid_on a web01)
   sums0=$(folder_sums a web01)
 }
@@ -436,6 +436,27 @@ Destroy_Task api"
   assert_eq "$(cat "$(ds_of f)/web01/someone-elses")" keep
   assert_eq "$(ls -A "$(ds_of f)/web01")" someone-elses
   rm -r "$(ds_of f)/web01"
+  source_intact_target_clean
+  free_clean f web01
+}
+
+@test "free target full in the middle of a disk (a write fails over SSH): exit 1 naming the file, target cleaned, source intact" {
+  echo $((1024 * 1024)) >"$(sim_dir f)/ssh/fsize"
+  run --separate-stderr ceso-mv -H a web01 --to f
+  rm -f "$(sim_dir f)/ssh/fsize"
+  assert_status 1
+  assert_contains "$stderr" "web01-flat.vmdk.ceso-tmp"
+  assert_contains "$stderr" "File too large"
+  source_intact_target_clean
+  free_clean f web01
+}
+
+@test "free target, the source's GET failing mid-stream: target cleaned over SSH, source intact" {
+  on_sim a fail '{"http":"GET /folder","path":"-flat","after_bytes":1048576,"count":1}' >/dev/null
+  on_sim a fail '{"http":"GET /folder","path":"-flat","status":503,"count":-1}' >/dev/null
+  run --separate-stderr ceso-mv -H a web01 --to f --retries 1
+  [ "$status" -ne 0 ]
+  assert_contains "$stderr" "503"
   source_intact_target_clean
   free_clean f web01
 }
