@@ -117,10 +117,13 @@ ceso::Exit run(const ceso::Args& args) {
       return;
     }
     ceso::VmWriter& writer = writers->for_client(source);
+    ceso::VmWriter& target_writer = writers->for_client(target());
     ceso::MovePlan plan = ceso::plan_move(source, vm.vm.ref, target(), req,
-                                          writer.transport() == ceso::Transport::ssh);
+                                          writer.transport() == ceso::Transport::ssh,
+                                          target_writer.transport() == ceso::Transport::ssh);
     reading.reset();  // from here on, calls change things: they run to the end
-    ceso::ordered_json rec = ceso::run_move(source, writer, target(), plan, req, gate, progress);
+    ceso::ordered_json rec =
+        ceso::run_move(source, writer, target(), target_writer, plan, req, gate, progress);
     if (!rec.is_null())
       out.emit(ceso::pass_through(t.record, rec,
                                   ceso::vm_owned_fields({"changed", "moved_from", "copied_from",

@@ -16,6 +16,7 @@
 #include "base/log.hpp"
 #include "cloudinit/netcfg.hpp"
 #include "transport/datastore.hpp"
+#include "vm/hostcli.hpp"
 #include "vm/lifecycle.hpp"
 #include "vm/provision.hpp"
 #include "vm/spec.hpp"
@@ -356,16 +357,11 @@ void Restore::rename(const vim::MoRef& vm, const std::string& from, const std::s
 // cut connection fails the run (its rollback runs on a new connection).
 void Restore::ssh_upload_file(const std::string& dest, const ManifestFile& f,
                               const std::string* content) {
-  std::string path = vmfs_path(vmspec::parse_datastore_path(dest), "restored file");
-  size_t slash = path.rfind('/');
-  std::string tmp = path.substr(0, slash + 1) + "." + path.substr(slash + 1) + ".ceso-tmp";
-  std::vector<std::string> write = {"sh", "-c", "set -C && cat >\"$1\"", "sh", tmp};
-  std::vector<std::string> move = {"mv", "-f", tmp, path};
+  SshFileWrite file =
+      ssh_file_write(vmfs_path(vmspec::parse_datastore_path(dest), "restored file"));
   uint64_t size = content ? content->size() : f.size;
-  ordered_json params = {{"file", dest},
-                         {"bytes", size},
-                         {"from", m_.id + "/" + f.name},
-                         {"command", shell_command(write) + " && " + shell_command(move)}};
+  ordered_json params = {
+      {"file", dest}, {"bytes", size}, {"from", m_.id + "/" + f.name}, {"command", file.command()}};
   perform(name_, "", "UploadDatastoreFile", params, [&] {
     int task = progress_.start(name_ + ": " + parse_datastore_path(dest).path, size);
     std::optional<StoredFileReader> reader;
@@ -399,19 +395,7 @@ void Restore::ssh_upload_file(const std::string& dest, const ManifestFile& f,
       return n;
     };
     try {
-      SshResult r = writer_->shell_input(write, input, interrupt_requested);
-      if (r.exit_status != 0 || !r.exit_signal.empty()) {
-        std::string_view err = r.err;
-        err = err.substr(0, err.find('\n'));
-        fail("writing " + tmp + " on " + writer_->name() + " failed" +
-             (r.exit_signal.empty() ? " (exit status " + std::to_string(r.exit_status) + ")"
-                                    : " (signal " + r.exit_signal + ")") +
-             (err.empty() ? "" : ": " + host_text(err)));
-      }
-      SshResult mv = writer_->shell(move);
-      if (mv.exit_status != 0 || !mv.exit_signal.empty())
-        fail("renaming " + tmp + " on " + writer_->name() + " failed" +
-             (mv.err.empty() ? "" : ": " + host_text(mv.err.substr(0, mv.err.find('\n')))));
+      run_ssh_file_write(*writer_, file, input, interrupt_requested);
     } catch (...) {
       progress_.finish(task);
       throw;

@@ -86,8 +86,8 @@ std::optional<uint64_t> BytePipe::wait_length() {
 
 namespace {
 
-RelayResult relay_once(DatastoreFiles& from, const std::string& from_url, DatastoreFiles& to,
-                       const std::string& to_url, const RelayOptions& o) {
+RelayResult relay_once(DatastoreFiles& from, const std::string& from_url, const RelaySink& sink,
+                       const RelayOptions& o) {
   BytePipe pipe(o.pipe_bytes);
   Sha256 sha;
   std::optional<SegmentHashes> segments;
@@ -118,17 +118,14 @@ RelayResult relay_once(DatastoreFiles& from, const std::string& from_url, Datast
     std::optional<uint64_t> length = pipe.wait_length();
     if (!length) fail("the source host sent no length for " + from_url);
     segments.emplace(verify_segment(*length));
-    to.upload(
-        to_url, *length,
-        [&](char* buf, size_t n) {
-          size_t k = pipe.read(buf, n);
-          sha.update(buf, k);  // on this side: the GET's thread only receives
-          segments->update(buf, k);
-          sent += k;
-          if (o.progress && k) o.progress(k);
-          return k;
-        },
-        o.download.cancelled);
+    sink(*length, [&](char* buf, size_t n) {
+      size_t k = pipe.read(buf, n);
+      sha.update(buf, k);  // on this side: the GET's thread only receives
+      segments->update(buf, k);
+      sent += k;
+      if (o.progress && k) o.progress(k);
+      return k;
+    });
   } catch (...) {
     put_error = std::current_exception();
     pipe.fail(put_error);
@@ -149,7 +146,12 @@ RelayResult relay_file(DatastoreFiles& from, const std::string& from_url, Datast
                        const std::string& to_url, const RelayOptions& options) {
   for (int attempt = 0;; ++attempt) {
     try {
-      return relay_once(from, from_url, to, to_url, options);
+      return relay_once(
+          from, from_url,
+          [&](uint64_t length, const std::function<size_t(char*, size_t)>& source) {
+            to.upload(to_url, length, source, options.download.cancelled);
+          },
+          options);
     } catch (const Error& e) {
       // Only the PUT's connection failures start the file again (a GET
       // resumes by itself and has used up its retries when it throws).
@@ -246,6 +248,11 @@ std::optional<std::string> verify_remote_file(const Endpoint& endpoint, const st
   return "";
 }
 
+RelayResult relay_to(DatastoreFiles& from, const std::string& from_url, const RelaySink& sink,
+                     const RelayOptions& options) {
+  return relay_once(from, from_url, sink, options);
+}
+
 RelayResult hash_bytes(std::string_view data) {
   Sha256 sha;
   sha.update(data.data(), data.size());
@@ -253,5 +260,16 @@ RelayResult hash_bytes(std::string_view data) {
   segments.update(data.data(), data.size());
   return {data.size(), sha.hex(), segments.finish()};
 }
+
+struct StreamHash::Impl {
+  Sha256 sha;
+};
+StreamHash::StreamHash() : impl_(std::make_unique<Impl>()) {}
+StreamHash::~StreamHash() = default;
+void StreamHash::add(const char* data, size_t n) {
+  impl_->sha.update(data, n);
+  bytes_ += n;
+}
+RelayResult StreamHash::result() { return {bytes_, impl_->sha.hex()}; }
 
 }  // namespace ceso

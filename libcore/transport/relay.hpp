@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -79,6 +80,19 @@ struct RelayOptions {
   std::function<void(const std::string&)> on_retry;
 };
 
+// The writing side of a relay: told the file's length first, it pulls every
+// byte from `source` (which returns 0 at the end and throws the GET's error)
+// and puts them on the target. Its exceptions stop the GET.
+using RelaySink =
+    std::function<void(uint64_t length, const std::function<size_t(char*, size_t)>& source)>;
+
+// Copies `from_url` (GET on `from`) into `sink` through a BytePipe, the GET
+// on its own thread, once (no restart: a sink that fails leaves the target
+// to the caller). Returns the byte count and SHA-256 of what the sink took;
+// errors as relay_file. ceso-mv's SSH target (a free host) writes this way.
+RelayResult relay_to(DatastoreFiles& from, const std::string& from_url, const RelaySink& sink,
+                     const RelayOptions& options);
+
 // Copies `from_url` (GET on `from`) to `to_url` (PUT on `to`) through a
 // BytePipe, the GET on its own thread. Returns the byte count and the
 // SHA-256 of what was sent. Throws Error(failure) when the source file does
@@ -103,5 +117,21 @@ std::optional<std::string> verify_remote_file(const Endpoint& endpoint, const st
 
 // SHA-256 and segments of a string, as RelayResult (a file sent from memory).
 RelayResult hash_bytes(std::string_view data);
+
+// SHA-256 and byte count of data given in pieces (a file read back).
+class StreamHash {
+ public:
+  StreamHash();
+  ~StreamHash();
+  StreamHash(const StreamHash&) = delete;
+  StreamHash& operator=(const StreamHash&) = delete;
+  void add(const char* data, size_t n);
+  RelayResult result();  // once, at the end
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  uint64_t bytes_ = 0;
+};
 
 }  // namespace ceso

@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <map>
+#include <thread>
 
 #include "base/error.hpp"
 #include "base/util.hpp"
+#include "transport/relay.hpp"
+#include "vsphere/vimcmd.hpp"
 
 namespace ceso {
 
@@ -99,6 +103,140 @@ void ssh_set_portgroup_vlan(VmWriter& w, const std::string& portgroup, int vlan)
 void ssh_remove_portgroup(VmWriter& w, const std::string& portgroup, const std::string& vswitch) {
   run_esxcli(w, esxcli_portgroup_remove(portgroup, vswitch),
              "esxcli network vswitch standard portgroup remove");
+}
+
+std::string run_host_client(VmWriter& w, const std::vector<std::string>& argv,
+                            const std::string& what, std::string_view input) {
+  constexpr int kAttempts = 3;  // transient ManagedObjectNotFound while VMs come and go
+  for (int attempt = 0;; ++attempt) {
+    SshResult r = w.shell(argv, input);
+    try {
+      vim::check_result(r, what, w.name());
+      return r.out;
+    } catch (const vim::Fault& f) {
+      if (f.fault_type() != "ManagedObjectNotFound" || attempt + 1 >= kAttempts) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200 * (attempt + 1)));
+    }
+  }
+}
+
+bool ssh_make_dir(VmWriter& w, const std::string& path) {
+  SshResult r = w.shell({"mkdir", path});
+  if (r.exit_status == 0 && r.exit_signal.empty()) return true;
+  if (w.shell({"test", "-e", path}).exit_status == 0) return false;
+  vim::check_result(r, "mkdir", w.name());
+  fail("mkdir " + path + " on " + w.name() + " failed");  // not reached: the status is not 0
+}
+
+std::string SshFileWrite::command() const {
+  return shell_command(write) + " && " + shell_command(move);
+}
+
+SshFileWrite ssh_file_write(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos || slash + 1 == path.size())
+    fail("cannot write " + quote(path) + " over SSH: not a file path");
+  std::string tmp = path.substr(0, slash + 1) + "." + path.substr(slash + 1) + ".ceso-tmp";
+  return {path, tmp, {"sh", "-c", "set -C && cat >\"$1\"", "sh", tmp}, {"mv", "-f", tmp, path}};
+}
+
+namespace {
+[[noreturn]] void command_failed(const std::string& what, const std::string& host,
+                                 const SshResult& r) {
+  std::string_view err = r.err;
+  err = err.substr(0, err.find('\n'));
+  fail(what + " on " + host + " failed" +
+       (r.exit_signal.empty() ? " (exit status " + std::to_string(r.exit_status) + ")"
+                              : " (signal " + r.exit_signal + ")") +
+       (err.empty() ? "" : ": " + host_text(err)));
+}
+}  // namespace
+
+void run_ssh_file_write(VmWriter& w, const SshFileWrite& f, const SshConnection::InputFn& input,
+                        const std::function<bool()>& cancel) {
+  // The host's side failing (a full datastore: cat ends early) is named by
+  // the file; the input's own errors and interruptions pass as they are.
+  bool input_failed = false;
+  auto pull = [&](char* data, size_t size) -> size_t {
+    try {
+      return input(data, size);
+    } catch (...) {
+      input_failed = true;
+      throw;
+    }
+  };
+  SshResult r;
+  try {
+    r = w.shell_input(f.write, pull, cancel);
+  } catch (const Error& e) {
+    if (input_failed || e.code() != Exit::failure) throw;
+    throw Error("writing " + f.tmp + ": " + e.what(), e.code());
+  }
+  if (r.exit_status != 0 || !r.exit_signal.empty()) command_failed("writing " + f.tmp, w.name(), r);
+  SshResult mv = w.shell(f.move);
+  if (mv.exit_status != 0 || !mv.exit_signal.empty())
+    command_failed("renaming " + f.tmp, w.name(), mv);
+}
+
+std::optional<SshFileHash> ssh_hash_file(VmWriter& w, const std::string& path, std::string& why,
+                                         uint64_t limit) {
+  StreamHash hash;
+  uint64_t read = 0;
+  SshResult r = w.shell_output({"cat", path}, [&](const char* d, size_t n) {
+    read += n;
+    if (read > limit)
+      fail("reading " + path + " back on " + w.name() + ": it holds more than the " +
+           std::to_string(limit) + " bytes written");
+    hash.add(d, n);
+  });
+  if (r.exit_status != 0 || !r.exit_signal.empty()) {
+    std::string_view err = r.err;
+    err = err.substr(0, err.find('\n'));
+    why = err.empty() ? "cat exit status " + std::to_string(r.exit_status) : host_text(err);
+    return std::nullopt;
+  }
+  RelayResult sum = hash.result();
+  return SshFileHash{sum.bytes, sum.sha256};
+}
+
+namespace {
+std::string trimmed(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  return s.substr(i);
+}
+}  // namespace
+
+void ssh_register_vm(VmWriter& w, vim::Client& c, const std::string& vmx_ds,
+                     const std::string& name, std::string& vmid) {
+  std::string vmx = vmfs_path(vmx_ds);
+  std::string out = trimmed(
+      run_host_client(w, {"vim-cmd", "solo/registervm", vmx, name}, "vim-cmd solo/registervm"));
+  // The new id, or nothing (some versions): then the listing.
+  if (!out.empty() && out.find_first_of(" \t\n") == std::string::npos) {
+    vmid = out;
+  } else {
+    auto found = vim::vmids_for_vmx(
+        run_host_client(w, {"vim-cmd", "vmsvc/getallvms"}, "vim-cmd vmsvc/getallvms"), vmx_ds);
+    if (found.size() != 1)
+      fail("the host lists " + std::to_string(found.size()) + " VMs with the .vmx " +
+           quote(vmx_ds));
+    vmid = found.front();
+  }
+  // Confirmed through the API: the id is a hint until then.
+  vim::MoRef ref{"VirtualMachine", vmid};
+  auto objs = c.retrieve({ref}, {"config.files.vmPathName"});
+  if (objs.empty() || objs.front().text("config.files.vmPathName") != vmx_ds)
+    fail("the host registered " + quote(vmid) + ", which the API does not show with the .vmx " +
+         quote(vmx_ds));
+}
+
+std::vector<std::string> ssh_registered_vmids(VmWriter& w, const std::string& vmid,
+                                              const std::string& vmx_ds) {
+  if (!vmid.empty()) return {vmid};
+  return vim::vmids_for_vmx(
+      run_host_client(w, {"vim-cmd", "vmsvc/getallvms"}, "vim-cmd vmsvc/getallvms"), vmx_ds);
 }
 
 std::vector<VmxLine> vmx_lines(std::string_view text) {

@@ -16,7 +16,9 @@
 // "TRUE".
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +52,66 @@ void ssh_add_portgroup(VmWriter& w, const std::string& portgroup, const std::str
                        int vlan);
 void ssh_set_portgroup_vlan(VmWriter& w, const std::string& portgroup, int vlan);
 void ssh_remove_portgroup(VmWriter& w, const std::string& portgroup, const std::string& vswitch);
+
+// ---- files and VMs on a datastore over SSH (ceso-mkvm, ceso-clone,
+// ceso-restore, ceso-mv on a free host; docs/esxi.md "Making a VM over SSH")
+
+// A vim-cmd (or other host client) through `w`: its result checked by
+// vim::check_result (fault blocks, exit status), a transient
+// ManagedObjectNotFound tried again (3 attempts in all). Returns its stdout.
+std::string run_host_client(VmWriter& w, const std::vector<std::string>& argv,
+                            const std::string& what, std::string_view input = {});
+
+// `mkdir PATH` (a /vmfs/volumes/DS/DIR path, vmfs_path): true when made,
+// false when PATH existed already (`test -e`); else the host's error.
+bool ssh_make_dir(VmWriter& w, const std::string& path);
+
+// A whole file written over SSH: its bytes into DIR/.NAME.ceso-tmp
+// (`sh -c 'set -C && cat >"$1"'`: never over an existing file), renamed to
+// NAME (`mv -f`) once the command exited 0. `cat` exits 0 on a short input
+// too (an SSH channel ends stdin the same way whether the data ended or the
+// sender gave up): the caller checks what it sent (the input's own count, or
+// a read-back) before relying on the file.
+struct SshFileWrite {
+  std::string path, tmp;
+  std::vector<std::string> write, move;
+  std::string command() const;  // both, for an audit entry's params
+};
+SshFileWrite ssh_file_write(const std::string& path);
+// Runs `f` with `input` streamed on the first command's stdin (at most 256
+// KiB held; SshConnection::run_input). A failing command (also one that
+// ends before all of its input, as on a full datastore) throws
+// Error(failure) naming the file, the exit status or signal and the host's
+// first stderr line; `input`'s errors and Error(interrupted) from `cancel`
+// are thrown as they are (the temporary file stays: the caller's rollback
+// removes its folder).
+void run_ssh_file_write(VmWriter& w, const SshFileWrite& f, const SshConnection::InputFn& input,
+                        const std::function<bool()>& cancel = {});
+
+// `cat PATH` streamed back and hashed as it arrives: its size and SHA-256
+// (lowercase hex). nullopt when cat fails (no such file: `why` gets the
+// host's first stderr line). A file that goes on past `limit` bytes (more
+// than was written: a host sending without end) stops the read there,
+// Error(failure) naming the file and the limit.
+struct SshFileHash {
+  uint64_t bytes = 0;
+  std::string sha256;
+};
+std::optional<SshFileHash> ssh_hash_file(VmWriter& w, const std::string& path, std::string& why,
+                                         uint64_t limit = UINT64_MAX);
+
+// `vim-cmd solo/registervm VMX NAME` (VMX a /vmfs/volumes path of the
+// datastore path `vmx_ds`), then the new vmid: the one printed, else the
+// single getallvms row of `vmx_ds`. `vmid` is set as soon as it is known
+// (so a caller's undo can unregister it when what follows fails); the id is
+// then confirmed through `c`, the API of the same host
+// (config.files.vmPathName == vmx_ds), else Error(failure).
+void ssh_register_vm(VmWriter& w, vim::Client& c, const std::string& vmx_ds,
+                     const std::string& name, std::string& vmid);
+// The vmids to undo a registration of `vmx_ds`: `vmid` when known, else
+// the getallvms rows of that .vmx (never by name).
+std::vector<std::string> ssh_registered_vmids(VmWriter& w, const std::string& vmid,
+                                              const std::string& vmx_ds);
 
 // ---- .vmx lines of passthrough devices
 

@@ -10,6 +10,7 @@
 #include "base/xml.hpp"
 #include "transport/relay.hpp"
 #include "vm/host.hpp"
+#include "vm/hostcli.hpp"
 #include "vm/names.hpp"
 #include "vm/provision.hpp"
 #include "vm/spec.hpp"
@@ -103,7 +104,8 @@ void refuse_restricted(vim::Client& c, const std::string& side) {
   if (side == "target")
     fail("the target host " + c.endpoint().id +
          " is free-licensed: its API is read-only and its /folder service takes no uploads, so "
-         "ceso-mv cannot move VMs to it (docs/esxi.md)");
+         "ceso-mv writes the files and registers the VM there over SSH; " +
+         ssh_access_hint(c.endpoint()));
   fail("the source host " + c.endpoint().id +
        " is free-licensed: its API cannot remove the VM; configure SSH access to it "
        "(ceso(7), FREE ESXI OVER SSH) or copy with --keep-source");
@@ -218,7 +220,7 @@ std::string moved_vmx(const std::string& text, bool keep_source, const std::stri
 }
 
 MovePlan plan_move(vim::Client& source, const vim::MoRef& vm, vim::Client& target,
-                   const MoveRequest& req, bool source_over_ssh) {
+                   const MoveRequest& req, bool source_over_ssh, bool target_over_ssh) {
   if (source.endpoint().id == target.endpoint().id)
     usage_error("the VM is on " + source.endpoint().id + " already: --to names the same host");
   for (auto* c : {&source, &target})
@@ -227,7 +229,7 @@ MovePlan plan_move(vim::Client& source, const vim::MoRef& vm, vim::Client& targe
            " is a vCenter; ceso-mv moves a VM between standalone hosts, or between the hosts "
            "of one vCenter (then --to names one of its hosts)");
   if (!source_over_ssh && !req.keep_source) refuse_restricted(source, "source");
-  refuse_restricted(target, "target");
+  if (!target_over_ssh) refuse_restricted(target, "target");
 
   auto objs =
       source.retrieve({vm}, {"name", "config.uuid", "config.instanceUuid", "config.template",
@@ -269,6 +271,9 @@ MovePlan plan_move(vim::Client& source, const vim::MoRef& vm, vim::Client& targe
     std::string base = path.path.substr(path.path.find('/') + 1);
     uint64_t size = std::strtoull(f->child_text("size").c_str(), nullptr, 10);
     p.files.push_back({path, {target_ds, p.target_dir.path + "/" + base}, type, size});
+    if (target_over_ssh)  // refused here, before anything is made, not at its command
+      (void)shell_quote(vmfs_path(p.files.back().to.str()),
+                        "target file " + p.files.back().to.str());
     p.bytes += size;
   }
   // The .vmx first: a target that refuses it refuses before the disks.
@@ -386,9 +391,16 @@ namespace {
 
 class MoveRun {
  public:
-  MoveRun(vim::Client& s, VmWriter& sw, vim::Client& t, const MovePlan& p, const MoveRequest& r,
-          Gate& g, Progress& pr)
-      : src_(s), src_writer_(sw), dst_(t), plan_(p), req_(r), gate_(g), progress_(pr) {}
+  MoveRun(vim::Client& s, VmWriter& sw, vim::Client& t, VmWriter& tw, const MovePlan& p,
+          const MoveRequest& r, Gate& g, Progress& pr)
+      : src_(s),
+        src_writer_(sw),
+        dst_(t),
+        dst_writer_(tw),
+        plan_(p),
+        req_(r),
+        gate_(g),
+        progress_(pr) {}
 
   ordered_json run();
 
@@ -396,16 +408,28 @@ class MoveRun {
   vim::Client& src_;
   VmWriter& src_writer_;
   vim::Client& dst_;
+  VmWriter& dst_writer_;  // over SSH on a free-licensed target
   const MovePlan& plan_;
   const MoveRequest& req_;
   Gate& gate_;
   Progress& progress_;
   bool made_dir_ = false;
   vim::MoRef registered_;
+  bool register_tried_ = false;  // over SSH: registervm ran (its vmid may be unknown)
+  std::string vmid_;             // over SSH: the vmid registervm gave
   ordered_json files_ = ordered_json::array();
   std::string new_uuid_, new_instance_uuid_, instance_id_;
   ordered_json macs_ = ordered_json::array();
 
+  bool ssh() const { return dst_writer_.transport() == Transport::ssh; }
+  std::string target_path(const DatastorePath& p) const { return vmfs_path(p.str()); }
+  void make_target_dir();
+  void put_text(const MoveFile& f, const std::string& text, const DownloadOptions& dopt);
+  RelayResult relay(DatastoreFiles& from, DatastoreFiles& to, const MoveFile& f,
+                    const RelayOptions& ro);
+  std::optional<std::string> read_back(const MoveFile& f, const RelayResult& sent,
+                                       const DownloadOptions& dopt, std::string& why);
+  void register_target();
   void copy_in();
   void roll_back_target();
   void remove_source();
@@ -422,25 +446,106 @@ std::string MoveRun::edited_vmx(const std::string& text) {
   return moved_vmx(text, true, plan_.new_name, new_uuid_, new_instance_uuid_, gi.values, macs);
 }
 
-void MoveRun::copy_in() {
-  dst_.content();
-  src_.content();
+namespace {
+std::string file_url(vim::Client& c, const DatastorePath& p) {
+  return vim::datastore_file_url(c.endpoint(), "ha-datacenter", p.datastore, p.path);
+}
+}  // namespace
+
+void MoveRun::make_target_dir() {
   std::string dir = plan_.target_dir.str();
+  auto exists = [&] {
+    fail("the folder " + quote(dir) + " exists on " + dst_.endpoint().id +
+         " already; nothing was copied");
+  };
+  if (ssh()) {
+    if (!ssh_make_dir(dst_writer_, target_path(plan_.target_dir))) exists();
+    made_dir_ = true;
+    return;
+  }
   std::string args = tag("name", dir) + tag("createParentDirectories", "false");
   try {
     dst_.call("MakeDirectory", dst_.content().file_manager, args);
   } catch (const vim::Fault& f) {
-    if (f.fault_type() == "FileAlreadyExists")
-      fail("the folder " + quote(dir) + " exists on " + dst_.endpoint().id +
-           " already; nothing was copied");
+    if (f.fault_type() == "FileAlreadyExists") exists();
     throw;
   }
   made_dir_ = true;
+}
+
+// The edited .vmx, from memory: a PUT, or over SSH the same write as a disk.
+void MoveRun::put_text(const MoveFile& f, const std::string& text, const DownloadOptions& dopt) {
+  size_t off = 0;
+  auto input = [&](char* buf, size_t n) {
+    n = std::min(n, text.size() - off);
+    std::copy_n(text.data() + off, n, buf);
+    off += n;
+    return n;
+  };
+  if (ssh()) {
+    run_ssh_file_write(dst_writer_, ssh_file_write(target_path(f.to)), input, dopt.cancelled);
+    if (off != text.size()) fail("writing " + quote(f.to.str()) + " ended early");
+    return;
+  }
+  DatastoreFiles to(dst_.endpoint(), dst_.http().cookie());
+  to.upload(file_url(dst_, f.to), text.size(), input, dopt.cancelled);
+}
+
+RelayResult MoveRun::relay(DatastoreFiles& from, DatastoreFiles& to, const MoveFile& f,
+                           const RelayOptions& ro) {
+  if (!ssh()) return relay_file(from, file_url(src_, f.from), to, file_url(dst_, f.to), ro);
+  // GET on the source, its bytes on the SSH channel's stdin (no restart: a
+  // failed write fails the move, whose rollback removes the folder).
+  SshFileWrite w = ssh_file_write(target_path(f.to));
+  return relay_to(
+      from, file_url(src_, f.from),
+      [&](uint64_t, const std::function<size_t(char*, size_t)>& source) {
+        run_ssh_file_write(dst_writer_, w, source, ro.download.cancelled);
+      },
+      ro);
+}
+
+// What differs between the target's copy and what was sent ("": nothing).
+// Over the API the file is read back in segments, two ranged GETs at once
+// (verify_remote_file); over SSH `cat` is streamed back and hashed (never
+// held whole; stopped past the `sent` bytes). nullopt with `why` when the
+// target has no such file.
+std::optional<std::string> MoveRun::read_back(const MoveFile& f, const RelayResult& sent,
+                                              const DownloadOptions& dopt, std::string& why) {
+  if (ssh()) {
+    auto got = ssh_hash_file(dst_writer_, target_path(f.to), why, sent.bytes);
+    if (!got) return std::nullopt;
+    if (got->bytes == sent.bytes && got->sha256 == sent.sha256) return "";
+    return "holds " + std::to_string(got->bytes) + " bytes with SHA-256 " + got->sha256 +
+           "; sent " + std::to_string(sent.bytes) + " bytes with SHA-256 " + sent.sha256;
+  }
+  why = "the target does not serve it";
+  return verify_remote_file(dst_.endpoint(), dst_.http().cookie(), file_url(dst_, f.to), sent,
+                            dopt);
+}
+
+void MoveRun::register_target() {
+  const std::string& vmx = plan_.files.front().to.str();
+  if (ssh()) {
+    register_tried_ = true;
+    ssh_register_vm(dst_writer_, dst_, vmx, plan_.new_name, vmid_);
+    registered_ = {"VirtualMachine", vmid_};
+    return;
+  }
+  std::string reg = tag("path", vmx) + tag("name", plan_.new_name) + tag("asTemplate", "false") +
+                    vim::moref_xml("pool", plan_.target_pool) +
+                    vim::moref_xml("host", plan_.target_host);
+  xml::Node result =
+      dst_.wait_for_task(task_of(dst_.call("RegisterVM_Task", plan_.target_folder, reg)));
+  registered_ = vim::moref_of(result);
+}
+
+void MoveRun::copy_in() {
+  dst_.content();
+  src_.content();
+  make_target_dir();
   DatastoreFiles from(src_.endpoint(), src_.http().cookie());
   DatastoreFiles to(dst_.endpoint(), dst_.http().cookie());
-  auto url = [](vim::Client& c, const DatastorePath& p) {
-    return vim::datastore_file_url(c.endpoint(), "ha-datacenter", p.datastore, p.path);
-  };
   DownloadOptions dopt;
   dopt.retries = req_.retries;
   dopt.cancelled = [] { return interrupt_requested(); };
@@ -453,7 +558,7 @@ void MoveRun::copy_in() {
     if (f.kind == "config") {
       std::string text;
       auto got = from.download(
-          url(src_, f.from),
+          file_url(src_, f.from),
           [&](const char* d, size_t n) {
             if (text.size() + n > (4u << 20)) fail("the .vmx " + f.from.str() + " is over 4 MiB");
             text.append(d, n);
@@ -462,16 +567,7 @@ void MoveRun::copy_in() {
       if (!got) fail("the source host does not serve the .vmx " + quote(f.from.str()));
       rec["source_sha256"] = hash_bytes(text).sha256;
       std::string out = edited_vmx(text);
-      size_t off = 0;
-      to.upload(
-          url(dst_, f.to), out.size(),
-          [&](char* buf, size_t n) {
-            n = std::min(n, out.size() - off);
-            std::copy_n(out.data() + off, n, buf);
-            off += n;
-            return n;
-          },
-          dopt.cancelled);
+      put_text(f, out, dopt);
       r = hash_bytes(out);
     } else {
       int task = progress_.start(plan_.name + " " + f.from.path, f.size);
@@ -482,7 +578,7 @@ void MoveRun::copy_in() {
       ro.progress = [&](uint64_t n) { progress_.advance(task, n); };
       ro.on_retry = [](const std::string& why) { warn("target: " + why); };
       try {
-        r = relay_file(from, url(src_, f.from), to, url(dst_, f.to), ro);
+        r = relay(from, to, f, ro);
       } catch (...) {
         progress_.finish(task);
         throw;
@@ -499,21 +595,18 @@ void MoveRun::copy_in() {
     for (size_t i = 0; i < plan_.files.size(); ++i) {
       throw_if_interrupt_requested();
       const auto& f = plan_.files[i];
-      auto differs =
-          verify_remote_file(dst_.endpoint(), dst_.http().cookie(), url(dst_, f.to), sent[i], dopt);
-      if (!differs) fail("verify: the target does not serve " + quote(f.to.str()) + " it took");
+      std::string why;
+      auto differs = read_back(f, sent[i], dopt, why);
+      if (!differs)
+        fail("verify: " + quote(f.to.str()) + " on " + dst_.endpoint().id +
+             " cannot be read back: " + why);
       if (!differs->empty())
         fail("verify: " + quote(f.to.str()) + " on " + dst_.endpoint().id + ": " + *differs);
       files_[i]["verified"] = true;
     }
   }
   throw_if_interrupt_requested();
-  std::string reg = tag("path", plan_.files.front().to.str()) + tag("name", plan_.new_name) +
-                    tag("asTemplate", "false") + vim::moref_xml("pool", plan_.target_pool) +
-                    vim::moref_xml("host", plan_.target_host);
-  xml::Node result =
-      dst_.wait_for_task(task_of(dst_.call("RegisterVM_Task", plan_.target_folder, reg)));
-  registered_ = vim::moref_of(result);
+  register_target();
   auto objs = dst_.retrieve(
       {registered_}, {"name", "config.uuid", "config.instanceUuid", "config.files.vmPathName"});
   if (objs.empty()) fail("the VM registered on the target disappeared");
@@ -534,6 +627,34 @@ void MoveRun::copy_in() {
 
 void MoveRun::roll_back_target() {
   CleanupScope cleanup;
+  if (ssh()) {
+    // What registervm made (by its vmid, else by the .vmx's getallvms rows),
+    // then the folder this run made, over SSH: the target's API is read-only.
+    try {
+      if (register_tried_)
+        for (const auto& id :
+             ssh_registered_vmids(dst_writer_, vmid_, plan_.files.front().to.str()))
+          run_host_client(dst_writer_, {"vim-cmd", "vmsvc/unregister", id},
+                          "vim-cmd vmsvc/unregister");
+      registered_ = {};
+    } catch (const Error& e) {
+      warn("rollback: could not unregister the VM on " + dst_writer_.name() + ": " + e.what());
+      return;  // its folder is in use: leave it
+    }
+    if (made_dir_) {
+      std::string dir = target_path(plan_.target_dir);
+      try {
+        SshResult r = dst_writer_.shell({"rm", "-rf", "--", dir});
+        if (r.exit_status != 0 || !r.exit_signal.empty())
+          fail("rm -rf " + dir + ": " + host_text(r.err.substr(0, r.err.find('\n'))));
+        made_dir_ = false;
+      } catch (const Error& e) {
+        warn("rollback: could not delete " + quote(plan_.target_dir.str()) + " on " +
+             dst_writer_.name() + ": " + e.what());
+      }
+    }
+    return;
+  }
   if (!registered_.empty()) {
     try {
       dst_.call("UnregisterVM", registered_);
@@ -594,7 +715,13 @@ ordered_json MoveRun::run() {
                          {"files", plan_files(plan_)},
                          {"bytes", plan_.bytes},
                          {"identity", req_.keep_source ? "new" : "same"}};
-  Mutation in{dst_.endpoint().id, plan_.new_name, "", "RegisterVM_Task", params, "api"};
+  if (ssh()) {
+    params["command"] = shell_command(
+        {"vim-cmd", "solo/registervm", target_path(plan_.files.front().to), plan_.new_name});
+    params["ssh"] = dst_writer_.name();
+  }
+  Mutation in{dst_.endpoint().id, plan_.new_name, "",
+              "RegisterVM_Task",  params,         std::string(to_string(dst_writer_.transport()))};
   DeferredInterrupts deferred;  // the rollback always runs to its end
   bool done = gate_.perform(in, [&] {
     try {
@@ -611,6 +738,7 @@ ordered_json MoveRun::run() {
                  plan_.vm.value,
                  "Destroy_Task",
                  {{"moved_to", dst_.endpoint().id}, {"vmx", plan_.files.front().to.str()}}};
+      m.transport = std::string(to_string(src_writer_.transport()));
       gate_.perform(m, [] {});
     }
     return nullptr;
@@ -644,9 +772,9 @@ ordered_json MoveRun::run() {
 }  // namespace
 
 ordered_json run_move(vim::Client& source, VmWriter& source_writer, vim::Client& target,
-                      const MovePlan& plan, const MoveRequest& req, Gate& gate,
-                      Progress& progress) {
-  return MoveRun(source, source_writer, target, plan, req, gate, progress).run();
+                      VmWriter& target_writer, const MovePlan& plan, const MoveRequest& req,
+                      Gate& gate, Progress& progress) {
+  return MoveRun(source, source_writer, target, target_writer, plan, req, gate, progress).run();
 }
 
 }  // namespace ceso

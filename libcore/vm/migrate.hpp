@@ -5,7 +5,8 @@
 // Every file of the VM's folder that the host lists in layoutEx (.vmx, .vmxf,
 // .nvram, .vmsd, disk descriptors and extents, logs) is streamed from the
 // source host's /folder service (GET) into the target's (PUT) at once
-// (transport/relay: a bounded pipe, SHA-256 on the way), into a new folder
+// (transport/relay: a bounded pipe, SHA-256 on the way; on a free-licensed
+// target the PUT is an SSH channel instead, see run_move), into a new folder
 // made for it; the .vmx is read into memory and written with
 // `uuid.action = "keep"` (the host's answer to "moved or copied?" is then
 // "moved": the BIOS and instance uuids stay). Then every file is read back
@@ -73,7 +74,8 @@ struct MovePlan {
 // Reads the source VM and the target host and refuses what cannot be moved:
 // Error(usage) for the same endpoint twice; Error(policy) for a VM that is
 // not powered off; Error(failure) for a vCenter on either side (see
-// relocate_vm), a free-licensed target (its API is read-only), a template,
+// relocate_vm), a free-licensed target without `target_over_ssh` (its API is
+// read-only; the message says how to configure SSH access), a template,
 // snapshots, PCI passthrough devices, a file outside the VM's folder or of a
 // kind a powered-off VM does not have (suspend), a datastore that is not
 // accessible or missing on the target, a name or BIOS uuid already on the
@@ -84,15 +86,30 @@ struct MovePlan {
 // writes over SSH: the GETs work on a free host, and the source is removed
 // with `vim-cmd vmsvc/destroy` and `rm -rf` of its folder); without it only
 // keep_source (nothing is written there).
+//
+// A free-licensed target is moved to when `target_over_ssh` (its VmWriter
+// writes over SSH): its datastore's free space is still read over the API,
+// the target paths must be fit for its shell (vmfs_path, shell_quote:
+// Error bad_input otherwise, before anything is made).
 MovePlan plan_move(vim::Client& source, const vim::MoRef& vm, vim::Client& target,
-                   const MoveRequest& req, bool source_over_ssh = false);
+                   const MoveRequest& req, bool source_over_ssh = false,
+                   bool target_over_ssh = false);
 
 // The plan's records for --dry-run params: files with sizes and target paths.
 ordered_json plan_files(const MovePlan& plan);
 
 // Carries the plan out, each host's change through the gate (one audited
 // mutation per host: RegisterVM_Task on the target with the files, and,
-// unless keep_source, Destroy_Task on the source). Returns the target VM's
+// unless keep_source, Destroy_Task on the source).
+//
+// With `target_writer` over SSH (a free-licensed target), the target side
+// is the ceso-mkvm/ceso-restore path of vm/hostcli instead of the API: the
+// folder made with `mkdir`, each file streamed from the source's GET onto
+// an SSH channel (`cat` into .NAME.ceso-tmp, `mv -f` to its name; no local
+// copy, memory bounded by the pipe), read back with `cat` over SSH and
+// hashed, then `vim-cmd solo/registervm` and the identity read back over
+// the API; the rollback is `vim-cmd vmsvc/unregister` and `rm -rf` of the
+// folder over SSH. The audit entry's transport is then "ssh". Returns the target VM's
 // record with moved_from/copied_from and the files (bytes, sha256), or null
 // in dry-run. Throws the first error after rolling the target back;
 // Error(interrupted) after SIGINT/SIGTERM (the copy stops at once, the
@@ -100,7 +117,8 @@ ordered_json plan_files(const MovePlan& plan);
 // target was verified and registered, the target stays and the error says
 // so (both exist).
 ordered_json run_move(vim::Client& source, VmWriter& source_writer, vim::Client& target,
-                      const MovePlan& plan, const MoveRequest& req, Gate& gate, Progress& progress);
+                      VmWriter& target_writer, const MovePlan& plan, const MoveRequest& req,
+                      Gate& gate, Progress& progress);
 
 // On vCenter (the source's endpoint is one): RelocateVM_Task of the
 // powered-off VM to the host named `host` of the same vCenter, into that

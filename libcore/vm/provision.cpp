@@ -10,6 +10,7 @@
 #include "base/log.hpp"
 #include "base/util.hpp"
 #include "transport/ssh.hpp"
+#include "vm/hostcli.hpp"
 #include "vm/lifecycle.hpp"
 #include "vm/vm.hpp"
 #include "vm/vmx.hpp"
@@ -613,16 +614,6 @@ Provisioned Provisioner::create_from_disks(const SourceVm& config, const NewVm& 
 
 namespace {
 
-// Transient ManagedObjectNotFound answers while VMs come and go: retried.
-constexpr int kSshRetries = 3;
-
-std::string trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  size_t i = 0;
-  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
-  return s.substr(i);
-}
-
 ordered_json ssh_params(const std::vector<std::string>& argv, ordered_json extra = {}) {
   ordered_json p = ordered_json::object();
   p["command"] = shell_command(argv);
@@ -635,16 +626,7 @@ ordered_json ssh_params(const std::vector<std::string>& argv, ordered_json extra
 
 std::string Provisioner::ssh_run(const std::vector<std::string>& argv, const std::string& what,
                                  std::string_view input) {
-  for (int attempt = 0;; ++attempt) {
-    SshResult r = writer_->shell(argv, input);
-    try {
-      vim::check_result(r, what, writer_->name());
-      return r.out;
-    } catch (const vim::Fault& f) {
-      if (f.fault_type() != "ManagedObjectNotFound" || attempt + 1 >= kSshRetries) throw;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200 * (attempt + 1)));
-    }
-  }
+  return run_host_client(*writer_, argv, what, input);
 }
 
 // False (nothing changed) when the folder exists already.
@@ -652,16 +634,8 @@ bool Provisioner::ssh_make_directory(const std::string& dir) {
   std::string path = vmfs_path(vmspec::parse_datastore_path(dir), "folder");
   std::vector<std::string> argv = {"mkdir", path};
   bool exists = false;
-  bool made =
-      step("creating folder " + dir, "MakeDirectory", ssh_params(argv, {{"name", dir}}), [&] {
-        SshResult r = writer_->shell(argv);
-        if (r.exit_status == 0 && r.exit_signal.empty()) return;
-        if (writer_->shell({"test", "-e", path}).exit_status == 0) {
-          exists = true;
-          return;
-        }
-        vim::check_result(r, "mkdir", writer_->name());
-      });
+  bool made = step("creating folder " + dir, "MakeDirectory", ssh_params(argv, {{"name", dir}}),
+                   [&] { exists = !ssh_make_dir(*writer_, path); });
   if (exists) return false;
   if (made)
     undo_.push_back({"folder " + dir, [this, dir, path, vm_left = vm_left_] {
@@ -725,44 +699,19 @@ vim::MoRef Provisioner::ssh_create_vm(const SourceVm& config, const NewVm& req,
   auto vmid = std::make_shared<std::string>();
   auto vm_left = vm_left_;
   std::string vmx_ds = ids.vmx;
-  undo_.push_back(
-      {"VM " + quote(req.name), [this, vmx_ds, vmid, vm_left] {
-         std::vector<std::string> found;
-         if (!vmid->empty())
-           found.push_back(*vmid);
-         else
-           found = vim::vmids_for_vmx(
-               ssh_run({"vim-cmd", "vmsvc/getallvms"}, "vim-cmd vmsvc/getallvms"), vmx_ds);
-         for (const auto& id : found) {
-           *vm_left = true;
-           ssh_power_off_if_on(id);
-           std::vector<std::string> un = {"vim-cmd", "vmsvc/unregister", id};
-           gate_("UnregisterVM", ssh_params(un), [&] { ssh_run(un, "vim-cmd vmsvc/unregister"); });
-           *vm_left = false;
-         }
-       }});
-  bool made =
-      step("registering " + quote(req.name), "RegisterVM_Task",
-           ssh_params(reg, {{"name", req.name}, {"vmx", ids.vmx}}), [&] {
-             std::string out = trim(ssh_run(reg, "vim-cmd solo/registervm"));
-             // The new id, or nothing (some versions): then the listing.
-             if (!out.empty() && out.find_first_of(" \t\n") == std::string::npos) {
-               *vmid = out;
-             } else {
-               auto ids_found = vim::vmids_for_vmx(
-                   ssh_run({"vim-cmd", "vmsvc/getallvms"}, "vim-cmd vmsvc/getallvms"), ids.vmx);
-               if (ids_found.size() != 1)
-                 fail("the host lists " + std::to_string(ids_found.size()) + " VMs with the .vmx " +
-                      quote(ids.vmx));
-               *vmid = ids_found.front();
-             }
-             // Confirmed through the API: the id is a hint until then.
-             vim::MoRef ref{"VirtualMachine", *vmid};
-             auto objs = client_.retrieve({ref}, {"config.files.vmPathName"});
-             if (objs.empty() || objs.front().text("config.files.vmPathName") != ids.vmx)
-               fail("the host registered " + quote(*vmid) +
-                    ", which the API does not show with the .vmx " + quote(ids.vmx));
-           });
+  undo_.push_back({"VM " + quote(req.name), [this, vmx_ds, vmid, vm_left] {
+                     for (const auto& id : ssh_registered_vmids(*writer_, *vmid, vmx_ds)) {
+                       *vm_left = true;
+                       ssh_power_off_if_on(id);
+                       std::vector<std::string> un = {"vim-cmd", "vmsvc/unregister", id};
+                       gate_("UnregisterVM", ssh_params(un),
+                             [&] { ssh_run(un, "vim-cmd vmsvc/unregister"); });
+                       *vm_left = false;
+                     }
+                   }});
+  bool made = step("registering " + quote(req.name), "RegisterVM_Task",
+                   ssh_params(reg, {{"name", req.name}, {"vmx", ids.vmx}}),
+                   [&] { ssh_register_vm(*writer_, client_, ids.vmx, req.name, *vmid); });
   if (!made) return {};
   return {"VirtualMachine", *vmid};
 }

@@ -24,12 +24,16 @@ void run_task(vim::Client& c, std::string_view method, const vim::MoRef& self,
   c.wait_for_task(vim::moref_of(*rv));
 }
 
-std::string ssh_hint(const Endpoint& ep) {
+}  // namespace
+
+std::string ssh_access_hint(const Endpoint& ep) {
   return "ceso makes changes on such a host over SSH: configure `ssh: root@" +
          (ep.host.find(':') != std::string::npos ? "[" + ep.host + "]" : ep.host) +
          "` (with ssh_identity and ssh_host_key) in its config entry, or CESO_SSH, "
          "CESO_SSH_IDENTITY and CESO_SSH_HOST_KEY (ceso(7), FREE ESXI OVER SSH)";
 }
+
+namespace {
 
 class ApiVmWriter : public VmWriter {
  public:
@@ -76,8 +80,8 @@ class ApiVmWriter : public VmWriter {
       f();
     } catch (const vim::Fault& fault) {
       if (fault.fault_type() != "RestrictedVersion") throw;
-      throw vim::Fault(std::string(fault.what()) + "; " + ssh_hint(c_.endpoint()), fault.code(),
-                       fault.fault_type(), fault.method());
+      throw vim::Fault(std::string(fault.what()) + "; " + ssh_access_hint(c_.endpoint()),
+                       fault.code(), fault.fault_type(), fault.method());
     }
   }
 
@@ -94,6 +98,12 @@ SshResult VmWriter::shell(const std::vector<std::string>& argv, std::string_view
 
 SshResult VmWriter::shell_input(const std::vector<std::string>& argv, const SshConnection::InputFn&,
                                 const std::function<bool()>&) {
+  fail("cannot run " + quote(argv.empty() ? "" : argv.front()) +
+       ": this write goes over the API, not SSH");
+}
+
+SshResult VmWriter::shell_output(const std::vector<std::string>& argv,
+                                 const std::function<void(const char*, size_t)>&) {
   fail("cannot run " + quote(argv.empty() ? "" : argv.front()) +
        ": this write goes over the API, not SSH");
 }
@@ -134,6 +144,24 @@ struct VmWriters::Link {
     connect();
     ++commands;
     return conn->run_input(argv, input, cancel);
+  }
+
+  // Runs argv with its stdout streamed to `sink`; a sink that throws ends
+  // the stream early (the connection is closed; the next command opens a
+  // new one).
+  SshResult exec_output(const std::vector<std::string>& argv,
+                        const std::function<void(const char*, size_t)>& sink) {
+    std::lock_guard<std::mutex> lock(mutex);
+    connect();
+    ++commands;
+    std::unique_ptr<SshStream> s = conn->stream(argv);
+    std::vector<char> buf(256u << 10);
+    for (;;) {
+      size_t n = s->read(buf.data(), buf.size());
+      if (n == 0) break;
+      sink(buf.data(), n);
+    }
+    return s->finish();
   }
 
   // The connection, opened at the first command; opened again (host key
@@ -241,6 +269,10 @@ class SshVmWriter : public VmWriter {
   SshResult shell_input(const std::vector<std::string>& argv, const SshConnection::InputFn& input,
                         const std::function<bool()>& cancel) override {
     return link_->exec_input(argv, input, cancel);
+  }
+  SshResult shell_output(const std::vector<std::string>& argv,
+                         const std::function<void(const char*, size_t)>& sink) override {
+    return link_->exec_output(argv, sink);
   }
   std::string name() const override { return link_->name; }
 

@@ -108,9 +108,19 @@ class VmWriter {
   virtual SshResult shell_input(const std::vector<std::string>& argv,
                                 const SshConnection::InputFn& input,
                                 const std::function<bool()>& cancel = {});
+  // Over SSH only: a command whose stdout is handed to `sink` as it arrives
+  // (SshConnection::stream: a file read back, never held whole); returns
+  // its exit status and stderr (`out` stays empty). The API writer throws
+  // Error(failure).
+  virtual SshResult shell_output(const std::vector<std::string>& argv,
+                                 const std::function<void(const char*, size_t)>& sink);
   // "root@host:22" over SSH, the endpoint id over the API: for messages.
   virtual std::string name() const;
 };
+
+// What to configure for changes over SSH on `ep` (a free-licensed host
+// without SSH access): the `ssh:` config keys or CESO_SSH…, ceso(7).
+std::string ssh_access_hint(const Endpoint& ep);
 
 // The API writer for a client (what every tool did before).
 std::unique_ptr<VmWriter> make_api_writer(vim::Client& c);

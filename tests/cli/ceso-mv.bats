@@ -39,12 +39,39 @@ JSON
         "$s" "$(cat "$(sim_dir "$s")/url")" "$(sim_dir "$s")/password"
     done
   } >"$XDG_CONFIG_HOME/ceso/config"
+  # f: a free-licensed host with SSH access (its API is read-only)
+  echo '[{"name":"free01","power":"off","disks_mib":[3]}]' >"$BATS_FILE_TMPDIR/f.json"
+  start_free f "$BATS_FILE_TMPDIR/f.json"
 }
 
-teardown_file() { for s in a b v f; do on_sim "$s" stop >/dev/null 2>&1 || true; done; }
+# Neither VM nor folder named $2 on the free host $1, and no temporary file left.
+free_clean() {
+  assert_eq "$(ceso-ls -H "$1" --name "$2")" ""
+  [ ! -e "$(ds_of "$1")/$2" ] || { echo "left on $1: $(ls -a "$(ds_of "$1")/$2")" >&2; return 1; }
+}
+
+teardown_file() { for s in a b v f g; do on_sim "$s" stop >/dev/null 2>&1 || true; done; }
+
+# start_free NAME SPEC [ssh]: a free-licensed simulator (with SSH access when "ssh"), added
+# to the config file as host NAME (and as NAME-nossh, the same host without SSH access).
+start_free() {
+  local name=$1 spec=$2 exports port
+  mkdir -p "$(sim_dir "$name")"
+  exports=$(on_sim "$name" start -vms 0 -fill-mib 2 -vm-spec "$spec" --license free --ssh)
+  port=$(echo "$exports" | grep -o 'CESO_SIM_SSH_PORT=[0-9]*' | cut -d= -f2)
+  printf '  %s:\n    url: %s\n    user: root\n    password_file: %s\n    ssh: root@127.0.0.1:%s\n    ssh_identity: %s\n    ssh_host_key: %s\n' \
+    "$name" "$(cat "$(sim_dir "$name")/url")" "$(sim_dir "$name")/password" "$port" \
+    "$(sim_dir "$name")/ssh/id_ed25519" "$(cat "$(sim_dir "$name")/ssh/fingerprint")" \
+    >>"$XDG_CONFIG_HOME/ceso/config"
+  printf '  %s-nossh:\n    url: %s\n    user: root\n    password_file: %s\n' \
+    "$name" "$(cat "$(sim_dir "$name")/url")" "$(sim_dir "$name")/password" \
+    >>"$XDG_CONFIG_HOME/ceso/config"
+}
+ssh_log() { cat "$(sim_dir "$1")/ssh/commands.log"; }
 
 setup() {
   for s in a b; do on_sim "$s" fail '{}' >/dev/null; done
+  [ ! -d "$(sim_dir f)" ] || rm -f "$(sim_dir f)/ssh/truncate" "$(sim_dir f)/ssh/hold" "$(sim_dir f)/ssh/fsize"
   uuid0=$(uuid_on a web01)
   sums0=$(folder_sums a web01)
 }
@@ -285,32 +312,217 @@ $(id_of a) Destroy_Task ok"
   on_sim v stop >/dev/null
 }
 
-@test "free-licensed source with SSH access: moved away (GET over /folder, destroy over SSH); a free target is refused" {
-  mkdir -p "$(sim_dir f)"
-  echo '[{"name":"free01","power":"off","disks_mib":[3]}]' >"$BATS_TEST_TMPDIR/f.json"
-  exports=$(on_sim f start -vms 0 -fill-mib 2 -vm-spec "$BATS_TEST_TMPDIR/f.json" --license free --ssh)
-  port=$(echo "$exports" | grep -o 'CESO_SIM_SSH_PORT=[0-9]*' | cut -d= -f2)
-  key=$(sim_dir f)/ssh/id_ed25519
-  fp=$(cat "$(sim_dir f)/ssh/fingerprint")
-  cp "$XDG_CONFIG_HOME/ceso/config" "$BATS_TEST_TMPDIR/config.saved"
-  printf '  f:\n    url: %s\n    user: root\n    password_file: %s\n    ssh: root@127.0.0.1:%s\n    ssh_identity: %s\n    ssh_host_key: %s\n' \
-    "$(cat "$(sim_dir f)/url")" "$(sim_dir f)/password" "$port" "$key" "$fp" >>"$XDG_CONFIG_HOME/ceso/config"
+@test "free-licensed source with SSH access: moved away (GET over /folder, destroy over SSH) and back over SSH" {
   uuid=$(uuid_on f free01)
   run --separate-stderr ceso-mv -H f free01 --to b
   assert_status 0
   assert_eq "$(uuid_on b free01)" "$uuid"
-  assert_eq "$(ceso-ls -H f --name free01)" ""
-  [ ! -e "$(ds_of f)/free01" ]
+  free_clean f free01
   audit=$(jq -c 'select(.tool=="ceso-mv" and .vm=="free01")' "$XDG_STATE_HOME/ceso/audit.log")
   assert_eq "$(echo "$audit" | jq -r '[.operation, .transport] | join(" ")')" \
     "RegisterVM_Task api
 Destroy_Task ssh"
-  run ceso-mv -H b free01 --to f
+  # and back: the free target takes it over SSH
+  run --separate-stderr ceso-mv -H b free01 --to f
+  assert_status 0
+  assert_eq "$(uuid_on f free01)" "$uuid"
+  assert_eq "$(ceso-ls -H b --name free01)" ""
+}
+
+@test "free target with SSH: files written and read back over SSH, registervm, same identity; source removed after verify" {
+  on_sim f reset >/dev/null
+  log0=$(ssh_log f | wc -l)
+  iuuid0=$(ceso-info -H a web01 | jq -r .instance_uuid)
+  run --separate-stderr ceso-mv -H a web01 --to f
+  assert_status 0
+  assert_eq "$(echo "$output" | jq -r .endpoint)" "$(id_of f)"
+  assert_eq "$(echo "$output" | jq -r .uuid)" "$uuid0"
+  assert_eq "$(echo "$output" | jq '[.files[] | select(.verified)] | length')" \
+    "$(echo "$output" | jq '.files | length')"
+  # the target's identity is the source's: BIOS and instance uuid, name, .vmx path
+  assert_eq "$(uuid_on f web01)" "$uuid0"
+  assert_eq "$(ceso-info -H f web01 | jq -r .instance_uuid)" "$iuuid0"
+  assert_eq "$(ceso-info -H f web01 | jq -r .vmx)" "[LocalDS_0] web01/web01.vmx"
+  # the disk's bytes arrived unchanged, and no temporary file is left
+  assert_eq "$(cd "$(ds_of f)/web01" && sha256sum web01-flat.vmdk web01.vmdk | sort -k2)" \
+    "$(echo "$sums0" | grep -E ' web01(-flat)?\.vmdk$')"
+  assert_eq "$(cd "$(ds_of f)/web01" && ls -A | grep -c ceso-tmp || true)" 0
+  # the source is gone
+  assert_eq "$(ceso-ls -H a --name web01)" ""
+  [ ! -e "$(ds_of a)/web01" ]
+  # nothing went through the free host's API writes or /folder PUT: all over SSH, in
+  # this order: mkdir, the writes, the read-backs, registervm
+  [ "$(http_count f 'PUT /folder')" -eq 0 ]
+  cmds=$(ssh_log f | tail -n +"$((log0 + 1))")
+  echo "$cmds" | grep -q "^'mkdir' '/vmfs/volumes/LocalDS_0/web01'"
+  n=$(echo "$output" | jq '.files | length')
+  assert_eq "$(echo "$cmds" | grep -c "cat >")" "$n"
+  assert_eq "$(echo "$cmds" | grep -c "^'cat' '/vmfs/volumes/LocalDS_0/web01/")" "$n"
+  order=$(echo "$cmds" | sed -nE "s/^'(mkdir|sh|cat|vim-cmd)'.*/\1/p" | uniq | tr '\n' ' ')
+  assert_eq "$order" "mkdir sh cat vim-cmd "
+  echo "$cmds" | grep -q "^'vim-cmd' 'solo/registervm' '/vmfs/volumes/LocalDS_0/web01/web01.vmx' 'web01'"
+  audit=$(jq -c 'select(.tool=="ceso-mv" and .vm=="web01")' "$XDG_STATE_HOME/ceso/audit.log" | tail -2)
+  assert_eq "$(echo "$audit" | jq -r '[.endpoint, .operation, .transport, .result] | join(" ")')" \
+    "$(id_of f) RegisterVM_Task ssh ok
+$(id_of a) Destroy_Task api ok"
+  # and back to a (a free source: destroyed over SSH)
+  run --separate-stderr ceso-mv -H f web01 --to a
+  assert_status 0
+  assert_eq "$(uuid_on a web01)" "$uuid0"
+  free_clean f web01
+  assert_eq "$(folder_sums a web01 | grep vmdk)" "$(echo "$sums0" | grep vmdk)"
+}
+
+@test "free target --keep-source: a copy with a new identity over SSH; source kept" {
+  run --separate-stderr ceso-mv -H a web01 --to f --keep-source --as web01-copy \
+    --ip 10.0.0.32/24 --gateway 10.0.0.1
+  assert_status 0
+  new_uuid=$(echo "$output" | jq -r .uuid)
+  [ "$new_uuid" != "$uuid0" ]
+  [ -n "$(echo "$output" | jq -r .instance_id)" ]
+  new_mac=$(echo "$output" | jq -r '.macs[0].to')
+  [ "$(echo "$output" | jq -r '.macs[0].from')" != "$new_mac" ]
+  info=$(ceso-info -H f web01-copy)
+  assert_eq "$(echo "$info" | jq -r .uuid)" "$new_uuid"
+  assert_eq "$(echo "$info" | jq -r '.nics[0].mac')" "$new_mac"
+  [ "$(echo "$info" | jq -r .instance_uuid)" != "$(ceso-info -H a web01 | jq -r .instance_uuid)" ]
+  run ceso-info -H f web01-copy --decode
+  echo "$output" | jq -e '.guestinfo["guestinfo.metadata"] | contains("web01-copy")' >/dev/null
+  assert_eq "$(uuid_on a web01)" "$uuid0"
+  assert_eq "$(folder_sums a web01)" "$sums0"
+  ceso-rm -H f web01-copy --yes >/dev/null
+  free_clean f web01-copy
+}
+
+@test "free target --dry-run: the plan says SSH (registervm command), nothing is changed or sent" {
+  on_sim a reset >/dev/null
+  log0=$(ssh_log f | wc -l)
+  run --separate-stderr ceso-mv -H a web01 --to f --dry-run
+  assert_status 0
+  # the target's step names its SSH access and the command; the source's is the API's
+  assert_eq "$(echo "$output" | jq -r '[.operation, (.params.ssh // "api")] | join(" ")')" \
+    "RegisterVM_Task root@127.0.0.1:$(cat "$(sim_dir f)/ssh/port")
+Destroy_Task api"
+  assert_eq "$(echo "$output" | head -1 | jq -r .params.command)" \
+    "'vim-cmd' 'solo/registervm' '/vmfs/volumes/LocalDS_0/web01/web01.vmx' 'web01'"
+  [ "$(http_count a 'GET /folder')" -eq 0 ]
+  assert_eq "$(ssh_log f | wc -l)" "$log0"
+  source_intact_target_clean
+  free_clean f web01
+}
+
+@test "free target without SSH access: refused before anything, saying how to configure it" {
+  on_sim a reset >/dev/null
+  log0=$(ssh_log f | wc -l)
+  run ceso-mv -H a web01 --to f-nossh
   assert_status 1
   assert_contains "$output" "free-licensed"
-  assert_eq "$(uuid_on b free01)" "$uuid"
-  [ ! -e "$(ds_of f)/free01" ]
-  ceso-rm -H b free01 --yes >/dev/null
-  cp "$BATS_TEST_TMPDIR/config.saved" "$XDG_CONFIG_HOME/ceso/config"
-  on_sim f stop >/dev/null
+  assert_contains "$output" "ssh: root@127.0.0.1"
+  assert_contains "$output" "FREE ESXI OVER SSH"
+  [ "$(http_count a 'GET /folder')" -eq 0 ]
+  assert_eq "$(ssh_log f | wc -l)" "$log0"
+  source_intact_target_clean
+  free_clean f web01
+}
+
+@test "free target, a write cut short that the host does not report: the read-back finds it, target cleaned, source intact" {
+  echo 1048576 >"$(sim_dir f)/ssh/truncate"
+  run --separate-stderr ceso-mv -H a web01 --to f
+  rm -f "$(sim_dir f)/ssh/truncate"
+  assert_status 1
+  assert_contains "$stderr" "verify"
+  assert_contains "$stderr" "web01-flat.vmdk"
+  assert_contains "$stderr" "1048576 bytes"
+  source_intact_target_clean
+  free_clean f web01
+  audit=$(jq -c 'select(.tool=="ceso-mv" and .vm=="web01")' "$XDG_STATE_HOME/ceso/audit.log" | tail -1)
+  assert_eq "$(echo "$audit" | jq -r '[.endpoint, .operation, .transport, .result] | join(" ")')" \
+    "$(id_of f) RegisterVM_Task ssh error"
+}
+
+@test "free target, Ctrl-C while a write over SSH is held: exit 130, target cleaned over SSH, source intact" {
+  # the host takes the first MiB of each write, then holds it (the .vmx, the first
+  # file, is whole by then and its command waits)
+  echo $((1024 * 1024)) >"$(sim_dir f)/ssh/hold"
+  ceso-mv -H a web01 --to f >/dev/null 2>"$BATS_TEST_TMPDIR/err" &
+  pid=$!
+  held=""
+  for _ in $(seq 400); do
+    held=$(ls -A "$(ds_of f)/web01" 2>/dev/null | grep ceso-tmp || true)
+    [ -n "$held" ] && break
+    sleep 0.05
+  done
+  [ -n "$held" ]
+  sleep 0.3
+  kill -INT "$pid"
+  rm -f "$(sim_dir f)/ssh/hold"
+  rc=0
+  wait "$pid" || rc=$?
+  cat "$BATS_TEST_TMPDIR/err"
+  assert_eq "$rc" 130
+  source_intact_target_clean
+  free_clean f web01
+}
+
+@test "free target: a folder of that name there already (not ours) is refused and kept" {
+  mkdir "$(ds_of f)/web01"
+  echo keep >"$(ds_of f)/web01/someone-elses"
+  run ceso-mv -H a web01 --to f
+  assert_status 1
+  assert_contains "$output" "exists on"
+  assert_eq "$(cat "$(ds_of f)/web01/someone-elses")" keep
+  assert_eq "$(ls -A "$(ds_of f)/web01")" someone-elses
+  rm -r "$(ds_of f)/web01"
+  source_intact_target_clean
+  free_clean f web01
+}
+
+@test "free target full in the middle of a disk (a write fails over SSH): exit 1 naming the file, target cleaned, source intact" {
+  echo $((1024 * 1024)) >"$(sim_dir f)/ssh/fsize"
+  run --separate-stderr ceso-mv -H a web01 --to f
+  rm -f "$(sim_dir f)/ssh/fsize"
+  assert_status 1
+  assert_contains "$stderr" "web01-flat.vmdk.ceso-tmp"
+  assert_contains "$stderr" "File too large"
+  source_intact_target_clean
+  free_clean f web01
+}
+
+@test "free target, the source's GET failing mid-stream: target cleaned over SSH, source intact" {
+  on_sim a fail '{"http":"GET /folder","path":"-flat","after_bytes":1048576,"count":1}' >/dev/null
+  on_sim a fail '{"http":"GET /folder","path":"-flat","status":503,"count":-1}' >/dev/null
+  run --separate-stderr ceso-mv -H a web01 --to f --retries 1
+  [ "$status" -ne 0 ]
+  assert_contains "$stderr" "503"
+  source_intact_target_clean
+  free_clean f web01
+}
+
+@test "free target, registervm failing: nothing registered or left on the target, source intact" {
+  CESO_SIM_STATE=$(sim_dir f) "$SIMCTL" shim-fault 'vim-cmd solo/registervm SystemError 1 injected'
+  run ceso-mv -H a web01 --to f
+  CESO_SIM_STATE=$(sim_dir f) "$SIMCTL" shim-fault
+  assert_status 1
+  assert_contains "$output" "injected"
+  source_intact_target_clean
+  free_clean f web01
+}
+
+@test "free source and free target, both over SSH" {
+  echo '[{"name":"both01","power":"off","disks_mib":[2]}]' >"$BATS_TEST_TMPDIR/g.json"
+  start_free g "$BATS_TEST_TMPDIR/g.json"
+  uuid=$(uuid_on g both01)
+  sums=$(folder_sums g both01 | grep vmdk)
+  run --separate-stderr ceso-mv -H g both01 --to f
+  assert_status 0
+  assert_eq "$(uuid_on f both01)" "$uuid"
+  assert_eq "$(folder_sums f both01 | grep vmdk)" "$sums"
+  free_clean g both01
+  audit=$(jq -c 'select(.tool=="ceso-mv" and .vm=="both01")' "$XDG_STATE_HOME/ceso/audit.log")
+  assert_eq "$(echo "$audit" | jq -r '[.endpoint, .operation, .transport] | join(" ")')" \
+    "$(id_of f) RegisterVM_Task ssh
+$(id_of g) Destroy_Task ssh"
+  ceso-rm -H f both01 --yes >/dev/null
+  free_clean f both01
+  on_sim g stop >/dev/null
 }

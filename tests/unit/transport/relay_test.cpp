@@ -92,4 +92,19 @@ TEST(VerifySegment, AnEighthInWholeMiBBetween1And64) {
   EXPECT_EQ(ceso::verify_segment(uint64_t{1} << 40), 64 * MiB);
 }
 
+TEST(StreamHash, PiecesHashAsTheWhole) {
+  std::string data(300000, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + 3);
+  ceso::StreamHash h;
+  h.add(data.data(), 1);
+  h.add(data.data() + 1, 0);
+  h.add(data.data() + 1, 65535);
+  h.add(data.data() + 65536, data.size() - 65536);
+  ceso::RelayResult got = h.result();
+  EXPECT_EQ(got.bytes, data.size());
+  EXPECT_EQ(got.sha256, ceso::hash_bytes(data).sha256);
+  ceso::StreamHash empty;
+  EXPECT_EQ(empty.result().sha256, ceso::hash_bytes("").sha256);
+}
+
 }  // namespace

@@ -155,4 +155,20 @@ TEST(HostCli, PassthroughEntriesReadIdsAndDynamic) {
   EXPECT_TRUE(p[1].present);
 }
 
+TEST(SshFileWrite, WritesBesideUnderATemporaryNameThenRenames) {
+  ceso::SshFileWrite f = ceso::ssh_file_write("/vmfs/volumes/ds 1/web01/web01-flat.vmdk");
+  EXPECT_EQ(f.tmp, "/vmfs/volumes/ds 1/web01/.web01-flat.vmdk.ceso-tmp");
+  // the path is an argument, never part of the script; noclobber
+  EXPECT_EQ(f.write, (std::vector<std::string>{"sh", "-c", "set -C && cat >\"$1\"", "sh", f.tmp}));
+  EXPECT_EQ(f.move, (std::vector<std::string>{"mv", "-f", f.tmp,
+                                              "/vmfs/volumes/ds 1/web01/web01-flat.vmdk"}));
+  EXPECT_EQ(
+      f.command(),
+      "'sh' '-c' 'set -C && cat >\"$1\"' 'sh' '/vmfs/volumes/ds 1/web01/.web01-flat.vmdk.ceso-tmp' "
+      "&& 'mv' '-f' '/vmfs/volumes/ds 1/web01/.web01-flat.vmdk.ceso-tmp' "
+      "'/vmfs/volumes/ds 1/web01/web01-flat.vmdk'");
+  EXPECT_EQ(thrown([] { ceso::ssh_file_write("noslash"); }), ceso::Exit::failure);
+  EXPECT_EQ(thrown([] { ceso::ssh_file_write("/vmfs/volumes/ds/dir/"); }), ceso::Exit::failure);
+}
+
 }  // namespace
