@@ -50,7 +50,10 @@ struct Builder {
           xsi_type = local_name(atts[i + 1]);
       }
       if (!b->keep(b->stack, local_name(name), xsi_type)) {
+        // Inside a refused element expat only checks the markup: no text
+        // is handed over until it closes.
         b->skipping = 1;
+        XML_SetCharacterDataHandler(b->parser, nullptr);
         return;
       }
     }
@@ -74,7 +77,7 @@ struct Builder {
     auto* b = static_cast<Builder*>(data);
     if (b->too_deep) return;
     if (b->skipping) {
-      --b->skipping;
+      if (--b->skipping == 0) XML_SetCharacterDataHandler(b->parser, chars);
       return;
     }
     Node* n = b->stack.back();

@@ -523,9 +523,11 @@ void Client::stream_spec(const std::string& spec_xml,
   }
 }
 
-std::vector<ObjectContent> Client::retrieve_spec(const std::string& spec_xml) {
+std::vector<ObjectContent> Client::retrieve_spec(const std::string& spec_xml,
+                                                 const std::vector<ValueFilter>& filters) {
   std::vector<ObjectContent> all;
-  stream_spec(spec_xml, [&](ObjectContent&& oc) { all.push_back(std::move(oc)); });
+  stream_spec(
+      spec_xml, [&](ObjectContent&& oc) { all.push_back(std::move(oc)); }, filters);
   return all;
 }
 
@@ -560,14 +562,15 @@ std::vector<ObjectContent> Client::retrieve_all_vms(const std::vector<std::strin
 }
 
 std::vector<ObjectContent> Client::retrieve(const std::vector<MoRef>& objs,
-                                            const std::vector<std::string>& paths) {
+                                            const std::vector<std::string>& paths,
+                                            const std::vector<ValueFilter>& filters) {
   if (objs.empty()) return {};
   std::string spec = "<specSet><propSet><type>" + xml::escape(objs.front().type) + "</type>" +
                      property_paths_xml(paths) + "</propSet>";
   for (const auto& o : objs) spec += "<objectSet>" + moref_xml("obj", o) + "</objectSet>";
   spec += "<reportMissingObjectsInResults>true</reportMissingObjectsInResults></specSet>";
   try {
-    return retrieve_spec(spec);
+    return retrieve_spec(spec, filters);
   } catch (const Fault& f) {
     // Servers without reportMissingObjectsInResults fail the whole call.
     if (f.fault_type() != "ManagedObjectNotFound") throw;
@@ -575,7 +578,7 @@ std::vector<ObjectContent> Client::retrieve(const std::vector<MoRef>& objs,
   }
   std::vector<ObjectContent> out;
   for (const auto& o : objs) {
-    auto one = retrieve({o}, paths);
+    auto one = retrieve({o}, paths, filters);
     std::move(one.begin(), one.end(), std::back_inserter(out));
   }
   return out;
