@@ -330,7 +330,7 @@ xml::Node Client::raw_call(std::string_view method, const MoRef& self, std::stri
   if (split) {
     parser = std::make_unique<xml::StreamParser>(
         split->parent, split->name, [&](xml::Node&& n) { ready.push_back(std::move(n)); },
-        endpoint_.max_answer_bytes, split->keep);
+        endpoint_.max_answer_bytes, split->keep, split->keep_within);
     stream = [&](std::string_view chunk) {
       parser->feed(chunk);
       for (auto& n : ready) split->fn(std::move(n));
@@ -508,11 +508,13 @@ void Client::stream_spec(const std::string& spec_xml,
                          const std::function<void(ObjectContent&&)>& fn,
                          const std::vector<ValueFilter>& filters) {
   const MoRef pc = content().property_collector;
-  Split split{"returnval", "objects",
+  Split split{"returnval",
+              "objects",
               [&](xml::Node&& o) {
                 if (auto oc = object_from_xml(std::move(o))) fn(std::move(*oc));
               },
-              value_filter_keep(filters)};
+              value_filter_keep(filters),
+              {"propSet", "val"}};
   xml::Node resp = call("RetrievePropertiesEx", pc, spec_xml + "<options></options>", split);
   std::string token = resp.find_text("returnval/token");
   while (!token.empty()) {

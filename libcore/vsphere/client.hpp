@@ -138,6 +138,7 @@ class Client {
     std::string parent, name;
     std::function<void(xml::Node&&)> fn;
     xml::KeepElement keep = nullptr;  // elements to build (null: all)
+    xml::KeepScope keep_within;       // where keep is asked (empty: everywhere)
   };
   xml::Node call(std::string_view method, const MoRef& self, std::string_view args,
                  const Split& split);
