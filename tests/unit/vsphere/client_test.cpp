@@ -29,12 +29,12 @@ struct Retrieved {
 Retrieved retrieve(const std::string& answer,
                    const std::vector<ceso::vim::ValueFilter>& filters = {}) {
   Retrieved r;
-  ceso::xml::StreamParser p(
-      "returnval", "objects",
-      [&](ceso::xml::Node&& n) {
-        if (auto oc = ceso::vim::object_from_xml(std::move(n))) r.objects.push_back(std::move(*oc));
-      },
-      0, ceso::vim::value_filter_keep(filters), {"propSet", "val"});
+  ceso::xml::StreamParser p("returnval", "objects",
+                            [&](ceso::xml::Node&& n) {
+                              if (auto oc = ceso::vim::object_from_xml(std::move(n)))
+                                r.objects.push_back(std::move(*oc));
+                            },
+                            0, ceso::vim::value_filter_keep(filters), {"propSet", "val"});
   // In curl-sized chunks, cut anywhere, as the skimmer sees them.
   for (size_t at = 0; at < answer.size(); at += 997) p.feed(answer.substr(at, 997));
   r.token = body_first(p.finish()).find_text("returnval/token");
@@ -218,39 +218,47 @@ TEST(VimRetrieve, DetailFiltersGiveTheSameDetails) {
     return "<propSet><name>" + name + "</name><val xsi:type=\"" + type + "\">" + val +
            "</val></propSet>";
   };
-  const std::string label = "<deviceInfo xsi:type=\"Description\"><label>L</label>"
-                            "<summary>S</summary></deviceInfo>";
+  const std::string label =
+      "<deviceInfo xsi:type=\"Description\"><label>L</label>"
+      "<summary>S</summary></deviceInfo>";
   const std::string connectable =
       "<connectable><startConnected>true</startConnected><allowGuestControl>true"
       "</allowGuestControl><connected>true</connected><status>ok</status></connectable>";
   std::string devices =
       "<VirtualDevice xsi:type=\"VirtualIDEController\"><key>200</key>" + label +
       "<busNumber>0</busNumber></VirtualDevice>"
-      "<VirtualDevice xsi:type=\"ParaVirtualSCSIController\"><key>1000</key>" + label +
+      "<VirtualDevice xsi:type=\"ParaVirtualSCSIController\"><key>1000</key>" +
+      label +
       "<slotInfo xsi:type=\"VirtualDevicePciBusSlotInfo\"><pciSlotNumber>160</pciSlotNumber>"
       "</slotInfo><device>2000</device></VirtualDevice>"
-      "<VirtualDevice xsi:type=\"VirtualDisk\"><key>2000</key>" + label +
+      "<VirtualDevice xsi:type=\"VirtualDisk\"><key>2000</key>" +
+      label +
       "<backing xsi:type=\"VirtualDiskFlatVer2BackingInfo\"><fileName>[ds] a/a.vmdk</fileName>"
       "<diskMode>persistent</diskMode><thinProvisioned>true</thinProvisioned><uuid>u</uuid>"
       "</backing><controllerKey>1000</controllerKey><unitNumber>0</unitNumber>"
       "<capacityInKB>16777216</capacityInKB><capacityInBytes>17179869184</capacityInBytes>"
       "</VirtualDevice>"
-      "<VirtualDevice xsi:type=\"VirtualVmxnet3\"><key>4000</key>" + label +
+      "<VirtualDevice xsi:type=\"VirtualVmxnet3\"><key>4000</key>" +
+      label +
       "<backing xsi:type=\"VirtualEthernetCardDistributedVirtualPortBackingInfo\"><port>"
       "<switchUuid>s</switchUuid><portgroupKey>dvportgroup-1</portgroupKey></port></backing>" +
       connectable +
       "<addressType>assigned</addressType><macAddress>00:50:56:00:00:01</macAddress>"
       "<wakeOnLanEnabled>true</wakeOnLanEnabled></VirtualDevice>"
-      "<VirtualDevice xsi:type=\"VirtualCdrom\"><key>3000</key>" + label +
+      "<VirtualDevice xsi:type=\"VirtualCdrom\"><key>3000</key>" +
+      label +
       "<backing xsi:type=\"VirtualCdromIsoBackingInfo\"><fileName>[ds] i.iso</fileName>"
-      "</backing>" + connectable + "</VirtualDevice>"
-      "<VirtualDevice xsi:type=\"VirtualPCIPassthrough\"><key>13000</key>" + label +
+      "</backing>" +
+      connectable +
+      "</VirtualDevice>"
+      "<VirtualDevice xsi:type=\"VirtualPCIPassthrough\"><key>13000</key>" +
+      label +
       "<backing xsi:type=\"VirtualPCIPassthroughDynamicBackingInfo\"><deviceName>d</deviceName>"
       "<allowedDevice><vendorId>4318</vendorId><deviceId>7864</deviceId><subVendorId>1"
       "</subVendorId></allowedDevice><assignedId>0000:3b:00.0</assignedId></backing>"
       "</VirtualDevice>"
-      "<VirtualDevice xsi:type=\"VirtualMachineVideoCard\"><key>500</key>" + label +
-      "<videoRamSizeInKB>4096</videoRamSizeInKB></VirtualDevice>";
+      "<VirtualDevice xsi:type=\"VirtualMachineVideoCard\"><key>500</key>" +
+      label + "<videoRamSizeInKB>4096</videoRamSizeInKB></VirtualDevice>";
   std::string answer =
       "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" "
       "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><soapenv:Body>"
