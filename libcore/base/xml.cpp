@@ -2,6 +2,7 @@
 
 #include <expat.h>
 
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -152,8 +153,16 @@ Markup markup_at(std::string_view s, size_t at) {
     }
     return m;
   }
+  // The bytes that matter in a start tag; the others are passed over fast.
+  static const auto kSpecial = [] {
+    std::array<bool, 256> t{};
+    for (unsigned char c : {'<', '>', '"', '\''}) t[c] = true;
+    return t;
+  }();
   char quote = 0;
   for (size_t i = at + 1; i < s.size(); ++i) {
+    while (i < s.size() && !kSpecial[static_cast<unsigned char>(s[i])]) ++i;
+    if (i == s.size()) break;
     char x = s[i];
     if (x == '<') {
       m.kind = Markup::bad;  // not well-formed (also inside a value): expat says so
@@ -177,8 +186,13 @@ bool xml_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 
 // The qualified name of a start or end tag (`tag` without its '<' or '</').
 std::string_view tag_name(std::string_view tag) {
+  static const auto kEnd = [] {
+    std::array<bool, 256> t{};
+    for (unsigned char c : {' ', '\t', '\r', '\n', '/', '>'}) t[c] = true;
+    return t;
+  }();
   size_t i = 0;
-  while (i < tag.size() && !xml_space(tag[i]) && tag[i] != '/' && tag[i] != '>') ++i;
+  while (i < tag.size() && !kEnd[static_cast<unsigned char>(tag[i])]) ++i;
   return tag.substr(0, i);
 }
 
