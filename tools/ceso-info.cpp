@@ -56,7 +56,9 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::Outcome outcome;
   bool decode = args.has("decode");
   // The details are read in the call that finds the VMs, many at once.
-  ceso::VmLookup lookup{1, ceso::vm_detail_paths()};
+  // The device list is trimmed to what the record shows while it is parsed.
+  ceso::VmLookup lookup{
+      .jobs = 1, .paths = ceso::vm_detail_paths(), .filters = ceso::vm_detail_filters()};
   ceso::for_each_vm(args, outcome, lookup, [&](const ceso::Target& t, ceso::FoundVm& vm, size_t) {
     ceso::ordered_json rec = ceso::vm_details(vm.props, vm.vm.client->endpoint(), decode);
     // Fields added upstream are kept; every vm field is the host's now.

@@ -119,7 +119,8 @@ ceso::Exit run(const ceso::Args& args) {
   ceso::Outcome outcome;
   bool any_failed = false;
   // The details are read in the call that finds the VMs, many at once.
-  ceso::VmLookup lookup{1, ceso::vm_detail_paths()};
+  ceso::VmLookup lookup{
+      .jobs = 1, .paths = ceso::vm_detail_paths(), .filters = ceso::vm_detail_filters()};
   ceso::for_each_vm(args, outcome, lookup, [&](const ceso::Target&, ceso::FoundVm& found, size_t) {
     const ceso::LocatedVm& vm = found.vm;
     ceso::ordered_json d = ceso::vm_details(found.props, vm.client->endpoint(), false);

@@ -2,7 +2,11 @@
 
 #include <expat.h>
 
+#include <array>
 #include <cstdio>
+#include <cstring>
+#include <optional>
+#include <utility>
 
 #include "base/error.hpp"
 
@@ -27,6 +31,14 @@ struct Builder {
   uint64_t split_mark = 0;  // input offset where the last split element closed
   KeepElement keep;         // null: build every element
   size_t skipping = 0;      // > 0: inside a refused element, this many levels deep
+  uint64_t dropped = 0;     // input bytes the skimmer kept from expat so far
+  bool kept_next = false;   // the skimmer asked `keep` about the next element: yes
+  KeepScope scope;          // where `keep` is asked
+  size_t scopes_open = 0;   // scope elements open now
+
+  bool scope_element(const Node& n, const Node& parent) const {
+    return !scope.name.empty() && n.name == scope.name && parent.name == scope.parent;
+  }
 
   // Keep whitespace-only text out of structural nodes but keep it in leaves
   // (a VM annotation may be just spaces); decided when the element closes.
@@ -42,7 +54,8 @@ struct Builder {
       ++b->skipping;
       return;
     }
-    if (b->keep) {
+    if (b->keep && !std::exchange(b->kept_next, false) &&
+        (b->scope.name.empty() || b->scopes_open > 0)) {
       std::string_view xsi_type;
       for (size_t i = 0; atts[i]; i += 2) {
         std::string_view q = atts[i];
@@ -50,7 +63,10 @@ struct Builder {
           xsi_type = local_name(atts[i + 1]);
       }
       if (!b->keep(b->stack, local_name(name), xsi_type)) {
+        // Inside a refused element expat only checks the markup: no text
+        // is handed over until it closes.
         b->skipping = 1;
+        XML_SetCharacterDataHandler(b->parser, nullptr);
         return;
       }
     }
@@ -68,13 +84,14 @@ struct Builder {
           (local == "type" && local.size() != q.size()) ? "xsi:type" : std::string(local);
       n.attrs.emplace_back(std::move(key), std::string(atts[i + 1]));
     }
+    if (b->scope_element(n, *parent)) ++b->scopes_open;
     b->stack.push_back(&n);
   }
   static void end(void* data, const XML_Char*) {
     auto* b = static_cast<Builder*>(data);
     if (b->too_deep) return;
     if (b->skipping) {
-      --b->skipping;
+      if (--b->skipping == 0) XML_SetCharacterDataHandler(b->parser, chars);
       return;
     }
     Node* n = b->stack.back();
@@ -82,10 +99,11 @@ struct Builder {
       n->text.clear();
     b->stack.pop_back();
     Node* parent = b->stack.back();
+    if (b->scope_element(*n, *parent)) --b->scopes_open;
     if (b->on_split && n->name == b->split && parent->name == b->split_parent) {
       b->on_split(std::move(*n));
       parent->children.pop_back();  // n is always the last child while it is open
-      b->split_mark = static_cast<uint64_t>(XML_GetCurrentByteIndex(b->parser));
+      b->split_mark = static_cast<uint64_t>(XML_GetCurrentByteIndex(b->parser)) + b->dropped;
     }
   }
   static void chars(void* data, const XML_Char* s, int len) {
@@ -95,14 +113,142 @@ struct Builder {
   }
 };
 
+// One piece of markup starting with '<' in a skimmed buffer.
+struct Markup {
+  enum Kind { incomplete, start, end, other, declaration, bad } kind = incomplete;
+  size_t end_at = 0;          // just after its '>'
+  bool self_closing = false;  // <a/>
+};
+
+Markup markup_at(std::string_view s, size_t at) {
+  Markup m;
+  auto until = [&](size_t from, std::string_view term) {
+    size_t e = s.find(term, from);
+    if (e != std::string_view::npos) m.end_at = e + term.size();
+    return e != std::string_view::npos;
+  };
+  if (at + 1 >= s.size()) return m;
+  char c = s[at + 1];
+  if (c == '/') {
+    if (until(at + 2, ">")) m.kind = Markup::end;
+    return m;
+  }
+  if (c == '?') {
+    if (until(at + 2, "?>")) m.kind = Markup::other;
+    return m;
+  }
+  if (c == '!') {
+    std::string_view rest = s.substr(at);
+    // Too short yet to tell a comment, a CDATA section and a declaration apart?
+    auto begins = [&](std::string_view full) {
+      return rest.size() < full.size() && full.substr(0, rest.size()) == rest;
+    };
+    if (begins("<!--") || begins("<![CDATA[")) return m;
+    if (rest.substr(0, 4) == "<!--") {
+      if (until(at + 4, "-->")) m.kind = Markup::other;
+    } else if (rest.substr(0, 9) == "<![CDATA[") {
+      if (until(at + 9, "]]>")) m.kind = Markup::other;
+    } else {
+      m.kind = Markup::declaration;  // <!DOCTYPE…: left to expat
+    }
+    return m;
+  }
+  // The bytes that matter in a start tag; the others are passed over fast.
+  static const auto kSpecial = [] {
+    std::array<bool, 256> t{};
+    for (unsigned char c : {'<', '>', '"', '\''}) t[c] = true;
+    return t;
+  }();
+  char quote = 0;
+  for (size_t i = at + 1; i < s.size(); ++i) {
+    while (i < s.size() && !kSpecial[static_cast<unsigned char>(s[i])]) ++i;
+    if (i == s.size()) break;
+    char x = s[i];
+    if (x == '<') {
+      m.kind = Markup::bad;  // not well-formed (also inside a value): expat says so
+      return m;
+    }
+    if (quote) {
+      if (x == quote) quote = 0;
+    } else if (x == '"' || x == '\'') {
+      quote = x;
+    } else if (x == '>') {
+      m.kind = Markup::start;
+      m.end_at = i + 1;
+      m.self_closing = s[i - 1] == '/';
+      return m;
+    }
+  }
+  return m;
+}
+
+bool xml_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+// The qualified name of a start or end tag (`tag` without its '<' or '</').
+std::string_view tag_name(std::string_view tag) {
+  static const auto kEnd = [] {
+    std::array<bool, 256> t{};
+    for (unsigned char c : {' ', '\t', '\r', '\n', '/', '>'}) t[c] = true;
+    return t;
+  }();
+  size_t i = 0;
+  while (i < tag.size() && !kEnd[static_cast<unsigned char>(tag[i])]) ++i;
+  return tag.substr(0, i);
+}
+
+// The xsi:type (any prefix) of a start tag, undecoded; nullopt when the tag
+// is not plain enough to read it here (the element is then left to expat).
+std::optional<std::string_view> tag_xsi_type(std::string_view tag) {
+  size_t i = tag_name(tag).size();
+  std::string_view type;
+  for (;;) {
+    while (i < tag.size() && xml_space(tag[i])) ++i;
+    if (i >= tag.size() || tag[i] == '/' || tag[i] == '>') return type;
+    size_t name_start = i;
+    while (i < tag.size() && tag[i] != '=' && !xml_space(tag[i])) ++i;
+    std::string_view attr = tag.substr(name_start, i - name_start);
+    while (i < tag.size() && xml_space(tag[i])) ++i;
+    if (i >= tag.size() || tag[i] != '=') return std::nullopt;
+    ++i;
+    while (i < tag.size() && xml_space(tag[i])) ++i;
+    if (i >= tag.size() || (tag[i] != '"' && tag[i] != '\'')) return std::nullopt;
+    size_t close = tag.find(tag[i], i + 1);
+    if (close == std::string_view::npos) return std::nullopt;
+    std::string_view value = tag.substr(i + 1, close - i - 1);
+    i = close + 1;
+    if (local_name(attr) == "type" && local_name(attr).size() != attr.size()) {
+      if (value.find('&') != std::string_view::npos) return std::nullopt;
+      type = local_name(value);
+    }
+  }
+}
+
 }  // namespace
 
+// With a KeepElement, the input passes a skimmer before expat: at each start
+// tag (expat having parsed everything before it, so `open` is current) the
+// element is offered to `keep`; a refused one is dropped with all it
+// contains, its markup only scanned here (tags balanced and matching,
+// comments, CDATA and processing instructions passed over, the depth limit),
+// never tokenised by expat. What is dropped is not otherwise checked (its
+// text, entity references, encoding): nothing of it is read. A document with
+// a DOCTYPE, or markup the skimmer cannot read, goes to expat whole.
 struct StreamParser::Impl {
   Builder builder;
   std::unique_ptr<XML_ParserStruct, decltype(&XML_ParserFree)> parser{XML_ParserCreate("UTF-8"),
                                                                       XML_ParserFree};
   uint64_t fed = 0;       // bytes fed so far
   uint64_t max_held = 0;  // 0: no limit
+  // The skimmer (keep set).
+  std::string carry;                  // input not yet given to expat or dropped
+  std::vector<std::string> dropping;  // names open inside the element being dropped
+  bool whole = false;                 // a DOCTYPE or odd markup: the rest goes to expat
+  KeepScope scope;
+  // The elements open before the scan position, by local name (whether each
+  // is a scope element): where `keep` is to be asked. Only a hint: the
+  // decision itself is taken on expat's tree.
+  std::vector<std::pair<std::string, bool>> names;
+  size_t scopes_open = 0;
   void check(int status) {
     if (builder.too_deep)
       throw LimitExceeded("host answer nested deeper than " + std::to_string(kMaxDepth) +
@@ -112,11 +258,109 @@ struct StreamParser::Impl {
                   std::to_string(XML_GetCurrentLineNumber(parser.get())) +
                   "): " + XML_ErrorString(XML_GetErrorCode(parser.get())));
   }
+  void parse(std::string_view bytes, bool final = false) {
+    constexpr size_t kChunk = 1 << 20;  // XML_Parse takes an int length
+    do {
+      std::string_view part = bytes.substr(0, kChunk);
+      bytes.remove_prefix(part.size());
+      check(XML_Parse(parser.get(), part.data(), static_cast<int>(part.size()),
+                      final && bytes.empty()));
+    } while (!bytes.empty());
+  }
+  void skim(std::string_view chunk);
 };
+
+void StreamParser::Impl::skim(std::string_view chunk) {
+  carry.append(chunk);
+  std::string_view s = carry;
+  size_t done = 0;  // s[0, done) given to expat or dropped
+  size_t pos = 0;   // scanned up to here
+  auto give = [&](size_t upto) {
+    if (upto > done) parse(s.substr(done, upto - done));
+    done = upto;
+  };
+  auto drop = [&](size_t upto) {
+    builder.dropped += upto - done;
+    done = upto;
+  };
+  while (pos < s.size() && !whole) {
+    const void* lt = std::memchr(s.data() + pos, '<', s.size() - pos);
+    if (!lt) {
+      pos = s.size();
+      break;
+    }
+    size_t at = static_cast<size_t>(static_cast<const char*>(lt) - s.data());
+    Markup m = markup_at(s, at);
+    if (m.kind == Markup::incomplete) {
+      pos = at;
+      break;
+    }
+    if (!dropping.empty()) {
+      if (m.kind == Markup::start) {
+        if (!m.self_closing) {
+          if (builder.stack.size() + dropping.size() > kMaxDepth)
+            throw LimitExceeded("host answer nested deeper than " + std::to_string(kMaxDepth) +
+                                " levels");
+          dropping.emplace_back(tag_name(s.substr(at + 1, m.end_at - at - 1)));
+        }
+      } else if (m.kind == Markup::end) {
+        std::string_view name = tag_name(s.substr(at + 2, m.end_at - at - 2));
+        if (name != dropping.back())
+          throw Error("malformed XML from the server: </" + std::string(name) + "> closes <" +
+                      dropping.back() + ">");
+        dropping.pop_back();
+      } else if (m.kind != Markup::other) {
+        throw Error("malformed XML from the server: a declaration inside an element");
+      }
+      pos = m.end_at;
+      drop(pos);
+      continue;
+    }
+    if (m.kind == Markup::declaration || m.kind == Markup::bad) {
+      whole = true;
+      break;
+    }
+    if (m.kind == Markup::start) {
+      std::string_view tag = s.substr(at + 1, m.end_at - at - 1);
+      std::string_view qname = tag_name(tag);
+      bool kept = true;
+      if ((scope.name.empty() || scopes_open > 0) && builder.skipping == 0 && !builder.too_deep) {
+        auto type = tag_xsi_type(tag);
+        if (!qname.empty() && type) {
+          give(at);  // expat is now just before this element
+          if (builder.keep(builder.stack, local_name(qname), *type)) {
+            builder.kept_next = true;
+          } else {
+            kept = false;
+            if (!m.self_closing) dropping.emplace_back(qname);
+            drop(m.end_at);
+          }
+        }
+      }
+      if (kept && !m.self_closing) {
+        std::string_view local = local_name(qname);
+        bool is_scope = !scope.name.empty() && local == scope.name && !names.empty() &&
+                        names.back().first == scope.parent;
+        names.emplace_back(local, is_scope);
+        if (is_scope) ++scopes_open;
+      }
+    } else if (m.kind == Markup::end && !names.empty()) {
+      if (names.back().second) --scopes_open;
+      names.pop_back();
+    }
+    pos = m.end_at;
+  }
+  if (whole) pos = s.size();
+  if (dropping.empty())
+    give(pos);
+  else
+    drop(pos);
+  carry.erase(0, done);
+}
 
 StreamParser::StreamParser(std::string split_parent, std::string split,
                            std::function<void(Node&&)> on_split, uint64_t max_held,
-                           KeepElement keep)
+                           KeepElement keep, KeepScope keep_within)
     : impl_(std::make_unique<Impl>()) {
   if (!impl_->parser) throw Error("out of memory creating the XML parser");
   impl_->max_held = max_held;
@@ -127,6 +371,8 @@ StreamParser::StreamParser(std::string split_parent, std::string split,
   b.split = std::move(split);
   b.on_split = std::move(on_split);
   b.keep = std::move(keep);
+  b.scope = keep_within;
+  impl_->scope = std::move(keep_within);
   XML_SetUserData(impl_->parser.get(), &b);
   XML_SetElementHandler(impl_->parser.get(), Builder::start, Builder::end);
   XML_SetCharacterDataHandler(impl_->parser.get(), Builder::chars);
@@ -136,14 +382,22 @@ StreamParser::~StreamParser() = default;
 
 void StreamParser::feed(std::string_view chunk) {
   impl_->fed += chunk.size();
-  impl_->check(XML_Parse(impl_->parser.get(), chunk.data(), static_cast<int>(chunk.size()), 0));
+  if (impl_->builder.keep)
+    impl_->skim(chunk);
+  else
+    impl_->check(XML_Parse(impl_->parser.get(), chunk.data(), static_cast<int>(chunk.size()), 0));
   // Split elements are handed on; what is left since the last one is held.
   if (impl_->max_held && impl_->fed - impl_->builder.split_mark > impl_->max_held)
     throw LimitExceeded("host answer larger than " + size_text(impl_->max_held));
 }
 
 Node StreamParser::finish() {
-  impl_->check(XML_Parse(impl_->parser.get(), "", 0, 1));
+  if (!impl_->dropping.empty())
+    throw Error("malformed XML from the server: <" + impl_->dropping.back() + "> not closed");
+  // What the skimmer held back (an unfinished tag) goes to expat, which says
+  // what is wrong with it.
+  std::string rest = std::move(impl_->carry);
+  impl_->parse(rest, true);
   Node& root = impl_->builder.root;
   if (root.children.size() != 1) throw Error("malformed XML from the server: no root element");
   return std::move(root.children.front());

@@ -69,6 +69,12 @@ std::string serialize(const Node& node, std::string_view root_attrs = {});
 // well-formedness and depth, but nothing of them is stored or allocated.
 using KeepElement = std::function<bool(const std::vector<Node*>& open, std::string_view name,
                                        std::string_view xsi_type)>;
+// Where a KeepElement may refuse: only inside elements named `name` whose
+// parent is named `parent` (both empty: anywhere). Outside them every
+// element is built without asking, which spares the parser a stop at each.
+struct KeepScope {
+  std::string parent, name;
+};
 
 // Incremental parsing for large responses: feed chunks as they arrive.
 // Elements named `split` whose parent is named `split_parent` are handed to
@@ -76,11 +82,13 @@ using KeepElement = std::function<bool(const std::vector<Node*>& open, std::stri
 // retrieval never holds more than one object's tree. With `max_held` > 0, the
 // bytes fed since the last split element closed (what the parser holds) may
 // not exceed it: LimitExceeded ("host answer larger than 64 MiB"). With
-// `keep`, only the elements it accepts are built (see KeepElement).
+// `keep`, only the elements it accepts are built (see KeepElement), asked
+// within `keep_within` only (KeepScope); a refused element is dropped before
+// expat tokenises it (its markup is only scanned for balance, see xml.cpp).
 class StreamParser {
  public:
   StreamParser(std::string split_parent, std::string split, std::function<void(Node&&)> on_split,
-               uint64_t max_held = 0, KeepElement keep = nullptr);
+               uint64_t max_held = 0, KeepElement keep = nullptr, KeepScope keep_within = {});
   ~StreamParser();
   StreamParser(const StreamParser&) = delete;
   StreamParser& operator=(const StreamParser&) = delete;

@@ -408,7 +408,7 @@ Exit for_each_vm(const Args& args, Outcome& outcome, const VmLookup& lookup,
       if (std::chrono::steady_clock::now() - vm.checked > kLookupMaxAge) {
         // Looked up a while ago (the targets before it took long): its
         // identity is checked again, alone, right before the tool acts.
-        auto again = mine.locate_batch({&t}, lookup.paths);
+        auto again = mine.locate_batch({&t}, lookup.paths, lookup.filters);
         if (again.front().error) std::rethrow_exception(again.front().error);
         vm = std::move(*again.front().found);
       } else if (&mine != item.found_by) {
@@ -434,7 +434,7 @@ Exit for_each_vm(const Args& args, Outcome& outcome, const VmLookup& lookup,
       for (size_t i = part * kLookupBatch; i < std::min(targets.size(), (part + 1) * kLookupBatch);
            ++i)
         wanted.push_back(&targets[i]);
-      return by.locate_batch(wanted, lookup.paths);
+      return by.locate_batch(wanted, lookup.paths, lookup.filters);
     };
     while (more_finders.size() + 1 < parts)
       more_finders.push_back(std::make_unique<VmLocator>(endpoint_resolver(args)));

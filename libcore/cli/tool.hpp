@@ -102,6 +102,7 @@ struct VmLookup {
   size_t jobs = 1;                 // -j N: targets acted on at once
   std::vector<std::string> paths;  // read with the identity: FoundVm::props
   std::vector<std::string> accept_types = {"vm"};
+  std::vector<vim::ValueFilter> filters;  // what of the paths' values is built (none: all)
 };
 
 // for_each_target_parallel for the tools that act on VMs (docs/architecture.md

@@ -59,12 +59,23 @@ std::string nic_type(const std::string& xsi_type) {
   return ascii_lower(xsi_type.rfind("Virtual", 0) == 0 ? xsi_type.substr(7) : xsi_type);
 }
 
-bool is_nic(const xml::Node& d) {
-  static const std::set<std::string> kNics = {
+bool is_nic_type(std::string_view type) {
+  static const std::set<std::string, std::less<>> kNics = {
       "VirtualVmxnet3",     "VirtualVmxnet3Vrdma", "VirtualVmxnet2", "VirtualVmxnet",
       "VirtualE1000",       "VirtualE1000e",       "VirtualPCNet32", "VirtualSriovEthernetCard",
       "VirtualEthernetCard"};
-  return kNics.count(d.type()) > 0;
+  return kNics.count(type) > 0;
+}
+
+bool is_nic(const xml::Node& d) { return is_nic_type(d.type()); }
+
+// The disk controllers vm_details lists.
+bool is_listed_controller(std::string_view type) {
+  return (type.find("Controller") != std::string_view::npos &&
+          type.find("SCSI") != std::string_view::npos) ||
+         type == "ParaVirtualSCSIController" || type == "VirtualLsiLogicController" ||
+         type == "VirtualLsiLogicSASController" || type == "VirtualBusLogicController" ||
+         type == "VirtualNVMEController" || type == "VirtualAHCIController";
 }
 
 ordered_json snapshot_tree(const xml::Node& node, const std::string& current) {
@@ -232,6 +243,42 @@ const std::vector<std::string>& vm_detail_paths() {
   return kPaths;
 }
 
+const std::vector<vim::ValueFilter>& vm_detail_filters() {
+  // What vm_details (and vm_pci_devices) read of a device; keep in step
+  // with them. Depth 1: a device; 2: its fields; 3: fields of its backing,
+  // deviceInfo and connectable; 4: of backing/port and backing/allowedDevice.
+  static const std::vector<vim::ValueFilter> kFilters = {
+      {"config.hardware.device",
+       [](size_t depth, const xml::Node& parent, std::string_view name, std::string_view type) {
+         static const std::set<std::string, std::less<>> kFields = {
+             "backing",     "deviceInfo", "key",         "controllerKey",   "unitNumber",
+             "connectable", "macAddress", "addressType", "capacityInBytes", "capacityInKB"};
+         static const std::set<std::string, std::less<>> kBacking = {
+             "fileName",   "thinProvisioned", "eagerlyScrub", "diskMode", "deviceName", "port",
+             "assignedId", "allowedDevice",   "id",           "deviceId", "systemId",   "vendorId"};
+         switch (depth) {
+           case 1:
+             return type == "VirtualDisk" || type == "VirtualCdrom" ||
+                    type == "VirtualPCIPassthrough" || is_nic_type(type) ||
+                    is_listed_controller(type);
+           case 2:
+             return kFields.count(name) > 0;
+           case 3:
+             if (parent.name == "deviceInfo") return name == "label";
+             if (parent.name == "connectable")
+               return name == "connected" || name == "startConnected";
+             return parent.name == "backing" && kBacking.count(name) > 0;
+           case 4:
+             if (parent.name == "port") return name == "portgroupKey";
+             return parent.name == "allowedDevice" && (name == "vendorId" || name == "deviceId");
+           default:
+             return false;
+         }
+       }},
+  };
+  return kFilters;
+}
+
 ordered_json vm_details(const vim::ObjectContent& vm, const Endpoint& ep, bool decode) {
   ordered_json r = vm_record(vm, ep);
   r["instance_uuid"] = vm.text("config.instanceUuid");
@@ -287,13 +334,7 @@ ordered_json vm_details(const vim::ObjectContent& vm, const Endpoint& ep, bool d
                         {"iso", iso.empty() ? ordered_json(nullptr) : ordered_json(iso)},
                         {"connected", d->find_text("connectable/connected") == "true"},
                         {"start_connected", d->find_text("connectable/startConnected") == "true"}});
-    } else if (type.find("Controller") != std::string::npos &&
-               type.find("SCSI") != std::string::npos) {
-      controllers.push_back(
-          {{"label", label}, {"type", type}, {"key", to_long(d->child_text("key"))}});
-    } else if (type == "ParaVirtualSCSIController" || type == "VirtualLsiLogicController" ||
-               type == "VirtualLsiLogicSASController" || type == "VirtualBusLogicController" ||
-               type == "VirtualNVMEController" || type == "VirtualAHCIController") {
+    } else if (is_listed_controller(type)) {
       controllers.push_back(
           {{"label", label}, {"type", type}, {"key", to_long(d->child_text("key"))}});
     }
@@ -560,7 +601,8 @@ LocatedVm VmLocator::locate(const Target& target) {
 }
 
 std::vector<LookupResult> VmLocator::locate_batch(const std::vector<const Target*>& targets,
-                                                  const std::vector<std::string>& paths) {
+                                                  const std::vector<std::string>& paths,
+                                                  const std::vector<vim::ValueFilter>& filters) {
   std::vector<LookupResult> out(targets.size());
   std::vector<std::string> all_paths = kIdentityPaths;
   for (const auto& p : paths)
@@ -588,7 +630,7 @@ std::vector<LookupResult> VmLocator::locate_batch(const std::vector<const Target
   };
   auto read = [&](vim::Client& c, const std::vector<vim::MoRef>& refs) {
     std::map<std::string, vim::ObjectContent> by_id;
-    for (auto& o : c.retrieve(refs, all_paths)) by_id.emplace(o.obj.value, std::move(o));
+    for (auto& o : c.retrieve(refs, all_paths, filters)) by_id.emplace(o.obj.value, std::move(o));
     return by_id;
   };
   for (auto& [client, indices] : groups) {

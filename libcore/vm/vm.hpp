@@ -36,6 +36,11 @@ const std::vector<std::string>& vm_detail_paths();
 // The vm record plus hardware, disks, nics, cdroms, snapshots, tools, ips,
 // annotation and guestinfo keys. `decode` decodes encoded guestinfo values.
 ordered_json vm_details(const vim::ObjectContent& vm, const Endpoint& ep, bool decode);
+// What of vm_detail_paths' device list vm_details reads (the disks, NICs,
+// CD-ROMs, disk controllers and PCI passthrough devices, and of them only the
+// fields it prints), for a caller that builds nothing else from it
+// (ceso-info, ceso-template check). The rest is never built.
+const std::vector<vim::ValueFilter>& vm_detail_filters();
 
 // Every field a `vm` record states about its VM: vm_record's (template
 // included) and vm_details'. A tool that prints a vm record owns them all
@@ -149,9 +154,11 @@ class VmLocator {
   // needs a listing (a name, a stale id): one listing and one more
   // RetrievePropertiesEx for the VMs found in it. A failure is the failing
   // target's (a call that fails: every target it was for); the result is in
-  // the order of `targets`.
+  // the order of `targets`. `filters` trim the values of `paths` as they are
+  // parsed (vim::ValueFilter).
   std::vector<LookupResult> locate_batch(const std::vector<const Target*>& targets,
-                                         const std::vector<std::string>& paths = {});
+                                         const std::vector<std::string>& paths = {},
+                                         const std::vector<vim::ValueFilter>& filters = {});
 
  private:
   std::function<Endpoint()> default_endpoint_;

@@ -330,7 +330,7 @@ xml::Node Client::raw_call(std::string_view method, const MoRef& self, std::stri
   if (split) {
     parser = std::make_unique<xml::StreamParser>(
         split->parent, split->name, [&](xml::Node&& n) { ready.push_back(std::move(n)); },
-        endpoint_.max_answer_bytes, split->keep);
+        endpoint_.max_answer_bytes, split->keep, split->keep_within);
     stream = [&](std::string_view chunk) {
       parser->feed(chunk);
       for (auto& n : ready) split->fn(std::move(n));
@@ -508,11 +508,13 @@ void Client::stream_spec(const std::string& spec_xml,
                          const std::function<void(ObjectContent&&)>& fn,
                          const std::vector<ValueFilter>& filters) {
   const MoRef pc = content().property_collector;
-  Split split{"returnval", "objects",
+  Split split{"returnval",
+              "objects",
               [&](xml::Node&& o) {
                 if (auto oc = object_from_xml(std::move(o))) fn(std::move(*oc));
               },
-              value_filter_keep(filters)};
+              value_filter_keep(filters),
+              {"propSet", "val"}};
   xml::Node resp = call("RetrievePropertiesEx", pc, spec_xml + "<options></options>", split);
   std::string token = resp.find_text("returnval/token");
   while (!token.empty()) {
@@ -523,9 +525,11 @@ void Client::stream_spec(const std::string& spec_xml,
   }
 }
 
-std::vector<ObjectContent> Client::retrieve_spec(const std::string& spec_xml) {
+std::vector<ObjectContent> Client::retrieve_spec(const std::string& spec_xml,
+                                                 const std::vector<ValueFilter>& filters) {
   std::vector<ObjectContent> all;
-  stream_spec(spec_xml, [&](ObjectContent&& oc) { all.push_back(std::move(oc)); });
+  stream_spec(
+      spec_xml, [&](ObjectContent&& oc) { all.push_back(std::move(oc)); }, filters);
   return all;
 }
 
@@ -560,14 +564,15 @@ std::vector<ObjectContent> Client::retrieve_all_vms(const std::vector<std::strin
 }
 
 std::vector<ObjectContent> Client::retrieve(const std::vector<MoRef>& objs,
-                                            const std::vector<std::string>& paths) {
+                                            const std::vector<std::string>& paths,
+                                            const std::vector<ValueFilter>& filters) {
   if (objs.empty()) return {};
   std::string spec = "<specSet><propSet><type>" + xml::escape(objs.front().type) + "</type>" +
                      property_paths_xml(paths) + "</propSet>";
   for (const auto& o : objs) spec += "<objectSet>" + moref_xml("obj", o) + "</objectSet>";
   spec += "<reportMissingObjectsInResults>true</reportMissingObjectsInResults></specSet>";
   try {
-    return retrieve_spec(spec);
+    return retrieve_spec(spec, filters);
   } catch (const Fault& f) {
     // Servers without reportMissingObjectsInResults fail the whole call.
     if (f.fault_type() != "ManagedObjectNotFound") throw;
@@ -575,7 +580,7 @@ std::vector<ObjectContent> Client::retrieve(const std::vector<MoRef>& objs,
   }
   std::vector<ObjectContent> out;
   for (const auto& o : objs) {
-    auto one = retrieve({o}, paths);
+    auto one = retrieve({o}, paths, filters);
     std::move(one.begin(), one.end(), std::back_inserter(out));
   }
   return out;

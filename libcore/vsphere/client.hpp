@@ -138,6 +138,7 @@ class Client {
     std::string parent, name;
     std::function<void(xml::Node&&)> fn;
     xml::KeepElement keep = nullptr;  // elements to build (null: all)
+    xml::KeepScope keep_within;       // where keep is asked (empty: everywhere)
   };
   xml::Node call(std::string_view method, const MoRef& self, std::string_view args,
                  const Split& split);
@@ -159,9 +160,11 @@ class Client {
     stream_spec(spec_xml, fn);
   }
   // Properties of the given objects (all of one type). Objects that no longer
-  // exist are left out of the result.
+  // exist are left out of the result. `filters` trim property values as they
+  // are parsed (ValueFilter).
   std::vector<ObjectContent> retrieve(const std::vector<MoRef>& objs,
-                                      const std::vector<std::string>& paths);
+                                      const std::vector<std::string>& paths,
+                                      const std::vector<ValueFilter>& filters = {});
 
   // Wait for a Task to finish; returns the task's info.result node (may be
   // empty). A task error becomes a Fault carrying the task's fault type.
@@ -195,7 +198,8 @@ class Client {
   bool adopt_cached(const std::string* stale_cookie);
   void login(const std::string& stale_cookie);
   std::string create_vm_view();
-  std::vector<ObjectContent> retrieve_spec(const std::string& spec_xml);
+  std::vector<ObjectContent> retrieve_spec(const std::string& spec_xml,
+                                           const std::vector<ValueFilter>& filters = {});
   void stream_spec(const std::string& spec_xml, const std::function<void(ObjectContent&&)>& fn,
                    const std::vector<ValueFilter>& filters = {});
   std::string vm_spec(const std::vector<std::string>& paths) const;

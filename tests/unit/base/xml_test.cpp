@@ -261,3 +261,85 @@ TEST(XmlTree, SerializeEscapesAndAddsRootAttributes) {
 }
 
 }  // namespace
+
+// A refused element is dropped by the skimmer before expat sees it: its
+// markup is scanned for balance only, so what looks like a tag inside an
+// attribute value, a comment, a CDATA section or a processing instruction
+// must not count, wherever the chunks are cut.
+TEST(XmlKeep, DroppedWhateverTheMarkupAndTheChunks) {
+  const std::string doc =
+      "<?xml version=\"1.0\"?><r xmlns:x=\"urn:x\"><v>"
+      "<d x:type=\"Gone\" note=\"a > b\"><d>nested same name</d><!-- <d> --><![CDATA[</d><d>]]>"
+      "<?pi <d> ?><e/><d a='>'/></d>"
+      "<k x:type=\"Disk\"><cap>7</cap><skip>x</skip></k>"
+      "<d x:type=\"Gone\"/>"
+      "<!-- <k x:type=\"Disk\"> --><![CDATA[<k>]]>text&amp;more"
+      "</v><after>1</after></r>";
+  std::vector<std::string> asked;
+  auto keep = [&](const std::vector<ceso::xml::Node*>& open, std::string_view name,
+                  std::string_view type) {
+    asked.push_back(std::string(name) + ":" + std::string(type));
+    if (open.back()->name == "v") return type == "Disk";
+    if (open.back()->name == "k") return name == "cap";
+    return true;
+  };
+  for (size_t cut : {doc.size(), size_t{1}, size_t{2}, size_t{3}, size_t{7}, size_t{16}}) {
+    SCOPED_TRACE("chunks of " + std::to_string(cut));
+    asked.clear();
+    ceso::xml::StreamParser p("", "", nullptr, 0, keep, {"r", "v"});
+    for (size_t at = 0; at < doc.size(); at += cut) p.feed(doc.substr(at, cut));
+    auto r = p.finish();
+    ASSERT_EQ(r.children.size(), 2u);
+    const auto& v = r.children[0];
+    EXPECT_EQ(v.text, "<k>text&more");  // the CDATA and the text around the dropped ones
+    ASSERT_EQ(v.children.size(), 1u);
+    EXPECT_EQ(v.children[0].type(), "Disk");
+    ASSERT_EQ(v.children[0].children.size(), 1u);
+    EXPECT_EQ(v.children[0].children[0].name, "cap");
+    EXPECT_EQ(v.children[0].children[0].text, "7");
+    EXPECT_EQ(r.children[1].text, "1");
+    // Asked once per element inside <v> (the scope), never inside a dropped one.
+    EXPECT_EQ(asked, (std::vector<std::string>{"d:Gone", "k:Disk", "cap:", "skip:", "d:Gone"}));
+  }
+}
+
+TEST(XmlKeep, DroppedMarkupMustBalance) {
+  auto refuse_inside = [](const std::vector<ceso::xml::Node*>& open, std::string_view,
+                          std::string_view) { return open.size() < 2; };
+  auto parse = [&](const std::string& doc) {
+    ceso::xml::StreamParser p("", "", nullptr, 0, refuse_inside);
+    p.feed(doc);
+    return p.finish();
+  };
+  EXPECT_THROW(parse("<a><s><x></y></s></a>"), ceso::Error);       // mismatched
+  EXPECT_THROW(parse("<a><s><x></x>"), ceso::Error);               // never closed
+  EXPECT_THROW(parse("<a><s><!DOCTYPE a></s></a>"), ceso::Error);  // a declaration inside
+  EXPECT_THROW(parse("<a><s><x></x></s></b>"), ceso::Error);       // expat's part is checked
+  EXPECT_THROW(parse("<a><s attr=\"<\"></s></a>"), ceso::Error);   // '<' in a value
+  EXPECT_EQ(parse("<a><s><x a='a > b' b=\"/>\"></x></s>kept</a>").text, "kept");
+  // With a DOCTYPE the whole document goes to expat, which still applies keep.
+  EXPECT_EQ(parse("<!DOCTYPE a><a><s><x/></s>kept</a>").text, "kept");
+}
+
+// The cap counts the input since the last split element, dropped bytes too.
+TEST(XmlKeep, DroppedBytesCountTowardsTheCap) {
+  const uint64_t cap = 1 << 20;
+  auto drop_big = [](const std::vector<ceso::xml::Node*>&, std::string_view name,
+                     std::string_view) { return name != "big"; };
+  size_t handed = 0;
+  ceso::xml::StreamParser ok(
+      "returnval", "objects", [&](ceso::xml::Node&&) { ++handed; }, cap, drop_big);
+  ok.feed("<Envelope><Body><R><returnval>");
+  std::string object = "<objects><big>" + std::string(600000, 'v') + "</big><obj>o</obj></objects>";
+  for (int i = 0; i < 5; ++i) ok.feed(object);  // 3 MB, each object under the cap
+  ok.feed("</returnval></R></Body></Envelope>");
+  ok.finish();
+  EXPECT_EQ(handed, 5u);
+  ceso::xml::StreamParser endless(
+      "returnval", "objects", [](ceso::xml::Node&&) {}, cap, drop_big);
+  EXPECT_EQ(limit_message([&] {
+              endless.feed("<Envelope><Body><R><returnval><objects><big>");
+              for (;;) endless.feed(std::string(16384, 'A'));
+            }),
+            "host answer larger than 1 MiB");
+}

@@ -29,13 +29,14 @@ struct Retrieved {
 Retrieved retrieve(const std::string& answer,
                    const std::vector<ceso::vim::ValueFilter>& filters = {}) {
   Retrieved r;
-  ceso::xml::StreamParser p(
-      "returnval", "objects",
-      [&](ceso::xml::Node&& n) {
-        if (auto oc = ceso::vim::object_from_xml(std::move(n))) r.objects.push_back(std::move(*oc));
-      },
-      0, ceso::vim::value_filter_keep(filters));
-  p.feed(answer);
+  ceso::xml::StreamParser p("returnval", "objects",
+                            [&](ceso::xml::Node&& n) {
+                              if (auto oc = ceso::vim::object_from_xml(std::move(n)))
+                                r.objects.push_back(std::move(*oc));
+                            },
+                            0, ceso::vim::value_filter_keep(filters), {"propSet", "val"});
+  // In curl-sized chunks, cut anywhere, as the skimmer sees them.
+  for (size_t at = 0; at < answer.size(); at += 997) p.feed(answer.substr(at, 997));
   r.token = body_first(p.finish()).find_text("returnval/token");
   return r;
 }
@@ -208,6 +209,93 @@ TEST(VimRetrieve, FilteredValuesGiveTheSameRecords) {
   for (size_t i = 0; i < sim_whole.objects.size(); ++i)
     EXPECT_EQ(ceso::vm_record(sim_trimmed.objects[i], ep),
               ceso::vm_record(sim_whole.objects[i], ep));
+}
+
+// ceso-info parses the device list through vm_detail_filters: the detailed
+// records must be the same as from the whole list.
+TEST(VimRetrieve, DetailFiltersGiveTheSameDetails) {
+  auto prop = [](const std::string& name, const std::string& type, const std::string& val) {
+    return "<propSet><name>" + name + "</name><val xsi:type=\"" + type + "\">" + val +
+           "</val></propSet>";
+  };
+  const std::string label =
+      "<deviceInfo xsi:type=\"Description\"><label>L</label>"
+      "<summary>S</summary></deviceInfo>";
+  const std::string connectable =
+      "<connectable><startConnected>true</startConnected><allowGuestControl>true"
+      "</allowGuestControl><connected>true</connected><status>ok</status></connectable>";
+  std::string devices =
+      "<VirtualDevice xsi:type=\"VirtualIDEController\"><key>200</key>" + label +
+      "<busNumber>0</busNumber></VirtualDevice>"
+      "<VirtualDevice xsi:type=\"ParaVirtualSCSIController\"><key>1000</key>" +
+      label +
+      "<slotInfo xsi:type=\"VirtualDevicePciBusSlotInfo\"><pciSlotNumber>160</pciSlotNumber>"
+      "</slotInfo><device>2000</device></VirtualDevice>"
+      "<VirtualDevice xsi:type=\"VirtualDisk\"><key>2000</key>" +
+      label +
+      "<backing xsi:type=\"VirtualDiskFlatVer2BackingInfo\"><fileName>[ds] a/a.vmdk</fileName>"
+      "<diskMode>persistent</diskMode><thinProvisioned>true</thinProvisioned><uuid>u</uuid>"
+      "</backing><controllerKey>1000</controllerKey><unitNumber>0</unitNumber>"
+      "<capacityInKB>16777216</capacityInKB><capacityInBytes>17179869184</capacityInBytes>"
+      "</VirtualDevice>"
+      "<VirtualDevice xsi:type=\"VirtualVmxnet3\"><key>4000</key>" +
+      label +
+      "<backing xsi:type=\"VirtualEthernetCardDistributedVirtualPortBackingInfo\"><port>"
+      "<switchUuid>s</switchUuid><portgroupKey>dvportgroup-1</portgroupKey></port></backing>" +
+      connectable +
+      "<addressType>assigned</addressType><macAddress>00:50:56:00:00:01</macAddress>"
+      "<wakeOnLanEnabled>true</wakeOnLanEnabled></VirtualDevice>"
+      "<VirtualDevice xsi:type=\"VirtualCdrom\"><key>3000</key>" +
+      label +
+      "<backing xsi:type=\"VirtualCdromIsoBackingInfo\"><fileName>[ds] i.iso</fileName>"
+      "</backing>" +
+      connectable +
+      "</VirtualDevice>"
+      "<VirtualDevice xsi:type=\"VirtualPCIPassthrough\"><key>13000</key>" +
+      label +
+      "<backing xsi:type=\"VirtualPCIPassthroughDynamicBackingInfo\"><deviceName>d</deviceName>"
+      "<allowedDevice><vendorId>4318</vendorId><deviceId>7864</deviceId><subVendorId>1"
+      "</subVendorId></allowedDevice><assignedId>0000:3b:00.0</assignedId></backing>"
+      "</VirtualDevice>"
+      "<VirtualDevice xsi:type=\"VirtualMachineVideoCard\"><key>500</key>" +
+      label + "<videoRamSizeInKB>4096</videoRamSizeInKB></VirtualDevice>";
+  std::string answer =
+      "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" "
+      "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><soapenv:Body>"
+      "<RetrievePropertiesExResponse><returnval><objects><obj type=\"VirtualMachine\">vm-1"
+      "</obj>" +
+      prop("name", "xsd:string", "a") +
+      prop("config.hardware.device", "ArrayOfVirtualDevice", devices) +
+      "</objects></returnval></RetrievePropertiesExResponse></soapenv:Body></soapenv:Envelope>";
+  ceso::Endpoint ep;
+  ep.id = "esx1:443";
+  auto whole = retrieve(answer);
+  auto trimmed = retrieve(answer, ceso::vm_detail_filters());
+  ASSERT_EQ(trimmed.objects.size(), 1u);
+  auto rec = ceso::vm_details(trimmed.objects[0], ep, false);
+  EXPECT_EQ(rec, ceso::vm_details(whole.objects[0], ep, false));
+  EXPECT_EQ(rec["disks"].size(), 1u);
+  EXPECT_EQ(rec["nics"][0]["network"], "dvportgroup-1");
+  EXPECT_EQ(rec["cdroms"][0]["iso"], "[ds] i.iso");
+  EXPECT_EQ(rec["controllers"].size(), 1u);
+  EXPECT_EQ(rec["pci"].size(), 1u);
+  // What no record field reads was never built.
+  const ceso::xml::Node* dev = trimmed.objects[0].prop("config.hardware.device");
+  ASSERT_NE(dev, nullptr);
+  EXPECT_EQ(dev->children.size(), 5u);  // not the IDE controller, not the video card
+  for (const auto& d : dev->children) {
+    EXPECT_EQ(d.find("deviceInfo/summary"), nullptr);
+    EXPECT_EQ(d.child("slotInfo"), nullptr);
+    EXPECT_EQ(d.find("connectable/status"), nullptr);
+    EXPECT_EQ(d.find("backing/uuid"), nullptr);
+  }
+  // The captured simulator answer, too.
+  auto sim_whole = retrieve(read_data("retrieve_vms.xml"));
+  auto sim_trimmed = retrieve(read_data("retrieve_vms.xml"), ceso::vm_detail_filters());
+  ASSERT_EQ(sim_trimmed.objects.size(), sim_whole.objects.size());
+  for (size_t i = 0; i < sim_whole.objects.size(); ++i)
+    EXPECT_EQ(ceso::vm_details(sim_trimmed.objects[i], ep, false),
+              ceso::vm_details(sim_whole.objects[i], ep, false));
 }
 
 TEST(VimXml, MorefIsEscaped) {
