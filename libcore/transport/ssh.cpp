@@ -351,6 +351,10 @@ struct SshConnection::Impl {
         return;
       }
       if (rc < 0 && errno != EINTR) lost(doing + ": " + std::strerror(errno));
+      // A quiet socket: libssh2 is called again all the same, as it may
+      // hold received bytes it has not handed out (the idle timeout still
+      // counts from the last byte that moved).
+      if (rc == 0) return;
     }
   }
 
