@@ -313,9 +313,11 @@ struct SshConnection::Impl {
     abort_on_interrupt = abort;
   }
 
-  // Waits until the socket is ready in the directions libssh2 is blocked on,
-  // checking the limits and interruption ten times a second.
-  void wait() {
+  // Waits until the socket is ready in the directions libssh2 is blocked on
+  // (its last call) or `more` (poll events: POLLOUT for a write that could
+  // not be sent before the reads that followed it), checking the limits and
+  // interruption ten times a second.
+  void wait(short more = 0) {
     for (;;) {
       if (cancel && !cancelled && cancel()) {
         cancelled = true;
@@ -340,7 +342,7 @@ struct SshConnection::Impl {
                             std::to_string(limits.call_timeout_s) +
                             " s (the call timeout, CESO_CALL_TIMEOUT)");
       }
-      pollfd p{fd, 0, 0};
+      pollfd p{fd, more, 0};
       int dir = session ? libssh2_session_block_directions(session) : 0;
       if (dir & LIBSSH2_SESSION_BLOCK_INBOUND) p.events |= POLLIN;
       if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND) p.events |= POLLOUT;
@@ -351,6 +353,10 @@ struct SshConnection::Impl {
         return;
       }
       if (rc < 0 && errno != EINTR) lost(doing + ": " + std::strerror(errno));
+      // A quiet socket: libssh2 is called again all the same, as it may
+      // hold received bytes it has not handed out (the idle timeout still
+      // counts from the last byte that moved).
+      if (rc == 0) return;
     }
   }
 
@@ -811,6 +817,13 @@ struct Channel {
 
   bool eof() { return libssh2_channel_eof(ch) != 0; }
 
+  // After a write said EAGAIN: the socket's send buffer is full (not the
+  // host's window), so the wait that follows the reads must also wake when
+  // the socket can take more (the reads leave libssh2 blocked inbound only).
+  bool out_blocked() {
+    return (libssh2_session_block_directions(c.session) & LIBSSH2_SESSION_BLOCK_OUTBOUND) != 0;
+  }
+
   void finish(SshResult& r) {
     if (c.retry([&] { return libssh2_channel_close(ch); }) != 0 ||
         c.retry([&] { return libssh2_channel_wait_closed(ch); }) != 0)
@@ -877,7 +890,7 @@ SshResult SshConnection::run(const std::vector<std::string>& argv, std::string_v
   bool eof_sent = false;
   char buf[65536];
   for (;;) {
-    bool progress = false;
+    bool progress = false, out_blocked = false;
     if (!eof_sent) {
       // A command that exits without reading all its input closes the
       // channel: the rest is not sent.
@@ -886,6 +899,7 @@ SshResult SshConnection::run(const std::vector<std::string>& argv, std::string_v
       };
       if (sent < input.size()) {
         ssize_t n = libssh2_channel_write(channel.ch, input.data() + sent, input.size() - sent);
+        out_blocked = n == LIBSSH2_ERROR_EAGAIN && channel.out_blocked();
         if (closed(n)) {
           eof_sent = true;
         } else if (n < 0 && n != LIBSSH2_ERROR_EAGAIN) {
@@ -912,7 +926,7 @@ SshResult SshConnection::run(const std::vector<std::string>& argv, std::string_v
     }
     if (progress || moved) continue;
     if (channel.eof()) break;
-    if (waiting) c.wait();
+    if (waiting) c.wait(out_blocked ? POLLOUT : 0);
   }
   channel.finish(r);
   return r;
@@ -945,7 +959,7 @@ SshResult SshConnection::run_input(const std::vector<std::string>& argv, const I
   };
   char buf[65536];
   for (;;) {
-    bool progress = false;
+    bool progress = false, out_blocked = false;
     if (!eof_sent) {
       if (!abort && (c.cancelled || (cancel && off == have && cancel())))
         abort = std::make_exception_ptr(
@@ -963,6 +977,7 @@ SshResult SshConnection::run_input(const std::vector<std::string>& argv, const I
       }
       if (!abort && off < have) {
         ssize_t n = libssh2_channel_write(channel.ch, in.data() + off, have - off);
+        out_blocked = n == LIBSSH2_ERROR_EAGAIN && channel.out_blocked();
         if (closed(n)) {
           eof_sent = ended_early = true;
         } else if (n < 0 && n != LIBSSH2_ERROR_EAGAIN) {
@@ -991,7 +1006,7 @@ SshResult SshConnection::run_input(const std::vector<std::string>& argv, const I
       if (!eof_sent) eof_sent = ended_early = true;
       break;
     }
-    if (waiting) c.wait();
+    if (waiting) c.wait(out_blocked ? POLLOUT : 0);
   }
   channel.finish(r);
   if (abort) std::rethrow_exception(abort);
