@@ -261,15 +261,4 @@ RelayResult hash_bytes(std::string_view data) {
   return {data.size(), sha.hex(), segments.finish()};
 }
 
-struct StreamHash::Impl {
-  Sha256 sha;
-};
-StreamHash::StreamHash() : impl_(std::make_unique<Impl>()) {}
-StreamHash::~StreamHash() = default;
-void StreamHash::add(const char* data, size_t n) {
-  impl_->sha.update(data, n);
-  bytes_ += n;
-}
-RelayResult StreamHash::result() { return {bytes_, impl_->sha.hex()}; }
-
 }  // namespace ceso

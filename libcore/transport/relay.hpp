@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "base/digest.hpp"
 #include "transport/datastore.hpp"
 
 namespace ceso {
@@ -121,16 +122,14 @@ RelayResult hash_bytes(std::string_view data);
 // SHA-256 and byte count of data given in pieces (a file read back).
 class StreamHash {
  public:
-  StreamHash();
-  ~StreamHash();
-  StreamHash(const StreamHash&) = delete;
-  StreamHash& operator=(const StreamHash&) = delete;
-  void add(const char* data, size_t n);
-  RelayResult result();  // once, at the end
+  void add(const char* data, size_t n) {
+    sha_.update(data, n);
+    bytes_ += n;
+  }
+  RelayResult result() { return {bytes_, sha_.hex(), {}}; }  // once, at the end
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  Sha256 sha_;
   uint64_t bytes_ = 0;
 };
 
