@@ -105,7 +105,9 @@ void refuse_restricted(vim::Client& c, const std::string& side) {
     fail("the target host " + c.endpoint().id +
          " is free-licensed: its API is read-only and its /folder service takes no uploads, so "
          "ceso-mv writes the files and registers the VM there over SSH; " +
-         ssh_access_hint(c.endpoint()));
+         (c.endpoint().ssh ? std::string("its SSH access is configured, but --transport api "
+                                         "forbids it: leave --transport at auto or give ssh")
+                           : ssh_access_hint(c.endpoint())));
   fail("the source host " + c.endpoint().id +
        " is free-licensed: its API cannot remove the VM; configure SSH access to it "
        "(ceso(7), FREE ESXI OVER SSH) or copy with --keep-source");

@@ -423,6 +423,13 @@ Destroy_Task api"
   assert_eq "$(ssh_log f | wc -l)" "$log0"
   source_intact_target_clean
   free_clean f web01
+  # SSH configured but forbidden by --transport api: said so, not "configure it"
+  run ceso-mv -H a web01 --to f --transport api
+  assert_status 1
+  assert_contains "$output" "its SSH access is configured, but --transport api forbids it"
+  [ "$(http_count a 'GET /folder')" -eq 0 ]
+  assert_eq "$(ssh_log f | wc -l)" "$log0"
+  source_intact_target_clean
 }
 
 @test "free target, a write cut short that the host does not report: the read-back finds it, target cleaned, source intact" {
