@@ -24,6 +24,14 @@
 
 namespace ceso {
 
+std::string SshResult::ending() const {
+  std::string_view first = err;
+  first = first.substr(0, first.find('\n'));
+  return (exit_signal.empty() ? " (exit status " + std::to_string(exit_status) + ")"
+                              : " (signal " + exit_signal + ")") +
+         (first.empty() ? "" : ": " + host_text(first));
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -1011,13 +1019,8 @@ SshResult SshConnection::run_input(const std::vector<std::string>& argv, const I
   channel.finish(r);
   if (abort) std::rethrow_exception(abort);
   if (ended_early) {
-    std::string_view err = r.err;
-    err = err.substr(0, err.find('\n'));
     fail("ssh " + c.name + ": " + c.doing + " ended after " + std::to_string(total - (have - off)) +
-         " bytes of its input, before the end" +
-         (r.exit_signal.empty() ? " (exit status " + std::to_string(r.exit_status) + ")"
-                                : " (signal " + r.exit_signal + ")") +
-         (err.empty() ? "" : ": " + host_text(err)));
+         " bytes of its input, before the end" + r.ending());
   }
   return r;
 }

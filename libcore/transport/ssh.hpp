@@ -64,6 +64,10 @@ struct SshResult {
   std::string exit_signal;  // "KILL" when the command died of a signal, else ""
   std::string out;          // stdout
   std::string err;          // stderr
+  bool ok() const { return exit_status == 0 && exit_signal.empty(); }
+  // How it ended, for a message: " (exit status N)" or " (signal S)", then
+  // ": " and the first line of stderr (host_text) when there is one.
+  std::string ending() const;
 };
 
 // One argument for the host's shell: 'text' with every ' written '\''.

@@ -58,7 +58,7 @@ std::vector<std::string> esxcli_portgroup_remove(const std::string& portgroup,
 
 void run_esxcli(VmWriter& w, const std::vector<std::string>& argv, const std::string& what) {
   SshResult r = w.host_command(argv);
-  if (r.exit_status == 0 && r.exit_signal.empty()) return;
+  if (r.ok()) return;
   // esxcli's message: the first "Error:" line (stderr, else stdout), else
   // the first line there is.
   std::string msg;
@@ -122,7 +122,7 @@ std::string run_host_client(VmWriter& w, const std::vector<std::string>& argv,
 
 bool ssh_make_dir(VmWriter& w, const std::string& path) {
   SshResult r = w.shell({"mkdir", path});
-  if (r.exit_status == 0 && r.exit_signal.empty()) return true;
+  if (r.ok()) return true;
   if (w.shell({"test", "-e", path}).exit_status == 0) return false;
   vim::check_result(r, "mkdir", w.name());
   fail("mkdir " + path + " on " + w.name() + " failed");  // not reached: the status is not 0
@@ -139,18 +139,6 @@ SshFileWrite ssh_file_write(const std::string& path) {
   std::string tmp = path.substr(0, slash + 1) + "." + path.substr(slash + 1) + ".ceso-tmp";
   return {path, tmp, {"sh", "-c", "set -C && cat >\"$1\"", "sh", tmp}, {"mv", "-f", tmp, path}};
 }
-
-namespace {
-[[noreturn]] void command_failed(const std::string& what, const std::string& host,
-                                 const SshResult& r) {
-  std::string_view err = r.err;
-  err = err.substr(0, err.find('\n'));
-  fail(what + " on " + host + " failed" +
-       (r.exit_signal.empty() ? " (exit status " + std::to_string(r.exit_status) + ")"
-                              : " (signal " + r.exit_signal + ")") +
-       (err.empty() ? "" : ": " + host_text(err)));
-}
-}  // namespace
 
 void run_ssh_file_write(VmWriter& w, const SshFileWrite& f, const SshConnection::InputFn& input,
                         const std::function<bool()>& cancel) {
@@ -172,10 +160,9 @@ void run_ssh_file_write(VmWriter& w, const SshFileWrite& f, const SshConnection:
     if (input_failed || e.code() != Exit::failure) throw;
     throw Error("writing " + f.tmp + ": " + e.what(), e.code());
   }
-  if (r.exit_status != 0 || !r.exit_signal.empty()) command_failed("writing " + f.tmp, w.name(), r);
+  if (!r.ok()) fail("writing " + f.tmp + " on " + w.name() + " failed" + r.ending());
   SshResult mv = w.shell(f.move);
-  if (mv.exit_status != 0 || !mv.exit_signal.empty())
-    command_failed("renaming " + f.tmp, w.name(), mv);
+  if (!mv.ok()) fail("renaming " + f.tmp + " on " + w.name() + " failed" + mv.ending());
 }
 
 std::optional<SshFileHash> ssh_hash_file(VmWriter& w, const std::string& path, std::string& why,
@@ -189,10 +176,8 @@ std::optional<SshFileHash> ssh_hash_file(VmWriter& w, const std::string& path, s
            std::to_string(limit) + " bytes written");
     hash.add(d, n);
   });
-  if (r.exit_status != 0 || !r.exit_signal.empty()) {
-    std::string_view err = r.err;
-    err = err.substr(0, err.find('\n'));
-    why = err.empty() ? "cat exit status " + std::to_string(r.exit_status) : host_text(err);
+  if (!r.ok()) {
+    why = "cat failed" + r.ending();
     return std::nullopt;
   }
   RelayResult sum = hash.result();

@@ -647,8 +647,7 @@ void MoveRun::roll_back_target() {
       std::string dir = target_path(plan_.target_dir);
       try {
         SshResult r = dst_writer_.shell({"rm", "-rf", "--", dir});
-        if (r.exit_status != 0 || !r.exit_signal.empty())
-          fail("rm -rf " + dir + ": " + host_text(r.err.substr(0, r.err.find('\n'))));
+        if (!r.ok()) fail("rm -rf " + dir + " failed" + r.ending());
         made_dir_ = false;
       } catch (const Error& e) {
         warn("rollback: could not delete " + quote(plan_.target_dir.str()) + " on " +
@@ -691,9 +690,7 @@ void MoveRun::remove_source() {
     if (src_writer_.transport() == Transport::ssh) {
       std::string dir = vmfs_path(vmspec::parse_datastore_path(plan_.source_dir.str()), "folder");
       SshResult r = src_writer_.shell({"rm", "-rf", "--", dir});
-      if (r.exit_status != 0 || !r.exit_signal.empty())
-        fail("removing " + dir + " on " + src_writer_.name() +
-             " failed: " + host_text(r.err.substr(0, r.err.find('\n'))));
+      if (!r.ok()) fail("removing " + dir + " on " + src_writer_.name() + " failed" + r.ending());
       return;
     }
     std::string a = tag("name", plan_.source_dir.str());

@@ -195,14 +195,7 @@ struct VmWriters::Link {
   SshResult shell(const std::vector<std::string>& argv, std::string_view what,
                   std::string_view input = {}) {
     SshResult r = exec(argv, input);
-    if (r.exit_status != 0 || !r.exit_signal.empty()) {
-      std::string_view err = r.err;
-      err = err.substr(0, err.find('\n'));
-      fail(std::string(what) + " on " + name + " failed" +
-           (r.exit_signal.empty() ? " (exit status " + std::to_string(r.exit_status) + ")"
-                                  : " (signal " + r.exit_signal + ")") +
-           (err.empty() ? "" : ": " + host_text(err)));
-    }
+    if (!r.ok()) fail(std::string(what) + " on " + name + " failed" + r.ending());
     return r;
   }
 };

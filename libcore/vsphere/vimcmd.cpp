@@ -259,7 +259,7 @@ std::optional<Fault> find_fault(std::string_view text, std::string_view command,
 void check_result(const SshResult& result, std::string_view command, const std::string& host) {
   if (auto f = find_fault(result.out, command, host)) throw *f;
   if (auto f = find_fault(result.err, command, host)) throw *f;
-  if (result.exit_status == 0 && result.exit_signal.empty()) return;
+  if (result.ok()) return;
   std::string line;
   for (std::string_view text : {std::string_view(result.err), std::string_view(result.out)}) {
     for (std::string_view l : split_lines(text))
