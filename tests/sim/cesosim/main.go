@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -134,6 +135,12 @@ func main() {
 		os.Exit(code)
 	}
 	log.SetPrefix("cesosim: ")
+	if os.Getenv("GOGC") == "" {
+		// A simulator's heap is small and short-lived garbage dominates (every answer
+		// is a fresh object graph, encoded once): collect less often than Go's
+		// default of 100%, which cost a fifth of the CPU of a big listing.
+		debug.SetGCPercent(400)
+	}
 	o := parseFlags()
 	if err := o.validate(); err != nil {
 		fmt.Fprintf(os.Stderr, "cesosim: %v\nTry 'cesosim -h' for more information.\n", err)
@@ -231,7 +238,7 @@ func run(o *options) error {
 	}
 
 	srv := m.Service.NewServer()
-	front := newFront(o, srv.Server.Config.Handler, inv)
+	front := newFront(o, srv.Server.Config.Handler, m.Service, inv)
 	// NewServer has already started serving vcsim's own mux. Nothing can connect before
 	// the URL file below exists, so replacing the handler here is not observable; it is the
 	// only way to put our interceptors in front of vcsim's fixed routes.

@@ -12,8 +12,9 @@ import (
 // options.maxObjects, always answers with every object and no token, and does not
 // implement ContinueRetrievePropertiesEx at all. A real host pages (with maxObjects, and
 // by its own policy without it), so a client that ignores the token silently loses
-// objects on a big host. With -page-size N we cut vcsim's full answer into pages of
-// min(maxObjects, N) and serve the rest through ContinueRetrievePropertiesEx.
+// objects on a big host. With -page-size N we cut vcsim's result into pages of
+// min(maxObjects, N) before it is encoded (front.go retrieveStreamed) and serve the
+// rest through ContinueRetrievePropertiesEx.
 type pager struct {
 	pageSize int
 

@@ -65,7 +65,7 @@ func startTestSim(t *testing.T, license string) *testSim {
 	}
 	m.Service.Listen = &url.URL{Host: "127.0.0.1:0", User: url.UserPassword(o.user, o.password)}
 	srv := m.Service.NewServer()
-	fr := newFront(o, srv.Server.Config.Handler, inv)
+	fr := newFront(o, srv.Server.Config.Handler, m.Service, inv)
 	srv.Server.Config.Handler = fr
 	t.Cleanup(func() { srv.Close(); m.Remove() })
 
