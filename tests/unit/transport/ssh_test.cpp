@@ -519,12 +519,14 @@ TEST_F(SshdTest, CallAndIdleTimeouts) {
   EXPECT_TRUE(contains(msg, "call timeout")) << msg;
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 
-  // A command that keeps talking is not idle, however long it runs.
+  // A command that keeps talking is not idle, however long it runs: output
+  // every 0.2 s against a 2 s idle timeout (a tenfold margin for a loaded
+  // machine), 1.2 s in all.
   limits.call_timeout_s = 0;
-  limits.idle_timeout_s = 1;
+  limits.idle_timeout_s = 2;
   SshConnection c2(settings(), limits);
-  auto r = c2.run({"sh", "-c", "for i in 1 2 3 4; do echo $i; sleep 0.5; done"});
-  EXPECT_EQ(r.out, "1\n2\n3\n4\n");
+  auto r = c2.run({"sh", "-c", "for i in 1 2 3 4 5 6; do echo $i; sleep 0.2; done"});
+  EXPECT_EQ(r.out, "1\n2\n3\n4\n5\n6\n");
   msg = error_of([&] { c2.run({"sleep", "10"}); }, Exit::connection);
   EXPECT_TRUE(contains(msg, "idle timeout")) << msg;
   // Streams have the idle timeout too.
