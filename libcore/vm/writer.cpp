@@ -229,7 +229,7 @@ struct VmWriters::Link {
     std::string ssh_uuid = vim::parse_hostsummary_uuid(r.out);
     if (!vim::hardware_uuids_equal(api_uuid, ssh_uuid)) {
       refused = "SSH access " + name + " does not lead to the host of " + api.endpoint().id +
-                ": the API there reports hardware uuid " + quote(api_uuid) +
+                ": its API reports hardware uuid " + quote(api_uuid) +
                 ", vim-cmd hostsvc/hostsummary over SSH at " + name + " reports " +
                 quote(ssh_uuid) + "; check `ssh:` (or CESO_SSH) for " + api.endpoint().id +
                 "; nothing was changed over SSH";
