@@ -195,7 +195,7 @@ local_count() { sim_stats | jq -r --arg m "$1" '.local_soap[$m] // 0'; }
   log0=$(ssh_commands_of "$other" | wc -l)
   cpus=$(ceso-info f1 | jq .cpus)
   sim_reset
-  for cmd in "ceso-power on f1" "ceso-snap create --name x f1" "ceso-set --cpus 2 f1"; do
+  for cmd in "ceso-power on f1" "ceso-snap create --name x f1" "ceso-set --cpus $((cpus + 1)) f1"; do
     run $cmd
     assert_status 2
     assert_contains "$output" "SSH access $CESO_SSH does not lead to the host of $id"
