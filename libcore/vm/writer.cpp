@@ -119,7 +119,47 @@ SshResult VmWriter::host_command(const std::vector<std::string>& argv) {
 
 std::string VmWriter::name() const { return "the API"; }
 
-// One endpoint's SSH connection, opened at its first command.
+namespace {
+
+// The hardware uuid of the one HostSystem behind `c` (summary.hardware.uuid):
+// one RetrievePropertiesEx from the root folder down to the hosts. Throws
+// Error(usage) for a vCenter or an inventory of other than one host (vim-cmd
+// over SSH speaks for one host only), Error(failure) when the host reports
+// none.
+std::string api_host_uuid(vim::Client& c) {
+  const vim::ServiceContent& sc = c.content();
+  if (sc.is_vcenter())
+    usage_error(c.endpoint().id +
+                " is a vCenter: changes over SSH go to a standalone ESXi host's own endpoint; "
+                "configure `ssh:` on that host's entry instead");
+  std::string spec =
+      "<specSet>" + vim::prop_set_xml("HostSystem", {"summary.hardware.uuid"}) + "<objectSet>" +
+      vim::moref_xml("obj", sc.root_folder) + "<skip>true</skip>" +
+      vim::traversal_xml("folder", "Folder", "childEntity", false, {"folder", "dc", "crHost"}) +
+      vim::traversal_xml("dc", "Datacenter", "hostFolder", true, {"folder"}) +
+      vim::traversal_xml("crHost", "ComputeResource", "host", false, {}) + "</objectSet></specSet>";
+  std::vector<std::string> uuids;
+  c.for_each_object(spec, [&](vim::ObjectContent&& o) {
+    if (o.obj.type == "HostSystem") uuids.push_back(o.text("summary.hardware.uuid"));
+  });
+  if (uuids.size() != 1)
+    usage_error(c.endpoint().id + " lists " + std::to_string(uuids.size()) +
+                " hosts over the API; changes over SSH need the endpoint of one standalone host");
+  if (uuids.front().empty())
+    fail(c.endpoint().id +
+         " reports no hardware uuid (summary.hardware.uuid): cannot confirm that its SSH access "
+         "leads to the same host, so nothing is changed over SSH");
+  return uuids.front();
+}
+
+}  // namespace
+
+// One endpoint's SSH connection, opened at its first command. Each new
+// connection (the first, and one opened again after a lost one, which may
+// reach another machine) is used only once `vim-cmd hostsvc/hostsummary`
+// there has printed the hardware uuid the API reports for the endpoint's
+// host (read once per run): a `ssh:` that leads to another host is refused
+// before any command of the tool runs there, for good in this run.
 struct VmWriters::Link {
   SshSettings settings;
   SshLimits limits;
@@ -127,21 +167,22 @@ struct VmWriters::Link {
   std::mutex mutex;  // one command at a time
   std::unique_ptr<SshConnection> conn;
   uint64_t commands = 0;
-  std::mutex verify_mutex;
-  bool verified = false;  // the SSH host is the API's host (verify_same_host)
+  std::string api_uuid;  // summary.hardware.uuid over the API, "" = not read yet
+  std::string refused;   // the message of a failed identity check, "" = none
 
   // Runs argv and returns what it printed, whatever its exit status.
-  SshResult exec(const std::vector<std::string>& argv, std::string_view input = {}) {
+  SshResult exec(vim::Client& api, const std::vector<std::string>& argv,
+                 std::string_view input = {}) {
     std::lock_guard<std::mutex> lock(mutex);
-    connect();
+    connect(api);
     ++commands;
     return conn->run(argv, input);
   }
 
-  SshResult exec_input(const std::vector<std::string>& argv, const SshConnection::InputFn& input,
-                       const std::function<bool()>& cancel) {
+  SshResult exec_input(vim::Client& api, const std::vector<std::string>& argv,
+                       const SshConnection::InputFn& input, const std::function<bool()>& cancel) {
     std::lock_guard<std::mutex> lock(mutex);
-    connect();
+    connect(api);
     ++commands;
     return conn->run_input(argv, input, cancel);
   }
@@ -149,10 +190,10 @@ struct VmWriters::Link {
   // Runs argv with its stdout streamed to `sink`; a sink that throws ends
   // the stream early (the connection is closed; the next command opens a
   // new one).
-  SshResult exec_output(const std::vector<std::string>& argv,
+  SshResult exec_output(vim::Client& api, const std::vector<std::string>& argv,
                         const std::function<void(const char*, size_t)>& sink) {
     std::lock_guard<std::mutex> lock(mutex);
-    connect();
+    connect(api);
     ++commands;
     std::unique_ptr<SshStream> s = conn->stream(argv);
     std::vector<char> buf(256u << 10);
@@ -165,20 +206,45 @@ struct VmWriters::Link {
   }
 
   // The connection, opened at the first command; opened again (host key
-  // checked again) after it was lost, so a rollback can still run.
-  void connect() {
+  // checked again, identity checked again) after it was lost, so a rollback
+  // can still run.
+  void connect(vim::Client& api) {
+    if (!refused.empty()) usage_error(refused);
     if (conn && !conn->lost()) return;
     conn.reset();
-    conn = std::make_unique<SshConnection>(settings, limits);
+    if (api_uuid.empty()) api_uuid = api_host_uuid(api);
+    auto fresh = std::make_unique<SshConnection>(settings, limits);
+    ++commands;
+    constexpr std::string_view kWhat = "vim-cmd hostsvc/hostsummary";
+    SshResult r = fresh->run({"vim-cmd", "hostsvc/hostsummary"});
+    // The summary is itself a "(vim.X) {" block, which check_result would
+    // take for a fault: it looks only at output that is not a summary.
+    size_t start = r.out.find_first_not_of(" \t\r\n");
+    bool summary =
+        start != std::string::npos && r.out.compare(start, 20, "(vim.host.Summary) {") == 0;
+    if (!summary)
+      vim::check_result(r, kWhat, name);  // a fault block, or the exit status
+    else if (!r.ok())
+      fail(std::string(kWhat) + " on " + name + " failed" + r.ending());
+    std::string ssh_uuid = vim::parse_hostsummary_uuid(r.out);
+    if (!vim::hardware_uuids_equal(api_uuid, ssh_uuid)) {
+      refused = "SSH access " + name + " does not lead to the host of " + api.endpoint().id +
+                ": its API reports hardware uuid " + quote(api_uuid) +
+                ", vim-cmd hostsvc/hostsummary over SSH at " + name + " reports " +
+                quote(ssh_uuid) + "; check `ssh:` (or CESO_SSH) for " + api.endpoint().id +
+                "; nothing was changed over SSH";
+      usage_error(refused);
+    }
+    conn = std::move(fresh);
   }
 
   // A vim-cmd: its result checked for fault blocks and the exit status
   // (vim::check_result); a transient ManagedObjectNotFound is tried again,
   // up to kAttempts times, with a short pause.
-  SshResult vimcmd(const std::vector<std::string>& argv, std::string_view what) {
+  SshResult vimcmd(vim::Client& api, const std::vector<std::string>& argv, std::string_view what) {
     constexpr int kAttempts = 4;
     for (int attempt = 1;; ++attempt) {
-      SshResult r = exec(argv);
+      SshResult r = exec(api, argv);
       try {
         vim::check_result(r, what, name);
         return r;
@@ -192,9 +258,9 @@ struct VmWriters::Link {
 
   // A plain shell command (cat, mv): only its exit status counts; what it
   // prints is file content, not host messages.
-  SshResult shell(const std::vector<std::string>& argv, std::string_view what,
+  SshResult shell(vim::Client& api, const std::vector<std::string>& argv, std::string_view what,
                   std::string_view input = {}) {
-    SshResult r = exec(argv, input);
+    SshResult r = exec(api, argv, input);
     if (!r.ok()) fail(std::string(what) + " on " + name + " failed" + r.ending());
     return r;
   }
@@ -257,15 +323,15 @@ class SshVmWriter : public VmWriter {
   }
 
   SshResult shell(const std::vector<std::string>& argv, std::string_view input) override {
-    return link_->exec(argv, input);
+    return link_->exec(c_, argv, input);
   }
   SshResult shell_input(const std::vector<std::string>& argv, const SshConnection::InputFn& input,
                         const std::function<bool()>& cancel) override {
-    return link_->exec_input(argv, input, cancel);
+    return link_->exec_input(c_, argv, input, cancel);
   }
   SshResult shell_output(const std::vector<std::string>& argv,
                          const std::function<void(const char*, size_t)>& sink) override {
-    return link_->exec_output(argv, sink);
+    return link_->exec_output(c_, argv, sink);
   }
   std::string name() const override { return link_->name; }
 
@@ -276,12 +342,10 @@ class SshVmWriter : public VmWriter {
   }
 
   SshResult host_command(const std::vector<std::string>& argv) override {
-    verify_same_host();
-    return link_->exec(argv);
+    return link_->exec(c_, argv);
   }
 
   void edit_vmx_file(const vim::MoRef& vm, const VmxEditor& editor) override {
-    verify_same_host();
     // The .vmx path from the API (reads stay there), confirmed by getallvms:
     // the vmid must still be the VM of that file.
     auto objs = c_.retrieve({vm}, {"config.files.vmPathName"});
@@ -300,7 +364,7 @@ class SshVmWriter : public VmWriter {
       fail(
           "the VM is not powered off; over SSH (free ESXi) its settings change only while it is "
           "off, by editing its .vmx (ceso-power off, then ceso-set again)");
-    SshResult text = link_->shell({"cat", path}, "reading " + path);
+    SshResult text = link_->shell(c_, {"cat", path}, "reading " + path);
     std::vector<VmxChange> changes = editor(text.out);
     if (changes.empty()) return;
     std::string edited = edit_vmx(text.out, changes);
@@ -310,11 +374,11 @@ class SshVmWriter : public VmWriter {
     std::string tmp = dir + "/.ceso-" + path.substr(path.rfind('/') + 1) + ".tmp";
     auto replace = [&](const std::string& content) {
       try {
-        link_->shell({"sh", "-c", "cat > \"$1\"", "sh", tmp}, "writing " + tmp, content);
-        link_->shell({"mv", "-f", tmp, path}, "renaming " + tmp);
+        link_->shell(c_, {"sh", "-c", "cat > \"$1\"", "sh", tmp}, "writing " + tmp, content);
+        link_->shell(c_, {"mv", "-f", tmp, path}, "renaming " + tmp);
       } catch (const Error&) {
         try {
-          link_->exec({"rm", "-f", tmp});  // best effort: the .vmx itself is unchanged
+          link_->exec(c_, {"rm", "-f", tmp});  // best effort: the .vmx itself is unchanged
         } catch (const Error&) {
         }
         throw;
@@ -336,42 +400,15 @@ class SshVmWriter : public VmWriter {
   }
 
  private:
-  // A change: only once the SSH host is known to be the API's host.
+  // A change (the link has checked that the SSH host is the API's host).
   SshResult write(const std::string& verb, std::vector<std::string> args) {
-    verify_same_host();
     return vimcmd(verb, std::move(args));
-  }
-
-  // A vmid means a VM only on its own host: before the first change over a
-  // connection, the VMs the API lists (id and .vmx path, one call) must be
-  // the rows getallvms prints there for those ids (one command), so a
-  // `ssh:` that leads to another host never acts on that host's VM of the
-  // same id. VMs that come or go between the two reads are left out.
-  void verify_same_host() {
-    std::lock_guard<std::mutex> lock(link_->verify_mutex);
-    if (link_->verified) return;
-    auto vms = c_.retrieve_all_vms({"config.files.vmPathName"});
-    SshResult all = vimcmd("vmsvc/getallvms", {});
-    auto rows = vim::parse_getallvms(all.out);
-    for (const auto& o : vms) {
-      std::string path = o.text("config.files.vmPathName");
-      bool listed = std::any_of(rows.begin(), rows.end(),
-                                [&](const vim::GetAllVmsRow& r) { return r.vmid == o.obj.value; });
-      if (!listed || path.empty()) continue;  // gone or added meanwhile
-      auto ids = vim::vmids_for_vmx(all.out, path);
-      if (std::find(ids.begin(), ids.end(), o.obj.value) == ids.end())
-        usage_error("SSH access " + link_->name + " does not lead to the host of " +
-                    c_.endpoint().id + ": VM " + o.obj.value + " is " + quote(path) +
-                    " there over the API but not in vim-cmd vmsvc/getallvms over SSH; check `ssh:` "
-                    "(or CESO_SSH) for this host");
-    }
-    link_->verified = true;
   }
 
   SshResult vimcmd(std::string_view verb, std::vector<std::string> args) {
     std::vector<std::string> argv{"vim-cmd", std::string(verb)};
     for (auto& a : args) argv.push_back(std::move(a));
-    return link_->vimcmd(argv, "vim-cmd " + std::string(verb));
+    return link_->vimcmd(c_, argv, "vim-cmd " + std::string(verb));
   }
 
   vim::Client& c_;

@@ -129,6 +129,11 @@ std::unique_ptr<VmWriter> make_api_writer(vim::Client& c);
 // endpoint, opened at its first command (a dry run never connects; opened again
 // after it was lost, so a rollback can run) and
 // shared by every worker of a parallel run (commands one at a time).
+// Each connection is used only once it has proved to reach the endpoint's
+// host: `vim-cmd hostsvc/hostsummary` there prints the hardware uuid the API
+// reports (summary.hardware.uuid of the endpoint's one HostSystem, read once
+// per run); otherwise every command over it is refused with Error(usage)
+// naming both uuids (docs/esxi.md "Free-licensed hosts over SSH").
 // Thread-safe.
 class VmWriters {
  public:

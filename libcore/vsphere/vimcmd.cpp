@@ -146,6 +146,83 @@ PowerState parse_power_state(std::string_view output) {
              "no \"Retrieved runtime info\"");
 }
 
+std::string parse_hostsummary_uuid(std::string_view output) {
+  constexpr std::string_view kCommand = "vim-cmd hostsvc/hostsummary";
+  constexpr std::string_view kHardware = "hardware = (vim.host.Summary.HardwareSummary) {";
+  constexpr size_t kMaxUuid = 64;
+  auto lines = split_lines(output);
+  size_t i = 0;
+  while (i < lines.size() && trim(lines[i]).empty()) ++i;
+  if (i == lines.size() || trim(lines[i]) != "(vim.host.Summary) {")
+    unexpected(kCommand, output, i < lines.size() ? i + 1 : 0,
+               i < lines.size() ? lines[i] : std::string_view(), "no \"(vim.host.Summary) {\"");
+  // Nesting as vim-cmd prints it: a line ending in '{' or '[' opens a level,
+  // a line starting with '}' or ']' closes one. The summary's own fields are
+  // at depth 1, the hardware block's at depth 2.
+  size_t depth = 1, hardware_blocks = 0, uuid_line = 0;
+  bool in_hardware = false;
+  std::string_view uuid;
+  for (++i; i < lines.size(); ++i) {
+    std::string_view t = trim(lines[i]);
+    if (depth == 0) {
+      if (!t.empty()) unexpected(kCommand, output, i + 1, lines[i], "text after the summary");
+      continue;
+    }
+    if (!t.empty() && (t.front() == '}' || t.front() == ']')) {
+      --depth;
+      if (depth < 2) in_hardware = false;
+    }
+    if (depth == 1 && t == kHardware) {
+      if (++hardware_blocks > 1)
+        unexpected(kCommand, output, i + 1, lines[i], "a second hardware block");
+      in_hardware = true;
+    } else if (in_hardware && depth == 2 && t.substr(0, 4) == "uuid" &&
+               (t.size() == 4 || blank(t[4]) || t[4] == '=')) {
+      if (uuid_line) unexpected(kCommand, output, i + 1, lines[i], "a second uuid line");
+      uuid_line = i + 1;
+      std::string_view v = t.substr(4);
+      v = trim(v);
+      if (v.empty() || v.front() != '=')
+        unexpected(kCommand, output, i + 1, lines[i], "not `uuid = \"...\"`");
+      v = trim(v.substr(1));
+      if (!v.empty() && v.back() == ',') v = trim(v.substr(0, v.size() - 1));
+      if (v == "<unset>")
+        unexpected(kCommand, output, i + 1, lines[i], "the host reports no hardware uuid");
+      if (v.size() < 2 || v.front() != '"' || v.back() != '"')
+        unexpected(kCommand, output, i + 1, lines[i], "the uuid is not a quoted value");
+      uuid = trim(v.substr(1, v.size() - 2));
+      bool hex = !uuid.empty() && uuid.size() <= kMaxUuid &&
+                 std::all_of(uuid.begin(), uuid.end(),
+                             [](char c) {
+                               return digit(c) || (c >= 'a' && c <= 'f') ||
+                                      (c >= 'A' && c <= 'F') || c == '-';
+                             }) &&
+                 uuid.find_first_not_of('-') != std::string_view::npos;
+      if (!hex)
+        unexpected(kCommand, output, i + 1, lines[i],
+                   "the uuid is not hex digits and '-' (at most 64)");
+    }
+    if (!t.empty() && (t.back() == '{' || t.back() == '[')) ++depth;
+  }
+  if (depth != 0) unexpected(kCommand, output, 0, "", "the summary does not end");
+  if (!hardware_blocks) unexpected(kCommand, output, 0, "", "no hardware block");
+  if (!uuid_line) unexpected(kCommand, output, 0, "", "no uuid in the hardware block");
+  return std::string(uuid);
+}
+
+bool hardware_uuids_equal(std::string_view a, std::string_view b) {
+  a = trim(a);
+  b = trim(b);
+  if (a.empty() || a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
 std::vector<Snapshot> parse_snapshot_get(std::string_view output) {
   constexpr std::string_view kCommand = "vim-cmd vmsvc/snapshot.get";
   std::vector<Snapshot> out;

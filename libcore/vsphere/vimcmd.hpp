@@ -60,6 +60,20 @@ struct Snapshot {
 // (a depth jump, a snapshot without an id, a repeated id).
 std::vector<Snapshot> parse_snapshot_get(std::string_view output);
 
+// `vim-cmd hostsvc/hostsummary`: the host's HostSystem summary as hostd
+// prints it, "(vim.host.Summary) {" … with a block "hardware =
+// (vim.host.Summary.HardwareSummary) {" holding `uuid = "…"` — the same
+// value the API reports as summary.hardware.uuid (hostd answers both;
+// docs/esxi.md). Returns that uuid, trimmed, as printed (compare it without
+// case: hardware_uuids_equal). Throws Error(failure) naming the line for
+// output that is not such a summary: no summary, no hardware block or two,
+// no uuid line in it or two, a value that is not one quoted run of hex
+// digits and '-' (at most 64), `<unset>` or empty.
+std::string parse_hostsummary_uuid(std::string_view output);
+// Whether two hardware uuids are the same: equal once trimmed, without case.
+// Empty never equals anything.
+bool hardware_uuids_equal(std::string_view a, std::string_view b);
+
 // The first fault block in `text` — a line "(vim.fault.NotFound) {" at the
 // start, up to a line "}" — as a Fault with the exit code and explanation
 // of the API's fault of that type (fault_meaning), its `msg = "…"` as the

@@ -50,7 +50,7 @@ free_clean() {
   [ ! -e "$(ds_of "$1")/$2" ] || { echo "left on $1: $(ls -a "$(ds_of "$1")/$2")" >&2; return 1; }
 }
 
-teardown_file() { for s in a b v f g; do on_sim "$s" stop >/dev/null 2>&1 || true; done; }
+teardown_file() { for s in a b v f g x; do on_sim "$s" stop >/dev/null 2>&1 || true; done; }
 
 # start_free NAME SPEC [ssh]: a free-licensed simulator (with SSH access when "ssh"), added
 # to the config file as host NAME (and as NAME-nossh, the same host without SSH access).
@@ -351,15 +351,17 @@ Destroy_Task ssh"
   assert_eq "$(ceso-ls -H a --name web01)" ""
   [ ! -e "$(ds_of a)/web01" ]
   # nothing went through the free host's API writes or /folder PUT: all over SSH, in
-  # this order: mkdir, the writes, the read-backs, registervm
+  # this order: the host check, mkdir, the writes, the read-backs, registervm
   [ "$(http_count f 'PUT /folder')" -eq 0 ]
   cmds=$(ssh_log f | tail -n +"$((log0 + 1))")
+  assert_eq "$(echo "$cmds" | head -1)" "'vim-cmd' 'hostsvc/hostsummary' "
+  assert_eq "$(echo "$cmds" | grep -c hostsummary)" 1
   echo "$cmds" | grep -q "^'mkdir' '/vmfs/volumes/LocalDS_0/web01'"
   n=$(echo "$output" | jq '.files | length')
   assert_eq "$(echo "$cmds" | grep -c "cat >")" "$n"
   assert_eq "$(echo "$cmds" | grep -c "^'cat' '/vmfs/volumes/LocalDS_0/web01/")" "$n"
   order=$(echo "$cmds" | sed -nE "s/^'(mkdir|sh|cat|vim-cmd)'.*/\1/p" | uniq | tr '\n' ' ')
-  assert_eq "$order" "mkdir sh cat vim-cmd "
+  assert_eq "$order" "vim-cmd mkdir sh cat vim-cmd "
   echo "$cmds" | grep -q "^'vim-cmd' 'solo/registervm' '/vmfs/volumes/LocalDS_0/web01/web01.vmx' 'web01'"
   audit=$(jq -c 'select(.tool=="ceso-mv" and .vm=="web01")' "$XDG_STATE_HOME/ceso/audit.log" | tail -2)
   assert_eq "$(echo "$audit" | jq -r '[.endpoint, .operation, .transport, .result] | join(" ")')" \
@@ -430,6 +432,34 @@ Destroy_Task api"
   [ "$(http_count a 'GET /folder')" -eq 0 ]
   assert_eq "$(ssh_log f | wc -l)" "$log0"
   source_intact_target_clean
+}
+
+@test "free target whose ssh: leads to another host: refused (exit 2) before anything is sent; nothing on either host, source intact" {
+  local port logf logx
+  if [ ! -f "$(sim_dir x)/url" ]; then
+    mkdir -p "$(sim_dir x)"
+    port=$(on_sim x start -vms 0 --license free --ssh | grep -o 'CESO_SIM_SSH_PORT=[0-9]*' | cut -d= -f2)
+    # x: another free host; fx: f's API with x's SSH access (a mistyped ssh:)
+    printf '  x:\n    url: %s\n    user: root\n    password_file: %s\n' \
+      "$(cat "$(sim_dir x)/url")" "$(sim_dir x)/password" >>"$XDG_CONFIG_HOME/ceso/config"
+    printf '  fx:\n    url: %s\n    user: root\n    password_file: %s\n    ssh: root@127.0.0.1:%s\n    ssh_identity: %s\n    ssh_host_key: %s\n' \
+      "$(cat "$(sim_dir f)/url")" "$(sim_dir f)/password" "$port" \
+      "$(sim_dir x)/ssh/id_ed25519" "$(cat "$(sim_dir x)/ssh/fingerprint")" >>"$XDG_CONFIG_HOME/ceso/config"
+  fi
+  on_sim a reset >/dev/null
+  logf=$(ssh_log f | wc -l)
+  logx=$(ssh_log x | wc -l)
+  run ceso-mv -H a web01 --to fx
+  assert_status 2
+  assert_contains "$output" "does not lead to the host of $(id_of f)"
+  assert_contains "$output" "check \`ssh:\` (or CESO_SSH) for $(id_of f)"
+  # the source was not even read, and only the check ran on the other host
+  [ "$(http_count a 'GET /folder')" -eq 0 ]
+  assert_eq "$(ssh_log f | wc -l)" "$logf"
+  assert_eq "$(ssh_log x | tail -n +"$((logx + 1))")" "'vim-cmd' 'hostsvc/hostsummary' "
+  source_intact_target_clean
+  free_clean f web01
+  free_clean x web01
 }
 
 @test "free target, a write cut short that the host does not report: the read-back finds it, target cleaned, source intact" {

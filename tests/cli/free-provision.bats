@@ -24,6 +24,8 @@ teardown_file() { sim_stop; }
 
 setup() { "$SIMCTL" shim-fault >/dev/null; }
 
+teardown() { other_stop "$BATS_TEST_TMPDIR/other"; }
+
 # API writes seen by the simulator since the last reset (must stay 0 here).
 api_writes() {
   "$SIMCTL" stats | jq '[.soap | to_entries[] | select(.key | test("Task$|MakeDirectory|Register|Unregister")) | .value] | add // 0'
@@ -177,6 +179,31 @@ sshd_logins() { grep -c 'Accepted publickey' "$CESO_SIM_STATE/ssh/sshd.log" || t
   run env -u CESO_SSH ceso-mkvm --transport ssh --from golden nossh01
   assert_status 2
   assert_contains "$output" "CESO_SSH"
+}
+
+@test "free host: SSH access that leads to another host: mkvm and clone refused (exit 2), nothing on either host" {
+  local other="$BATS_TEST_TMPDIR/other" log0
+  other_start "$other" -vms 0 # a new host: no VM the old check could have compared
+  sim_reset
+  log0=$(ssh_commands_of "$other" | wc -l)
+  env $(other_ssh "$other") ceso-mkvm --from golden wrong01 >"$BATS_TEST_TMPDIR/out" 2>&1 && rc=0 || rc=$?
+  err=$(cat "$BATS_TEST_TMPDIR/out")
+  assert_eq "$rc" 2
+  assert_contains "$err" "does not lead to the host of"
+  assert_contains "$err" "vim-cmd hostsvc/hostsummary over SSH"
+  env $(other_ssh "$other") ceso-clone golden wrong02 --no-power-on >"$BATS_TEST_TMPDIR/out" 2>&1 && rc=0 || rc=$?
+  err=$(cat "$BATS_TEST_TMPDIR/out")
+  assert_eq "$rc" 2
+  assert_contains "$err" "does not lead to the host of"
+  assert_eq "$(api_writes)" 0
+  assert_eq "$(local_count CopyVirtualDisk_Task)" 0
+  for name in wrong01 wrong02; do
+    nothing_left "$name"
+    on_other "$other" nothing_left "$name"
+  done
+  assert_eq "$(ssh_commands_of "$other" "$log0")" "'vim-cmd' 'hostsvc/hostsummary'
+'vim-cmd' 'hostsvc/hostsummary'"
+  other_stop "$other"
 }
 
 @test "free host: clone with re-IP: new identity, new address, the source untouched" {

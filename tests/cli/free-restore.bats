@@ -36,7 +36,10 @@ setup() {
   rm -f "$CESO_SIM_STATE/ssh/fsize" "$CESO_SIM_STATE/ssh/hold"
 }
 
-teardown() { rm -f "$CESO_SIM_STATE/ssh/fsize" "$CESO_SIM_STATE/ssh/hold"; }
+teardown() {
+  rm -f "$CESO_SIM_STATE/ssh/fsize" "$CESO_SIM_STATE/ssh/hold"
+  other_stop "$BATS_TEST_TMPDIR/other"
+}
 
 backup_id() { cat "$BATS_FILE_TMPDIR/id"; }
 api_writes() {
@@ -196,6 +199,7 @@ descendants() {
 }
 
 @test "free host: the SSH connection cut in the middle of a stream: rolled back over a new one" {
+  before=$(ssh_commands)
   echo $((1024 * 1024)) >"$CESO_SIM_STATE/ssh/hold"
   ceso-restore "$(backup_id)" --as app09 >/dev/null 2>"$BATS_TEST_TMPDIR/err" &
   pid=$!
@@ -212,6 +216,27 @@ descendants() {
   assert_eq "$rc" 1
   assert_contains "$err" "rolled back: folder [LocalDS_0] app09"
   nothing_left app09
+  # the new connection proved again that it reaches this host before the rollback ran
+  assert_eq "$(ssh_commands_of "$CESO_SIM_STATE" "$before" | grep -c "^'vim-cmd' 'hostsvc/hostsummary'")" 2
+}
+
+@test "free host: SSH access that leads to another host: restore refused (exit 2), nothing on either host" {
+  local other="$BATS_TEST_TMPDIR/other" log0
+  other_start "$other" -vms 0
+  log0=$(ssh_commands_of "$other" | wc -l)
+  before=$(ssh_commands)
+  env $(other_ssh "$other") ceso-restore "$(backup_id)" --as app10 >"$BATS_TEST_TMPDIR/out" 2>&1 && rc=0 || rc=$?
+  err=$(cat "$BATS_TEST_TMPDIR/out")
+  assert_eq "$rc" 2
+  assert_contains "$err" "does not lead to the host of"
+  assert_contains "$err" "check \`ssh:\` (or CESO_SSH)"
+  nothing_left app10
+  on_other "$other" nothing_left app10
+  assert_eq "$(api_writes)" 0
+  assert_eq "$(http_count 'PUT /folder')" 0
+  assert_eq "$(ssh_commands)" "$before"
+  assert_eq "$(ssh_commands_of "$other" "$log0")" "'vim-cmd' 'hostsvc/hostsummary'"
+  other_stop "$other"
 }
 
 @test "free host: a damaged disk in the backup fails its stream and rolls back" {

@@ -13,10 +13,12 @@ setup_file() {
 [{"name":"f1","power":"off"},{"name":"f2","power":"on"},{"name":"f3","power":"off"},
  {"name":"fname","power":"off"},{"name":"fdry","power":"on"}]
 JSON
-  sim_start --license free --ssh -vms 0 -vm-spec "$spec"
+  sim_start --license free --ssh -vms 0 -vm-spec "$spec" -host-uuid 5A5A5A5A-0000-4000-8000-00000000000A
 }
 
 teardown_file() { sim_stop; }
+
+teardown() { other_stop "$BATS_TEST_TMPDIR/other"; }
 
 setup() {
   export CESO_SSH="$CESO_SIM_SSH_USER@127.0.0.1:$CESO_SIM_SSH_PORT"
@@ -178,14 +180,66 @@ local_count() { sim_stats | jq -r --arg m "$1" '.local_soap[$m] // 0'; }
   assert_contains "$output" "cannot change devices"
 }
 
-@test "SSH access that leads to another host is refused before any change (exit 2)" {
-  local other="$BATS_TEST_TMPDIR/other" spec="$BATS_TEST_TMPDIR/o.json"
+# The identity check (vm/writer VmWriters::Link::connect): SSH access that
+# leads to another host is refused before any command of the tool runs
+# there, whatever VMs either host has.
+@test "SSH access that leads to another host: refused before any change, naming both uuids (exit 2)" {
+  local other="$BATS_TEST_TMPDIR/other" spec="$BATS_TEST_TMPDIR/o.json" log0 id cpus
   echo '[{"name":"o1","power":"off"}]' >"$spec"
-  mkdir -p "$other"
   # Another free host whose VM has the same id as this file's first VM.
-  eval "$(CESO_SIM_STATE="$other" "$SIMCTL" start --license free -vms 0 -vm-spec "$spec")"
-  run ceso-power on o1
-  CESO_SIM_STATE="$other" "$SIMCTL" stop
+  other_start "$other" -vms 0 -vm-spec "$spec" -host-uuid 0b0b0b0b-0000-4000-8000-00000000000b
+  id=$(cat "$CESO_SIM_STATE/url")
+  id=${id#http://}
+  id=${id%/sdk}
+  export $(other_ssh "$other")
+  log0=$(ssh_commands_of "$other" | wc -l)
+  cpus=$(ceso-info f1 | jq .cpus)
+  sim_reset
+  for cmd in "ceso-power on f1" "ceso-snap create --name x f1" "ceso-set --cpus $((cpus + 1)) f1"; do
+    run $cmd
+    assert_status 2
+    assert_contains "$output" "SSH access $CESO_SSH does not lead to the host of $id"
+    assert_contains "$output" "'5A5A5A5A-0000-4000-8000-00000000000A'"
+    assert_contains "$output" "'0b0b0b0b-0000-4000-8000-00000000000b'"
+    assert_contains "$output" "check \`ssh:\` (or CESO_SSH) for $id"
+  done
+  # nothing changed on either host, and the other host ran the check only
+  assert_eq "$(power_of f1)" off
+  assert_eq "$(ceso-snap ls f1 | wc -l)" 0
+  assert_eq "$(ceso-info f1 | jq .cpus)" "$cpus"
+  assert_eq "$(local_count PowerOnVM_Task)" 0
+  assert_eq "$(on_other "$other" ceso-ls --name o1 | jq -r .power)" off
+  assert_eq "$(ssh_commands_of "$other" "$log0" | sort -u)" "'vim-cmd' 'hostsvc/hostsummary'"
+  assert_eq "$(ssh_commands_of "$other" "$log0" | wc -l)" 3 # one per run
+  # The other way round: the API of the other host, SSH to this one.
+  log0=$(ssh_commands_of "$CESO_SIM_STATE" | wc -l)
+  export CESO_SSH="$CESO_SIM_SSH_USER@127.0.0.1:$CESO_SIM_SSH_PORT"
+  export CESO_SSH_IDENTITY="$CESO_SIM_SSH_KEY" CESO_SSH_HOST_KEY="$CESO_SIM_SSH_FINGERPRINT"
+  run on_other "$other" ceso-power on o1
   assert_status 2
   assert_contains "$output" "does not lead to the host of"
+  assert_eq "$(on_other "$other" ceso-ls --name o1 | jq -r .power)" off
+  assert_eq "$(ssh_commands_of "$CESO_SIM_STATE" "$log0")" "'vim-cmd' 'hostsvc/hostsummary'"
+  other_stop "$other"
+}
+
+@test "the identity check costs one SSH command per run, the first" {
+  local log0
+  log0=$(ssh_commands_of "$CESO_SIM_STATE" | wc -l)
+  run bash -c 'ceso-ls --name "f[13]" | ceso-power on'
+  assert_status 0
+  assert_eq "$(ssh_commands_of "$CESO_SIM_STATE" "$log0" | head -1)" "'vim-cmd' 'hostsvc/hostsummary'"
+  assert_eq "$(ssh_commands_of "$CESO_SIM_STATE" "$log0" | grep -c hostsummary)" 1
+  ceso-ls --name 'f[13]' | ceso-power off >/dev/null
+}
+
+@test "the identity check failing on the host (a fault block from hostsummary): nothing else runs, nothing changes" {
+  local log0
+  log0=$(ssh_commands_of "$CESO_SIM_STATE" | wc -l)
+  "$SIMCTL" shim-fault 'vim-cmd hostsvc/hostsummary HostCommunication 1' >/dev/null
+  run ceso-power on f1
+  assert_status 6
+  assert_contains "$output" "vim-cmd hostsvc/hostsummary on $CESO_SSH failed: HostCommunication"
+  assert_eq "$(ssh_commands_of "$CESO_SIM_STATE" "$log0")" "'vim-cmd' 'hostsvc/hostsummary'"
+  assert_eq "$(power_of f1)" off
 }

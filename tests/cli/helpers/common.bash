@@ -89,6 +89,34 @@ ds_file() {
   ds=${ds%%]*}
   echo "$("$SIMCTL" datastore | jq -r --arg d "$ds" '.[$d]')/$path"
 }
+# Another host for "SSH access that leads to the wrong host" tests: a second
+# free-licensed simulator with SSH in DIR (`other_start DIR [FLAGS…]`, its
+# `simctl start` exports kept in DIR/exports). `on_other DIR CMD…` runs CMD
+# against it (its CESO_URL, CESO_SIM_STATE… in a subshell); `other_ssh DIR`
+# prints the CESO_SSH… assignments that lead to its sshd, for `env`/export;
+# `other_stop DIR` stops it (nothing if it is not running).
+other_start() {
+  local dir=$1
+  shift
+  mkdir -p "$dir"
+  CESO_SIM_STATE="$dir" "$SIMCTL" start --license free --ssh "$@" >"$dir/exports"
+}
+on_other() { (
+  # shellcheck disable=SC1091
+  . "$1/exports"
+  "${@:2}"
+); }
+other_ssh() { (
+  # shellcheck disable=SC1091
+  . "$1/exports"
+  echo "CESO_SSH=$CESO_SIM_SSH_USER@127.0.0.1:$CESO_SIM_SSH_PORT" \
+    "CESO_SSH_IDENTITY=$CESO_SIM_SSH_KEY CESO_SSH_HOST_KEY=$CESO_SIM_SSH_FINGERPRINT"
+); }
+other_stop() { [ ! -f "$1/exports" ] || CESO_SIM_STATE="$1" "$SIMCTL" stop >/dev/null 2>&1 || true; }
+# What ran over SSH on a simulator (its sshd's forced command logs each), one
+# line per command (without the blank the log ends each with), after its
+# first N lines: `ssh_commands_of STATE [N]`.
+ssh_commands_of() { tail -n +"$((${2:-0} + 1))" "$1/ssh/commands.log" 2>/dev/null | sed 's/ $//' || true; }
 # Local path of a VM's disk N (0-based) data file: the extent its descriptor names.
 flat_of() {
   local desc

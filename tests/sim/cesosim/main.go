@@ -197,8 +197,11 @@ func run(o *options) error {
 	inv := &inventory{client: c, esx: o.model == "esx"}
 	installPCI(!o.noDynamicPCI) // pci.go; before -vm-spec VMs take devices
 	installNetwork()            // netsys.go
-	installCapacity()           // capacity.go: -host-memory-mib, -datastore-gib…
 	versionDVPortgroups()       // pools.go
+	// capacity.go: -host-memory-mib, -datastore-gib…, and each host's own hardware uuid
+	if err := installCapacity(); err != nil {
+		return err
+	}
 
 	if err := inv.createVMs(ctx, specs, o.fillMiB); err != nil {
 		return err

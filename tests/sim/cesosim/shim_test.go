@@ -775,3 +775,60 @@ func TestEsxcliPassthroughAndPortgroups(t *testing.T) {
 		t.Errorf("portgroup list after remove: %q", out)
 	}
 }
+
+// hostsvc/hostsummary prints the API's summary.hardware.uuid in the hardware block,
+// and each simulator's host gets its own uuid (installCapacity), not vcsim's shared one.
+func TestHostSummaryUUIDIsTheAPIsAndPerInstance(t *testing.T) {
+	s := startTestSim(t, "free")
+	ctx := context.Background()
+	var before []mo.HostSystem
+	c := s.remote("")
+	if err := (&inventory{client: c}).retrieveAll(ctx, "HostSystem", []string{"summary.hardware"}, &before); err != nil || len(before) != 1 {
+		t.Fatalf("hosts %d, %v", len(before), err)
+	}
+	vcsimUUID := before[0].Summary.Hardware.Uuid
+	if err := installCapacity(); err != nil {
+		t.Fatal(err)
+	}
+	var hosts []mo.HostSystem
+	if err := (&inventory{client: c}).retrieveAll(ctx, "HostSystem", []string{"summary.hardware", "hardware.systemInfo"}, &hosts); err != nil {
+		t.Fatal(err)
+	}
+	uuid := hosts[0].Summary.Hardware.Uuid
+	if !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(uuid) ||
+		uuid == vcsimUUID || hosts[0].Hardware.SystemInfo.Uuid != uuid {
+		t.Fatalf("uuid %q (vcsim's %q, systemInfo %q)", uuid, vcsimUUID, hosts[0].Hardware.SystemInfo.Uuid)
+	}
+	out, errOut, code := s.run("vim-cmd", "hostsvc/hostsummary")
+	if code != 0 || errOut != "" || !strings.HasPrefix(out, "(vim.host.Summary) {\n") || !strings.HasSuffix(out, "\n}\n") {
+		t.Fatalf("status %d, stderr %q, output %q", code, errOut, out)
+	}
+	// The uuid line directly in the hardware block, 6 spaces in; the only line of that form.
+	hw := regexp.MustCompile(`(?m)^   hardware = \(vim\.host\.Summary\.HardwareSummary\) \{\n(?:      .*\n)*?      uuid = "([^"]*)",\n`)
+	m := hw.FindStringSubmatch(out)
+	if m == nil || m[1] != uuid || strings.Count(out, "      uuid = ") != 1 {
+		t.Errorf("want uuid %q in:\n%s", uuid, out)
+	}
+	// Balanced blocks: every opening line has its closing line.
+	depth := 0
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		tl := strings.TrimSpace(l)
+		if strings.HasPrefix(tl, "}") || strings.HasPrefix(tl, "]") {
+			depth--
+		}
+		if strings.HasSuffix(tl, "{") || strings.HasSuffix(tl, "[") {
+			depth++
+		}
+	}
+	if depth != 0 {
+		t.Errorf("unbalanced output (depth %d):\n%s", depth, out)
+	}
+	// A second run picks another uuid: two simulators are two hosts.
+	if err := installCapacity(); err != nil {
+		t.Fatal(err)
+	}
+	out2, _, _ := s.run("vim-cmd", "hostsvc/hostsummary")
+	if m2 := hw.FindStringSubmatch(out2); m2 == nil || m2[1] == uuid {
+		t.Errorf("the same uuid twice: %q", uuid)
+	}
+}

@@ -47,6 +47,7 @@ func init() {
 		"vmsvc/unregister":         {1, "vmid", (*shimHost).unregister},
 		"vmsvc/destroy":            {1, "vmid", (*shimHost).destroy},
 		"solo/registervm":          {1, "vmx_path [name] [resourcepool]", (*shimHost).registerVM},
+		"hostsvc/hostsummary":      {0, "", (*shimHost).hostSummary},
 	}
 }
 
@@ -433,5 +434,94 @@ func (h *shimHost) registerVM(args []string) int {
 		}
 	}
 	h.printFault(faultOf(err))
+	return 0
+}
+
+// hostSummary prints the HostSystem's summary as hostd's vim-cmd does: nested
+// "(vim.Type) { … }" blocks, strings quoted, unset values <unset>. The hardware uuid is
+// the one the API reports (summary.hardware.uuid: the same hostd answers both), which
+// ceso compares to make sure SSH reaches the API's host. Only a standalone host has
+// vim-cmd: any other number of hosts prints a fault block.
+func (h *shimHost) hostSummary(args []string) int {
+	var hosts []mo.HostSystem
+	if err := h.retrieveAll("HostSystem", []string{"summary"}, &hosts); err != nil {
+		h.printFault(faultOf(err))
+		return 0
+	}
+	if len(hosts) != 1 {
+		h.printFault("NotSupported", fmt.Sprintf("The operation is not supported on the object (%d hosts).", len(hosts)))
+		return 0
+	}
+	s := hosts[0].Summary
+	str := func(v string) string { return `"` + v + `"` }
+	w := h.out
+	fmt.Fprintln(w, "(vim.host.Summary) {")
+	fmt.Fprintf(w, "   host = 'vim.HostSystem:%s',\n", hosts[0].Self.Value)
+	if hw := s.Hardware; hw != nil {
+		fmt.Fprintln(w, "   hardware = (vim.host.Summary.HardwareSummary) {")
+		fmt.Fprintf(w, "      vendor = %s,\n", str(hw.Vendor))
+		fmt.Fprintf(w, "      model = %s,\n", str(hw.Model))
+		fmt.Fprintf(w, "      uuid = %s,\n", str(hw.Uuid))
+		fmt.Fprintln(w, "      otherIdentifyingInfo = (vim.host.SystemIdentificationInfo) [")
+		for i, o := range hw.OtherIdentifyingInfo {
+			d := o.IdentifierType.GetElementDescription()
+			fmt.Fprintln(w, "         (vim.host.SystemIdentificationInfo) {")
+			fmt.Fprintf(w, "            identifierValue = %s,\n", str(o.IdentifierValue))
+			fmt.Fprintln(w, "            identifierType = (vim.ElementDescription) {")
+			fmt.Fprintf(w, "               label = %s,\n", str(d.Label))
+			fmt.Fprintf(w, "               summary = %s,\n", str(d.Summary))
+			fmt.Fprintf(w, "               key = %s\n", str(d.Key))
+			fmt.Fprintln(w, "            }")
+			if i < len(hw.OtherIdentifyingInfo)-1 {
+				fmt.Fprintln(w, "         },")
+			} else {
+				fmt.Fprintln(w, "         }")
+			}
+		}
+		fmt.Fprintln(w, "      ],")
+		fmt.Fprintf(w, "      memorySize = %d,\n", hw.MemorySize)
+		fmt.Fprintf(w, "      cpuModel = %s,\n", str(hw.CpuModel))
+		fmt.Fprintf(w, "      cpuMhz = %d,\n", hw.CpuMhz)
+		fmt.Fprintf(w, "      numCpuPkgs = %d,\n", hw.NumCpuPkgs)
+		fmt.Fprintf(w, "      numCpuCores = %d,\n", hw.NumCpuCores)
+		fmt.Fprintf(w, "      numCpuThreads = %d,\n", hw.NumCpuThreads)
+		fmt.Fprintf(w, "      numNics = %d,\n", hw.NumNics)
+		fmt.Fprintf(w, "      numHBAs = %d\n", hw.NumHBAs)
+		fmt.Fprintln(w, "   },")
+	} else {
+		fmt.Fprintln(w, "   hardware = (vim.host.Summary.HardwareSummary) null,")
+	}
+	fmt.Fprintln(w, "   runtime = (vim.host.RuntimeInfo) {")
+	if r := s.Runtime; r != nil {
+		fmt.Fprintf(w, "      connectionState = %s,\n", str(string(r.ConnectionState)))
+		fmt.Fprintf(w, "      powerState = %s,\n", str(string(r.PowerState)))
+		fmt.Fprintf(w, "      inMaintenanceMode = %t\n", r.InMaintenanceMode)
+	}
+	fmt.Fprintln(w, "   },")
+	fmt.Fprintln(w, "   config = (vim.host.Summary.ConfigSummary) {")
+	fmt.Fprintf(w, "      name = %s,\n", str(s.Config.Name))
+	fmt.Fprintf(w, "      port = %d,\n", s.Config.Port)
+	if p := s.Config.Product; p != nil {
+		fmt.Fprintln(w, "      product = (vim.AboutInfo) {")
+		fmt.Fprintf(w, "         name = %s,\n", str(p.Name))
+		fmt.Fprintf(w, "         fullName = %s,\n", str(p.FullName))
+		fmt.Fprintf(w, "         vendor = %s,\n", str(p.Vendor))
+		fmt.Fprintf(w, "         version = %s,\n", str(p.Version))
+		fmt.Fprintf(w, "         build = %s,\n", str(p.Build))
+		fmt.Fprintln(w, "         instanceUuid = <unset>,")
+		fmt.Fprintf(w, "         apiType = %s,\n", str(p.ApiType))
+		fmt.Fprintf(w, "         apiVersion = %s\n", str(p.ApiVersion))
+		fmt.Fprintln(w, "      },")
+	}
+	fmt.Fprintln(w, "      vmotionEnabled = false")
+	fmt.Fprintln(w, "   },")
+	fmt.Fprintf(w, "   overallStatus = %s,\n", str(string(s.OverallStatus)))
+	fmt.Fprintln(w, "   rebootRequired = false,")
+	fmt.Fprintln(w, "   customValue = (vim.CustomFieldsManager.Value) [],")
+	fmt.Fprintln(w, "   managementServerIp = <unset>,")
+	fmt.Fprintln(w, "   maxEVCModeKey = <unset>,")
+	fmt.Fprintln(w, "   currentEVCModeKey = <unset>,")
+	fmt.Fprintln(w, "   gateway = <unset>")
+	fmt.Fprintln(w, "}")
 	return 0
 }

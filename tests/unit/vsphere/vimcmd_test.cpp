@@ -1,7 +1,7 @@
 // vsphere/vimcmd: the host's own output formats (getallvms, power.getstate,
-// snapshot.get, fault blocks), from ../shared/ESXI-FACTS.md, with hostile
-// variants: names with spaces, brackets, quotes and parentheses, multi-line
-// annotations, truncated and huge output.
+// snapshot.get, hostsummary's hardware uuid, fault blocks), from ../shared/ESXI-FACTS.md, with
+// hostile variants: names with spaces, brackets, quotes and parentheses, multi-line annotations,
+// truncated and huge output.
 #include "vsphere/vimcmd.hpp"
 
 #include <gtest/gtest.h>
@@ -350,6 +350,161 @@ TEST(GetAllVms, MorefValueVmidsAsOtherHostsPrintThem) {
   EXPECT_EQ(rows[0].vmid, "vm-21");
   EXPECT_EQ(ceso::vim::vmids_for_vmx(out, "[LocalDS_0] web01/web01.vmx"),
             std::vector<std::string>{"vm-21"});
+}
+
+// `vim-cmd hostsvc/hostsummary` as ESXi 7 prints it (abridged: the blocks
+// around the hardware one, an array of blocks inside it, an empty array,
+// <unset> values, an AboutInfo with its own instanceUuid).
+const char* const kHostSummary =
+    "(vim.host.Summary) {\n"
+    "   host = 'vim.HostSystem:ha-host',\n"
+    "   hardware = (vim.host.Summary.HardwareSummary) {\n"
+    "      vendor = \"Dell Inc.\",\n"
+    "      model = \"PowerEdge R640\",\n"
+    "      uuid = \"4C4C4544-0042-3510-8052-B4C04F395032\",\n"
+    "      otherIdentifyingInfo = (vim.host.SystemIdentificationInfo) [\n"
+    "         (vim.host.SystemIdentificationInfo) {\n"
+    "            identifierValue = \" No Asset Tag\",\n"
+    "            identifierType = (vim.ElementDescription) {\n"
+    "               label = \"Asset Tag\",\n"
+    "               summary = \"Asset tag of the system\",\n"
+    "               key = \"AssetTag\"\n"
+    "            }\n"
+    "         }\n"
+    "      ],\n"
+    "      memorySize = 412316860416,\n"
+    "      cpuModel = \"Intel(R) Xeon(R) Gold 6130 CPU @ 2.10GHz\",\n"
+    "      numHBAs = 3\n"
+    "   },\n"
+    "   runtime = (vim.host.RuntimeInfo) {\n"
+    "      connectionState = \"connected\",\n"
+    "      powerState = \"poweredOn\"\n"
+    "   },\n"
+    "   config = (vim.host.Summary.ConfigSummary) {\n"
+    "      name = \"esx1.example.com\",\n"
+    "      product = (vim.AboutInfo) {\n"
+    "         name = \"VMware ESXi\",\n"
+    "         instanceUuid = \"aaaaaaaa-0000-0000-0000-000000000000\",\n"
+    "         apiType = \"HostAgent\"\n"
+    "      },\n"
+    "      uuid = \"bbbbbbbb-0000-0000-0000-000000000000\"\n"
+    "   },\n"
+    "   customValue = (vim.CustomFieldsManager.Value) [],\n"
+    "   managementServerIp = <unset>\n"
+    "}\n";
+
+std::string replaced(std::string text, const std::string& from, const std::string& to) {
+  size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) text.replace(at, from.size(), to);
+  return text;
+}
+
+TEST(HostSummary, ReadsTheHardwareBlocksUuidOnly) {
+  EXPECT_EQ(vim::parse_hostsummary_uuid(kHostSummary), "4C4C4544-0042-3510-8052-B4C04F395032");
+  // CRLF line ends, blank lines around, no trailing comma, blanks inside the quotes.
+  std::string crlf;
+  for (char c : std::string(kHostSummary))
+    crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
+  EXPECT_EQ(vim::parse_hostsummary_uuid("\n" + crlf + "\n\n"),
+            "4C4C4544-0042-3510-8052-B4C04F395032");
+  EXPECT_EQ(vim::parse_hostsummary_uuid(replaced(kHostSummary,
+                                                 "\"4C4C4544-0042-3510-8052-B4C04F395032\",",
+                                                 "\" 4c4c4544-0042-3510-8052-b4c04f395032 \"")),
+            "4c4c4544-0042-3510-8052-b4c04f395032");
+}
+
+TEST(HostSummary, UuidsCompareTrimmedWithoutCase) {
+  EXPECT_TRUE(vim::hardware_uuids_equal("4C4C4544-0042-3510-8052-B4C04F395032",
+                                        " 4c4c4544-0042-3510-8052-b4c04f395032\t"));
+  EXPECT_FALSE(vim::hardware_uuids_equal("4c4c4544-0042-3510-8052-b4c04f395032",
+                                         "4c4c4544-0042-3510-8052-b4c04f395033"));
+  EXPECT_FALSE(vim::hardware_uuids_equal("4c4c4544", "4c4c4544-0042"));
+  EXPECT_FALSE(vim::hardware_uuids_equal("", ""));
+  EXPECT_FALSE(vim::hardware_uuids_equal(" ", " "));
+}
+
+void expect_refused(const std::string& out, const std::string& why) {
+  try {
+    std::string uuid = vim::parse_hostsummary_uuid(out);
+    ADD_FAILURE() << why << ": read " << uuid;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Exit::failure) << why;
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("vim-cmd hostsvc/hostsummary"), std::string::npos) << why;
+    EXPECT_NE(msg.find(why), std::string::npos) << msg;
+    EXPECT_LT(msg.size(), 1000u) << why;
+    EXPECT_EQ(msg.find('\x1b'), std::string::npos) << why;
+  }
+}
+
+TEST(HostSummary, HostileOutputIsRefused) {
+  const std::string uuid_line = "      uuid = \"4C4C4544-0042-3510-8052-B4C04F395032\",\n";
+  const std::string hw_open = "   hardware = (vim.host.Summary.HardwareSummary) {\n";
+  expect_refused("", "no \"(vim.host.Summary) {\"");
+  expect_refused("Commands available under /:\n", "no \"(vim.host.Summary) {\"");
+  expect_refused(replaced(kHostSummary, hw_open, "   hardware = (vim.host.Summary.Hardware) {\n"),
+                 "no hardware block");
+  expect_refused(replaced(kHostSummary, uuid_line, ""), "no uuid in the hardware block");
+  expect_refused(replaced(kHostSummary, uuid_line, uuid_line + uuid_line), "a second uuid line");
+  // The other host's uuid after this one's: two lines, whichever comes first.
+  expect_refused(replaced(kHostSummary, uuid_line,
+                          uuid_line + "      uuid = \"00000000-0000-0000-0000-000000000001\",\n"),
+                 "a second uuid line");
+  // A second hardware block, at the summary's level.
+  expect_refused(replaced(kHostSummary, "   runtime = (vim.host.RuntimeInfo) {\n",
+                          hw_open + uuid_line + "   },\n   runtime = (vim.host.RuntimeInfo) {\n"),
+                 "a second hardware block");
+  // A second summary after the first.
+  expect_refused(std::string(kHostSummary) + kHostSummary, "text after the summary");
+  // Cut off in the middle.
+  std::string cut(kHostSummary);
+  expect_refused(cut.substr(0, cut.find("      memorySize")), "the summary does not end");
+  // Values that are not a uuid.
+  expect_refused(replaced(kHostSummary, uuid_line, "      uuid = <unset>,\n"),
+                 "the host reports no hardware uuid");
+  expect_refused(replaced(kHostSummary, uuid_line, "      uuid = \"\",\n"), "not hex digits");
+  expect_refused(replaced(kHostSummary, uuid_line, "      uuid = \" - \",\n"), "not hex digits");
+  expect_refused(replaced(kHostSummary, uuid_line, "      uuid = 4c4c4544,\n"),
+                 "not a quoted value");
+  expect_refused(replaced(kHostSummary, uuid_line, "      uuid = \"4c4c\"4544\",\n"),
+                 "not hex digits");
+  expect_refused(replaced(kHostSummary, uuid_line, "      uuid = \"4c4c4544\x1b[2J\",\n"),
+                 "not hex digits");
+  expect_refused(replaced(kHostSummary, uuid_line, "      uuid \"4c4c4544\",\n"), "not `uuid = ");
+  expect_refused(
+      replaced(kHostSummary, uuid_line, "      uuid = \"" + std::string(65, 'a') + "\",\n"),
+      "at most 64");
+}
+
+TEST(HostSummary, UuidLinesElsewhereAreNotTheHosts) {
+  // Only a uuid line directly in the hardware block counts: the ones of the
+  // config and AboutInfo blocks (above) and one nested deeper in it do not.
+  const std::string uuid_line = "      uuid = \"4C4C4544-0042-3510-8052-B4C04F395032\",\n";
+  std::string nested = replaced(kHostSummary, "               key = \"AssetTag\"\n",
+                                "               key = \"AssetTag\",\n"
+                                "               uuid = \"00000000-0000-0000-0000-000000000001\"\n");
+  EXPECT_EQ(vim::parse_hostsummary_uuid(nested), "4C4C4544-0042-3510-8052-B4C04F395032");
+  expect_refused(replaced(nested, uuid_line, ""), "no uuid in the hardware block");
+}
+
+TEST(HostSummary, HugeOutputIsLinear) {
+  // 200,000 identification blocks inside the hardware block, and a 4 MiB line.
+  std::string block =
+      "         (vim.host.SystemIdentificationInfo) {\n"
+      "            identifierValue = \"x\",\n"
+      "         },\n";
+  std::string many;
+  many.reserve(block.size() * 200000);
+  for (int i = 0; i < 200000; ++i) many += block;
+  std::string out =
+      replaced(kHostSummary, "      ],\n      memorySize", many + "      ],\n      memorySize");
+  std::string wide =
+      replaced(kHostSummary, "\"PowerEdge R640\"", "\"" + std::string(4u << 20, '{') + "\"");
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(vim::parse_hostsummary_uuid(out), "4C4C4544-0042-3510-8052-B4C04F395032");
+  EXPECT_EQ(vim::parse_hostsummary_uuid(wide), "4C4C4544-0042-3510-8052-B4C04F395032");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
 
 }  // namespace
