@@ -2,6 +2,10 @@
 
 #include <expat.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -138,6 +142,26 @@ struct Builder {
   }
 };
 
+// The first of '<', '>', '"' and '\'' in s from `i` on (s.size() if none):
+// the bytes that matter in a start tag. Sixteen bytes at a time with SSE2.
+size_t find_special(std::string_view s, size_t i) {
+#if defined(__SSE2__)
+  const __m128i lt = _mm_set1_epi8('<'), gt = _mm_set1_epi8('>'), dq = _mm_set1_epi8('"'),
+                sq = _mm_set1_epi8('\'');
+  for (; i + 16 <= s.size(); i += 16) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
+    __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, lt), _mm_cmpeq_epi8(v, gt)),
+                               _mm_or_si128(_mm_cmpeq_epi8(v, dq), _mm_cmpeq_epi8(v, sq)));
+    if (int mask = _mm_movemask_epi8(hit)) return i + static_cast<size_t>(__builtin_ctz(mask));
+  }
+#endif
+  for (; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '<' || c == '>' || c == '"' || c == '\'') return i;
+  }
+  return s.size();
+}
+
 // One piece of markup starting with '<' in a skimmed buffer.
 struct Markup {
   enum Kind { incomplete, start, end, other, declaration, bad } kind = incomplete;
@@ -178,15 +202,9 @@ Markup markup_at(std::string_view s, size_t at) {
     }
     return m;
   }
-  // The bytes that matter in a start tag; the others are passed over fast.
-  static const auto kSpecial = [] {
-    std::array<bool, 256> t{};
-    for (unsigned char c : {'<', '>', '"', '\''}) t[c] = true;
-    return t;
-  }();
   char quote = 0;
   for (size_t i = at + 1; i < s.size(); ++i) {
-    while (i < s.size() && !kSpecial[static_cast<unsigned char>(s[i])]) ++i;
+    i = find_special(s, i);
     if (i == s.size()) break;
     char x = s[i];
     if (x == '<') {
@@ -217,6 +235,19 @@ std::string_view tag_name(std::string_view tag) {
     return t;
   }();
   size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i sp = _mm_set1_epi8(' '), tab = _mm_set1_epi8('\t'), cr = _mm_set1_epi8('\r'),
+                lf = _mm_set1_epi8('\n'), slash = _mm_set1_epi8('/'), gt = _mm_set1_epi8('>');
+  for (; i + 16 <= tag.size(); i += 16) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tag.data() + i));
+    __m128i hit =
+        _mm_or_si128(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, sp), _mm_cmpeq_epi8(v, tab)),
+                                  _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf))),
+                     _mm_or_si128(_mm_cmpeq_epi8(v, slash), _mm_cmpeq_epi8(v, gt)));
+    if (int mask = _mm_movemask_epi8(hit))
+      return tag.substr(0, i + static_cast<size_t>(__builtin_ctz(mask)));
+  }
+#endif
   while (i < tag.size() && !kEnd[static_cast<unsigned char>(tag[i])]) ++i;
   return tag.substr(0, i);
 }
@@ -289,6 +320,23 @@ bool plain_attributes(std::string_view tag, size_t name_size, bool self_closing,
     std::string_view q = tag.substr(name_start, i - name_start);
     if (i + 1 >= end || tag[i] != '=' || tag[i + 1] != '"') return false;
     size_t value_start = i += 2;
+#if defined(__SSE2__)
+    // Sixteen bytes at a time up to the first that is not plain (the closing
+    // quote among them): below 0x20 or from 0x7f on (signed: negative), '<', '&'.
+    const __m128i low = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f), lt = _mm_set1_epi8('<'),
+                  amp = _mm_set1_epi8('&'), dq = _mm_set1_epi8('"');
+    for (; i + 16 <= end; i += 16) {
+      __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tag.data() + i));
+      __m128i stop =
+          _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, low), _mm_cmpeq_epi8(v, del)),
+                       _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, lt), _mm_cmpeq_epi8(v, amp)),
+                                    _mm_cmpeq_epi8(v, dq)));
+      if (int mask = _mm_movemask_epi8(stop)) {
+        i += static_cast<size_t>(__builtin_ctz(mask));
+        break;
+      }
+    }
+#endif
     while (i < end && plain_value(static_cast<unsigned char>(tag[i]))) ++i;
     if (i >= end || tag[i] != '"') return false;
     std::string_view value = tag.substr(value_start, i - value_start);
