@@ -358,7 +358,10 @@ bool plain_attributes(std::string_view tag, size_t name_size, bool self_closing,
 // comments, CDATA and processing instructions passed over, the depth limit),
 // never tokenised by expat. What is dropped is not otherwise checked (its
 // text, entity references, encoding): nothing of it is read. A document with
-// a DOCTYPE, or markup the skimmer cannot read, goes to expat whole.
+// a DOCTYPE, or markup the skimmer cannot read, goes to expat whole. A start
+// tag passed on with plain attributes (plain_attributes) reaches expat
+// without them; the Builder gives the element the attributes read here
+// (Builder::plain_attrs), and the bytes left out count as dropped (the cap).
 struct StreamParser::Impl {
   Builder builder;
   std::unique_ptr<XML_ParserStruct, decltype(&XML_ParserFree)> parser{XML_ParserCreate("UTF-8"),
