@@ -459,8 +459,8 @@ void StreamParser::Impl::skim(std::string_view chunk) {
                       tag_name(rest.substr(open.size())).empty();
         std::string_view name = closes ? open : tag_name(rest);
         if (name != open)
-          throw Error("malformed XML from the server: </" + std::string(name) + "> closes <" +
-                      std::string(dropping_back()) + ">");
+          throw Error("malformed XML from the server: </" + host_text(name, 100) + "> closes <" +
+                      host_text(open, 100) + ">");
         pop_dropping();
       } else if (m.kind != Markup::other) {
         throw Error("malformed XML from the server: a declaration inside an element");
@@ -577,7 +577,7 @@ void StreamParser::feed(std::string_view chunk) {
 
 Node StreamParser::finish() {
   if (!impl_->dropping.empty())
-    throw Error("malformed XML from the server: <" + std::string(impl_->dropping_back()) +
+    throw Error("malformed XML from the server: <" + host_text(impl_->dropping_back(), 100) +
                 "> not closed");
   // What the skimmer held back (an unfinished tag) goes to expat, which says
   // what is wrong with it.
