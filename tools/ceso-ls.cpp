@@ -78,13 +78,28 @@ std::vector<ceso::ordered_json> list_vms(const ceso::Endpoint& ep, const ceso::A
           vms.push_back(std::move(rec));
       },
       ceso::vm_record_filters());
-  if (sorted)
-    std::sort(vms.begin(), vms.end(), [](const auto& a, const auto& b) {
-      return std::tie(a["name"].template get_ref<const std::string&>(),
-                      a["id"].template get_ref<const std::string&>()) <
-             std::tie(b["name"].template get_ref<const std::string&>(),
-                      b["id"].template get_ref<const std::string&>());
+  if (sorted) {
+    // Each record's name and id looked up once, not at every comparison.
+    struct Key {
+      const std::string* name;
+      const std::string* id;
+      size_t at;
+    };
+    std::vector<Key> keys;
+    keys.reserve(vms.size());
+    for (size_t i = 0; i < vms.size(); ++i) {
+      const ceso::ordered_json& vm = vms[i];
+      keys.push_back(
+          {&vm["name"].get_ref<const std::string&>(), &vm["id"].get_ref<const std::string&>(), i});
+    }
+    std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) {
+      return std::tie(*a.name, *a.id) < std::tie(*b.name, *b.id);
     });
+    std::vector<ceso::ordered_json> in_order;
+    in_order.reserve(vms.size());
+    for (const Key& k : keys) in_order.push_back(std::move(vms[k.at]));
+    return in_order;
+  }
   return vms;
 }
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 
@@ -209,6 +210,22 @@ void put_json(std::string& out, const ordered_json& v) {
     case ordered_json::value_t::string:
       put_json_string(out, v.get_ref<const std::string&>());
       break;
+    // Written here as nlohmann writes them, without a serializer per value;
+    // floating-point numbers (its own shortest form) are left to it.
+    case ordered_json::value_t::number_integer:
+    case ordered_json::value_t::number_unsigned: {
+      char buf[24];
+      auto r = v.is_number_unsigned() ? std::to_chars(buf, buf + sizeof buf, v.get<uint64_t>())
+                                      : std::to_chars(buf, buf + sizeof buf, v.get<int64_t>());
+      out.append(buf, r.ptr);
+      break;
+    }
+    case ordered_json::value_t::boolean:
+      out += v.get<bool>() ? "true" : "false";
+      break;
+    case ordered_json::value_t::null:
+      out += "null";
+      break;
     default:
       out += dump_one(v);
       break;
@@ -219,6 +236,7 @@ void put_json(std::string& out, const ordered_json& v) {
 
 std::string record_line(const ordered_json& record) {
   std::string line;
+  line.reserve(512);
   put_json(line, record);
   line += '\n';
   return line;

@@ -2,10 +2,16 @@
 
 #include <expat.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <tuple>
 #include <utility>
 
 #include "base/error.hpp"
@@ -15,8 +21,10 @@ namespace ceso::xml {
 namespace {
 
 std::string_view local_name(std::string_view qname) {
-  size_t colon = qname.rfind(':');
-  return colon == std::string_view::npos ? qname : qname.substr(colon + 1);
+  const void* colon = qname.empty() ? nullptr : ::memrchr(qname.data(), ':', qname.size());
+  if (!colon) return qname;
+  size_t after = static_cast<size_t>(static_cast<const char*>(colon) - qname.data()) + 1;
+  return qname.substr(after);
 }
 
 struct Builder {
@@ -35,6 +43,12 @@ struct Builder {
   bool kept_next = false;   // the skimmer asked `keep` about the next element: yes
   KeepScope scope;          // where `keep` is asked
   size_t scopes_open = 0;   // scope elements open now
+  // A start tag the skimmer read the attributes of itself and handed expat
+  // without them (StreamParser::Impl::plain_attributes): the element that
+  // starts at input offset `plain_at` (as expat counts) takes `plain_attrs`.
+  bool plain_pending = false;
+  uint64_t plain_at = 0;
+  std::vector<std::pair<std::string, std::string>> plain_attrs;  // as Node::attrs
 
   bool scope_element(const Node& n, const Node& parent) const {
     return !scope.name.empty() && n.name == scope.name && parent.name == scope.parent;
@@ -45,6 +59,9 @@ struct Builder {
   static void start(void* data, const XML_Char* name, const XML_Char** atts) {
     auto* b = static_cast<Builder*>(data);
     if (b->too_deep) return;
+    const bool plain = b->plain_pending &&
+                       static_cast<uint64_t>(XML_GetCurrentByteIndex(b->parser)) == b->plain_at;
+    if (plain) b->plain_pending = false;
     if (b->stack.size() + b->skipping > kMaxDepth) {  // this element would be level kMaxDepth + 1
       b->too_deep = true;
       XML_StopParser(b->parser, XML_FALSE);
@@ -57,6 +74,10 @@ struct Builder {
     if (b->keep && !std::exchange(b->kept_next, false) &&
         (b->scope.name.empty() || b->scopes_open > 0)) {
       std::string_view xsi_type;
+      if (plain) {
+        for (const auto& [k, v] : b->plain_attrs)
+          if (k == "xsi:type") xsi_type = local_name(v);
+      }
       for (size_t i = 0; atts[i]; i += 2) {
         std::string_view q = atts[i];
         if (local_name(q) == "type" && local_name(q).size() != q.size())
@@ -71,18 +92,26 @@ struct Builder {
       }
     }
     Node* parent = b->stack.back();
-    parent->children.emplace_back();
-    Node& n = parent->children.back();
-    n.name = std::string(local_name(name));
+    // A few children at once: an element with one child mostly has more
+    // (an object's properties, a device's fields).
+    if (parent->children.empty()) parent->children.reserve(4);
+    Node& n = parent->children.emplace_back();
+    n.name.assign(local_name(name));
     // xsi:type is kept apart from a plain `type` attribute: a moref inside
     // a task result carries both (xsi:type="ManagedObjectReference"
     // type="VirtualMachineSnapshot").
-    for (size_t i = 0; atts[i]; i += 2) {
+    if (plain) n.attrs = std::move(b->plain_attrs);
+    size_t count = 0;
+    while (atts[count]) count += 2;
+    if (count) n.attrs.reserve(count / 2);
+    for (size_t i = 0; i < count; i += 2) {
       std::string_view q = atts[i];
       std::string_view local = local_name(q);
-      std::string key =
-          (local == "type" && local.size() != q.size()) ? "xsi:type" : std::string(local);
-      n.attrs.emplace_back(std::move(key), std::string(atts[i + 1]));
+      if (local == "type" && local.size() != q.size())
+        n.attrs.emplace_back("xsi:type", atts[i + 1]);
+      else
+        n.attrs.emplace_back(std::piecewise_construct, std::forward_as_tuple(local),
+                             std::forward_as_tuple(atts[i + 1]));
     }
     if (b->scope_element(n, *parent)) ++b->scopes_open;
     b->stack.push_back(&n);
@@ -112,6 +141,26 @@ struct Builder {
     b->stack.back()->text.append(s, static_cast<size_t>(len));
   }
 };
+
+// The first of '<', '>', '"' and '\'' in s from `i` on (s.size() if none):
+// the bytes that matter in a start tag. Sixteen bytes at a time with SSE2.
+size_t find_special(std::string_view s, size_t i) {
+#if defined(__SSE2__)
+  const __m128i lt = _mm_set1_epi8('<'), gt = _mm_set1_epi8('>'), dq = _mm_set1_epi8('"'),
+                sq = _mm_set1_epi8('\'');
+  for (; i + 16 <= s.size(); i += 16) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
+    __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, lt), _mm_cmpeq_epi8(v, gt)),
+                               _mm_or_si128(_mm_cmpeq_epi8(v, dq), _mm_cmpeq_epi8(v, sq)));
+    if (int mask = _mm_movemask_epi8(hit)) return i + static_cast<size_t>(__builtin_ctz(mask));
+  }
+#endif
+  for (; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '<' || c == '>' || c == '"' || c == '\'') return i;
+  }
+  return s.size();
+}
 
 // One piece of markup starting with '<' in a skimmed buffer.
 struct Markup {
@@ -153,15 +202,9 @@ Markup markup_at(std::string_view s, size_t at) {
     }
     return m;
   }
-  // The bytes that matter in a start tag; the others are passed over fast.
-  static const auto kSpecial = [] {
-    std::array<bool, 256> t{};
-    for (unsigned char c : {'<', '>', '"', '\''}) t[c] = true;
-    return t;
-  }();
   char quote = 0;
   for (size_t i = at + 1; i < s.size(); ++i) {
-    while (i < s.size() && !kSpecial[static_cast<unsigned char>(s[i])]) ++i;
+    i = find_special(s, i);
     if (i == s.size()) break;
     char x = s[i];
     if (x == '<') {
@@ -192,6 +235,19 @@ std::string_view tag_name(std::string_view tag) {
     return t;
   }();
   size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i sp = _mm_set1_epi8(' '), tab = _mm_set1_epi8('\t'), cr = _mm_set1_epi8('\r'),
+                lf = _mm_set1_epi8('\n'), slash = _mm_set1_epi8('/'), gt = _mm_set1_epi8('>');
+  for (; i + 16 <= tag.size(); i += 16) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tag.data() + i));
+    __m128i hit =
+        _mm_or_si128(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, sp), _mm_cmpeq_epi8(v, tab)),
+                                  _mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf))),
+                     _mm_or_si128(_mm_cmpeq_epi8(v, slash), _mm_cmpeq_epi8(v, gt)));
+    if (int mask = _mm_movemask_epi8(hit))
+      return tag.substr(0, i + static_cast<size_t>(__builtin_ctz(mask)));
+  }
+#endif
   while (i < tag.size() && !kEnd[static_cast<unsigned char>(tag[i])]) ++i;
   return tag.substr(0, i);
 }
@@ -223,6 +279,76 @@ std::optional<std::string_view> tag_xsi_type(std::string_view tag) {
   }
 }
 
+// A start tag's attributes as expat reports them, when they are plain
+// enough to read here: name="value" pairs after one or more spaces, ASCII
+// names, values of printable ASCII without '<', '&' or '"' (nothing for
+// expat to replace or normalise), no name twice, at most eight.
+struct PlainTag {
+  std::array<std::pair<std::string_view, std::string_view>, 8> attrs;  // qname, value
+  size_t count = 0;
+  std::string_view xsi_type;  // the last prefixed `type`, without its prefix
+};
+
+// `tag` without its '<' (up to and with its '>'), `name_size` the length of
+// its name. False when the attributes are not plain (expat reads them).
+bool plain_attributes(std::string_view tag, size_t name_size, bool self_closing, PlainTag& out) {
+  static const auto kName = [] {
+    std::array<uint8_t, 256> t{};  // 1: may start a name, 2: may continue one
+    for (int c = 0; c < 256; ++c) {
+      bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+      bool more = alpha || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == ':';
+      t[static_cast<size_t>(c)] = static_cast<uint8_t>((alpha ? 1 : 0) | (more ? 2 : 0));
+    }
+    return t;
+  }();
+  auto plain_value = [](unsigned char c) {
+    return c >= 0x20 && c < 0x7f && c != '<' && c != '&' && c != '"';
+  };
+  size_t end = tag.size() - 1 - (self_closing ? 1 : 0);  // at '/>' or '>'
+  size_t i = name_size;
+  out.count = 0;
+  out.xsi_type = {};
+  for (;;) {
+    size_t spaces = i;
+    while (i < end && tag[i] == ' ') ++i;
+    if (i == end) return true;
+    if (i == spaces || out.count == out.attrs.size()) return false;
+    size_t name_start = i;
+    if (!(kName[static_cast<unsigned char>(tag[i])] & 1)) return false;
+    while (++i < end && (kName[static_cast<unsigned char>(tag[i])] & 2)) {
+    }
+    std::string_view q = tag.substr(name_start, i - name_start);
+    if (i + 1 >= end || tag[i] != '=' || tag[i + 1] != '"') return false;
+    size_t value_start = i += 2;
+#if defined(__SSE2__)
+    // Sixteen bytes at a time up to the first that is not plain (the closing
+    // quote among them): below 0x20 or from 0x7f on (signed: negative), '<', '&'.
+    const __m128i low = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f), lt = _mm_set1_epi8('<'),
+                  amp = _mm_set1_epi8('&'), dq = _mm_set1_epi8('"');
+    for (; i + 16 <= end; i += 16) {
+      __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tag.data() + i));
+      __m128i stop =
+          _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, low), _mm_cmpeq_epi8(v, del)),
+                       _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, lt), _mm_cmpeq_epi8(v, amp)),
+                                    _mm_cmpeq_epi8(v, dq)));
+      if (int mask = _mm_movemask_epi8(stop)) {
+        i += static_cast<size_t>(__builtin_ctz(mask));
+        break;
+      }
+    }
+#endif
+    while (i < end && plain_value(static_cast<unsigned char>(tag[i]))) ++i;
+    if (i >= end || tag[i] != '"') return false;
+    std::string_view value = tag.substr(value_start, i - value_start);
+    ++i;
+    for (size_t k = 0; k < out.count; ++k)
+      if (out.attrs[k].first == q) return false;  // expat refuses it
+    out.attrs[out.count++] = {q, value};
+    std::string_view local = local_name(q);
+    if (local == "type" && local.size() != q.size()) out.xsi_type = local_name(value);
+  }
+}
+
 }  // namespace
 
 // With a KeepElement, the input passes a skimmer before expat: at each start
@@ -232,23 +358,45 @@ std::optional<std::string_view> tag_xsi_type(std::string_view tag) {
 // comments, CDATA and processing instructions passed over, the depth limit),
 // never tokenised by expat. What is dropped is not otherwise checked (its
 // text, entity references, encoding): nothing of it is read. A document with
-// a DOCTYPE, or markup the skimmer cannot read, goes to expat whole.
+// a DOCTYPE, or markup the skimmer cannot read, goes to expat whole. A start
+// tag passed on with plain attributes (plain_attributes) reaches expat
+// without them; the Builder gives the element the attributes read here
+// (Builder::plain_attrs), and the bytes left out count as dropped (the cap).
 struct StreamParser::Impl {
   Builder builder;
   std::unique_ptr<XML_ParserStruct, decltype(&XML_ParserFree)> parser{XML_ParserCreate("UTF-8"),
                                                                       XML_ParserFree};
   uint64_t fed = 0;       // bytes fed so far
+  uint64_t to_expat = 0;  // bytes given to expat so far
   uint64_t max_held = 0;  // 0: no limit
   // The skimmer (keep set).
-  std::string carry;                  // input not yet given to expat or dropped
-  std::vector<std::string> dropping;  // names open inside the element being dropped
-  bool whole = false;                 // a DOCTYPE or odd markup: the rest goes to expat
+  std::string carry;    // input not yet given to expat or dropped
+  std::string scratch;  // a plain start tag without its attributes, and what came before it
+  PlainTag tag_plain;   // the attributes of the start tag being looked at
+  // The names open inside the element being dropped, one after the other
+  // (one buffer, no allocation per element), and where each starts.
+  std::string dropping_names;
+  std::vector<size_t> dropping;
+  bool whole = false;  // a DOCTYPE or odd markup: the rest goes to expat
   KeepScope scope;
-  // The elements open before the scan position, by local name (whether each
-  // is a scope element): where `keep` is to be asked. Only a hint: the
-  // decision itself is taken on expat's tree.
-  std::vector<std::pair<std::string, bool>> names;
+  // The elements open before the scan position: whether each is named like a
+  // scope element's parent (kParentName) and whether it is a scope element
+  // (kScope): where `keep` is to be asked. Only a hint: the decision itself
+  // is taken on expat's tree.
+  static constexpr uint8_t kParentName = 1, kScope = 2;
+  std::vector<uint8_t> names;
   size_t scopes_open = 0;
+  void push_dropping(std::string_view name) {
+    dropping.push_back(dropping_names.size());
+    dropping_names.append(name);
+  }
+  std::string_view dropping_back() const {
+    return std::string_view(dropping_names).substr(dropping.back());
+  }
+  void pop_dropping() {
+    dropping_names.resize(dropping.back());
+    dropping.pop_back();
+  }
   void check(int status) {
     if (builder.too_deep)
       throw LimitExceeded("host answer nested deeper than " + std::to_string(kMaxDepth) +
@@ -263,6 +411,7 @@ struct StreamParser::Impl {
     do {
       std::string_view part = bytes.substr(0, kChunk);
       bytes.remove_prefix(part.size());
+      to_expat += part.size();
       check(XML_Parse(parser.get(), part.data(), static_cast<int>(part.size()),
                       final && bytes.empty()));
     } while (!bytes.empty());
@@ -301,14 +450,18 @@ void StreamParser::Impl::skim(std::string_view chunk) {
           if (builder.stack.size() + dropping.size() > kMaxDepth)
             throw LimitExceeded("host answer nested deeper than " + std::to_string(kMaxDepth) +
                                 " levels");
-          dropping.emplace_back(tag_name(s.substr(at + 1, m.end_at - at - 1)));
+          push_dropping(tag_name(s.substr(at + 1, m.end_at - at - 1)));
         }
       } else if (m.kind == Markup::end) {
-        std::string_view name = tag_name(s.substr(at + 2, m.end_at - at - 2));
-        if (name != dropping.back())
-          throw Error("malformed XML from the server: </" + std::string(name) + "> closes <" +
-                      dropping.back() + ">");
-        dropping.pop_back();
+        std::string_view open = dropping_back();
+        std::string_view rest = s.substr(at + 2, m.end_at - at - 2);
+        bool closes = rest.size() > open.size() && rest.substr(0, open.size()) == open &&
+                      tag_name(rest.substr(open.size())).empty();
+        std::string_view name = closes ? open : tag_name(rest);
+        if (name != open)
+          throw Error("malformed XML from the server: </" + host_text(name, 100) + "> closes <" +
+                      host_text(open, 100) + ">");
+        pop_dropping();
       } else if (m.kind != Markup::other) {
         throw Error("malformed XML from the server: a declaration inside an element");
       }
@@ -324,28 +477,59 @@ void StreamParser::Impl::skim(std::string_view chunk) {
       std::string_view tag = s.substr(at + 1, m.end_at - at - 1);
       std::string_view qname = tag_name(tag);
       bool kept = true;
+      const bool plain =
+          !qname.empty() && plain_attributes(tag, qname.size(), m.self_closing, tag_plain);
       if ((scope.name.empty() || scopes_open > 0) && builder.skipping == 0 && !builder.too_deep) {
-        auto type = tag_xsi_type(tag);
+        auto type = plain ? std::optional(tag_plain.xsi_type) : tag_xsi_type(tag);
         if (!qname.empty() && type) {
           give(at);  // expat is now just before this element
           if (builder.keep(builder.stack, local_name(qname), *type)) {
             builder.kept_next = true;
           } else {
             kept = false;
-            if (!m.self_closing) dropping.emplace_back(qname);
+            if (!m.self_closing) push_dropping(qname);
             drop(m.end_at);
           }
         }
       }
+      // Expat spends about as much on a start tag's attributes as on the
+      // rest of a property value (<val xmlns:XMLSchema-instance="…"
+      // XMLSchema-instance:type="xsd:string">): plain ones are read here and
+      // expat gets the tag without them.
+      if (kept && plain && tag_plain.count > 0 && !builder.plain_pending && !builder.too_deep) {
+        builder.plain_attrs.clear();
+        builder.plain_attrs.reserve(tag_plain.count);
+        for (size_t i = 0; i < tag_plain.count; ++i) {
+          auto [q, value] = tag_plain.attrs[i];
+          std::string_view local = local_name(q);
+          if (local == "type" && local.size() != q.size())
+            builder.plain_attrs.emplace_back("xsi:type", value);
+          else
+            builder.plain_attrs.emplace_back(local, value);
+        }
+        scratch.assign(s.substr(done, at - done));
+        scratch += '<';
+        scratch += qname;
+        scratch += m.self_closing ? "/>" : ">";
+        builder.plain_pending = true;
+        builder.plain_at = to_expat + (at - done);
+        builder.dropped += (m.end_at - done) - scratch.size();
+        done = m.end_at;
+        parse(scratch);
+      }
       if (kept && !m.self_closing) {
-        std::string_view local = local_name(qname);
-        bool is_scope = !scope.name.empty() && local == scope.name && !names.empty() &&
-                        names.back().first == scope.parent;
-        names.emplace_back(local, is_scope);
-        if (is_scope) ++scopes_open;
+        uint8_t flags = 0;
+        if (!scope.name.empty()) {
+          std::string_view local = local_name(qname);
+          if (local == scope.parent) flags |= kParentName;
+          if (local == scope.name && !names.empty() && (names.back() & kParentName))
+            flags |= kScope;
+        }
+        names.push_back(flags);
+        if (flags & kScope) ++scopes_open;
       }
     } else if (m.kind == Markup::end && !names.empty()) {
-      if (names.back().second) --scopes_open;
+      if (names.back() & kScope) --scopes_open;
       names.pop_back();
     }
     pos = m.end_at;
@@ -393,7 +577,8 @@ void StreamParser::feed(std::string_view chunk) {
 
 Node StreamParser::finish() {
   if (!impl_->dropping.empty())
-    throw Error("malformed XML from the server: <" + impl_->dropping.back() + "> not closed");
+    throw Error("malformed XML from the server: <" + host_text(impl_->dropping_back(), 100) +
+                "> not closed");
   // What the skimmer held back (an unfinished tag) goes to expat, which says
   // what is wrong with it.
   std::string rest = std::move(impl_->carry);
@@ -431,6 +616,11 @@ Node::~Node() {
   // The children's subtrees are moved into one flat list and taken apart
   // there, so each destructor call sees a node without children.
   if (children.empty()) return;
+  // Children without children of their own go with the vector (their
+  // destructors return at once): most elements hold only leaves.
+  if (std::all_of(children.begin(), children.end(),
+                  [](const Node& c) { return c.children.empty(); }))
+    return;
   std::vector<Node> pending = std::move(children);
   while (!pending.empty()) {
     Node n = std::move(pending.back());

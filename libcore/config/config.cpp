@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <optional>
 #include <type_traits>
 
 #include "base/codec.hpp"
@@ -558,6 +560,17 @@ class ConfigParser {
   }
 };
 
+// The last config parsed: a run reads the file more than once (-H all: the
+// names, then each host's entry), and the same text with the same HOME (the
+// one variable parsing reads, for ~) parses the same way. The file is still
+// read, and its mode checked, on every call.
+struct ParsedConfig {
+  std::string path, text;
+  std::optional<std::string> home;
+  ConfigFile cfg;
+  bool has_password = false;
+};
+
 ConfigFile load_config(const Environment& env) {
   ConfigFile cfg;
   cfg.path = config_path(env);
@@ -565,9 +578,27 @@ ConfigFile load_config(const Environment& env) {
   auto text = read_small_file(cfg.path, "config file", true, &st);
   if (!text) return cfg;
   cfg.exists = true;
-  ConfigParser parser(cfg, env);
-  parser.parse(*text);
-  if (parser.has_password())
+  static std::mutex mutex;
+  static std::optional<ParsedConfig> last;
+  std::optional<std::string> home = getenv_nonempty(env, "HOME");
+  bool has_password = false;
+  bool parsed = false;
+  {
+    std::lock_guard lock(mutex);
+    if (last && last->path == cfg.path && last->text == *text && last->home == home) {
+      cfg = last->cfg;
+      has_password = last->has_password;
+      parsed = true;
+    }
+  }
+  if (!parsed) {
+    ConfigParser parser(cfg, env);
+    parser.parse(*text);
+    has_password = parser.has_password();
+    std::lock_guard lock(mutex);
+    last = ParsedConfig{cfg.path, *text, home, cfg, has_password};
+  }
+  if (has_password)
     check_private(cfg.path, st, "config file", " (or move the password to a password_file)");
   return cfg;
 }

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <vector>
 
 #include "base/error.hpp"
@@ -340,6 +341,82 @@ TEST(XmlKeep, DroppedBytesCountTowardsTheCap) {
   EXPECT_EQ(limit_message([&] {
               endless.feed("<Envelope><Body><R><returnval><objects><big>");
               for (;;) endless.feed(std::string(16384, 'A'));
+            }),
+            "host answer larger than 1 MiB");
+}
+
+// The skimmer reads plain start-tag attributes itself and hands expat the
+// tag without them: the tree is the one expat builds from the whole text,
+// and what it refuses is refused, whatever the attributes and the chunks.
+TEST(XmlKeep, AttributesReadByTheSkimmerAreExpatsAttributes) {
+  auto keep_all = [](const std::vector<ceso::xml::Node*>&, std::string_view, std::string_view) {
+    return true;
+  };
+  const std::vector<std::string> docs = {
+      // plain: read by the skimmer
+      "<r xmlns:x=\"urn:x\" a=\"1\"><v x:type=\"x:T\" type=\"plain\" empty=\"\">t"
+      "<w  b=\"sp  aces\"   c=\"x'y>z/\" d.e-f:g_h=\"9\"/></v><v x:type=\"T\">u</v></r>",
+      "<soapenv:Envelope xmlns:soapenv=\"urn:s\"><val xmlns:XMLSchema-instance=\"urn:i\" "
+      "XMLSchema-instance:type=\"xsd:string\">vm</val><obj type=\"VirtualMachine\">vm-1</obj>"
+      "</soapenv:Envelope>",
+      // not plain: left to expat, which decodes and normalises
+      "<r a='1' b=\"&amp;&#9;&lt;\" c=\"tab\there\" d=\"\xc3\xa9\"><v\na=\"1\"\tb=\"2\" /></r>",
+      "<r a = \"1\" b =\"2\"><v a=\"1\" b=\"2\" c=\"3\" d=\"4\" e=\"5\" f=\"6\" g=\"7\" h=\"8\" "
+      "i=\"9\"/></r>",
+      "<r><v 1a=\"x\" -b=\"y\"/></r>",
+      // refused by expat either way
+      "<r a=\"1\" a=\"2\"></r>",
+      "<r><v a=\"1\"b=\"2\"/></r>",
+      "<r><v a=\"1\" / ></r>",
+      "<r><v a=\"<\"/></r>",
+      "<r a=\"1\"></s>",
+  };
+  for (const auto& doc : docs) {
+    SCOPED_TRACE(doc);
+    std::optional<std::string> whole;
+    try {
+      whole = ceso::xml::serialize(ceso::xml::parse(doc));
+    } catch (const ceso::Error&) {
+    }
+    for (size_t cut : {doc.size(), size_t{1}, size_t{2}, size_t{3}, size_t{7}}) {
+      SCOPED_TRACE("chunks of " + std::to_string(cut));
+      for (auto scope : {ceso::xml::KeepScope{}, ceso::xml::KeepScope{"r", "v"}}) {
+        std::optional<std::string> skimmed;
+        try {
+          ceso::xml::StreamParser p("", "", nullptr, 0, keep_all, scope);
+          for (size_t at = 0; at < doc.size(); at += cut) p.feed(doc.substr(at, cut));
+          skimmed = ceso::xml::serialize(p.finish());
+        } catch (const ceso::Error&) {
+        }
+        EXPECT_EQ(skimmed, whole);
+      }
+    }
+  }
+}
+
+// The bytes of attributes expat did not see still count towards the cap, and
+// only once.
+TEST(XmlKeep, AttributesReadByTheSkimmerCountTowardsTheCap) {
+  const uint64_t cap = 1 << 20;
+  auto keep_all = [](const std::vector<ceso::xml::Node*>&, std::string_view, std::string_view) {
+    return true;
+  };
+  size_t handed = 0;
+  ceso::xml::StreamParser ok(
+      "returnval", "objects", [&](ceso::xml::Node&& n) { handed += n.attr("a").size(); }, cap,
+      keep_all);
+  ok.feed("<Envelope><Body><R><returnval>");
+  std::string object = "<objects a=\"" + std::string(600000, 'v') + "\"><obj>o</obj></objects>";
+  for (int i = 0; i < 5; ++i) ok.feed(object);  // 3 MB, each object under the cap
+  ok.feed("</returnval></R></Body></Envelope>");
+  ok.finish();
+  EXPECT_EQ(handed, 5u * 600000);
+  ceso::xml::StreamParser big(
+      "returnval", "objects", [](ceso::xml::Node&&) {}, cap, keep_all);
+  EXPECT_EQ(limit_message([&] {
+              big.feed("<Envelope><Body><R><returnval><objects><obj a=\"" +
+                       std::string(600000, 'v') + "\"/><obj b=\"" + std::string(600000, 'v') +
+                       "\"/>");
             }),
             "host answer larger than 1 MiB");
 }
