@@ -118,7 +118,7 @@ ceso::Exit run(const ceso::Args& args) {
     return code;
   }
   const Emit emit = [&](ceso::ordered_json&& rec) { out.emit(rec); };
-  for (const auto& vm : list_vms(ceso::resolve_endpoint(args), args, &emit)) out.emit(vm);
+  out.emit_all(list_vms(ceso::resolve_endpoint(args), args, &emit));
   out.finish();
   return ceso::Exit::ok;
 }

@@ -107,7 +107,7 @@ Exit fan_out(const std::vector<Endpoint>& endpoints, Output& out,
           Error(who + ": " + r.error->what() + "; its records are missing", r.error->code()));
       continue;
     }
-    for (const auto& rec : r.records) out.emit(rec);
+    out.emit_all(r.records);
     outcome.succeeded();
   }
   return outcome.exit_code();

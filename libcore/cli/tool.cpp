@@ -91,14 +91,23 @@ Output::Output(const Args& args, std::vector<std::string> columns, LineFormatter
   }
 }
 
+namespace {
+
+// Writes whole record lines; a reader that went away (`| head -1`) ends the
+// tool quietly, like cat.
+void write_lines(std::string_view text) {
+  if (!write_stdout(text)) {
+    std::fflush(stderr);
+    _exit(0);
+  }
+}
+
+}  // namespace
+
 void Output::emit(const ordered_json& record) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (records_) {
-    if (!write_record(fields_.empty() ? record : select_fields(record, fields_))) {
-      // The reader went away (`| head -1`): stop quietly, like cat does.
-      std::fflush(stderr);
-      _exit(0);
-    }
+    write_lines(record_line(fields_.empty() ? record : select_fields(record, fields_)));
     return;
   }
   if (line_) {
@@ -111,6 +120,24 @@ void Output::emit(const ordered_json& record) {
   row.reserve(columns_.size());
   for (const auto& c : columns_) row.push_back(cell_text(field_at(record, c)));
   rows_.push_back(std::move(row));
+}
+
+void Output::emit_all(const std::vector<ordered_json>& records) {
+  if (!records_) {
+    for (const auto& r : records) emit(r);
+    return;
+  }
+  constexpr size_t kWrite = 64 << 10;
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::string text;
+  for (const auto& r : records) {
+    text += record_line(fields_.empty() ? r : select_fields(r, fields_));
+    if (text.size() >= kWrite) {
+      write_lines(text);
+      text.clear();
+    }
+  }
+  if (!text.empty()) write_lines(text);
 }
 
 void Output::finish() {

@@ -37,6 +37,9 @@ class Output {
 
   // Emit one result. In record mode it is written and flushed at once.
   void emit(const ordered_json& record);
+  // Emit results that are all at hand (a sorted listing): in record mode
+  // written in writes of about 64 KiB, each holding whole records.
+  void emit_all(const std::vector<ordered_json>& records);
   // Print the buffered table, if any.
   void finish();
   bool records() const { return records_; }

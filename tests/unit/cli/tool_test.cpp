@@ -422,3 +422,47 @@ TEST(InterruptsDeathTest, DeferredModeIsProcessWide) {
 }
 
 }  // namespace
+
+namespace {
+
+// Standard output sent to a file for the life of the object.
+struct StdoutTo {
+  explicit StdoutTo(const std::string& path) {
+    saved = dup(STDOUT_FILENO);
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, STDOUT_FILENO);
+    close(fd);
+  }
+  ~StdoutTo() {
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+  }
+  int saved;
+};
+
+}  // namespace
+
+TEST(Output, EmitAllWritesTheSameLinesAsEmitOneByOne) {
+  ceso::test::TempDir tmp;
+  std::vector<ceso::ordered_json> recs;
+  for (int i = 0; i < 3000; ++i)  // about 150 KiB: several writes
+    recs.push_back({{"type", "vm"}, {"name", "vm" + std::to_string(i)}, {"n", i}});
+  std::string one_by_one = tmp / "a", all = tmp / "b";
+  ceso::Args args;
+  {
+    StdoutTo out(one_by_one);
+    ceso::Output o(args, {"name"});
+    for (const auto& r : recs) o.emit(r);
+  }
+  {
+    StdoutTo out(all);
+    ceso::Output o(args, {"name"});
+    o.emit_all(recs);
+  }
+  std::ifstream a(one_by_one), b(all);
+  std::string ta((std::istreambuf_iterator<char>(a)), {}),
+      tb((std::istreambuf_iterator<char>(b)), {});
+  EXPECT_EQ(ta, tb);
+  EXPECT_EQ(std::count(tb.begin(), tb.end(), '\n'), 3000);
+  EXPECT_EQ(tb.substr(0, tb.find('\n')), R"({"type":"vm","name":"vm0","n":0})");
+}
