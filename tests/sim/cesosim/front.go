@@ -206,6 +206,13 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 		return session
 	}
 
+	if call.Method == "RetrievePropertiesEx" {
+		// Its session is checked where vcsim maps the cookie (retrieveStreamed), not
+		// by a probe call through vcsim.
+		f.retrieveStreamed(w, r, call, body)
+		return
+	}
+
 	// Without a session, vcsim gives its own NotAuthenticated for everything except a
 	// few calls, so the checks below only need to handle authenticated callers.
 	switch {
@@ -274,10 +281,6 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if guestOpMethods[call.Method] && hasSession() && f.guestOps(w, call) {
-		return
-	}
-	if call.Method == "RetrievePropertiesEx" && hasSession() {
-		f.retrieveStreamed(w, r, body)
 		return
 	}
 	if f.o.pageSize > 0 && pagedMethods[call.Method] && hasSession() {
@@ -539,8 +542,9 @@ func (f *front) afterHook(ctx context.Context, call soapCall, pre preState, req,
 // retrieveStreamed answers RetrievePropertiesEx through vcsim's method, with the
 // answer encoded onto the connection as it is produced (ServeSDKStreamed,
 // tests/sim/vcsim-overlay) instead of whole in memory first, and cut into pages of
-// min(maxObjects, -page-size) objects (paging.go) before it is encoded.
-func (f *front) retrieveStreamed(w http.ResponseWriter, r *http.Request, body []byte) {
+// min(maxObjects, -page-size) objects (paging.go) before it is encoded. Without a
+// live session it is NotAuthenticated, as on a host (vcsim serves it to anybody).
+func (f *front) retrieveStreamed(w http.ResponseWriter, r *http.Request, call soapCall, body []byte) {
 	maxObjects := 0
 	if s, ok := findElementText(body, "maxObjects"); ok {
 		maxObjects, _ = strconv.Atoi(s)
@@ -559,7 +563,13 @@ func (f *front) retrieveStreamed(w http.ResponseWriter, r *http.Request, body []
 				&types.SystemError{Reason: fmt.Sprint(p)})
 		}
 	}()
-	f.sdk.ServeSDKStreamed(sw, r, body, func(_ string, _ bool, res soap.HasFault) soap.HasFault {
+	f.sdk.ServeSDKStreamed(sw, r, body, func(_ string, session bool, res soap.HasFault) soap.HasFault {
+		if !session { // vcsim serves it to anybody
+			return &methods.RetrievePropertiesExBody{Fault_: simulator.Fault(
+				"The session is not authenticated.", &types.NotAuthenticated{
+					NoPermission: types.NoPermission{Object: call.This, PrivilegeId: "System.View"},
+				})}
+		}
 		if b, ok := res.(*methods.RetrievePropertiesExBody); ok && b.Res != nil && f.o.pageSize > 0 {
 			f.pages.firstPage(b.Res.Returnval, limit, sessionKey(r))
 		}
