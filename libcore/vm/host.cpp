@@ -68,6 +68,16 @@ std::string host_spec(const vim::MoRef& root_folder, const vim::MoRef& license_m
   return s + "</specSet>";
 }
 
+std::string host_systems_spec(const vim::MoRef& root_folder,
+                              std::initializer_list<const char*> paths) {
+  return "<specSet>" + vim::prop_set_xml("HostSystem", paths) + "<objectSet>" +
+         vim::moref_xml("obj", root_folder) + "<skip>true</skip>" +
+         vim::traversal_xml("folder", "Folder", "childEntity", false, {"folder", "dc", "crHost"}) +
+         vim::traversal_xml("dc", "Datacenter", "hostFolder", true, {"folder"}) +
+         vim::traversal_xml("crHost", "ComputeResource", "host", false, {}) +
+         "</objectSet></specSet>";
+}
+
 std::vector<ordered_json> host_records(const std::vector<vim::ObjectContent>& objects,
                                        const std::string& endpoint_id, bool vcenter) {
   std::map<std::string, const vim::ObjectContent*> by_ref;

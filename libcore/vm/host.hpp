@@ -9,6 +9,7 @@
 // the LicenseManager's licences come in the same call (docs/esxi.md "Hosts").
 #pragma once
 
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,11 @@ std::vector<ordered_json> host_records(const std::vector<vim::ObjectContent>& ob
 
 // Both, over the client: one RetrievePropertiesEx (plus its pages).
 std::vector<ordered_json> read_host_records(vim::Client& client);
+
+// The PropertyCollector spec of `paths` of every HostSystem below the root
+// folder (through datacenters and compute resources), for one call.
+std::string host_systems_spec(const vim::MoRef& root_folder,
+                              std::initializer_list<const char*> paths);
 
 // The HostSystems of the endpoint (a container view over the root folder,
 // destroyed again): what ceso-pci and ceso-net read host by host.

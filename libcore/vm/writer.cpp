@@ -9,6 +9,7 @@
 #include "base/log.hpp"
 #include "cloudinit/cloudinit.hpp"
 #include "transport/ssh.hpp"
+#include "vm/host.hpp"
 #include "vsphere/vimcmd.hpp"
 
 namespace ceso {
@@ -132,16 +133,12 @@ std::string api_host_uuid(vim::Client& c) {
     usage_error(c.endpoint().id +
                 " is a vCenter: changes over SSH go to a standalone ESXi host's own endpoint; "
                 "configure `ssh:` on that host's entry instead");
-  std::string spec =
-      "<specSet>" + vim::prop_set_xml("HostSystem", {"summary.hardware.uuid"}) + "<objectSet>" +
-      vim::moref_xml("obj", sc.root_folder) + "<skip>true</skip>" +
-      vim::traversal_xml("folder", "Folder", "childEntity", false, {"folder", "dc", "crHost"}) +
-      vim::traversal_xml("dc", "Datacenter", "hostFolder", true, {"folder"}) +
-      vim::traversal_xml("crHost", "ComputeResource", "host", false, {}) + "</objectSet></specSet>";
   std::vector<std::string> uuids;
-  c.for_each_object(spec, [&](vim::ObjectContent&& o) {
-    if (o.obj.type == "HostSystem") uuids.push_back(o.text("summary.hardware.uuid"));
-  });
+  c.for_each_object(host_systems_spec(sc.root_folder, {"summary.hardware.uuid"}),
+                    [&](vim::ObjectContent&& o) {
+                      if (o.obj.type == "HostSystem")
+                        uuids.push_back(o.text("summary.hardware.uuid"));
+                    });
   if (uuids.size() != 1)
     usage_error(c.endpoint().id + " lists " + std::to_string(uuids.size()) +
                 " hosts over the API; changes over SSH need the endpoint of one standalone host");
