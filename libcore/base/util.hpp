@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -18,6 +19,15 @@ std::string sha256_hex(std::string_view data);
 
 // The value of a hex digit (0-9, a-f, A-F), or -1 for any other byte.
 int hex_value(char c);
+
+// One UTF-8 sequence at s[i] (i < s.size()): its code point and length, or
+// nullopt when the bytes there are not well-formed UTF-8 (overlong forms,
+// surrogates and code points above U+10FFFF included).
+struct CodePoint {
+  char32_t value;
+  size_t length;
+};
+std::optional<CodePoint> next_code_point(std::string_view s, size_t i);
 
 // ASCII letters A-Z to a-z; every other byte (UTF-8 included) unchanged,
 // whatever the C locale.

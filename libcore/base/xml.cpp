@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "base/error.hpp"
+#include "base/util.hpp"
 
 namespace ceso::xml {
 
@@ -291,9 +292,10 @@ struct PlainTag {
 
 // `tag` without its '<' (up to and with its '>'), `name_size` the length of
 // its name. False when the attributes are not plain (expat reads them).
-bool plain_attributes(std::string_view tag, size_t name_size, bool self_closing, PlainTag& out) {
+// ASCII name characters: 1, may start a name; 2, may continue one.
+const std::array<uint8_t, 256>& name_chars() {
   static const auto kName = [] {
-    std::array<uint8_t, 256> t{};  // 1: may start a name, 2: may continue one
+    std::array<uint8_t, 256> t{};
     for (int c = 0; c < 256; ++c) {
       bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
       bool more = alpha || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == ':';
@@ -301,6 +303,11 @@ bool plain_attributes(std::string_view tag, size_t name_size, bool self_closing,
     }
     return t;
   }();
+  return kName;
+}
+
+bool plain_attributes(std::string_view tag, size_t name_size, bool self_closing, PlainTag& out) {
+  const auto& kName = name_chars();
   auto plain_value = [](unsigned char c) {
     return c >= 0x20 && c < 0x7f && c != '<' && c != '&' && c != '"';
   };
@@ -347,6 +354,37 @@ bool plain_attributes(std::string_view tag, size_t name_size, bool self_closing,
     std::string_view local = local_name(q);
     if (local == "type" && local.size() != q.size()) out.xsi_type = local_name(value);
   }
+}
+
+// A name of ASCII name characters, not starting with a digit, '.', '-' or ':'
+// (expat checks the same of names it reads; others are left to it).
+bool plain_name(std::string_view name) {
+  const auto& kName = name_chars();
+  if (name.empty() || !(kName[static_cast<unsigned char>(name[0])] & 1)) return false;
+  for (char c : name)
+    if (!(kName[static_cast<unsigned char>(c)] & 2)) return false;
+  return true;
+}
+
+// Where `</qname>` ends, when it follows s[from…] at once after text that
+// expat would hand over unchanged and could not refuse: printable ASCII, tab
+// and line feed, without '<', '&' (references) or ']' (a "]]>"). 0 when
+// not, or not all there yet.
+size_t plain_leaf_end(std::string_view s, size_t from, std::string_view qname) {
+  static const auto kText = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0x20; c < 0x7f; ++c) t[static_cast<size_t>(c)] = true;
+    t['<'] = t['&'] = t[']'] = false;
+    t['\t'] = t['\n'] = true;
+    return t;
+  }();
+  size_t i = from;
+  while (i < s.size() && kText[static_cast<unsigned char>(s[i])]) ++i;
+  const size_t end = i + 2 + qname.size() + 1;
+  if (i >= s.size() || s[i] != '<' || end > s.size() || s[i + 1] != '/' ||
+      s.compare(i + 2, qname.size(), qname) != 0 || s[end - 1] != '>')
+    return 0;
+  return end;
 }
 
 }  // namespace
@@ -489,6 +527,46 @@ void StreamParser::Impl::skim(std::string_view chunk) {
             kept = false;
             if (!m.self_closing) push_dropping(qname);
             drop(m.end_at);
+          }
+        }
+      }
+      // A kept leaf with plain attributes and plain text (<name>config.uuid
+      // </name>, <val xsi:type="xsd:int">2</val>, <obj type="…">vm-7</obj>,
+      // most of what a listing keeps) is built here, with expat's tree
+      // current (given up to it) and the same decision on keeping it that
+      // Builder::start would take; expat never sees its bytes (counted as
+      // dropped). Split elements, scope-less documents' roots and anything
+      // deeper than the limit go the usual way.
+      if (kept && plain && !m.self_closing && !builder.plain_pending && builder.skipping == 0 &&
+          !builder.too_deep && plain_name(qname)) {
+        std::string_view local = local_name(qname);
+        size_t leaf_end = plain_leaf_end(s, m.end_at, qname);
+        size_t text_end = leaf_end - (3 + qname.size());
+        if (leaf_end && (builder.split.empty() || local != builder.split)) {
+          give(at);
+          if (builder.stack.size() >= 2 && builder.stack.size() <= kMaxDepth && !builder.too_deep) {
+            const bool asked = std::exchange(builder.kept_next, false);
+            if (asked || !builder.keep ||
+                !(builder.scope.name.empty() || builder.scopes_open > 0) ||
+                builder.keep(builder.stack, local, tag_plain.xsi_type)) {
+              Node* parent = builder.stack.back();
+              if (parent->children.empty()) parent->children.reserve(4);
+              Node& n = parent->children.emplace_back();
+              n.name.assign(local);
+              n.attrs.reserve(tag_plain.count);
+              for (size_t i = 0; i < tag_plain.count; ++i) {
+                auto [q, value] = tag_plain.attrs[i];
+                std::string_view l = local_name(q);
+                if (l == "type" && l.size() != q.size())
+                  n.attrs.emplace_back("xsi:type", value);
+                else
+                  n.attrs.emplace_back(l, value);
+              }
+              n.text.assign(s.substr(m.end_at, text_end - m.end_at));
+            }
+            drop(leaf_end);
+            pos = leaf_end;
+            continue;
           }
         }
       }
@@ -712,7 +790,26 @@ std::string tag(std::string_view name, std::string_view text) {
 std::string escape(std::string_view text) {
   std::string out;
   out.reserve(text.size() + 16);
-  for (unsigned char c : text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x80) {
+      // UTF-8 as it is, when it is UTF-8 of characters XML can carry (the
+      // host's parser refuses the rest, and the whole call with it).
+      auto cp = next_code_point(text, i);
+      char hex[16];
+      if (!cp) {
+        std::snprintf(hex, sizeof hex, "0x%02x", c);
+        bad_input(std::string("text is not valid UTF-8 (byte ") + hex + " at byte " +
+                  std::to_string(i + 1) + ")");
+      }
+      if (cp->value == 0xfffe || cp->value == 0xffff) {
+        std::snprintf(hex, sizeof hex, "U+%04X", static_cast<unsigned>(cp->value));
+        bad_input(std::string("text contains a character (") + hex + ") that XML cannot carry");
+      }
+      out.append(text.substr(i, cp->length));
+      i += cp->length - 1;
+      continue;
+    }
     switch (c) {
       case '&':
         out += "&amp;";

@@ -102,7 +102,8 @@ class StreamParser {
 };
 
 // Escape text for element content or attribute values. Throws ceso::Error
-// (bad_input) for characters XML 1.0 cannot carry (most C0 controls).
+// (bad_input) for text XML 1.0 cannot carry: most C0 controls, U+FFFE and
+// U+FFFF, and bytes that are not UTF-8 (naming the byte and where it is).
 std::string escape(std::string_view text);
 
 // <name>escaped text</name>: a simple element of a request.

@@ -4,41 +4,11 @@
 #include <functional>
 #include <optional>
 
+#include "base/util.hpp"
+
 namespace ceso {
 
 namespace {
-
-// One UTF-8 sequence at s[i]: its code point and length, or nullopt when the
-// bytes there are not well-formed UTF-8 (overlong forms, surrogates and code
-// points above U+10FFFF included).
-struct CodePoint {
-  char32_t value;
-  size_t length;
-};
-
-std::optional<CodePoint> next_code_point(std::string_view s, size_t i) {
-  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char b = byte(i);
-  if (b < 0x80) return CodePoint{b, 1};
-  size_t len;
-  char32_t cp, min;
-  if ((b & 0xe0) == 0xc0) {
-    len = 2, cp = b & 0x1f, min = 0x80;
-  } else if ((b & 0xf0) == 0xe0) {
-    len = 3, cp = b & 0x0f, min = 0x800;
-  } else if ((b & 0xf8) == 0xf0) {
-    len = 4, cp = b & 0x07, min = 0x10000;
-  } else {
-    return std::nullopt;
-  }
-  if (i + len > s.size()) return std::nullopt;
-  for (size_t k = 1; k < len; ++k) {
-    if ((byte(i + k) & 0xc0) != 0x80) return std::nullopt;
-    cp = (cp << 6) | (byte(i + k) & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return std::nullopt;
-  return CodePoint{cp, len};
-}
 
 // Why a code point may not be in a VM name, or nullptr.
 const char* forbidden(char32_t c) {

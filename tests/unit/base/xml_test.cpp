@@ -65,6 +65,35 @@ TEST(Xml, RejectsControlCharacters) {
   }
 }
 
+// Text that is not UTF-8, or holds a character XML excludes, would make the
+// host refuse the whole request: refused here, saying which byte.
+TEST(Xml, RejectsWhatIsNotUtf8) {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"web\xff", "not valid UTF-8 (byte 0xff at byte 4)"},
+      {"\xc3", "not valid UTF-8 (byte 0xc3 at byte 1)"},              // cut short
+      {"a\xc0\xaf", "not valid UTF-8 (byte 0xc0 at byte 2)"},         // overlong '/'
+      {"\xed\xa0\x80", "not valid UTF-8 (byte 0xed at byte 1)"},      // a surrogate
+      {"\xf4\x90\x80\x80", "not valid UTF-8 (byte 0xf4 at byte 1)"},  // above U+10FFFF
+      {"\x80", "not valid UTF-8 (byte 0x80 at byte 1)"},
+      {"x\xef\xbf\xbe", "a character (U+FFFE) that XML cannot carry"},
+      {"\xef\xbf\xbf", "a character (U+FFFF) that XML cannot carry"},
+  };
+  for (const auto& [text, why] : bad) {
+    SCOPED_TRACE(text);
+    try {
+      ceso::xml::escape(text);
+      ADD_FAILURE() << "accepted";
+    } catch (const ceso::Error& e) {
+      EXPECT_EQ(e.code(), ceso::Exit::bad_input);
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  }
+  // The largest code points of each length, and U+FFFD, go as they are.
+  const std::string good = "\x7f\xdf\xbf\xef\xbf\xbd\xef\xbf\xbd\xf4\x8f\xbf\xbf \xe2\x98\x83";
+  EXPECT_EQ(ceso::xml::escape(good), good);
+  EXPECT_EQ(ceso::xml::parse("<a>" + ceso::xml::escape(good) + "</a>").text, good);
+}
+
 TEST(Xml, EscapedTextRoundTripsThroughParser) {
   std::string hostile = "web \"01\" & <x> 'q' é ☃";
   auto doc = ceso::xml::parse("<a><name>" + ceso::xml::escape(hostile) + "</name></a>");
@@ -391,6 +420,107 @@ TEST(XmlKeep, AttributesReadByTheSkimmerAreExpatsAttributes) {
         EXPECT_EQ(skimmed, whole);
       }
     }
+  }
+}
+
+// The skimmer builds kept leaves with plain text itself (expat never sees
+// them): the tree is expat's, and what expat refuses is refused, whatever
+// the text, the names, the depth and the chunks.
+TEST(XmlKeep, LeavesBuiltByTheSkimmerAreExpatsLeaves) {
+  auto keep_all = [](const std::vector<ceso::xml::Node*>&, std::string_view, std::string_view) {
+    return true;
+  };
+  std::string deep;
+  for (size_t i = 0; i + 1 < ceso::xml::kMaxDepth; ++i) deep += "<d>";
+  std::string deep_close;
+  for (size_t i = 0; i + 1 < ceso::xml::kMaxDepth; ++i) deep_close += "</d>";
+  const std::vector<std::string> docs = {
+      // plain leaves: built by the skimmer
+      "<r><name>config.uuid</name><val xmlns:XMLSchema-instance=\"urn:i\" "
+      "XMLSchema-instance:type=\"xsd:int\">2</val><obj type=\"VirtualMachine\">vm-7</obj>"
+      "<e></e><t>tab\there\nline &gt; x</t><p:q>x</p:q><n.a-m_e>y</n.a-m_e></r>",
+      "<r>  <a>1</a>\n <b>  </b><c>x</c>tail</r>",
+      // not plain: left to expat, which decodes, normalises or refuses
+      "<r><a>&amp;&lt;&#65;</a><b>cr\r\nlf</b><c>\xc3\xa9</c><d>]]</d><e><![CDATA[x]]></e></r>",
+      "<r><a>x</a ><b>y</b\n></r>",
+      "<r><a>]]></a></r>",
+      "<r><a>ctl\x01</a></r>",
+      "<r><a>nul\x00x</a></r>",
+      "<r><a>\xff</a></r>",
+      "<r><1a>x</1a></r>",
+      "<r><-a>x</-a></r>",
+      "<r><:a>x</:a></r>",
+      "<r><a>x</b></r>",
+      "<r><a>x</A></r>",
+      "<r><a>x</ab></r>",
+      "<a>top</a>",
+      "<a>top</a><b>after</b>",
+      "<r></r><b>after</b>",
+      "<r><a>x</a>",
+      "<r><a>x",
+      "<r><a a=\"1\" a=\"2\">x</a></r>",
+      // leaves at the depth limit and one level beyond it
+      "<r>" + deep.substr(3) + "<v>x</v>" + deep_close.substr(4) + "</r>",
+      "<r>" + deep + "<v>x</v>" + deep_close + "</r>",
+  };
+  for (const auto& doc : docs) {
+    SCOPED_TRACE(doc.size() > 200 ? doc.substr(0, 60) + "…" : doc);
+    std::optional<std::string> whole;
+    try {
+      whole = ceso::xml::serialize(ceso::xml::parse(doc));
+    } catch (const ceso::Error&) {
+    }
+    for (size_t cut : {doc.size(), size_t{1}, size_t{2}, size_t{5}, size_t{11}}) {
+      SCOPED_TRACE("chunks of " + std::to_string(cut));
+      for (auto scope : {ceso::xml::KeepScope{}, ceso::xml::KeepScope{"r", "a"}}) {
+        std::optional<std::string> skimmed;
+        try {
+          ceso::xml::StreamParser p("", "", nullptr, 0, keep_all, scope);
+          for (size_t at = 0; at < doc.size(); at += cut) p.feed(doc.substr(at, cut));
+          skimmed = ceso::xml::serialize(p.finish());
+        } catch (const ceso::Error&) {
+        }
+        EXPECT_EQ(skimmed, whole);
+      }
+    }
+  }
+}
+
+// A leaf the skimmer builds is offered to `keep` like any element (and
+// dropped when refused), and a split leaf still reaches on_split.
+TEST(XmlKeep, LeavesAreOfferedAndSplit) {
+  // The last <drop> is one the skimmer cannot read (an entity in its
+  // xsi:type): expat's Builder must still ask about it after the leaves.
+  const std::string doc =
+      "<Envelope><returnval><objects>o1</objects><objects><propSet><name>n</name>"
+      "<val x:type=\"T\"><drop>gone</drop><keep y:type=\"xsd:int\">3</keep>"
+      "<drop z:type=\"a&amp;b\">gone too</drop></val></propSet></objects></returnval></Envelope>";
+  // Whole, the leaves are built by the skimmer; in chunks of 3 bytes a
+  // leaf's end is not there yet when its start tag is read.
+  for (size_t cut : {doc.size(), size_t{3}}) {
+    SCOPED_TRACE("chunks of " + std::to_string(cut));
+    std::vector<std::string> asked;
+    auto keep = [&](const std::vector<ceso::xml::Node*>& open, std::string_view name,
+                    std::string_view type) {
+      asked.push_back(std::to_string(open.size()) + ":" + std::string(name) + ":" +
+                      std::string(type));
+      return name != "drop";
+    };
+    std::vector<std::string> split;
+    ceso::xml::StreamParser p(
+        "returnval", "objects",
+        [&](ceso::xml::Node&& n) {
+          split.push_back(n.children.empty() ? n.name + "=" + n.text : ceso::xml::serialize(n));
+        },
+        0, keep, ceso::xml::KeepScope{"propSet", "val"});
+    for (size_t at = 0; at < doc.size(); at += cut) p.feed(doc.substr(at, cut));
+    ceso::xml::Node rest = p.finish();
+    ASSERT_EQ(split.size(), 2u);
+    EXPECT_EQ(split[0], "objects=o1");
+    EXPECT_EQ(split[1],
+              "<objects><propSet><name>n</name><val xsi:type=\"T\"><keep xsi:type=\"xsd:int\">3"
+              "</keep></val></propSet></objects>");
+    EXPECT_EQ(asked, (std::vector<std::string>{"6:drop:", "6:keep:int", "6:drop:a&b"}));
   }
 }
 
