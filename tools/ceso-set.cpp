@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "base/xml.hpp"
 #include "cli/endpoint.hpp"
 #include "cli/tool.hpp"
 #include "config/config.hpp"
@@ -60,11 +61,16 @@ Settings parse_settings(const ceso::Args& args) {
     if (name.empty()) ceso::usage_error("--tag: " + ceso::quote(t) + " is not +TAG or -TAG");
     s.tag_ops.emplace_back(add, ceso::normalize_tag("tag", name));
   }
-  if (auto a = args.maybe("annotation")) s.annotation = *a;
+  if (auto a = args.maybe_xml_text("annotation")) s.annotation = *a;
   for (const auto& kv : args.all("guestinfo")) {
     size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0)
       ceso::usage_error("--guestinfo: " + ceso::quote(kv) + " is not KEY=VALUE");
+    try {
+      ceso::xml::escape(kv);
+    } catch (const ceso::Error& e) {
+      ceso::usage_error("--guestinfo: " + std::string(e.what()));
+    }
     std::string key = kv.substr(0, eq);
     if (key.rfind("guestinfo.", 0) != 0) key = "guestinfo." + key;
     s.guestinfo.emplace_back(key, kv.substr(eq + 1));

@@ -264,6 +264,10 @@ ceso::Exit run(const ceso::Args& args) {
   if (args.has("older-than")) ceso::parse_duration(args.get("older-than"), "--older-than");
   if (args.verb == "create" && args.get("name").empty())
     ceso::usage_error("create needs --name NAME");
+  if (args.verb == "create") {  // sent as XML text: checked before any VM
+    args.maybe_xml_text("name");
+    args.maybe_xml_text("description");
+  }
   if (args.verb == "rm" && args.has("name") + args.has("all") + args.has("older-than") != 1)
     ceso::usage_error("rm needs exactly one of --name NAME, --all, --older-than DURATION");
   size_t jobs = static_cast<size_t>(args.get_int("jobs", 1, 1, 64));

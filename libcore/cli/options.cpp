@@ -8,6 +8,7 @@
 
 #include "base/error.hpp"
 #include "base/numbers.hpp"
+#include "base/xml.hpp"
 
 #ifndef CESO_VERSION
 #define CESO_VERSION "0.0.0"
@@ -101,6 +102,18 @@ const std::vector<std::string>& Args::all(std::string_view name) const {
   static const std::vector<std::string> kNone;
   auto it = values_.find(name);
   return it == values_.end() ? kNone : it->second;
+}
+
+std::optional<std::string> Args::maybe_xml_text(std::string_view name) const {
+  auto value = maybe(name);
+  if (value) {
+    try {
+      xml::escape(*value);
+    } catch (const Error& e) {
+      usage_error("--" + std::string(name) + ": " + e.what());
+    }
+  }
+  return value;
 }
 
 long Args::get_int(std::string_view name, long fallback, long min, long max) const {

@@ -84,6 +84,11 @@ class Args {
   const std::vector<std::string>& all(std::string_view name) const;
   // Integer value with range check; usage error names the option.
   long get_int(std::string_view name, long fallback, long min, long max) const;
+  // The last value of an option whose text goes to the host inside a SOAP
+  // request (an annotation, a snapshot's name): a usage error naming the
+  // option when XML cannot carry it (xml::escape: control characters, bytes
+  // that are not UTF-8), before anything is done.
+  std::optional<std::string> maybe_xml_text(std::string_view name) const;
 
   std::vector<std::string> operands;
   std::string verb;  // first operand when the tool has verbs and it names one

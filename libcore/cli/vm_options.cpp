@@ -54,7 +54,7 @@ VmShape vm_shape(const Args& args, VmShapeDefaults d) {
   if (auto g = args.maybe("disk-grow")) v.disk_grow = vmspec::parse_disk_grow(*g);
   v.network = args.get("network");
   if (args.has("tag")) v.tags = normalize_tags("tag", args.all("tag"));
-  if (auto a = args.maybe("annotation")) v.annotation = *a;
+  if (auto a = args.maybe_xml_text("annotation")) v.annotation = *a;
   v.keep_on_failure = args.has("keep-on-failure");
   s.power_on = d.powers_on ? !args.has("no-power-on") : args.has("power-on");
   s.wait_ip = args.has("wait");

@@ -257,6 +257,18 @@ guestinfo_record() { ceso-info "$1" | jq -c '{type:"guestinfo",name,guestinfo}';
 
 # ---- names of new VMs (ceso(7) RECORDS, names.hpp) ----
 
+@test "an annotation XML cannot carry: exit 2 naming --annotation, nothing made" {
+  sim_reset
+  for bad in $'bad\xffutf8' $'ctl\x1b[31m' $'\xc3'; do
+    run --separate-stderr ceso-mkvm --from golden ann1 --annotation "$bad" --no-power-on
+    assert_status 2
+    assert_contains "$stderr" "--annotation: text"
+  done
+  assert_eq "$(sim_count MakeDirectory)" 0
+  assert_eq "$(sim_count CreateVM_Task)" 0
+  [ -z "$(ceso-ls --name ann1)" ]
+}
+
 @test "a new VM name with control characters, invalid UTF-8, '/' or over 80 characters: exit 2, nothing made" {
   sim_reset
   local long

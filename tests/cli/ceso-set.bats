@@ -138,6 +138,24 @@ teardown_file() { sim_stop; }
   assert_eq "$(sim_count ReconfigVM_Task)" 0
 }
 
+@test "an annotation or guestinfo value XML cannot carry: exit 2 naming the option, nothing sent" {
+  local before
+  before=$(ceso-info off1 | jq -c '[.hardware.cpus, .annotation]')
+  sim_reset
+  for bad in $'bad\xffutf8' $'ctl\x01' $'\xed\xa0\x80surrogate' $'\xef\xbf\xbe'; do
+    run --separate-stderr ceso-set off1 --cpus 3 --annotation "$bad"
+    assert_status 2
+    assert_contains "$stderr" "--annotation: text"
+    run --separate-stderr ceso-set off1 --guestinfo "k=$bad"
+    assert_status 2
+    assert_contains "$stderr" "--guestinfo: text"
+  done
+  run --separate-stderr ceso-set off1 --annotation $'x\xff'
+  assert_contains "$stderr" "not valid UTF-8 (byte 0xff at byte 2)"
+  assert_eq "$(sim_count ReconfigVM_Task)" 0
+  assert_eq "$(ceso-info off1 | jq -c '[.hardware.cpus, .annotation]')" "$before"
+}
+
 @test "restricted mode: exit 5" {
   CESO_MODE=restricted run ceso-set off1 --cpus 1
   assert_status 5

@@ -327,6 +327,23 @@ assert_base_disk() {
   assert_status 3
 }
 
+@test "a name or description XML cannot carry: exit 2 naming the option, before any VM is read" {
+  local before
+  before=$(snap_names drv)
+  sim_reset
+  for bad in $'bad\xffutf8' $'ctl\x01' $'\xef\xbf\xbf'; do
+    run --separate-stderr ceso-snap create drv --name "$bad"
+    assert_status 2
+    assert_contains "$stderr" "--name: text"
+    run --separate-stderr ceso-snap create drv --name fine --description "$bad"
+    assert_status 2
+    assert_contains "$stderr" "--description: text"
+  done
+  assert_eq "$(sim_count CreateSnapshot_Task)" 0
+  assert_eq "$(sim_count RetrievePropertiesEx)" 0
+  assert_eq "$(snap_names drv)" "$before"
+}
+
 @test "free license: one clear line, exit 1" {
   local state="$BATS_FILE_TMPDIR/free"
   mkdir -p "$state"
