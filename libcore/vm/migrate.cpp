@@ -724,6 +724,10 @@ ordered_json MoveRun::run() {
   DeferredInterrupts deferred;  // the rollback always runs to its end
   bool done = gate_.perform(in, [&] {
     try {
+      // The source goes at the end, over SSH on a free host: that SSH
+      // access proves it reaches the source's host before anything is
+      // read or made, or a wrong `ssh:` would leave the VM on both hosts.
+      if (!req_.keep_source) src_writer_.prove();
       copy_in();
     } catch (...) {
       roll_back_target();

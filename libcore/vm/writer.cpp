@@ -202,6 +202,11 @@ struct VmWriters::Link {
     return s->finish();
   }
 
+  void prove(vim::Client& api) {
+    std::lock_guard<std::mutex> lock(mutex);
+    connect(api);
+  }
+
   // The connection, opened at the first command; opened again (host key
   // checked again, identity checked again) after it was lost, so a rollback
   // can still run.
@@ -289,6 +294,7 @@ class SshVmWriter : public VmWriter {
       : c_(c), link_(std::move(link)) {}
   Transport transport() const override { return Transport::ssh; }
   vim::Client& client() override { return c_; }
+  void prove() override { link_->prove(c_); }
 
   void power(const vim::MoRef& vm, PowerOp op) override {
     write("vmsvc/" + std::string(ssh_power_verb(op)), {vm.value});

@@ -116,6 +116,12 @@ class VmWriter {
                                  const std::function<void(const char*, size_t)>& sink);
   // "root@host:22" over SSH, the endpoint id over the API: for messages.
   virtual std::string name() const;
+  // Over SSH: opens the connection now, if it is not open, which proves it
+  // reaches the endpoint's host (VmWriters below); nothing else runs. For a
+  // tool whose work ends with a change over SSH (ceso-mv removing a free
+  // source): a wrong `ssh:` is refused before the work starts, not after
+  // it. The API writer has nothing to do.
+  virtual void prove() {}
 };
 
 // What to configure for changes over SSH on `ep` (a free-licensed host

@@ -50,7 +50,7 @@ free_clean() {
   [ ! -e "$(ds_of "$1")/$2" ] || { echo "left on $1: $(ls -a "$(ds_of "$1")/$2")" >&2; return 1; }
 }
 
-teardown_file() { for s in a b v f g x; do on_sim "$s" stop >/dev/null 2>&1 || true; done; }
+teardown_file() { for s in a b v f g w x; do on_sim "$s" stop >/dev/null 2>&1 || true; done; }
 
 # start_free NAME SPEC [ssh]: a free-licensed simulator (with SSH access when "ssh"), added
 # to the config file as host NAME (and as NAME-nossh, the same host without SSH access).
@@ -543,6 +543,37 @@ Destroy_Task api"
   assert_contains "$output" "injected"
   source_intact_target_clean
   free_clean f web01
+}
+
+@test "free source whose ssh: leads to another host: refused (exit 2) before anything is copied; the VM stays on its host only" {
+  local port uuid sums logx
+  echo '[{"name":"wrong01","power":"off","disks_mib":[2]}]' >"$BATS_TEST_TMPDIR/w.json"
+  start_free w "$BATS_TEST_TMPDIR/w.json"
+  if [ ! -f "$(sim_dir x)/url" ]; then
+    mkdir -p "$(sim_dir x)"
+    on_sim x start -vms 0 --license free --ssh >/dev/null
+  fi
+  port=$(cat "$(sim_dir x)/ssh/port")
+  # wx: w's API with x's SSH access (a mistyped ssh: on the source)
+  printf '  wx:\n    url: %s\n    user: root\n    password_file: %s\n    ssh: root@127.0.0.1:%s\n    ssh_identity: %s\n    ssh_host_key: %s\n' \
+    "$(cat "$(sim_dir w)/url")" "$(sim_dir w)/password" "$port" \
+    "$(sim_dir x)/ssh/id_ed25519" "$(cat "$(sim_dir x)/ssh/fingerprint")" >>"$XDG_CONFIG_HOME/ceso/config"
+  uuid=$(uuid_on w wrong01)
+  sums=$(folder_sums w wrong01)
+  logx=$(ssh_log x 2>/dev/null | wc -l)
+  on_sim w reset >/dev/null
+  run --separate-stderr ceso-mv -H wx wrong01 --to b
+  assert_status 2
+  assert_contains "$stderr" "does not lead to the host of $(id_of w)"
+  # nothing read from the source, nothing made on the target, and only the
+  # check ran on the other host
+  [ "$(http_count w 'GET /folder')" -eq 0 ]
+  assert_eq "$(ceso-ls -H b --name wrong01)" ""
+  [ ! -e "$(ds_of b)/wrong01" ]
+  assert_eq "$(ssh_log x | tail -n +"$((logx + 1))")" "'vim-cmd' 'hostsvc/hostsummary' "
+  assert_eq "$(uuid_on w wrong01)" "$uuid"
+  assert_eq "$(folder_sums w wrong01)" "$sums"
+  on_sim w stop >/dev/null
 }
 
 @test "free source and free target, both over SSH" {
