@@ -288,6 +288,19 @@ struct PlainTag {
   std::array<std::pair<std::string_view, std::string_view>, 8> attrs;  // qname, value
   size_t count = 0;
   std::string_view xsi_type;  // the last prefixed `type`, without its prefix
+
+  // The attributes as a Node keeps them (Builder::start's naming).
+  void to_attrs(std::vector<std::pair<std::string, std::string>>& out) const {
+    out.reserve(out.size() + count);
+    for (size_t i = 0; i < count; ++i) {
+      auto [q, value] = attrs[i];
+      std::string_view local = local_name(q);
+      if (local == "type" && local.size() != q.size())
+        out.emplace_back("xsi:type", value);
+      else
+        out.emplace_back(local, value);
+    }
+  }
 };
 
 // `tag` without its '<' (up to and with its '>'), `name_size` the length of
@@ -553,15 +566,7 @@ void StreamParser::Impl::skim(std::string_view chunk) {
               if (parent->children.empty()) parent->children.reserve(4);
               Node& n = parent->children.emplace_back();
               n.name.assign(local);
-              n.attrs.reserve(tag_plain.count);
-              for (size_t i = 0; i < tag_plain.count; ++i) {
-                auto [q, value] = tag_plain.attrs[i];
-                std::string_view l = local_name(q);
-                if (l == "type" && l.size() != q.size())
-                  n.attrs.emplace_back("xsi:type", value);
-                else
-                  n.attrs.emplace_back(l, value);
-              }
+              tag_plain.to_attrs(n.attrs);
               n.text.assign(s.substr(m.end_at, text_end - m.end_at));
             }
             drop(leaf_end);
@@ -576,15 +581,7 @@ void StreamParser::Impl::skim(std::string_view chunk) {
       // expat gets the tag without them.
       if (kept && plain && tag_plain.count > 0 && !builder.plain_pending && !builder.too_deep) {
         builder.plain_attrs.clear();
-        builder.plain_attrs.reserve(tag_plain.count);
-        for (size_t i = 0; i < tag_plain.count; ++i) {
-          auto [q, value] = tag_plain.attrs[i];
-          std::string_view local = local_name(q);
-          if (local == "type" && local.size() != q.size())
-            builder.plain_attrs.emplace_back("xsi:type", value);
-          else
-            builder.plain_attrs.emplace_back(local, value);
-        }
+        tag_plain.to_attrs(builder.plain_attrs);
         scratch.assign(s.substr(done, at - done));
         scratch += '<';
         scratch += qname;

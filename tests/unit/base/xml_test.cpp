@@ -374,13 +374,44 @@ TEST(XmlKeep, DroppedBytesCountTowardsTheCap) {
             "host answer larger than 1 MiB");
 }
 
+// Keeping everything, the skimmer builds the tree expat builds from the
+// whole text and refuses what expat refuses: each document whole, in chunks
+// of each size in `cuts`, with no keep scope and with <r><CHILD>.
+static void expect_skimmer_builds_expats_tree(const std::vector<std::string>& docs,
+                                              std::initializer_list<size_t> cuts,
+                                              const std::string& child) {
+  auto keep_all = [](const std::vector<ceso::xml::Node*>&, std::string_view, std::string_view) {
+    return true;
+  };
+  for (const auto& doc : docs) {
+    SCOPED_TRACE(doc.size() > 200 ? doc.substr(0, 60) + "…" : doc);
+    std::optional<std::string> whole;
+    try {
+      whole = ceso::xml::serialize(ceso::xml::parse(doc));
+    } catch (const ceso::Error&) {
+    }
+    std::vector<size_t> sizes = {doc.size()};
+    sizes.insert(sizes.end(), cuts);
+    for (size_t cut : sizes) {
+      SCOPED_TRACE("chunks of " + std::to_string(cut));
+      for (auto scope : {ceso::xml::KeepScope{}, ceso::xml::KeepScope{"r", child}}) {
+        std::optional<std::string> skimmed;
+        try {
+          ceso::xml::StreamParser p("", "", nullptr, 0, keep_all, scope);
+          for (size_t at = 0; at < doc.size(); at += cut) p.feed(doc.substr(at, cut));
+          skimmed = ceso::xml::serialize(p.finish());
+        } catch (const ceso::Error&) {
+        }
+        EXPECT_EQ(skimmed, whole);
+      }
+    }
+  }
+}
+
 // The skimmer reads plain start-tag attributes itself and hands expat the
 // tag without them: the tree is the one expat builds from the whole text,
 // and what it refuses is refused, whatever the attributes and the chunks.
 TEST(XmlKeep, AttributesReadByTheSkimmerAreExpatsAttributes) {
-  auto keep_all = [](const std::vector<ceso::xml::Node*>&, std::string_view, std::string_view) {
-    return true;
-  };
   const std::vector<std::string> docs = {
       // plain: read by the skimmer
       "<r xmlns:x=\"urn:x\" a=\"1\"><v x:type=\"x:T\" type=\"plain\" empty=\"\">t"
@@ -400,36 +431,13 @@ TEST(XmlKeep, AttributesReadByTheSkimmerAreExpatsAttributes) {
       "<r><v a=\"<\"/></r>",
       "<r a=\"1\"></s>",
   };
-  for (const auto& doc : docs) {
-    SCOPED_TRACE(doc);
-    std::optional<std::string> whole;
-    try {
-      whole = ceso::xml::serialize(ceso::xml::parse(doc));
-    } catch (const ceso::Error&) {
-    }
-    for (size_t cut : {doc.size(), size_t{1}, size_t{2}, size_t{3}, size_t{7}}) {
-      SCOPED_TRACE("chunks of " + std::to_string(cut));
-      for (auto scope : {ceso::xml::KeepScope{}, ceso::xml::KeepScope{"r", "v"}}) {
-        std::optional<std::string> skimmed;
-        try {
-          ceso::xml::StreamParser p("", "", nullptr, 0, keep_all, scope);
-          for (size_t at = 0; at < doc.size(); at += cut) p.feed(doc.substr(at, cut));
-          skimmed = ceso::xml::serialize(p.finish());
-        } catch (const ceso::Error&) {
-        }
-        EXPECT_EQ(skimmed, whole);
-      }
-    }
-  }
+  expect_skimmer_builds_expats_tree(docs, {1, 2, 3, 7}, "v");
 }
 
 // The skimmer builds kept leaves with plain text itself (expat never sees
 // them): the tree is expat's, and what expat refuses is refused, whatever
 // the text, the names, the depth and the chunks.
 TEST(XmlKeep, LeavesBuiltByTheSkimmerAreExpatsLeaves) {
-  auto keep_all = [](const std::vector<ceso::xml::Node*>&, std::string_view, std::string_view) {
-    return true;
-  };
   std::string deep;
   for (size_t i = 0; i + 1 < ceso::xml::kMaxDepth; ++i) deep += "<d>";
   std::string deep_close;
@@ -463,27 +471,7 @@ TEST(XmlKeep, LeavesBuiltByTheSkimmerAreExpatsLeaves) {
       "<r>" + deep.substr(3) + "<v>x</v>" + deep_close.substr(4) + "</r>",
       "<r>" + deep + "<v>x</v>" + deep_close + "</r>",
   };
-  for (const auto& doc : docs) {
-    SCOPED_TRACE(doc.size() > 200 ? doc.substr(0, 60) + "…" : doc);
-    std::optional<std::string> whole;
-    try {
-      whole = ceso::xml::serialize(ceso::xml::parse(doc));
-    } catch (const ceso::Error&) {
-    }
-    for (size_t cut : {doc.size(), size_t{1}, size_t{2}, size_t{5}, size_t{11}}) {
-      SCOPED_TRACE("chunks of " + std::to_string(cut));
-      for (auto scope : {ceso::xml::KeepScope{}, ceso::xml::KeepScope{"r", "a"}}) {
-        std::optional<std::string> skimmed;
-        try {
-          ceso::xml::StreamParser p("", "", nullptr, 0, keep_all, scope);
-          for (size_t at = 0; at < doc.size(); at += cut) p.feed(doc.substr(at, cut));
-          skimmed = ceso::xml::serialize(p.finish());
-        } catch (const ceso::Error&) {
-        }
-        EXPECT_EQ(skimmed, whole);
-      }
-    }
-  }
+  expect_skimmer_builds_expats_tree(docs, {1, 2, 5, 11}, "a");
 }
 
 // A leaf the skimmer builds is offered to `keep` like any element (and
