@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <memory>
 
-#include "base/xml.hpp"
 #include "cli/endpoint.hpp"
 #include "cli/tool.hpp"
 #include "config/config.hpp"
@@ -66,11 +65,7 @@ Settings parse_settings(const ceso::Args& args) {
     size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0)
       ceso::usage_error("--guestinfo: " + ceso::quote(kv) + " is not KEY=VALUE");
-    try {
-      ceso::xml::escape(kv);
-    } catch (const ceso::Error& e) {
-      ceso::usage_error("--guestinfo: " + std::string(e.what()));
-    }
+    ceso::Args::check_xml_text("guestinfo", kv);
     std::string key = kv.substr(0, eq);
     if (key.rfind("guestinfo.", 0) != 0) key = "guestinfo." + key;
     s.guestinfo.emplace_back(key, kv.substr(eq + 1));

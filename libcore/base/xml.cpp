@@ -553,9 +553,9 @@ void StreamParser::Impl::skim(std::string_view chunk) {
       if (kept && plain && !m.self_closing && !builder.plain_pending && builder.skipping == 0 &&
           !builder.too_deep && plain_name(qname)) {
         std::string_view local = local_name(qname);
-        size_t leaf_end = plain_leaf_end(s, m.end_at, qname);
-        size_t text_end = leaf_end - (3 + qname.size());
+        const size_t leaf_end = plain_leaf_end(s, m.end_at, qname);
         if (leaf_end && (builder.split.empty() || local != builder.split)) {
+          const size_t text_end = leaf_end - (3 + qname.size());  // at its "</"
           give(at);
           if (builder.stack.size() >= 2 && builder.stack.size() <= kMaxDepth && !builder.too_deep) {
             const bool asked = std::exchange(builder.kept_next, false);

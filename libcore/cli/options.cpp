@@ -104,15 +104,17 @@ const std::vector<std::string>& Args::all(std::string_view name) const {
   return it == values_.end() ? kNone : it->second;
 }
 
+void Args::check_xml_text(std::string_view name, std::string_view value) {
+  try {
+    xml::escape(value);
+  } catch (const Error& e) {
+    usage_error("--" + std::string(name) + ": " + e.what());
+  }
+}
+
 std::optional<std::string> Args::maybe_xml_text(std::string_view name) const {
   auto value = maybe(name);
-  if (value) {
-    try {
-      xml::escape(*value);
-    } catch (const Error& e) {
-      usage_error("--" + std::string(name) + ": " + e.what());
-    }
-  }
+  if (value) check_xml_text(name, *value);
   return value;
 }
 

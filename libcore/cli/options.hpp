@@ -89,6 +89,8 @@ class Args {
   // option when XML cannot carry it (xml::escape: control characters, bytes
   // that are not UTF-8), before anything is done.
   std::optional<std::string> maybe_xml_text(std::string_view name) const;
+  // The same check of one value of option `name` (a repeatable option's).
+  static void check_xml_text(std::string_view name, std::string_view value);
 
   std::vector<std::string> operands;
   std::string verb;  // first operand when the tool has verbs and it names one
